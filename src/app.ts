@@ -1,0 +1,66 @@
+import type { Knex } from 'knex';
+import type { Config } from './config.ts';
+import { openDatabase } from './db/knex.ts';
+import { redactUrl } from './db/mysql-url.ts';
+import { Registry } from './registry/registry.ts';
+import { serviceUrls, type ServiceUrls } from './services/index.ts';
+
+export class ConnectionError extends Error {}
+
+const CONNECTION_CODES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ETIMEDOUT: 'timed out',
+  ENOTFOUND: 'unknown host',
+  ER_BAD_DB_ERROR: 'the database does not exist',
+  ER_ACCESS_DENIED_ERROR: 'access denied',
+  ER_DBACCESS_DENIED_ERROR: 'access denied',
+};
+
+/** What one process shares across commands: the configuration and lazily opened connections. */
+export class App {
+  readonly urls: ServiceUrls;
+  private knex: Knex | undefined;
+  private registryReady: Promise<Registry> | undefined;
+
+  constructor(readonly config: Config, urls?: ServiceUrls) {
+    this.urls = urls ?? serviceUrls(config);
+  }
+
+  get masterDb(): Knex {
+    this.knex ??= openDatabase(this.urls.mysqlUrl);
+    return this.knex;
+  }
+
+  /** The registry, its table checked (or created) once per process. */
+  registry(): Promise<Registry> {
+    this.registryReady ??= (async () => {
+      const registry = new Registry(this.masterDb, this.config.masterPrefix, this.config.master);
+      try {
+        await registry.ensureTable();
+      } catch (err) {
+        throw this.explain(err);
+      }
+      return registry;
+    })();
+    return this.registryReady;
+  }
+
+  /** Turns a driver's connection failure into one line that names the server (never its password) and what to do. */
+  explain(err: unknown): unknown {
+    const code = (err as { code?: string }).code;
+    const reason = code ? CONNECTION_CODES[code] : undefined;
+    if (!reason) return err;
+    const hint = this.config.sandbox
+      ? code === 'ER_BAD_DB_ERROR'
+        ? '; run `npm start` or `vmoodle sandbox create` to set up the sandbox'
+        : '; in sandbox mode `npm start` starts a private server'
+      : ' (MYSQL_URL)';
+    return new ConnectionError(`cannot use the master database at ${redactUrl(this.urls.mysqlUrl)}: ${reason}${hint}`);
+  }
+
+  async close(): Promise<void> {
+    await this.knex?.destroy();
+    this.knex = undefined;
+    this.registryReady = undefined;
+  }
+}

@@ -1,0 +1,53 @@
+import { Command, CommanderError } from 'commander';
+import { App } from './app.ts';
+import { registerInstances } from './cli/instances.ts';
+import { makeContext, UsageError } from './cli/context.ts';
+import { processIO, type CliIO } from './cli/output.ts';
+import { registerRun } from './cli/run.ts';
+import { registerSandbox } from './cli/sandbox.ts';
+import { registerShowTargets } from './cli/showtargets.ts';
+import { registerStart } from './cli/start.ts';
+import { loadConfig } from './config.ts';
+import type { ServiceUrls } from './services/index.ts';
+
+export function buildProgram(io: CliIO, app: () => App): Command {
+  const program = new Command('vmoodle')
+    .description('Operate a fleet of Moodle sites: VMoodle registry, target selection and broadcast commands.')
+    .option('--json', 'machine-readable output')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout(text),
+      writeErr: (text) => io.stderr(text),
+      outputError: (text, write) => write(`vmoodle: ${text.replace(/^error: /, '')}`),
+    })
+    .showSuggestionAfterError(true);
+  const ctx = makeContext(io, app);
+  registerInstances(program, ctx);
+  registerShowTargets(program, ctx);
+  registerRun(program, ctx);
+  registerSandbox(program, ctx);
+  registerStart(program, ctx);
+  return program;
+}
+
+/**
+ * Runs one command line and returns its exit code: 0 on success, 1 with a one-line reason on any error, the
+ * parser's own code for a usage error. Nothing is thrown.
+ */
+export async function main(argv: string[], io: CliIO = processIO(), urls?: ServiceUrls): Promise<number> {
+  let app: App | undefined;
+  const program = buildProgram(io, () => (app ??= new App(loadConfig(io.env), urls)));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    const explained = app ? app.explain(err) : err;
+    const message = explained instanceof Error ? explained.message : String(explained);
+    io.stderr(`vmoodle: ${message.split('\n')[0]}\n`);
+    if (io.env.VMOODLE_DEBUG && explained instanceof Error) io.stderr(`${explained.stack}\n`);
+    return err instanceof UsageError ? 2 : 1;
+  } finally {
+    await app?.close();
+  }
+}

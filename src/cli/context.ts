@@ -1,0 +1,21 @@
+import type { Command } from 'commander';
+import type { App } from '../app.ts';
+import { Output, type CliIO } from './output.ts';
+
+/** A command line that is wrong in a way the parser could not see (exit code 2). */
+export class UsageError extends Error {}
+
+/** What every verb gets: the process's App (opened on first use) and an Output that honours --json. */
+export interface CliContext {
+  io: CliIO;
+  app(): App;
+  output(cmd: Command): Output;
+}
+
+export function makeContext(io: CliIO, app: () => App): CliContext {
+  return {
+    io,
+    app,
+    output: (cmd) => new Output(io, cmd.optsWithGlobals().json === true),
+  };
+}

@@ -1,0 +1,30 @@
+import { Command, InvalidArgumentError } from 'commander';
+import { createSandbox, ensureSandboxMaster } from '../sandbox/fleet.ts';
+import type { App } from '../app.ts';
+import type { CliContext } from './context.ts';
+import type { Output } from './output.ts';
+
+/** Restores the sandbox master when needed, then adds `count` instances. */
+export async function buildSandbox(app: App, out: Output, count: number) {
+  const ctx = { config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l: string) => out.line(l) };
+  if (app.config.sandbox) await ensureSandboxMaster(ctx);
+  return createSandbox(ctx, count);
+}
+
+export function registerSandbox(program: Command, ctx: CliContext): void {
+  const sandbox = program.command('sandbox').description('a demo fleet on the local MariaDB, to try the product without a real fleet');
+  sandbox
+    .command('create')
+    .description('create working instances: databases restored from the Moodle dump, dataroots, registry rows')
+    .requiredOption('--count <n>', 'how many instances', (v) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('--count takes a whole number');
+      return Number(v);
+    })
+    .addHelpText('after', '\nExample:\n  vmoodle sandbox create --count 12')
+    .action(async (opts, cmd: Command) => {
+      const out = ctx.output(cmd);
+      const created = await buildSandbox(ctx.app(), out, opts.count);
+      out.data({ created: created.map((i) => ({ id: i.id, shortname: i.shortname, wwwroot: i.vhostname, enabled: i.enabled })) });
+      out.line(`created ${created.length} instance${created.length === 1 ? '' : 's'}`);
+    });
+}

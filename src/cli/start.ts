@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { App } from '../app.ts';
+import { consoleChat } from '../bot/console.ts';
+import { loadConfig } from '../config.ts';
+import { redactUrl } from '../db/mysql-url.ts';
+import { ensureServices } from '../services/index.ts';
+import type { CliContext } from './context.ts';
+import { buildSandbox } from './sandbox.ts';
+
+/** The size of the demo fleet `npm start` creates when the sandbox registry is empty. */
+export const FIRST_SANDBOX_SIZE = 12;
+
+export function registerStart(program: Command, ctx: CliContext): void {
+  program
+    .command('start')
+    .description('start the product: check the servers (sandbox: start private ones if needed), then a terminal chat')
+    .action(async (_opts, cmd: Command) => {
+      const out = ctx.output(cmd);
+      const config = loadConfig(ctx.io.env);
+      const services = await ensureServices(config);
+      const app = new App(config, services);
+      try {
+        for (const server of services.started) out.line(`Started a private ${server.name} at ${server.url} (stopped on exit)`);
+        for (const warning of services.warnings) out.line(`Warning: ${warning}`);
+        const registry = await app.registry();
+        if (config.sandbox && (await registry.loadAll()).length === 0) await buildSandbox(app, out, FIRST_SANDBOX_SIZE);
+        const fleet = await registry.loadFleet();
+        out.line(`Master database ${redactUrl(services.mysqlUrl)}${config.sandbox ? ' (sandbox)' : ''}; Redis ${redactUrl(services.redisUrl)}; node ${config.node}`);
+        out.line(`${fleet.hosts.length} instances in the registry, ${fleet.enabledCount} enabled.`);
+        await app.close();
+        await consoleChat(ctx.io, services);
+      } finally {
+        await app.close();
+        await services.stop();
+      }
+    });
+}

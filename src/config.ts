@@ -1,0 +1,173 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { parseMysqlUrl, redactUrl } from './db/mysql-url.ts';
+import { assertTablePrefix, IdentifierError } from './db/identifiers.ts';
+
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export const DEFAULT_MYSQL_SERVER = 'mysql://root@127.0.0.1:3306';
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const SANDBOX_MASTER_DB = 'vmops_sandbox';
+export const SANDBOX_MASTER_WWWROOT = 'https://master.sandbox.example.org';
+
+export interface MasterHost {
+  /** The name `--fromhost` and `--tohosts` know the master by; it has no registry row. */
+  shortname: string;
+  wwwroot: string | undefined;
+  dataroot: string | undefined;
+}
+
+export interface Config {
+  /** No master database configured: local servers may be started and a demo fleet created. */
+  sandbox: boolean;
+  mysqlUrl: string;
+  masterPrefix: string;
+  redisUrl: string;
+  dataDir: string;
+  node: string;
+  master: MasterHost;
+  moodleDump: string | undefined;
+}
+
+export class ConfigError extends Error {}
+
+type Source = Record<string, string | undefined>;
+
+interface Setting<T> {
+  env: string;
+  file: string;
+  expects: string;
+  parse(value: string): T;
+}
+
+function setting<T>(env: string, file: string, expects: string, parse: (value: string) => T): Setting<T> {
+  return { env, file, expects, parse };
+}
+
+const text = (value: string) => value;
+
+/** Every setting the product reads: its variable, its key in the config file, and what it expects. */
+export const SETTINGS = {
+  configFile: setting('VMOODLE_CONFIG', '', 'the path of a YAML configuration file', text),
+  mysqlUrl: setting('MYSQL_URL', 'mysql_url', 'mysql://user:password@host:port/database (the master database)', (v) => {
+    parseMysqlUrl(v, { requireDatabase: true });
+    return v;
+  }),
+  masterPrefix: setting('VMOODLE_PREFIX', 'prefix', "the master's Moodle table prefix, e.g. mdl_", (v) => {
+    assertTablePrefix(v);
+    return v;
+  }),
+  redisUrl: setting('REDIS_URL', 'redis_url', 'redis://[user:password@]host:port[/db]', (v) => {
+    const url = tryUrl(v);
+    if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) throw new Error();
+    return v;
+  }),
+  dataDir: setting('VMOODLE_DATA_DIR', 'data_dir', 'a folder path for local state (private servers, sandbox dataroots)', (v) =>
+    resolve(v),
+  ),
+  node: setting('VMOODLE_NODE', 'node', 'a node name of letters, digits, dots, dashes and underscores', (v) => {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(v)) throw new Error();
+    return v;
+  }),
+  masterShortname: setting('VMOODLE_MASTER_SHORTNAME', 'master.shortname', 'a short name without spaces', (v) => {
+    if (!/^\S{1,80}$/.test(v)) throw new Error();
+    return v;
+  }),
+  masterWwwroot: setting('VMOODLE_MASTER_WWWROOT', 'master.wwwroot', "the master's http(s):// address without a trailing slash", (v) => {
+    const url = tryUrl(v);
+    if (!url || !/^https?:$/.test(url.protocol) || v.endsWith('/')) throw new Error();
+    return v;
+  }),
+  masterDataroot: setting('VMOODLE_MASTER_DATAROOT', 'master.dataroot', "the master's moodledata folder (an absolute path)", (v) => {
+    if (!v.startsWith('/')) throw new Error();
+    return v;
+  }),
+  moodleDump: setting('VMOODLE_MOODLE_DUMP', 'moodle_dump', 'the path of a Moodle database dump (.sql or .sql.gz)', (v) => {
+    const path = resolve(v);
+    if (!existsSync(path)) throw new Error();
+    return path;
+  }),
+} as const;
+
+function tryUrl(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+function readConfigFile(path: string): Source {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`VMOODLE_CONFIG: cannot read ${path}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`VMOODLE_CONFIG: ${path} must hold a YAML mapping`);
+  const flat: Source = {};
+  const walk = (node: Record<string, unknown>, path: string) => {
+    for (const [key, value] of Object.entries(node)) {
+      const name = path ? `${path}.${key}` : key;
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) walk(value as Record<string, unknown>, name);
+      else if (value !== null && value !== undefined) flat[name] = String(value);
+    }
+  };
+  walk(doc as Record<string, unknown>, '');
+  const known = new Set(Object.values(SETTINGS).map((s) => s.file));
+  const unknown = Object.keys(flat).filter((k) => !known.has(k));
+  if (unknown.length > 0) {
+    throw new ConfigError(`VMOODLE_CONFIG: ${path} has unknown keys: ${unknown.join(', ')} (known: ${[...known].filter(Boolean).join(', ')})`);
+  }
+  return flat;
+}
+
+/**
+ * Reads the configuration from the environment, then from the optional YAML file named by VMOODLE_CONFIG
+ * (the environment wins). A bad value throws a ConfigError naming the variable and what it expects.
+ */
+export function loadConfig(env: Source = process.env): Config {
+  const file = env[SETTINGS.configFile.env] ? readConfigFile(resolve(env[SETTINGS.configFile.env]!)) : {};
+  function get<T>(s: Setting<T>): T | undefined {
+    const fromEnv = env[s.env];
+    const raw = fromEnv !== undefined && fromEnv !== '' ? fromEnv : file[s.file];
+    if (raw === undefined || raw === '') return undefined;
+    try {
+      return s.parse(raw);
+    } catch (err) {
+      const where = fromEnv ? s.env : `${s.file} in VMOODLE_CONFIG (${s.env})`;
+      const shown = s === SETTINGS.mysqlUrl || s === SETTINGS.redisUrl ? describeMysqlUrlSafe(raw) : `'${raw}'`;
+      const detail = err instanceof IdentifierError ? `: ${err.message}` : '';
+      throw new ConfigError(`${where}: expected ${s.expects}, got ${shown}${detail}`);
+    }
+  }
+
+  const mysqlUrl = get(SETTINGS.mysqlUrl);
+  const sandbox = mysqlUrl === undefined;
+  const defaultDump = resolve(PROJECT_ROOT, '..', 'shared', 'fixtures', 'moodle-4.5.6-tpl.sql.gz');
+  return {
+    sandbox,
+    mysqlUrl: mysqlUrl ?? `${DEFAULT_MYSQL_SERVER}/${SANDBOX_MASTER_DB}`,
+    masterPrefix: get(SETTINGS.masterPrefix) ?? 'mdl_',
+    redisUrl: get(SETTINGS.redisUrl) ?? DEFAULT_REDIS_URL,
+    dataDir: get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data'),
+    node: get(SETTINGS.node) ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
+    master: {
+      shortname: get(SETTINGS.masterShortname) ?? 'master',
+      wwwroot: get(SETTINGS.masterWwwroot) ?? (sandbox ? SANDBOX_MASTER_WWWROOT : undefined),
+      dataroot: get(SETTINGS.masterDataroot),
+    },
+    moodleDump: get(SETTINGS.moodleDump) ?? (existsSync(defaultDump) ? defaultDump : undefined),
+  };
+}
+
+/** A URL as it may be shown: never with its password. */
+function describeMysqlUrlSafe(raw: string): string {
+  const url = tryUrl(raw);
+  if (!url) return 'a value that is not a URL';
+  return `'${redactUrl(raw)}'`;
+}

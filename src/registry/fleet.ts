@@ -1,0 +1,81 @@
+import { closest } from 'fastest-levenshtein';
+import type { MasterHost } from '../config.ts';
+import type { Instance } from './instance.ts';
+import { normaliseWwwroot } from './validation.ts';
+
+/** A host a command can act on or read from: a registry instance, or the master (which has no row, id 0). */
+export interface Host {
+  kind: 'instance' | 'master';
+  id: number;
+  shortname: string;
+  name: string;
+  wwwroot: string;
+  enabled: boolean;
+}
+
+export class HostLookupError extends Error {}
+
+export function instanceHost(instance: Instance): Host {
+  return {
+    kind: 'instance',
+    id: instance.id,
+    shortname: instance.shortname,
+    name: instance.name,
+    wwwroot: instance.vhostname,
+    enabled: instance.enabled,
+  };
+}
+
+/** The registry as loaded at one moment, indexed for naming hosts by wwwroot or short name. */
+export class Fleet {
+  readonly hosts: readonly Host[];
+  readonly masterHost: Host;
+  private readonly byKey = new Map<string, Host[]>();
+  /** Each key's spelling as registered, for hints. */
+  private readonly spelling = new Map<string, string>();
+
+  constructor(
+    readonly instances: readonly Instance[],
+    master: MasterHost,
+  ) {
+    this.hosts = instances.map(instanceHost);
+    this.masterHost = {
+      kind: 'master',
+      id: 0,
+      shortname: master.shortname,
+      name: 'Master',
+      wwwroot: master.wwwroot ?? '',
+      enabled: true,
+    };
+    for (const host of [this.masterHost, ...this.hosts]) {
+      for (const spelt of new Set([host.shortname, normaliseWwwroot(host.wwwroot)])) {
+        const key = spelt.toLowerCase();
+        if (!key) continue;
+        this.spelling.set(key, spelt);
+        const list = this.byKey.get(key);
+        if (list) list.push(host);
+        else this.byKey.set(key, [host]);
+      }
+    }
+  }
+
+  /** The host named by a wwwroot (trailing slashes ignored) or a short name, case-insensitive. */
+  find(name: string): Host | undefined {
+    const matches = this.byKey.get(normaliseWwwroot(name).toLowerCase());
+    if (!matches) return undefined;
+    if (matches.length > 1) {
+      throw new HostLookupError(`'${name}' names ${matches.length} hosts (${matches.map((h) => h.wwwroot).join(', ')}); use the wwwroot`);
+    }
+    return matches[0];
+  }
+
+  /** The existing name nearest to an unknown one, for "did you mean" hints. */
+  closestName(name: string): string | undefined {
+    if (this.byKey.size === 0) return undefined;
+    return this.spelling.get(closest(normaliseWwwroot(name).toLowerCase(), [...this.byKey.keys()]));
+  }
+
+  get enabledCount(): number {
+    return this.hosts.filter((h) => h.enabled).length;
+  }
+}

@@ -69,7 +69,7 @@ export class Registry {
     const base = this.db.from(this.table);
     if (query.filter) {
       const like = `%${escapeLike(query.filter)}%`;
-      base.where((q) => q.whereLike('name', like).orWhereLike('shortname', like).orWhereLike('vhostname', like));
+      base.where((q) => q.where('name', 'like', like).orWhere('shortname', 'like', like).orWhere('vhostname', 'like', like));
     }
     if (query.state === 'enabled') base.where('enabled', 1);
     if (query.state === 'disabled') base.where('enabled', 0);

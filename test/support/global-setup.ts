@@ -1,0 +1,53 @@
+import { Redis } from 'ioredis';
+import mysql from 'mysql2/promise';
+import type { TestProject } from 'vitest/node';
+import { loadConfig, PROJECT_ROOT } from '../../src/config.ts';
+import { parseMysqlUrl, withDatabase } from '../../src/db/mysql-url.ts';
+import { loadDump, restoreSql, runSqlIn } from '../../src/ops/moodle/dump.ts';
+import { ensureServices } from '../../src/services/index.ts';
+import type { TestServices } from './services.ts';
+
+/** Restored Moodle databases made ready before the suites start; a suite that finds none left restores its own. */
+export const MOODLE_POOL_SIZE = 3;
+
+/**
+ * Uses the same bootstrap as `npm start`: servers at MYSQL_URL / REDIS_URL (default 127.0.0.1), or private ones
+ * when nothing answers at the defaults. Restores a pool of Moodle databases in parallel and drops everything
+ * the run created at the end.
+ */
+export default async function setup(project: TestProject) {
+  const env = { ...process.env, VMOODLE_DATA_DIR: `${PROJECT_ROOT}/data/test-services` };
+  // Tests take MYSQL_URL as the server to use; each suite makes its own databases on it.
+  if (env.MYSQL_URL) env.MYSQL_URL = withDatabase(env.MYSQL_URL, 'vmt_probe');
+  const config = loadConfig(env);
+  if (process.env.CI === 'true' && !config.moodleDump) {
+    throw new Error('CI needs the Moodle dump at ../shared/fixtures/moodle-4.5.6-tpl.sql.gz (or VMOODLE_MOODLE_DUMP)');
+  }
+  const services = await ensureServices(config);
+  const mysqlServer = withDatabase(services.mysqlUrl, '');
+  const runId = `vmt${Date.now().toString(36)}`;
+  const poolKey = `${runId}:moodle-pool`;
+  const redis = new Redis(services.redisUrl);
+
+  if (config.moodleDump) {
+    const sql = restoreSql(await loadDump(config.moodleDump));
+    const server = parseMysqlUrl(mysqlServer);
+    const names = Array.from({ length: MOODLE_POOL_SIZE }, (_, i) => `${runId}_pool${i}`);
+    await Promise.all(names.map((name) => runSqlIn(server, name, sql)));
+    await redis.rpush(poolKey, ...names);
+  }
+
+  const provided: TestServices = { mysqlServer, redisUrl: services.redisUrl, runId, moodleDump: config.moodleDump, poolKey };
+  project.provide('services', provided);
+
+  return async () => {
+    const conn = await mysql.createConnection(parseMysqlUrl(mysqlServer));
+    const [rows] = await conn.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${runId}%`]);
+    for (const { name } of rows as Array<{ name: string }>) await conn.query(`DROP DATABASE \`${name}\``);
+    await conn.end();
+    const keys = await redis.keys(`${runId}*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+    await services.stop();
+  };
+}

@@ -8,6 +8,7 @@ import { registerSandbox } from './cli/sandbox.ts';
 import { registerShowTargets } from './cli/showtargets.ts';
 import { registerStart } from './cli/start.ts';
 import { loadConfig } from './config.ts';
+import { AttributeError } from './ops/attributes.ts';
 import type { ServiceUrls } from './services/index.ts';
 
 export function buildProgram(io: CliIO, app: () => App): Command {
@@ -46,7 +47,7 @@ export async function main(argv: string[], io: CliIO = processIO(), urls?: Servi
     const message = explained instanceof Error ? explained.message : String(explained);
     io.stderr(`vmoodle: ${message.split('\n')[0]}\n`);
     if (io.env.VMOODLE_DEBUG && explained instanceof Error) io.stderr(`${explained.stack}\n`);
-    return err instanceof UsageError ? 2 : 1;
+    return err instanceof UsageError || err instanceof AttributeError ? 2 : 1;
   } finally {
     await app?.close();
   }

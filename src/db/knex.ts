@@ -17,5 +17,7 @@ export function openDatabase(url: string, opts: { poolMax?: number } = {}): Knex
       supportBigNumbers: true,
     },
     pool: { min: 0, max: opts.poolMax ?? 4 },
+    // Failures reach the caller as errors, which say it once and without secrets; knex would also print them.
+    log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} },
   });
 }

@@ -10,8 +10,8 @@ import type { Instance } from '../registry/instance.ts';
 import type { Registry } from '../registry/registry.ts';
 import { ValidationError } from '../registry/validation.ts';
 
-/** Sandbox instance databases carry this prefix, so they are easy to tell apart and to drop. */
-export const SANDBOX_DB_PREFIX = 'vmops_sbx_';
+/** Sandbox instance databases are named after the master database, so they are easy to tell apart and to drop. */
+export const sandboxDbPrefix = (masterDatabase: string) => `${masterDatabase}_`;
 
 const DEPARTMENTS = [
   'physics', 'chemistry', 'biology', 'history', 'law', 'medicine', 'music', 'economics', 'geography', 'languages',
@@ -95,9 +95,10 @@ export async function ensureSandboxMaster(ctx: SandboxContext): Promise<boolean>
  */
 export async function createSandbox(ctx: SandboxContext, count: number): Promise<Instance[]> {
   if (!Number.isInteger(count) || count < 1 || count > 1000) throw new Error(`--count must be a whole number from 1 to 1000, got ${count}`);
-  const server = parseMysqlUrl(ctx.mysqlUrl);
+  const { database: masterDatabase, ...server } = parseMysqlUrl(ctx.mysqlUrl, { requireDatabase: true });
+  const dbPrefix = sandboxDbPrefix(masterDatabase as string);
   const existing = await ctx.registry.loadAll();
-  const first = existing.filter((i) => i.vdbname.startsWith(SANDBOX_DB_PREFIX)).length + 1;
+  const first = existing.filter((i) => i.vdbname.startsWith(dbPrefix)).length + 1;
   const plans = Array.from({ length: count }, (_, k) => sandboxInstance(first + k));
   const source = moodleSource(ctx.config.moodleDump);
   const sql = restoreSql(await source.load());
@@ -110,7 +111,7 @@ export async function createSandbox(ctx: SandboxContext, count: number): Promise
     while (next < plans.length) {
       const plan = plans[next++] as SandboxInstancePlan;
       const vdatapath = join(ctx.config.dataDir, 'sandbox', plan.shortname);
-      const vdbname = SANDBOX_DB_PREFIX + plan.shortname;
+      const vdbname = dbPrefix + plan.shortname;
       try {
         mkdirSync(vdatapath, { recursive: true });
         await restoreSite(server, vdbname, sql, { wwwroot: plan.vhostname, dataroot: vdatapath, fullname: plan.name, shortname: plan.shortname });

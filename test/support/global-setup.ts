@@ -16,7 +16,7 @@ export const MOODLE_POOL_SIZE = 3;
  * the run created at the end.
  */
 export default async function setup(project: TestProject) {
-  const env = { ...process.env, VMOODLE_DATA_DIR: `${PROJECT_ROOT}/data/test-services` };
+  const env: Record<string, string | undefined> = { ...process.env, VMOODLE_DATA_DIR: `${PROJECT_ROOT}/data/test-services` };
   // Tests take MYSQL_URL as the server to use; each suite makes its own databases on it.
   if (env.MYSQL_URL) env.MYSQL_URL = withDatabase(env.MYSQL_URL, 'vmt_probe');
   const config = loadConfig(env);

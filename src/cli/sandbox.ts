@@ -5,10 +5,13 @@ import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 
 /** Restores the sandbox master when needed, then adds `count` instances. */
+export async function prepareSandboxMaster(app: App, out: Output): Promise<void> {
+  if (app.config.sandbox) await ensureSandboxMaster({ config: app.config, mysqlUrl: app.urls.mysqlUrl, log: (l) => out.line(l) });
+}
+
 export async function buildSandbox(app: App, out: Output, count: number) {
-  const ctx = { config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l: string) => out.line(l) };
-  if (app.config.sandbox) await ensureSandboxMaster(ctx);
-  return createSandbox(ctx, count);
+  await prepareSandboxMaster(app, out);
+  return createSandbox({ config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l) => out.line(l) }, count);
 }
 
 export function registerSandbox(program: Command, ctx: CliContext): void {

@@ -5,7 +5,7 @@ import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/mysql-url.ts';
 import { ensureServices } from '../services/index.ts';
 import type { CliContext } from './context.ts';
-import { buildSandbox } from './sandbox.ts';
+import { buildSandbox, prepareSandboxMaster } from './sandbox.ts';
 
 /** The size of the demo fleet `npm start` creates when the sandbox registry is empty. */
 export const FIRST_SANDBOX_SIZE = 12;
@@ -22,6 +22,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       try {
         for (const server of services.started) out.line(`Started a private ${server.name} at ${server.url} (stopped on exit)`);
         for (const warning of services.warnings) out.line(`Warning: ${warning}`);
+        await prepareSandboxMaster(app, out);
         const registry = await app.registry();
         if (config.sandbox && (await registry.loadAll()).length === 0) await buildSandbox(app, out, FIRST_SANDBOX_SIZE);
         const fleet = await registry.loadFleet();

@@ -66,20 +66,20 @@ async function restoreSite(server: MysqlServer, database: string, sql: string, i
  * The sandbox master is a Moodle too (copy commands read from it); it is restored once into the configured
  * master database, which must be empty of Moodle tables.
  */
-export async function ensureSandboxMaster(ctx: SandboxContext): Promise<boolean> {
-  const target = parseMysqlUrl(ctx.mysqlUrl, { requireDatabase: true });
-  const conn = await mysql.createConnection({ ...target, database: undefined });
+export async function ensureSandboxMaster(ctx: Omit<SandboxContext, 'registry'>): Promise<boolean> {
+  const { database, ...server } = parseMysqlUrl(ctx.mysqlUrl, { requireDatabase: true });
+  const conn = await mysql.createConnection(server);
   const [rows] = await conn.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
-    target.database,
+    database,
     `${ctx.config.masterPrefix}config`,
   ]);
   await conn.end();
   if (Number((rows as Array<{ n: number }>)[0]?.n) > 0) return false;
   const source = moodleSource(ctx.config.moodleDump);
-  ctx.log(`Restoring the sandbox master ${target.database} from ${source.compact ? 'the compact schema' : source.path}…`);
+  ctx.log(`Restoring the sandbox master ${database} from ${source.compact ? 'the compact schema' : source.path}…`);
   const dataroot = ctx.config.master.dataroot ?? join(ctx.config.dataDir, 'sandbox', 'master');
   mkdirSync(dataroot, { recursive: true });
-  await restoreSite(target, target.database as string, restoreSql(await source.load(), { prefix: ctx.config.masterPrefix }), {
+  await restoreSite(server, database as string, restoreSql(await source.load(), { prefix: ctx.config.masterPrefix }), {
     wwwroot: ctx.config.master.wwwroot as string,
     dataroot,
     fullname: 'Sandbox master',

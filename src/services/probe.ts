@@ -11,13 +11,17 @@ export async function redisProblem(url: string, timeoutMs = 1500): Promise<strin
     retryStrategy: () => null,
     enableOfflineQueue: false,
   });
-  client.on('error', () => {});
+  // ioredis rejects with "Connection is closed"; the socket's own error says why.
+  let cause: Error | undefined;
+  client.on('error', (err: Error) => {
+    cause ??= err;
+  });
   try {
     await client.connect();
     await client.ping();
     return undefined;
   } catch (err) {
-    return (err as Error).message;
+    return (cause ?? (err as Error)).message;
   } finally {
     client.disconnect();
   }

@@ -92,7 +92,8 @@ export function restoreSql(dump: MoodleDump, opts: RestoreOptions = {}): string 
  */
 export async function runSqlIn(server: MysqlServer, database: string, sql: string): Promise<void> {
   assertDatabaseName(database);
-  const conn = await mysql.createConnection({ ...server, multipleStatements: true, charset: 'utf8mb4' });
+  const { host, port, user, password, socketPath } = server;
+  const conn = await mysql.createConnection({ host, port, user, password, socketPath, multipleStatements: true, charset: 'utf8mb4' });
   try {
     await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(database)} DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
     await conn.changeUser({ database });

@@ -138,5 +138,6 @@ export async function createSandbox(ctx: SandboxContext, count: number): Promise
   if (failures.length > 0) {
     throw new Error(`${failures.length} of ${count} sandbox instances failed (${created.length} created): ${failures.join('; ')}`);
   }
-  return created.sort((a, b) => a.id - b.id);
+  const order = new Map(plans.map((p, i) => [p.shortname, i]));
+  return created.sort((a, b) => (order.get(a.shortname) ?? 0) - (order.get(b.shortname) ?? 0));
 }

@@ -5,7 +5,7 @@ import { loadDump, restoreSql, runSqlIn } from '../../src/ops/moodle/dump.ts';
 import { COMPACT_SCHEMA_PATH } from '../../src/ops/moodle/moodle-source.ts';
 import { makeDistinctSite, readWwwroot } from '../../src/ops/moodle/site-identity.ts';
 import { COMPACT_TABLES } from '../../src/ops/moodle/tables.ts';
-import { buildThinInstances, createDatabase, leaseMoodleDatabase } from '../support/databases.ts';
+import { createDatabase, thinInstances, leaseMoodleDatabase } from '../support/databases.ts';
 import { testServices } from '../support/services.ts';
 
 async function columns(url: string, tables: readonly string[], prefix = 'mdl_') {
@@ -60,7 +60,7 @@ describe.runIf(testServices().moodleDump)('Moodle schema', () => {
 
   it('builds thin instances under their own prefixes with only the tables asked for', async () => {
     const db = await createDatabase('thin');
-    const prefixes = await buildThinInstances(db.name, 20, { tables: ['config', 'config_log'], rowsOf: ['config'] });
+    const prefixes = await thinInstances(db.name, 20, { tables: ['config', 'config_log'], rowsOf: ['config'] });
     const conn = await mysql.createConnection(parseMysqlUrl(db.url));
     const [tables] = await conn.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [db.name]);
     expect((tables as Array<{ n: number }>)[0]!.n).toBe(40);

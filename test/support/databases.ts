@@ -5,6 +5,7 @@ import { afterAll } from 'vitest';
 import { quoteId } from '../../src/db/identifiers.ts';
 import { parseMysqlUrl, withDatabase } from '../../src/db/mysql-url.ts';
 import { loadDump, restoreSql, runSqlIn, type RestoreOptions } from '../../src/ops/moodle/dump.ts';
+import { buildThinInstances } from '../../src/sandbox/thin.ts';
 import { testServices } from './services.ts';
 
 export interface TestDatabase {
@@ -52,18 +53,9 @@ export async function leaseMoodleDatabase(): Promise<TestDatabase> {
   return { name: leased, url: withDatabase(mysqlServer, leased) };
 }
 
-/**
- * Thin instances: only the tables a test touches, from the real dump, each instance under its own table prefix
- * (`i1_`, `i2_`, …) in one database. Built in batches on one connection; the rows of `rowsOf` come along.
- */
-export async function buildThinInstances(database: string, count: number, opts: Omit<RestoreOptions, 'prefix'>): Promise<string[]> {
+/** Thin instances (see src/sandbox/thin.ts) from the real dump, in a database of this suite's. */
+export async function thinInstances(database: string, count: number, opts: Omit<RestoreOptions, 'prefix'>): Promise<string[]> {
   const { moodleDump, mysqlServer } = testServices();
   if (!moodleDump) throw new Error('no Moodle dump: set VMOODLE_MOODLE_DUMP');
-  const dump = await loadDump(moodleDump);
-  const prefixes = Array.from({ length: count }, (_, i) => `i${i + 1}_`);
-  for (let start = 0; start < count; start += 50) {
-    const sql = prefixes.slice(start, start + 50).map((prefix) => restoreSql(dump, { ...opts, prefix })).join('\n');
-    await runSqlIn(parseMysqlUrl(mysqlServer), database, sql);
-  }
-  return prefixes;
+  return buildThinInstances(parseMysqlUrl(mysqlServer), database, await loadDump(moodleDump), count, opts);
 }

@@ -2,6 +2,7 @@ import type { Knex } from 'knex';
 import type { Config } from './config.ts';
 import { openDatabase } from './db/knex.ts';
 import { redactUrl } from './db/mysql-url.ts';
+import { OpsRuntime } from './ops/executor/runtime.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
 
@@ -21,6 +22,7 @@ export class App {
   readonly urls: ServiceUrls;
   private knex: Knex | undefined;
   private registryReady: Promise<Registry> | undefined;
+  private opsReady: Promise<OpsRuntime> | undefined;
 
   constructor(readonly config: Config, urls?: ServiceUrls) {
     this.urls = urls ?? serviceUrls(config);
@@ -45,6 +47,22 @@ export class App {
     return this.registryReady;
   }
 
+  /** The executor's side: audit tables migrated once per process, queue, pooled access to the fleet. */
+  ops(): Promise<OpsRuntime> {
+    this.opsReady ??= (async () => {
+      const registry = await this.registry();
+      const runtime = new OpsRuntime(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry);
+      try {
+        await runtime.store.migrate();
+      } catch (err) {
+        await runtime.close();
+        throw this.explain(err);
+      }
+      return runtime;
+    })();
+    return this.opsReady;
+  }
+
   /** Turns a driver's connection failure into one line that names the server (never its password) and what to do. */
   explain(err: unknown): unknown {
     const code = (err as { code?: string }).code;
@@ -59,6 +77,9 @@ export class App {
   }
 
   async close(): Promise<void> {
+    const ops = this.opsReady;
+    this.opsReady = undefined;
+    await ops?.then((o) => o.close(), () => {});
     await this.knex?.destroy();
     this.knex = undefined;
     this.registryReady = undefined;

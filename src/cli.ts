@@ -1,17 +1,22 @@
 import { Command, CommanderError } from 'commander';
 import { App } from './app.ts';
 import { registerInstances } from './cli/instances.ts';
-import { makeContext, UsageError } from './cli/context.ts';
+import { makeContext, UsageError, type CliContext } from './cli/context.ts';
 import { processIO, type CliIO } from './cli/output.ts';
+import { registerHelp } from './cli/help.ts';
 import { registerRun } from './cli/run.ts';
+import { registerRuns } from './cli/runs.ts';
+import { registerWorker } from './cli/worker.ts';
 import { registerSandbox } from './cli/sandbox.ts';
 import { registerShowTargets } from './cli/showtargets.ts';
 import { registerStart } from './cli/start.ts';
 import { loadConfig } from './config.ts';
 import { AttributeError } from './ops/attributes.ts';
+import { UnknownCommandError } from './ops/catalog/index.ts';
+import { ParamError } from './ops/params.ts';
 import type { ServiceUrls } from './services/index.ts';
 
-export function buildProgram(io: CliIO, app: () => App): Command {
+export function buildProgram(io: CliIO, app: () => App): { program: Command; ctx: CliContext } {
   const program = new Command('vmoodle')
     .description('Operate a fleet of Moodle sites: VMoodle registry, target selection and broadcast commands.')
     .option('--json', 'machine-readable output')
@@ -26,9 +31,12 @@ export function buildProgram(io: CliIO, app: () => App): Command {
   registerInstances(program, ctx);
   registerShowTargets(program, ctx);
   registerRun(program, ctx);
+  registerRuns(program, ctx);
+  registerWorker(program, ctx);
   registerSandbox(program, ctx);
   registerStart(program, ctx);
-  return program;
+  registerHelp(program, ctx);
+  return { program, ctx };
 }
 
 /**
@@ -37,17 +45,18 @@ export function buildProgram(io: CliIO, app: () => App): Command {
  */
 export async function main(argv: string[], io: CliIO = processIO(), urls?: ServiceUrls): Promise<number> {
   let app: App | undefined;
-  const program = buildProgram(io, () => (app ??= new App(loadConfig(io.env), urls)));
+  const { program, ctx } = buildProgram(io, () => (app ??= new App(loadConfig(io.env), urls)));
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return ctx.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     const explained = app ? app.explain(err) : err;
     const message = explained instanceof Error ? explained.message : String(explained);
     io.stderr(`vmoodle: ${message.split('\n')[0]}\n`);
     if (io.env.VMOODLE_DEBUG && explained instanceof Error) io.stderr(`${explained.stack}\n`);
-    return err instanceof UsageError || err instanceof AttributeError ? 2 : 1;
+    const usage = [UsageError, AttributeError, ParamError, UnknownCommandError].some((kind) => err instanceof kind);
+    return usage ? 2 : 1;
   } finally {
     await app?.close();
   }

@@ -20,6 +20,26 @@ export interface MasterHost {
   dataroot: string | undefined;
 }
 
+/** How the executor runs: its Redis and table prefixes, and its limits. */
+export interface ExecutorSettings {
+  /** BullMQ and executor keys in Redis start with this (use a {hashtag} on Redis Cluster). */
+  queuePrefix: string;
+  /** The product's own tables in the master database. */
+  tablePrefix: string;
+  /** Targets one worker process runs at once. */
+  concurrency: number;
+  /** Connections at most to one DB server, across all workers. */
+  perServer: number;
+  /** Seconds one target may take. */
+  targetTimeout: number;
+  /** Tries of a target that fails for a transient reason. */
+  attempts: number;
+  /** A worker's job lock, ms; a worker that dies loses its jobs to another after this. */
+  lockDuration: number;
+  /** How often workers look for jobs whose worker died, ms. */
+  stalledInterval: number;
+}
+
 export interface Config {
   /** No master database configured: local servers may be started and a demo fleet created. */
   sandbox: boolean;
@@ -30,6 +50,7 @@ export interface Config {
   node: string;
   master: MasterHost;
   moodleDump: string | undefined;
+  executor: ExecutorSettings;
 }
 
 export class ConfigError extends Error {}
@@ -90,7 +111,29 @@ export const SETTINGS = {
     if (!existsSync(path)) throw new Error();
     return path;
   }),
+  queuePrefix: setting('VMOODLE_QUEUE_PREFIX', 'executor.queue_prefix', 'a Redis key prefix of letters, digits, {}, _ and -', (v) => {
+    if (!/^[A-Za-z0-9{}_-]{1,40}$/.test(v)) throw new Error();
+    return v;
+  }),
+  tablePrefix: setting('VMOODLE_TABLE_PREFIX', 'executor.table_prefix', "the product's own table prefix, e.g. vmops_", (v) => {
+    assertTablePrefix(v);
+    return v;
+  }),
+  concurrency: setting('VMOODLE_WORKER_CONCURRENCY', 'executor.concurrency', 'a whole number from 1 to 500', wholeNumber(1, 500)),
+  perServer: setting('VMOODLE_DB_SERVER_CAP', 'executor.per_server', 'a whole number from 1 to 1000', wholeNumber(1, 1000)),
+  targetTimeout: setting('VMOODLE_TARGET_TIMEOUT', 'executor.target_timeout', 'seconds, a whole number from 1 to 86400', wholeNumber(1, 86_400)),
+  attempts: setting('VMOODLE_ATTEMPTS', 'executor.attempts', 'a whole number from 1 to 20', wholeNumber(1, 20)),
+  lockDuration: setting('VMOODLE_LOCK_DURATION', 'executor.lock_duration', 'milliseconds, from 1000 to 600000', wholeNumber(1000, 600_000)),
+  stalledInterval: setting('VMOODLE_STALLED_INTERVAL', 'executor.stalled_interval', 'milliseconds, from 500 to 600000', wholeNumber(500, 600_000)),
 } as const;
+
+function wholeNumber(min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v) || n < min || n > max) throw new Error();
+    return n;
+  };
+}
 
 function tryUrl(value: string): URL | undefined {
   try {
@@ -162,6 +205,16 @@ export function loadConfig(env: Source = process.env): Config {
       dataroot: get(SETTINGS.masterDataroot),
     },
     moodleDump: get(SETTINGS.moodleDump) ?? (existsSync(defaultDump) ? defaultDump : undefined),
+    executor: {
+      queuePrefix: get(SETTINGS.queuePrefix) ?? 'vmops',
+      tablePrefix: get(SETTINGS.tablePrefix) ?? 'vmops_',
+      concurrency: get(SETTINGS.concurrency) ?? 32,
+      perServer: get(SETTINGS.perServer) ?? 20,
+      targetTimeout: get(SETTINGS.targetTimeout) ?? 120,
+      attempts: get(SETTINGS.attempts) ?? 3,
+      lockDuration: get(SETTINGS.lockDuration) ?? 30_000,
+      stalledInterval: get(SETTINGS.stalledInterval) ?? 30_000,
+    },
   };
 }
 

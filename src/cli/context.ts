@@ -10,6 +10,8 @@ export interface CliContext {
   io: CliIO;
   app(): App;
   output(cmd: Command): Output;
+  /** The exit code when the command itself did not fail (a run with failed targets returns 1). */
+  exitCode: number;
 }
 
 export function makeContext(io: CliIO, app: () => App): CliContext {
@@ -17,5 +19,6 @@ export function makeContext(io: CliIO, app: () => App): CliContext {
     io,
     app,
     output: (cmd) => new Output(io, cmd.optsWithGlobals().json === true),
+    exitCode: 0,
   };
 }

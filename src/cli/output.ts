@@ -4,12 +4,28 @@ export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
   env: Record<string, string | undefined>;
+  /** Asks a yes/no question on a terminal; undefined when there is no terminal to ask on. */
+  confirm?(question: string): Promise<boolean>;
+  /** A terminal to draw progress on. */
+  tty?: boolean;
 }
 
 export const processIO = (): CliIO => ({
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   env: process.env,
+  tty: process.stderr.isTTY === true,
+  confirm: process.stdin.isTTY
+    ? async (question) => {
+        const { createInterface } = await import('node:readline/promises');
+        const rl = createInterface({ input: process.stdin, output: process.stderr });
+        try {
+          return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+        } finally {
+          rl.close();
+        }
+      }
+    : undefined,
 });
 
 const PLAIN = {

@@ -1,0 +1,261 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ApplyOutcome, CommandContext, CommandDef, Params, PlannedTarget, TargetPreview } from '../command.ts';
+import { bumpRevisions, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
+import { deleteSetting, hashValue, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
+import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
+import type { MoodleTarget } from '../moodle/target.ts';
+
+const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
+const PLUGIN_NAME = /^[a-z][a-z0-9_]{0,99}$/;
+
+/**
+ * Writes one setting with compare-and-set against the value the plan read: a target already at the new value is
+ * "already applied" (so a redelivered job changes nothing), one changed by someone else since the plan is a conflict.
+ */
+async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null, planned: PlannedTarget): Promise<ApplyOutcome> {
+  const sensitive = isSensitiveSetting(ref.name, ref.plugin);
+  const outcome = await ctx.moodle.withTransaction(target, async (conn): Promise<ApplyOutcome> => {
+    const current = await readSetting(ctx.moodle, conn, target, ref, true);
+    const shown = { old: maskIf(sensitive, current), new: maskIf(sensitive, value) };
+    if (current === value) return { status: 'already_applied', ...shown };
+    if (planned.oldHash !== undefined && hashValue(current) !== planned.oldHash) {
+      return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
+    }
+    if (value === null) await deleteSetting(ctx.moodle, conn, target, ref);
+    else await writeSetting(ctx.moodle, conn, target, ref, value, current);
+    return { status: 'applied', ...shown };
+  });
+  if (outcome.status === 'applied') outcome.cachePurged = await purgeDataCache(target);
+  return outcome;
+}
+
+async function previewSetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null): Promise<TargetPreview> {
+  const sensitive = isSensitiveSetting(ref.name, ref.plugin);
+  const current = await ctx.moodle.withConnection(target, (conn) => readSetting(ctx.moodle, conn, target, ref));
+  return { old: current, new: value, sensitive, note: current === value ? 'already set' : undefined };
+}
+
+/** `plugin/name`, split at the last slash as VMoodle's SetPluginConfig does. */
+function pluginRef(pkey: string): SettingRef {
+  const at = pkey.lastIndexOf('/');
+  return { plugin: pkey.slice(0, at), name: pkey.slice(at + 1) };
+}
+
+const unsetParam = {
+  name: 'unset',
+  type: 'boolean',
+  label: 'Remove the setting',
+  help: 'delete the setting instead of writing a value (how a revert removes a setting that did not exist)',
+  default: '0',
+} as const;
+
+export const setConfig: CommandDef = {
+  name: 'generic/setconfig',
+  category: 'generic',
+  summary: "Set a core setting (set_config), with Moodle's config_log row",
+  params: [
+    { name: 'key', type: 'text', label: 'Setting', validate: (v) => (SETTING_NAME.test(v) ? undefined : `'${v}' is not a setting name`) },
+    { name: 'value', type: 'ltext', label: 'Value', default: '' },
+    unsetParam,
+  ],
+  destructive: false,
+  reversible: true,
+  idempotent: true,
+  needsSource: false,
+  writes: true,
+  sensitiveParams: (p) => (isSensitiveSetting(p.key as string) ? ['value'] : []),
+  preview: (ctx, target, p) => previewSetting(ctx, target, { name: p.key as string }, p.unset === '1' ? null : (p.value as string)),
+  apply: (ctx, target, p, planned) => applySetting(ctx, target, { name: p.key as string }, p.unset === '1' ? null : (p.value as string), planned),
+  revertParams: (p, old) => (old === null ? { ...p, value: '', unset: '1' } : { ...p, value: old, unset: '0' }),
+};
+
+export const setPluginConfig: CommandDef = {
+  name: 'generic/setpluginconfig',
+  category: 'generic',
+  summary: 'Set a plugin setting (set_config with a plugin), as plugin/name',
+  params: [
+    {
+      name: 'pkey', type: 'text', label: 'Plugin setting (plugin/name)',
+      validate: (v) => {
+        const ref = pluginRef(v);
+        return PLUGIN_NAME.test(ref.plugin as string) && SETTING_NAME.test(ref.name) ? undefined : `'${v}' is not plugin/name`;
+      },
+    },
+    { name: 'pvalue', type: 'ltext', label: 'Value', default: '' },
+    unsetParam,
+  ],
+  destructive: false,
+  reversible: true,
+  idempotent: true,
+  needsSource: false,
+  writes: true,
+  sensitiveParams: (p) => {
+    const ref = pluginRef(p.pkey as string);
+    return isSensitiveSetting(ref.name, ref.plugin) ? ['pvalue'] : [];
+  },
+  preview: (ctx, target, p) => previewSetting(ctx, target, pluginRef(p.pkey as string), p.unset === '1' ? null : (p.pvalue as string)),
+  apply: (ctx, target, p, planned) => applySetting(ctx, target, pluginRef(p.pkey as string), p.unset === '1' ? null : (p.pvalue as string), planned),
+  revertParams: (p, old) => (old === null ? { ...p, pvalue: '', unset: '1' } : { ...p, pvalue: old, unset: '0' }),
+};
+
+const CLI_MAINTENANCE_FILE = 'climaintenance.html';
+
+export const maintenance: CommandDef = {
+  name: 'generic/maintenance',
+  category: 'generic',
+  summary: 'Turn maintenance mode on or off, with its message',
+  params: [
+    { name: 'mmode', type: 'boolean', label: 'Maintenance on' },
+    { name: 'mmessage', type: 'ltext', label: 'Message shown to users', default: '' },
+    { name: 'climaintenance', type: 'boolean', label: `Also the CLI maintenance file (dataroot/${CLI_MAINTENANCE_FILE})`, default: '0' },
+  ],
+  destructive: false,
+  reversible: true,
+  idempotent: true,
+  needsSource: false,
+  writes: true,
+  preview: (ctx, target, p) => previewSetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode as string),
+  async apply(ctx, target, p, planned) {
+    const outcome = await applySetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode as string, planned);
+    if (outcome.status === 'conflict') return outcome;
+    if (p.mmessage) {
+      await ctx.moodle.withTransaction(target, async (conn) => {
+        const ref = { name: 'maintenance_message' };
+        const old = await readSetting(ctx.moodle, conn, target, ref, true);
+        if (old !== p.mmessage) await writeSetting(ctx.moodle, conn, target, ref, p.mmessage as string, old);
+      });
+      outcome.cachePurged = await purgeDataCache(target);
+      if (outcome.status === 'already_applied') outcome.status = 'applied';
+    }
+    if (p.climaintenance === '1') {
+      if (!outcome.cachePurged && !target.dataroot) outcome.message = 'the CLI maintenance file needs the dataroot, which this node cannot reach';
+      else if (p.mmode === '1') await writeFile(join(target.dataroot as string, CLI_MAINTENANCE_FILE), p.mmessage || 'Site under maintenance');
+      else await rm(join(target.dataroot as string, CLI_MAINTENANCE_FILE), { force: true });
+    }
+    return outcome;
+  },
+  revertParams: (p, old) => ({ ...p, mmode: old === '1' ? '1' : '0', mmessage: '' }),
+};
+
+export const purgeCaches: CommandDef = {
+  name: 'generic/purgecaches',
+  category: 'generic',
+  summary: "Purge all caches, as purge_caches(): revisions moved forward, cache and localcache emptied",
+  params: [],
+  destructive: false,
+  reversible: false,
+  idempotent: true,
+  needsSource: false,
+  writes: true,
+  async apply(ctx, target) {
+    await ctx.moodle.withTransaction(target, (conn) => bumpRevisions(ctx.moodle, conn, target));
+    return { status: 'applied', cachePurged: await purgeAllCacheFiles(target) };
+  },
+};
+
+/** A source's plugin settings are read once per run, however many targets receive them. */
+const sourceSettings = new WeakMap<MoodleTarget, Map<string, Promise<Map<string, string>>>>();
+
+function readSourcePlugin(ctx: CommandContext, plugin: string): Promise<Map<string, string>> {
+  let perPlugin = sourceSettings.get(ctx.source);
+  if (!perPlugin) sourceSettings.set(ctx.source, (perPlugin = new Map()));
+  let settings = perPlugin.get(plugin);
+  if (!settings) {
+    settings = ctx.moodle.withConnection(ctx.source, (conn) => readPluginSettings(ctx.moodle, conn, ctx.source, plugin));
+    perPlugin.set(plugin, settings);
+  }
+  return settings;
+}
+
+export const copyFullPluginConfig: CommandDef = {
+  name: 'generic/copyfullpluginconfig',
+  category: 'generic',
+  summary: "Copy all of a plugin's settings from the source host (the master unless --fromhost), except its version",
+  params: [{ name: 'plugin', type: 'text', label: 'Plugin (frankenstyle, e.g. auth_cas)', validate: (v) => (PLUGIN_NAME.test(v) ? undefined : `'${v}' is not a plugin name`) }],
+  destructive: false,
+  reversible: false,
+  idempotent: true,
+  needsSource: true,
+  writes: true,
+  async preview(ctx, target, p) {
+    const source = await readSourcePlugin(ctx, p.plugin as string);
+    const current = await ctx.moodle.withConnection(target, (conn) => readPluginSettings(ctx.moodle, conn, target, p.plugin as string));
+    const changes = [...source].filter(([name, value]) => name !== 'version' && current.get(name) !== value).length;
+    return { note: `${changes} of ${source.size - (source.has('version') ? 1 : 0)} settings differ` };
+  },
+  async apply(ctx, target, p) {
+    const plugin = p.plugin as string;
+    const source = await readSourcePlugin(ctx, plugin);
+    if (source.size === 0) throw new Error(`the source host has no settings for plugin ${plugin}`);
+    const written = await ctx.moodle.withTransaction(target, async (conn) => {
+      const current = await readPluginSettings(ctx.moodle, conn, target, plugin);
+      let count = 0;
+      for (const [name, value] of source) {
+        if (name === 'version' || current.get(name) === value) continue;
+        await writeSetting(ctx.moodle, conn, target, { plugin, name }, value, current.get(name) ?? null);
+        count++;
+      }
+      return count;
+    });
+    if (written === 0) return { status: 'already_applied', message: 'every setting already matches the source' };
+    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, cachePurged: await purgeDataCache(target) };
+  },
+};
+
+const TABLE_NAME = /^[a-z][a-z0-9_]{0,52}$/;
+const COLUMN = /^[a-z0-9_]{1,64}$/i;
+
+/** A WHERE clause is operator SQL: it may read, never write, and it runs in a read-only transaction on the source. */
+function whereClause(select: string): string {
+  if (/;/.test(select.replace(/'(?:[^'\\]|\\.|'')*'/g, ''))) throw new Error('the select clause must be one condition, without ;');
+  return select.trim() ? ` WHERE ${select}` : '';
+}
+
+export const copyTable: CommandDef = {
+  name: 'generic/copytable',
+  category: 'generic',
+  summary: "Replace a table's rows on the targets with the source host's rows matching a WHERE clause",
+  params: [
+    { name: 'table', type: 'text', label: 'Table (without prefix)', validate: (v) => (TABLE_NAME.test(v) ? undefined : `'${v}' is not a Moodle table name`) },
+    { name: 'select', type: 'text', label: 'WHERE clause on the source (empty: every row)', default: '' },
+  ],
+  destructive: true,
+  reversible: false,
+  idempotent: false,
+  needsSource: true,
+  writes: true,
+  async preview(ctx, target, p) {
+    const table = ctx.moodle.table(target, p.table as string);
+    const count = await ctx.moodle.withConnection(target, async (conn) => {
+      const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM ${table}`);
+      return Number((rows as Array<{ n: number }>)[0]?.n);
+    });
+    return { note: `${count} rows would be replaced` };
+  },
+  async apply(ctx, target, p) {
+    const where = whereClause(p.select as string);
+    const rows = await ctx.moodle.withUserSqlConnection(ctx.source, async (conn) => {
+      await conn.query('START TRANSACTION READ ONLY');
+      const [result] = await conn.query(`SELECT * FROM ${ctx.moodle.table(ctx.source, p.table as string)}${where}`);
+      await conn.query('COMMIT');
+      return result as Array<Record<string, unknown>>;
+    });
+    const table = ctx.moodle.table(target, p.table as string);
+    await ctx.moodle.withTransaction(target, async (conn) => {
+      await conn.query(`DELETE FROM ${table}`);
+      if (rows.length === 0) return;
+      const columns = Object.keys(rows[0] as object);
+      const bad = columns.find((c) => !COLUMN.test(c));
+      if (bad) throw new Error(`unexpected column name ${bad}`);
+      const list = columns.map((c) => `\`${c}\``).join(', ');
+      for (let i = 0; i < rows.length; i += 500) {
+        const chunk = rows.slice(i, i + 500);
+        await conn.query(`INSERT INTO ${table} (${list}) VALUES ?`, [chunk.map((r) => columns.map((c) => r[c]))]);
+      }
+    });
+    return { status: 'applied', message: `${rows.length} records imported.`, cachePurged: await purgeDataCache(target) };
+  },
+};
+
+export const GENERIC_COMMANDS: readonly CommandDef[] = [maintenance, purgeCaches, setConfig, setPluginConfig, copyFullPluginConfig, copyTable];

@@ -1,0 +1,88 @@
+import type { MoodleTarget } from './moodle/target.ts';
+import type { MoodleAccess } from './moodle/access.ts';
+
+/** Parameter types, as VMoodle's Command_Parameter has them. */
+export type ParamType = 'boolean' | 'enum' | 'menum' | 'text' | 'ltext' | 'int';
+
+export interface ParamSpec {
+  name: string;
+  type: ParamType;
+  label: string;
+  help?: string;
+  /** Required unless it has a default. */
+  default?: string;
+  choices?: readonly string[];
+  /** Never shown, logged, or stored with the run's parameters. */
+  secret?: boolean;
+  /** A problem with the value, given all values; undefined when fine. */
+  validate?(value: string, all: Readonly<Record<string, string>>): string | undefined;
+}
+
+export type Params = Readonly<Record<string, string>>;
+
+/** What a target looks like before the command runs, read when the plan is made. */
+export interface TargetPreview {
+  old?: string | null;
+  new?: string | null;
+  /** The old and new values are secrets: shown masked, and only a hash of the old one is kept. */
+  sensitive?: boolean;
+  note?: string;
+}
+
+export type ApplyStatus = 'applied' | 'already_applied' | 'conflict';
+
+export interface ApplyOutcome {
+  status: ApplyStatus;
+  old?: string | null;
+  new?: string | null;
+  message?: string;
+  /** A value returned by the target (a returning SQL's first row). */
+  value?: string;
+  /** Whether Moodle's caches were invalidated after a write (false when the dataroot is out of reach). */
+  cachePurged?: boolean;
+}
+
+export interface CommandContext {
+  moodle: MoodleAccess;
+  /** The source host of copy commands (the master unless --fromhost says otherwise). */
+  source: MoodleTarget;
+}
+
+/** What the plan recorded for one target, handed back to apply for compare-and-set. */
+export interface PlannedTarget {
+  preview: TargetPreview;
+  /** sha256 of the old value read at plan time (null when it did not exist). */
+  oldHash: string | null | undefined;
+}
+
+/** One command: everything the CLI, the chat, the planner and the executor need to know of it. */
+export interface CommandDef {
+  name: string;
+  category: string;
+  summary: string;
+  params: readonly ParamSpec[];
+  /** Deletes or replaces data; needs typed confirmation and, in chat, a second person. */
+  destructive: boolean | ((params: Params) => boolean);
+  /** Its recorded old values can be put back by a revert run. */
+  reversible: boolean;
+  /**
+   * Safe to run again on a target where a worker died mid-apply (compare-and-set sees it done). When false, such
+   * a target is reported "interrupted — verify" instead of being run twice.
+   */
+  idempotent: boolean | ((params: Params) => boolean);
+  needsSource: boolean;
+  /** Changes targets at all (a read-only command never needs an approval for its size). */
+  writes: boolean;
+  /** Parameters whose values are secret for these parameters (the value of a sensitive setting). */
+  sensitiveParams?(params: Params): string[];
+  preview?(ctx: CommandContext, target: MoodleTarget, params: Params): Promise<TargetPreview>;
+  apply(ctx: CommandContext, target: MoodleTarget, params: Params, planned: PlannedTarget): Promise<ApplyOutcome>;
+  /** The parameters that put back what apply changed on one target, from its recorded old value. */
+  revertParams?(params: Params, old: string | null): Params;
+}
+
+export const isIdempotent = (command: CommandDef, params: Params) =>
+  typeof command.idempotent === 'function' ? command.idempotent(params) : command.idempotent;
+
+export const isDestructive = (command: CommandDef, params: Params) =>
+  typeof command.destructive === 'function' ? command.destructive(params) : command.destructive;

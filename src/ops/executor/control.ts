@@ -1,0 +1,166 @@
+import type { FlowJob } from 'bullmq';
+import { findCommand } from '../catalog/index.ts';
+import type { Params } from '../command.ts';
+import { serverKey } from '../moodle/target.ts';
+import { planHash, previewTarget, sourceKey, storePlan, targetIdentity, type Plan } from './planner.ts';
+import { QUEUE_NAME, type OpsRuntime } from './runtime.ts';
+import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type TargetRow } from './store.ts';
+
+export class RunControlError extends Error {}
+
+/** The run's parameters with its secret ones put back, for the executor only. */
+export function runParams(run: RunRow): Params {
+  return { ...JSON.parse(run.params), ...JSON.parse(run.secret_params) };
+}
+
+export const targetParams = (run: RunRow, target: TargetRow): Params => ({ ...runParams(run), ...(target.params ? JSON.parse(target.params) : {}) });
+
+export const jobId = (runId: number, targetId: number) => `r${runId}-t${targetId}`;
+export const runJobId = (runId: number) => `r${runId}`;
+
+/**
+ * Checks that what is about to run is what was shown: the stored plan still hashes to the hash the operator saw,
+ * and every frozen target still has the same wwwroot and database in the registry.
+ */
+async function verifyPlan(rt: OpsRuntime, run: RunRow, targets: TargetRow[], expectedHash: string | undefined): Promise<void> {
+  if (expectedHash !== undefined && expectedHash !== run.plan_hash) {
+    throw new RunControlError(`run ${run.id} is not the plan that was shown (its parameters or targets differ); plan it again`);
+  }
+  if (planHash(run.command, runParams(run), run.source, targets) !== run.plan_hash) {
+    throw new RunControlError(`run ${run.id} was changed after it was planned; plan it again`);
+  }
+  const fleet = await rt.registry.loadFleet();
+  const changed: string[] = [];
+  for (const t of targets) {
+    if (t.host_kind === 'master') continue;
+    const instance = fleet.instances.find((i) => i.id === t.host_id);
+    if (!instance) changed.push(`${t.shortname} (removed)`);
+    else {
+      const target = rt.moodleTarget(fleet, fleet.hosts.find((h) => h.id === instance.id) as never);
+      if (instance.vhostname !== t.wwwroot || serverKey(target.db) !== t.db_server || target.db.database !== t.db_name || target.db.prefix !== t.db_prefix) {
+        changed.push(`${t.shortname} (database or wwwroot changed)`);
+      }
+    }
+  }
+  if (changed.length > 0) {
+    throw new RunControlError(`the registry changed since run ${run.id} was planned: ${changed.slice(0, 10).join(', ')}${changed.length > 10 ? ` and ${changed.length - 10} more` : ''}; plan it again`);
+  }
+}
+
+/**
+ * Starts a planned run: one BullMQ flow, the run as parent and one child per target. The state change is a
+ * conditional update, so starting twice starts once; job ids are fixed, so a re-added flow adds nothing.
+ */
+export async function startRun(rt: OpsRuntime, runId: number, actor: string, expectedHash?: string): Promise<{ started: boolean; run: RunRow }> {
+  const run = await rt.store.getRun(runId);
+  if (run.state !== 'planned' && run.state !== 'awaiting_approval') return { started: false, run };
+  const targets = await rt.store.getTargets(runId);
+  await verifyPlan(rt, run, targets, expectedHash);
+  if (!(await rt.store.transition(runId, ['planned', 'awaiting_approval'], 'running', { started_at: Date.now() }))) {
+    return { started: false, run: await rt.store.getRun(runId) };
+  }
+  const { attempts } = rt.config.executor;
+  const flow: FlowJob = {
+    name: 'run',
+    queueName: QUEUE_NAME,
+    data: { runId },
+    opts: { jobId: runJobId(runId), removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } },
+    children: targets.map((t) => ({
+      name: 'target',
+      queueName: QUEUE_NAME,
+      data: { runId, targetId: t.id },
+      opts: {
+        jobId: jobId(runId, t.id),
+        attempts,
+        backoff: { type: 'exponential', delay: 500 },
+        ignoreDependencyOnFailure: true,
+        removeOnComplete: { age: 86_400 },
+        removeOnFail: { age: 7 * 86_400 },
+      },
+    })),
+  };
+  await rt.flows.add(flow);
+  await rt.store.addEvent(runId, 'start', actor);
+  await rt.progress.publish(runId, { type: 'state', state: 'running' });
+  return { started: true, run: await rt.store.getRun(runId) };
+}
+
+/** Targets not yet started are not started; started ones finish and are reported. */
+export async function cancelRun(rt: OpsRuntime, runId: number, actor: string): Promise<RunRow> {
+  const run = await rt.store.getRun(runId);
+  if (FINAL_STATES.includes(run.state)) throw new RunControlError(`run ${runId} has already ended (${run.state})`);
+  await rt.gate.cancel(runId);
+  if (await rt.store.transition(runId, ['planned', 'awaiting_approval'], 'cancelled', { finished_at: Date.now() })) {
+    await rt.progress.publish(runId, { type: 'state', state: 'cancelled' });
+  } else if (await rt.store.transition(runId, ['running'], 'cancelling')) {
+    await rt.progress.publish(runId, { type: 'state', state: 'cancelling' });
+  }
+  await rt.store.addEvent(runId, 'cancel', actor);
+  return rt.store.getRun(runId);
+}
+
+/** Lets a canary run go on past its first targets. */
+export async function goRun(rt: OpsRuntime, runId: number, actor: string): Promise<void> {
+  const run = await rt.store.getRun(runId);
+  if (run.canary === 0) throw new RunControlError(`run ${runId} has no canary to wait for`);
+  if (!(await rt.store.openCanary(runId))) throw new RunControlError(`run ${runId} already went on past its canary`);
+  await rt.store.addEvent(runId, 'go', actor);
+}
+
+const succeeded = (t: TargetRow) => DONE_OK.includes(t.status) || WARNING.includes(t.status);
+
+async function derivedPlan(rt: OpsRuntime, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined): Promise<Plan> {
+  const command = findCommand(parent.command);
+  const params = runParams(parent);
+  const fleet = await rt.registry.loadFleet();
+  const hostOf = (t: TargetRow) => (t.host_kind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === t.host_id));
+  const [sourceKind, sourceId] = parent.source.split(':');
+  const sourceHost = sourceKind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === Number(sourceId));
+  if (!sourceHost) throw new RunControlError(`the source host of run ${parent.id} is no longer in the registry`);
+  const source = rt.moodleTarget(fleet, sourceHost);
+  const rows = await Promise.all(picked.map(async (t, position) => {
+    const host = hostOf(t);
+    if (!host) throw new RunControlError(`${t.shortname} is no longer in the registry`);
+    const target = rt.moodleTarget(fleet, host);
+    const own = paramsFor(t);
+    return {
+      ...targetIdentity(target, position),
+      ...(await previewTarget(rt, command, source, target, { ...params, ...own })),
+      params: own ? JSON.stringify(own) : null,
+    };
+  }));
+  return storePlan(rt, {
+    command, params, source: sourceHost, rows, canary: 0, maxFailures: parent.max_failures, kind, parentId: parent.id,
+    request: { selector: JSON.parse(parent.selector), requestedBy: actor, via: parent.via as never },
+  });
+}
+
+/** A new run, linked to the old one, of its targets that did not succeed (or of one host). */
+export async function retryRun(rt: OpsRuntime, runId: number, actor: string, host?: string): Promise<Plan> {
+  const run = await rt.store.getRun(runId);
+  if (!FINAL_STATES.includes(run.state)) throw new RunControlError(`run ${runId} is still ${run.state}; retry it once it has ended`);
+  const targets = await rt.store.getTargets(runId);
+  const picked = host
+    ? targets.filter((t) => t.shortname.toLowerCase() === host.toLowerCase() || t.wwwroot.toLowerCase() === host.toLowerCase().replace(/\/+$/, ''))
+    : targets.filter((t) => !succeeded(t));
+  if (picked.length === 0) throw new RunControlError(host ? `run ${runId} has no target named '${host}'` : `every target of run ${runId} succeeded; nothing to retry`);
+  return derivedPlan(rt, run, 'retry', picked, actor, () => undefined);
+}
+
+/** A new run that puts back the old values a reversible command recorded, on the targets it changed. */
+export async function revertRun(rt: OpsRuntime, runId: number, actor: string): Promise<Plan> {
+  const run = await rt.store.getRun(runId);
+  const command = findCommand(run.command);
+  if (!command.reversible || !command.revertParams) throw new RunControlError(`${command.name} cannot be reverted`);
+  if (!FINAL_STATES.includes(run.state)) throw new RunControlError(`run ${runId} is still ${run.state}; revert it once it has ended`);
+  const targets = await rt.store.getTargets(runId);
+  const changed = targets.filter((t) => t.status === 'applied' || t.status === 'applied_cache_not_purged');
+  if (changed.some((t) => t.sensitive)) throw new RunControlError(`run ${runId} changed a sensitive setting; its old value was never stored, so it cannot be reverted`);
+  const known = changed.filter((t) => t.old_known);
+  if (known.length === 0) throw new RunControlError(`run ${runId} changed no target whose old value is known; nothing to revert`);
+  const params = runParams(run);
+  return derivedPlan(rt, run, 'revert', known, actor, (t) => {
+    const back = (command.revertParams as NonNullable<typeof command.revertParams>)(params, t.old_value);
+    return Object.fromEntries(Object.entries(back).filter(([k, v]) => params[k] !== v));
+  });
+}

@@ -1,0 +1,186 @@
+import { createHash } from 'node:crypto';
+import type { Fleet, Host } from '../../registry/fleet.ts';
+import { resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
+import { findCommand } from '../catalog/index.ts';
+import { isDestructive, type CommandDef, type Params, type TargetPreview } from '../command.ts';
+import { hashValue } from '../moodle/config.ts';
+import { maskIf } from '../moodle/sensitive.ts';
+import { serverKey, type MoodleTarget } from '../moodle/target.ts';
+import { publicParams, resolveParams, secretParams } from '../params.ts';
+import { describeError } from './errors.ts';
+import type { OpsRuntime } from './runtime.ts';
+import type { NewTarget, RunRow, TargetRow } from './store.ts';
+
+export interface PlanRequest {
+  command: string;
+  params: Readonly<Record<string, string>>;
+  selector: Selector;
+  requestedBy: string;
+  via: 'cli' | 'console' | 'slack';
+  /** Run this many targets first, then wait for a go. */
+  canary?: number;
+  /** Failures allowed before no new target starts: a count, or a percentage of the targets ("10%"). */
+  maxFailures?: string;
+  /** VMoodle's "retrieve by value": a returning SQL; only targets where it returns a non-empty row stay. */
+  byValue?: string;
+}
+
+export interface Plan {
+  run: RunRow;
+  targets: TargetRow[];
+  command: CommandDef;
+}
+
+export class PlanError extends Error {}
+
+const PREVIEW_CONCURRENCY = 16;
+
+/** Runs `work` over items, `limit` at a time, keeping order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index] as T, index);
+    }
+  }));
+  return results;
+}
+
+export function parseMaxFailures(spec: string | undefined, targets: number): number {
+  const raw = spec ?? '10%';
+  const m = /^(\d+)(%?)$/.exec(raw.trim());
+  if (!m) throw new PlanError(`--max-failures '${raw}' must be a count (e.g. 5) or a percentage (e.g. 10%)`);
+  return m[2] ? Math.floor((targets * Number(m[1])) / 100) : Number(m[1]);
+}
+
+/** The identity of a plan: command, every parameter, the source and each frozen target with its database. */
+export function planHash(command: string, params: Params, source: string, targets: ReadonlyArray<Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>>): string {
+  const canonical = JSON.stringify({
+    command,
+    params: Object.entries(params).sort(([a], [b]) => a.localeCompare(b)),
+    source,
+    targets: targets.map((t) => [t.host_kind, t.host_id, t.wwwroot, t.db_server, t.db_name, t.db_prefix, t.params]),
+  });
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+export const sourceKey = (host: Host) => `${host.kind}:${host.id}:${host.wwwroot}`;
+
+async function keepByValue(rt: OpsRuntime, targets: MoodleTarget[], sql: string): Promise<MoodleTarget[]> {
+  const probe = findCommand('sql/sql');
+  const params = resolveParams(probe, { sql, returned: '1' });
+  if (isDestructive(probe, params)) throw new PlanError('--by-value takes one read-only statement (a SELECT)');
+  const keep = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target) => {
+    try {
+      const outcome = await probe.apply({ moodle: rt.moodle, source: target }, target, params, { preview: {}, oldHash: undefined });
+      const row = outcome.value ? (JSON.parse(outcome.value) as Record<string, unknown>) : undefined;
+      return row !== undefined && Object.values(row).some((v) => v !== null && v !== '' && v !== 0 && v !== '0');
+    } catch {
+      return false;
+    }
+  });
+  const kept = targets.filter((_, i) => keep[i]);
+  if (kept.length === 0) throw new SelectionError(`--by-value left out all ${targets.length} targets: the query returned nothing on any of them`);
+  return kept;
+}
+
+/** What the plan records of one target: its database, and the preview read now (the CAS reference). */
+export async function previewTarget(rt: OpsRuntime, command: CommandDef, source: MoodleTarget, target: MoodleTarget, params: Params): Promise<Pick<NewTarget, 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
+  let preview: TargetPreview = {};
+  let readable = true;
+  if (command.preview) {
+    try {
+      preview = await command.preview({ moodle: rt.moodle, source }, target, params);
+    } catch (err) {
+      readable = false;
+      preview = { note: `not readable now: ${describeError(err)}`.slice(0, 255) };
+    }
+  }
+  const sensitive = preview.sensitive === true;
+  const oldKnown = readable && preview.old !== undefined;
+  return {
+    preview_old: maskIf(sensitive, preview.old),
+    preview_new: maskIf(sensitive, preview.new),
+    preview_note: preview.note ?? null,
+    sensitive,
+    old_hash: oldKnown ? hashValue(preview.old ?? null) : null,
+    old_known: oldKnown,
+  };
+}
+
+export function targetIdentity(target: MoodleTarget, position: number): Pick<NewTarget, 'position' | 'host_kind' | 'host_id' | 'shortname' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix'> {
+  return {
+    position,
+    host_kind: target.host.kind,
+    host_id: target.host.id,
+    shortname: target.host.shortname,
+    wwwroot: target.host.wwwroot,
+    db_server: serverKey(target.db),
+    db_name: target.db.database,
+    db_prefix: target.db.prefix,
+  };
+}
+
+/**
+ * Makes a plan: resolves the selector once, freezes the target list, reads a preview of each target, and stores it
+ * all as a run in state `planned`. Nothing runs until the plan is started by its id and hash.
+ */
+export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: Fleet): Promise<Plan> {
+  const command = findCommand(request.command);
+  const params = resolveParams(command, request.params);
+  const loaded = fleet ?? (await rt.registry.loadFleet());
+  const selection = resolveTargets(loaded, request.selector);
+  const source = rt.moodleTarget(loaded, selection.source);
+  let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
+  if (request.byValue) targets = await keepByValue(rt, targets, request.byValue);
+  const canary = request.canary ?? 0;
+  if (!Number.isInteger(canary) || canary < 0) throw new PlanError('--canary takes a whole number of targets');
+  const maxFailures = parseMaxFailures(request.maxFailures, targets.length);
+
+  const rows: NewTarget[] = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target, position) => ({
+    ...targetIdentity(target, position),
+    ...(await previewTarget(rt, command, source, target, params)),
+    params: null,
+  }));
+  return storePlan(rt, { command, params, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
+}
+
+export interface StoredPlanInput {
+  command: CommandDef;
+  params: Params;
+  source: Host;
+  rows: NewTarget[];
+  request: Pick<PlanRequest, 'selector' | 'requestedBy' | 'via'>;
+  canary: number;
+  maxFailures: number;
+  kind: RunRow['kind'];
+  parentId: number | null;
+}
+
+export async function storePlan(rt: OpsRuntime, input: StoredPlanInput): Promise<Plan> {
+  const { command, params } = input;
+  const runId = await rt.store.createRun(
+    {
+      parent_id: input.parentId,
+      kind: input.kind,
+      command: command.name,
+      params: JSON.stringify(publicParams(command, params)),
+      secret_params: JSON.stringify(secretParams(command, params)),
+      selector: JSON.stringify(input.request.selector),
+      source: sourceKey(input.source),
+      plan_hash: planHash(command.name, params, sourceKey(input.source), input.rows),
+      state: 'planned',
+      requested_by: input.request.requestedBy,
+      via: input.request.via,
+      canary: input.canary,
+      max_failures: input.maxFailures,
+      target_count: input.rows.length,
+      destructive: isDestructive(command, params),
+    },
+    input.rows,
+  );
+  await rt.store.addEvent(runId, 'plan', input.request.requestedBy, `${input.rows.length} targets`);
+  return { run: await rt.store.getRun(runId), targets: await rt.store.getTargets(runId), command };
+}

@@ -1,0 +1,72 @@
+import { FlowProducer, Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Knex } from 'knex';
+import type { Config } from '../../config.ts';
+import type { Fleet, Host } from '../../registry/fleet.ts';
+import type { Registry } from '../../registry/registry.ts';
+import { MoodleAccess } from '../moodle/access.ts';
+import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { Gate } from './gate.ts';
+import { ExecutorKeys } from './keys.ts';
+import { Progress } from './progress.ts';
+import { RunStore } from './store.ts';
+
+export const QUEUE_NAME = 'vmoodle-ops';
+
+/** A Redis connection as BullMQ wants it: commands wait for a reconnect instead of failing. */
+export const redisConnection = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
+
+/**
+ * Everything the planner, the executor and the front ends share in one process: the audit store, pooled access
+ * to the fleet's databases, and the queue.
+ */
+export class OpsRuntime {
+  readonly store: RunStore;
+  readonly moodle: MoodleAccess;
+  readonly redis: Redis;
+  readonly keys: ExecutorKeys;
+  readonly gate: Gate;
+  readonly progress: Progress;
+  private queueInstance: Queue | undefined;
+  private flowInstance: FlowProducer | undefined;
+
+  constructor(
+    readonly config: Config,
+    readonly redisUrl: string,
+    readonly mysqlUrl: string,
+    masterDb: Knex,
+    readonly registry: Registry,
+  ) {
+    this.store = new RunStore(masterDb, config.executor.tablePrefix);
+    this.moodle = new MoodleAccess({ perServer: config.executor.perServer, connectTimeoutMs: 5_000 });
+    this.redis = redisConnection(redisUrl);
+    this.keys = new ExecutorKeys(config.executor.queuePrefix);
+    this.gate = new Gate(this.redis, this.keys);
+    this.progress = new Progress(this.redis, this.keys);
+  }
+
+  get queue(): Queue {
+    this.queueInstance ??= new Queue(QUEUE_NAME, { connection: this.redis, prefix: this.config.executor.queuePrefix });
+    return this.queueInstance;
+  }
+
+  get flows(): FlowProducer {
+    this.flowInstance ??= new FlowProducer({ connection: this.redis, prefix: this.config.executor.queuePrefix });
+    return this.flowInstance;
+  }
+
+  /** How to reach a host's database and dataroot, from the registry as loaded. */
+  moodleTarget(fleet: Fleet, host: Host): MoodleTarget {
+    if (host.kind === 'master') return masterTarget(host, this.config, this.mysqlUrl);
+    const instance = fleet.instances.find((i) => i.id === host.id);
+    if (!instance) throw new TargetError(`instance ${host.shortname} is no longer in the registry`);
+    return instanceTarget(host, instance);
+  }
+
+  async close(): Promise<void> {
+    await this.flowInstance?.close();
+    await this.queueInstance?.close();
+    await this.moodle.close();
+    this.redis.disconnect();
+  }
+}

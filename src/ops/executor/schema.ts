@@ -1,0 +1,103 @@
+import type { Knex } from 'knex';
+import { assertTablePrefix } from '../../db/identifiers.ts';
+
+/** The product's own tables in the master database; their prefix is never Moodle's, so Moodle's schema check ignores them. */
+export interface AuditTables {
+  runs: string;
+  targets: string;
+  events: string;
+  migrations: string;
+}
+
+export function auditTables(prefix: string): AuditTables {
+  assertTablePrefix(prefix);
+  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations` };
+}
+
+type Migration = { name: string; up(db: Knex, t: AuditTables): Promise<void>; down(db: Knex, t: AuditTables): Promise<void> };
+
+/** Versioned, in order; a released migration is never edited, a change is a new one. */
+const MIGRATIONS: Migration[] = [
+  {
+    name: '0001_runs',
+    async up(db, t) {
+      await db.schema.createTable(t.runs, (table) => {
+        table.bigIncrements('id');
+        table.bigInteger('parent_id').nullable().index();
+        table.string('kind', 16).notNullable();
+        table.string('command', 64).notNullable();
+        table.text('params').notNullable();
+        table.text('secret_params').notNullable();
+        table.text('selector').notNullable();
+        table.text('source').notNullable();
+        table.string('plan_hash', 64).notNullable();
+        table.string('state', 24).notNullable().index();
+        table.string('requested_by', 255).notNullable();
+        table.string('via', 16).notNullable();
+        table.integer('canary').notNullable().defaultTo(0);
+        table.boolean('canary_open').notNullable().defaultTo(false);
+        table.integer('max_failures').notNullable();
+        table.integer('target_count').notNullable();
+        table.boolean('destructive').notNullable();
+        table.bigInteger('created_at').notNullable();
+        table.bigInteger('started_at').nullable();
+        table.bigInteger('finished_at').nullable();
+        table.text('summary').nullable();
+      });
+      await db.schema.createTable(t.targets, (table) => {
+        table.bigIncrements('id');
+        table.bigInteger('run_id').notNullable();
+        table.integer('position').notNullable();
+        table.string('host_kind', 10).notNullable();
+        table.bigInteger('host_id').notNullable();
+        table.string('shortname', 80).notNullable();
+        table.string('wwwroot', 255).notNullable();
+        table.string('db_server', 200).notNullable();
+        table.string('db_name', 64).notNullable();
+        table.string('db_prefix', 20).notNullable();
+        table.text('preview_old').nullable();
+        table.text('preview_new').nullable();
+        table.string('preview_note', 255).nullable();
+        table.text('params').nullable();
+        table.boolean('sensitive').notNullable().defaultTo(false);
+        table.string('old_hash', 64).nullable();
+        table.boolean('old_known').notNullable().defaultTo(false);
+        table.string('status', 32).notNullable();
+        table.text('old_value').nullable();
+        table.text('new_value').nullable();
+        table.text('message').nullable();
+        table.text('returned_value').nullable();
+        table.integer('attempts').notNullable().defaultTo(0);
+        table.integer('duration_ms').nullable();
+        table.bigInteger('started_at').nullable();
+        table.bigInteger('finished_at').nullable();
+        table.unique(['run_id', 'host_kind', 'host_id']);
+        table.index(['run_id', 'status']);
+      });
+      await db.schema.createTable(t.events, (table) => {
+        table.bigIncrements('id');
+        table.bigInteger('run_id').notNullable().index();
+        table.string('kind', 24).notNullable();
+        table.string('actor', 255).notNullable();
+        table.bigInteger('at').notNullable();
+        table.text('detail').nullable();
+      });
+    },
+    async down(db, t) {
+      for (const table of [t.events, t.targets, t.runs]) await db.schema.dropTableIfExists(table);
+    },
+  },
+];
+
+/** Brings the audit tables to the latest version; safe to call from every process at start. */
+export async function migrateAudit(db: Knex, prefix: string): Promise<void> {
+  const t = auditTables(prefix);
+  await db.migrate.latest({
+    tableName: t.migrations,
+    migrationSource: {
+      getMigrations: async () => MIGRATIONS,
+      getMigrationName: (m: Migration) => m.name,
+      getMigration: async (m: Migration) => ({ up: (k: Knex) => m.up(k, t), down: (k: Knex) => m.down(k, t) }),
+    },
+  });
+}

@@ -1,0 +1,184 @@
+import type { Knex } from 'knex';
+import { auditTables, migrateAudit, type AuditTables } from './schema.ts';
+
+export const RUN_STATES = ['planned', 'awaiting_approval', 'running', 'cancelling', 'succeeded', 'partly_failed', 'failed', 'cancelled'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+export const FINAL_STATES: readonly RunState[] = ['succeeded', 'partly_failed', 'failed', 'cancelled'];
+
+/** What became of one target. */
+export type TargetStatus =
+  | 'pending'
+  | 'applying'
+  | 'retrying'
+  | 'applied'
+  | 'applied_cache_not_purged'
+  | 'already_applied'
+  | 'conflict'
+  | 'failed'
+  | 'interrupted'
+  | 'cancelled'
+  | 'skipped';
+
+export const DONE_OK: readonly TargetStatus[] = ['applied', 'already_applied'];
+export const WARNING: readonly TargetStatus[] = ['applied_cache_not_purged'];
+export const NOT_STARTED: readonly TargetStatus[] = ['cancelled', 'skipped'];
+export const FINAL_TARGET: readonly TargetStatus[] = [...DONE_OK, ...WARNING, ...NOT_STARTED, 'conflict', 'failed', 'interrupted'];
+
+export interface RunRow {
+  id: number;
+  parent_id: number | null;
+  kind: 'run' | 'retry' | 'revert';
+  command: string;
+  params: string;
+  secret_params: string;
+  selector: string;
+  source: string;
+  plan_hash: string;
+  state: RunState;
+  requested_by: string;
+  via: string;
+  canary: number;
+  canary_open: number | boolean;
+  max_failures: number;
+  target_count: number;
+  destructive: number | boolean;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  summary: string | null;
+}
+
+export interface TargetRow {
+  id: number;
+  run_id: number;
+  position: number;
+  host_kind: 'instance' | 'master';
+  host_id: number;
+  shortname: string;
+  wwwroot: string;
+  db_server: string;
+  db_name: string;
+  db_prefix: string;
+  preview_old: string | null;
+  preview_new: string | null;
+  preview_note: string | null;
+  /** Parameters of this target alone (a revert's old value), over the run's. */
+  params: string | null;
+  sensitive: number | boolean;
+  old_hash: string | null;
+  old_known: number | boolean;
+  status: TargetStatus;
+  old_value: string | null;
+  new_value: string | null;
+  message: string | null;
+  returned_value: string | null;
+  attempts: number;
+  duration_ms: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export type NewRun = Omit<RunRow, 'id' | 'created_at' | 'started_at' | 'finished_at' | 'summary' | 'canary_open'>;
+export type NewTarget = Omit<TargetRow, 'id' | 'run_id' | 'status' | 'old_value' | 'new_value' | 'message' | 'returned_value' | 'attempts' | 'duration_ms' | 'started_at' | 'finished_at'>;
+
+export interface TargetResult {
+  status: TargetStatus;
+  old_value?: string | null;
+  new_value?: string | null;
+  message?: string | null;
+  returned_value?: string | null;
+  duration_ms?: number;
+}
+
+export type StatusCounts = Partial<Record<TargetStatus, number>>;
+
+export class RunNotFoundError extends Error {}
+
+/** Runs, their targets and their events, in the master database: the audit trail and the executor's state. */
+export class RunStore {
+  readonly t: AuditTables;
+
+  constructor(
+    readonly db: Knex,
+    tablePrefix: string,
+  ) {
+    this.t = auditTables(tablePrefix);
+  }
+
+  migrate(): Promise<void> {
+    return migrateAudit(this.db, this.t.runs.slice(0, -'runs'.length));
+  }
+
+  async createRun(run: NewRun, targets: NewTarget[]): Promise<number> {
+    return this.db.transaction(async (trx) => {
+      const [id] = await trx.insert({ ...run, created_at: Date.now() }).into(this.t.runs);
+      const runId = Number(id);
+      for (let i = 0; i < targets.length; i += 500) {
+        await trx.insert(targets.slice(i, i + 500).map((t) => ({ ...t, run_id: runId, status: 'pending' }))).into(this.t.targets);
+      }
+      return runId;
+    });
+  }
+
+  async getRun(id: number): Promise<RunRow> {
+    const row = await this.db.select('*').from(this.t.runs).where({ id }).first();
+    if (!row) throw new RunNotFoundError(`no run ${id}`);
+    return normaliseRun(row);
+  }
+
+  async listRuns(limit = 20): Promise<RunRow[]> {
+    return (await this.db.select('*').from(this.t.runs).orderBy('id', 'desc').limit(limit)).map(normaliseRun);
+  }
+
+  async getTargets(runId: number): Promise<TargetRow[]> {
+    return (await this.db.select('*').from(this.t.targets).where({ run_id: runId }).orderBy('position')).map(normaliseTarget);
+  }
+
+  /** Moves a run between states only from the ones given: a double click or two approvers start one run. */
+  async transition(id: number, from: readonly RunState[], to: RunState, extra: Partial<RunRow> = {}): Promise<boolean> {
+    const changed = await this.db(this.t.runs).where({ id }).whereIn('state', from as RunState[]).update({ state: to, ...extra });
+    return changed === 1;
+  }
+
+  async openCanary(id: number): Promise<boolean> {
+    return (await this.db(this.t.runs).where({ id, canary_open: false }).update({ canary_open: true })) === 1;
+  }
+
+  /**
+   * Claims a target for a worker: pending or retrying → applying. Returns the row as it was when the claim fails,
+   * which is how a redelivered job learns that a worker died while applying it.
+   */
+  async claimTarget(targetId: number): Promise<{ claimed: boolean; row: TargetRow }> {
+    const claimed = (await this.db(this.t.targets).where({ id: targetId }).whereIn('status', ['pending', 'retrying'])
+      .update({ status: 'applying', started_at: Date.now(), attempts: this.db.raw('attempts + 1') })) === 1;
+    const row = normaliseTarget(await this.db.select('*').from(this.t.targets).where({ id: targetId }).first());
+    return { claimed, row };
+  }
+
+  async recordTarget(targetId: number, result: TargetResult): Promise<void> {
+    await this.db(this.t.targets).where({ id: targetId }).update({ ...result, finished_at: Date.now() });
+  }
+
+  async countStatuses(runId: number): Promise<StatusCounts> {
+    const rows: Array<{ status: TargetStatus; n: number }> = await this.db(this.t.targets).select('status').count({ n: '*' }).where({ run_id: runId }).groupBy('status');
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  async addEvent(runId: number, kind: string, actor: string, detail?: string): Promise<void> {
+    await this.db.insert({ run_id: runId, kind, actor, at: Date.now(), detail: detail ?? null }).into(this.t.events);
+  }
+
+  async events(runId: number): Promise<Array<{ kind: string; actor: string; at: number; detail: string | null }>> {
+    return this.db.select('kind', 'actor', 'at', 'detail').from(this.t.events).where({ run_id: runId }).orderBy('id');
+  }
+}
+
+const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+
+function normaliseRun(row: Record<string, unknown>): RunRow {
+  return { ...(row as unknown as RunRow), id: Number(row.id), parent_id: num(row.parent_id), created_at: Number(row.created_at), started_at: num(row.started_at), finished_at: num(row.finished_at) };
+}
+
+function normaliseTarget(row: Record<string, unknown>): TargetRow {
+  return { ...(row as unknown as TargetRow), id: Number(row.id), run_id: Number(row.run_id), host_id: Number(row.host_id) };
+}

@@ -1,0 +1,235 @@
+import { DelayedError, Worker, type Job } from 'bullmq';
+import { findCommand } from '../catalog/index.ts';
+import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts';
+import type { MoodleTarget } from '../moodle/target.ts';
+import { targetParams } from './control.ts';
+import { describeError, isTransient, TargetTimeoutError } from './errors.ts';
+import { QUEUE_NAME, redisConnection, type OpsRuntime } from './runtime.ts';
+import { DONE_OK, FINAL_TARGET, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './store.ts';
+
+interface TargetJob {
+  runId: number;
+  targetId?: number;
+}
+
+/** What a worker keeps of a run while it executes it: read once, not once per target. */
+interface RunContext {
+  run: RunRow;
+  command: CommandDef;
+  source: MoodleTarget | Error;
+  targets: Map<number, { row: TargetRow; target: MoodleTarget | Error }>;
+  loadedAt: number;
+}
+
+const CONTEXT_TTL_MS = 10 * 60_000;
+
+/** Where the parent job ends: the run's final state from its targets' statuses. */
+export function finalState(counts: StatusCounts, cancelled: boolean): RunState {
+  const total = Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
+  const ok = [...DONE_OK, ...WARNING].reduce((a, s) => a + (counts[s] ?? 0), 0);
+  if (cancelled) return 'cancelled';
+  if (ok === total) return 'succeeded';
+  return ok === 0 ? 'failed' : 'partly_failed';
+}
+
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TargetTimeoutError(`timed out after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Runs the executor's jobs: one per target, then one per run when all its targets are done. Several of these,
+ * in several processes or on several hosts, may serve one queue.
+ */
+export class ExecutorWorker {
+  private readonly contexts = new Map<number, Promise<RunContext>>();
+  private readonly connection: ReturnType<typeof redisConnection>;
+  readonly worker: Worker;
+
+  constructor(private readonly rt: OpsRuntime) {
+    const { concurrency, lockDuration, stalledInterval, queuePrefix } = rt.config.executor;
+    this.connection = redisConnection(rt.redisUrl);
+    this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job as Job<TargetJob>, token), {
+      connection: this.connection,
+      prefix: queuePrefix,
+      concurrency,
+      lockDuration,
+      stalledInterval,
+      maxStalledCount: 2,
+      name: `vmoodle-ops@${rt.config.node}`,
+    });
+    this.worker.on('error', () => {});
+  }
+
+  private async process(job: Job<TargetJob>, token: string | undefined): Promise<unknown> {
+    if (job.name === 'run') return this.finish(job.data.runId);
+    return this.runTarget(job, token);
+  }
+
+  private context(runId: number): Promise<RunContext> {
+    let ctx = this.contexts.get(runId);
+    if (ctx) return ctx;
+    ctx = (async () => {
+      const run = await this.rt.store.getRun(runId);
+      const rows = await this.rt.store.getTargets(runId);
+      const fleet = await this.rt.registry.loadFleet();
+      const attempt = (host: () => MoodleTarget): MoodleTarget | Error => {
+        try {
+          return host();
+        } catch (err) {
+          return err as Error;
+        }
+      };
+      const [kind, id] = run.source.split(':');
+      const source = attempt(() => {
+        const host = kind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === Number(id));
+        if (!host) throw new Error('the source host is no longer in the registry');
+        return this.rt.moodleTarget(fleet, host);
+      });
+      const targets = new Map(rows.map((row) => [row.id, {
+        row,
+        target: attempt(() => {
+          const host = row.host_kind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === row.host_id);
+          if (!host) throw new Error('no longer in the registry');
+          return this.rt.moodleTarget(fleet, host);
+        }),
+      }]));
+      return { run, command: findCommand(run.command), source, targets, loadedAt: Date.now() };
+    })();
+    this.contexts.set(runId, ctx);
+    ctx.catch(() => this.contexts.delete(runId));
+    for (const [key, value] of this.contexts) {
+      void value.then((c) => Date.now() - c.loadedAt > CONTEXT_TTL_MS && this.contexts.delete(key), () => {});
+    }
+    return ctx;
+  }
+
+  private async record(ctx: RunContext, row: TargetRow, result: TargetResult, extra: Partial<TargetRow> = {}): Promise<void> {
+    await this.rt.store.recordTarget(row.id, { ...result, ...extra } as TargetResult);
+    if (!DONE_OK.includes(result.status) && !WARNING.includes(result.status) && !NOT_STARTED.includes(result.status)) {
+      await this.rt.gate.countFailure(ctx.run.id);
+    }
+    await this.rt.progress.publish(ctx.run.id, { type: 'target', targetId: row.id, shortname: row.shortname, status: result.status, message: result.message ?? null });
+  }
+
+  private async delay(job: Job, token: string | undefined, ms: number): Promise<never> {
+    await job.moveToDelayed(Date.now() + ms + Math.floor(Math.random() * ms), token);
+    throw new DelayedError();
+  }
+
+  private async runTarget(job: Job<TargetJob>, token: string | undefined): Promise<void> {
+    const ctx = await this.context(job.data.runId);
+    const entry = ctx.targets.get(job.data.targetId as number);
+    if (!entry) return;
+    const { row, target } = entry;
+    const { executor } = this.rt.config;
+
+    if (ctx.run.canary > 0 && row.position >= ctx.run.canary) {
+      const fresh = await this.rt.store.getRun(ctx.run.id);
+      if (!fresh.canary_open && fresh.state === 'running') await this.delay(job, token, 1000);
+    }
+    if (target instanceof Error || ctx.source instanceof Error) {
+      const claim = await this.rt.store.claimTarget(row.id);
+      if (claim.claimed) await this.record(ctx, row, { status: 'failed', message: (target instanceof Error ? target : (ctx.source as Error)).message });
+      return;
+    }
+    const holdMs = executor.targetTimeout * 1000 + 30_000;
+    const request = {
+      runId: ctx.run.id,
+      jobId: job.id as string,
+      lockKey: this.rt.keys.instanceLock(row.db_server, row.db_name, row.db_prefix),
+      slotsKey: this.rt.keys.serverSlots(row.db_server),
+      maxFailures: ctx.run.max_failures,
+      holdMs,
+      perServer: executor.perServer,
+    };
+    const admission = await this.rt.gate.admit(request);
+    if (admission === 'locked') await this.delay(job, token, 250);
+    if (admission === 'busy') await this.delay(job, token, 50);
+    if (admission === 'cancelled' || admission === 'braked') {
+      const claim = await this.rt.store.claimTarget(row.id);
+      if (claim.claimed) {
+        const message = admission === 'cancelled' ? 'not started: the run was cancelled' : `not started: more than ${ctx.run.max_failures} targets failed (--max-failures)`;
+        await this.record(ctx, row, { status: admission === 'cancelled' ? 'cancelled' : 'skipped', message });
+      }
+      return;
+    }
+
+    const started = Date.now();
+    try {
+      const claim = await this.rt.store.claimTarget(row.id);
+      if (!claim.claimed) {
+        if (FINAL_TARGET.includes(claim.row.status)) return;
+        if (!isIdempotent(ctx.command, targetParams(ctx.run, row))) {
+          await this.record(ctx, row, { status: 'interrupted', message: 'interrupted — verify: a worker stopped while applying this target, and the command is not safe to repeat' });
+          return;
+        }
+      }
+      const outcome = await withTimeout(
+        ctx.command.apply({ moodle: this.rt.moodle, source: ctx.source }, target, targetParams(ctx.run, row), {
+          preview: {},
+          oldHash: row.old_known ? row.old_hash : undefined,
+        }),
+        executor.targetTimeout * 1000,
+      );
+      await this.record(ctx, row, this.result(outcome, Date.now() - started));
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
+      const message = describeError(err);
+      if (err instanceof TargetTimeoutError) {
+        await this.record(ctx, row, { status: 'interrupted', message: `${message}; the change may or may not be made — verify`, duration_ms: Date.now() - started });
+      } else if (isTransient(err) && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
+        await this.rt.store.recordTarget(row.id, { status: 'retrying', message: `attempt ${job.attemptsMade + 1} failed: ${message}` });
+        throw err;
+      } else {
+        const attempts = job.attemptsMade + 1;
+        await this.record(ctx, row, { status: 'failed', message: attempts > 1 ? `${message} (after ${attempts} attempts)` : message, duration_ms: Date.now() - started });
+      }
+    } finally {
+      await this.rt.gate.release(request);
+    }
+  }
+
+  private result(outcome: ApplyOutcome, duration: number): TargetResult & { old_known?: boolean } {
+    const status: TargetStatus = outcome.status === 'applied' && outcome.cachePurged === false ? 'applied_cache_not_purged' : outcome.status;
+    const message = status === 'applied_cache_not_purged'
+      ? [outcome.message, "applied, cache not purged: no worker here reaches the dataroot, so Moodle won't see the change until its caches are purged"].filter(Boolean).join('; ')
+      : outcome.message ?? null;
+    return {
+      status,
+      old_value: outcome.old ?? null,
+      new_value: outcome.new ?? null,
+      message,
+      returned_value: outcome.value ?? null,
+      duration_ms: duration,
+      ...(outcome.old !== undefined ? { old_known: true } : {}),
+    };
+  }
+
+  /** The run's parent job: every target is done, so the run ends in the state its results say. */
+  private async finish(runId: number): Promise<RunState> {
+    const counts = await this.rt.store.countStatuses(runId);
+    const unfinished = (counts.pending ?? 0) + (counts.applying ?? 0) + (counts.retrying ?? 0);
+    if (unfinished > 0) {
+      await this.rt.store.db(this.rt.store.t.targets).where({ run_id: runId }).whereIn('status', ['pending', 'applying', 'retrying'])
+        .update({ status: 'interrupted', message: 'interrupted — verify: its job ended without a result', finished_at: Date.now() });
+    }
+    const final = await this.rt.store.countStatuses(runId);
+    const cancelled = (await this.rt.redis.exists(this.rt.keys.cancel(runId))) === 1;
+    const state = finalState(final, cancelled);
+    if (await this.rt.store.transition(runId, ['running', 'cancelling'], state, { finished_at: Date.now(), summary: JSON.stringify(final) })) {
+      await this.rt.progress.publish(runId, { type: 'state', state });
+    }
+    this.contexts.delete(runId);
+    return state;
+  }
+
+  /** Lets the targets under way finish, then lets go of Redis (BullMQ leaves a connection it was given open). */
+  async close(): Promise<void> {
+    await this.worker.close();
+    this.connection.disconnect();
+  }
+}

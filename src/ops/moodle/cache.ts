@@ -1,0 +1,59 @@
+import { readdir, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PoolConnection } from 'mysql2/promise';
+import type { MoodleAccess } from './access.ts';
+import { MOODLE_TABLES } from './tables.ts';
+import type { MoodleTarget } from './target.ts';
+
+/** The config revisions a full purge_caches moves forward (moodle-facts §2.5). */
+export const PURGED_REVS = ['themerev', 'jsrev', 'langrev', 'templaterev', 'localcachedirpurged', 'scheduledtaskreset'] as const;
+
+async function isDir(path: string | undefined): Promise<boolean> {
+  if (!path) return false;
+  try {
+    return (await stat(path)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+async function emptyDir(path: string): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(path);
+  } catch {
+    return;
+  }
+  await Promise.all(entries.map((e) => rm(join(path, e), { recursive: true, force: true })));
+}
+
+/**
+ * Moodle reads config and role definitions through its MUC file cache, which has no invalidation events, so a
+ * write made in SQL is invisible until `$dataroot/cache` is emptied (moodle-facts §1.6). Returns false when the
+ * dataroot is not reachable from this node: the change is made but Moodle will not see it yet.
+ */
+export async function purgeDataCache(target: MoodleTarget): Promise<boolean> {
+  if (!(await isDir(target.dataroot))) return false;
+  await emptyDir(join(target.dataroot as string, 'cache'));
+  return true;
+}
+
+/**
+ * The SQL side of purge_caches(): every rev moves strictly forward (cache-busting URLs depend on it) and every
+ * course's cacherev is bumped. Runs in the caller's transaction.
+ */
+export async function bumpRevisions(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget): Promise<void> {
+  const config = access.table(target, MOODLE_TABLES.config);
+  await conn.query(
+    `UPDATE ${config} SET value = GREATEST(CAST(value AS UNSIGNED) + 1, UNIX_TIMESTAMP()) WHERE name IN (${PURGED_REVS.map(() => '?').join(', ')})`,
+    [...PURGED_REVS],
+  );
+  await conn.query(`UPDATE ${access.table(target, MOODLE_TABLES.course)} SET cacherev = GREATEST(cacherev + 1, UNIX_TIMESTAMP())`);
+}
+
+/** The files side of purge_caches(): cache and localcache emptied (other nodes follow localcachedirpurged). */
+export async function purgeAllCacheFiles(target: MoodleTarget): Promise<boolean> {
+  if (!(await isDir(target.dataroot))) return false;
+  await Promise.all(['cache', 'localcache'].map((d) => emptyDir(join(target.dataroot as string, d))));
+  return true;
+}

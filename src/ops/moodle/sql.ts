@@ -1,0 +1,38 @@
+import { mysqlSplitterOptions, splitQuery } from 'dbgate-query-splitter';
+import { qualifiedTable } from '../../db/identifiers.ts';
+import type { MoodleDb } from './target.ts';
+
+/**
+ * An operator's SQL as statements: split at `;` outside quotes and comments (and DELIMITER blocks), comments
+ * kept inside each statement, empty statements dropped.
+ */
+export function splitStatements(sql: string): string[] {
+  return (splitQuery(sql, { ...mysqlSplitterOptions, ignoreComments: false }) as string[])
+    .map((s) => s.trim())
+    .filter((s) => s.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|#[^\n]*/g, '').trim() !== '');
+}
+
+/** `{table}` → `db`.`prefix_table`, as Moodle's $DB does it; the name is checked before use. */
+export function expandTables(sql: string, db: MoodleDb): string {
+  return sql.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => qualifiedTable(db.database, db.prefix, name));
+}
+
+const strip = (s: string) => s.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|#[^\n]*/g, ' ').trim();
+
+/** A statement that only reads (the one kind of SQL that is not destructive). */
+export function isReadOnly(statement: string): boolean {
+  return /^(SELECT|SHOW|DESCRIBE|DESC|EXPLAIN)\b/i.test(strip(statement)) && !/\bINTO\s+(OUT|DUMP)FILE\b|\bFOR\s+UPDATE\b/i.test(statement);
+}
+
+/** Statements MySQL commits implicitly, which no transaction can hold back. */
+export function commitsImplicitly(statement: string): boolean {
+  return /^(CREATE|ALTER|DROP|RENAME|TRUNCATE|GRANT|REVOKE|LOCK|UNLOCK|START|BEGIN|COMMIT|ROLLBACK|SET\s+AUTOCOMMIT)\b/i.test(strip(statement));
+}
+
+/** Named parameters a statement uses (`:name`), outside quotes. */
+export function namedParameters(sql: string): string[] {
+  const names = new Set<string>();
+  const unquoted = sql.replace(/'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*"|`[^`]*`/g, '');
+  for (const m of strip(unquoted).matchAll(/(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(m[1] as string);
+  return [...names];
+}

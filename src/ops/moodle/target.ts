@@ -1,0 +1,65 @@
+import type { Config } from '../../config.ts';
+import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
+import { parseMysqlUrl } from '../../db/mysql-url.ts';
+import type { Host } from '../../registry/fleet.ts';
+import type { Instance } from '../../registry/instance.ts';
+
+/** Where one Moodle's database lives. The password stays here, in memory; it is never written to jobs or logs. */
+export interface MoodleDb {
+  host: string;
+  port: number;
+  user: string;
+  password: string | undefined;
+  database: string;
+  prefix: string;
+}
+
+/** A Moodle a command can act on: an instance or the master, with what is needed to reach it. */
+export interface MoodleTarget {
+  host: Host;
+  db: MoodleDb;
+  /** The moodledata folder, when known. */
+  dataroot: string | undefined;
+}
+
+export class TargetError extends Error {}
+
+/** VMoodle's vdbhost is `host` or `host:port`. */
+export function splitDbHost(vdbhost: string): { host: string; port: number } {
+  const m = /^(.*?)(?::(\d+))?$/.exec(vdbhost.trim()) as RegExpExecArray;
+  return { host: m[1] === 'localhost' ? '127.0.0.1' : (m[1] as string), port: m[2] ? Number(m[2]) : 3306 };
+}
+
+export function instanceTarget(host: Host, instance: Instance): MoodleTarget {
+  if (instance.vdbtype === 'postgres') throw new TargetError(`${instance.shortname}: PostgreSQL instances are not supported`);
+  return {
+    host,
+    db: {
+      ...splitDbHost(instance.vdbhost),
+      user: instance.vdblogin,
+      password: instance.vdbpass || undefined,
+      database: assertDatabaseName(instance.vdbname),
+      prefix: assertTablePrefix(instance.vdbprefix),
+    },
+    dataroot: instance.vdatapath || undefined,
+  };
+}
+
+export function masterTarget(host: Host, config: Config, mysqlUrl: string): MoodleTarget {
+  const url = parseMysqlUrl(mysqlUrl, { requireDatabase: true });
+  return {
+    host,
+    db: {
+      host: url.host,
+      port: url.port,
+      user: url.user,
+      password: url.password,
+      database: assertDatabaseName(url.database as string),
+      prefix: assertTablePrefix(config.masterPrefix),
+    },
+    dataroot: config.master.dataroot,
+  };
+}
+
+/** The DB server a target's connections go to; pools and concurrency caps are per server and login. */
+export const serverKey = (db: MoodleDb) => `${db.user}@${db.host}:${db.port}`;

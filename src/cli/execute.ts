@@ -14,6 +14,8 @@ import type { Output } from './output.ts';
 export const cliActor = () => `${userInfo().username}@cli`;
 
 const PREVIEW_SAMPLE = 10;
+/** Up to this many targets, the report lists each; past it, only those that did not simply succeed. */
+const FULL_REPORT = 50;
 
 export function printPlan(out: Output, plan: Plan): void {
   const { run, targets, command } = plan;
@@ -104,7 +106,7 @@ export async function reportRun(ctx: CliContext, out: Output, run: RunRow, targe
   for (const t of targets) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
   out.data({ run: run.id, state: run.state, counts: Object.fromEntries(counts), targets: targets.map(targetJson) });
   out.line(`Run ${run.id} ${run.state}: ${[...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ')}`);
-  const notable = targets.filter((t) => !DONE_OK.includes(t.status) || t.returned_value);
+  const notable = targets.length <= FULL_REPORT ? targets : targets.filter((t) => !DONE_OK.includes(t.status) || t.returned_value);
   if (notable.length > 0) out.table(['TARGET', 'STATUS', 'OLD', 'NEW', 'MESSAGE'], notable.map((t) => [t.shortname, t.status, t.old_value ?? '', t.new_value ?? '', (t.returned_value ?? t.message ?? '').slice(0, 200)]));
   if (!FINAL_STATES.includes(run.state) || targets.some((t) => !DONE_OK.includes(t.status))) ctx.exitCode = 1;
 }

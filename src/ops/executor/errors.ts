@@ -27,8 +27,10 @@ const FRIENDLY: Record<string, string> = {
 
 /** One line for an operator. Drivers quote the login in access errors, never the password; the text is kept short. */
 export function describeError(err: unknown): string {
-  const e = err as { code?: string; message?: string };
-  const friendly = e.code ? FRIENDLY[e.code] : undefined;
+  const e = err as { code?: string; message?: string; sqlMessage?: string; syscall?: string };
+  // Only a driver's own error gets the plain-words prefix; a command's message already says what happened.
+  const fromDriver = e.sqlMessage !== undefined || e.syscall !== undefined;
+  const friendly = e.code && fromDriver ? FRIENDLY[e.code] : undefined;
   const message = (e.message ?? String(err)).split('\n')[0] as string;
   if (friendly && !message.toLowerCase().includes(friendly)) return `${friendly} (${e.code}): ${message}`.slice(0, 500);
   return message.slice(0, 500);

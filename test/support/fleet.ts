@@ -1,0 +1,96 @@
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { afterAll } from 'vitest';
+import { App } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import type { OpsRuntime } from '../../src/ops/executor/runtime.ts';
+import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
+import { fieldsToRow, INSTANCE_DEFAULTS } from '../../src/registry/instance.ts';
+import { createDatabase, thinInstances, type TestDatabase } from './databases.ts';
+import { testServices } from './services.ts';
+
+export interface OpsFixture {
+  env: Record<string, string | undefined>;
+  app: App;
+  rt: OpsRuntime;
+  master: TestDatabase;
+  dataDir: string;
+}
+
+/**
+ * A master database, a queue prefix and a data folder of the suite's own, with the executor's timings shortened
+ * so that stalls and retries happen in seconds.
+ */
+export async function opsFixture(label: string, master?: TestDatabase, extraEnv: Record<string, string> = {}): Promise<OpsFixture> {
+  const db = master ?? (await createDatabase(label));
+  const dataDir = mkdtempSync(join(tmpdir(), `vmops-${label}-`));
+  const env = {
+    MYSQL_URL: db.url,
+    REDIS_URL: testServices().redisUrl,
+    VMOODLE_DATA_DIR: dataDir,
+    VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
+    VMOODLE_MASTER_DATAROOT: join(dataDir, 'master'),
+    VMOODLE_QUEUE_PREFIX: `${testServices().runId}-${label}-${randomBytes(2).toString('hex')}`,
+    VMOODLE_LOCK_DURATION: '2000',
+    VMOODLE_STALLED_INTERVAL: '1000',
+    VMOODLE_ATTEMPTS: '2',
+    VMOODLE_TARGET_TIMEOUT: '30',
+    ...extraEnv,
+  };
+  mkdirSync(env.VMOODLE_MASTER_DATAROOT, { recursive: true });
+  const app = new App(loadConfig(env));
+  const rt = await app.ops();
+  afterAll(() => app.close());
+  return { env, app, rt, master: db, dataDir };
+}
+
+/** An in-process worker for the suite, closed after it. */
+export function startWorker(fx: OpsFixture): ExecutorWorker {
+  const worker = new ExecutorWorker(fx.rt);
+  afterAll(() => worker.close());
+  return worker;
+}
+
+export interface InstanceSpec {
+  shortname: string;
+  database: string;
+  prefix?: string;
+  vdbhost?: string;
+  enabled?: boolean;
+}
+
+/** Registers instances directly in the registry table, each with a dataroot folder holding a cache to purge. */
+export async function registerInstances(fx: OpsFixture, specs: InstanceSpec[]): Promise<void> {
+  const server = parseMysqlUrl(testServices().mysqlServer);
+  const rows = specs.map((s) => {
+    const vdatapath = join(fx.dataDir, s.shortname);
+    mkdirSync(join(vdatapath, 'cache', 'cachestore_file', 'default_application', 'core_config'), { recursive: true });
+    return fieldsToRow({
+      ...INSTANCE_DEFAULTS,
+      name: s.shortname,
+      shortname: s.shortname,
+      vhostname: `https://${s.shortname.replaceAll('_', '-')}.campus.example.org`,
+      vdbhost: s.vdbhost ?? `${server.host}:${server.port}`,
+      vdblogin: server.user,
+      vdbpass: server.password ?? '',
+      vdbname: s.database,
+      vdbprefix: s.prefix ?? 'mdl_',
+      vdatapath,
+      enabled: s.enabled ?? true,
+    });
+  });
+  await fx.rt.registry.ensureTable();
+  await fx.app.masterDb.batchInsert(fx.rt.registry.table, rows, 500);
+}
+
+/** `count` thin instances (config and config_log, a fresh install's settings) registered as t1, t2, … */
+export async function thinFleet(fx: OpsFixture, count: number): Promise<string[]> {
+  const db = await createDatabase('thin');
+  const prefixes = await thinInstances(db.name, count, { tables: ['config', 'config_log', 'config_plugins', 'course'], rowsOf: ['config', 'course'] });
+  const names = prefixes.map((_, i) => `t${i + 1}`);
+  await registerInstances(fx, prefixes.map((prefix, i) => ({ shortname: names[i] as string, database: db.name, prefix })));
+  return names;
+}

@@ -7,6 +7,8 @@ import { PROJECT_ROOT } from '../../src/config.ts';
 import { COMPACT_SCHEMA_PATH } from '../../src/ops/moodle/moodle-source.ts';
 import { runCli } from '../support/cli.ts';
 import { createDatabase } from '../support/databases.ts';
+import { testServices } from '../support/services.ts';
+import { main } from '../../src/cli.ts';
 
 let env: Record<string, string | undefined>;
 const cli = (...args: string[]) => runCli(args, env);
@@ -25,6 +27,8 @@ beforeAll(async () => {
     VMOODLE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vmops-cli-')),
     VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
     VMOODLE_MOODLE_DUMP: COMPACT_SCHEMA_PATH,
+    REDIS_URL: testServices().redisUrl,
+    VMOODLE_QUEUE_PREFIX: `${testServices().runId}-cli`,
   };
   const created = await cli('sandbox', 'create', '--count', '12');
   expect(created.stderr).toBe('');
@@ -82,27 +86,44 @@ describe('vmoodle showtargets', () => {
 });
 
 describe('vmoodle run', () => {
-  it("plans a command from run_command.php's flags, URL-decoding --attributes", async () => {
+  it("runs a command from run_command.php's flags, URL-decoding --attributes", async () => {
     const result = await cli('run', '--command=generic/setconfig', '--tohostsmatch=*.campus.example.org', '--exclude=*test*',
-      '--attributes=key=maintenance_message&value=Back+at+6%3A00%20UTC');
+      '--attributes=key=maintenance_message&value=Back+at+6%3A00%20UTC', '--yes');
+    expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('Plan: generic/setconfig');
+    expect(result.stdout).toContain('Run 1: generic/setconfig');
     expect(result.stdout).toContain('value = Back at 6:00 UTC');
-    expect(result.stdout).toContain('Nothing was run');
+    expect(result.stdout).toMatch(/Run 1 succeeded: \d+ applied/);
+    const check = JSON.parse((await cli('--json', 'run', 'sql/sql', '--hosts', 'physics', 'sql=SELECT value FROM {config} WHERE name = :n', 'n=maintenance_message', '--yes')).stdout);
+    expect(check.targets[0].value).toBe('{"value":"Back at 6:00 UTC"}');
   });
 
-  it('takes the short form with name=value words', async () => {
-    const json = JSON.parse((await cli('--json', 'run', 'generic/setconfig', '--match', '*music*', 'key=theme', 'value=boost')).stdout);
-    expect(json).toMatchObject({ command: 'generic/setconfig', parameters: { key: 'theme', value: 'boost' }, planned: true });
+  it('takes the short form with name=value words, and answers in JSON', async () => {
+    const json = JSON.parse((await cli('--json', 'run', 'generic/setconfig', '--match', '*music*', 'key=theme', 'value=boost', '-y')).stdout);
+    expect(json).toMatchObject({ state: 'succeeded', counts: { already_applied: 1 } });
     expect(json.targets.map((t: { shortname: string }) => t.shortname)).toEqual(['music']);
   });
 
-  it('refuses an empty attribute name, a missing or malformed command, with exit code 2', async () => {
+  it('asks before running, and without a terminal runs nothing unless --yes is given', async () => {
+    const result = await cli('run', 'generic/setconfig', '--hosts', 'physics', 'key=theme', 'value=classic');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^vmoodle: run \d+ needs confirmation: add --yes to run it without a prompt; nothing was run\n$/);
+    const asked: string[] = [];
+    const declined = await main(['run', 'generic/setconfig', '--hosts', 'physics', 'key=theme', 'value=classic'], {
+      stdout: () => {}, stderr: () => {}, env, confirm: async (q) => (asked.push(q), false),
+    });
+    expect(declined).toBe(2);
+    expect(asked).toEqual(['Run generic/setconfig on 1 target?']);
+    const runs = JSON.parse((await cli('--json', 'runs', 'list')).stdout);
+    expect(runs.slice(0, 2).map((r: { state: string }) => r.state)).toEqual(['cancelled', 'cancelled']);
+  });
+
+  it('refuses an empty attribute name, a missing or unknown command, with exit code 2', async () => {
     const empty = await cli('run', '-c', 'generic/setconfig', '-t', '*', '-a', 'key=x&=1');
     expect(empty).toMatchObject({ code: 2, stdout: '' });
     expect(empty.stderr).toBe("vmoodle: --attributes: pair 2 ('=1') has an empty name; expected name=value&name=value\n");
     expect((await cli('run', '-t', '*')).stderr).toMatch(/^vmoodle: missing command/);
-    expect((await cli('run', 'setconfig', '-t', '*')).stderr).toMatch(/'setconfig' is not a command name: expected category\/name/);
+    expect((await cli('run', 'setconfig', '-t', '*')).stderr).toBe("vmoodle: unknown command 'setconfig' (did you mean 'generic/setconfig'?); vmoodle help lists them\n");
     expect((await cli('run', 'generic/setconfig', '-t', '*', 'key')).stderr).toMatch(/'key' is not a parameter: write name=value/);
   });
 
@@ -110,7 +131,7 @@ describe('vmoodle run', () => {
     for (const args of [['run', '-c', 'generic/purgecaches', '-t', 'chemistry,physics', '-T'], ['run', '--command=showtargets', '--tohosts=chemistry,physics']]) {
       const result = await cli(...args);
       expect(result.code).toBe(0);
-      expect(result.stdout).not.toContain('Plan:');
+      expect(result.stdout).not.toContain('Run ');
       expect(result.stdout).toMatch(/^2 targets/);
     }
   });
@@ -158,6 +179,7 @@ describe('vmoodle as a command line', () => {
   const verbs = [
     ['instances'], ['instances', 'list'], ['instances', 'show'], ['instances', 'add'], ['instances', 'edit'],
     ['instances', 'enable'], ['instances', 'disable'], ['showtargets'], ['run'], ['sandbox'], ['sandbox', 'create'], ['start'],
+    ['runs'], ['runs', 'list'], ['runs', 'show'], ['runs', 'cancel'], ['runs', 'go'], ['runs', 'retry'], ['runs', 'revert'], ['worker'], ['help'],
   ];
   it.each(verbs.map((v) => v.join(' ')))('answers --help for %s', async (verb) => {
     const result = await cli(...verb.split(' '), '--help');

@@ -8,9 +8,16 @@ export const CATALOG: ReadonlyMap<string, CommandDef> = new Map([...GENERIC_COMM
 
 export class UnknownCommandError extends Error {}
 
+/** The nearest command name; a bare name (VMoodle operators often type one) is compared with the part after the category. */
+function nearest(name: string): string {
+  const names = [...CATALOG.keys()];
+  if (name.includes('/')) return closest(name, names);
+  const bare = new Map(names.map((n) => [n.slice(n.indexOf('/') + 1), n]));
+  return bare.get(closest(name, [...bare.keys()])) as string;
+}
+
 export function findCommand(name: string): CommandDef {
   const command = CATALOG.get(name.toLowerCase());
   if (command) return command;
-  const near = closest(name.toLowerCase(), [...CATALOG.keys()]);
-  throw new UnknownCommandError(`unknown command '${name}' (did you mean '${near}'?); vmoodle help lists them`);
+  throw new UnknownCommandError(`unknown command '${name}' (did you mean '${nearest(name.toLowerCase())}'?); vmoodle help lists them`);
 }

@@ -83,6 +83,7 @@ export type NewTarget = Omit<TargetRow, 'id' | 'run_id' | 'status' | 'old_value'
 
 export interface TargetResult {
   status: TargetStatus;
+  started_at?: number;
   old_value?: string | null;
   new_value?: string | null;
   message?: string | null;
@@ -94,9 +95,20 @@ export type StatusCounts = Partial<Record<TargetStatus, number>>;
 
 export class RunNotFoundError extends Error {}
 
+interface PendingResult {
+  targetId: number;
+  result: TargetResult & { attempts?: number; old_known?: boolean };
+  done: { resolve(): void; reject(err: unknown): void };
+}
+
+/** Results written at most this long after they arrive, together with the others that arrived meanwhile. */
+const RESULT_BATCH_MS = 20;
+
 /** Runs, their targets and their events, in the master database: the audit trail and the executor's state. */
 export class RunStore {
   readonly t: AuditTables;
+  private pending: PendingResult[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly db: Knex,
@@ -157,6 +169,35 @@ export class RunStore {
 
   async recordTarget(targetId: number, result: TargetResult): Promise<void> {
     await this.db(this.t.targets).where({ id: targetId }).update({ ...result, finished_at: Date.now() });
+  }
+
+  /**
+   * Records a final result, unless the target already has one (a job delivered twice reports once). Results that
+   * arrive together are committed together, one transaction for many targets; the promise resolves once this one
+   * is committed, so a job never completes before its result is durable.
+   */
+  recordFinal(targetId: number, result: PendingResult['result']): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ targetId, result: { ...result }, done: { resolve, reject } });
+      this.flushTimer ??= setTimeout(() => void this.flush(), RESULT_BATCH_MS);
+    });
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    this.flushTimer = undefined;
+    const finishedAt = Date.now();
+    try {
+      await this.db.transaction(async (trx) => {
+        for (const { targetId, result } of batch) {
+          await trx(this.t.targets).where({ id: targetId }).whereNotIn('status', FINAL_TARGET as TargetStatus[]).update({ ...result, finished_at: finishedAt });
+        }
+      });
+      for (const p of batch) p.done.resolve();
+    } catch (err) {
+      for (const p of batch) p.done.reject(err);
+    }
   }
 
   async countStatuses(runId: number): Promise<StatusCounts> {

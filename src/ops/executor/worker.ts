@@ -5,7 +5,7 @@ import type { MoodleTarget } from '../moodle/target.ts';
 import { targetParams } from './control.ts';
 import { describeError, isTransient, TargetTimeoutError } from './errors.ts';
 import { QUEUE_NAME, redisConnection, type OpsRuntime } from './runtime.ts';
-import { DONE_OK, FINAL_TARGET, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './store.ts';
+import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './store.ts';
 
 interface TargetJob {
   runId: number;
@@ -107,8 +107,8 @@ export class ExecutorWorker {
     return ctx;
   }
 
-  private async record(ctx: RunContext, row: TargetRow, result: TargetResult, extra: Partial<TargetRow> = {}): Promise<void> {
-    await this.rt.store.recordTarget(row.id, { ...result, ...extra } as TargetResult);
+  private async record(ctx: RunContext, row: TargetRow, result: TargetResult & { old_known?: boolean }, job?: Job): Promise<void> {
+    await this.rt.store.recordFinal(row.id, job ? { ...result, attempts: job.attemptsMade + 1 } : result);
     if (!DONE_OK.includes(result.status) && !WARNING.includes(result.status) && !NOT_STARTED.includes(result.status)) {
       await this.rt.gate.countFailure(ctx.run.id);
     }
@@ -132,8 +132,7 @@ export class ExecutorWorker {
       if (!fresh.canary_open && fresh.state === 'running') await this.delay(job, token, 1000);
     }
     if (target instanceof Error || ctx.source instanceof Error) {
-      const claim = await this.rt.store.claimTarget(row.id);
-      if (claim.claimed) await this.record(ctx, row, { status: 'failed', message: (target instanceof Error ? target : (ctx.source as Error)).message });
+      await this.record(ctx, row, { status: 'failed', message: (target instanceof Error ? target : (ctx.source as Error)).message }, job);
       return;
     }
     const holdMs = executor.targetTimeout * 1000 + 30_000;
@@ -150,21 +149,21 @@ export class ExecutorWorker {
     if (admission === 'locked') await this.delay(job, token, 250);
     if (admission === 'busy') await this.delay(job, token, 50);
     if (admission === 'cancelled' || admission === 'braked') {
-      const claim = await this.rt.store.claimTarget(row.id);
-      if (claim.claimed) {
-        const message = admission === 'cancelled' ? 'not started: the run was cancelled' : `not started: more than ${ctx.run.max_failures} targets failed (--max-failures)`;
-        await this.record(ctx, row, { status: admission === 'cancelled' ? 'cancelled' : 'skipped', message });
-      }
+      const message = admission === 'cancelled' ? 'not started: the run was cancelled' : `not started: more than ${ctx.run.max_failures} targets failed (--max-failures)`;
+      await this.record(ctx, row, { status: admission === 'cancelled' ? 'cancelled' : 'skipped', message });
       return;
     }
 
     const started = Date.now();
     try {
-      const claim = await this.rt.store.claimTarget(row.id);
-      if (!claim.claimed) {
-        if (FINAL_TARGET.includes(claim.row.status)) return;
-        if (!isIdempotent(ctx.command, targetParams(ctx.run, row))) {
-          await this.record(ctx, row, { status: 'interrupted', message: 'interrupted — verify: a worker stopped while applying this target, and the command is not safe to repeat' });
+      // A command that is unsafe to repeat marks its target before touching it, so that a redelivery after a
+      // worker died can tell; an idempotent one needs no mark, since its compare-and-set sees what was done.
+      if (!isIdempotent(ctx.command, targetParams(ctx.run, row))) {
+        const claim = await this.rt.store.claimTarget(row.id);
+        if (!claim.claimed) {
+          if (claim.row.status === 'applying') {
+            await this.record(ctx, row, { status: 'interrupted', message: 'interrupted — verify: a worker stopped while applying this target, and the command is not safe to repeat' });
+          }
           return;
         }
       }
@@ -175,18 +174,18 @@ export class ExecutorWorker {
         }),
         executor.targetTimeout * 1000,
       );
-      await this.record(ctx, row, this.result(outcome, Date.now() - started));
+      await this.record(ctx, row, { ...this.result(outcome, Date.now() - started), started_at: started } as TargetResult, job);
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       const message = describeError(err);
       if (err instanceof TargetTimeoutError) {
-        await this.record(ctx, row, { status: 'interrupted', message: `${message}; the change may or may not be made — verify`, duration_ms: Date.now() - started });
+        await this.record(ctx, row, { status: 'interrupted', message: `${message}; the change may or may not be made — verify`, duration_ms: Date.now() - started }, job);
       } else if (isTransient(err) && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
         await this.rt.store.recordTarget(row.id, { status: 'retrying', message: `attempt ${job.attemptsMade + 1} failed: ${message}` });
         throw err;
       } else {
         const attempts = job.attemptsMade + 1;
-        await this.record(ctx, row, { status: 'failed', message: attempts > 1 ? `${message} (after ${attempts} attempts)` : message, duration_ms: Date.now() - started });
+        await this.record(ctx, row, { status: 'failed', message: attempts > 1 ? `${message} (after ${attempts} attempts)` : message, duration_ms: Date.now() - started }, job);
       }
     } finally {
       await this.rt.gate.release(request);

@@ -125,6 +125,18 @@ describe.runIf(testServices().moodleDump)('commands on databases restored from t
     expect(rows).toEqual([{ value: 'l' }]);
   });
 
+  it('maintenance turns the web flag and message on, with the CLI maintenance file, and off again', async () => {
+    const on = await run('run', 'generic/maintenance', '--hosts', 'alpha', 'mmode=1', 'mmessage=Back at 6', 'climaintenance=1', '--yes');
+    expect(on.code).toBe(0);
+    expect(await value(sites[0]!.name, 'maintenance_enabled')).toBe('1');
+    expect(await value(sites[0]!.name, 'maintenance_message')).toBe('Back at 6');
+    expect(existsSync(join(fx.dataDir, 'alpha', 'climaintenance.html'))).toBe(true);
+    const off = await run('run', 'generic/maintenance', '--hosts', 'alpha', 'mmode=0', 'climaintenance=1', '--yes');
+    expect(off.code).toBe(0);
+    expect(await value(sites[0]!.name, 'maintenance_enabled')).toBe('0');
+    expect(existsSync(join(fx.dataDir, 'alpha', 'climaintenance.html'))).toBe(false);
+  });
+
   it('refuses unknown commands and parameters with a hint, before planning anything', async () => {
     const unknown = await run('run', 'generic/setconfg', '--hosts', 'alpha', '--yes');
     expect(unknown).toMatchObject({ code: 2, stderr: "vmoodle: unknown command 'generic/setconfg' (did you mean 'generic/setconfig'?); vmoodle help lists them\n" });

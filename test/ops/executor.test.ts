@@ -155,6 +155,34 @@ describe.runIf(testServices().moodleDump)('executor', () => {
     }
   });
 
+  it('keeps only the targets where a --by-value query returns something', async () => {
+    await conn.query(`UPDATE \`${(await fx.rt.store.db(fx.rt.registry.table).where({ shortname: 't50' }).first()).vdbname}\`.i50_config SET value = 'fr' WHERE name = 'lang'`);
+    const result = await runCli(['--json', 'run', 'generic/purgecaches', '--hosts', 't50,t51,t52', '--by-value', "SELECT value FROM {config} WHERE name = 'lang' AND value = 'fr'", '--yes'], fx.env);
+    expect(JSON.parse(result.stdout).targets.map((t: { shortname: string }) => t.shortname)).toEqual(['t50']);
+  });
+
+  it('never lets two runs write one instance at once', async () => {
+    const slow = await createPlan(fx.rt, request('sql/sql', { sql: 'SELECT SLEEP(1.5)' }, ['t53']));
+    const quick = await createPlan(fx.rt, request('generic/setconfig', { key: 'lang', value: 'it' }, ['t53']));
+    await startRun(fx.rt, slow.run.id, 'tester', slow.run.plan_hash);
+    await new Promise((r) => setTimeout(r, 300));
+    await startRun(fx.rt, quick.run.id, 'tester', quick.run.plan_hash);
+    const [a, b] = await Promise.all([waitForRun(fx.rt, slow.run.id), waitForRun(fx.rt, quick.run.id)]);
+    expect(b.targets[0]!.status).toBe('applied');
+    expect(b.targets[0]!.started_at).toBeGreaterThanOrEqual(a.targets[0]!.finished_at as number);
+  });
+
+  it('reports a write whose dataroot no worker reaches as applied, cache not purged, and exits non-zero', async () => {
+    const twin = await fx.rt.store.db(fx.rt.registry.table).where({ shortname: 't59' }).first();
+    await registerInstances(fx, [{ shortname: 'nocache', database: twin.vdbname, prefix: twin.vdbprefix, unreachableDataroot: true }]);
+    const result = await runCli(['--json', 'run', 'generic/setconfig', '--hosts', 'nocache', 'key=lang', 'value=pt', '--yes'], fx.env);
+    expect(result.code).toBe(1);
+    const json = JSON.parse(result.stdout);
+    expect(json.state).toBe('succeeded');
+    expect(json.targets[0]).toMatchObject({ status: 'applied_cache_not_purged' });
+    expect(json.targets[0].message).toMatch(/cache not purged/);
+  });
+
   it('keeps a sensitive setting’s value out of Redis, job data, result rows and output', async () => {
     const secret = 'S3cret-smtp-Pa55';
     const names = fleet.slice(45, 50);
@@ -187,6 +215,14 @@ describe.runIf(testServices().moodleDump)('executor', () => {
 });
 
 describe.runIf(testServices().moodleDump)('executor brakes', () => {
+  it('reports a target that outlives its timeout as interrupted, to be verified', async () => {
+    const fx = await opsFixture('timeout', undefined, { VMOODLE_TARGET_TIMEOUT: '1' });
+    await thinFleet(fx, 1);
+    startWorker(fx);
+    const { targets } = await plannedAndStarted(fx.rt, request('sql/sql', { sql: 'SELECT SLEEP(3)' }, ['t1']));
+    expect(targets[0]).toMatchObject({ status: 'interrupted', message: 'timed out after 1 s; the change may or may not be made — verify' });
+  });
+
   it('stops starting targets once more than --max-failures have failed', async () => {
     const fx = await opsFixture('brake', undefined, { VMOODLE_WORKER_CONCURRENCY: '1' });
     const fleet = await thinFleet(fx, 2);

@@ -60,14 +60,16 @@ export interface InstanceSpec {
   prefix?: string;
   vdbhost?: string;
   enabled?: boolean;
+  /** A dataroot no worker can reach. */
+  unreachableDataroot?: boolean;
 }
 
 /** Registers instances directly in the registry table, each with a dataroot folder holding a cache to purge. */
 export async function registerInstances(fx: OpsFixture, specs: InstanceSpec[]): Promise<void> {
   const server = parseMysqlUrl(testServices().mysqlServer);
   const rows = specs.map((s) => {
-    const vdatapath = join(fx.dataDir, s.shortname);
-    mkdirSync(join(vdatapath, 'cache', 'cachestore_file', 'default_application', 'core_config'), { recursive: true });
+    const vdatapath = s.unreachableDataroot ? `/nonexistent/moodledata/${s.shortname}` : join(fx.dataDir, s.shortname);
+    if (!s.unreachableDataroot) mkdirSync(join(vdatapath, 'cache', 'cachestore_file', 'default_application', 'core_config'), { recursive: true });
     return fieldsToRow({
       ...INSTANCE_DEFAULTS,
       name: s.shortname,

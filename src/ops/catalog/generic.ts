@@ -42,6 +42,9 @@ function pluginRef(pkey: string): SettingRef {
   return { plugin: pkey.slice(0, at), name: pkey.slice(at + 1) };
 }
 
+/** What setting one value is: a reversible, repeatable write with nothing to read from a source. */
+const SETTING_WRITE = { destructive: false, reversible: true, idempotent: true, needsSource: false, writes: true } as const;
+
 const unsetParam = {
   name: 'unset',
   type: 'boolean',
@@ -59,11 +62,7 @@ export const setConfig: CommandDef = {
     { name: 'value', type: 'ltext', label: 'Value', default: '' },
     unsetParam,
   ],
-  destructive: false,
-  reversible: true,
-  idempotent: true,
-  needsSource: false,
-  writes: true,
+  ...SETTING_WRITE,
   sensitiveParams: (p) => (isSensitiveSetting(p.key as string) ? ['value'] : []),
   preview: (ctx, target, p) => previewSetting(ctx, target, { name: p.key as string }, p.unset === '1' ? null : (p.value as string)),
   apply: (ctx, target, p, planned) => applySetting(ctx, target, { name: p.key as string }, p.unset === '1' ? null : (p.value as string), planned),
@@ -85,11 +84,7 @@ export const setPluginConfig: CommandDef = {
     { name: 'pvalue', type: 'ltext', label: 'Value', default: '' },
     unsetParam,
   ],
-  destructive: false,
-  reversible: true,
-  idempotent: true,
-  needsSource: false,
-  writes: true,
+  ...SETTING_WRITE,
   sensitiveParams: (p) => {
     const ref = pluginRef(p.pkey as string);
     return isSensitiveSetting(ref.name, ref.plugin) ? ['pvalue'] : [];
@@ -110,11 +105,7 @@ export const maintenance: CommandDef = {
     { name: 'mmessage', type: 'ltext', label: 'Message shown to users', default: '' },
     { name: 'climaintenance', type: 'boolean', label: `Also the CLI maintenance file (dataroot/${CLI_MAINTENANCE_FILE})`, default: '0' },
   ],
-  destructive: false,
-  reversible: true,
-  idempotent: true,
-  needsSource: false,
-  writes: true,
+  ...SETTING_WRITE,
   preview: (ctx, target, p) => previewSetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode as string),
   async apply(ctx, target, p, planned) {
     const outcome = await applySetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode as string, planned);

@@ -48,27 +48,25 @@ export class MoodleAccess {
     return qualifiedTable(target.db.database, target.db.prefix, name);
   }
 
-  async withConnection<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  private async lease<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>, discard: boolean): Promise<T> {
     const conn = await this.pool(target).getConnection();
     this.peak = Math.max(this.peak, ++this.open);
     try {
       return await work(conn);
     } finally {
       this.open--;
-      conn.release();
+      if (discard) conn.destroy();
+      else conn.release();
     }
   }
 
+  withConnection<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    return this.lease(target, work, false);
+  }
+
   /** A connection for SQL an operator wrote; destroyed afterwards whatever it did to its session. */
-  async withUserSqlConnection<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
-    const conn = await this.pool(target).getConnection();
-    this.peak = Math.max(this.peak, ++this.open);
-    try {
-      return await work(conn);
-    } finally {
-      this.open--;
-      conn.destroy();
-    }
+  withUserSqlConnection<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+    return this.lease(target, work, true);
   }
 
   async withTransaction<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>): Promise<T> {

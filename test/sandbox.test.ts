@@ -27,6 +27,7 @@ describe.runIf(testServices().moodleDump)('sandbox fleet from the real Moodle du
       VMOODLE_DATA_DIR: mkdtempSync(join(tmpdir(), 'vmops-sandbox-')),
       VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
       VMOODLE_MOODLE_DUMP: testServices().moodleDump,
+      VMOODLE_QUEUE_PREFIX: `${testServices().runId}-sandbox`,
     };
     const result = await runCli(['--json', 'sandbox', 'create', '--count', '3'], env);
     expect(result.stderr).toBe('');
@@ -65,12 +66,20 @@ describe.runIf(testServices().moodleDump)('sandbox fleet from the real Moodle du
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.stdin.write("showtargets --match '*.campus.example.org' --exclude '*test*'\n/vmoodle instances show law\nshowtarget\nquit\n");
+    child.stdin.write([
+      "showtargets --match '*.campus.example.org' --exclude '*test*'",
+      '/vmoodle instances show law',
+      'showtarget',
+      'run generic/setconfig --hosts physics,chemistry key=theme value=classic --yes',
+      'quit',
+    ].join('\n') + '\n');
     const code = await new Promise((resolve) => child.on('exit', resolve));
     expect(code).toBe(0);
     expect(stdout).toContain('5 instances in the registry, 4 enabled.');
     expect(stdout).toMatch(/2 targets \(matched 4, excluded 1, disabled left out 1;/);
     expect(stdout).toMatch(/shortname\s+law/);
     expect(stderr).toContain("vmoodle: unknown command 'showtarget'");
+    expect(stdout).toContain('Run 1 succeeded: 2 applied');
+    expect(stdout).not.toContain('No worker is running');
   });
 });

@@ -3,6 +3,7 @@ import { App } from '../app.ts';
 import { consoleChat } from '../bot/console.ts';
 import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/mysql-url.ts';
+import { ExecutorWorker } from '../ops/executor/worker.ts';
 import { ensureServices } from '../services/index.ts';
 import type { CliContext } from './context.ts';
 import { buildSandbox, prepareSandboxMaster } from './sandbox.ts';
@@ -13,7 +14,7 @@ export const FIRST_SANDBOX_SIZE = 12;
 export function registerStart(program: Command, ctx: CliContext): void {
   program
     .command('start')
-    .description('start the product: check the servers (sandbox: start private ones if needed), then a terminal chat')
+    .description('start the product: check the servers (sandbox: start private ones if needed), a worker, and a terminal chat')
     .action(async (_opts, cmd: Command) => {
       const out = ctx.output(cmd);
       const config = loadConfig(ctx.io.env);
@@ -28,8 +29,13 @@ export function registerStart(program: Command, ctx: CliContext): void {
         const fleet = await registry.loadFleet();
         out.line(`Master database ${redactUrl(services.mysqlUrl)}${config.sandbox ? ' (sandbox)' : ''}; Redis ${redactUrl(services.redisUrl)}; node ${config.node}`);
         out.line(`${fleet.hosts.length} instances in the registry, ${fleet.enabledCount} enabled.`);
-        await app.close();
-        await consoleChat(ctx.io, services);
+        const worker = new ExecutorWorker(await app.ops());
+        out.line(`A worker runs targets here (${config.executor.concurrency} at a time); more can join with vmoodle worker.`);
+        try {
+          await consoleChat(ctx.io, services);
+        } finally {
+          await worker.close();
+        }
       } finally {
         await app.close();
         await services.stop();

@@ -33,13 +33,14 @@ async function verifyPlan(rt: OpsRuntime, run: RunRow, targets: TargetRow[], exp
   const changed: string[] = [];
   for (const t of targets) {
     if (t.host_kind === 'master') continue;
-    const instance = fleet.instances.find((i) => i.id === t.host_id);
-    if (!instance) changed.push(`${t.shortname} (removed)`);
-    else {
-      const target = rt.moodleTarget(fleet, fleet.hosts.find((h) => h.id === instance.id) as never);
-      if (instance.vhostname !== t.wwwroot || serverKey(target.db) !== t.db_server || target.db.database !== t.db_name || target.db.prefix !== t.db_prefix) {
-        changed.push(`${t.shortname} (database or wwwroot changed)`);
-      }
+    const host = fleet.hosts.find((h) => h.id === t.host_id);
+    if (!host) {
+      changed.push(`${t.shortname} (removed)`);
+      continue;
+    }
+    const { db } = rt.moodleTarget(fleet, host);
+    if (host.wwwroot !== t.wwwroot || serverKey(db) !== t.db_server || db.database !== t.db_name || db.prefix !== t.db_prefix) {
+      changed.push(`${t.shortname} (database or wwwroot changed)`);
     }
   }
   if (changed.length > 0) {

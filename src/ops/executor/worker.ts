@@ -18,7 +18,6 @@ interface RunContext {
   command: CommandDef;
   source: MoodleTarget | Error;
   targets: Map<number, { row: TargetRow; target: MoodleTarget | Error }>;
-  loadedAt: number;
 }
 
 const CONTEXT_TTL_MS = 10 * 60_000;
@@ -45,7 +44,7 @@ function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
  * in several processes or on several hosts, may serve one queue.
  */
 export class ExecutorWorker {
-  private readonly contexts = new Map<number, Promise<RunContext>>();
+  private readonly contexts = new Map<number, { context: Promise<RunContext>; loadedAt: number }>();
   private readonly connection: ReturnType<typeof redisConnection>;
   readonly worker: Worker;
 
@@ -70,9 +69,11 @@ export class ExecutorWorker {
   }
 
   private context(runId: number): Promise<RunContext> {
-    let ctx = this.contexts.get(runId);
-    if (ctx) return ctx;
-    ctx = (async () => {
+    const cached = this.contexts.get(runId);
+    if (cached) return cached.context;
+    const now = Date.now();
+    for (const [id, entry] of this.contexts) if (now - entry.loadedAt > CONTEXT_TTL_MS) this.contexts.delete(id);
+    const ctx = (async () => {
       const run = await this.rt.store.getRun(runId);
       const rows = await this.rt.store.getTargets(runId);
       const fleet = await this.rt.registry.loadFleet();
@@ -97,13 +98,10 @@ export class ExecutorWorker {
           return this.rt.moodleTarget(fleet, host);
         }),
       }]));
-      return { run, command: findCommand(run.command), source, targets, loadedAt: Date.now() };
+      return { run, command: findCommand(run.command), source, targets };
     })();
-    this.contexts.set(runId, ctx);
+    this.contexts.set(runId, { context: ctx, loadedAt: now });
     ctx.catch(() => this.contexts.delete(runId));
-    for (const [key, value] of this.contexts) {
-      void value.then((c) => Date.now() - c.loadedAt > CONTEXT_TTL_MS && this.contexts.delete(key), () => {});
-    }
     return ctx;
   }
 

@@ -51,6 +51,9 @@ export interface Config {
   master: MasterHost;
   moodleDump: string | undefined;
   executor: ExecutorSettings;
+  /** Who may do what in chat; without it the console lets its own user do everything (see README). */
+  rbacFile: string | undefined;
+  approval: { threshold: number; ttlMinutes: number };
 }
 
 export class ConfigError extends Error {}
@@ -111,6 +114,13 @@ export const SETTINGS = {
     if (!existsSync(path)) throw new Error();
     return path;
   }),
+  rbacFile: setting('VMOODLE_RBAC', 'rbac_file', 'the path of the RBAC YAML file', (v) => {
+    const path = resolve(v);
+    if (!existsSync(path)) throw new Error();
+    return path;
+  }),
+  approvalThreshold: setting('VMOODLE_APPROVAL_THRESHOLD', 'approval.threshold', 'a whole number of targets from 0 to 1000000', wholeNumber(0, 1_000_000)),
+  approvalTtl: setting('VMOODLE_APPROVAL_TTL', 'approval.ttl_minutes', 'minutes, a whole number from 1 to 1440', wholeNumber(1, 1440)),
   queuePrefix: setting('VMOODLE_QUEUE_PREFIX', 'executor.queue_prefix', 'a Redis key prefix of letters, digits, {}, _ and -', (v) => {
     if (!/^[A-Za-z0-9{}_-]{1,40}$/.test(v)) throw new Error();
     return v;
@@ -215,6 +225,8 @@ export function loadConfig(env: Source = process.env): Config {
       lockDuration: get(SETTINGS.lockDuration) ?? 30_000,
       stalledInterval: get(SETTINGS.stalledInterval) ?? 30_000,
     },
+    rbacFile: get(SETTINGS.rbacFile),
+    approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30 },
   };
 }
 

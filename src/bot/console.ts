@@ -1,27 +1,69 @@
+import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
-import parseArgs from 'string-argv';
+import type { App } from '../app.ts';
 import type { CliIO } from '../cli/output.ts';
-import type { ServiceUrls } from '../services/index.ts';
+import { FINAL_STATES } from '../ops/executor/store.ts';
+import { Rbac } from './rbac.ts';
+import { Router, statusText, type Reply } from './router.ts';
 
 /**
- * A terminal chat: each line is a `/vmoodle` command (the leading `/vmoodle` may be left out), run with the
- * same grammar as the CLI. It ends on `quit`, end of input, or SIGINT/SIGTERM.
+ * Without an RBAC file the console lets its own user do everything, and gives the names `approver`, `operator` and
+ * `viewer` their roles, so that `as approver` tries the approval loop on one terminal.
  */
-export async function consoleChat(io: CliIO, urls: ServiceUrls, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
-  const { main } = await import('../cli.ts');
+export function consoleRbac(app: App): Rbac {
+  if (app.config.rbacFile) return Rbac.fromFile(app.config.rbacFile);
+  return new Rbac({ roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] } });
+}
+
+async function follow(io: CliIO, app: App, reply: Reply): Promise<void> {
+  const run = reply.follow;
+  if (!run) return;
+  const rt = await app.ops();
+  let done = 0;
+  let next = 0.25;
+  // A canary run pauses after its first targets: the chat comes back then, to say go or cancel.
+  const pauses = run.canary > 0 && !run.canary_open && run.state === 'running';
+  await rt.progress.follow(
+    run.id,
+    (e) => {
+      if (e.type !== 'target') return;
+      done++;
+      if (done / run.target_count >= next) {
+        io.stdout(`  run ${run.id}: ${done}/${run.target_count} done\n`);
+        while (done / run.target_count >= next) next += 0.25;
+      }
+    },
+    (e) => (e.type === 'state' && FINAL_STATES.includes(e.state)) || (pauses && done >= run.canary),
+  );
+  const now = await rt.store.getRun(run.id);
+  const canaryNote = FINAL_STATES.includes(now.state) ? '' : `\nThe canary is done: \`go ${run.id}\` to go on, or \`cancel ${run.id}\`.`;
+  io.stdout(`${statusText(now, await rt.store.getTargets(run.id))}${canaryNote}\n`);
+}
+
+/**
+ * A terminal chat: each line is a `/vmoodle` line (the leading `/vmoodle` may be left out), handled by the same
+ * router as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
+ */
+export async function consoleChat(io: CliIO, app: App, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+  const router = new Router(app, consoleRbac(app), { threshold: app.config.approval.threshold, ttlMs: app.config.approval.ttlMinutes * 60_000 }, 'console');
+  let actor = userInfo().username;
   const rl = createInterface({ input, terminal: false });
-  io.stdout("Type a command (e.g. showtargets --match '*.example.org'), help, or quit.\nvmoodle> ");
+  io.stdout(`You are ${actor}. Type help, a command (e.g. showtargets --match '*.example.org'), as <user>, or quit.\n${actor}> `);
   const stop = () => rl.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   try {
     for await (const raw of rl) {
-      const line = raw.trim().replace(/^\/?vmoodle\s*/, '');
+      const line = raw.trim();
       if (line === 'quit' || line === 'exit') break;
-      const args = parseArgs(line);
-      if (args[0] === 'start') io.stderr('vmoodle: already started\n');
-      else if (args.length > 0) await main(args, io, urls);
-      io.stdout('vmoodle> ');
+      const as = /^as\s+(\S+)$/.exec(line);
+      if (as) actor = as[1] as string;
+      else if (line !== '') {
+        const reply = await router.handle(line, { id: actor });
+        io.stdout(`${reply.text.replaceAll('```', '')}\n`);
+        await follow(io, app, reply);
+      }
+      io.stdout(`${actor}> `);
     }
   } finally {
     process.off('SIGINT', stop);

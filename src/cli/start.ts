@@ -32,7 +32,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
         const worker = new ExecutorWorker(await app.ops());
         out.line(`A worker runs targets here (${config.executor.concurrency} at a time); more can join with vmoodle worker.`);
         try {
-          await consoleChat(ctx.io, services);
+          await consoleChat(ctx.io, app);
         } finally {
           await worker.close();
         }

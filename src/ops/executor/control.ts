@@ -4,7 +4,7 @@ import type { Params } from '../command.ts';
 import { serverKey } from '../moodle/target.ts';
 import { planHash, previewTarget, sourceKey, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { QUEUE_NAME, type OpsRuntime } from './runtime.ts';
-import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type TargetRow } from './store.ts';
+import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './store.ts';
 
 export class RunControlError extends Error {}
 
@@ -52,12 +52,13 @@ async function verifyPlan(rt: OpsRuntime, run: RunRow, targets: TargetRow[], exp
  * Starts a planned run: one BullMQ flow, the run as parent and one child per target. The state change is a
  * conditional update, so starting twice starts once; job ids are fixed, so a re-added flow adds nothing.
  */
-export async function startRun(rt: OpsRuntime, runId: number, actor: string, expectedHash?: string): Promise<{ started: boolean; run: RunRow }> {
+export async function startRun(rt: OpsRuntime, runId: number, actor: string, expectedHash?: string, from: RunState = 'planned'): Promise<{ started: boolean; run: RunRow }> {
   const run = await rt.store.getRun(runId);
-  if (run.state !== 'planned' && run.state !== 'awaiting_approval') return { started: false, run };
+  if (run.state === 'awaiting_approval' && from !== 'awaiting_approval') throw new RunControlError(`run ${runId} is awaiting approval by a second person`);
+  if (run.state !== from) return { started: false, run };
   const targets = await rt.store.getTargets(runId);
   await verifyPlan(rt, run, targets, expectedHash);
-  if (!(await rt.store.transition(runId, ['planned', 'awaiting_approval'], 'running', { started_at: Date.now() }))) {
+  if (!(await rt.store.transition(runId, [from], 'running', { started_at: Date.now() }))) {
     return { started: false, run: await rt.store.getRun(runId) };
   }
   const { attempts } = rt.config.executor;

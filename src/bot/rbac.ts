@@ -1,0 +1,71 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+
+/** Roles in increasing power: each has what the ones before it have. */
+export const ROLES = ['viewer', 'operator', 'approver', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** What each verb needs at least. */
+export const VERB_ROLE: Record<string, Role> = {
+  help: 'viewer', instances: 'viewer', showtargets: 'viewer', runs: 'viewer', status: 'viewer',
+  run: 'operator', start: 'operator', cancel: 'operator', retry: 'operator', go: 'operator',
+  approve: 'approver', reject: 'approver',
+};
+
+export interface RbacConfig {
+  /** Role → Slack user ids (or console user names). */
+  roles: Partial<Record<Role, string[]>>;
+  /** Category → the least role that may run its commands (e.g. sql: admin). */
+  categories?: Record<string, Role>;
+  /** Channel id → the categories that may be run there; channels not listed allow all. */
+  channels?: Record<string, string[]>;
+}
+
+export class RbacError extends Error {}
+
+const rank = (role: Role) => ROLES.indexOf(role);
+
+/** Who may do what, from the RBAC file. A user it does not name has no access at all. */
+export class Rbac {
+  constructor(private readonly config: RbacConfig) {
+    for (const role of Object.keys(config.roles)) {
+      if (!ROLES.includes(role as Role)) throw new RbacError(`RBAC: unknown role '${role}' (roles: ${ROLES.join(', ')})`);
+    }
+  }
+
+  static fromFile(path: string): Rbac {
+    let doc: unknown;
+    try {
+      doc = parseYaml(readFileSync(path, 'utf8'));
+    } catch (err) {
+      throw new RbacError(`VMOODLE_RBAC: cannot read ${path}: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (!doc || typeof doc !== 'object' || !('roles' in doc)) throw new RbacError(`VMOODLE_RBAC: ${path} needs a 'roles' mapping`);
+    return new Rbac(doc as RbacConfig);
+  }
+
+  /** The user's highest role, or undefined for a stranger. */
+  roleOf(user: string): Role | undefined {
+    return [...ROLES].reverse().find((role) => this.config.roles[role]?.includes(user));
+  }
+
+  /** Why the user may not use the verb (on that command's category, in that channel), or undefined when allowed. */
+  refusal(user: string, verb: string, category?: string, channel?: string): string | undefined {
+    const role = this.roleOf(user);
+    if (!role) return 'you have no access to vmoodle-ops; ask an admin to add you to its RBAC file';
+    const needed = VERB_ROLE[verb] ?? 'admin';
+    if (rank(role) < rank(needed)) return `${verb} needs the ${needed} role; you are ${role}`;
+    if (category) {
+      const least = this.config.categories?.[category];
+      if (least && rank(role) < rank(least)) return `${category} commands need the ${least} role; you are ${role}`;
+      const allowed = channel ? this.config.channels?.[channel] : undefined;
+      if (allowed && !allowed.includes(category)) return `${category} commands cannot be run in this channel`;
+    }
+    return undefined;
+  }
+
+  /** The verbs a user may use, for a help that lists only those. */
+  verbsFor(user: string): string[] {
+    return Object.keys(VERB_ROLE).filter((verb) => this.refusal(user, verb) === undefined);
+  }
+}

@@ -1,0 +1,68 @@
+import { startRun } from './control.ts';
+import type { OpsRuntime } from './runtime.ts';
+import type { RunRow } from './store.ts';
+
+export interface ApprovalPolicy {
+  /** A write to more targets than this needs a second person, destructive or not. */
+  threshold: number;
+  /** How long an approval request stays open. */
+  ttlMs: number;
+}
+
+export const DEFAULT_APPROVAL_POLICY: ApprovalPolicy = { threshold: 50, ttlMs: 30 * 60_000 };
+
+export class ApprovalError extends Error {}
+
+/** A destructive command, or a write to more targets than the threshold, needs a second person. */
+export function needsApproval(run: RunRow, writes: boolean, policy: ApprovalPolicy): boolean {
+  return Boolean(run.destructive) || (writes && run.target_count > policy.threshold);
+}
+
+/** What the approver must type: the instance's short name for one target, else the number of targets. */
+export async function confirmationText(rt: OpsRuntime, run: RunRow): Promise<string> {
+  if (run.target_count !== 1) return String(run.target_count);
+  return ((await rt.store.getTargets(run.id))[0]?.shortname ?? '') as string;
+}
+
+export async function requestApproval(rt: OpsRuntime, runId: number, requester: string): Promise<void> {
+  if (!(await rt.store.transition(runId, ['planned'], 'awaiting_approval'))) throw new ApprovalError(`run ${runId} is not waiting to start`);
+  await rt.store.addEvent(runId, 'approval_requested', requester);
+}
+
+async function requestedAt(rt: OpsRuntime, runId: number): Promise<number> {
+  const events = await rt.store.events(runId);
+  return [...events].reverse().find((e) => e.kind === 'approval_requested')?.at ?? 0;
+}
+
+/**
+ * Approves and starts a run: only a second person (never the requester), before the request expires, typing what
+ * was asked, for the plan whose hash they were shown. The start is the executor's conditional one, so two
+ * approvers at once start one run.
+ */
+export async function approveRun(rt: OpsRuntime, runId: number, approver: string, typed: string, shownHash: string, policy: ApprovalPolicy = DEFAULT_APPROVAL_POLICY): Promise<RunRow> {
+  const run = await rt.store.getRun(runId);
+  if (run.state !== 'awaiting_approval') throw new ApprovalError(`run ${runId} is not awaiting approval (it is ${run.state.replaceAll('_', ' ')})`);
+  if (approver === run.requested_by) throw new ApprovalError('you requested this run; a second person must approve it');
+  if (Date.now() - (await requestedAt(rt, runId)) > policy.ttlMs) {
+    if (await rt.store.transition(runId, ['awaiting_approval'], 'cancelled', { finished_at: Date.now() })) {
+      await rt.store.addEvent(runId, 'expire', 'vmoodle-ops');
+    }
+    throw new ApprovalError(`the approval request for run ${runId} expired; plan it again`);
+  }
+  const expected = await confirmationText(rt, run);
+  if (typed.trim() !== expected) {
+    throw new ApprovalError(`type ${run.target_count === 1 ? 'the instance short name' : 'the number of targets'} (${expected}) to approve run ${runId}`);
+  }
+  if (shownHash !== run.plan_hash) throw new ApprovalError(`run ${runId} changed since the approval request was shown; nothing was started`);
+  await rt.store.addEvent(runId, 'approve', approver);
+  const { started, run: after } = await startRun(rt, runId, approver, shownHash, 'awaiting_approval');
+  if (!started) throw new ApprovalError(`run ${runId} was already started`);
+  return after;
+}
+
+export async function rejectRun(rt: OpsRuntime, runId: number, who: string): Promise<void> {
+  if (!(await rt.store.transition(runId, ['awaiting_approval'], 'cancelled', { finished_at: Date.now() }))) {
+    throw new ApprovalError(`run ${runId} is not awaiting approval`);
+  }
+  await rt.store.addEvent(runId, 'reject', who);
+}

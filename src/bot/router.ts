@@ -55,6 +55,16 @@ export class Router {
     }
   }
 
+  /** Slack's approval modal: the hash comes from the request the approver was shown, not from the stored run. */
+  async approveFromSlack(runId: number, typed: string, shownHash: string, actor: Actor): Promise<Reply> {
+    try {
+      this.refuse(actor, 'approve');
+      return await this.approve([String(runId), typed], actor, shownHash);
+    } catch (err) {
+      return { text: `:warning: ${(this.app.explain(err) as Error).message.split('\n')[0]}`, ephemeral: true };
+    }
+  }
+
   private refuse(actor: Actor, verb: string, category?: string): void {
     const why = this.rbac.refusal(actor.id, verb, category, actor.channel);
     if (why) throw new Error(why);

@@ -54,8 +54,8 @@ export async function approveRun(rt: OpsRuntime, runId: number, approver: string
     throw new ApprovalError(`type ${run.target_count === 1 ? 'the instance short name' : 'the number of targets'} (${expected}) to approve run ${runId}`);
   }
   if (shownHash !== run.plan_hash) throw new ApprovalError(`run ${runId} changed since the approval request was shown; nothing was started`);
-  await rt.store.addEvent(runId, 'approve', approver);
-  const { started, run: after } = await startRun(rt, runId, approver, shownHash, 'awaiting_approval');
+  // Recorded by whichever approver's start wins the conditional update, so two approvers at once leave one approval.
+  const { started, run: after } = await startRun(rt, runId, approver, shownHash, 'awaiting_approval', () => rt.store.addEvent(runId, 'approve', approver));
   if (!started) throw new ApprovalError(`run ${runId} was already started`);
   return after;
 }

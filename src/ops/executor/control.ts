@@ -52,7 +52,7 @@ async function verifyPlan(rt: OpsRuntime, run: RunRow, targets: TargetRow[], exp
  * Starts a planned run: one BullMQ flow, the run as parent and one child per target. The state change is a
  * conditional update, so starting twice starts once; job ids are fixed, so a re-added flow adds nothing.
  */
-export async function startRun(rt: OpsRuntime, runId: number, actor: string, expectedHash?: string, from: RunState = 'planned'): Promise<{ started: boolean; run: RunRow }> {
+export async function startRun(rt: OpsRuntime, runId: number, actor: string, expectedHash?: string, from: RunState = 'planned', onClaimed?: () => Promise<void>): Promise<{ started: boolean; run: RunRow }> {
   const run = await rt.store.getRun(runId);
   if (run.state === 'awaiting_approval' && from !== 'awaiting_approval') throw new RunControlError(`run ${runId} is awaiting approval by a second person`);
   if (run.state !== from) return { started: false, run };
@@ -61,6 +61,7 @@ export async function startRun(rt: OpsRuntime, runId: number, actor: string, exp
   if (!(await rt.store.transition(runId, [from], 'running', { started_at: Date.now() }))) {
     return { started: false, run: await rt.store.getRun(runId) };
   }
+  await onClaimed?.();
   const { attempts } = rt.config.executor;
   const flow: FlowJob = {
     name: 'run',

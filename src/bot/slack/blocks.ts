@@ -1,0 +1,81 @@
+import type { KnownBlock, View } from '@slack/types';
+import type { RunRow } from '../../ops/executor/store.ts';
+import { fitSection, SLACK_LIMITS } from './limits.ts';
+
+const section = (text: string): KnownBlock => ({ type: 'section', text: { type: 'mrkdwn', text: fitSection(text) } });
+
+/** Text split over as many sections as it needs, within a message's block limit. */
+export function textBlocks(text: string): KnownBlock[] {
+  const blocks: KnownBlock[] = [];
+  let rest = text;
+  while (rest.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
+    const cut = rest.length <= SLACK_LIMITS.sectionText ? rest.length : rest.lastIndexOf('\n', SLACK_LIMITS.sectionText - 1) + 1 || SLACK_LIMITS.sectionText;
+    blocks.push(section(rest.slice(0, cut)));
+    rest = rest.slice(cut);
+  }
+  return blocks;
+}
+
+/** The value buttons carry: which run and which plan was shown. Never who clicks (that comes from the signed payload). */
+export const runButtonValue = (run: RunRow) => `${run.id}:${run.plan_hash}`;
+
+export function parseRunButton(value: string): { runId: number; hash: string } {
+  const [id, hash] = value.split(':');
+  return { runId: Number(id), hash: hash ?? '' };
+}
+
+export function approvalBlocks(text: string, run: RunRow): KnownBlock[] {
+  return [
+    ...textBlocks(text).slice(0, SLACK_LIMITS.blocksPerMessage - 1),
+    {
+      type: 'actions',
+      elements: [
+        { type: 'button', action_id: 'approve', text: { type: 'plain_text', text: 'Approve…' }, style: 'primary', value: runButtonValue(run) },
+        { type: 'button', action_id: 'reject', text: { type: 'plain_text', text: 'Reject' }, style: 'danger', value: runButtonValue(run) },
+      ],
+    },
+  ];
+}
+
+export function startBlocks(text: string, run: RunRow): KnownBlock[] {
+  return [
+    ...textBlocks(text).slice(0, SLACK_LIMITS.blocksPerMessage - 1),
+    { type: 'actions', elements: [{ type: 'button', action_id: 'start', text: { type: 'plain_text', text: `Run on ${run.target_count}` }, style: 'primary', value: runButtonValue(run) }] },
+  ];
+}
+
+/** The approver confirms by typing what the request asks: the target count, or the short name for one target. */
+export function approvalModal(run: RunRow, expected: string, channel: string): View {
+  return {
+    type: 'modal',
+    callback_id: 'approve_modal',
+    private_metadata: JSON.stringify({ value: runButtonValue(run), channel }),
+    title: { type: 'plain_text', text: `Approve run ${run.id}` },
+    submit: { type: 'plain_text', text: 'Approve and run' },
+    close: { type: 'plain_text', text: 'Cancel' },
+    blocks: [
+      section(`\`${run.command}\` on *${run.target_count}* targets, requested by <@${run.requested_by}>.`),
+      {
+        type: 'input',
+        block_id: 'typed',
+        label: { type: 'plain_text', text: run.target_count === 1 ? 'Type the instance short name' : 'Type the number of targets' },
+        element: { type: 'plain_text_input', action_id: 'value', placeholder: { type: 'plain_text', text: expected } },
+      },
+    ],
+  };
+}
+
+const BAR = 20;
+
+/** The parent message of a run: a progress bar and counts, with Cancel while it runs. */
+export function progressBlocks(run: RunRow, done: number, failed: number): KnownBlock[] {
+  const filled = run.target_count ? Math.round((done / run.target_count) * BAR) : BAR;
+  const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR - filled)}`;
+  const blocks: KnownBlock[] = [section(`*Run ${run.id}* \`${run.command}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded`)];
+  if (run.state === 'running') {
+    blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: 'cancel', text: { type: 'plain_text', text: 'Cancel' }, style: 'danger', value: runButtonValue(run) }] });
+  } else {
+    blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: 'retry', text: { type: 'plain_text', text: 'Retry failed' }, value: runButtonValue(run) }] });
+  }
+  return blocks;
+}

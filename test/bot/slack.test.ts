@@ -1,0 +1,157 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Rbac } from '../../src/bot/rbac.ts';
+import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
+import { SLACK_LIMITS } from '../../src/bot/slack/limits.ts';
+import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { testServices } from '../support/services.ts';
+import { approvalSubmission, buttonPayload, FakeSlackApi, interactionBody, signedPost, slashBody, type RecordedCall } from '../support/slack.ts';
+
+const SECRET = 'signing-secret-for-tests';
+const BOT_TOKEN = 'xoxb-test-token-never-shown';
+const SMTP = 'Smtp-S3cret-in-slack';
+
+let fx: OpsFixture;
+let api: FakeSlackApi;
+let bot: SlackBot;
+
+const rbac = new Rbac({ roles: { admin: ['UADMIN'], operator: ['UOP'], approver: ['UAPP', 'UAPP2'], viewer: ['UVIEW'] } });
+
+async function slash(user: string, text: string, channel = 'C1'): Promise<Response> {
+  const res = await signedPost(bot.url, SECRET, slashBody(user, text, channel));
+  await bot.idle();
+  return res;
+}
+
+async function interact(payload: object): Promise<Response> {
+  const res = await signedPost(bot.url, SECRET, interactionBody(payload));
+  await bot.idle();
+  return res;
+}
+
+const lastEphemeral = (user: string) => api.of('chat.postEphemeral').filter((c) => c.params.user === user).at(-1)?.params.text as string;
+
+/** Every block a payload carries must fit Slack's limits. */
+function assertWithinLimits(call: RecordedCall): void {
+  const blocks = (call.params.blocks ?? (call.params.view as { blocks?: unknown[] } | undefined)?.blocks) as Array<{ text?: { text: string } }> | undefined;
+  if (!blocks) return;
+  expect(blocks.length).toBeLessThanOrEqual(call.method === 'views.open' ? SLACK_LIMITS.blocksPerModal : SLACK_LIMITS.blocksPerMessage);
+  for (const b of blocks) if (b.text) expect(b.text.text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionText);
+}
+
+describe.runIf(testServices().moodleDump)('the Slack bot', () => {
+  beforeAll(async () => {
+    fx = await opsFixture('slack');
+    await thinFleet(fx, 60);
+    startWorker(fx);
+    api = new FakeSlackApi();
+    await api.start();
+    bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 30 * 60_000 }, { signingSecret: SECRET, botToken: BOT_TOKEN, slackApiUrl: api.url, port: 0 });
+  });
+  afterAll(async () => {
+    await bot?.close();
+    await api?.close();
+  });
+
+  it('answers a signed /vmoodle showtargets at once, with an ephemeral preview', async () => {
+    const start = Date.now();
+    const res = await signedPost(bot.url, SECRET, slashBody('UVIEW', "showtargets --hosts t1,t2,t3"));
+    expect(res.status).toBe(200);
+    expect(Date.now() - start).toBeLessThan(SLACK_LIMITS.ackMs);
+    await bot.idle();
+    expect(lastEphemeral('UVIEW')).toMatch(/^3 targets \(matched 3\)/);
+  });
+
+  it('refuses stale, future-dated and badly signed requests with 401, and runs nothing', async () => {
+    const before = api.calls.length;
+    const now = Math.floor(Date.now() / 1000);
+    expect((await signedPost(bot.url, SECRET, slashBody('UADMIN', 'runs'), { timestamp: now - 6 * 60 })).status).toBe(401);
+    expect((await signedPost(bot.url, SECRET, slashBody('UADMIN', 'runs'), { timestamp: now + 2 * 60 })).status).toBe(401);
+    expect((await signedPost(bot.url, SECRET, slashBody('UADMIN', 'runs'), { signature: 'v0=00' })).status).toBe(401);
+    await bot.idle();
+    expect(api.calls.length).toBe(before);
+  });
+
+  it('gives an unknown user no access, and a viewer no run', async () => {
+    await slash('USTRANGER', 'showtargets --hosts t1');
+    expect(lastEphemeral('USTRANGER')).toContain('you have no access to vmoodle-ops');
+    await slash('UVIEW', 'run generic/purgecaches --hosts t1');
+    expect(lastEphemeral('UVIEW')).toContain('run needs the operator role; you are viewer');
+  });
+
+  it('says how to invite the bot where it is not in the channel', async () => {
+    await slash('UOP', 'run sql/multisql --hosts t4 sql="DELETE FROM {config_log}"', 'CNOTIN');
+    expect(lastEphemeral('UOP')).toContain('/invite @vmoodle');
+  });
+
+  it('takes a destructive run through a second person: never the requester, one run for two approvers', async () => {
+    await slash('UADMIN', 'run sql/multisql --hosts t5,t6 sql="DELETE FROM {config_log}"');
+    const request = api.of('chat.postMessage').at(-1) as RecordedCall;
+    expect(request.params.text).toContain('Needs a second person');
+    const blocks = request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>;
+    const approve = blocks.find((b) => b.type === 'actions')?.elements?.find((e) => e.action_id === 'approve') as { value: string };
+    const runId = Number(approve.value.split(':')[0]);
+
+    await interact(buttonPayload('UADMIN', 'approve', approve.value));
+    expect(lastEphemeral('UADMIN')).toBe('You requested this run; a second person must approve it.');
+    await interact(buttonPayload('UOP', 'approve', approve.value));
+    expect(lastEphemeral('UOP')).toBe('approve needs the approver role; you are operator');
+
+    await interact(buttonPayload('UAPP', 'approve', approve.value));
+    const modal = api.of('views.open').at(-1) as RecordedCall;
+    const view = modal.params.view as { callback_id: string; private_metadata: string; blocks: unknown[] };
+    expect(view.callback_id).toBe('approve_modal');
+    expect(JSON.stringify(view.blocks)).toContain('Type the number of targets');
+
+    const wrong = await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', view.private_metadata, '3')));
+    expect(await wrong.json()).toMatchObject({ response_action: 'errors', errors: { typed: expect.stringContaining('(2)') } });
+
+    const [a, b] = await Promise.all([
+      signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', view.private_metadata, '2'))),
+      signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP2', view.private_metadata, '2'))),
+    ]);
+    const answers = [await a.text(), await b.text()];
+    expect(answers.filter((t) => t === '')).toHaveLength(1);
+    await bot.idle();
+    const events = (await fx.rt.store.events(runId)).map((e) => e.kind);
+    expect(events.filter((e) => e === 'start')).toHaveLength(1);
+    expect(events.filter((e) => e === 'approve')).toHaveLength(1);
+    expect((await fx.rt.store.getRun(runId)).state).toBe('succeeded');
+  });
+
+  it('refuses an approval replayed for a plan other than the one shown', async () => {
+    await slash('UOP', 'run sql/multisql --hosts t7 sql="DELETE FROM {config_log}"');
+    const blocks = (api.of('chat.postMessage').at(-1) as RecordedCall).params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>;
+    const value = blocks.find((b) => b.type === 'actions')?.elements?.[0]?.value as string;
+    const runId = Number(value.split(':')[0]);
+    const replayed = JSON.stringify({ value: `${runId}:${'0'.repeat(64)}`, channel: 'C1' });
+    const res = await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', replayed, 't7')));
+    expect(await res.json()).toMatchObject({ response_action: 'errors', errors: { typed: expect.stringContaining('changed since the approval request was shown') } });
+    expect((await fx.rt.store.getRun(runId)).state).toBe('awaiting_approval');
+  });
+
+  it('reports a run in one parent message edited a bounded number of times, with the thread and the CSV, within Slack limits and without secrets', async () => {
+    const before = api.calls.length;
+    await slash('UADMIN', `run generic/setconfig --match 'https://t*' key=smtppass value=${SMTP} --max-failures 100%`);
+    const confirm = api.of('chat.postMessage').at(-1) as RecordedCall;
+    const value = ((confirm.params.blocks as Array<{ type: string; elements?: Array<{ value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0]?.value) as string;
+    const started = Date.now();
+    await interact(buttonPayload('UAPP', 'approve', value));
+    const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
+    await interact(approvalSubmission('UAPP', view.private_metadata, '60'));
+    const seconds = (Date.now() - started) / 1000;
+    const runCalls = api.calls.slice(before);
+    const parents = runCalls.filter((c) => c.method === 'chat.update');
+    expect(parents.length).toBeLessThanOrEqual(Math.ceil((seconds * 1000) / SLACK_LIMITS.progressEditMs) + 1);
+    expect(runCalls.filter((c) => c.method !== 'chat.postEphemeral').length).toBeLessThan(30);
+    expect(runCalls.some((c) => c.method === 'files.completeUploadExternal')).toBe(true);
+    const csv = runCalls.find((c) => c.method === 'upload') as RecordedCall;
+    expect(csv.raw).toContain('shortname,wwwroot,status');
+    expect(csv.raw.split('\n').filter((l) => l.includes(',applied,')).length).toBe(60);
+    const server = parseMysqlUrl(testServices().mysqlServer);
+    // The client authenticates to Slack with its token; what must never carry a secret is what the bot says.
+    const everything = api.calls.map((c) => (c.method === 'upload' ? c.raw : JSON.stringify({ ...c.params, token: undefined }))).join('\n');
+    for (const secret of [SMTP, BOT_TOKEN.slice(5), SECRET, ...(server.password ? [server.password] : [])]) expect(everything).not.toContain(secret);
+    for (const call of api.calls) assertWithinLimits(call);
+  });
+});

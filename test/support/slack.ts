@@ -1,0 +1,92 @@
+import { createHmac } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+
+export interface RecordedCall {
+  method: string;
+  params: Record<string, unknown>;
+  raw: string;
+}
+
+/** A Slack Web API on loopback that answers like Slack and records every call, for tests of the real Bolt app. */
+export class FakeSlackApi {
+  readonly calls: RecordedCall[] = [];
+  private server: Server | undefined;
+  private counter = 0;
+  url = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (d) => (raw += d));
+      req.on('end', () => {
+        const path = req.url ?? '';
+        if (path.startsWith('/upload/')) {
+          this.calls.push({ method: 'upload', params: {}, raw });
+          res.writeHead(200).end('OK');
+          return;
+        }
+        const method = path.replace(/^\/api\//, '').split('?')[0] as string;
+        const params: Record<string, unknown> = {};
+        if ((req.headers['content-type'] ?? '').includes('json')) Object.assign(params, JSON.parse(raw || '{}'));
+        else for (const [k, v] of new URLSearchParams(raw)) params[k] = /^[[{]/.test(v) ? JSON.parse(v) : v;
+        this.calls.push({ method, params, raw });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.answer(method, params)));
+      });
+    });
+    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
+    const address = this.server.address();
+    this.url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/api/`;
+  }
+
+  private answer(method: string, params: Record<string, unknown>): Record<string, unknown> {
+    const n = ++this.counter;
+    if ((method === 'chat.postMessage' || method === 'chat.update') && params.channel === 'CNOTIN') return { ok: false, error: 'not_in_channel' };
+    switch (method) {
+      case 'chat.postMessage':
+        return { ok: true, channel: params.channel, ts: `1800000000.${String(n).padStart(6, '0')}` };
+      case 'views.open':
+        return { ok: true, view: { id: `V${n}` } };
+      case 'files.getUploadURLExternal':
+        return { ok: true, upload_url: `${this.url.replace('/api/', '')}/upload/F${n}`, file_id: `F${n}` };
+      case 'files.completeUploadExternal':
+        return { ok: true, files: [{ id: `F${n}` }] };
+      default:
+        return { ok: true };
+    }
+  }
+
+  of(method: string): RecordedCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  async close(): Promise<void> {
+    await new Promise((resolve) => this.server?.close(resolve));
+  }
+}
+
+/** Posts a request to the bot as Slack would: form-encoded and signed with the signing secret. */
+export async function signedPost(url: string, secret: string, body: string, opts: { timestamp?: number; signature?: string } = {}): Promise<Response> {
+  const timestamp = opts.timestamp ?? Math.floor(Date.now() / 1000);
+  const signature = opts.signature ?? `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+  return fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': signature },
+    body,
+  });
+}
+
+export const slashBody = (user: string, text: string, channel = 'C1') =>
+  new URLSearchParams({ token: 'x', team_id: 'T1', channel_id: channel, user_id: user, command: '/vmoodle', text, response_url: 'http://127.0.0.1:9/none', trigger_id: `trig-${Date.now()}` }).toString();
+
+export const interactionBody = (payload: object) => new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+
+export const buttonPayload = (user: string, actionId: string, value: string, channel = 'C1') => ({
+  type: 'block_actions', team: { id: 'T1' }, user: { id: user }, channel: { id: channel }, trigger_id: `trig-${user}-${Date.now()}`,
+  api_app_id: 'A1', token: 'x', container: { type: 'message' }, response_url: 'http://127.0.0.1:9/none',
+  actions: [{ type: 'button', action_id: actionId, block_id: 'b', value, action_ts: '1' }],
+});
+
+export const approvalSubmission = (user: string, privateMetadata: string, typed: string) => ({
+  type: 'view_submission', team: { id: 'T1' }, user: { id: user }, api_app_id: 'A1', token: 'x', trigger_id: `trig-${user}`,
+  view: { id: 'V1', type: 'modal', callback_id: 'approve_modal', private_metadata: privateMetadata, state: { values: { typed: { value: { type: 'plain_text_input', value: typed } } } } },
+});

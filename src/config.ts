@@ -54,6 +54,8 @@ export interface Config {
   /** Who may do what in chat; without it the console lets its own user do everything (see README). */
   rbacFile: string | undefined;
   approval: { threshold: number; ttlMinutes: number };
+  /** Slack credentials: HTTP mode needs the bot token and signing secret; Socket Mode the bot and app tokens. */
+  slack: { botToken: string | undefined; signingSecret: string | undefined; appToken: string | undefined; port: number };
 }
 
 export class ConfigError extends Error {}
@@ -114,6 +116,19 @@ export const SETTINGS = {
     if (!existsSync(path)) throw new Error();
     return path;
   }),
+  slackBotToken: setting('SLACK_BOT_TOKEN', 'slack.bot_token', 'a bot token (xoxb-…)', (v) => {
+    if (!v.startsWith('xoxb-')) throw new Error();
+    return v;
+  }),
+  slackSigningSecret: setting('SLACK_SIGNING_SECRET', 'slack.signing_secret', "the app's signing secret", (v) => {
+    if (!/^[0-9a-f]{16,}$/i.test(v)) throw new Error();
+    return v;
+  }),
+  slackAppToken: setting('SLACK_APP_TOKEN', 'slack.app_token', 'an app-level token (xapp-…) for Socket Mode', (v) => {
+    if (!v.startsWith('xapp-')) throw new Error();
+    return v;
+  }),
+  slackPort: setting('SLACK_PORT', 'slack.port', 'a TCP port from 1 to 65535', wholeNumber(1, 65_535)),
   rbacFile: setting('VMOODLE_RBAC', 'rbac_file', 'the path of the RBAC YAML file', (v) => {
     const path = resolve(v);
     if (!existsSync(path)) throw new Error();
@@ -193,7 +208,8 @@ export function loadConfig(env: Source = process.env): Config {
       return s.parse(raw);
     } catch (err) {
       const where = fromEnv ? s.env : `${s.file} in VMOODLE_CONFIG (${s.env})`;
-      const shown = s === SETTINGS.mysqlUrl || s === SETTINGS.redisUrl ? describeMysqlUrlSafe(raw) : `'${raw}'`;
+      const secret = [SETTINGS.slackBotToken, SETTINGS.slackSigningSecret, SETTINGS.slackAppToken] as Setting<unknown>[];
+      const shown = s === SETTINGS.mysqlUrl || s === SETTINGS.redisUrl ? describeMysqlUrlSafe(raw) : secret.includes(s as Setting<unknown>) ? 'a value (not shown)' : `'${raw}'`;
       const detail = err instanceof IdentifierError ? `: ${err.message}` : '';
       throw new ConfigError(`${where}: expected ${s.expects}, got ${shown}${detail}`);
     }
@@ -226,6 +242,12 @@ export function loadConfig(env: Source = process.env): Config {
       stalledInterval: get(SETTINGS.stalledInterval) ?? 30_000,
     },
     rbacFile: get(SETTINGS.rbacFile),
+    slack: {
+      botToken: get(SETTINGS.slackBotToken),
+      signingSecret: get(SETTINGS.slackSigningSecret),
+      appToken: get(SETTINGS.slackAppToken),
+      port: get(SETTINGS.slackPort) ?? 3000,
+    },
     approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30 },
   };
 }

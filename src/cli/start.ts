@@ -1,12 +1,35 @@
 import type { Command } from 'commander';
 import { App } from '../app.ts';
 import { consoleChat } from '../bot/console.ts';
+import { Rbac } from '../bot/rbac.ts';
+import { startSlackBot } from '../bot/slack/app.ts';
 import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/mysql-url.ts';
 import { ExecutorWorker } from '../ops/executor/worker.ts';
 import { ensureServices } from '../services/index.ts';
 import type { CliContext } from './context.ts';
+import type { Output } from './output.ts';
 import { buildSandbox, prepareSandboxMaster } from './sandbox.ts';
+
+/** With Slack credentials the product serves Slack (HTTP or Socket Mode) until it is stopped. */
+async function serveSlack(app: App, out: Output): Promise<void> {
+  const { slack, approval } = app.config;
+  if (!app.config.rbacFile) throw new Error('serving Slack needs VMOODLE_RBAC: without it nobody would have access');
+  const bot = await startSlackBot(app, Rbac.fromFile(app.config.rbacFile), { threshold: approval.threshold, ttlMs: approval.ttlMinutes * 60_000 }, {
+    botToken: slack.botToken as string,
+    signingSecret: slack.signingSecret,
+    appToken: slack.appToken,
+    port: slack.port,
+    host: '0.0.0.0',
+  });
+  out.line(`Serving Slack at ${bot.url}. Stop with Ctrl-C.`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await bot.idle();
+  await bot.close();
+}
 
 /** The size of the demo fleet `npm start` creates when the sandbox registry is empty. */
 export const FIRST_SANDBOX_SIZE = 12;
@@ -32,7 +55,8 @@ export function registerStart(program: Command, ctx: CliContext): void {
         const worker = new ExecutorWorker(await app.ops());
         out.line(`A worker runs targets here (${config.executor.concurrency} at a time); more can join with vmoodle worker.`);
         try {
-          await consoleChat(ctx.io, app);
+          if (config.slack.botToken) await serveSlack(app, out);
+          else await consoleChat(ctx.io, app);
         } finally {
           await worker.close();
         }

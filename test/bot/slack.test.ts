@@ -5,7 +5,8 @@ import { SLACK_LIMITS } from '../../src/bot/slack/limits.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
-import { approvalSubmission, buttonPayload, FakeSlackApi, interactionBody, signedPost, slashBody, type RecordedCall } from '../support/slack.ts';
+import { approvalSubmission, buttonPayload, eventBody, FakeSlackApi, interactionBody, signedPost, slashBody, viewAction, viewSubmission, type RecordedCall } from '../support/slack.ts';
+import { CATALOG } from '../../src/ops/catalog/index.ts';
 
 const SECRET = 'signing-secret-for-tests';
 const BOT_TOKEN = 'xoxb-test-token-never-shown';
@@ -128,6 +129,59 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const res = await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', replayed, 't7')));
     expect(await res.json()).toMatchObject({ response_action: 'errors', errors: { typed: expect.stringContaining('changed since the approval request was shown') } });
     expect((await fx.rt.store.getRun(runId)).state).toBe('awaiting_approval');
+  });
+
+  it('opens the command builder for a bare /vmoodle, with the catalogue, then the chosen command’s inputs and a live count', async () => {
+    await slash('UOP', '');
+    const opened = api.of('views.open').at(-1) as RecordedCall;
+    const view = opened.params.view as { callback_id: string; private_metadata: string; blocks: Array<{ block_id?: string; element?: { option_groups?: Array<{ options: unknown[] }> } }> };
+    expect(view.callback_id).toBe('builder');
+    const select = view.blocks.find((b) => b.block_id === 'builder_command')?.element;
+    expect(select?.option_groups?.flatMap((g) => g.options)).toHaveLength(CATALOG.size);
+
+    await interact(viewAction('UOP', 'builder_command', { id: 'V9', private_metadata: view.private_metadata }, { type: 'static_select', selected_option: { value: 'generic/setconfig' } }));
+    const updated = (api.of('views.update').at(-1) as RecordedCall).params.view as { blocks: Array<{ block_id?: string }> };
+    expect(updated.blocks.map((b) => b.block_id).filter((id) => id?.startsWith('param_'))).toEqual(['param_key', 'param_value', 'param_unset']);
+
+    await interact(viewAction('UOP', 'builder_glob', { id: 'V9', private_metadata: view.private_metadata }, { type: 'plain_text_input', value: 'https://t1*' }));
+    const counted = JSON.stringify((api.of('views.update').at(-1) as RecordedCall).params.view);
+    expect(counted).toContain('*11* instances (matched 11');
+
+    const values = {
+      builder_command: { builder_command: { selected_option: { value: 'generic/setconfig' } } },
+      param_key: { value: { value: 'theme' } }, param_value: { value: { value: 'classic' } },
+      builder_glob: { builder_glob: { value: 'https://t2*' } }, builder_hosts: { builder_hosts: { selected_options: [] } },
+      dry: { value: { selected_options: [{ value: 'dry' }] } },
+    };
+    const res = await signedPost(bot.url, SECRET, interactionBody(viewSubmission('UOP', 'builder', view.private_metadata, values)));
+    expect(res.status).toBe(200);
+    await bot.idle();
+    expect(lastEphemeral('UOP')).toMatch(/^Run \d+: `generic\/setconfig` key=theme value=classic/);
+    expect(lastEphemeral('UOP')).toMatch(/Dry run: run \d+ was only planned\.$/);
+  });
+
+  it('starts a run once however often its start button is clicked', async () => {
+    await slash('UOP', 'run generic/setconfig --hosts t30,t31 key=lang value=fr');
+    const confirm = api.of('chat.postEphemeral').at(-1) as RecordedCall;
+    const value = ((confirm.params.blocks as Array<{ type: string; elements?: Array<{ value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0]?.value) as string;
+    const runId = Number(value.split(':')[0]);
+    await Promise.all([1, 2, 3].map(() => signedPost(bot.url, SECRET, interactionBody(buttonPayload('UOP', 'start', value)))));
+    await bot.idle();
+    expect((await fx.rt.store.events(runId)).filter((e) => e.kind === 'start')).toHaveLength(1);
+    expect((await fx.rt.store.getRun(runId)).state).toBe('succeeded');
+  });
+
+  it('publishes the App Home: the fleet, recent runs and the approvals waiting', async () => {
+    await slash('UOP', 'run sql/multisql --hosts t40 sql="DELETE FROM {config_log}"');
+    const res = await signedPost(bot.url, SECRET, eventBody({ type: 'app_home_opened', user: 'UAPP', channel: 'D1', tab: 'home' }), { json: true });
+    expect(res.status).toBe(200);
+    await bot.idle();
+    const home = (api.of('views.publish').at(-1) as RecordedCall).params as { user_id: string; view: { blocks: Array<{ text?: { text: string } }> } };
+    expect(home.user_id).toBe('UAPP');
+    const text = home.view.blocks.map((b) => b.text?.text ?? '').join('\n');
+    expect(text).toContain('Fleet: 60 instances, 60 enabled');
+    expect(text).toMatch(/\*t1\* https:\/\/t1\.campus\.example\.org · enabled/);
+    expect(text).toMatch(/#\d+ `sql\/multisql` on 1 by <@UOP>/);
   });
 
   it('reports a run in one parent message edited a bounded number of times, with the thread and the CSV, within Slack limits and without secrets', async () => {

@@ -65,12 +65,12 @@ export class FakeSlackApi {
 }
 
 /** Posts a request to the bot as Slack would: form-encoded and signed with the signing secret. */
-export async function signedPost(url: string, secret: string, body: string, opts: { timestamp?: number; signature?: string } = {}): Promise<Response> {
+export async function signedPost(url: string, secret: string, body: string, opts: { timestamp?: number; signature?: string; json?: boolean } = {}): Promise<Response> {
   const timestamp = opts.timestamp ?? Math.floor(Date.now() / 1000);
   const signature = opts.signature ?? `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
   return fetch(url, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': signature },
+    headers: { 'content-type': opts.json ? 'application/json' : 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': signature },
     body,
   });
 }
@@ -86,7 +86,19 @@ export const buttonPayload = (user: string, actionId: string, value: string, cha
   actions: [{ type: 'button', action_id: actionId, block_id: 'b', value, action_ts: '1' }],
 });
 
+export const viewAction = (user: string, actionId: string, view: { id: string; hash?: string; private_metadata: string }, action: object) => ({
+  type: 'block_actions', team: { id: 'T1' }, user: { id: user }, api_app_id: 'A1', token: 'x', trigger_id: `trig-${user}`, container: { type: 'view' },
+  view: { hash: 'h1', ...view }, actions: [{ action_id: actionId, block_id: actionId, action_ts: '1', ...action }],
+});
+
+export const eventBody = (event: object) => JSON.stringify({ token: 'x', team_id: 'T1', api_app_id: 'A1', type: 'event_callback', event_id: `Ev${Date.now()}`, event_time: Math.floor(Date.now() / 1000), event });
+
 export const approvalSubmission = (user: string, privateMetadata: string, typed: string) => ({
   type: 'view_submission', team: { id: 'T1' }, user: { id: user }, api_app_id: 'A1', token: 'x', trigger_id: `trig-${user}`,
   view: { id: 'V1', type: 'modal', callback_id: 'approve_modal', private_metadata: privateMetadata, state: { values: { typed: { value: { type: 'plain_text_input', value: typed } } } } },
+});
+
+export const viewSubmission = (user: string, callbackId: string, privateMetadata: string, values: object) => ({
+  type: 'view_submission', team: { id: 'T1' }, user: { id: user }, api_app_id: 'A1', token: 'x', trigger_id: `trig-${user}`,
+  view: { id: 'V2', type: 'modal', callback_id: callbackId, private_metadata: privateMetadata, state: { values } },
 });

@@ -5,13 +5,20 @@ import type { App } from '../../app.ts';
 import { confirmationText, type ApprovalPolicy } from '../../ops/executor/approvals.ts';
 import type { Rbac } from '../rbac.ts';
 import { Router, type Actor, type Reply } from '../router.ts';
+import { cancelRun } from '../../ops/executor/control.ts';
+import { resolveTargets } from '../../registry/selector.ts';
 import { approvalBlocks, approvalModal, parseRunButton, startBlocks, textBlocks } from './blocks.ts';
+import { BUILDER, builderLine, builderView, type BuilderState } from './builder.ts';
+import { homeView } from './home.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { postRunProgress } from './progress.ts';
 
 export interface SlackOptions {
-  signingSecret: string;
   botToken: string;
+  /** HTTP mode: requests are signed with it. */
+  signingSecret?: string;
+  /** Socket Mode: the app-level token; no public address needed. */
+  appToken?: string;
   /** The Web API's address; tests point it at a fake on loopback. */
   slackApiUrl?: string;
   port: number;
@@ -32,14 +39,12 @@ const NOT_IN_CHANNEL = 'I am not in this channel: invite me with `/invite @vmood
  * acknowledged first and worked on after; the acting user always comes from the signed payload.
  */
 export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy, options: SlackOptions): Promise<SlackBot> {
-  const receiver = new HTTPReceiver({ signingSecret: options.signingSecret, endpoints: '/slack/events', logLevel: LogLevel.ERROR });
-  const bolt = new BoltApp({
-    receiver,
-    token: options.botToken,
-    tokenVerificationEnabled: false,
-    logLevel: LogLevel.ERROR,
-    clientOptions: options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {},
-  });
+  const clientOptions = options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {};
+  if (!options.appToken && !options.signingSecret) throw new Error('Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)');
+  const receiver = options.appToken ? undefined : new HTTPReceiver({ signingSecret: options.signingSecret as string, endpoints: '/slack/events', logLevel: LogLevel.ERROR });
+  const bolt = receiver
+    ? new BoltApp({ receiver, token: options.botToken, tokenVerificationEnabled: false, logLevel: LogLevel.ERROR, clientOptions })
+    : new BoltApp({ token: options.botToken, appToken: options.appToken, socketMode: true, logLevel: LogLevel.ERROR, clientOptions });
   const router = new Router(app, rbac, policy, 'slack');
   const work = new Set<Promise<unknown>>();
   const later = (task: () => Promise<unknown>) => {
@@ -68,8 +73,89 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
   bolt.command('/vmoodle', async ({ command, ack, client }) => {
     await ack();
     const actor = { id: command.user_id, channel: command.channel_id };
-    later(async () => deliver(client, actor, await router.handle(command.text || 'help', actor)));
+    if (!command.text.trim()) {
+      later(() => client.views.open({ trigger_id: command.trigger_id, view: builderView({ channel: command.channel_id }) }));
+      return;
+    }
+    later(async () => deliver(client, actor, await router.handle(command.text, actor)));
   });
+
+  bolt.shortcut('vmoodle_builder', async ({ ack, shortcut, client }) => {
+    await ack();
+    later(() => client.views.open({ trigger_id: shortcut.trigger_id, view: builderView({ channel: shortcut.user.id }) }));
+  });
+
+  bolt.action(BUILDER.command, async ({ ack, body, action, client }) => {
+    await ack();
+    const view = (body as { view: { id: string; hash: string; private_metadata: string } }).view;
+    const state = JSON.parse(view.private_metadata) as BuilderState;
+    const command = (action as { selected_option?: { value: string } }).selected_option?.value;
+    later(() => client.views.update({ view_id: view.id, hash: view.hash, view: builderView({ ...state, command }) }));
+  });
+
+  bolt.action(BUILDER.glob, async ({ ack, body, action, client }) => {
+    await ack();
+    const view = (body as { view: { id: string; hash: string; private_metadata: string } }).view;
+    const state = JSON.parse(view.private_metadata) as BuilderState;
+    const glob = (action as { value?: string }).value ?? '';
+    later(async () => {
+      let count: string;
+      try {
+        const selection = resolveTargets(await (await app.registry()).loadFleet(), { tohostsmatch: glob });
+        count = `*${selection.counts.targets}* instances (matched ${selection.counts.matched}, disabled left out ${selection.counts.disabledLeftOut})`;
+      } catch (err) {
+        count = `:warning: ${(err as Error).message}`;
+      }
+      await client.views.update({ view_id: view.id, hash: view.hash, view: builderView({ ...state, count }) });
+    });
+  });
+
+  bolt.options(BUILDER.hosts, async ({ ack, options }) => {
+    const query = (options as { value?: string }).value?.toLowerCase() ?? '';
+    const fleet = await (await app.registry()).loadFleet();
+    const found = fleet.hosts.filter((h) => h.shortname.toLowerCase().includes(query) || h.wwwroot.toLowerCase().includes(query));
+    await ack({ options: found.slice(0, SLACK_LIMITS.optionsPerSelect).map((h) => ({ text: { type: 'plain_text', text: `${h.shortname} (${h.wwwroot})`.slice(0, 75) }, value: h.shortname })) });
+  });
+
+  bolt.view(BUILDER.callback, async ({ ack, body, view, client }) => {
+    const state = JSON.parse(view.private_metadata) as BuilderState;
+    const actor = { id: body.user.id, channel: state.channel };
+    let built: { line: string; dry: boolean };
+    try {
+      built = builderLine(state, view.state.values as never);
+    } catch (err) {
+      await ack({ response_action: 'errors', errors: { [BUILDER.command]: (err as Error).message } });
+      return;
+    }
+    await ack();
+    later(async () => {
+      const reply = await router.handle(built.line, actor);
+      const planned = reply.approval?.run ?? reply.confirm?.run;
+      if (built.dry && planned) {
+        await cancelRun(await app.ops(), planned.id, actor.id);
+        await deliver(client, actor, { text: `${reply.text.replace(/\n(Start it|:lock:).*$/s, '')}\nDry run: run ${planned.id} was only planned.`, ephemeral: true });
+        return;
+      }
+      await deliver(client, actor, reply);
+    });
+  });
+
+  bolt.event('app_home_opened', async ({ event, client }) => {
+    later(() => publishHome(client, event.user, 1));
+  });
+
+  bolt.action('home_page', async ({ ack, body, action, client }) => {
+    await ack();
+    later(() => publishHome(client, body.user.id, Number((action as { value: string }).value)));
+  });
+
+  async function publishHome(client: WebClient, user: string, page: number): Promise<void> {
+    if (rbac.refusal(user, 'instances')) return;
+    const rt = await app.ops();
+    const runs = await rt.store.listRuns(10);
+    const pending = rbac.refusal(user, 'approve') ? [] : runs.filter((r) => r.state === 'awaiting_approval' && r.requested_by !== user);
+    await client.views.publish({ user_id: user, view: homeView(await (await app.registry()).loadAll(), page, runs.slice(0, 5), pending) });
+  }
 
   for (const verb of ['start', 'reject', 'cancel', 'retry'] as const) {
     bolt.action(verb, async ({ ack, body, action, client }) => {
@@ -114,6 +200,13 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     });
   });
 
+  const idle = async () => {
+    while (work.size > 0) await Promise.all([...work]);
+  };
+  if (!receiver) {
+    await bolt.start();
+    return { url: 'socket mode', idle, close: () => bolt.stop() as Promise<void> };
+  }
   const server: Server = createServer((req, res) => {
     // Bolt refuses requests older than five minutes; one dated ahead of now is refused here, before Bolt sees it.
     const stamp = Number(req.headers['x-slack-request-timestamp']);
@@ -133,9 +226,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
   const port = typeof address === 'object' && address ? address.port : options.port;
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}/slack/events`,
-    idle: async () => {
-      while (work.size > 0) await Promise.all([...work]);
-    },
+    idle,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

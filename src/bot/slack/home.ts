@@ -1,0 +1,43 @@
+import type { KnownBlock, View } from '@slack/types';
+import type { RunRow } from '../../ops/executor/store.ts';
+import type { Instance } from '../../registry/instance.ts';
+import { cronLate, instanceState, mnetLabel } from '../../registry/status.ts';
+import { fitSection, SLACK_LIMITS } from './limits.ts';
+
+/** Rows of the fleet table per section, and sections, kept within the Home tab's block limit. */
+const ROWS_PER_SECTION = 10;
+const FLEET_SECTIONS = 8;
+
+const when = (t: number) => (t > 0 ? `<!date^${t}^{date_short} {time}|${new Date(t * 1000).toISOString()}>` : 'never');
+
+function fleetRow(i: Instance): string {
+  const gap = i.lastcrongap ? `${Math.round(i.lastcrongap / 60)} min` : '-';
+  return `*${i.shortname}* ${i.vhostname} · ${instanceState(i)} · MNET ${mnetLabel(i.mnet)} · ${i.croncount} crons · last ${when(i.lastcron)} · gap ${cronLate(i) ? `:red_circle: ${gap}` : gap}`;
+}
+
+/** The App Home: the fleet table (one page of it), recent runs, and the approvals waiting for this user. */
+export function homeView(instances: Instance[], page: number, runs: RunRow[], pending: RunRow[]): View {
+  const perPage = ROWS_PER_SECTION * FLEET_SECTIONS;
+  const pages = Math.max(1, Math.ceil(instances.length / perPage));
+  const shown = instances.slice((page - 1) * perPage, page * perPage);
+  const blocks: KnownBlock[] = [
+    { type: 'header', text: { type: 'plain_text', text: `Fleet: ${instances.length} instances, ${instances.filter((i) => i.enabled).length} enabled` } },
+  ];
+  for (let i = 0; i < shown.length; i += ROWS_PER_SECTION) {
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(shown.slice(i, i + ROWS_PER_SECTION).map(fleetRow).join('\n')) } });
+  }
+  if (pages > 1) {
+    blocks.push({
+      type: 'actions',
+      elements: [
+        ...(page > 1 ? [{ type: 'button' as const, action_id: 'home_page', text: { type: 'plain_text' as const, text: 'Previous' }, value: String(page - 1) }] : []),
+        ...(page < pages ? [{ type: 'button' as const, action_id: 'home_page', text: { type: 'plain_text' as const, text: 'Next' }, value: String(page + 1) }] : []),
+      ],
+    });
+  }
+  blocks.push({ type: 'divider' }, { type: 'header', text: { type: 'plain_text', text: 'Recent runs' } });
+  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(runs.map((r) => `#${r.id} ${r.state.replaceAll('_', ' ')} \`${r.command}\` on ${r.target_count} by <@${r.requested_by}>`).join('\n') || 'No runs yet.') } });
+  blocks.push({ type: 'header', text: { type: 'plain_text', text: 'Waiting for your approval' } });
+  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(pending.map((r) => `#${r.id} \`${r.command}\` on ${r.target_count} by <@${r.requested_by}>`).join('\n') || 'Nothing.') } });
+  return { type: 'home', blocks: blocks.slice(0, SLACK_LIMITS.blocksPerModal) };
+}

@@ -8,7 +8,7 @@ export type Role = (typeof ROLES)[number];
 /** What each verb needs at least. */
 export const VERB_ROLE: Record<string, Role> = {
   help: 'viewer', instances: 'viewer', showtargets: 'viewer', runs: 'viewer', status: 'viewer',
-  run: 'operator', start: 'operator', cancel: 'operator', retry: 'operator', go: 'operator',
+  run: 'operator', start: 'operator', cancel: 'operator', retry: 'operator', revert: 'operator', go: 'operator',
   approve: 'approver', reject: 'approver',
 };
 

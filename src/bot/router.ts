@@ -5,7 +5,7 @@ import { addTargetOptions, selectorFrom } from '../cli/target-options.ts';
 import { mergeParameters, parseAssignments, parseAttributes } from '../ops/attributes.ts';
 import { CATALOG, findCommand } from '../ops/catalog/index.ts';
 import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
-import { cancelRun, goRun, retryRun, startRun } from '../ops/executor/control.ts';
+import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/control.ts';
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/store.ts';
 import { resolveTargets } from '../registry/selector.ts';
@@ -127,18 +127,7 @@ export class Router {
       command: command.name, params, selector: selectorFrom(opts), requestedBy: actor.id, via: this.via,
       canary: opts.canary ? Number(opts.canary) : undefined, maxFailures: opts.maxFailures, byValue: opts.byValue,
     });
-    const summary = planSummary(plan);
-    if (needsApproval(plan.run, command.writes, this.policy)) {
-      await requestApproval(rt, plan.run.id, actor.id);
-      const run = await rt.store.getRun(plan.run.id);
-      const expected = await confirmationText(rt, run);
-      return {
-        text: `${summary}\n:lock: Needs a second person with approver rights: \`approve ${run.id} ${expected}\` (expires in ${Math.round(this.policy.ttlMs / 60_000)} min), or \`reject ${run.id}\`.`,
-        ephemeral: false,
-        approval: { run, expected },
-      };
-    }
-    return { text: `${summary}\nStart it with \`start ${plan.run.id}\`.`, ephemeral: true, confirm: { run: plan.run } };
+    return this.afterPlan(plan, actor);
   }
 
   async start(words: string[], actor: Actor): Promise<Reply> {
@@ -184,6 +173,11 @@ export class Router {
     return { text: `Run ${run.id} goes on past its canary.`, ephemeral: false, follow: await (await this.app.ops()).store.getRun(run.id) };
   }
 
+  async revert(words: string[], actor: Actor): Promise<Reply> {
+    const run = await this.runOf(words[0]);
+    return this.afterPlan(await revertRun(await this.app.ops(), run.id, actor.id), actor);
+  }
+
   async retry(words: string[], actor: Actor): Promise<Reply> {
     const run = await this.runOf(words[0]);
     const opts = this.parser('retry').argument('<id>').option('--host <name>').parse(words, { from: 'user' }).opts();
@@ -197,7 +191,11 @@ export class Router {
       await requestApproval(rt, plan.run.id, actor.id);
       const run = await rt.store.getRun(plan.run.id);
       const expected = await confirmationText(rt, run);
-      return { text: `${planSummary(plan)}\n:lock: Needs approval: \`approve ${run.id} ${expected}\``, ephemeral: false, approval: { run, expected } };
+      return {
+        text: `${planSummary(plan)}\n:lock: Needs a second person with approver rights: \`approve ${run.id} ${expected}\` (expires in ${Math.round(this.policy.ttlMs / 60_000)} min), or \`reject ${run.id}\`.`,
+        ephemeral: false,
+        approval: { run, expected },
+      };
     }
     return { text: `${planSummary(plan)}\nStart it with \`start ${plan.run.id}\`.`, ephemeral: true, confirm: { run: plan.run } };
   }
@@ -216,6 +214,7 @@ const VERBS = {
   cancel: Router.prototype.cancel,
   go: Router.prototype.go,
   retry: Router.prototype.retry,
+  revert: Router.prototype.revert,
 } as const;
 
 /** A plan as a message: command, parameters (secrets masked), destructive flag, target count and a preview sample. */

@@ -157,7 +157,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     await client.views.publish({ user_id: user, view: homeView(await (await app.registry()).loadAll(), page, runs.slice(0, 5), pending) });
   }
 
-  for (const verb of ['start', 'reject', 'cancel', 'retry'] as const) {
+  for (const verb of ['start', 'reject', 'cancel', 'retry', 'revert'] as const) {
     bolt.action(verb, async ({ ack, body, action, client }) => {
       await ack();
       const { runId } = parseRunButton((action as { value: string }).value);

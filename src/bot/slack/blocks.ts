@@ -67,15 +67,21 @@ export function approvalModal(run: RunRow, expected: string, channel: string): V
 
 const BAR = 20;
 
-/** The parent message of a run: a progress bar and counts, with Cancel while it runs. */
-export function progressBlocks(run: RunRow, done: number, failed: number): KnownBlock[] {
+/** The parent message of a run: a progress bar and counts, with Cancel while it runs, Retry and Revert after. */
+export function progressBlocks(run: RunRow, done: number, failed: number, reversible = false): KnownBlock[] {
   const filled = run.target_count ? Math.round((done / run.target_count) * BAR) : BAR;
   const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR - filled)}`;
   const blocks: KnownBlock[] = [section(`*Run ${run.id}* \`${run.command}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded`)];
   if (run.state === 'running') {
     blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: 'cancel', text: { type: 'plain_text', text: 'Cancel' }, style: 'danger', value: runButtonValue(run) }] });
   } else {
-    blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: 'retry', text: { type: 'plain_text', text: 'Retry failed' }, value: runButtonValue(run) }] });
+    blocks.push({
+      type: 'actions',
+      elements: [
+        ...(failed > 0 ? [{ type: 'button' as const, action_id: 'retry', text: { type: 'plain_text' as const, text: 'Retry failed' }, value: runButtonValue(run) }] : []),
+        ...(reversible ? [{ type: 'button' as const, action_id: 'revert', text: { type: 'plain_text' as const, text: 'Revert' }, value: runButtonValue(run) }] : []),
+      ],
+    });
   }
   return blocks;
 }

@@ -1,4 +1,5 @@
 import type { WebClient } from '@slack/web-api';
+import { findCommand } from '../../ops/catalog/index.ts';
 import type { OpsRuntime } from '../../ops/executor/runtime.ts';
 import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../../ops/executor/store.ts';
 import { statusText } from '../router.ts';
@@ -45,7 +46,8 @@ export async function postRunProgress(client: WebClient, rt: OpsRuntime, channel
   await editing;
   const final = await rt.store.getRun(run.id);
   const targets = await rt.store.getTargets(run.id);
-  await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, targets.filter((t) => !DONE_OK.includes(t.status)).length) });
+  const failedCount = targets.filter((t) => !DONE_OK.includes(t.status)).length;
+  await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, failedCount, findCommand(run.command).reversible) });
   await client.chat.postMessage({ channel, thread_ts: ts, text: statusText(final, targets).slice(0, SLACK_LIMITS.sectionText) });
   await client.filesUploadV2({ channel_id: channel, thread_ts: ts, filename: `run-${run.id}.csv`, title: `Run ${run.id} results`, content: resultCsv(targets) });
 }

@@ -5,9 +5,10 @@ import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
 import { App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
-import { parseMysqlUrl } from '../src/db/mysql-url.ts';
+import { parseMysqlUrl, type MysqlServer } from '../src/db/mysql-url.ts';
 import { startRun } from '../src/ops/executor/control.ts';
 import { createPlan, mapLimit } from '../src/ops/executor/planner.ts';
+import type { OpsRuntime } from '../src/ops/executor/runtime.ts';
 import { FINAL_STATES } from '../src/ops/executor/store.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
@@ -42,15 +43,23 @@ function sampleConnections(conn: mysql.Connection) {
   };
 }
 
+export interface BenchFleet {
+  app: App;
+  rt: OpsRuntime;
+  server: MysqlServer;
+  /** Where target i lives. */
+  instance(i: number): { db: string; prefix: string; datapath: string };
+}
+
 /**
- * A setconfig broadcast to 1,000 instances (four databases of 250 table prefixes on one server, as VMoodle allows),
- * from submit to the last result, next to the floor: the same transactions sent straight through one mysql2 pool.
+ * 1,000 instances (four databases of 250 table prefixes on one server, as VMoodle allows), registered in a scratch
+ * master, each with the config and config_log tables a setconfig touches and a dataroot; all dropped afterwards.
  */
-export async function benchExecutor(): Promise<void> {
+export async function withBenchFleet(label: string, work: (fleet: BenchFleet) => Promise<void>): Promise<void> {
   const dataRoot = mkdtempSync(join(tmpdir(), 'vmops-bench-'));
   const server = parseMysqlUrl(benchServer());
   const probe = await mysql.createConnection({ ...server, multipleStatements: true });
-  const fleetDbs = Array.from({ length: DATABASES }, (_, i) => `vmops_bench_fleet${i}_${process.pid}`);
+  const fleetDbs = Array.from({ length: DATABASES }, (_, i) => `vmops_bench_${label}${i}_${process.pid}`);
   try {
     const prefixes = Array.from({ length: TARGETS }, (_, i) => `b${i}_`);
     await mapLimit(fleetDbs, 2, async (db, d) => {
@@ -61,11 +70,11 @@ export async function benchExecutor(): Promise<void> {
       await conn.end();
     });
     const instance = (i: number) => ({ db: fleetDbs[i % DATABASES] as string, prefix: prefixes[i] as string, datapath: join(dataRoot, `b${i}`) });
-
-    await withScratchDatabase('executor', async (url) => {
+    await withScratchDatabase(label, async (url) => {
+      const queuePrefix = `vmops-bench-${label}-${process.pid}`;
       const env = {
         ...process.env, MYSQL_URL: url, VMOODLE_DATA_DIR: dataRoot, VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
-        VMOODLE_QUEUE_PREFIX: `vmops-bench-${process.pid}`, VMOODLE_WORKER_CONCURRENCY: String(PER_SERVER), VMOODLE_DB_SERVER_CAP: String(PER_SERVER),
+        VMOODLE_QUEUE_PREFIX: queuePrefix, VMOODLE_WORKER_CONCURRENCY: String(PER_SERVER), VMOODLE_DB_SERVER_CAP: String(PER_SERVER),
       };
       const app = new App(loadConfig(env));
       const rt = await app.ops();
@@ -78,67 +87,81 @@ export async function benchExecutor(): Promise<void> {
         });
       });
       await app.masterDb.batchInsert(rt.registry.table, rows, 500);
-
-      const floorPool = mysql.createPool({ ...server, connectionLimit: PER_SERVER });
-      const stopFloor = sampleConnections(probe);
-      const floorStart = performance.now();
-      await mapLimit(Array.from({ length: TARGETS }, (_, i) => i), PER_SERVER, async (i) => {
-        const { db, prefix } = instance(i);
-        const c = await floorPool.getConnection();
-        try {
-          await c.beginTransaction();
-          const [cur] = await c.query(`SELECT value FROM \`${db}\`.\`${prefix}config\` WHERE name = 'theme' FOR UPDATE`);
-          const old = (cur as Array<{ value: string }>)[0]?.value ?? null;
-          await c.query(`UPDATE \`${db}\`.\`${prefix}config\` SET value = ? WHERE name = 'theme'`, ['floor']);
-          await c.query(`INSERT INTO \`${db}\`.\`${prefix}config_log\` (userid, timemodified, plugin, name, value, oldvalue) VALUES (0, UNIX_TIMESTAMP(), NULL, 'theme', 'floor', ?)`, [old]);
-          await c.commit();
-        } finally {
-          c.release();
-        }
-      });
-      const floorMs = performance.now() - floorStart;
-      const floorPeak = await stopFloor();
-      await floorPool.end();
-
-      // Let the floor's writes reach the disk so that they do not slow the run measured next.
-      await new Promise((r) => setTimeout(r, 3000));
-      const planStart = performance.now();
-      const plan = await createPlan(rt, { command: 'generic/setconfig', params: { key: 'theme', value: 'classic' }, selector: { tohosts: '*' }, requestedBy: 'bench', via: 'cli' });
-      const planMs = performance.now() - planStart;
-
-      const worker = new ExecutorWorker(rt);
-      await worker.worker.waitUntilReady();
-      const stopSampling = sampleConnections(probe);
-      const cpuBefore = process.cpuUsage();
-      const start = performance.now();
-      await startRun(rt, plan.run.id, 'bench', plan.run.plan_hash);
-      await rt.progress.follow(plan.run.id, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
-      const runMs = performance.now() - start;
-      const cpu = process.cpuUsage(cpuBefore);
-      const cpuShare = (cpu.user + cpu.system) / 1000 / runMs;
-      const serverPeak = await stopSampling();
-      const run = await rt.store.getRun(plan.run.id);
-      await worker.close();
-
-      const table = new Table({ head: ['measure', 'value', 'goal', 'met'], style: { head: [], border: [] } });
-      table.push(
-        ['plan: resolve + preview 1,000 targets', `${planMs.toFixed(0)} ms`, '', ''],
-        ['run: submit → last result', `${runMs.toFixed(0)} ms`, '< 2000 ms', runMs < 2000 ? 'yes' : 'NO'],
-        ['targets/s', (TARGETS / (runMs / 1000)).toFixed(0), '', ''],
-        ['CPU of the worker process during the run', `${(cpuShare * 100).toFixed(0)} % of one core`, '', ''],
-        ['run state', `${run.state} ${run.summary}`, 'succeeded', run.state === 'succeeded' ? 'yes' : 'NO'],
-        ['peak DB connections (pool / server)', `${rt.moodle.peakConnections} / ${serverPeak}`, `pool ≤ ${PER_SERVER}`, rt.moodle.peakConnections <= PER_SERVER ? 'yes' : 'NO'],
-        ['floor: same updates, one mysql2 pool, no queue', `${floorMs.toFixed(0)} ms (server peak ${floorPeak})`, '', ''],
-        ['run / floor', `${(runMs / floorMs).toFixed(2)}×`, '≤ 4×', runMs / floorMs <= 4 ? 'yes' : 'NO'],
-      );
-      console.log(`\nExecutor: generic/setconfig on ${TARGETS.toLocaleString('en')} instances (${DATABASES} databases, one server)\n${table.toString()}`);
-      const keys = await rt.redis.keys(`vmops-bench-${process.pid}*`);
-      for (let i = 0; i < keys.length; i += 500) await rt.redis.del(...keys.slice(i, i + 500));
-      await app.close();
+      try {
+        await work({ app, rt, server, instance });
+      } finally {
+        const keys = await rt.redis.keys(`${queuePrefix}*`);
+        for (let i = 0; i < keys.length; i += 500) await rt.redis.del(...keys.slice(i, i + 500));
+        await app.close();
+      }
     });
   } finally {
     for (const db of fleetDbs) await probe.query(`DROP DATABASE IF EXISTS \`${db}\``);
     await probe.end();
     rmSync(dataRoot, { recursive: true, force: true });
   }
+}
+
+/**
+ * A setconfig broadcast to 1,000 instances from submit to the last result, next to the floor: the same
+ * transactions sent straight through one mysql2 pool, measured first on a quiet disk.
+ */
+export async function benchExecutor(): Promise<void> {
+  await withBenchFleet('exec', async ({ rt, server, instance }) => {
+    const probe = await mysql.createConnection(server);
+    const floorPool = mysql.createPool({ ...server, connectionLimit: PER_SERVER });
+    const stopFloor = sampleConnections(probe);
+    const floorStart = performance.now();
+    await mapLimit(Array.from({ length: TARGETS }, (_, i) => i), PER_SERVER, async (i) => {
+      const { db, prefix } = instance(i);
+      const c = await floorPool.getConnection();
+      try {
+        await c.beginTransaction();
+        const [cur] = await c.query(`SELECT value FROM \`${db}\`.\`${prefix}config\` WHERE name = 'theme' FOR UPDATE`);
+        const old = (cur as Array<{ value: string }>)[0]?.value ?? null;
+        await c.query(`UPDATE \`${db}\`.\`${prefix}config\` SET value = ? WHERE name = 'theme'`, ['floor']);
+        await c.query(`INSERT INTO \`${db}\`.\`${prefix}config_log\` (userid, timemodified, plugin, name, value, oldvalue) VALUES (0, UNIX_TIMESTAMP(), NULL, 'theme', 'floor', ?)`, [old]);
+        await c.commit();
+      } finally {
+        c.release();
+      }
+    });
+    const floorMs = performance.now() - floorStart;
+    const floorPeak = await stopFloor();
+    await floorPool.end();
+
+    // Let the floor's writes reach the disk so that they do not slow the run measured next.
+    await new Promise((r) => setTimeout(r, 3000));
+    const planStart = performance.now();
+    const plan = await createPlan(rt, { command: 'generic/setconfig', params: { key: 'theme', value: 'classic' }, selector: { tohosts: '*' }, requestedBy: 'bench', via: 'cli' });
+    const planMs = performance.now() - planStart;
+
+    const worker = new ExecutorWorker(rt);
+    await worker.worker.waitUntilReady();
+    const stopSampling = sampleConnections(probe);
+    const cpuBefore = process.cpuUsage();
+    const start = performance.now();
+    await startRun(rt, plan.run.id, 'bench', plan.run.plan_hash);
+    await rt.progress.follow(plan.run.id, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
+    const runMs = performance.now() - start;
+    const cpu = process.cpuUsage(cpuBefore);
+    const cpuShare = (cpu.user + cpu.system) / 1000 / runMs;
+    const serverPeak = await stopSampling();
+    const run = await rt.store.getRun(plan.run.id);
+    await worker.close();
+
+    const table = new Table({ head: ['measure', 'value', 'goal', 'met'], style: { head: [], border: [] } });
+    table.push(
+      ['plan: resolve + preview 1,000 targets', `${planMs.toFixed(0)} ms`, '', ''],
+      ['run: submit → last result', `${runMs.toFixed(0)} ms`, '< 2000 ms', runMs < 2000 ? 'yes' : 'NO'],
+      ['targets/s', (TARGETS / (runMs / 1000)).toFixed(0), '', ''],
+      ['CPU of the worker process during the run', `${(cpuShare * 100).toFixed(0)} % of one core`, '', ''],
+      ['run state', `${run.state} ${run.summary}`, 'succeeded', run.state === 'succeeded' ? 'yes' : 'NO'],
+      ['peak DB connections (pool / server)', `${rt.moodle.peakConnections} / ${serverPeak}`, `pool ≤ ${PER_SERVER}`, rt.moodle.peakConnections <= PER_SERVER ? 'yes' : 'NO'],
+      ['floor: same updates, one mysql2 pool, no queue', `${floorMs.toFixed(0)} ms (server peak ${floorPeak})`, '', ''],
+      ['run / floor', `${(runMs / floorMs).toFixed(2)}×`, '≤ 4×', runMs / floorMs <= 4 ? 'yes' : 'NO'],
+    );
+    console.log(`\nExecutor: generic/setconfig on ${TARGETS.toLocaleString('en')} instances (${DATABASES} databases, one server)\n${table.toString()}`);
+    await probe.end();
+  });
 }

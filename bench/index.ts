@@ -1,7 +1,9 @@
 import { benchExecutor } from './executor.ts';
 import { benchMoodleBuilds } from './moodle.ts';
 import { benchRegistry } from './registry.ts';
+import { benchSlack } from './slack.ts';
 
 await benchRegistry();
 await benchExecutor();
+await benchSlack();
 await benchMoodleBuilds();

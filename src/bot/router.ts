@@ -8,6 +8,7 @@ import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval
 import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/control.ts';
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/store.ts';
+import type { Fleet } from '../registry/fleet.ts';
 import { resolveTargets } from '../registry/selector.ts';
 import type { Rbac } from './rbac.ts';
 
@@ -31,12 +32,15 @@ export interface Reply {
 }
 
 const SAMPLE = 15;
+const FLEET_CACHE_MS = 2000;
 
 /**
  * One grammar for `/vmoodle` lines, shared by Slack and the console: the verbs, their flags (the CLI's target
  * flags and `name=value` parameters), access rules and approvals. Commands plug in from the catalogue.
  */
 export class Router {
+  private fleetCache: { at: number; fleet: Promise<Fleet> } | undefined;
+
   constructor(
     private readonly app: App,
     private readonly rbac: Rbac,
@@ -102,9 +106,19 @@ export class Router {
     return { text: `${page.total} instances, page ${page.page} of ${page.pages}\n\`\`\`\n${rows.join('\n')}\n\`\`\``, ephemeral: true };
   }
 
+  /** The registry as loaded at most a couple of seconds ago: previews in a burst share one load. */
+  private fleet(): Promise<Fleet> {
+    if (!this.fleetCache || Date.now() - this.fleetCache.at > FLEET_CACHE_MS) {
+      const load = this.app.registry().then((r) => r.loadFleet());
+      load.catch(() => (this.fleetCache = undefined));
+      this.fleetCache = { at: Date.now(), fleet: load };
+    }
+    return this.fleetCache.fleet;
+  }
+
   async showtargets(words: string[]): Promise<Reply> {
     const opts = addTargetOptions(this.parser('showtargets')).parse(words, { from: 'user' }).opts();
-    const selection = resolveTargets(await (await this.app.registry()).loadFleet(), selectorFrom(opts));
+    const selection = resolveTargets(await this.fleet(), selectorFrom(opts));
     const { counts, targets } = selection;
     const names = targets.slice(0, SAMPLE).map((h) => `${h.shortname} (${h.wwwroot})`);
     const more = targets.length > SAMPLE ? `\n… and ${targets.length - SAMPLE} more` : '';

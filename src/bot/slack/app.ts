@@ -32,6 +32,9 @@ export interface SlackBot {
   close(): Promise<void>;
 }
 
+const WORK_CONCURRENCY = 4;
+const QUIET_MS = 20;
+
 const NOT_IN_CHANNEL = 'I am not in this channel: invite me with `/invite @vmoodle`, then try again.';
 
 /**
@@ -46,10 +49,38 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     ? new BoltApp({ receiver, token: options.botToken, tokenVerificationEnabled: false, logLevel: LogLevel.ERROR, clientOptions })
     : new BoltApp({ token: options.botToken, appToken: options.appToken, socketMode: true, logLevel: LogLevel.ERROR, clientOptions });
   const router = new Router(app, rbac, policy, 'slack');
+  // Work after an ack waits until requests stop arriving for a moment, then runs a few at a time: a burst of
+  // requests is all acknowledged before any of it is worked on.
   const work = new Set<Promise<unknown>>();
+  const queue: Array<() => void> = [];
+  let running = 0;
+  let lastRequest = 0;
+  let waiting: NodeJS.Timeout | undefined;
+  const next = () => {
+    const quiet = Date.now() - lastRequest;
+    if (quiet < QUIET_MS) {
+      waiting ??= setTimeout(() => {
+        waiting = undefined;
+        next();
+      }, QUIET_MS - quiet);
+      return;
+    }
+    while (running < WORK_CONCURRENCY && queue.length > 0) {
+      running++;
+      (queue.shift() as () => void)();
+    }
+  };
   const later = (task: () => Promise<unknown>) => {
-    const p = task().catch(() => {}).finally(() => work.delete(p));
-    work.add(p);
+    const p = new Promise<void>((resolve) => queue.push(() => setImmediate(() => {
+      task().catch(() => {}).finally(() => {
+        running--;
+        resolve();
+        next();
+      });
+    })));
+    const tracked = p.finally(() => work.delete(tracked));
+    work.add(tracked);
+    next();
   };
 
   async function deliver(client: WebClient, actor: Actor & { channel: string }, reply: Reply): Promise<void> {
@@ -208,6 +239,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     return { url: 'socket mode', idle, close: () => bolt.stop() as Promise<void> };
   }
   const server: Server = createServer((req, res) => {
+    lastRequest = Date.now();
     // Bolt refuses requests older than five minutes; one dated ahead of now is refused here, before Bolt sees it.
     const stamp = Number(req.headers['x-slack-request-timestamp']);
     if (Number.isFinite(stamp) && stamp > Date.now() / 1000 + SLACK_LIMITS.maxRequestAheadSeconds) {

@@ -29,6 +29,8 @@ export interface Reply {
   confirm?: { run: RunRow };
   /** A run waiting for a second person. */
   approval?: { run: RunRow; expected: string };
+  /** A preview's target flags, to run a command on the same hosts. */
+  targets?: string;
 }
 
 const SAMPLE = 15;
@@ -123,7 +125,8 @@ export class Router {
     const names = targets.slice(0, SAMPLE).map((h) => `${h.shortname} (${h.wwwroot})`);
     const more = targets.length > SAMPLE ? `\n… and ${targets.length - SAMPLE} more` : '';
     const notes = [`matched ${counts.matched}`, counts.excluded ? `excluded ${counts.excluded}` : '', counts.disabledLeftOut ? `disabled left out ${counts.disabledLeftOut}` : ''].filter(Boolean).join(', ');
-    return { text: `${counts.targets} targets (${notes})\n${names.join('\n')}${more}`, ephemeral: true };
+    const flags = words.map((w) => (/[\s'"]/.test(w) ? `"${w.replaceAll('"', '')}"` : w)).join(' ');
+    return { text: `${counts.targets} targets (${notes})\n${names.join('\n')}${more}`, ephemeral: true, targets: flags };
   }
 
   async run(words: string[], actor: Actor): Promise<Reply> {

@@ -77,7 +77,9 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     await slash('USTRANGER', 'showtargets --hosts t1');
     expect(lastEphemeral('USTRANGER')).toContain('you have no access to vmoodle-ops');
     await slash('UVIEW', 'run generic/purgecaches --hosts t1');
-    expect(lastEphemeral('UVIEW')).toContain('run needs the operator role; you are viewer');
+    const modal = (api.of('views.update').at(-1) as RecordedCall).params.view as { blocks: unknown[]; submit?: unknown };
+    expect(JSON.stringify(modal.blocks)).toContain('run needs the operator role; you are viewer');
+    expect(modal.submit).toBeUndefined();
   });
 
   it('says how to invite the bot where it is not in the channel', async () => {
@@ -160,15 +162,33 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect(lastEphemeral('UOP')).toMatch(/Dry run: run \d+ was only planned\.$/);
   });
 
-  it('starts a run once however often its start button is clicked', async () => {
+  it('shows a run’s plan in a modal opened at once and filled in, and starts it once however often it is submitted', async () => {
     await slash('UOP', 'run generic/setconfig --hosts t30,t31 key=lang value=fr');
-    const confirm = api.of('chat.postEphemeral').at(-1) as RecordedCall;
-    const value = ((confirm.params.blocks as Array<{ type: string; elements?: Array<{ value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0]?.value) as string;
-    const runId = Number(value.split(':')[0]);
-    await Promise.all([1, 2, 3].map(() => signedPost(bot.url, SECRET, interactionBody(buttonPayload('UOP', 'start', value)))));
+    const opened = (api.of('views.open').at(-1) as RecordedCall).params.view as { callback_id: string; blocks: unknown[] };
+    expect(opened.callback_id).toBe('plan_modal');
+    expect(JSON.stringify(opened.blocks)).toContain('Computing the plan…');
+    const filled = (api.of('views.update').at(-1) as RecordedCall).params.view as { private_metadata: string; submit: { text: string }; blocks: unknown[] };
+    expect(filled.submit.text).toBe('Run on 2');
+    expect(JSON.stringify(filled.blocks)).toContain('t30: en → fr');
+    const runId = Number((JSON.parse(filled.private_metadata) as { value: string }).value.split(':')[0]);
+    await Promise.all([1, 2, 3].map(() => signedPost(bot.url, SECRET, interactionBody(viewSubmission('UOP', 'plan_modal', filled.private_metadata, {})))));
     await bot.idle();
     expect((await fx.rt.store.events(runId)).filter((e) => e.kind === 'start')).toHaveLength(1);
     expect((await fx.rt.store.getRun(runId)).state).toBe('succeeded');
+    const parent = api.of('chat.update').at(-1) as RecordedCall;
+    const buttons = JSON.stringify(parent.params.blocks);
+    for (const action of ['same_command', 'same_targets', 'revert']) expect(buttons).toContain(action);
+  });
+
+  it('offers to run a command on the hosts a preview showed', async () => {
+    await slash('UOP', "showtargets --match 'https://t4*'");
+    const preview = api.of('chat.postEphemeral').at(-1) as RecordedCall;
+    const button = (preview.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0];
+    expect(button?.action_id).toBe('targets_builder');
+    await interact(buttonPayload('UOP', 'targets_builder', button?.value as string));
+    const builder = (api.of('views.open').at(-1) as RecordedCall).params.view as { callback_id: string; blocks: unknown[] };
+    expect(builder.callback_id).toBe('builder');
+    expect(JSON.stringify(builder.blocks)).toContain('Targets: `--match https://t4*`');
   });
 
   it('publishes the App Home: the fleet, recent runs and the approvals waiting', async () => {

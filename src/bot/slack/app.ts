@@ -7,8 +7,9 @@ import type { Rbac } from '../rbac.ts';
 import { Router, type Actor, type Reply } from '../router.ts';
 import { cancelRun } from '../../ops/executor/control.ts';
 import { resolveTargets } from '../../registry/selector.ts';
-import { approvalBlocks, approvalModal, parseRunButton, startBlocks, textBlocks } from './blocks.ts';
-import { BUILDER, builderLine, builderView, type BuilderState } from './builder.ts';
+import { MASK } from '../../ops/moodle/sensitive.ts';
+import { approvalBlocks, approvalModal, parseRunButton, planModal, previewBlocks, startBlocks, textBlocks } from './blocks.ts';
+import { BUILDER, builderLine, builderView, selectorFlags, type BuilderState } from './builder.ts';
 import { homeView } from './home.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { postRunProgress } from './progress.ts';
@@ -78,10 +79,14 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
         next();
       });
     })));
-    const tracked = p.finally(() => work.delete(tracked));
-    work.add(tracked);
+    track(p);
     next();
   };
+  /** Work that must not wait its turn (opening a modal while its trigger is fresh), counted for idle(). */
+  function track(p: Promise<unknown>): void {
+    const tracked = p.catch(() => {}).finally(() => work.delete(tracked));
+    work.add(tracked);
+  }
 
   async function deliver(client: WebClient, actor: Actor & { channel: string }, reply: Reply): Promise<void> {
     try {
@@ -89,6 +94,8 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
         await client.chat.postMessage({ channel: actor.channel, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: approvalBlocks(reply.text, reply.approval.run) });
       } else if (reply.confirm) {
         await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: startBlocks(reply.text, reply.confirm.run) });
+      } else if (reply.targets) {
+        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: previewBlocks(reply.text, reply.targets) });
       } else if (reply.ephemeral) {
         await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: textBlocks(reply.text) });
       } else if (!reply.follow) {
@@ -108,8 +115,48 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
       later(() => client.views.open({ trigger_id: command.trigger_id, view: builderView({ channel: command.channel_id }) }));
       return;
     }
+    if (/^\s*run\s/.test(command.text)) {
+      // The plan shows in a modal opened at once, while the trigger is fresh, and filled in once computed.
+      track((async () => {
+        const opened = await client.views.open({ trigger_id: command.trigger_id, view: planModal(actor.channel, 'Computing the plan…') });
+        const viewId = (opened.view as { id: string }).id;
+        later(async () => {
+          const reply = await router.handle(command.text, actor);
+          if (reply.approval) await deliver(client, actor, reply);
+          const text = reply.approval ? `${reply.text}\nThe approval request is in the channel.` : reply.text;
+          await client.views.update({ view_id: viewId, view: planModal(actor.channel, text, reply.confirm?.run) });
+        });
+      })());
+      return;
+    }
     later(async () => deliver(client, actor, await router.handle(command.text, actor)));
   });
+
+  bolt.view('plan_modal', async ({ ack, body, view, client }) => {
+    await ack();
+    const { channel, value } = JSON.parse(view.private_metadata) as { channel: string; value: string };
+    const actor = { id: body.user.id, channel };
+    later(async () => deliver(client, actor, await router.handle(`start ${parseRunButton(value).runId}`, actor)));
+  });
+
+  bolt.action('targets_builder', async ({ ack, body, action, client }) => {
+    await ack();
+    const channel = (body as { channel?: { id: string } }).channel?.id ?? body.user.id;
+    later(() => client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: builderView({ channel, targets: (action as { value: string }).value }) }));
+  });
+
+  for (const recycle of ['same_command', 'same_targets'] as const) {
+    bolt.action(recycle, async ({ ack, body, action, client }) => {
+      await ack();
+      const channel = (body as { channel?: { id: string } }).channel?.id ?? body.user.id;
+      later(async () => {
+        const run = await (await app.ops()).store.getRun(parseRunButton((action as { value: string }).value).runId);
+        const params = Object.fromEntries(Object.entries(JSON.parse(run.params) as Record<string, string>).filter(([, v]) => v !== MASK));
+        const state = recycle === 'same_command' ? { channel, command: run.command, params } : { channel, targets: selectorFlags(JSON.parse(run.selector)) };
+        await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: builderView(state) });
+      });
+    });
+  }
 
   bolt.shortcut('vmoodle_builder', async ({ ack, shortcut, client }) => {
     await ack();

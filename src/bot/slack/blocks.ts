@@ -44,6 +44,27 @@ export function startBlocks(text: string, run: RunRow): KnownBlock[] {
   ];
 }
 
+/** The plan of a `run`: opened at once while it is computed, then filled in; submitting starts it. */
+export function planModal(channel: string, text: string, run?: RunRow): View {
+  return {
+    type: 'modal',
+    callback_id: 'plan_modal',
+    private_metadata: JSON.stringify({ channel, value: run ? runButtonValue(run) : '' }),
+    title: { type: 'plain_text', text: run ? `Run ${run.id}` : 'Plan' },
+    close: { type: 'plain_text', text: 'Close' },
+    ...(run ? { submit: { type: 'plain_text' as const, text: `Run on ${run.target_count}` } } : {}),
+    blocks: textBlocks(text).slice(0, SLACK_LIMITS.blocksPerModal),
+  };
+}
+
+/** A preview's reply, with a way on to the command builder for those targets. */
+export function previewBlocks(text: string, targetFlags: string): KnownBlock[] {
+  return [
+    ...textBlocks(text).slice(0, SLACK_LIMITS.blocksPerMessage - 1),
+    { type: 'actions', elements: [{ type: 'button', action_id: 'targets_builder', text: { type: 'plain_text', text: 'Run a command on these' }, value: targetFlags.slice(0, SLACK_LIMITS.buttonValue) }] },
+  ];
+}
+
 /** The approver confirms by typing what the request asks: the target count, or the short name for one target. */
 export function approvalModal(run: RunRow, expected: string, channel: string): View {
   return {
@@ -78,6 +99,8 @@ export function progressBlocks(run: RunRow, done: number, failed: number, revers
     blocks.push({
       type: 'actions',
       elements: [
+        { type: 'button', action_id: 'same_command', text: { type: 'plain_text', text: 'Same command → other targets' }, value: runButtonValue(run) },
+        { type: 'button', action_id: 'same_targets', text: { type: 'plain_text', text: 'Same targets → other command' }, value: runButtonValue(run) },
         ...(failed > 0 ? [{ type: 'button' as const, action_id: 'retry', text: { type: 'plain_text' as const, text: 'Retry failed' }, value: runButtonValue(run) }] : []),
         ...(reversible ? [{ type: 'button' as const, action_id: 'revert', text: { type: 'plain_text' as const, text: 'Revert' }, value: runButtonValue(run) }] : []),
       ],

@@ -15,17 +15,21 @@ export interface BuilderState {
   channel: string;
   command?: string;
   count?: string;
+  /** Targets carried over (from a preview or a run), as the slash command's target flags. */
+  targets?: string;
+  /** Parameter values carried over from a run, to change only what differs. */
+  params?: Record<string, string>;
 }
 
 /** One input per parameter of the chosen command, typed as its schema says. */
-function paramInput(spec: ParamSpec): KnownBlock {
+function paramInput(spec: ParamSpec, carried?: string): KnownBlock {
   const label = { type: 'plain_text' as const, text: spec.label.slice(0, 150) };
   const hint = spec.help ? { hint: { type: 'plain_text' as const, text: spec.help.slice(0, 150) } } : {};
   const optional = spec.default !== undefined || spec.type === 'boolean';
   if (spec.type === 'boolean' || spec.type === 'enum' || spec.type === 'menum') {
     const choices = spec.type === 'boolean' ? ['1', '0'] : [...(spec.choices ?? [])];
     const options = choices.slice(0, SLACK_LIMITS.optionsPerSelect).map((c) => ({ text: { type: 'plain_text' as const, text: spec.type === 'boolean' ? (c === '1' ? 'yes' : 'no') : c }, value: c }));
-    const initial = options.find((o) => o.value === (spec.default ?? '0'));
+    const initial = options.find((o) => o.value === (carried ?? spec.default ?? '0'));
     return {
       type: 'input', block_id: BUILDER.param(spec.name), label, optional, ...hint,
       element: spec.type === 'menum'
@@ -35,7 +39,7 @@ function paramInput(spec: ParamSpec): KnownBlock {
   }
   return {
     type: 'input', block_id: BUILDER.param(spec.name), label, optional, ...hint,
-    element: { type: 'plain_text_input', action_id: 'value', multiline: spec.type === 'ltext', ...(spec.default ? { initial_value: spec.default } : {}) },
+    element: { type: 'plain_text_input', action_id: 'value', multiline: spec.type === 'ltext', ...((carried ?? spec.default) ? { initial_value: carried ?? spec.default } : {}) },
   };
 }
 
@@ -56,7 +60,8 @@ export function builderView(state: BuilderState): View {
       type: 'input', block_id: BUILDER.command, dispatch_action: true, label: { type: 'plain_text', text: 'Command' },
       element: { type: 'static_select', action_id: BUILDER.command, option_groups: commandOptions, ...initial },
     },
-    ...(chosen ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: chosen.summary }] } as KnownBlock, ...chosen.params.map(paramInput)] : []),
+    ...(chosen ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: chosen.summary }] } as KnownBlock, ...chosen.params.map((p) => paramInput(p, state.params?.[p.name]))] : []),
+    ...(state.targets ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `Targets: \`${state.targets.slice(0, 2000)}\` (unless chosen below)` }] } as KnownBlock] : []),
     {
       type: 'input', block_id: BUILDER.glob, dispatch_action: true, optional: true, label: { type: 'plain_text', text: 'Targets: wwwroot globs' },
       hint: { type: 'plain_text', text: "comma separated, e.g. *.example.org ('*' any run, '?' one character)" },
@@ -85,6 +90,18 @@ export function builderView(state: BuilderState): View {
 
 type StateValues = Record<string, Record<string, { value?: string | null; selected_option?: { value: string } | null; selected_options?: Array<{ value: string }> }>>;
 
+/** A run's selector as the slash command's target flags, to carry its targets into a new command. */
+export function selectorFlags(selector: { tohosts?: string[] | '*'; tohostsmatch?: string; exclude?: string; fromhost?: string; includeDisabled?: boolean }): string {
+  const q = (s: string) => `'${s.replaceAll("'", '')}'`;
+  return [
+    selector.tohosts ? `--hosts ${q(selector.tohosts === '*' ? '*' : selector.tohosts.join(','))}` : '',
+    selector.tohostsmatch ? `--match ${q(selector.tohostsmatch)}` : '',
+    selector.exclude ? `--exclude ${q(selector.exclude)}` : '',
+    selector.fromhost ? `--from ${q(selector.fromhost)}` : '',
+    selector.includeDisabled ? '--include-disabled' : '',
+  ].filter(Boolean).join(' ');
+}
+
 /** The `/vmoodle` line a submitted builder stands for, built from the same words the slash command takes. */
 export function builderLine(state: BuilderState, values: StateValues): { line: string; dry: boolean } {
   const command = values[BUILDER.command]?.[BUILDER.command]?.selected_option?.value ?? state.command;
@@ -98,6 +115,6 @@ export function builderLine(state: BuilderState, values: StateValues): { line: s
   });
   const glob = values[BUILDER.glob]?.[BUILDER.glob]?.value;
   const hosts = values[BUILDER.hosts]?.[BUILDER.hosts]?.selected_options?.map((o) => o.value) ?? [];
-  const targets = hosts.length > 0 ? `--hosts ${quote(hosts.join(','))}` : glob ? `--match ${quote(glob)}` : '';
+  const targets = hosts.length > 0 ? `--hosts ${quote(hosts.join(','))}` : glob ? `--match ${quote(glob)}` : state.targets ?? '';
   return { line: `run ${command} ${targets} ${params.join(' ')}`.trim(), dry: (values.dry?.value?.selected_options ?? []).length > 0 };
 }

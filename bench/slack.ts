@@ -7,7 +7,7 @@ import { startSlackBot } from '../src/bot/slack/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
-import { approvalSubmission, buttonPayload, FakeSlackApi, interactionBody, signedPost, slashBody, type RecordedCall } from '../test/support/slack.ts';
+import { FakeSlackApi, runWithApproval, signedPost, slashBody } from '../test/support/slack.ts';
 import { withBenchFleet } from './executor.ts';
 import { withScratchDatabase } from './support.ts';
 
@@ -68,19 +68,7 @@ export async function benchSlack(): Promise<void> {
   await withBenchFleet('slack', async ({ app, rt }) => {
     const worker = new ExecutorWorker(rt);
     const bot = await startSlackBot(app, rbac, policy, { signingSecret: SECRET, botToken: 'xoxb-bench', slackApiUrl: api.url, port: 0 });
-    await signedPost(bot.url, SECRET, slashBody('UOP', "run generic/setconfig --tohosts '*' key=theme value=classic"));
-    await bot.idle();
-    const request = api.of('chat.postMessage').at(-1) as RecordedCall;
-    const value = ((request.params.blocks as Array<{ type: string; elements?: Array<{ value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0]?.value) as string;
-    await signedPost(bot.url, SECRET, interactionBody(buttonPayload('UAPP', 'approve', value)));
-    await bot.idle();
-    const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
-    const before = api.calls.length;
-    const start = performance.now();
-    await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', view.private_metadata, '1000')));
-    await bot.idle();
-    const calls = api.calls.slice(before);
-    const seconds = (performance.now() - start) / 1000;
+    const { calls, seconds } = await runWithApproval(bot, api, SECRET, { requester: 'UOP', line: "run generic/setconfig --tohosts '*' key=theme value=classic", approver: 'UAPP', typed: '1000' });
     table.push([
       'Slack API calls for one 1,000-target run', `${calls.length} (${calls.filter((c) => c.method === 'chat.update').length} edits of the parent, ${seconds.toFixed(1)} s)`, '', '< 30', calls.length < 30 ? 'yes' : 'NO',
     ]);

@@ -13,7 +13,7 @@ export const VERB_ROLE: Record<string, Role> = {
 };
 
 export interface RbacConfig {
-  /** Role → Slack user ids (or console user names). */
+  /** Role → Slack user ids or user group ids (S…), or console user names. */
   roles: Partial<Record<Role, string[]>>;
   /** Category → the least role that may run its commands (e.g. sql: admin). */
   categories?: Record<string, Role>;
@@ -25,8 +25,13 @@ export class RbacError extends Error {}
 
 const rank = (role: Role) => ROLES.indexOf(role);
 
+/** Slack user group ids start with S; user ids with U or W. */
+const GROUP_ID = /^S[A-Z0-9]{2,}$/;
+
 /** Who may do what, from the RBAC file. A user it does not name has no access at all. */
 export class Rbac {
+  private readonly members = new Map<string, ReadonlySet<string>>();
+
   constructor(private readonly config: RbacConfig) {
     for (const role of Object.keys(config.roles)) {
       if (!ROLES.includes(role as Role)) throw new RbacError(`RBAC: unknown role '${role}' (roles: ${ROLES.join(', ')})`);
@@ -44,9 +49,18 @@ export class Rbac {
     return new Rbac(doc as RbacConfig);
   }
 
-  /** The user's highest role, or undefined for a stranger. */
+  /** The user groups the file names, whose members the Slack front end looks up. */
+  groupIds(): string[] {
+    return [...new Set(Object.values(this.config.roles).flat().filter((id) => GROUP_ID.test(id)))];
+  }
+
+  setGroupMembers(group: string, users: readonly string[]): void {
+    this.members.set(group, new Set(users));
+  }
+
+  /** The user's highest role, named directly or through a user group, or undefined for a stranger. */
   roleOf(user: string): Role | undefined {
-    return [...ROLES].reverse().find((role) => this.config.roles[role]?.includes(user));
+    return [...ROLES].reverse().find((role) => this.config.roles[role]?.some((id) => id === user || this.members.get(id)?.has(user)));
   }
 
   /** Why the user may not use the verb (on that command's category, in that channel), or undefined when allowed. */

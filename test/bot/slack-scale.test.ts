@@ -4,7 +4,7 @@ import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
 import { SLACK_LIMITS } from '../../src/bot/slack/limits.ts';
 import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
-import { approvalSubmission, buttonPayload, FakeSlackApi, interactionBody, signedPost, slashBody, type RecordedCall } from '../support/slack.ts';
+import { FakeSlackApi, runWithApproval, type RecordedCall } from '../support/slack.ts';
 
 const SECRET = 'signing-secret-for-scale';
 let fx: OpsFixture;
@@ -27,19 +27,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot on 1,000 targets', () =
   });
 
   it('reports the run with a bounded number of edits and calls, every payload within Slack limits', async () => {
-    await signedPost(bot.url, SECRET, slashBody('UOP', "run generic/setconfig --tohosts '*' key=theme value=classic"));
-    await bot.idle();
-    const request = api.of('chat.postMessage').at(-1) as RecordedCall;
-    const value = ((request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0]?.value) as string;
-    await signedPost(bot.url, SECRET, interactionBody(buttonPayload('UAPP', 'approve', value)));
-    await bot.idle();
-    const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
-    const before = api.calls.length;
-    const started = Date.now();
-    await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', view.private_metadata, '1000')));
-    await bot.idle();
-    const seconds = (Date.now() - started) / 1000;
-    const calls = api.calls.slice(before);
+    const { calls, seconds } = await runWithApproval(bot, api, SECRET, { requester: 'UOP', line: "run generic/setconfig --tohosts '*' key=theme value=classic", approver: 'UAPP', typed: '1000' });
     const edits = calls.filter((c) => c.method === 'chat.update').length;
     expect(edits).toBeGreaterThanOrEqual(1);
     expect(edits).toBeLessThanOrEqual(Math.ceil((seconds * 1000) / SLACK_LIMITS.progressEditMs) + 1);

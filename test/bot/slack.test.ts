@@ -3,7 +3,9 @@ import { Rbac } from '../../src/bot/rbac.ts';
 import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
 import { SLACK_LIMITS } from '../../src/bot/slack/limits.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
-import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { approveRun, requestApproval } from '../../src/ops/executor/approvals.ts';
+import { createPlan } from '../../src/ops/executor/planner.ts';
 import { testServices } from '../support/services.ts';
 import { approvalSubmission, buttonPayload, eventBody, FakeSlackApi, interactionBody, signedPost, slashBody, viewAction, viewSubmission, type RecordedCall } from '../support/slack.ts';
 import { CATALOG } from '../../src/ops/catalog/index.ts';
@@ -16,7 +18,8 @@ let fx: OpsFixture;
 let api: FakeSlackApi;
 let bot: SlackBot;
 
-const rbac = new Rbac({ roles: { admin: ['UADMIN'], operator: ['UOP'], approver: ['UAPP', 'UAPP2'], viewer: ['UVIEW'] } });
+const rbac = new Rbac({ roles: { admin: ['UADMIN'], operator: ['UOP'], approver: ['UAPP', 'UAPP2', 'SLEADS'], viewer: ['UVIEW'] } });
+const DB_PASSWORD = 'Db-Pa55-never-in-slack';
 
 async function slash(user: string, text: string, channel = 'C1'): Promise<Response> {
   const res = await signedPost(bot.url, SECRET, slashBody(user, text, channel));
@@ -44,8 +47,11 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
   beforeAll(async () => {
     fx = await opsFixture('slack');
     await thinFleet(fx, 60);
+    await registerInstances(fx, [{ shortname: 'tlocked', database: 'moodle_locked' }]);
+    await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'tlocked' }).update({ vdblogin: 'nobody', vdbpass: DB_PASSWORD });
     startWorker(fx);
     api = new FakeSlackApi();
+    api.groups = { SLEADS: ['ULEAD'] };
     await api.start();
     bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 30 * 60_000 }, { signingSecret: SECRET, botToken: BOT_TOKEN, slackApiUrl: api.url, port: 0 });
   });
@@ -71,6 +77,19 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect((await signedPost(bot.url, SECRET, slashBody('UADMIN', 'runs'), { signature: 'v0=00' })).status).toBe(401);
     await bot.idle();
     expect(api.calls.length).toBe(before);
+  });
+
+  it('gives the members of a user group named in the RBAC file its role', async () => {
+    await slash('ULEAD', 'help');
+    expect(lastEphemeral('ULEAD')).toMatch(/^Verbs you may use: .*approve, reject/);
+  });
+
+  it('lets an approval request expire: a late approval starts nothing and the expiry is audited', async () => {
+    const plan = await createPlan(fx.rt, { command: 'sql/multisql', params: { sql: 'DELETE FROM {config_log}' }, selector: { tohosts: ['t50'] }, requestedBy: 'UOP', via: 'slack' });
+    await requestApproval(fx.rt, plan.run.id, 'UOP');
+    await expect(approveRun(fx.rt, plan.run.id, 'UAPP', 't50', plan.run.plan_hash, { threshold: 50, ttlMs: -1 })).rejects.toThrow(/expired; plan it again/);
+    expect((await fx.rt.store.getRun(plan.run.id)).state).toBe('cancelled');
+    expect((await fx.rt.store.events(plan.run.id)).map((e) => e.kind)).toEqual(['plan', 'approval_requested', 'expire']);
   });
 
   it('gives an unknown user no access, and a viewer no run', async () => {
@@ -199,7 +218,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const home = (api.of('views.publish').at(-1) as RecordedCall).params as { user_id: string; view: { blocks: Array<{ text?: { text: string } }> } };
     expect(home.user_id).toBe('UAPP');
     const text = home.view.blocks.map((b) => b.text?.text ?? '').join('\n');
-    expect(text).toContain('Fleet: 60 instances, 60 enabled');
+    expect(text).toContain('Fleet: 61 instances, 61 enabled');
     expect(text).toMatch(/\*t1\* https:\/\/t1\.campus\.example\.org · enabled/);
     expect(text).toMatch(/#\d+ `sql\/multisql` on 1 by <@UOP>/);
   });
@@ -212,7 +231,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const started = Date.now();
     await interact(buttonPayload('UAPP', 'approve', value));
     const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
-    await interact(approvalSubmission('UAPP', view.private_metadata, '60'));
+    await interact(approvalSubmission('UAPP', view.private_metadata, '61'));
     const seconds = (Date.now() - started) / 1000;
     const runCalls = api.calls.slice(before);
     const parents = runCalls.filter((c) => c.method === 'chat.update');
@@ -225,7 +244,8 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const server = parseMysqlUrl(testServices().mysqlServer);
     // The client authenticates to Slack with its token; what must never carry a secret is what the bot says.
     const everything = api.calls.map((c) => (c.method === 'upload' ? c.raw : JSON.stringify({ ...c.params, token: undefined }))).join('\n');
-    for (const secret of [SMTP, BOT_TOKEN.slice(5), SECRET, ...(server.password ? [server.password] : [])]) expect(everything).not.toContain(secret);
+    expect(everything).toContain("Access denied for user 'nobody'");
+    for (const secret of [SMTP, BOT_TOKEN.slice(5), SECRET, DB_PASSWORD, ...(server.password ? [server.password] : [])]) expect(everything).not.toContain(secret);
     for (const call of api.calls) assertWithinLimits(call);
   });
 });

@@ -10,6 +10,8 @@ export interface RecordedCall {
 /** A Slack Web API on loopback that answers like Slack and records every call, for tests of the real Bolt app. */
 export class FakeSlackApi {
   readonly calls: RecordedCall[] = [];
+  /** Members of user groups, as usergroups.users.list answers. */
+  groups: Record<string, string[]> = {};
   private server: Server | undefined;
   private counter = 0;
   url = '';
@@ -48,6 +50,8 @@ export class FakeSlackApi {
         return { ok: true, view: { id: `V${n}` } };
       case 'files.getUploadURLExternal':
         return { ok: true, upload_url: `${this.url.replace('/api/', '')}/upload/F${n}`, file_id: `F${n}` };
+      case 'usergroups.users.list':
+        return { ok: true, users: this.groups[params.usergroup as string] ?? [] };
       case 'files.completeUploadExternal':
         return { ok: true, files: [{ id: `F${n}` }] };
       default:
@@ -102,3 +106,25 @@ export const viewSubmission = (user: string, callbackId: string, privateMetadata
   type: 'view_submission', team: { id: 'T1' }, user: { id: user }, api_app_id: 'A1', token: 'x', trigger_id: `trig-${user}`,
   view: { id: 'V2', type: 'modal', callback_id: callbackId, private_metadata: privateMetadata, state: { values } },
 });
+
+/**
+ * Plans a run through /vmoodle, has a second person approve it through the button and the modal, and returns the
+ * Web API calls made from the approval to the end of the run's report.
+ */
+export async function runWithApproval(
+  bot: { url: string; idle(): Promise<void> }, api: FakeSlackApi, secret: string,
+  request: { requester: string; line: string; approver: string; typed: string },
+): Promise<{ calls: RecordedCall[]; seconds: number }> {
+  await signedPost(bot.url, secret, slashBody(request.requester, request.line));
+  await bot.idle();
+  const message = api.of('chat.postMessage').at(-1) as RecordedCall;
+  const value = ((message.params.blocks as Array<{ type: string; elements?: Array<{ value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0]?.value) as string;
+  await signedPost(bot.url, secret, interactionBody(buttonPayload(request.approver, 'approve', value)));
+  await bot.idle();
+  const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
+  const before = api.calls.length;
+  const started = performance.now();
+  await signedPost(bot.url, secret, interactionBody(approvalSubmission(request.approver, view.private_metadata, request.typed)));
+  await bot.idle();
+  return { calls: api.calls.slice(before), seconds: (performance.now() - started) / 1000 };
+}

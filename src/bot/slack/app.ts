@@ -35,6 +35,7 @@ export interface SlackBot {
 
 const WORK_CONCURRENCY = 4;
 const QUIET_MS = 20;
+const GROUP_REFRESH_MS = 5 * 60_000;
 
 const NOT_IN_CHANNEL = 'I am not in this channel: invite me with `/invite @vmoodle`, then try again.';
 
@@ -278,12 +279,30 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     });
   });
 
+  // User groups named in the RBAC file: their members are looked up now and every few minutes.
+  const refreshGroups = async () => {
+    for (const group of rbac.groupIds()) {
+      const answer = await bolt.client.usergroups.users.list({ usergroup: group }).catch(() => undefined);
+      if (answer?.users) rbac.setGroupMembers(group, answer.users);
+    }
+  };
+  await refreshGroups();
+  const groupTimer = setInterval(() => void refreshGroups(), GROUP_REFRESH_MS);
+  groupTimer.unref();
+
   const idle = async () => {
     while (work.size > 0) await Promise.all([...work]);
   };
   if (!receiver) {
     await bolt.start();
-    return { url: 'socket mode', idle, close: () => bolt.stop() as Promise<void> };
+    return {
+      url: 'socket mode',
+      idle,
+      close: async () => {
+        clearInterval(groupTimer);
+        await bolt.stop();
+      },
+    };
   }
   const server: Server = createServer((req, res) => {
     lastRequest = Date.now();
@@ -306,6 +325,9 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
   return {
     url: `http://${options.host ?? '127.0.0.1'}:${port}/slack/events`,
     idle,
-    close: () => new Promise((resolve) => server.close(() => resolve())),
+    close: () => {
+      clearInterval(groupTimer);
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
   };
 }

@@ -135,10 +135,35 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const answers = [await a.text(), await b.text()];
     expect(answers.filter((t) => t === '')).toHaveLength(1);
     await bot.idle();
+    const approvals = api.of('chat.postMessage').filter((c) => String(c.params.text).startsWith(`Run ${runId} approved by`));
+    expect(approvals).toHaveLength(1);
+    expect(approvals[0]?.params).toMatchObject({ thread_ts: expect.any(String), text: expect.stringMatching(/^Run \d+ approved by UAPP2? and started\.$/) });
     const events = (await fx.rt.store.events(runId)).map((e) => e.kind);
     expect(events.filter((e) => e === 'start')).toHaveLength(1);
     expect(events.filter((e) => e === 'approve')).toHaveLength(1);
     expect((await fx.rt.store.getRun(runId)).state).toBe('succeeded');
+  });
+
+  it('puts a rejection and an expiry in the approval request’s thread', async () => {
+    await slash('UOP', 'run sql/multisql --hosts t8 sql="DELETE FROM {config_log}"');
+    const request = api.of('chat.postMessage').at(-1) as RecordedCall;
+    const value = ((request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')?.elements?.find((e) => e.action_id === 'reject')?.value) as string;
+    await interact(buttonPayload('UAPP', 'reject', value));
+    const rejected = api.of('chat.postMessage').at(-1) as RecordedCall;
+    expect(rejected.params).toMatchObject({ thread_ts: expect.any(String), text: `Run ${value.split(':')[0]} rejected by UAPP.` });
+    expect((await fx.rt.store.getRun(Number(value.split(':')[0]))).state).toBe('cancelled');
+
+    const hasty = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 300 }, { signingSecret: SECRET, botToken: BOT_TOKEN, slackApiUrl: api.url, port: 0 });
+    try {
+      await signedPost(hasty.url, SECRET, slashBody('UOP', 'run sql/multisql --hosts t9 sql="DELETE FROM {config_log}"'));
+      await hasty.idle();
+      const runId = Number(/Run (\d+):/.exec((api.of('chat.postMessage').at(-1) as RecordedCall).params.text as string)?.[1]);
+      await new Promise((r) => setTimeout(r, 1800));
+      expect((await fx.rt.store.getRun(runId)).state).toBe('cancelled');
+      expect(api.of('chat.postMessage').at(-1)?.params).toMatchObject({ thread_ts: expect.any(String), text: `Run ${runId}: the approval request expired; nothing was run.` });
+    } finally {
+      await hasty.close();
+    }
   });
 
   it('refuses an approval replayed for a plan other than the one shown', async () => {

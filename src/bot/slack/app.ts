@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { App as BoltApp, HTTPReceiver, LogLevel } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import type { App } from '../../app.ts';
-import { confirmationText, type ApprovalPolicy } from '../../ops/executor/approvals.ts';
+import { confirmationText, expireApprovals, type ApprovalPolicy } from '../../ops/executor/approvals.ts';
 import type { Rbac } from '../rbac.ts';
 import { Router, type Actor, type Reply } from '../router.ts';
 import { cancelRun } from '../../ops/executor/control.ts';
@@ -89,10 +89,20 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     work.add(tracked);
   }
 
+  /** Where each approval request was posted, so that its outcome lands in its thread. */
+  const requests = new Map<number, { channel: string; ts: string }>();
+  async function inRequestThread(client: WebClient, runId: number, text: string): Promise<void> {
+    const request = requests.get(runId);
+    if (!request) return;
+    requests.delete(runId);
+    await client.chat.postMessage({ channel: request.channel, thread_ts: request.ts, text });
+  }
+
   async function deliver(client: WebClient, actor: Actor & { channel: string }, reply: Reply): Promise<void> {
     try {
       if (reply.approval) {
-        await client.chat.postMessage({ channel: actor.channel, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: approvalBlocks(reply.text, reply.approval.run) });
+        const posted = await client.chat.postMessage({ channel: actor.channel, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: approvalBlocks(reply.text, reply.approval.run) });
+        requests.set(reply.approval.run.id, { channel: actor.channel, ts: posted.ts as string });
       } else if (reply.confirm) {
         await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: startBlocks(reply.text, reply.confirm.run) });
       } else if (reply.targets) {
@@ -241,9 +251,22 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
       await ack();
       const { runId } = parseRunButton((action as { value: string }).value);
       const actor = { id: body.user.id, channel: (body as { channel?: { id: string } }).channel?.id ?? '' };
-      later(async () => deliver(client, actor, await router.handle(`${verb} ${runId}`, actor)));
+      later(async () => {
+        const reply = await router.handle(`${verb} ${runId}`, actor);
+        if (verb === 'reject' && !reply.ephemeral) await inRequestThread(client, runId, reply.text);
+        else await deliver(client, actor, reply);
+      });
     });
   }
+
+  // Approval requests past their time are ended, and say so in their thread.
+  const sweep = async () => {
+    for (const runId of await expireApprovals(await app.ops(), policy)) {
+      await inRequestThread(bolt.client, runId, `Run ${runId}: the approval request expired; nothing was run.`);
+    }
+  };
+  const sweepTimer = setInterval(() => void sweep().catch(() => {}), Math.min(60_000, Math.max(1000, policy.ttlMs / 10)));
+  sweepTimer.unref();
 
   bolt.action('approve', async ({ ack, body, action, client }) => {
     await ack();
@@ -274,7 +297,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     }
     await ack();
     later(async () => {
-      await client.chat.postMessage({ channel, text: reply.text });
+      await inRequestThread(client, runId, reply.text);
       await deliver(client, actor, { ...reply, text: '' });
     });
   });
@@ -300,6 +323,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
       idle,
       close: async () => {
         clearInterval(groupTimer);
+        clearInterval(sweepTimer);
         await bolt.stop();
       },
     };
@@ -327,6 +351,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     idle,
     close: () => {
       clearInterval(groupTimer);
+      clearInterval(sweepTimer);
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };

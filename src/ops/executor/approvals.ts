@@ -44,9 +44,7 @@ export async function approveRun(rt: OpsRuntime, runId: number, approver: string
   if (run.state !== 'awaiting_approval') throw new ApprovalError(`run ${runId} is not awaiting approval (it is ${run.state.replaceAll('_', ' ')})`);
   if (approver === run.requested_by) throw new ApprovalError('you requested this run; a second person must approve it');
   if (Date.now() - (await requestedAt(rt, runId)) > policy.ttlMs) {
-    if (await rt.store.transition(runId, ['awaiting_approval'], 'cancelled', { finished_at: Date.now() })) {
-      await rt.store.addEvent(runId, 'expire', 'vmoodle-ops');
-    }
+    await expire(rt, runId);
     throw new ApprovalError(`the approval request for run ${runId} expired; plan it again`);
   }
   const expected = await confirmationText(rt, run);
@@ -58,6 +56,22 @@ export async function approveRun(rt: OpsRuntime, runId: number, approver: string
   const { started, run: after } = await startRun(rt, runId, approver, shownHash, 'awaiting_approval', () => rt.store.addEvent(runId, 'approve', approver));
   if (!started) throw new ApprovalError(`run ${runId} was already started`);
   return after;
+}
+
+async function expire(rt: OpsRuntime, runId: number): Promise<boolean> {
+  if (!(await rt.store.transition(runId, ['awaiting_approval'], 'cancelled', { finished_at: Date.now() }))) return false;
+  await rt.store.addEvent(runId, 'expire', 'vmoodle-ops');
+  return true;
+}
+
+/** Ends the approval requests older than the policy allows; returns the runs it ended. */
+export async function expireApprovals(rt: OpsRuntime, policy: ApprovalPolicy): Promise<number[]> {
+  const waiting = await rt.store.db(rt.store.t.runs).select('id').where({ state: 'awaiting_approval' });
+  const ended: number[] = [];
+  for (const { id } of waiting as Array<{ id: number }>) {
+    if (Date.now() - (await requestedAt(rt, Number(id))) > policy.ttlMs && (await expire(rt, Number(id)))) ended.push(Number(id));
+  }
+  return ended;
 }
 
 export async function rejectRun(rt: OpsRuntime, runId: number, who: string): Promise<void> {

@@ -1,7 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { App } from './app.ts';
 import { registerInstances } from './cli/instances.ts';
-import { makeContext, UsageError, type CliContext } from './cli/context.ts';
+import { makeContext, type CliContext } from './cli/context.ts';
+import { UsageError } from './grammar/usage-error.ts';
 import { processIO, type CliIO } from './cli/output.ts';
 import { registerHelp } from './cli/help.ts';
 import { registerRun } from './cli/run.ts';

@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import parseArgs from 'string-argv';
 import type { App } from '../app.ts';
-import { addTargetOptions, selectorFrom } from '../cli/target-options.ts';
+import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
 import { mergeParameters, parseAssignments, parseAttributes } from '../ops/attributes.ts';
 import { CATALOG, findCommand } from '../ops/catalog/index.ts';
 import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';

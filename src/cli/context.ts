@@ -2,9 +2,6 @@ import type { Command } from 'commander';
 import type { App } from '../app.ts';
 import { Output, type CliIO } from './output.ts';
 
-/** A command line that is wrong in a way the parser could not see (exit code 2). */
-export class UsageError extends Error {}
-
 /** What every verb gets: the process's App (opened on first use) and an Output that honours --json. */
 export interface CliContext {
   io: CliIO;

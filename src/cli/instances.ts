@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { publicView, type Instance, type InstanceFields } from '../registry/instance.ts';
 import type { InstanceChanges, NewInstance } from '../registry/registry.ts';
 import { cronLate, instanceState, mnetLabel } from '../registry/status.ts';
-import { UsageError, type CliContext } from './context.ts';
+import { UsageError } from '../grammar/usage-error.ts';
+import type { CliContext } from './context.ts';
 import type { CliIO } from './output.ts';
 
 const int = (flag: string) => (value: string) => {

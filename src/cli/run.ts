@@ -1,10 +1,11 @@
 import type { Command } from 'commander';
 import { mergeParameters, parseAssignments, parseAttributes } from '../ops/attributes.ts';
 import { createPlan } from '../ops/executor/planner.ts';
-import { UsageError, type CliContext } from './context.ts';
+import { UsageError } from '../grammar/usage-error.ts';
+import type { CliContext } from './context.ts';
 import { cliActor, executePlan, printPlan } from './execute.ts';
 import { hostJson, printSelection, selectTargets } from './showtargets.ts';
-import { addTargetOptions, selectorFrom } from './target-options.ts';
+import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
 
 const wholeNumber = (flag: string) => (value: string) => {
   if (!/^\d+$/.test(value)) throw new UsageError(`${flag} takes a whole number`);

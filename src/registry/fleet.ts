@@ -75,6 +75,11 @@ export class Fleet {
     return this.spelling.get(closest(normaliseWwwroot(name).toLowerCase(), [...this.byKey.keys()]));
   }
 
+  /** A host by what a run recorded of it (kind and id), or undefined when it left the registry. */
+  byKindAndId(kind: string, id: number): Host | undefined {
+    return kind === 'master' ? this.masterHost : this.hosts.find((h) => h.id === id);
+  }
+
   get enabledCount(): number {
     return this.hosts.filter((h) => h.enabled).length;
   }

@@ -2,7 +2,7 @@ import type { FlowJob } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import type { Params } from '../command.ts';
 import { serverKey } from '../moodle/target.ts';
-import { planHash, previewTarget, sourceKey, storePlan, targetIdentity, type Plan } from './planner.ts';
+import { planHash, previewTarget, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { QUEUE_NAME, type OpsRuntime } from './runtime.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './store.ts';
 
@@ -116,13 +116,11 @@ async function derivedPlan(rt: OpsRuntime, parent: RunRow, kind: 'retry' | 'reve
   const command = findCommand(parent.command);
   const params = runParams(parent);
   const fleet = await rt.registry.loadFleet();
-  const hostOf = (t: TargetRow) => (t.host_kind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === t.host_id));
-  const [sourceKind, sourceId] = parent.source.split(':');
-  const sourceHost = sourceKind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === Number(sourceId));
+  const sourceHost = sourceHostOf(fleet, parent.source);
   if (!sourceHost) throw new RunControlError(`the source host of run ${parent.id} is no longer in the registry`);
   const source = rt.moodleTarget(fleet, sourceHost);
   const rows = await Promise.all(picked.map(async (t, position) => {
-    const host = hostOf(t);
+    const host = fleet.byKindAndId(t.host_kind, t.host_id);
     if (!host) throw new RunControlError(`${t.shortname} is no longer in the registry`);
     const target = rt.moodleTarget(fleet, host);
     const own = paramsFor(t);

@@ -68,6 +68,12 @@ export function planHash(command: string, params: Params, source: string, target
 
 export const sourceKey = (host: Host) => `${host.kind}:${host.id}:${host.wwwroot}`;
 
+/** The source host a run recorded, as the registry has it now. */
+export function sourceHostOf(fleet: Fleet, key: string): Host | undefined {
+  const [kind, id] = key.split(':');
+  return fleet.byKindAndId(kind as string, Number(id));
+}
+
 async function keepByValue(rt: OpsRuntime, targets: MoodleTarget[], sql: string): Promise<MoodleTarget[]> {
   const probe = findCommand('sql/sql');
   const params = resolveParams(probe, { sql, returned: '1' });

@@ -3,6 +3,7 @@ import { findCommand } from '../catalog/index.ts';
 import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { targetParams } from './control.ts';
+import { sourceHostOf } from './planner.ts';
 import { describeError, isTransient, TargetTimeoutError } from './errors.ts';
 import { QUEUE_NAME, redisConnection, type OpsRuntime } from './runtime.ts';
 import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './store.ts';
@@ -84,16 +85,15 @@ export class ExecutorWorker {
           return err as Error;
         }
       };
-      const [kind, id] = run.source.split(':');
       const source = attempt(() => {
-        const host = kind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === Number(id));
+        const host = sourceHostOf(fleet, run.source);
         if (!host) throw new Error('the source host is no longer in the registry');
         return this.rt.moodleTarget(fleet, host);
       });
       const targets = new Map(rows.map((row) => [row.id, {
         row,
         target: attempt(() => {
-          const host = row.host_kind === 'master' ? fleet.masterHost : fleet.hosts.find((h) => h.id === row.host_id);
+          const host = fleet.byKindAndId(row.host_kind, row.host_id);
           if (!host) throw new Error('no longer in the registry');
           return this.rt.moodleTarget(fleet, host);
         }),

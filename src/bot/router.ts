@@ -56,9 +56,14 @@ export class Router {
     try {
       return await this.dispatch(verb, words, actor);
     } catch (err) {
-      const message = err instanceof CommanderError ? err.message.replace(/^error: /, '') : (this.app.explain(err) as Error).message;
-      return { text: `:warning: ${message.split('\n')[0]}`, ephemeral: true };
+      return this.failure(err);
     }
+  }
+
+  /** Any error as one line for the user alone: the parser's, the product's, or a driver's explained. */
+  private failure(err: unknown): Reply {
+    const message = err instanceof CommanderError ? err.message.replace(/^error: /, '') : (this.app.explain(err) as Error).message;
+    return { text: `:warning: ${message.split('\n')[0]}`, ephemeral: true };
   }
 
   /** Slack's approval modal: the hash comes from the request the approver was shown, not from the stored run. */
@@ -67,7 +72,7 @@ export class Router {
       this.refuse(actor, 'approve');
       return await this.approve([String(runId), typed], actor, shownHash);
     } catch (err) {
-      return { text: `:warning: ${(this.app.explain(err) as Error).message.split('\n')[0]}`, ephemeral: true };
+      return this.failure(err);
     }
   }
 

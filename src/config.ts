@@ -168,13 +168,17 @@ function tryUrl(value: string): URL | undefined {
   }
 }
 
-function readConfigFile(path: string): Source {
-  let doc: unknown;
+/** A YAML file named by a variable; a file that cannot be read or parsed is one line naming both. */
+export function readYamlFile(path: string, variable: string, fail: new (message: string) => Error = ConfigError): unknown {
   try {
-    doc = parseYaml(readFileSync(path, 'utf8'));
+    return parseYaml(readFileSync(path, 'utf8'));
   } catch (err) {
-    throw new ConfigError(`VMOODLE_CONFIG: cannot read ${path}: ${(err as Error).message.split('\n')[0]}`);
+    throw new fail(`${variable}: cannot read ${path}: ${(err as Error).message.split('\n')[0]}`);
   }
+}
+
+function readConfigFile(path: string): Source {
+  const doc = readYamlFile(path, 'VMOODLE_CONFIG');
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`VMOODLE_CONFIG: ${path} must hold a YAML mapping`);
   const flat: Source = {};

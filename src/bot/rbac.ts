@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { readYamlFile } from '../config.ts';
 
 /** Roles in increasing power: each has what the ones before it have. */
 export const ROLES = ['viewer', 'operator', 'approver', 'admin'] as const;
@@ -39,12 +38,7 @@ export class Rbac {
   }
 
   static fromFile(path: string): Rbac {
-    let doc: unknown;
-    try {
-      doc = parseYaml(readFileSync(path, 'utf8'));
-    } catch (err) {
-      throw new RbacError(`VMOODLE_RBAC: cannot read ${path}: ${(err as Error).message.split('\n')[0]}`);
-    }
+    const doc = readYamlFile(path, 'VMOODLE_RBAC', RbacError);
     if (!doc || typeof doc !== 'object' || !('roles' in doc)) throw new RbacError(`VMOODLE_RBAC: ${path} needs a 'roles' mapping`);
     return new Rbac(doc as RbacConfig);
   }

@@ -26,6 +26,9 @@ const singleSelect = (p: Params) => {
   return statements.length === 1 && isReadOnly(statements[0] as string);
 };
 
+/** What operator SQL is: destructive unless a single SELECT, never reversible, reading from no source. */
+const SQL_TRAITS = { destructive: (p: Params) => !singleSelect(p), reversible: false, needsSource: false, writes: true } as const;
+
 export const sql: CommandDef = {
   name: 'sql/sql',
   category: 'sql',
@@ -34,11 +37,8 @@ export const sql: CommandDef = {
     ...sqlParams,
     { name: 'returned', type: 'boolean', label: 'Return the first row', default: '0' },
   ],
-  destructive: (p) => !singleSelect(p),
-  reversible: false,
+  ...SQL_TRAITS,
   idempotent: singleSelect,
-  needsSource: false,
-  writes: true,
   async apply(ctx, target, p) {
     const statements = splitStatements(p.sql as string);
     if (statements.length !== 1) throw new Error(`sql/sql runs one statement; this has ${statements.length} (use sql/multisql)`);
@@ -59,11 +59,8 @@ export const multiSql: CommandDef = {
   category: 'sql',
   summary: 'Run several SQL statements in order, in one transaction when they allow it, stopping at the first error',
   params: sqlParams,
-  destructive: (p) => !singleSelect(p),
-  reversible: false,
+  ...SQL_TRAITS,
   idempotent: false,
-  needsSource: false,
-  writes: true,
   async apply(ctx, target, p) {
     const statements = splitStatements(p.sql as string);
     if (statements.length === 0) throw new Error('no statement to run');

@@ -156,7 +156,8 @@ export class ExecutorWorker {
     try {
       // A command that is unsafe to repeat marks its target before touching it, so that a redelivery after a
       // worker died can tell; an idempotent one needs no mark, since its compare-and-set sees what was done.
-      if (!isIdempotent(ctx.command, targetParams(ctx.run, row))) {
+      const params = targetParams(ctx.run, row);
+      if (!isIdempotent(ctx.command, params)) {
         const claim = await this.rt.store.claimTarget(row.id);
         if (!claim.claimed) {
           if (claim.row.status === 'applying') {
@@ -166,7 +167,7 @@ export class ExecutorWorker {
         }
       }
       const outcome = await withTimeout(
-        ctx.command.apply({ moodle: this.rt.moodle, source: ctx.source }, target, targetParams(ctx.run, row), {
+        ctx.command.apply({ moodle: this.rt.moodle, source: ctx.source }, target, params, {
           preview: {},
           oldHash: row.old_known ? row.old_hash : undefined,
         }),

@@ -273,4 +273,24 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     for (const secret of [SMTP, BOT_TOKEN.slice(5), SECRET, DB_PASSWORD, ...(server.password ? [server.password] : [])]) expect(everything).not.toContain(secret);
     for (const call of api.calls) assertWithinLimits(call);
   });
+  it('escapes user and registry text in every Slack payload, so it can neither mention the channel nor hide a link', async () => {
+    const registry = () => fx.app.masterDb(fx.rt.registry.table);
+    await registry().where({ shortname: 't60' }).update({ shortname: 't60<!channel>' });
+    const before = api.calls.length;
+    try {
+      await slash('UOP', "showtargets --match 'https://t60*'");
+      await slash('UOP', "showtargets --hosts '<!channel>'");
+      await slash('UOP', 'run generic/setconfig --hosts t59 key=theme "value=<!channel> <https://evil.example|click here> & more"');
+      await signedPost(bot.url, SECRET, eventBody({ type: 'app_home_opened', user: 'UAPP', channel: 'D1', tab: 'home' }), { json: true });
+      await bot.idle();
+    } finally {
+      await registry().where({ shortname: 't60<!channel>' }).update({ shortname: 't60' });
+    }
+    const said = api.calls.slice(before).map((c) => JSON.stringify(c.params)).join('\n');
+    expect(said).not.toContain('<!channel>');
+    expect(said).not.toContain('<https://evil.example');
+    expect(said).toContain('t60&lt;!channel&gt;');
+    expect(said).toContain("unknown host in --tohosts: '&lt;!channel&gt;'");
+    expect(said).toContain('value=&lt;!channel&gt; &lt;https://evil.example|click here&gt; &amp; more');
+  });
 });

@@ -38,6 +38,7 @@ export async function opsFixture(label: string, master?: TestDatabase, extraEnv:
     VMOODLE_STALLED_INTERVAL: '1000',
     VMOODLE_ATTEMPTS: '2',
     VMOODLE_TARGET_TIMEOUT: '30',
+    VMOODLE_SECRET_KEYS: `k1:${randomBytes(32).toString('base64')}`,
     ...extraEnv,
   };
   mkdirSync(env.VMOODLE_MASTER_DATAROOT, { recursive: true });

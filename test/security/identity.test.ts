@@ -1,0 +1,82 @@
+import { writeFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { App } from '../../src/app.ts';
+import { consoleChat } from '../../src/bot/console.ts';
+import { Rbac } from '../../src/bot/rbac.ts';
+import { Router } from '../../src/bot/router.ts';
+import { loadConfig } from '../../src/config.ts';
+import { runCli } from '../support/cli.ts';
+import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { testServices } from '../support/services.ts';
+
+let fx: OpsFixture;
+const me = userInfo().username;
+
+/** Types the lines into the terminal chat, in this process, and returns what it showed. */
+async function chat(env: Record<string, string | undefined>, lines: string[]): Promise<string> {
+  let out = '';
+  const app = new App(loadConfig(env));
+  try {
+    await consoleChat({ stdout: (t) => void (out += t), stderr: (t) => void (out += t), env }, app, Readable.from([`${lines.join('\n')}\nquit\n`]));
+  } finally {
+    await app.close();
+  }
+  return out;
+}
+
+describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat and on the command line', () => {
+  let rbacEnv: Record<string, string | undefined>;
+
+  beforeAll(async () => {
+    fx = await opsFixture('identity');
+    await thinFleet(fx, 3);
+    startWorker(fx);
+    const rbacFile = join(fx.dataDir, 'rbac.yml');
+    writeFileSync(rbacFile, `roles:\n  admin: [${me}]\n  approver: [approver]\n`);
+    rbacEnv = { ...fx.env, VMOODLE_RBAC: rbacFile };
+  });
+
+  it('with an RBAC file, acts as the operating-system user and refuses as, so nobody approves their own run', async () => {
+    const out = await chat(rbacEnv, [
+      'run sql/multisql --hosts t1 sql="UPDATE {config} SET value = \'fr\' WHERE name = \'lang\'"',
+      'as approver',
+      'approve 1 t1',
+    ]);
+    expect(out).toContain(`You are ${me}, the operating-system user, with the roles of the RBAC file.`);
+    expect(out).toContain(':warning: as is refused: with an RBAC file the terminal chat acts as the operating-system user');
+    expect(out).toContain(':warning: you requested this run; a second person must approve it');
+    expect((await fx.rt.store.getRun(1)).state).toBe('awaiting_approval');
+    expect((await fx.rt.store.events(1)).map((e) => e.kind)).toEqual(['plan', 'approval_requested']);
+  });
+
+  it('without an RBAC file, says it is a one-person demo', async () => {
+    const out = await chat(fx.env, ['as approver', 'runs']);
+    expect(out).toContain('No RBAC file (VMOODLE_RBAC): this is a one-person demo');
+    expect(out).toContain('approver> ');
+  });
+
+  it('records a CLI write confirmed with --confirm as a CLI confirmation in the audit', async () => {
+    const result = await runCli(['--json', 'run', 'sql/multisql', '--hosts', 't2', 'sql=UPDATE {config} SET value = 1 WHERE name = \'x\'', '--confirm=1'], fx.env);
+    expect(result.code).toBe(0);
+    const runId = JSON.parse(result.stdout).run as number;
+    const events = (await fx.rt.store.events(runId)).map((e) => `${e.kind}:${e.actor}:${e.detail ?? ''}`);
+    expect(events).toContain(`cli_confirm:${me}@cli:--confirm=1`);
+  });
+
+  it('with approval.cli: require, makes a CLI write above the policy wait for a chat approval', async () => {
+    const env = { ...rbacEnv, VMOODLE_APPROVAL_CLI: 'require' };
+    const result = await runCli(['run', 'sql/multisql', '--hosts', 't3', "sql=UPDATE {config} SET value = 'de' WHERE name = 'lang'", '--confirm=1', '--detach'], env);
+    expect(result.code).toBe(0);
+    const runId = Number(/Run (\d+):/.exec(result.stdout)?.[1]);
+    expect(result.stdout).toContain(`Run ${runId} waits for a chat approval by a second person: approve ${runId} t3`);
+    expect((await fx.rt.store.getRun(runId)).state).toBe('awaiting_approval');
+    const router = new Router(fx.app, new Rbac({ roles: { approver: ['lead'] } }), { threshold: 50, ttlMs: 60_000 }, 'slack');
+    expect((await router.handle(`approve ${runId} t3`, { id: 'lead' })).text).toBe(`Run ${runId} approved by lead and started.`);
+
+    const small = await runCli(['run', 'generic/setconfig', '--hosts', 't3', 'key=theme', 'value=classic', '--yes'], env);
+    expect(small.code).toBe(0);
+  });
+});

@@ -9,7 +9,7 @@ import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/store.ts';
 import type { Fleet } from '../registry/fleet.ts';
-import { resolveTargets } from '../registry/selector.ts';
+import { leftOutLine, resolveTargets } from '../registry/selector.ts';
 import type { Rbac } from './rbac.ts';
 
 /** Who typed a line, and where. The id comes from the signed request (Slack) or the console's `as`, never from a button. */
@@ -131,7 +131,8 @@ export class Router {
     const more = targets.length > SAMPLE ? `\n… and ${targets.length - SAMPLE} more` : '';
     const notes = [`matched ${counts.matched}`, counts.excluded ? `excluded ${counts.excluded}` : '', counts.disabledLeftOut ? `disabled left out ${counts.disabledLeftOut}` : ''].filter(Boolean).join(', ');
     const flags = words.map((w) => (/[\s'"]/.test(w) ? `"${w.replaceAll('"', '')}"` : w)).join(' ');
-    return { text: `${counts.targets} targets (${notes})\n${names.join('\n')}${more}`, ephemeral: true, targets: flags };
+    const warnings = selection.leftOut.map((l) => `\n:warning: ${leftOutLine(l)}`).join('');
+    return { text: `${counts.targets} targets (${notes})\n${names.join('\n')}${more}${warnings}`, ephemeral: true, targets: flags };
   }
 
   async run(words: string[], actor: Actor): Promise<Reply> {
@@ -249,6 +250,7 @@ export function planSummary(plan: Plan): string {
     run.destructive ? ':warning: Destructive: deletes or replaces data on every target.' : '',
     `${run.target_count} target${run.target_count === 1 ? '' : 's'}${targets.length > 10 ? ' (first 10 shown)' : ''}:`,
     ...sample,
+    ...(plan.leftOut ?? []).map((line) => `:warning: ${line}`),
     `Plan ${run.plan_hash.slice(0, 12)}`,
   ].filter(Boolean).join('\n');
 }

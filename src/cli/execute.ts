@@ -30,6 +30,7 @@ export function printPlan(out: Output, plan: Plan): void {
     targets.slice(0, PREVIEW_SAMPLE).map((t) => [t.shortname, t.preview_old ?? (t.preview_new !== null ? '(unset)' : ''), t.preview_new ?? '', t.preview_note ?? '']),
   );
   if (targets.length > PREVIEW_SAMPLE) out.line(`… and ${targets.length - PREVIEW_SAMPLE} more`);
+  for (const line of plan.leftOut ?? []) out.line(`Warning: ${line}`);
   out.line(`Plan hash ${run.plan_hash.slice(0, 12)}`);
 }
 

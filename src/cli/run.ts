@@ -5,6 +5,7 @@ import { UsageError } from '../grammar/usage-error.ts';
 import type { CliContext } from './context.ts';
 import { cliActor, executePlan, printPlan } from './execute.ts';
 import { hostJson, printSelection, selectTargets } from './showtargets.ts';
+import { leftOutLine } from '../registry/selector.ts';
 import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
 
 const wholeNumber = (flag: string) => (value: string) => {
@@ -39,7 +40,7 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const selector = selectorFrom(opts);
       if (name === 'showtargets' || opts.test === true) {
         const selection = await selectTargets(ctx, selector);
-        out.data({ source: hostJson(selection.source), targets: selection.targets.map(hostJson), counts: selection.counts });
+        out.data({ source: hostJson(selection.source), targets: selection.targets.map(hostJson), counts: selection.counts, leftOut: selection.leftOut.map(leftOutLine) });
         printSelection(out, selection);
         return;
       }

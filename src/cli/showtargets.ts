@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Host } from '../registry/fleet.ts';
-import { resolveTargets, type Selection, type Selector } from '../registry/selector.ts';
+import { leftOutLine, resolveTargets, type Selection, type Selector } from '../registry/selector.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
@@ -26,6 +26,7 @@ export function printSelection(out: Output, selection: Selection): void {
     ['SHORTNAME', 'NAME', 'WWWROOT', 'STATE'],
     selection.targets.map((h) => [h.shortname, h.name, h.wwwroot, h.kind === 'master' ? 'master' : h.enabled ? 'enabled' : 'disabled']),
   );
+  for (const left of selection.leftOut) out.line(`Warning: ${leftOutLine(left)}`);
 }
 
 export function registerShowTargets(program: Command, ctx: CliContext): void {
@@ -37,7 +38,7 @@ export function registerShowTargets(program: Command, ctx: CliContext): void {
   ).action(async (opts, cmd: Command) => {
     const out = ctx.output(cmd);
     const selection = await selectTargets(ctx, selectorFrom(opts));
-    out.data({ targets: selection.targets.map(hostJson), source: hostJson(selection.source), counts: selection.counts });
+    out.data({ targets: selection.targets.map(hostJson), source: hostJson(selection.source), counts: selection.counts, leftOut: selection.leftOut.map(leftOutLine) });
     printSelection(out, selection);
   });
 }

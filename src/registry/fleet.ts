@@ -1,7 +1,7 @@
 import { closest } from 'fastest-levenshtein';
 import type { MasterHost } from '../config.ts';
 import type { Instance } from './instance.ts';
-import { normaliseWwwroot } from './validation.ts';
+import { brokenRows, normaliseWwwroot } from './validation.ts';
 
 /** A host a command can act on or read from: a registry instance, or the master (which has no row, id 0). */
 export interface Host {
@@ -15,6 +15,12 @@ export interface Host {
 
 export class HostLookupError extends Error {}
 
+/** A registry row that breaks a rule selection relies on, with why; it is never a target. */
+export interface LeftOutHost {
+  host: Host;
+  reason: string;
+}
+
 export function instanceHost(instance: Instance): Host {
   return {
     kind: 'instance',
@@ -26,9 +32,14 @@ export function instanceHost(instance: Instance): Host {
   };
 }
 
-/** The registry as loaded at one moment, indexed for naming hosts by wwwroot or short name. */
+/**
+ * The registry as loaded at one moment, indexed for naming hosts by wwwroot or short name. Rows that break a rule
+ * selection relies on (written by another tool) are kept apart in `leftOut`, unless `withBroken` asks for every
+ * row, as the registry's own verbs do so that such a row can be found and fixed.
+ */
 export class Fleet {
   readonly hosts: readonly Host[];
+  readonly leftOut: readonly LeftOutHost[];
   readonly masterHost: Host;
   private readonly byKey = new Map<string, Host[]>();
   /** Each key's spelling as registered, for hints. */
@@ -37,8 +48,11 @@ export class Fleet {
   constructor(
     readonly instances: readonly Instance[],
     master: MasterHost,
+    withBroken = false,
   ) {
-    this.hosts = instances.map(instanceHost);
+    const broken = withBroken ? new Map<number, string>() : brokenRows(instances);
+    this.hosts = instances.filter((i) => !broken.has(i.id)).map(instanceHost);
+    this.leftOut = instances.filter((i) => broken.has(i.id)).map((i) => ({ host: instanceHost(i), reason: broken.get(i.id) as string }));
     this.masterHost = {
       kind: 'master',
       id: 0,
@@ -67,6 +81,12 @@ export class Fleet {
       throw new HostLookupError(`'${name}' names ${matches.length} hosts (${matches.map((h) => h.wwwroot).join(', ')}); use the wwwroot`);
     }
     return matches[0];
+  }
+
+  /** The left-out row a name stands for, if any, to say why it cannot be a target. */
+  findLeftOut(name: string): LeftOutHost | undefined {
+    const key = normaliseWwwroot(name).toLowerCase();
+    return this.leftOut.find((l) => l.host.shortname.toLowerCase() === key || normaliseWwwroot(l.host.wwwroot).toLowerCase() === key);
   }
 
   /** The existing name nearest to an unknown one, for "did you mean" hints. */

@@ -90,7 +90,7 @@ export class Registry {
       const byId = all.find((i) => i.id === Number(name));
       if (byId) return byId;
     }
-    const fleet = new Fleet(all, { ...this.master, shortname: '', wwwroot: undefined });
+    const fleet = new Fleet(all, { ...this.master, shortname: '', wwwroot: undefined }, true);
     let host;
     try {
       host = fleet.find(name);

@@ -1,5 +1,5 @@
 import { compileGlobList, type HostGlob } from './glob.ts';
-import type { Fleet, Host } from './fleet.ts';
+import type { Fleet, Host, LeftOutHost } from './fleet.ts';
 import { containsFilter, notContainsFilter, regexFilter, type LabelFilter } from './label-filter.ts';
 
 /** Which hosts a command acts on, in VMoodle's `run_command.php` terms. */
@@ -35,12 +35,19 @@ export interface Selection {
   targets: Host[];
   source: Host;
   counts: SelectionCounts;
+  /** Rows the selector would have picked but that break a registry rule, each with why. */
+  leftOut: LeftOutHost[];
 }
+
+/** One line an operator reads about a left-out row. */
+export const leftOutLine = (l: LeftOutHost) => `left out ${l.host.shortname} (${l.host.wwwroot}): ${l.reason}`;
 
 export class SelectionError extends Error {}
 
 interface CompiledSelector {
   pick: (fleet: Fleet) => Host[];
+  /** Whether a host not in the fleet's targets would have been picked (names never pick a left-out row). */
+  wouldPick: (host: Host) => boolean;
   pickedBy: string;
   exclude: HostGlob[];
   filters: LabelFilter[];
@@ -62,16 +69,17 @@ function compile(selector: Selector): CompiledSelector {
   if (selector.notContains !== undefined) filters.push(notContainsFilter(selector.notContains));
   if (selector.regex !== undefined) filters.push(regexFilter(selector.regex));
 
-  if (tohosts === '*') return { pick: (fleet) => [...fleet.hosts], pickedBy: "--tohosts '*'", exclude, filters };
+  if (tohosts === '*') return { pick: (fleet) => [...fleet.hosts], wouldPick: () => true, pickedBy: "--tohosts '*'", exclude, filters };
   if (hasHosts) {
     const names = [...new Set((tohosts as readonly string[]).map((n) => n.trim()))];
     if (names.includes('')) throw new SelectionError('--tohosts: an empty host name; remove the extra comma');
     if (names.includes('*')) throw new SelectionError("--tohosts: '*' stands alone; it cannot be mixed with names");
-    return { pick: (fleet) => namedHosts(fleet, names), pickedBy: `--tohosts '${names.join(',')}'`, exclude, filters };
+    return { pick: (fleet) => namedHosts(fleet, names), wouldPick: () => false, pickedBy: `--tohosts '${names.join(',')}'`, exclude, filters };
   }
   const globs = compileGlobList(tohostsmatch as string, '--tohostsmatch');
   return {
     pick: (fleet) => fleet.hosts.filter((h) => globs.some((g) => g.test(h.wwwroot))),
+    wouldPick: (h) => globs.some((g) => g.test(h.wwwroot)),
     pickedBy: `--tohostsmatch '${tohostsmatch}'`,
     exclude,
     filters,
@@ -83,6 +91,8 @@ function namedHosts(fleet: Fleet, names: readonly string[]): Host[] {
   const unknown: string[] = [];
   for (const name of names) {
     const host = fleet.find(name);
+    const leftOut = host ? undefined : fleet.findLeftOut(name);
+    if (leftOut) throw new SelectionError(`${leftOut.host.shortname} is left out of selection: ${leftOut.reason}; fix its registry row with vmoodle instances edit`);
     if (host) found.push(host);
     else unknown.push(name);
   }
@@ -142,9 +152,11 @@ export function resolveTargets(fleet: Fleet, selector: Selector): Selection {
     if (targets.length === 0) throw new SelectionError(`${filter.description} left out all ${before} remaining hosts`);
   }
 
+  const leftOut = fleet.leftOut.filter((l) => compiled.wouldPick(l.host) && !compiled.exclude.some((g) => g.test(l.host.wwwroot)));
   return {
     targets,
     source,
+    leftOut,
     counts: {
       registry: fleet.hosts.length,
       matched: matched.length,

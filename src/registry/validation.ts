@@ -1,3 +1,4 @@
+import { posix } from 'node:path';
 import type { Instance, InstanceFields } from './instance.ts';
 
 export interface FieldError {
@@ -36,6 +37,27 @@ function wwwrootProblem(value: string): string | undefined {
 
 const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
+/** What a short name must not hold: target lists split at commas, globs read `*` and `?`, words split at spaces. */
+const SHORTNAME_FORBIDDEN = /[\s,*?]/;
+
+/** Folders whose contents belong to the system: a data folder is never one of them, nor inside the first group. */
+const SYSTEM_TREES = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/proc', '/run', '/sbin', '/sys', '/usr'];
+const SYSTEM_FOLDERS = ['/', '/home', '/media', '/mnt', '/opt', '/root', '/srv', '/tmp', '/var', '/var/lib', '/var/tmp'];
+
+/** A data folder as the file system sees it: `.` and repeated or trailing slashes gone. */
+export const resolveDataPath = (path: string) => posix.normalize(`${path}/`).replace(/(.)\/+$/, '$1');
+
+function dataPathProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return `'${path}' must be an absolute path`;
+  if (path.length > 255) return 'is longer than 255 characters';
+  if (path.split('/').includes('..')) return `'${path}' must not contain '..'`;
+  const resolved = resolveDataPath(path);
+  if (SYSTEM_FOLDERS.includes(resolved) || SYSTEM_TREES.includes(resolved)) return `'${path}' is a system folder`;
+  const tree = SYSTEM_TREES.find((t) => resolved.startsWith(`${t}/`));
+  if (tree) return `'${path}' is inside the system folder ${tree}`;
+  return undefined;
+}
+
 /**
  * Checks a complete set of fields against VMoodle's rules and the other rows (`others` excludes the row being
  * edited). Returns every problem at once so a form or a command line can show them together.
@@ -49,6 +71,7 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
 
   if (!fields.shortname) fail('shortname', 'is required');
   else if (/\s/.test(fields.shortname)) fail('shortname', `'${fields.shortname}' must not contain spaces`);
+  else if (SHORTNAME_FORBIDDEN.test(fields.shortname)) fail('shortname', `'${fields.shortname}' must not contain a comma, * or ?`);
   else if (fields.shortname.length > 80) fail('shortname', 'is longer than 80 characters');
   else {
     const clash = others.find((o) => same(o.shortname, fields.shortname));
@@ -79,10 +102,11 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
     fail('vdbprefix', `'${fields.vdbprefix}' may hold only lower-case letters, digits and _ (10 at most)`);
   }
 
-  if (!fields.vdatapath.startsWith('/')) fail('vdatapath', `'${fields.vdatapath}' must be an absolute path`);
-  else if (fields.vdatapath.length > 255) fail('vdatapath', 'is longer than 255 characters');
+  const pathProblem = dataPathProblem(fields.vdatapath);
+  if (pathProblem) fail('vdatapath', pathProblem);
   else if (fields.enabled) {
-    const clash = others.find((o) => o.enabled && o.vdatapath.replace(/\/+$/, '') === fields.vdatapath.replace(/\/+$/, ''));
+    const resolved = resolveDataPath(fields.vdatapath);
+    const clash = others.find((o) => o.enabled && resolveDataPath(o.vdatapath) === resolved);
     if (clash) fail('vdatapath', `'${fields.vdatapath}' is already the data folder of enabled instance ${clash.shortname}`);
   }
 
@@ -90,4 +114,33 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
     fail('mnet', `'${fields.mnet}' must be -1 (MNET off), 0 (no subnet) or a subnet number n > 0`);
   }
   return errors;
+}
+
+/** The fields selection and the executor rely on: a row that breaks one of them is never a target. */
+const SELECTION_FIELDS: ReadonlyArray<keyof InstanceFields> = ['shortname', 'vhostname', 'vdbhost', 'vdbname', 'vdbprefix', 'vdatapath'];
+
+/**
+ * Rows another tool wrote may break the rules this product keeps: each such row, with why, so that selection
+ * leaves it out and says so. Short names and wwwroots used by two rows make both ambiguous.
+ */
+export function brokenRows(rows: readonly Instance[]): Map<number, string> {
+  const broken = new Map<number, string>();
+  const uses = (key: (i: Instance) => string) => {
+    const count = new Map<string, number>();
+    for (const row of rows) count.set(key(row), (count.get(key(row)) ?? 0) + 1);
+    return count;
+  };
+  const shortnames = uses((i) => i.shortname.toLowerCase());
+  const wwwroots = uses((i) => normaliseWwwroot(i.vhostname).toLowerCase());
+  for (const row of rows) {
+    const problems = validateInstance({ ...row, vhostname: normaliseWwwroot(row.vhostname) }, [])
+      .filter((e) => SELECTION_FIELDS.includes(e.field))
+      .map((e) => `${e.field}: ${e.message}`);
+    const twins = shortnames.get(row.shortname.toLowerCase()) ?? 0;
+    if (twins > 1 && row.shortname) problems.push(`shortname: '${row.shortname}' is used by ${twins} rows`);
+    const sameRoot = wwwroots.get(normaliseWwwroot(row.vhostname).toLowerCase()) ?? 0;
+    if (sameRoot > 1) problems.push(`vhostname: '${row.vhostname}' is used by ${sameRoot} rows`);
+    if (problems.length > 0) broken.set(row.id, problems.join('; '));
+  }
+  return broken;
 }

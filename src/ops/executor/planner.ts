@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Fleet, Host } from '../../registry/fleet.ts';
-import { resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
+import { leftOutLine, resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
 import { findCommand } from '../catalog/index.ts';
 import { isDestructive, type CommandDef, type Params, type TargetPreview } from '../command.ts';
 import { hashValue } from '../moodle/config.ts';
@@ -29,6 +29,8 @@ export interface Plan {
   run: RunRow;
   targets: TargetRow[];
   command: CommandDef;
+  /** Rows the selector would have picked but that break a registry rule, one line each. */
+  leftOut?: string[];
 }
 
 export class PlanError extends Error {}
@@ -150,7 +152,8 @@ export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: F
     ...(await previewTarget(rt, command, source, target, params)),
     params: null,
   }));
-  return storePlan(rt, { command, params, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
+  const plan = await storePlan(rt, { command, params, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
+  return { ...plan, leftOut: selection.leftOut.map(leftOutLine) };
 }
 
 export interface StoredPlanInput {

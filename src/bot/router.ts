@@ -4,6 +4,7 @@ import type { App } from '../app.ts';
 import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
 import { mergeParameters, parseAssignments, parseAttributes } from '../ops/attributes.ts';
 import { CATALOG, findCommand } from '../ops/catalog/index.ts';
+import { accessCategory } from '../ops/command.ts';
 import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
 import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/control.ts';
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
@@ -99,7 +100,7 @@ export class Router {
 
   async help(_words: string[], actor: Actor): Promise<Reply> {
     const verbs = this.rbac.verbsFor(actor.id);
-    const commands = [...CATALOG.values()].filter((c) => !this.rbac.refusal(actor.id, 'run', c.category, actor.channel));
+    const commands = [...CATALOG.values()].filter((c) => !this.rbac.refusal(actor.id, 'run', accessCategory(c), actor.channel));
     const lines = [`Verbs you may use: ${verbs.join(', ')}`];
     if (verbs.includes('run')) lines.push('Commands:', ...commands.map((c) => `• ${c.name}: ${c.summary}`));
     lines.push("Example: showtargets --match '*.example.org' --exclude '*test*'");
@@ -143,7 +144,7 @@ export class Router {
     const [name, assignments] = program.processedArgs as [string, string[]];
     const opts = program.opts();
     const command = findCommand(name);
-    this.refuse(actor, 'run', command.category);
+    this.refuse(actor, 'run', accessCategory(command));
     const params = mergeParameters(opts.attributes ? parseAttributes(opts.attributes) : {}, parseAssignments(assignments));
     const rt = await this.app.ops();
     const plan = await createPlan(rt, {

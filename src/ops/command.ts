@@ -14,6 +14,8 @@ export interface ParamSpec {
   choices?: readonly string[];
   /** Never shown, logged, or stored with the run's parameters. */
   secret?: boolean;
+  /** Its `:name` words are bind parameters, given as more `name=value` parameters. */
+  binds?: boolean;
   /** A problem with the value, given all values; undefined when fine. */
   validate?(value: string, all: Readonly<Record<string, string>>): string | undefined;
 }
@@ -59,6 +61,8 @@ export interface PlannedTarget {
 export interface CommandDef {
   name: string;
   category: string;
+  /** The RBAC category its runs are checked against, when not its own (copytable changes data as SQL does). */
+  rbacCategory?: string;
   summary: string;
   params: readonly ParamSpec[];
   /** Deletes or replaces data; needs typed confirmation and, in chat, a second person. */
@@ -75,6 +79,8 @@ export interface CommandDef {
   writes: boolean;
   /** Parameters whose values are secret for these parameters (the value of a sensitive setting). */
   sensitiveParams?(params: Params): string[];
+  /** Checks the parameters against the source host once, when the plan is made; throws what is wrong. */
+  check?(ctx: CommandContext, params: Params): Promise<void>;
   preview?(ctx: CommandContext, target: MoodleTarget, params: Params): Promise<TargetPreview>;
   apply(ctx: CommandContext, target: MoodleTarget, params: Params, planned: PlannedTarget): Promise<ApplyOutcome>;
   /** The parameters that put back what apply changed on one target, from its recorded old value. */
@@ -86,3 +92,6 @@ export const isIdempotent = (command: CommandDef, params: Params) =>
 
 export const isDestructive = (command: CommandDef, params: Params) =>
   typeof command.destructive === 'function' ? command.destructive(params) : command.destructive;
+
+/** The category RBAC checks a run of this command against. */
+export const accessCategory = (command: CommandDef) => command.rbacCategory ?? command.category;

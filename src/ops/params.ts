@@ -38,8 +38,7 @@ function checkType(spec: ParamSpec, value: string): string {
 
 /** Parameters a command takes beyond its schema: the `:name` binds its SQL uses. */
 function bindNames(command: CommandDef, raw: Readonly<Record<string, string>>): string[] {
-  const sqlSpec = command.params.find((p) => p.name === 'sql');
-  return sqlSpec && raw.sql !== undefined ? namedParameters(raw.sql) : [];
+  return command.params.filter((p) => p.binds && raw[p.name] !== undefined).flatMap((p) => namedParameters(raw[p.name] as string));
 }
 
 /**

@@ -1,10 +1,14 @@
 import { rm, writeFile } from 'node:fs/promises';
+import type { PoolConnection } from 'mysql2/promise';
 import { join } from 'node:path';
 import type { ApplyOutcome, CommandContext, CommandDef, Params, PlannedTarget, TargetPreview } from '../command.ts';
 import { bumpRevisions, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
 import { deleteSetting, hashValue, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
+import { compileCondition, SqlRefusal, type CompiledCondition } from '../moodle/sql-parse.ts';
+import { isProtectedTable } from '../moodle/tables.ts';
+import { ParamError } from '../params.ts';
 
 const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
 const PLUGIN_NAME = /^[a-z][a-z0-9_]{0,99}$/;
@@ -197,40 +201,94 @@ export const copyFullPluginConfig: CommandDef = {
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,52}$/;
 const COLUMN = /^[a-z0-9_]{1,64}$/i;
 
-/** A WHERE clause is operator SQL: it may read, never write, and it runs in a read-only transaction on the source. */
-function whereClause(select: string): string {
-  if (/;/.test(select.replace(/'(?:[^'\\]|\\.|'')*'/g, ''))) throw new Error('the select clause must be one condition, without ;');
-  return select.trim() ? ` WHERE ${select}` : '';
+function tableProblem(table: string): string | undefined {
+  if (!TABLE_NAME.test(table)) return `'${table}' is not a Moodle table name`;
+  if (isProtectedTable(table)) return `${table} holds secrets or identity and is never copied`;
+  return undefined;
 }
+
+/** The rows a copy reads from its source: the condition checked against the source table's own columns. */
+interface SourceQuery {
+  table: string;
+  where: CompiledCondition | undefined;
+}
+
+/** A source table's query is worked out once per run, however many targets receive its rows. */
+const sourceQueries = new WeakMap<MoodleTarget, Map<string, Promise<SourceQuery>>>();
+
+function sourceQuery(ctx: CommandContext, p: Params): Promise<SourceQuery> {
+  let perParams = sourceQueries.get(ctx.source);
+  if (!perParams) sourceQueries.set(ctx.source, (perParams = new Map()));
+  const key = JSON.stringify(p);
+  let query = perParams.get(key);
+  if (!query) {
+    query = (async () => {
+      const table = ctx.moodle.table(ctx.source, p.table as string);
+      const columns = await ctx.moodle.withConnection(ctx.source, async (conn) => {
+        const [rows] = await conn.query('SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ctx.source.db.database, ctx.source.db.prefix + (p.table as string)]);
+        return new Set((rows as Array<{ c: string }>).map((r) => r.c.toLowerCase()));
+      });
+      if (columns.size === 0) throw new ParamError(`generic/copytable: table: the source host has no table ${p.table}`);
+      if (!(p.select as string).trim()) return { table, where: undefined };
+      try {
+        return { table, where: compileCondition(p.select as string, { table: p.table as string, columns, params: p }) };
+      } catch (err) {
+        if (err instanceof SqlRefusal) throw new ParamError(`generic/copytable: select: ${err.message}`);
+        throw err;
+      }
+    })();
+    perParams.set(key, query);
+  }
+  return query;
+}
+
+const whereOf = (q: SourceQuery) => (q.where ? ` WHERE ${q.where.sql}` : '');
 
 export const copyTable: CommandDef = {
   name: 'generic/copytable',
   category: 'generic',
-  summary: "Replace a table's rows on the targets with the source host's rows matching a WHERE clause",
+  rbacCategory: 'sql',
+  summary: "Replace a table's rows on the targets with the source host's rows matching a condition",
   params: [
-    { name: 'table', type: 'text', label: 'Table (without prefix)', validate: (v) => (TABLE_NAME.test(v) ? undefined : `'${v}' is not a Moodle table name`) },
-    { name: 'select', type: 'text', label: 'WHERE clause on the source (empty: every row)', default: '' },
+    { name: 'table', type: 'text', label: 'Table (without prefix)', validate: tableProblem },
+    {
+      name: 'select', type: 'text', label: 'Condition on the source rows, over the table\'s own columns (empty: every row)', default: '', binds: true,
+      validate: (v, all) => {
+        if (!v.trim()) return undefined;
+        try {
+          compileCondition(v, { table: all.table as string, params: all });
+          return undefined;
+        } catch (err) {
+          if (err instanceof SqlRefusal) return err.message;
+          throw err;
+        }
+      },
+    },
   ],
   destructive: true,
   reversible: false,
   idempotent: false,
   needsSource: true,
   writes: true,
+  async check(ctx, p) {
+    await sourceQuery(ctx, p);
+  },
   async preview(ctx, target, p) {
-    const table = ctx.moodle.table(target, p.table as string);
-    const count = await ctx.moodle.withConnection(target, async (conn) => {
-      const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM ${table}`);
-      return Number((rows as Array<{ n: number }>)[0]?.n);
-    });
-    return { note: `${count} rows would be replaced` };
+    const query = await sourceQuery(ctx, p);
+    const inserted = await ctx.moodle.withConnection(ctx.source, (conn) => countRows(conn, `${query.table}${whereOf(query)}`, query.where?.binds ?? []));
+    const deleted = await ctx.moodle.withConnection(target, (conn) => countRows(conn, ctx.moodle.table(target, p.table as string), []));
+    return { note: `delete ${deleted} rows, insert ${inserted} rows` };
   },
   async apply(ctx, target, p) {
-    const where = whereClause(p.select as string);
-    const rows = await ctx.moodle.withUserSqlConnection(ctx.source, async (conn) => {
+    const query = await sourceQuery(ctx, p);
+    const rows = await ctx.moodle.withConnection(ctx.source, async (conn) => {
       await conn.query('START TRANSACTION READ ONLY');
-      const [result] = await conn.query(`SELECT * FROM ${ctx.moodle.table(ctx.source, p.table as string)}${where}`);
-      await conn.query('COMMIT');
-      return result as Array<Record<string, unknown>>;
+      try {
+        const [result] = await conn.query(`SELECT * FROM ${query.table}${whereOf(query)}`, query.where?.binds ?? []);
+        return result as Array<Record<string, unknown>>;
+      } finally {
+        await conn.query('COMMIT');
+      }
     });
     const table = ctx.moodle.table(target, p.table as string);
     await ctx.moodle.withTransaction(target, async (conn) => {
@@ -248,5 +306,10 @@ export const copyTable: CommandDef = {
     return { status: 'applied', message: `${rows.length} records imported.`, cachePurged: await purgeDataCache(target) };
   },
 };
+
+async function countRows(conn: PoolConnection, from: string, binds: unknown[]): Promise<number> {
+  const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM ${from}`, binds);
+  return Number((rows as Array<{ n: number }>)[0]?.n);
+}
 
 export const GENERIC_COMMANDS: readonly CommandDef[] = [maintenance, purgeCaches, setConfig, setPluginConfig, copyFullPluginConfig, copyTable];

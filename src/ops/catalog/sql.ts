@@ -1,11 +1,12 @@
 import type { PoolConnection } from 'mysql2/promise';
 import type { CommandDef, Params } from '../command.ts';
 import { purgeDataCache } from '../moodle/cache.ts';
-import { commitsImplicitly, expandTables, isReadOnly, namedParameters, splitStatements } from '../moodle/sql.ts';
+import { commitsImplicitly, expandTables, namedParameters, splitStatements } from '../moodle/sql.ts';
+import { isReadOnlyStatement } from '../moodle/sql-parse.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 
 const sqlParams = [
-  { name: 'sql', type: 'ltext', label: 'SQL (tables as {name}, values as :name)' },
+  { name: 'sql', type: 'ltext', label: 'SQL (tables as {name}, values as :name)', binds: true },
   { name: 'purge', type: 'boolean', label: 'Purge caches after a write', default: '1' },
 ] as const;
 
@@ -23,7 +24,7 @@ const affected = (result: unknown) => Number((result as { affectedRows?: number 
 
 const singleSelect = (p: Params) => {
   const statements = splitStatements(p.sql as string);
-  return statements.length === 1 && isReadOnly(statements[0] as string);
+  return statements.length === 1 && isReadOnlyStatement(statements[0] as string);
 };
 
 /** What operator SQL is: destructive unless a single SELECT, never reversible, reading from no source. */
@@ -44,7 +45,7 @@ export const sql: CommandDef = {
     if (statements.length !== 1) throw new Error(`sql/sql runs one statement; this has ${statements.length} (use sql/multisql)`);
     const statement = statements[0] as string;
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statement, p));
-    const readOnly = isReadOnly(statement);
+    const readOnly = isReadOnlyStatement(statement);
     const cachePurged = !readOnly && p.purge === '1' ? await purgeDataCache(target) : undefined;
     if (p.returned === '1' || readOnly) {
       const row = Array.isArray(result) ? (result[0] as object | undefined) : undefined;

@@ -142,6 +142,7 @@ export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: F
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
+  await command.check?.({ moodle: rt.moodle, source }, params);
   if (request.byValue) targets = await keepByValue(rt, targets, request.byValue);
   const canary = request.canary ?? 0;
   if (!Number.isInteger(canary) || canary < 0) throw new PlanError('--canary takes a whole number of targets');

@@ -19,11 +19,6 @@ export function expandTables(sql: string, db: MoodleDb): string {
 
 const strip = (s: string) => s.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|#[^\n]*/g, ' ').trim();
 
-/** A statement that only reads (the one kind of SQL that is not destructive). */
-export function isReadOnly(statement: string): boolean {
-  return /^(SELECT|SHOW|DESCRIBE|DESC|EXPLAIN)\b/i.test(strip(statement)) && !/\bINTO\s+(OUT|DUMP)FILE\b|\bFOR\s+UPDATE\b/i.test(statement);
-}
-
 /** Statements MySQL commits implicitly, which no transaction can hold back. */
 export function commitsImplicitly(statement: string): boolean {
   return /^(CREATE|ALTER|DROP|RENAME|TRUNCATE|GRANT|REVOKE|LOCK|UNLOCK|START|BEGIN|COMMIT|ROLLBACK|SET\s+AUTOCOMMIT)\b/i.test(strip(statement));

@@ -21,3 +21,16 @@ export const MOODLE_TABLES = {
 export type MoodleTable = (typeof MOODLE_TABLES)[keyof typeof MOODLE_TABLES];
 
 export const COMPACT_TABLES: readonly MoodleTable[] = Object.values(MOODLE_TABLES);
+
+/**
+ * Tables that hold secrets or identity (passwords, keys, tokens, sessions, the registry itself) and the product's
+ * own: no copy command ever reads or replaces them. A name ending in `*` stands for every table it begins.
+ */
+export const PROTECTED_TABLES: readonly string[] = [
+  'local_vmoodle', 'config', 'config_plugins', 'config_log', 'user', 'user_private_key', 'user_preferences',
+  'user_password_history', 'user_password_resets', 'external_tokens', 'external_services_users', 'sessions',
+  'oauth2_*', 'mnet_*', 'messageinbound_*', 'tool_mfa*', 'vmops_*',
+];
+
+export const isProtectedTable = (name: string) =>
+  PROTECTED_TABLES.some((p) => (p.endsWith('*') ? name.startsWith(p.slice(0, -1)) : name === p));

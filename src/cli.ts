@@ -15,6 +15,8 @@ import { loadConfig } from './config.ts';
 import { AttributeError } from './ops/attributes.ts';
 import { UnknownCommandError } from './ops/catalog/index.ts';
 import { ParamError } from './ops/params.ts';
+import { describeError } from './ops/executor/errors.ts';
+import { PlanError } from './ops/executor/planner.ts';
 import type { ServiceUrls } from './services/index.ts';
 
 export function buildProgram(io: CliIO, app: () => App): { program: Command; ctx: CliContext } {
@@ -53,10 +55,10 @@ export async function main(argv: string[], io: CliIO = processIO(), urls?: Servi
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
     const explained = app ? app.explain(err) : err;
-    const message = explained instanceof Error ? explained.message : String(explained);
-    io.stderr(`vmoodle: ${message.split('\n')[0]}\n`);
-    if (io.env.VMOODLE_DEBUG && explained instanceof Error) io.stderr(`${explained.stack}\n`);
-    const usage = [UsageError, AttributeError, ParamError, UnknownCommandError].some((kind) => err instanceof kind);
+    io.stderr(`vmoodle: ${describeError(explained)}\n`);
+    // The stack's first line is the message, which for a database error may hold the statement: it is left out.
+    if (io.env.VMOODLE_DEBUG && explained instanceof Error) io.stderr(`${explained.stack?.split('\n').slice(1).join('\n')}\n`);
+    const usage = [UsageError, AttributeError, ParamError, UnknownCommandError, PlanError].some((kind) => err instanceof kind);
     return usage ? 2 : 1;
   } finally {
     await app?.close();

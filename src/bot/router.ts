@@ -7,6 +7,7 @@ import { CATALOG, findCommand } from '../ops/catalog/index.ts';
 import { accessCategory } from '../ops/command.ts';
 import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
 import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/control.ts';
+import { describeError } from '../ops/executor/errors.ts';
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/store.ts';
 import type { Fleet } from '../registry/fleet.ts';
@@ -63,7 +64,7 @@ export class Router {
 
   /** Any error as one line for the user alone: the parser's, the product's, or a driver's explained. */
   private failure(err: unknown): Reply {
-    const message = err instanceof CommanderError ? err.message.replace(/^error: /, '') : (this.app.explain(err) as Error).message;
+    const message = err instanceof CommanderError ? err.message.replace(/^error: /, '') : describeError(this.app.explain(err));
     return { text: `:warning: ${message.split('\n')[0]}`, ephemeral: true };
   }
 

@@ -1,9 +1,17 @@
 import { closest } from 'fastest-levenshtein';
-import type { CommandDef, ParamSpec, Params } from './command.ts';
+import type { CommandDef, ParamSpec, ParamType, Params } from './command.ts';
 import { MASK } from './moodle/sensitive.ts';
 import { namedParameters } from './moodle/sql.ts';
 
 export class ParamError extends Error {}
+
+/**
+ * The longest value each type takes, checked before anything is stored. Long text fits a setting, a message or a
+ * batch of SQL; a bind value of operator SQL takes the same.
+ */
+const MAX_LENGTH: Record<ParamType, number> = { boolean: 5, int: 20, enum: 255, menum: 2000, text: 2000, ltext: 65_535 };
+
+const count = (n: number) => n.toLocaleString('en-US');
 
 const TRUE = ['1', 'true', 'yes', 'on'];
 const FALSE = ['0', 'false', 'no', 'off', ''];
@@ -52,6 +60,10 @@ export function resolveParams(command: CommandDef, raw: Readonly<Record<string, 
   if (unknown.length > 0) {
     const hints = unknown.map((k) => `'${k}'${known.size ? ` (did you mean '${closest(k, [...known])}'?)` : ''}`);
     throw new ParamError(`${command.name} has no parameter ${hints.join(', ')}; see vmoodle help ${command.name}`);
+  }
+  for (const [name, value] of Object.entries(raw)) {
+    const max = MAX_LENGTH[command.params.find((p) => p.name === name)?.type ?? 'ltext'];
+    if (value.length > max) throw new ParamError(`${command.name}: ${name}: at most ${count(max)} characters, got ${count(value.length)}`);
   }
   const params: Record<string, string> = {};
   const missing: string[] = [];

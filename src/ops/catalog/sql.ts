@@ -1,5 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
 import type { CommandDef, Params } from '../command.ts';
+import { describeError } from '../executor/errors.ts';
 import { purgeDataCache } from '../moodle/cache.ts';
 import { commitsImplicitly, expandTables, namedParameters, splitStatements } from '../moodle/sql.ts';
 import { isReadOnlyStatement } from '../moodle/sql-parse.ts';
@@ -76,7 +77,7 @@ export const multiSql: CommandDef = {
         } catch (err) {
           if (transactional) await conn.rollback().catch(() => {});
           const kept = transactional ? 'nothing was changed (rolled back)' : i > 0 ? `statements 1 to ${i} stay applied (statement ${ddl + 1} commits implicitly, so no transaction)` : 'nothing was changed';
-          throw Object.assign(new Error(`statement ${i + 1} of ${statements.length} failed: ${(err as Error).message}; ${kept}`), { code: (err as { code?: string }).code, errno: (err as { errno?: number }).errno });
+          throw Object.assign(new Error(`statement ${i + 1} of ${statements.length} failed: ${describeError(err)}; ${kept}`), { code: (err as { code?: string }).code, errno: (err as { errno?: number }).errno });
         }
       }
       if (transactional) await conn.commit();

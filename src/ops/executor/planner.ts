@@ -52,9 +52,10 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (
 
 export function parseMaxFailures(spec: string | undefined, targets: number): number {
   const raw = spec ?? '10%';
-  const m = /^(\d+)(%?)$/.exec(raw.trim());
-  if (!m) throw new PlanError(`--max-failures '${raw}' must be a count (e.g. 5) or a percentage (e.g. 10%)`);
-  return m[2] ? Math.floor((targets * Number(m[1])) / 100) : Number(m[1]);
+  const m = /^(\d{1,9})(%?)$/.exec(raw.trim());
+  const n = Number(m?.[1]);
+  if (!m || (m[2] ? n > 100 : n > targets)) throw new PlanError(`--max-failures '${raw}' must be a count from 0 to ${targets} or a percentage from 0% to 100%`);
+  return m[2] ? Math.floor((targets * n) / 100) : n;
 }
 
 /** The identity of a plan: command, every parameter, the source and each frozen target with its database. */
@@ -145,7 +146,7 @@ export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: F
   await command.check?.({ moodle: rt.moodle, source }, params);
   if (request.byValue) targets = await keepByValue(rt, targets, request.byValue);
   const canary = request.canary ?? 0;
-  if (!Number.isInteger(canary) || canary < 0) throw new PlanError('--canary takes a whole number of targets');
+  if (!Number.isInteger(canary) || canary < 0 || canary > targets.length) throw new PlanError(`--canary takes a whole number from 0 to ${targets.length} (the number of targets)`);
   const maxFailures = parseMaxFailures(request.maxFailures, targets.length);
 
   const rows: NewTarget[] = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target, position) => ({

@@ -14,6 +14,15 @@ export function auditTables(prefix: string): AuditTables {
   return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations` };
 }
 
+async function longValues(db: Knex, t: AuditTables, type: 'text' | 'mediumtext'): Promise<void> {
+  await db.schema.alterTable(t.runs, (table) => {
+    for (const column of ['params', 'secret_params', 'selector']) table.text(column, type).notNullable().alter();
+  });
+  await db.schema.alterTable(t.targets, (table) => {
+    for (const column of ['preview_old', 'preview_new', 'params', 'old_value', 'new_value', 'message', 'returned_value']) table.text(column, type).nullable().alter();
+  });
+}
+
 type Migration = { name: string; up(db: Knex, t: AuditTables): Promise<void>; down(db: Knex, t: AuditTables): Promise<void> };
 
 /** Versioned, in order; a released migration is never edited, a change is a new one. */
@@ -86,6 +95,13 @@ const MIGRATIONS: Migration[] = [
     async down(db, t) {
       for (const table of [t.events, t.targets, t.runs]) await db.schema.dropTableIfExists(table);
     },
+  },
+  {
+    // Long text parameters (up to 64 KiB of characters, four bytes each) and the values a run reads and records
+    // outgrow TEXT; the secret parameters are kept encrypted, which makes them longer still.
+    name: '0002_long_values',
+    up: (db, t) => longValues(db, t, 'mediumtext'),
+    down: (db, t) => longValues(db, t, 'text'),
   },
 ];
 

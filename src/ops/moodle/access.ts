@@ -1,29 +1,45 @@
+import { createHmac, randomBytes } from 'node:crypto';
 import mysql, { type Pool, type PoolConnection } from 'mysql2/promise';
 import { qualifiedTable } from '../../db/identifiers.ts';
 import { serverKey, type MoodleTarget } from './target.ts';
 
 export interface AccessOptions {
-  /** Connections at most per DB server (and login); well under MariaDB's default max_connections of 151. */
+  /** Connections at most per DB server, whatever the logins; well under MariaDB's default max_connections of 151. */
   perServer: number;
   connectTimeoutMs: number;
 }
 
 export const DEFAULT_ACCESS: AccessOptions = { perServer: 20, connectTimeoutMs: 5_000 };
 
+interface ServerSlots {
+  used: number;
+  waiting: Array<() => void>;
+}
+
 /**
- * Pooled access to the fleet's databases: one small pool per DB server, not per instance. Generated SQL always
- * names `db`.`prefix_table`, so a connection's current database never matters; a connection that ran an
- * operator's SQL is destroyed, not returned, since it may carry session state.
+ * Pooled access to the fleet's databases: one small pool per DB server and credentials, not per instance, so an
+ * instance is only ever reached with its own login and password. The connections of every pool of one server
+ * count together against its cap. Generated SQL always names `db`.`prefix_table`, so a connection's current
+ * database never matters; a connection that ran an operator's SQL is destroyed, not returned, since it may carry
+ * session state.
  */
 export class MoodleAccess {
   private readonly pools = new Map<string, Pool>();
+  private readonly servers = new Map<string, ServerSlots>();
+  /** Keys pools by credentials without holding them in a readable form; it lives as long as the process. */
+  private readonly poolSecret = randomBytes(32);
   private peak = 0;
   private open = 0;
 
   constructor(private readonly options: AccessOptions = DEFAULT_ACCESS) {}
 
+  private poolKey(target: MoodleTarget): string {
+    const credentials = createHmac('sha256', this.poolSecret).update(`${target.db.user}\0${target.db.password ?? ''}`).digest('hex');
+    return `${serverKey(target.db)}#${credentials}`;
+  }
+
   private pool(target: MoodleTarget): Pool {
-    const key = serverKey(target.db);
+    const key = this.poolKey(target);
     let pool = this.pools.get(key);
     if (!pool) {
       pool = mysql.createPool({
@@ -48,8 +64,29 @@ export class MoodleAccess {
     return qualifiedTable(target.db.database, target.db.prefix, name);
   }
 
+  /** A place among the server's connections, waiting for one when all are taken. */
+  private async slot(server: string): Promise<() => void> {
+    let slots = this.servers.get(server);
+    if (!slots) this.servers.set(server, (slots = { used: 0, waiting: [] }));
+    const taken = slots;
+    if (taken.used >= this.options.perServer) await new Promise<void>((resolve) => taken.waiting.push(resolve));
+    else taken.used++;
+    return () => {
+      const next = taken.waiting.shift();
+      if (next) next();
+      else taken.used--;
+    };
+  }
+
   private async lease<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>, discard: boolean): Promise<T> {
-    const conn = await this.pool(target).getConnection();
+    const free = await this.slot(serverKey(target.db));
+    let conn: PoolConnection;
+    try {
+      conn = await this.pool(target).getConnection();
+    } catch (err) {
+      free();
+      throw err;
+    }
     this.peak = Math.max(this.peak, ++this.open);
     try {
       return await work(conn);
@@ -57,6 +94,7 @@ export class MoodleAccess {
       this.open--;
       if (discard) conn.destroy();
       else conn.release();
+      free();
     }
   }
 

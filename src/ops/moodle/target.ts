@@ -61,5 +61,8 @@ export function masterTarget(host: Host, config: Config, mysqlUrl: string): Mood
   };
 }
 
-/** The DB server a target's connections go to; pools and concurrency caps are per server and login. */
-export const serverKey = (db: MoodleDb) => `${db.user}@${db.host}:${db.port}`;
+/**
+ * The DB server a target's connections go to: connection caps, instance locks and the audit name it. Pools are
+ * per server and credentials (see MoodleAccess).
+ */
+export const serverKey = (db: MoodleDb) => `${db.host}:${db.port}`;

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { parseMysqlUrl, redactUrl } from './db/mysql-url.ts';
 import { assertTablePrefix, IdentifierError } from './db/identifiers.ts';
+import { KeyringError, parseKeyring, type SecretKey } from './ops/keyring.ts';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -53,7 +54,10 @@ export interface Config {
   executor: ExecutorSettings;
   /** Who may do what in chat; without it the console lets its own user do everything (see README). */
   rbacFile: string | undefined;
-  approval: { threshold: number; ttlMinutes: number };
+  /** `require`: a CLI write above the approval policy waits for a chat approval, as a chat one does. */
+  approval: { threshold: number; ttlMinutes: number; cli: 'require' | 'off' };
+  /** Keys that keep secret parameters encrypted while their run waits; the first seals, all open. */
+  secretKeys: SecretKey[];
   /** Slack credentials: HTTP mode needs the bot token and signing secret; Socket Mode the bot and app tokens. */
   slack: { botToken: string | undefined; signingSecret: string | undefined; appToken: string | undefined; port: number };
 }
@@ -136,6 +140,11 @@ export const SETTINGS = {
   }),
   approvalThreshold: setting('VMOODLE_APPROVAL_THRESHOLD', 'approval.threshold', 'a whole number of targets from 0 to 1000000', wholeNumber(0, 1_000_000)),
   approvalTtl: setting('VMOODLE_APPROVAL_TTL', 'approval.ttl_minutes', 'minutes, a whole number from 1 to 1440', wholeNumber(1, 1440)),
+  approvalCli: setting('VMOODLE_APPROVAL_CLI', 'approval.cli', "'require' (CLI writes above the approval policy wait for a chat approval) or 'off'", (v) => {
+    if (v !== 'require' && v !== 'off') throw new Error();
+    return v;
+  }),
+  secretKeys: setting('VMOODLE_SECRET_KEYS', 'secrets.keys', 'id:key pairs, comma separated, each key 32 random bytes in base64 (openssl rand -base64 32)', parseKeyring),
   queuePrefix: setting('VMOODLE_QUEUE_PREFIX', 'executor.queue_prefix', 'a Redis key prefix of letters, digits, {}, _ and -', (v) => {
     if (!/^[A-Za-z0-9{}_-]{1,40}$/.test(v)) throw new Error();
     return v;
@@ -212,9 +221,9 @@ export function loadConfig(env: Source = process.env): Config {
       return s.parse(raw);
     } catch (err) {
       const where = fromEnv ? s.env : `${s.file} in VMOODLE_CONFIG (${s.env})`;
-      const secret = [SETTINGS.slackBotToken, SETTINGS.slackSigningSecret, SETTINGS.slackAppToken] as Setting<unknown>[];
+      const secret = [SETTINGS.slackBotToken, SETTINGS.slackSigningSecret, SETTINGS.slackAppToken, SETTINGS.secretKeys] as Setting<unknown>[];
       const shown = s === SETTINGS.mysqlUrl || s === SETTINGS.redisUrl ? describeMysqlUrlSafe(raw) : secret.includes(s as Setting<unknown>) ? 'a value (not shown)' : `'${raw}'`;
-      const detail = err instanceof IdentifierError ? `: ${err.message}` : '';
+      const detail = err instanceof IdentifierError || err instanceof KeyringError ? `: ${err.message}` : '';
       throw new ConfigError(`${where}: expected ${s.expects}, got ${shown}${detail}`);
     }
   }
@@ -252,7 +261,8 @@ export function loadConfig(env: Source = process.env): Config {
       appToken: get(SETTINGS.slackAppToken),
       port: get(SETTINGS.slackPort) ?? 3000,
     },
-    approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30 },
+    approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30, cli: get(SETTINGS.approvalCli) ?? 'off' },
+    secretKeys: get(SETTINGS.secretKeys) ?? [],
   };
 }
 

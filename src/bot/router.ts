@@ -205,8 +205,9 @@ export class Router {
 
   async retry(words: string[], actor: Actor): Promise<Reply> {
     const run = await this.runOf(words[0]);
-    const opts = this.parser('retry').argument('<id>').option('--host <name>').parse(words, { from: 'user' }).opts();
-    const plan = await retryRun(await this.app.ops(), run.id, actor.id, opts.host);
+    const program = this.parser('retry').argument('<id>').argument('[params...]').option('--host <name>').parse(words, { from: 'user' });
+    const [, given] = program.processedArgs as [string, string[]];
+    const plan = await retryRun(await this.app.ops(), run.id, actor.id, program.opts().host, parseAssignments(given));
     return this.afterPlan(plan, actor);
   }
 

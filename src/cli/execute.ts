@@ -1,7 +1,6 @@
 import { userInfo } from 'node:os';
 import { SingleBar } from 'cli-progress';
-import { isDestructive } from '../ops/command.ts';
-import { cancelRun, runParams, startRun } from '../ops/executor/control.ts';
+import { cancelRun, startRun } from '../ops/executor/control.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { ProgressEvent } from '../ops/executor/progress.ts';
 import type { OpsRuntime } from '../ops/executor/runtime.ts';
@@ -51,7 +50,7 @@ export async function executePlan(ctx: CliContext, out: Output, rt: OpsRuntime, 
     await cancelRun(rt, run.id, cliActor());
     throw new UsageError(message);
   };
-  if (isDestructive(plan.command, runParams(run))) {
+  if (run.destructive) {
     if (opts.confirm !== String(count)) await refuse(`run ${run.id} is destructive: confirm with --confirm=${count} (the number of targets); nothing was run`);
   } else if (!opts.yes) {
     if (!ctx.io.confirm) await refuse(`run ${run.id} needs confirmation: add --yes to run it without a prompt; nothing was run`);

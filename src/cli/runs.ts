@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { cancelRun, goRun, retryRun, revertRun } from '../ops/executor/control.ts';
+import { parseAssignments } from '../ops/attributes.ts';
 import type { CliContext } from './context.ts';
 import { cliActor, executePlan, followRun, printPlan, reportRun } from './execute.ts';
 
@@ -66,21 +67,25 @@ export function registerRuns(program: Command, ctx: CliContext): void {
       ctx.output(cmd).line(`Run ${id} goes on.`);
     });
 
-  for (const [verb, description, make] of [
-    ['retry', 'a new run of the targets that did not succeed (or of one host)', retryRun],
-    ['revert', 'a new run that puts back the old values a reversible command recorded', revertRun],
+  for (const [verb, description] of [
+    ['retry', 'a new run of the targets that did not succeed (or of one host); a secret the run wrote is given again as name=value'],
+    ['revert', 'a new run that puts back the old values a reversible command recorded'],
   ] as const) {
     const sub = runs
-      .command(`${verb} <id>`)
+      .command(verb === 'retry' ? 'retry <id> [params...]' : 'revert <id>')
       .description(description)
       .option('-y, --yes', 'run without asking')
       .option('--confirm <count>', 'for a destructive command: the number of targets')
       .option('--detach', 'start the run and return');
     if (verb === 'retry') sub.option('--host <name>', 'only this host (short name or wwwroot)');
-    sub.action(async (id: string, opts, cmd: Command) => {
+    sub.action(async (id: string, ...rest: unknown[]) => {
+      const cmd = rest.at(-1) as Command;
+      const opts = cmd.opts();
       const out = ctx.output(cmd);
       const rt = await ctx.app().ops();
-      const plan = await make(rt, runId(id), cliActor(), opts.host);
+      const plan = verb === 'retry'
+        ? await retryRun(rt, runId(id), cliActor(), opts.host, parseAssignments(rest[0] as string[]))
+        : await revertRun(rt, runId(id), cliActor());
       printPlan(out, plan);
       await executePlan(ctx, out, rt, plan, opts);
     });

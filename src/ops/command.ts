@@ -53,8 +53,8 @@ export interface CommandContext {
 /** What the plan recorded for one target, handed back to apply for compare-and-set. */
 export interface PlannedTarget {
   preview: TargetPreview;
-  /** sha256 of the old value read at plan time (null when it did not exist). */
-  oldHash: string | null | undefined;
+  /** Whether a value read now is the one the plan read (always true when the plan could not read it). */
+  matchesPlan(current: string | null): boolean;
 }
 
 /** One command: everything the CLI, the chat, the planner and the executor need to know of it. */

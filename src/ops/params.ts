@@ -89,7 +89,8 @@ export function resolveParams(command: CommandDef, raw: Readonly<Record<string, 
   return params;
 }
 
-function secretNames(command: CommandDef, params: Params): Set<string> {
+/** The parameters whose values are secret, for these values (the value of a sensitive setting). */
+export function secretNames(command: CommandDef, params: Params): Set<string> {
   return new Set([...command.params.filter((p) => p.secret).map((p) => p.name), ...(command.sensitiveParams?.(params) ?? [])]);
 }
 

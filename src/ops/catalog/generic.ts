@@ -3,7 +3,7 @@ import type { PoolConnection } from 'mysql2/promise';
 import { join } from 'node:path';
 import type { ApplyOutcome, CommandContext, CommandDef, Params, PlannedTarget, TargetPreview } from '../command.ts';
 import { bumpRevisions, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
-import { deleteSetting, hashValue, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
+import { deleteSetting, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { compileCondition, SqlRefusal, type CompiledCondition } from '../moodle/sql-parse.ts';
@@ -23,7 +23,7 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
     const current = await readSetting(ctx.moodle, conn, target, ref, true);
     const shown = { old: maskIf(sensitive, current), new: maskIf(sensitive, value) };
     if (current === value) return { status: 'already_applied', ...shown };
-    if (planned.oldHash !== undefined && hashValue(current) !== planned.oldHash) {
+    if (!planned.matchesPlan(current)) {
       return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
     }
     if (value === null) await deleteSetting(ctx.moodle, conn, target, ref);

@@ -1,19 +1,20 @@
 import type { FlowJob } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
-import type { Params } from '../command.ts';
+import type { CommandDef, Params } from '../command.ts';
 import { serverKey } from '../moodle/target.ts';
-import { planHash, previewTarget, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
+import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
+import { ParamError, resolveParams, secretNames } from '../params.ts';
 import { QUEUE_NAME, type OpsRuntime } from './runtime.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './store.ts';
 
 export class RunControlError extends Error {}
 
-/** The run's parameters with its secret ones put back, for the executor only. */
-export function runParams(run: RunRow): Params {
-  return { ...JSON.parse(run.params), ...JSON.parse(run.secret_params) };
+/** The run's parameters with its secret ones opened and put back, for the executor only (masked once it ended). */
+export function runParams(rt: OpsRuntime, run: RunRow): Params {
+  return { ...JSON.parse(run.params), ...(run.secret_params ? JSON.parse(rt.keyring.open(run.secret_params)) : {}) };
 }
 
-export const targetParams = (run: RunRow, target: TargetRow): Params => ({ ...runParams(run), ...(target.params ? JSON.parse(target.params) : {}) });
+export const targetParams = (rt: OpsRuntime, run: RunRow, target: TargetRow): Params => ({ ...runParams(rt, run), ...(target.params ? JSON.parse(target.params) : {}) });
 
 export const jobId = (runId: number, targetId: number) => `r${runId}-t${targetId}`;
 export const runJobId = (runId: number) => `r${runId}`;
@@ -26,7 +27,7 @@ async function verifyPlan(rt: OpsRuntime, run: RunRow, targets: TargetRow[], exp
   if (expectedHash !== undefined && expectedHash !== run.plan_hash) {
     throw new RunControlError(`run ${run.id} is not the plan that was shown (its parameters or targets differ); plan it again`);
   }
-  if (planHash(run.command, runParams(run), run.source, targets) !== run.plan_hash) {
+  if (planHash(rt, findCommand(run.command), runParams(rt, run), run.key_id, run.source, targets) !== run.plan_hash) {
     throw new RunControlError(`run ${run.id} was changed after it was planned; plan it again`);
   }
   const fleet = await rt.registry.loadFleet();
@@ -112,9 +113,26 @@ export async function goRun(rt: OpsRuntime, runId: number, actor: string): Promi
 
 const succeeded = (t: TargetRow) => DONE_OK.includes(t.status) || WARNING.includes(t.status);
 
-async function derivedPlan(rt: OpsRuntime, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined): Promise<Plan> {
+/**
+ * The parameters of a run made from an ended one: its secrets were let go of when it ended, so they must be given
+ * again; nothing else may be.
+ */
+function derivedParams(rt: OpsRuntime, command: CommandDef, parent: RunRow, given: Params): Params {
+  const recorded = runParams(rt, parent);
+  const secret = secretNames(command, recorded);
+  const extra = Object.keys(given).filter((k) => !secret.has(k));
+  if (extra.length > 0) throw new ParamError(`only a secret the run wrote can be given again; ${extra.join(', ')} is not one (plan a new run to change it)`);
+  const missing = parent.secret_params ? [] : [...secret].filter((k) => !(k in given));
+  if (missing.length > 0) {
+    throw new ParamError(`run ${parent.id} wrote a secret (${missing.join(', ')}), which is not kept after a run ends; give it again with the retry, e.g. ${missing[0]}=…`);
+  }
+  return resolveParams(command, { ...recorded, ...given });
+}
+
+async function derivedPlan(rt: OpsRuntime, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined, given: Params = {}): Promise<Plan> {
   const command = findCommand(parent.command);
-  const params = runParams(parent);
+  const params = derivedParams(rt, command, parent, given);
+  const keyId = runKey(rt, command, params);
   const fleet = await rt.registry.loadFleet();
   const sourceHost = sourceHostOf(fleet, parent.source);
   if (!sourceHost) throw new RunControlError(`the source host of run ${parent.id} is no longer in the registry`);
@@ -126,18 +144,21 @@ async function derivedPlan(rt: OpsRuntime, parent: RunRow, kind: 'retry' | 'reve
     const own = paramsFor(t);
     return {
       ...targetIdentity(target, position),
-      ...(await previewTarget(rt, command, source, target, { ...params, ...own })),
+      ...(await previewTarget(rt, command, source, target, { ...params, ...own }, keyId)),
       params: own ? JSON.stringify(own) : null,
     };
   }));
   return storePlan(rt, {
-    command, params, source: sourceHost, rows, canary: 0, maxFailures: parent.max_failures, kind, parentId: parent.id,
+    command, params, keyId, source: sourceHost, rows, canary: 0, maxFailures: parent.max_failures, kind, parentId: parent.id,
     request: { selector: JSON.parse(parent.selector), requestedBy: actor, via: parent.via as never },
   });
 }
 
-/** A new run, linked to the old one, of its targets that did not succeed (or of one host). */
-export async function retryRun(rt: OpsRuntime, runId: number, actor: string, host?: string): Promise<Plan> {
+/**
+ * A new run, linked to the old one, of its targets that did not succeed (or of one host). Secrets the run wrote
+ * are given again in `given`.
+ */
+export async function retryRun(rt: OpsRuntime, runId: number, actor: string, host?: string, given: Params = {}): Promise<Plan> {
   const run = await rt.store.getRun(runId);
   if (!FINAL_STATES.includes(run.state)) throw new RunControlError(`run ${runId} is still ${run.state}; retry it once it has ended`);
   const targets = await rt.store.getTargets(runId);
@@ -145,7 +166,7 @@ export async function retryRun(rt: OpsRuntime, runId: number, actor: string, hos
     ? targets.filter((t) => t.shortname.toLowerCase() === host.toLowerCase() || t.wwwroot.toLowerCase() === host.toLowerCase().replace(/\/+$/, ''))
     : targets.filter((t) => !succeeded(t));
   if (picked.length === 0) throw new RunControlError(host ? `run ${runId} has no target named '${host}'` : `every target of run ${runId} succeeded; nothing to retry`);
-  return derivedPlan(rt, run, 'retry', picked, actor, () => undefined);
+  return derivedPlan(rt, run, 'retry', picked, actor, () => undefined, given);
 }
 
 /** A new run that puts back the old values a reversible command recorded, on the targets it changed. */
@@ -159,7 +180,7 @@ export async function revertRun(rt: OpsRuntime, runId: number, actor: string): P
   if (changed.some((t) => t.sensitive)) throw new RunControlError(`run ${runId} changed a sensitive setting; its old value was never stored, so it cannot be reverted`);
   const known = changed.filter((t) => t.old_known);
   if (known.length === 0) throw new RunControlError(`run ${runId} changed no target whose old value is known; nothing to revert`);
-  const params = runParams(run);
+  const params = runParams(rt, run);
   return derivedPlan(rt, run, 'revert', known, actor, (t) => {
     const back = (command.revertParams as NonNullable<typeof command.revertParams>)(params, t.old_value);
     return Object.fromEntries(Object.entries(back).filter(([k, v]) => params[k] !== v));

@@ -18,6 +18,7 @@ const FRIENDLY: Record<string, string> = {
   ETIMEDOUT: 'database server did not answer in time',
   ENOTFOUND: 'database host name not found',
   ER_ACCESS_DENIED_ERROR: 'database login refused',
+  ER_ACCESS_DENIED_NO_PASSWORD_ERROR: 'database login refused',
   ER_DBACCESS_DENIED_ERROR: 'database login refused for this database',
   ER_TABLEACCESS_DENIED_ERROR: 'the database account lacks a right on a table',
   ER_BAD_DB_ERROR: 'database does not exist',
@@ -39,7 +40,7 @@ const FRIENDLY: Record<string, string> = {
  * duplicate entry, a wrong value) quote the value, and a query builder's message holds the whole statement.
  */
 const VALUE_FREE = new Set([
-  'ER_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR',
+  'ER_ACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR',
   'ER_SPECIFIC_ACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_NO_SUCH_TABLE', 'ER_BAD_FIELD_ERROR', 'ER_BAD_TABLE_ERROR',
   'ER_NON_UNIQ_ERROR', 'ER_DATA_TOO_LONG', 'ER_WARN_DATA_OUT_OF_RANGE', 'ER_BAD_NULL_ERROR', 'ER_NO_DEFAULT_FOR_FIELD',
   'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS', 'ER_SP_DOES_NOT_EXIST',

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
+import { KEYRING_SETTING } from '../keyring.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import { leftOutLine, resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
 import { findCommand } from '../catalog/index.ts';
 import { isDestructive, type CommandDef, type Params, type TargetPreview } from '../command.ts';
-import { hashValue } from '../moodle/config.ts';
 import { maskIf } from '../moodle/sensitive.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
-import { publicParams, resolveParams, secretParams } from '../params.ts';
+import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../params.ts';
 import { describeError } from './errors.ts';
 import type { OpsRuntime } from './runtime.ts';
 import type { NewTarget, RunRow, TargetRow } from './store.ts';
@@ -58,11 +58,15 @@ export function parseMaxFailures(spec: string | undefined, targets: number): num
   return m[2] ? Math.floor((targets * n) / 100) : n;
 }
 
-/** The identity of a plan: command, every parameter, the source and each frozen target with its database. */
-export function planHash(command: string, params: Params, source: string, targets: ReadonlyArray<Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>>): string {
+/**
+ * The identity of a plan: command, every parameter, the source and each frozen target with its database. A secret
+ * parameter enters it as an HMAC under the run's key, so the hash, shown and carried in buttons, reveals nothing.
+ */
+export function planHash(rt: OpsRuntime, command: CommandDef, params: Params, keyId: string | null, source: string, targets: ReadonlyArray<Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>>): string {
+  const secret = secretNames(command, params);
   const canonical = JSON.stringify({
-    command,
-    params: Object.entries(params).sort(([a], [b]) => a.localeCompare(b)),
+    command: command.name,
+    params: Object.entries(params).map(([k, v]) => [k, secret.has(k) ? `hmac:${rt.keyring.mac(keyId, v)}` : v]).sort(([a], [b]) => (a as string).localeCompare(b as string)),
     source,
     targets: targets.map((t) => [t.host_kind, t.host_id, t.wwwroot, t.db_server, t.db_name, t.db_prefix, t.params]),
   });
@@ -83,7 +87,7 @@ async function keepByValue(rt: OpsRuntime, targets: MoodleTarget[], sql: string)
   if (isDestructive(probe, params)) throw new PlanError('--by-value takes one read-only statement (a SELECT)');
   const keep = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target) => {
     try {
-      const outcome = await probe.apply({ moodle: rt.moodle, source: target }, target, params, { preview: {}, oldHash: undefined });
+      const outcome = await probe.apply({ moodle: rt.moodle, source: target }, target, params, { preview: {}, matchesPlan: () => true });
       const row = outcome.value ? (JSON.parse(outcome.value) as Record<string, unknown>) : undefined;
       return row !== undefined && Object.values(row).some((v) => v !== null && v !== '' && v !== 0 && v !== '0');
     } catch {
@@ -96,7 +100,7 @@ async function keepByValue(rt: OpsRuntime, targets: MoodleTarget[], sql: string)
 }
 
 /** What the plan records of one target: its database, and the preview read now (the CAS reference). */
-export async function previewTarget(rt: OpsRuntime, command: CommandDef, source: MoodleTarget, target: MoodleTarget, params: Params): Promise<Pick<NewTarget, 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
+export async function previewTarget(rt: OpsRuntime, command: CommandDef, source: MoodleTarget, target: MoodleTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
   let preview: TargetPreview = {};
   let readable = true;
   if (command.preview) {
@@ -114,7 +118,7 @@ export async function previewTarget(rt: OpsRuntime, command: CommandDef, source:
     preview_new: maskIf(sensitive, preview.new),
     preview_note: preview.note ?? null,
     sensitive,
-    old_hash: oldKnown ? hashValue(preview.old ?? null) : null,
+    old_hash: oldKnown ? rt.keyring.fingerprint(keyId, sensitive, preview.old ?? null) : null,
     old_known: oldKnown,
   };
 }
@@ -136,9 +140,19 @@ export function targetIdentity(target: MoodleTarget, position: number): Pick<New
  * Makes a plan: resolves the selector once, freezes the target list, reads a preview of each target, and stores it
  * all as a run in state `planned`. Nothing runs until the plan is started by its id and hash.
  */
+/** The key a new run seals its secrets with; a run with secrets and no key is refused before anything is read. */
+export function runKey(rt: OpsRuntime, command: CommandDef, params: Params): string | null {
+  const secret = [...secretNames(command, params)];
+  if (secret.length > 0 && !rt.keyring.currentId) {
+    throw new ParamError(`${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`);
+  }
+  return rt.keyring.currentId ?? null;
+}
+
 export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: Fleet): Promise<Plan> {
   const command = findCommand(request.command);
   const params = resolveParams(command, request.params);
+  const keyId = runKey(rt, command, params);
   const loaded = fleet ?? (await rt.registry.loadFleet());
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
@@ -151,16 +165,18 @@ export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: F
 
   const rows: NewTarget[] = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target, position) => ({
     ...targetIdentity(target, position),
-    ...(await previewTarget(rt, command, source, target, params)),
+    ...(await previewTarget(rt, command, source, target, params, keyId)),
     params: null,
   }));
-  const plan = await storePlan(rt, { command, params, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
+  const plan = await storePlan(rt, { command, params, keyId, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
   return { ...plan, leftOut: selection.leftOut.map(leftOutLine) };
 }
 
 export interface StoredPlanInput {
   command: CommandDef;
   params: Params;
+  /** The key its secrets are sealed under (see runKey). */
+  keyId: string | null;
   source: Host;
   rows: NewTarget[];
   request: Pick<PlanRequest, 'selector' | 'requestedBy' | 'via'>;
@@ -171,17 +187,19 @@ export interface StoredPlanInput {
 }
 
 export async function storePlan(rt: OpsRuntime, input: StoredPlanInput): Promise<Plan> {
-  const { command, params } = input;
+  const { command, params, keyId } = input;
+  const secrets = secretParams(command, params);
   const runId = await rt.store.createRun(
     {
       parent_id: input.parentId,
       kind: input.kind,
       command: command.name,
       params: JSON.stringify(publicParams(command, params)),
-      secret_params: JSON.stringify(secretParams(command, params)),
+      secret_params: Object.keys(secrets).length > 0 ? rt.keyring.seal(JSON.stringify(secrets)) : '',
+      key_id: keyId,
       selector: JSON.stringify(input.request.selector),
       source: sourceKey(input.source),
-      plan_hash: planHash(command.name, params, sourceKey(input.source), input.rows),
+      plan_hash: planHash(rt, command, params, keyId, sourceKey(input.source), input.rows),
       state: 'planned',
       requested_by: input.request.requestedBy,
       via: input.request.via,

@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import type { Registry } from '../../registry/registry.ts';
+import { Keyring } from '../keyring.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { Gate } from './gate.ts';
@@ -27,6 +28,7 @@ export class OpsRuntime {
   readonly keys: ExecutorKeys;
   readonly gate: Gate;
   readonly progress: Progress;
+  readonly keyring: Keyring;
   private queueInstance: Queue | undefined;
   private flowInstance: FlowProducer | undefined;
 
@@ -43,6 +45,7 @@ export class OpsRuntime {
     this.keys = new ExecutorKeys(config.executor.queuePrefix);
     this.gate = new Gate(this.redis, this.keys);
     this.progress = new Progress(this.redis, this.keys);
+    this.keyring = new Keyring(config.secretKeys);
   }
 
   get queue(): Queue {

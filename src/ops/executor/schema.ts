@@ -103,6 +103,16 @@ const MIGRATIONS: Migration[] = [
     up: (db, t) => longValues(db, t, 'mediumtext'),
     down: (db, t) => longValues(db, t, 'text'),
   },
+  {
+    // Secret parameters are sealed, and hashes over secrets are HMACs, under the key this names.
+    name: '0003_key_id',
+    async up(db, t) {
+      await db.schema.alterTable(t.runs, (table) => table.string('key_id', 16).nullable());
+    },
+    async down(db, t) {
+      await db.schema.alterTable(t.runs, (table) => table.dropColumn('key_id'));
+    },
+  },
 ];
 
 /** Brings the audit tables to the latest version; safe to call from every process at start. */

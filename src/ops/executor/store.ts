@@ -30,7 +30,9 @@ export interface RunRow {
   kind: 'run' | 'retry' | 'revert';
   command: string;
   params: string;
+  /** The secret parameters, sealed under key_id while the run can still start; empty once it has ended. */
   secret_params: string;
+  key_id: string | null;
   selector: string;
   source: string;
   plan_hash: string;
@@ -146,9 +148,13 @@ export class RunStore {
     return (await this.db.select('*').from(this.t.targets).where({ run_id: runId }).orderBy('position')).map(normaliseTarget);
   }
 
-  /** Moves a run between states only from the ones given: a double click or two approvers start one run. */
+  /**
+   * Moves a run between states only from the ones given: a double click or two approvers start one run. A run
+   * that ends lets go of its secrets: a retry asks for them again.
+   */
   async transition(id: number, from: readonly RunState[], to: RunState, extra: Partial<RunRow> = {}): Promise<boolean> {
-    const changed = await this.db(this.t.runs).where({ id }).whereIn('state', from as RunState[]).update({ state: to, ...extra });
+    const ending = FINAL_STATES.includes(to) ? { secret_params: '' } : {};
+    const changed = await this.db(this.t.runs).where({ id }).whereIn('state', from as RunState[]).update({ state: to, ...extra, ...ending });
     return changed === 1;
   }
 

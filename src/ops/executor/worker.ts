@@ -156,7 +156,7 @@ export class ExecutorWorker {
     try {
       // A command that is unsafe to repeat marks its target before touching it, so that a redelivery after a
       // worker died can tell; an idempotent one needs no mark, since its compare-and-set sees what was done.
-      const params = targetParams(ctx.run, row);
+      const params = targetParams(this.rt, ctx.run, row);
       if (!isIdempotent(ctx.command, params)) {
         const claim = await this.rt.store.claimTarget(row.id);
         if (!claim.claimed) {
@@ -169,7 +169,7 @@ export class ExecutorWorker {
       const outcome = await withTimeout(
         ctx.command.apply({ moodle: this.rt.moodle, source: ctx.source }, target, params, {
           preview: {},
-          oldHash: row.old_known ? row.old_hash : undefined,
+          matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }),
         executor.targetTimeout * 1000,
       );

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
+import { isSensitiveSetting } from './sensitive.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 
@@ -9,9 +9,6 @@ export interface SettingRef {
   name: string;
   plugin?: string;
 }
-
-export const hashValue = (value: string | null): string | null =>
-  value === null ? null : createHash('sha256').update(value).digest('hex');
 
 function where(access: MoodleAccess, target: MoodleTarget, ref: SettingRef): { table: string; sql: string; binds: string[] } {
   return ref.plugin
@@ -32,9 +29,13 @@ export async function readPluginSettings(access: MoodleAccess, conn: PoolConnect
   return new Map((rows as Array<{ name: string; value: string }>).map((r) => [r.name, r.value]));
 }
 
+/** What Moodle's password settings write to config_log for a value that is not empty (admin_setting_configpasswordunmask). */
+const LOGGED_PASSWORD = '********';
+
 /**
  * Writes a setting as Moodle's set_config does (insert or update, and the config_log row it adds: userid 0 as
- * from the CLI, plugin NULL for core), inside the caller's transaction.
+ * from the CLI, plugin NULL for core), inside the caller's transaction. A sensitive setting is logged as Moodle's
+ * admin password settings log theirs: a value that is not empty becomes ********.
  */
 export async function writeSetting(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, ref: SettingRef, value: string, old: string | null): Promise<void> {
   const w = where(access, target, ref);
@@ -44,9 +45,10 @@ export async function writeSetting(access: MoodleAccess, conn: PoolConnection, t
   } else {
     await conn.query(`UPDATE ${w.table} SET value = ? WHERE ${w.sql}`, [value, ...w.binds]);
   }
+  const logged = (v: string | null) => (v !== null && v !== '' && isSensitiveSetting(ref.name, ref.plugin) ? LOGGED_PASSWORD : v);
   await conn.query(
     `INSERT INTO ${access.table(target, MOODLE_TABLES.configLog)} (userid, timemodified, plugin, name, value, oldvalue) VALUES (0, UNIX_TIMESTAMP(), ?, ?, ?, ?)`,
-    [ref.plugin ?? null, ref.name, value, old],
+    [ref.plugin ?? null, ref.name, logged(value), logged(old)],
   );
 }
 

@@ -7,12 +7,13 @@ import { Rbac } from './rbac.ts';
 import { Router, statusText, type Reply } from './router.ts';
 
 /**
- * Without an RBAC file the console lets its own user do everything, and gives the names `approver`, `operator` and
- * `viewer` their roles, so that `as approver` tries the approval loop on one terminal.
+ * With an RBAC file the console is its operating-system user, with that user's roles, and nobody else: `as` is
+ * refused, so nobody approves their own run. Without one it is a one-person demo: its own user may do everything,
+ * and `as approver`, `as operator` or `as viewer` tries the loop with those roles on one terminal.
  */
-export function consoleRbac(app: App): Rbac {
-  if (app.config.rbacFile) return Rbac.fromFile(app.config.rbacFile);
-  return new Rbac({ roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] } });
+export function consoleRbac(app: App): { rbac: Rbac; demo: boolean } {
+  if (app.config.rbacFile) return { rbac: Rbac.fromFile(app.config.rbacFile), demo: false };
+  return { rbac: new Rbac({ roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] } }), demo: true };
 }
 
 async function follow(io: CliIO, app: App, reply: Reply): Promise<void> {
@@ -45,10 +46,14 @@ async function follow(io: CliIO, app: App, reply: Reply): Promise<void> {
  * router as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
  */
 export async function consoleChat(io: CliIO, app: App, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
-  const router = new Router(app, consoleRbac(app), { threshold: app.config.approval.threshold, ttlMs: app.config.approval.ttlMinutes * 60_000 }, 'console');
+  const { rbac, demo } = consoleRbac(app);
+  const router = new Router(app, rbac, { threshold: app.config.approval.threshold, ttlMs: app.config.approval.ttlMinutes * 60_000 }, 'console');
   let actor = userInfo().username;
   const rl = createInterface({ input, terminal: false });
-  io.stdout(`You are ${actor}. Type help, a command (e.g. showtargets --match '*.example.org'), as <user>, or quit.\n${actor}> `);
+  const who = demo
+    ? `No RBAC file (VMOODLE_RBAC): this is a one-person demo; as <user> switches to approver, operator or viewer. You are ${actor}.`
+    : `You are ${actor}, the operating-system user, with the roles of the RBAC file.`;
+  io.stdout(`${who} Type help, a command (e.g. showtargets --match '*.example.org'), or quit.\n${actor}> `);
   const stop = () => rl.close();
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -57,7 +62,8 @@ export async function consoleChat(io: CliIO, app: App, input: NodeJS.ReadableStr
       const line = raw.trim();
       if (line === 'quit' || line === 'exit') break;
       const as = /^as\s+(\S+)$/.exec(line);
-      if (as) actor = as[1] as string;
+      if (as && demo) actor = as[1] as string;
+      else if (as) io.stdout(':warning: as is refused: with an RBAC file the terminal chat acts as the operating-system user\n');
       else if (line !== '') {
         const reply = await router.handle(line, { id: actor });
         io.stdout(`${reply.text.replaceAll('```', '')}\n`);

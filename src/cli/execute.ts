@@ -1,5 +1,6 @@
 import { userInfo } from 'node:os';
 import { SingleBar } from 'cli-progress';
+import { confirmationText, expireApprovals, needsApproval, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
 import { cancelRun, startRun } from '../ops/executor/control.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { ProgressEvent } from '../ops/executor/progress.ts';
@@ -50,11 +51,21 @@ export async function executePlan(ctx: CliContext, out: Output, rt: OpsRuntime, 
     await cancelRun(rt, run.id, cliActor());
     throw new UsageError(message);
   };
+  let confirmed = '--yes';
   if (run.destructive) {
     if (opts.confirm !== String(count)) await refuse(`run ${run.id} is destructive: confirm with --confirm=${count} (the number of targets); nothing was run`);
+    confirmed = `--confirm=${count}`;
   } else if (!opts.yes) {
     if (!ctx.io.confirm) await refuse(`run ${run.id} needs confirmation: add --yes to run it without a prompt; nothing was run`);
     else if (!(await ctx.io.confirm(`Run ${run.command} on ${count} target${count === 1 ? '' : 's'}?`))) await refuse(`run ${run.id} not confirmed; nothing was run`);
+    confirmed = 'prompt';
+  }
+  // The command line is the break-glass path: who confirmed, and how, is in the audit like a chat approval.
+  await rt.store.addEvent(run.id, 'cli_confirm', cliActor(), confirmed);
+  const policy = { threshold: rt.config.approval.threshold, ttlMs: rt.config.approval.ttlMinutes * 60_000 };
+  if (rt.config.approval.cli === 'require' && needsApproval(run, plan.command.writes, policy)) {
+    await awaitChatApproval(ctx, out, rt, plan, policy, opts);
+    return;
   }
   const { started } = await startRun(rt, run.id, cliActor(), run.plan_hash);
   if (!started) throw new UsageError(`run ${run.id} was already started`);
@@ -64,6 +75,31 @@ export async function executePlan(ctx: CliContext, out: Output, rt: OpsRuntime, 
     return;
   }
   await followRun(ctx, out, rt, run.id, count);
+}
+
+const APPROVAL_POLL_MS = 1000;
+
+/**
+ * With `approval.cli: require`, a CLI write above the approval policy waits for a second person in chat, as one
+ * planned in chat does; detached, it returns at once and the approval starts it.
+ */
+async function awaitChatApproval(ctx: CliContext, out: Output, rt: OpsRuntime, plan: Plan, policy: ApprovalPolicy, opts: ExecuteOptions): Promise<void> {
+  const { run } = plan;
+  await requestApproval(rt, run.id, cliActor());
+  const expected = await confirmationText(rt, run);
+  out.line(`Run ${run.id} waits for a chat approval by a second person: approve ${run.id} ${expected} (within ${rt.config.approval.ttlMinutes} min).`);
+  if (opts.detach) {
+    out.data({ run: run.id, state: 'awaiting_approval' });
+    return;
+  }
+  let now = await rt.store.getRun(run.id);
+  while (now.state === 'awaiting_approval') {
+    await new Promise((resolve) => setTimeout(resolve, APPROVAL_POLL_MS));
+    await expireApprovals(rt, policy);
+    now = await rt.store.getRun(run.id);
+  }
+  if (now.state === 'cancelled') throw new UsageError(`run ${run.id} was rejected or its approval expired; nothing was run`);
+  await followRun(ctx, out, rt, run.id, plan.targets.length);
 }
 
 /** Waits for a run to end, with a worker of its own when no worker serves the queue, and prints the outcome. */

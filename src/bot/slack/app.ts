@@ -13,6 +13,7 @@ import { BUILDER, builderLine, builderView, selectorFlags, type BuilderState } f
 import { homeView } from './home.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { postRunProgress } from './progress.ts';
+import { escapeMrkdwn } from './mrkdwn.ts';
 
 export interface SlackOptions {
   botToken: string;
@@ -95,22 +96,24 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
     const request = requests.get(runId);
     if (!request) return;
     requests.delete(runId);
-    await client.chat.postMessage({ channel: request.channel, thread_ts: request.ts, text });
+    await client.chat.postMessage({ channel: request.channel, thread_ts: request.ts, text: escapeMrkdwn(text) });
   }
 
   async function deliver(client: WebClient, actor: Actor & { channel: string }, reply: Reply): Promise<void> {
+    // The notification text beside the blocks is mrkdwn too.
+    const text = escapeMrkdwn(reply.text).slice(0, SLACK_LIMITS.sectionText);
     try {
       if (reply.approval) {
-        const posted = await client.chat.postMessage({ channel: actor.channel, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: approvalBlocks(reply.text, reply.approval.run) });
+        const posted = await client.chat.postMessage({ channel: actor.channel, text, blocks: approvalBlocks(reply.text, reply.approval.run) });
         requests.set(reply.approval.run.id, { channel: actor.channel, ts: posted.ts as string });
       } else if (reply.confirm) {
-        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: startBlocks(reply.text, reply.confirm.run) });
+        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text, blocks: startBlocks(reply.text, reply.confirm.run) });
       } else if (reply.targets) {
-        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: previewBlocks(reply.text, reply.targets) });
+        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text, blocks: previewBlocks(reply.text, reply.targets) });
       } else if (reply.ephemeral) {
-        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: reply.text.slice(0, SLACK_LIMITS.sectionText), blocks: textBlocks(reply.text) });
+        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text, blocks: textBlocks(reply.text) });
       } else if (!reply.follow) {
-        await client.chat.postMessage({ channel: actor.channel, text: reply.text.slice(0, SLACK_LIMITS.sectionText) });
+        await client.chat.postMessage({ channel: actor.channel, text });
       }
       if (reply.follow) await postRunProgress(client, await app.ops(), actor.channel, reply.follow);
     } catch (err) {
@@ -193,7 +196,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
         const selection = resolveTargets(await (await app.registry()).loadFleet(), { tohostsmatch: glob });
         count = `*${selection.counts.targets}* instances (matched ${selection.counts.matched}, disabled left out ${selection.counts.disabledLeftOut})`;
       } catch (err) {
-        count = `:warning: ${(err as Error).message}`;
+        count = `:warning: ${escapeMrkdwn((err as Error).message)}`;
       }
       await client.views.update({ view_id: view.id, hash: view.hash, view: builderView({ ...state, count }) });
     });
@@ -278,7 +281,7 @@ export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy
       const run = await rt.store.getRun(runId);
       if (refusal || run.requested_by === actor.id || run.state !== 'awaiting_approval') {
         const text = refusal ?? (run.requested_by === actor.id ? 'You requested this run; a second person must approve it.' : `Run ${runId} is ${run.state.replaceAll('_', ' ')}.`);
-        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text });
+        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: escapeMrkdwn(text) });
         return;
       }
       await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: approvalModal(run, await confirmationText(rt, run), actor.channel) });

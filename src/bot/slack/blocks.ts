@@ -1,13 +1,14 @@
 import type { KnownBlock, View } from '@slack/types';
 import type { RunRow } from '../../ops/executor/store.ts';
 import { fitSection, SLACK_LIMITS } from './limits.ts';
+import { escapeMrkdwn, mention } from './mrkdwn.ts';
 
 const section = (text: string): KnownBlock => ({ type: 'section', text: { type: 'mrkdwn', text: fitSection(text) } });
 
-/** Text split over as many sections as it needs, within a message's block limit. */
+/** Plain text (a reply, which may quote users and the registry), escaped and split over as many sections as it needs. */
 export function textBlocks(text: string): KnownBlock[] {
   const blocks: KnownBlock[] = [];
-  let rest = text;
+  let rest = escapeMrkdwn(text);
   while (rest.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
     const cut = rest.length <= SLACK_LIMITS.sectionText ? rest.length : rest.lastIndexOf('\n', SLACK_LIMITS.sectionText - 1) + 1 || SLACK_LIMITS.sectionText;
     blocks.push(section(rest.slice(0, cut)));
@@ -75,7 +76,7 @@ export function approvalModal(run: RunRow, expected: string, channel: string): V
     submit: { type: 'plain_text', text: 'Approve and run' },
     close: { type: 'plain_text', text: 'Cancel' },
     blocks: [
-      section(`\`${run.command}\` on *${run.target_count}* targets, requested by <@${run.requested_by}>.`),
+      section(`\`${escapeMrkdwn(run.command)}\` on *${run.target_count}* targets, requested by ${mention(run.requested_by)}.`),
       {
         type: 'input',
         block_id: 'typed',
@@ -92,7 +93,7 @@ const BAR = 20;
 export function progressBlocks(run: RunRow, done: number, failed: number, reversible = false): KnownBlock[] {
   const filled = run.target_count ? Math.round((done / run.target_count) * BAR) : BAR;
   const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR - filled)}`;
-  const blocks: KnownBlock[] = [section(`*Run ${run.id}* \`${run.command}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded`)];
+  const blocks: KnownBlock[] = [section(`*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded`)];
   if (run.state === 'running') {
     blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: 'cancel', text: { type: 'plain_text', text: 'Cancel' }, style: 'danger', value: runButtonValue(run) }] });
   } else {

@@ -2,6 +2,7 @@ import type { KnownBlock, View } from '@slack/types';
 import { CATALOG } from '../../ops/catalog/index.ts';
 import type { ParamSpec } from '../../ops/command.ts';
 import { SLACK_LIMITS } from './limits.ts';
+import { escapeMrkdwn } from './mrkdwn.ts';
 
 export const BUILDER = {
   callback: 'builder',
@@ -61,7 +62,7 @@ export function builderView(state: BuilderState): View {
       element: { type: 'static_select', action_id: BUILDER.command, option_groups: commandOptions, ...initial },
     },
     ...(chosen ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: chosen.summary }] } as KnownBlock, ...chosen.params.map((p) => paramInput(p, state.params?.[p.name]))] : []),
-    ...(state.targets ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `Targets: \`${state.targets.slice(0, 2000)}\` (unless chosen below)` }] } as KnownBlock] : []),
+    ...(state.targets ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `Targets: \`${escapeMrkdwn(state.targets.slice(0, 2000))}\` (unless chosen below)` }] } as KnownBlock] : []),
     {
       type: 'input', block_id: BUILDER.glob, dispatch_action: true, optional: true, label: { type: 'plain_text', text: 'Targets: wwwroot globs' },
       hint: { type: 'plain_text', text: "comma separated, e.g. *.example.org ('*' any run, '?' one character)" },

@@ -3,6 +3,7 @@ import type { RunRow } from '../../ops/executor/store.ts';
 import type { Instance } from '../../registry/instance.ts';
 import { cronLate, instanceState, mnetLabel } from '../../registry/status.ts';
 import { fitSection, SLACK_LIMITS } from './limits.ts';
+import { escapeMrkdwn, mention } from './mrkdwn.ts';
 
 /** Rows of the fleet table per section, and sections, kept within the Home tab's block limit. */
 const ROWS_PER_SECTION = 10;
@@ -12,7 +13,7 @@ const when = (t: number) => (t > 0 ? `<!date^${t}^{date_short} {time}|${new Date
 
 function fleetRow(i: Instance): string {
   const gap = i.lastcrongap ? `${Math.round(i.lastcrongap / 60)} min` : '-';
-  return `*${i.shortname}* ${i.vhostname} · ${instanceState(i)} · MNET ${mnetLabel(i.mnet)} · ${i.croncount} crons · last ${when(i.lastcron)} · gap ${cronLate(i) ? `:red_circle: ${gap}` : gap}`;
+  return `*${escapeMrkdwn(i.shortname)}* ${escapeMrkdwn(i.vhostname)} · ${instanceState(i)} · MNET ${mnetLabel(i.mnet)} · ${i.croncount} crons · last ${when(i.lastcron)} · gap ${cronLate(i) ? `:red_circle: ${gap}` : gap}`;
 }
 
 /** The App Home: the fleet table (one page of it), recent runs, and the approvals waiting for this user. */
@@ -36,8 +37,8 @@ export function homeView(instances: Instance[], page: number, runs: RunRow[], pe
     });
   }
   blocks.push({ type: 'divider' }, { type: 'header', text: { type: 'plain_text', text: 'Recent runs' } });
-  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(runs.map((r) => `#${r.id} ${r.state.replaceAll('_', ' ')} \`${r.command}\` on ${r.target_count} by <@${r.requested_by}>`).join('\n') || 'No runs yet.') } });
+  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(runs.map((r) => `#${r.id} ${r.state.replaceAll('_', ' ')} \`${escapeMrkdwn(r.command)}\` on ${r.target_count} by ${mention(r.requested_by)}`).join('\n') || 'No runs yet.') } });
   blocks.push({ type: 'header', text: { type: 'plain_text', text: 'Waiting for your approval' } });
-  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(pending.map((r) => `#${r.id} \`${r.command}\` on ${r.target_count} by <@${r.requested_by}>`).join('\n') || 'Nothing.') } });
+  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(pending.map((r) => `#${r.id} \`${escapeMrkdwn(r.command)}\` on ${r.target_count} by ${mention(r.requested_by)}`).join('\n') || 'Nothing.') } });
   return { type: 'home', blocks: blocks.slice(0, SLACK_LIMITS.blocksPerModal) };
 }

@@ -5,6 +5,7 @@ import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../../ops/ex
 import { statusText } from '../router.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';
+import { escapeMrkdwn, mention } from './mrkdwn.ts';
 
 const csvCell = (v: unknown) => {
   const s = v === null || v === undefined ? '' : String(v);
@@ -25,7 +26,7 @@ export function resultCsv(targets: TargetRow[]): string {
 export async function postRunProgress(client: WebClient, rt: OpsRuntime, channel: string, run: RunRow): Promise<void> {
   const parent = await client.chat.postMessage({ channel, text: `Run ${run.id} started`, blocks: progressBlocks(run, 0, 0) });
   const ts = parent.ts as string;
-  await client.chat.postMessage({ channel, thread_ts: ts, text: `Started by <@${run.requested_by}>: \`${run.command}\` on ${run.target_count} targets.` });
+  await client.chat.postMessage({ channel, thread_ts: ts, text: `Started by ${mention(run.requested_by)}: \`${escapeMrkdwn(run.command)}\` on ${run.target_count} targets.` });
   let done = 0;
   let failed = 0;
   let lastEdit = Date.now();
@@ -48,6 +49,6 @@ export async function postRunProgress(client: WebClient, rt: OpsRuntime, channel
   const targets = await rt.store.getTargets(run.id);
   const failedCount = targets.filter((t) => !DONE_OK.includes(t.status)).length;
   await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, failedCount, findCommand(run.command).reversible) });
-  await client.chat.postMessage({ channel, thread_ts: ts, text: statusText(final, targets).slice(0, SLACK_LIMITS.sectionText) });
+  await client.chat.postMessage({ channel, thread_ts: ts, text: escapeMrkdwn(statusText(final, targets)).slice(0, SLACK_LIMITS.sectionText) });
   await client.filesUploadV2({ channel_id: channel, thread_ts: ts, filename: `run-${run.id}.csv`, title: `Run ${run.id} results`, content: resultCsv(targets) });
 }

@@ -1,7 +1,9 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { Config } from '../config.ts';
+import { quoteId } from '../db/identifiers.ts';
 import { parseMysqlUrl, type MysqlServer } from '../db/mysql-url.ts';
 import { restoreSql, runSqlIn } from '../ops/moodle/dump.ts';
 import { moodleSource } from '../ops/moodle/moodle-source.ts';
@@ -89,6 +91,34 @@ export async function ensureSandboxMaster(ctx: Omit<SandboxContext, 'registry'>)
 }
 
 /**
+ * The account a sandbox's instances are registered with: an instance account's rights on that sandbox's databases,
+ * not root's. One per master database (VMoodle's vdblogin holds 16 characters), so sandboxes never share one.
+ */
+export const sandboxAccountName = (masterDatabase: string) => `vms_${createHash('sha256').update(masterDatabase).digest('hex').slice(0, 12)}`;
+
+/**
+ * Creates (or finds) the sandbox's instance account, with rights on the databases named after the master only. Its
+ * password lives where VMoodle keeps one, in the instances' registry rows; a new one is set when no row holds it.
+ */
+async function sandboxAccount(server: MysqlServer, masterDatabase: string, existing: readonly Instance[]): Promise<{ user: string; password: string }> {
+  const user = sandboxAccountName(masterDatabase);
+  const dbPrefix = sandboxDbPrefix(masterDatabase);
+  const password = existing.find((i) => i.vdblogin === user && i.vdbpass)?.vdbpass ?? randomBytes(18).toString('base64url');
+  const databases = `${dbPrefix.replace(/[_%\\]/g, '\\$&')}%`;
+  const conn = await mysql.createConnection(server);
+  try {
+    for (const host of ['localhost', '%']) {
+      await conn.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [user, host, password]);
+      await conn.query('ALTER USER ?@? IDENTIFIED BY ?', [user, host, password]);
+      await conn.query(`GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX ON ${quoteId(databases)}.* TO ?@?`, [user, host]);
+    }
+  } finally {
+    await conn.end();
+  }
+  return { user, password };
+}
+
+/**
  * Adds `count` working instances: each a Moodle database restored from the configured dump (or the compact
  * schema), made a distinct site, with its own dataroot folder and registry row. Two restores run at a time
  * (one per core); an instance is registered only once its database is ready.
@@ -102,6 +132,7 @@ export async function createSandbox(ctx: SandboxContext, count: number): Promise
   const plans = Array.from({ length: count }, (_, k) => sandboxInstance(first + k));
   const source = moodleSource(ctx.config.moodleDump);
   const sql = restoreSql(await source.load());
+  const account = await sandboxAccount(server, masterDatabase as string, existing);
   ctx.log(`Creating ${count} sandbox instance${count > 1 ? 's' : ''} from ${source.compact ? 'the compact schema' : source.path}…`);
 
   const created: Instance[] = [];
@@ -120,8 +151,8 @@ export async function createSandbox(ctx: SandboxContext, count: number): Promise
           description: 'Sandbox instance created by vmoodle sandbox create',
           vdbtype: 'mariadb',
           vdbhost: `${server.host}:${server.port}`,
-          vdblogin: server.user,
-          vdbpass: server.password ?? '',
+          vdblogin: account.user,
+          vdbpass: account.password,
           vdbname,
           vdbprefix: 'mdl_',
           vdatapath,

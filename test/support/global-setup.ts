@@ -44,6 +44,9 @@ export default async function setup(project: TestProject) {
     const conn = await mysql.createConnection(parseMysqlUrl(mysqlServer));
     const [rows] = await conn.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${runId}%`]);
     for (const { name } of rows as Array<{ name: string }>) await conn.query(`DROP DATABASE \`${name}\``);
+    // Sandboxes made by the suites registered their instances with accounts of their own, granted on this run's databases.
+    const [accounts] = await conn.query("SELECT DISTINCT User AS user, Host AS host FROM mysql.db WHERE REPLACE(Db, '\\\\', '') LIKE ?", [`${runId}%`]);
+    for (const { user, host } of accounts as Array<{ user: string; host: string }>) await conn.query('DROP USER IF EXISTS ?@?', [user, host]);
     await conn.end();
     const keys = await redis.keys(`${runId}*`);
     if (keys.length > 0) await redis.del(...keys);

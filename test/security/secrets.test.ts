@@ -1,7 +1,12 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { App } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { startRun } from '../../src/ops/executor/control.ts';
+import { createPlan } from '../../src/ops/executor/planner.ts';
+import { FINAL_STATES } from '../../src/ops/executor/store.ts';
 import { runCli } from '../support/cli.ts';
 import { leaseMoodleDatabase, serverConnection, thinInstances, createDatabase, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
@@ -121,5 +126,25 @@ describe.runIf(testServices().moodleDump)('secrets at rest', () => {
     const [set] = await conn.query(`SELECT value FROM \`${sites[1]!.name}\`.mdl_config WHERE name = 'smtppass'`);
     expect(set).toEqual([{ value: `${NEW}y` }]);
     expect(await dumpDatabase(fx.master.name)).not.toContain(`${NEW}y`);
+  });
+
+  it('rotates keys: a run sealed under the old key still starts once a new key is put first, and new runs use the new key', async () => {
+    const plan = await createPlan(fx.rt, { command: 'generic/setconfig', params: { key: 'smtppass', value: `${NEW}z` }, selector: { tohosts: ['alpha'] }, requestedBy: 'tester', via: 'cli' });
+    const oldKey = fx.env.VMOODLE_SECRET_KEYS as string;
+    expect(plan.run.key_id).toBe(oldKey.split(':')[0]);
+    const rotated = new App(loadConfig({ ...fx.env, VMOODLE_SECRET_KEYS: `k2:${randomBytes(32).toString('base64')},${oldKey}` }));
+    try {
+      const rt = await rotated.ops();
+      const { started } = await startRun(rt, plan.run.id, 'tester', plan.run.plan_hash);
+      expect(started).toBe(true);
+      await rt.progress.follow(plan.run.id, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
+      expect((await rt.store.getRun(plan.run.id)).state).toBe('succeeded');
+      const [set] = await conn.query(`SELECT value FROM \`${sites[0]!.name}\`.mdl_config WHERE name = 'smtppass'`);
+      expect(set).toEqual([{ value: `${NEW}z` }]);
+      const next = await createPlan(rt, { command: 'generic/setconfig', params: { key: 'smtppass', value: `${NEW}w` }, selector: { tohosts: ['alpha'] }, requestedBy: 'tester', via: 'cli' });
+      expect(next.run.key_id).toBe('k2');
+    } finally {
+      await rotated.close();
+    }
   });
 });

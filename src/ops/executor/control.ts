@@ -1,6 +1,7 @@
 import type { FlowJob } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import type { CommandDef, Params } from '../command.ts';
+import { MASK } from '../moodle/sensitive.ts';
 import { serverKey } from '../moodle/target.ts';
 import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { ParamError, resolveParams, secretNames } from '../params.ts';
@@ -14,7 +15,14 @@ export function runParams(rt: OpsRuntime, run: RunRow): Params {
   return { ...JSON.parse(run.params), ...(run.secret_params ? JSON.parse(rt.keyring.open(run.secret_params)) : {}) };
 }
 
-export const targetParams = (rt: OpsRuntime, run: RunRow, target: TargetRow): Params => ({ ...runParams(rt, run), ...(target.params ? JSON.parse(target.params) : {}) });
+/** One target's parameters; a masked secret is never handed to a command as if it were the value. */
+export function targetParams(rt: OpsRuntime, run: RunRow, target: TargetRow): Params {
+  const params = { ...runParams(rt, run), ...(target.params ? JSON.parse(target.params) : {}) };
+  if (!run.secret_params && [...secretNames(findCommand(run.command), params)].some((k) => params[k] === MASK)) {
+    throw new RunControlError('the secret parameters of this run were let go of when it ended; retry it and give them again');
+  }
+  return params;
+}
 
 export const jobId = (runId: number, targetId: number) => `r${runId}-t${targetId}`;
 export const runJobId = (runId: number) => `r${runId}`;

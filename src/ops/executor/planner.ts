@@ -136,10 +136,6 @@ export function targetIdentity(target: MoodleTarget, position: number): Pick<New
   };
 }
 
-/**
- * Makes a plan: resolves the selector once, freezes the target list, reads a preview of each target, and stores it
- * all as a run in state `planned`. Nothing runs until the plan is started by its id and hash.
- */
 /** The key a new run seals its secrets with; a run with secrets and no key is refused before anything is read. */
 export function runKey(rt: OpsRuntime, command: CommandDef, params: Params): string | null {
   const secret = [...secretNames(command, params)];
@@ -149,6 +145,10 @@ export function runKey(rt: OpsRuntime, command: CommandDef, params: Params): str
   return rt.keyring.currentId ?? null;
 }
 
+/**
+ * Makes a plan: resolves the selector once, freezes the target list, reads a preview of each target, and stores it
+ * all as a run in state `planned`. Nothing runs until the plan is started by its id and hash.
+ */
 export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: Fleet): Promise<Plan> {
   const command = findCommand(request.command);
   const params = resolveParams(command, request.params);

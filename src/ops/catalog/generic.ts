@@ -211,9 +211,13 @@ function tableProblem(table: string): string | undefined {
 interface SourceQuery {
   table: string;
   where: CompiledCondition | undefined;
+  /** How many rows it selects now, for the plan's preview. */
+  matching: number;
 }
 
-/** A source table's query is worked out once per run, however many targets receive its rows. */
+const whereSql = (where: CompiledCondition | undefined) => (where ? ` WHERE ${where.sql}` : '');
+
+/** A source table's query (and how many rows it selects) is worked out once per run, however many targets receive its rows. */
 const sourceQueries = new WeakMap<MoodleTarget, Map<string, Promise<SourceQuery>>>();
 
 function sourceQuery(ctx: CommandContext, p: Params): Promise<SourceQuery> {
@@ -229,20 +233,20 @@ function sourceQuery(ctx: CommandContext, p: Params): Promise<SourceQuery> {
         return new Set((rows as Array<{ c: string }>).map((r) => r.c.toLowerCase()));
       });
       if (columns.size === 0) throw new ParamError(`generic/copytable: table: the source host has no table ${p.table}`);
-      if (!(p.select as string).trim()) return { table, where: undefined };
+      let where: CompiledCondition | undefined;
       try {
-        return { table, where: compileCondition(p.select as string, { table: p.table as string, columns, params: p }) };
+        where = (p.select as string).trim() ? compileCondition(p.select as string, { table: p.table as string, columns, params: p }) : undefined;
       } catch (err) {
         if (err instanceof SqlRefusal) throw new ParamError(`generic/copytable: select: ${err.message}`);
         throw err;
       }
+      const matching = await ctx.moodle.withConnection(ctx.source, (conn) => countRows(conn, `${table}${whereSql(where)}`, where?.binds ?? []));
+      return { table, where, matching };
     })();
     perParams.set(key, query);
   }
   return query;
 }
-
-const whereOf = (q: SourceQuery) => (q.where ? ` WHERE ${q.where.sql}` : '');
 
 export const copyTable: CommandDef = {
   name: 'generic/copytable',
@@ -274,17 +278,16 @@ export const copyTable: CommandDef = {
     await sourceQuery(ctx, p);
   },
   async preview(ctx, target, p) {
-    const query = await sourceQuery(ctx, p);
-    const inserted = await ctx.moodle.withConnection(ctx.source, (conn) => countRows(conn, `${query.table}${whereOf(query)}`, query.where?.binds ?? []));
+    const { matching } = await sourceQuery(ctx, p);
     const deleted = await ctx.moodle.withConnection(target, (conn) => countRows(conn, ctx.moodle.table(target, p.table as string), []));
-    return { note: `delete ${deleted} rows, insert ${inserted} rows` };
+    return { note: `delete ${deleted} rows, insert ${matching} rows` };
   },
   async apply(ctx, target, p) {
     const query = await sourceQuery(ctx, p);
     const rows = await ctx.moodle.withConnection(ctx.source, async (conn) => {
       await conn.query('START TRANSACTION READ ONLY');
       try {
-        const [result] = await conn.query(`SELECT * FROM ${query.table}${whereOf(query)}`, query.where?.binds ?? []);
+        const [result] = await conn.query(`SELECT * FROM ${query.table}${whereSql(query.where)}`, query.where?.binds ?? []);
         return result as Array<Record<string, unknown>>;
       } finally {
         await conn.query('COMMIT');

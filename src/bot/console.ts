@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { App } from '../app.ts';
 import type { CliIO } from '../cli/output.ts';
+import { approvalPolicy } from '../ops/executor/approvals.ts';
 import { FINAL_STATES } from '../ops/executor/store.ts';
 import { Rbac } from './rbac.ts';
 import { Router, statusText, type Reply } from './router.ts';
@@ -47,7 +48,7 @@ async function follow(io: CliIO, app: App, reply: Reply): Promise<void> {
  */
 export async function consoleChat(io: CliIO, app: App, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
   const { rbac, demo } = consoleRbac(app);
-  const router = new Router(app, rbac, { threshold: app.config.approval.threshold, ttlMs: app.config.approval.ttlMinutes * 60_000 }, 'console');
+  const router = new Router(app, rbac, approvalPolicy(app.config), 'console');
   let actor = userInfo().username;
   const rl = createInterface({ input, terminal: false });
   const who = demo

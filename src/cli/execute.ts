@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { SingleBar } from 'cli-progress';
-import { confirmationText, expireApprovals, needsApproval, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
+import { approvalPolicy, confirmationText, expireApprovals, needsApproval, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
 import { cancelRun, startRun } from '../ops/executor/control.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { ProgressEvent } from '../ops/executor/progress.ts';
@@ -62,7 +62,7 @@ export async function executePlan(ctx: CliContext, out: Output, rt: OpsRuntime, 
   }
   // The command line is the break-glass path: who confirmed, and how, is in the audit like a chat approval.
   await rt.store.addEvent(run.id, 'cli_confirm', cliActor(), confirmed);
-  const policy = { threshold: rt.config.approval.threshold, ttlMs: rt.config.approval.ttlMinutes * 60_000 };
+  const policy = approvalPolicy(rt.config);
   if (rt.config.approval.cli === 'require' && needsApproval(run, plan.command.writes, policy)) {
     await awaitChatApproval(ctx, out, rt, plan, policy, opts);
     return;

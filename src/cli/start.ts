@@ -5,6 +5,7 @@ import { Rbac } from '../bot/rbac.ts';
 import { startSlackBot } from '../bot/slack/app.ts';
 import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/mysql-url.ts';
+import { approvalPolicy } from '../ops/executor/approvals.ts';
 import { ExecutorWorker } from '../ops/executor/worker.ts';
 import { ensureServices } from '../services/index.ts';
 import type { CliContext } from './context.ts';
@@ -13,9 +14,9 @@ import { buildSandbox, prepareSandboxMaster } from './sandbox.ts';
 
 /** With Slack credentials the product serves Slack (HTTP or Socket Mode) until it is stopped. */
 async function serveSlack(app: App, out: Output): Promise<void> {
-  const { slack, approval } = app.config;
+  const { slack } = app.config;
   if (!app.config.rbacFile) throw new Error('serving Slack needs VMOODLE_RBAC: without it nobody would have access');
-  const bot = await startSlackBot(app, Rbac.fromFile(app.config.rbacFile), { threshold: approval.threshold, ttlMs: approval.ttlMinutes * 60_000 }, {
+  const bot = await startSlackBot(app, Rbac.fromFile(app.config.rbacFile), approvalPolicy(app.config), {
     botToken: slack.botToken as string,
     signingSecret: slack.signingSecret,
     appToken: slack.appToken,

@@ -1,3 +1,4 @@
+import type { Config } from '../../config.ts';
 import { startRun } from './control.ts';
 import type { OpsRuntime } from './runtime.ts';
 import type { RunRow } from './store.ts';
@@ -10,6 +11,9 @@ export interface ApprovalPolicy {
 }
 
 export const DEFAULT_APPROVAL_POLICY: ApprovalPolicy = { threshold: 50, ttlMs: 30 * 60_000 };
+
+/** The policy the configuration sets, for every front end alike. */
+export const approvalPolicy = (config: Pick<Config, 'approval'>): ApprovalPolicy => ({ threshold: config.approval.threshold, ttlMs: config.approval.ttlMinutes * 60_000 });
 
 export class ApprovalError extends Error {}
 

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { cancelRun, goRun, retryRun, revertRun } from '../ops/executor/control.ts';
 import { parseAssignments } from '../ops/attributes.ts';
+import type { Plan } from '../ops/executor/planner.ts';
+import type { OpsRuntime } from '../ops/executor/runtime.ts';
 import type { CliContext } from './context.ts';
 import { cliActor, executePlan, followRun, printPlan, reportRun } from './execute.ts';
 
@@ -67,27 +69,26 @@ export function registerRuns(program: Command, ctx: CliContext): void {
       ctx.output(cmd).line(`Run ${id} goes on.`);
     });
 
-  for (const [verb, description] of [
-    ['retry', 'a new run of the targets that did not succeed (or of one host); a secret the run wrote is given again as name=value'],
-    ['revert', 'a new run that puts back the old values a reversible command recorded'],
-  ] as const) {
-    const sub = runs
-      .command(verb === 'retry' ? 'retry <id> [params...]' : 'revert <id>')
-      .description(description)
-      .option('-y, --yes', 'run without asking')
-      .option('--confirm <count>', 'for a destructive command: the number of targets')
-      .option('--detach', 'start the run and return');
-    if (verb === 'retry') sub.option('--host <name>', 'only this host (short name or wwwroot)');
-    sub.action(async (id: string, ...rest: unknown[]) => {
-      const cmd = rest.at(-1) as Command;
-      const opts = cmd.opts();
-      const out = ctx.output(cmd);
-      const rt = await ctx.app().ops();
-      const plan = verb === 'retry'
-        ? await retryRun(rt, runId(id), cliActor(), opts.host, parseAssignments(rest[0] as string[]))
-        : await revertRun(rt, runId(id), cliActor());
-      printPlan(out, plan);
-      await executePlan(ctx, out, rt, plan, opts);
-    });
-  }
+  /** A run made from an ended one: planned, shown and confirmed like a new run. */
+  const derived = (usage: string, description: string) => runs
+    .command(usage)
+    .description(description)
+    .option('-y, --yes', 'run without asking')
+    .option('--confirm <count>', 'for a destructive command: the number of targets')
+    .option('--detach', 'start the run and return');
+  const execute = async (cmd: Command, make: (rt: OpsRuntime) => Promise<Plan>) => {
+    const out = ctx.output(cmd);
+    const rt = await ctx.app().ops();
+    const plan = await make(rt);
+    printPlan(out, plan);
+    await executePlan(ctx, out, rt, plan, cmd.opts());
+  };
+
+  derived('retry <id> [params...]', 'a new run of the targets that did not succeed (or of one host); a secret the run wrote is given again as name=value')
+    .option('--host <name>', 'only this host (short name or wwwroot)')
+    .action((id: string, words: string[], opts: { host?: string }, cmd: Command) =>
+      execute(cmd, (rt) => retryRun(rt, runId(id), cliActor(), opts.host, parseAssignments(words))));
+
+  derived('revert <id>', 'a new run that puts back the old values a reversible command recorded')
+    .action((id: string, _opts: unknown, cmd: Command) => execute(cmd, (rt) => revertRun(rt, runId(id), cliActor())));
 }

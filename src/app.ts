@@ -1,3 +1,4 @@
+import { OpsError } from './errors.ts';
 import type { Knex } from 'knex';
 import type { Config } from './config.ts';
 import { openDatabase } from './db/knex.ts';
@@ -6,7 +7,11 @@ import { OpsRuntime } from './ops/executor/runtime.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
 
-export class ConnectionError extends Error {}
+export class ConnectionError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('unavailable', message, { hint });
+  }
+}
 
 const CONNECTION_CODES: Record<string, string> = {
   ECONNREFUSED: 'connection refused',

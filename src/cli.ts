@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { App } from './app.ts';
 import { registerInstances } from './cli/instances.ts';
 import { makeContext, type CliContext } from './cli/context.ts';
-import { UsageError } from './grammar/usage-error.ts';
+import { errorReport, EXIT_USAGE, exitCodeOf } from './errors.ts';
 import { processIO, type CliIO } from './cli/output.ts';
 import { registerHelp } from './cli/help.ts';
 import { registerRun } from './cli/run.ts';
@@ -12,11 +12,6 @@ import { registerSandbox } from './cli/sandbox.ts';
 import { registerShowTargets } from './cli/showtargets.ts';
 import { registerStart } from './cli/start.ts';
 import { loadConfig } from './config.ts';
-import { AttributeError } from './ops/attributes.ts';
-import { UnknownCommandError } from './ops/catalog/index.ts';
-import { ParamError } from './ops/params.ts';
-import { describeError } from './ops/executor/errors.ts';
-import { PlanError } from './ops/executor/planner.ts';
 import type { ServiceUrls } from './services/index.ts';
 
 export function buildProgram(io: CliIO, app: () => App): { program: Command; ctx: CliContext } {
@@ -43,8 +38,8 @@ export function buildProgram(io: CliIO, app: () => App): { program: Command; ctx
 }
 
 /**
- * Runs one command line and returns its exit code: 0 on success, 1 with a one-line reason on any error, the
- * parser's own code for a usage error. Nothing is thrown.
+ * Runs one command line and returns its exit code: 0 on success, 1 when a run did not fully succeed, otherwise the
+ * exit code of the error's code (2 for every malformed command line). Nothing is thrown.
  */
 export async function main(argv: string[], io: CliIO = processIO(), urls?: ServiceUrls): Promise<number> {
   let app: App | undefined;
@@ -53,13 +48,15 @@ export async function main(argv: string[], io: CliIO = processIO(), urls?: Servi
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;
   } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode;
+    // Commander has printed its own message; --help and --version end with 0.
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : EXIT_USAGE;
     const explained = app ? app.explain(err) : err;
-    io.stderr(`vmoodle: ${describeError(explained)}\n`);
+    const report = errorReport(explained);
+    if (program.opts().json === true) io.stdout(`${JSON.stringify({ error: report }, null, 2)}\n`);
+    io.stderr(`vmoodle: ${report.message} [${report.code}]\n${report.hint ? `hint: ${report.hint}\n` : ''}`);
     // The stack's first line is the message, which for a database error may hold the statement: it is left out.
     if (io.env.VMOODLE_DEBUG && explained instanceof Error) io.stderr(`${explained.stack?.split('\n').slice(1).join('\n')}\n`);
-    const usage = [UsageError, AttributeError, ParamError, UnknownCommandError, PlanError].some((kind) => err instanceof kind);
-    return usage ? 2 : 1;
+    return exitCodeOf(explained);
   } finally {
     await app?.close();
   }

@@ -1,3 +1,4 @@
+import { OpsError } from './errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
@@ -62,7 +63,11 @@ export interface Config {
   slack: { botToken: string | undefined; signingSecret: string | undefined; appToken: string | undefined; port: number };
 }
 
-export class ConfigError extends Error {}
+export class ConfigError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('config', message, { hint });
+  }
+}
 
 type Source = Record<string, string | undefined>;
 

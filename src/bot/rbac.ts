@@ -1,3 +1,4 @@
+import { OpsError } from '../errors.ts';
 import { readYamlFile } from '../config.ts';
 
 /** Roles in increasing power: each has what the ones before it have. */
@@ -20,7 +21,11 @@ export interface RbacConfig {
   channels?: Record<string, string[]>;
 }
 
-export class RbacError extends Error {}
+export class RbacError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('config', message, { hint });
+  }
+}
 
 const rank = (role: Role) => ROLES.indexOf(role);
 

@@ -7,7 +7,7 @@ import { CATALOG, findCommand } from '../ops/catalog/index.ts';
 import { accessCategory } from '../ops/command.ts';
 import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
 import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/control.ts';
-import { describeError } from '../ops/executor/errors.ts';
+import { describeError } from '../ops/moodle/db-errors.ts';
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/store.ts';
 import type { Fleet } from '../registry/fleet.ts';

@@ -7,7 +7,7 @@ import type { ProgressEvent } from '../ops/executor/progress.ts';
 import type { OpsRuntime } from '../ops/executor/runtime.ts';
 import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../ops/executor/store.ts';
 import { ExecutorWorker } from '../ops/executor/worker.ts';
-import { UsageError } from '../grammar/usage-error.ts';
+import { UsageError } from '../errors.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 

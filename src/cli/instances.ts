@@ -3,7 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { publicView, type Instance, type InstanceFields } from '../registry/instance.ts';
 import type { InstanceChanges, NewInstance } from '../registry/registry.ts';
 import { cronLate, instanceState, mnetLabel } from '../registry/status.ts';
-import { UsageError } from '../grammar/usage-error.ts';
+import { UsageError } from '../errors.ts';
 import type { CliContext } from './context.ts';
 import type { CliIO } from './output.ts';
 

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { mergeParameters, parseAssignments, parseAttributes } from '../ops/attributes.ts';
 import { createPlan } from '../ops/executor/planner.ts';
-import { UsageError } from '../grammar/usage-error.ts';
+import { UsageError } from '../errors.ts';
 import type { CliContext } from './context.ts';
 import { cliActor, executePlan, printPlan } from './execute.ts';
 import { hostJson, printSelection, selectTargets } from './showtargets.ts';

@@ -1,3 +1,4 @@
+import { OpsError } from '../errors.ts';
 export interface MysqlServer {
   host: string;
   port: number;
@@ -11,7 +12,11 @@ export interface MysqlTarget extends MysqlServer {
   database: string | undefined;
 }
 
-export class MysqlUrlError extends Error {}
+export class MysqlUrlError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('config', message, { hint });
+  }
+}
 
 /** Parses mysql://user:password@host:port/database[?socket=/path]. */
 export function parseMysqlUrl(raw: string, opts: { requireDatabase?: boolean } = {}): MysqlTarget {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Selector } from '../registry/selector.ts';
-import { UsageError } from './usage-error.ts';
+import { UsageError } from '../errors.ts';
 
 /** The target flags of VMoodle's run_command.php, plus the short aliases and the web picker's filters. */
 export function addTargetOptions(cmd: Command): Command {

@@ -1,5 +1,10 @@
+import { OpsError } from '../errors.ts';
 /** Command parameters as VMoodle's run_command.php takes them (`--attributes`) and as `name=value` words. */
-export class AttributeError extends Error {}
+export class AttributeError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('bad_parameter', message, { hint });
+  }
+}
 
 /**
  * A URL query string: pairs split on `&`, then at the first `=`, values URL-decoded (`+` is a space, as PHP's

@@ -1,9 +1,14 @@
+import { OpsError } from '../errors.ts';
 import { closest } from 'fastest-levenshtein';
 import type { CommandDef, ParamSpec, ParamType, Params } from './command.ts';
 import { MASK } from './moodle/sensitive.ts';
 import { namedParameters } from './moodle/sql.ts';
 
-export class ParamError extends Error {}
+export class ParamError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('bad_parameter', message, { hint });
+  }
+}
 
 /**
  * The longest value each type takes, checked before anything is stored. Long text fits a setting, a message or a
@@ -59,7 +64,7 @@ export function resolveParams(command: CommandDef, raw: Readonly<Record<string, 
   const unknown = Object.keys(raw).filter((k) => !known.has(k));
   if (unknown.length > 0) {
     const hints = unknown.map((k) => `'${k}'${known.size ? ` (did you mean '${closest(k, [...known])}'?)` : ''}`);
-    throw new ParamError(`${command.name} has no parameter ${hints.join(', ')}; see vmoodle help ${command.name}`);
+    throw new ParamError(`${command.name} has no parameter ${hints.join(', ')}`, `vmoodle help ${command.name} lists its parameters`);
   }
   for (const [name, value] of Object.entries(raw)) {
     const max = MAX_LENGTH[command.params.find((p) => p.name === name)?.type ?? 'ltext'];

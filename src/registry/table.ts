@@ -1,3 +1,4 @@
+import { OpsError } from '../errors.ts';
 import type { Knex } from 'knex';
 import { assertTablePrefix, quoteId } from '../db/identifiers.ts';
 
@@ -43,7 +44,11 @@ export const REGISTRY_COLUMNS = [
 
 export type RegistryColumn = (typeof REGISTRY_COLUMNS)[number];
 
-export class RegistryTableError extends Error {}
+export class RegistryTableError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('unavailable', message, { hint });
+  }
+}
 
 /**
  * Uses an existing VMoodle table as it is (it is never altered) or creates it. A table that lacks one of

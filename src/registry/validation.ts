@@ -1,3 +1,4 @@
+import { OpsError } from '../errors.ts';
 import { posix } from 'node:path';
 import type { Instance, InstanceFields } from './instance.ts';
 
@@ -6,9 +7,9 @@ export interface FieldError {
   message: string;
 }
 
-export class ValidationError extends Error {
+export class ValidationError extends OpsError {
   constructor(readonly errors: FieldError[]) {
-    super(errors.map((e) => `${e.field}: ${e.message}`).join('; '));
+    super('invalid_instance', errors.map((e) => `${e.field}: ${e.message}`).join('; '));
   }
 }
 

@@ -1,3 +1,4 @@
+import { OpsError } from '../errors.ts';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_REDIS_URL, type Config } from '../config.ts';
@@ -18,7 +19,11 @@ export interface RunningServices extends ServiceUrls {
   stop(): Promise<void>;
 }
 
-export class ServiceError extends Error {}
+export class ServiceError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('unavailable', message, { hint });
+  }
+}
 
 const stateFile = (config: Config) => join(config.dataDir, 'services.json');
 

@@ -1,3 +1,4 @@
+import { OpsError } from '../errors.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, openSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -10,12 +11,12 @@ export interface PrivateServer {
   stop(): Promise<void>;
 }
 
-export class MissingBinaryError extends Error {
+export class MissingBinaryError extends OpsError {
   constructor(
     readonly binary: string,
     readonly installCommand: string,
   ) {
-    super(`${binary} is not installed; install it with: ${installCommand}`);
+    super('unavailable', `${binary} is not installed`, { hint: `install it with: ${installCommand}` });
   }
 }
 

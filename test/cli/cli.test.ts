@@ -65,7 +65,7 @@ describe('vmoodle showtargets', () => {
     const result = await cli('showtargets', '--tohosts=nosuch');
     expect(result.code).not.toBe(0);
     expect(result.stdout).toBe('');
-    expect(result.stderr).toMatch(/^vmoodle: unknown host in --tohosts: 'nosuch' \(did you mean '[^']+'\?\)\n$/);
+    expect(result.stderr).toMatch(/^vmoodle: unknown host in --tohosts: 'nosuch' \(did you mean '[^']+'\?\) \[bad_selection\]\n$/);
   });
 
   it("does not let '.' in a glob stand for any character", async () => {
@@ -73,15 +73,15 @@ describe('vmoodle showtargets', () => {
       '--vdbname=moodle_axb', '--vdatapath=/srv/axb');
     expect(added.code).toBe(0);
     const dotted = await cli('showtargets', '--tohostsmatch=https://a.b.example.org');
-    expect(dotted.code).toBe(1);
+    expect(dotted.code).toBe(2);
     expect(dotted.stderr).toContain("--tohostsmatch 'https://a.b.example.org' matched no instance");
     expect((await cli('showtargets', '--tohostsmatch=https://a?b.example.org')).stdout).toContain('https://axb.example.org');
   });
 
   it('refuses a malformed glob and changes nothing', async () => {
     const result = await cli('showtargets', '--match', '*.example.org,,*.net');
-    expect(result).toMatchObject({ code: 1, stdout: '' });
-    expect(result.stderr).toBe('vmoodle: --tohostsmatch: an empty pattern matches nothing; remove the extra comma\n');
+    expect(result).toMatchObject({ code: 2, stdout: '' });
+    expect(result.stderr).toBe('vmoodle: --tohostsmatch: an empty pattern matches nothing; remove the extra comma [bad_selection]\n');
   });
 });
 
@@ -107,7 +107,7 @@ describe('vmoodle run', () => {
   it('asks before running, and without a terminal runs nothing unless --yes is given', async () => {
     const result = await cli('run', 'generic/setconfig', '--hosts', 'physics', 'key=theme', 'value=classic');
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^vmoodle: run \d+ needs confirmation: add --yes to run it without a prompt; nothing was run\n$/);
+    expect(result.stderr).toMatch(/^vmoodle: run \d+ needs confirmation: add --yes to run it without a prompt; nothing was run \[usage\]\n$/);
     const asked: string[] = [];
     const declined = await main(['run', 'generic/setconfig', '--hosts', 'physics', 'key=theme', 'value=classic'], {
       stdout: () => {}, stderr: () => {}, env, confirm: async (q) => (asked.push(q), false),
@@ -121,9 +121,9 @@ describe('vmoodle run', () => {
   it('refuses an empty attribute name, a missing or unknown command, with exit code 2', async () => {
     const empty = await cli('run', '-c', 'generic/setconfig', '-t', '*', '-a', 'key=x&=1');
     expect(empty).toMatchObject({ code: 2, stdout: '' });
-    expect(empty.stderr).toBe("vmoodle: --attributes: pair 2 ('=1') has an empty name; expected name=value&name=value\n");
+    expect(empty.stderr).toBe("vmoodle: --attributes: pair 2 ('=1') has an empty name; expected name=value&name=value [bad_parameter]\nhint: vmoodle help <command> lists its parameters\n");
     expect((await cli('run', '-t', '*')).stderr).toMatch(/^vmoodle: missing command/);
-    expect((await cli('run', 'setconfig', '-t', '*')).stderr).toBe("vmoodle: unknown command 'setconfig' (did you mean 'generic/setconfig'?); vmoodle help lists them\n");
+    expect((await cli('run', 'setconfig', '-t', '*')).stderr).toBe("vmoodle: unknown command 'setconfig' (did you mean 'generic/setconfig'?) [unknown_command]\nhint: vmoodle help lists the commands\n");
     expect((await cli('run', 'generic/setconfig', '-t', '*', 'key')).stderr).toMatch(/'key' is not a parameter: write name=value/);
   });
 
@@ -156,15 +156,15 @@ describe('vmoodle instances', () => {
     expect((await cli('instances', 'disable', 'law2')).stdout).toBe('disabled 0 (1 already disabled)\n');
     expect((await cli('instances', 'enable', 'law2')).stdout).toBe('enabled 1: law2\n');
     const edit = await cli('instances', 'edit', 'law2');
-    expect(edit).toMatchObject({ code: 2, stderr: 'vmoodle: nothing to change: give at least one field option (see --help)\n' });
+    expect(edit).toMatchObject({ code: 2, stderr: 'vmoodle: nothing to change: give at least one field option (see --help) [usage]\n' });
   });
 
   it('refuses invalid fields and names each problem', async () => {
     const result = await cli('instances', 'add', '--vhostname=law3.example.org', '--shortname=law 3', '--name=Law',
       '--vdbname=moodle-law3', '--vdatapath=/srv/law3');
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(2);
     expect(result.stderr).toBe(
-      "vmoodle: shortname: 'law 3' must not contain spaces; vhostname: 'law3.example.org' must start with http:// or https://; vdbname: 'moodle-law3' must not contain '-'\n",
+      "vmoodle: shortname: 'law 3' must not contain spaces; vhostname: 'law3.example.org' must start with http:// or https://; vdbname: 'moodle-law3' must not contain '-' [invalid_instance]\n",
     );
   });
 
@@ -188,22 +188,22 @@ describe('vmoodle as a command line', () => {
   });
 
   it('refuses an unknown command or option with a suggestion', async () => {
-    expect(await cli('showtarget')).toMatchObject({ code: 1, stderr: "vmoodle: unknown command 'showtarget'\n(Did you mean showtargets?)\n" });
+    expect(await cli('showtarget')).toMatchObject({ code: 2, stderr: "vmoodle: unknown command 'showtarget'\n(Did you mean showtargets?)\n" });
     expect((await cli('showtargets', '--tohost=x')).stderr).toContain("unknown option '--tohost=x'");
   });
 
   it('names a bad configuration variable and what it expects, never the password', async () => {
     const bad = await runCli(['instances', 'list'], { ...env, MYSQL_URL: 'postgres://u:hunter2@db/x' });
-    expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe("vmoodle: MYSQL_URL: expected mysql://user:password@host:port/database (the master database), got 'postgres://u:***@db/x'\n");
+    expect(bad.code).toBe(3);
+    expect(bad.stderr.split('\n')[0]).toBe("vmoodle: MYSQL_URL: expected mysql://user:password@host:port/database (the master database), got 'postgres://u:***@db/x' [config]");
     const prefix = await runCli(['instances', 'list'], { ...env, VMOODLE_PREFIX: 'mdl;' });
     expect(prefix.stderr).toMatch(/^vmoodle: VMOODLE_PREFIX: expected the master's Moodle table prefix, e.g. mdl_, got 'mdl;'/);
   });
 
   it('reports an unreachable master database in one line without its password', async () => {
     const result = await runCli(['showtargets', '-t', '*'], { ...env, MYSQL_URL: 'mysql://ops:hunter2@127.0.0.1:1/master' });
-    expect(result).toMatchObject({ code: 1, stdout: '' });
-    expect(result.stderr).toBe('vmoodle: cannot use the master database at mysql://ops:***@127.0.0.1:1/master: connection refused (MYSQL_URL)\n');
+    expect(result).toMatchObject({ code: 3, stdout: '' });
+    expect(result.stderr).toBe('vmoodle: cannot use the master database at mysql://ops:***@127.0.0.1:1/master: connection refused (MYSQL_URL) [unavailable]\n');
   });
 
   it('reads an optional YAML configuration file, the environment winning', async () => {
@@ -221,7 +221,7 @@ describe('vmoodle as a command line', () => {
     expect(ok.status).toBe(0);
     expect(ok.stdout).toMatch(/^2 targets/);
     const bad = run(['showtargets', '--tohosts=nosuch']);
-    expect(bad.status).toBe(1);
+    expect(bad.status).toBe(2);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
   });
 });

@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import { closest } from 'fastest-levenshtein';
 import type { CommandDef } from '../command.ts';
 import { GENERIC_COMMANDS } from './generic.ts';
@@ -6,7 +7,11 @@ import { SQL_COMMANDS } from './sql.ts';
 /** Every command, by name. Adding a command is adding its definition to a category module. */
 export const CATALOG: ReadonlyMap<string, CommandDef> = new Map([...GENERIC_COMMANDS, ...SQL_COMMANDS].map((c) => [c.name, c]));
 
-export class UnknownCommandError extends Error {}
+export class UnknownCommandError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('unknown_command', message, { hint });
+  }
+}
 
 /** The nearest command name; a bare name (VMoodle operators often type one) is compared with the part after the category. */
 function nearest(name: string): string {
@@ -19,5 +24,5 @@ function nearest(name: string): string {
 export function findCommand(name: string): CommandDef {
   const command = CATALOG.get(name.toLowerCase());
   if (command) return command;
-  throw new UnknownCommandError(`unknown command '${name}' (did you mean '${nearest(name.toLowerCase())}'?); vmoodle help lists them`);
+  throw new UnknownCommandError(`unknown command '${name}' (did you mean '${nearest(name.toLowerCase())}'?)`);
 }

@@ -1,6 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
 import type { CommandDef, Params } from '../command.ts';
-import { describeError } from '../executor/errors.ts';
+import { describeError } from '../moodle/db-errors.ts';
 import { purgeDataCache } from '../moodle/cache.ts';
 import { commitsImplicitly, expandTables, namedParameters, splitStatements } from '../moodle/sql.ts';
 import { isReadOnlyStatement } from '../moodle/sql-parse.ts';

@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
 import { startRun } from './control.ts';
 import type { OpsRuntime } from './runtime.ts';
@@ -15,7 +16,11 @@ export const DEFAULT_APPROVAL_POLICY: ApprovalPolicy = { threshold: 50, ttlMs: 3
 /** The policy the configuration sets, for every front end alike. */
 export const approvalPolicy = (config: Pick<Config, 'approval'>): ApprovalPolicy => ({ threshold: config.approval.threshold, ttlMs: config.approval.ttlMinutes * 60_000 });
 
-export class ApprovalError extends Error {}
+export class ApprovalError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('approval', message, { hint });
+  }
+}
 
 /** A destructive command, or a write to more targets than the threshold, needs a second person. */
 export function needsApproval(run: RunRow, writes: boolean, policy: ApprovalPolicy): boolean {

@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import type { FlowJob } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import type { CommandDef, Params } from '../command.ts';
@@ -8,7 +9,11 @@ import { ParamError, resolveParams, secretNames } from '../params.ts';
 import { QUEUE_NAME, type OpsRuntime } from './runtime.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './store.ts';
 
-export class RunControlError extends Error {}
+export class RunControlError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('run_state', message, { hint });
+  }
+}
 
 /** The run's parameters with its secret ones opened and put back, for the executor only (masked once it ended). */
 export function runParams(rt: OpsRuntime, run: RunRow): Params {

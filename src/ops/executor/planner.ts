@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import { createHash } from 'node:crypto';
 import { KEYRING_SETTING } from '../keyring.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
@@ -7,7 +8,7 @@ import { isDestructive, type CommandDef, type Params, type TargetPreview } from 
 import { maskIf } from '../moodle/sensitive.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../params.ts';
-import { describeError } from './errors.ts';
+import { describeError } from '../moodle/db-errors.ts';
 import type { OpsRuntime } from './runtime.ts';
 import type { NewTarget, RunRow, TargetRow } from './store.ts';
 
@@ -33,7 +34,11 @@ export interface Plan {
   leftOut?: string[];
 }
 
-export class PlanError extends Error {}
+export class PlanError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('bad_plan', message, { hint });
+  }
+}
 
 const PREVIEW_CONCURRENCY = 16;
 

@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import type { Knex } from 'knex';
 import { auditTables, migrateAudit, type AuditTables } from './schema.ts';
 
@@ -95,7 +96,11 @@ export interface TargetResult {
 
 export type StatusCounts = Partial<Record<TargetStatus, number>>;
 
-export class RunNotFoundError extends Error {}
+export class RunNotFoundError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('not_found', message, { hint });
+  }
+}
 
 interface PendingResult {
   targetId: number;

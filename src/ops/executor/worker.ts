@@ -4,7 +4,8 @@ import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts'
 import type { MoodleTarget } from '../moodle/target.ts';
 import { targetParams } from './control.ts';
 import { sourceHostOf } from './planner.ts';
-import { describeError, isTransient, TargetTimeoutError } from './errors.ts';
+import { OpsError } from '../../errors.ts';
+import { describeError, isTransient } from '../moodle/db-errors.ts';
 import { QUEUE_NAME, redisConnection, type OpsRuntime } from './runtime.ts';
 import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './store.ts';
 
@@ -19,6 +20,12 @@ interface RunContext {
   command: CommandDef;
   source: MoodleTarget | Error;
   targets: Map<number, { row: TargetRow; target: MoodleTarget | Error }>;
+}
+
+class TargetTimeoutError extends OpsError {
+  constructor(message: string) {
+    super('target', message);
+  }
 }
 
 const CONTEXT_TTL_MS = 10 * 60_000;

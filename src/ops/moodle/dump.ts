@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import mysql from 'mysql2/promise';
@@ -15,7 +16,11 @@ export interface MoodleDump {
   postamble: string[];
 }
 
-export class DumpError extends Error {}
+export class DumpError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('config', message, { hint });
+  }
+}
 
 /**
  * mysqldump writes every newline inside a value as `\n`, so a `;` that ends a line always ends a statement.

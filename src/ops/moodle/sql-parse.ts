@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import mariadb from 'node-sql-parser/build/mariadb.js';
 import type { Params } from '../command.ts';
 
@@ -8,7 +9,11 @@ import type { Params } from '../command.ts';
 const parser = new mariadb.Parser();
 const DIALECT = { database: 'MariaDB' };
 
-export class SqlRefusal extends Error {}
+export class SqlRefusal extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('refused_sql', message, { hint });
+  }
+}
 
 /** The text with every quoted string, identifier and literal blanked, so that what is left is SQL itself. */
 function unquoted(sql: string): string {

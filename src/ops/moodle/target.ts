@@ -1,3 +1,4 @@
+import { OpsError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
 import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
 import { parseMysqlUrl } from '../../db/mysql-url.ts';
@@ -22,7 +23,11 @@ export interface MoodleTarget {
   dataroot: string | undefined;
 }
 
-export class TargetError extends Error {}
+export class TargetError extends OpsError {
+  constructor(message: string, hint?: string) {
+    super('target', message, { hint });
+  }
+}
 
 /** VMoodle's vdbhost is `host` or `host:port`. */
 export function splitDbHost(vdbhost: string): { host: string; port: number } {

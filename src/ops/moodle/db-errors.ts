@@ -64,5 +64,3 @@ export function describeError(err: unknown): string {
   if (friendly && !message.toLowerCase().includes(friendly)) return `${friendly} (${e.code}): ${message}`.slice(0, 500);
   return message.slice(0, 500);
 }
-
-export class TargetTimeoutError extends Error {}

@@ -9,7 +9,7 @@ import { parseMysqlUrl, type MysqlServer } from '../src/db/mysql-url.ts';
 import { startRun } from '../src/ops/executor/control.ts';
 import { createPlan, mapLimit } from '../src/ops/executor/planner.ts';
 import type { OpsRuntime } from '../src/ops/executor/runtime.ts';
-import { FINAL_STATES } from '../src/ops/executor/store.ts';
+import { FINAL_STATES } from '../src/ops/executor/run-model.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
 import { benchServer, withScratchDatabase } from './support.ts';

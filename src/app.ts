@@ -1,8 +1,9 @@
 import { OpsError } from './errors.ts';
 import type { Knex } from 'knex';
-import type { Config } from './config.ts';
+import type { Config, LogLevel } from './config.ts';
 import { openDatabase } from './db/knex.ts';
 import { redactUrl } from './db/mysql-url.ts';
+import { createLogger, errorFields, SecretValues, type Logger } from './log.ts';
 import { OpsRuntime } from './ops/executor/runtime.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
@@ -28,9 +29,18 @@ export class App {
   private knex: Knex | undefined;
   private registryReady: Promise<Registry> | undefined;
   private opsReady: Promise<OpsRuntime> | undefined;
+  /** Secret values this process has seen, cut out of every log line. */
+  readonly secrets = new SecretValues();
+  readonly log: Logger;
 
-  constructor(readonly config: Config, urls?: ServiceUrls) {
+  constructor(readonly config: Config, urls?: ServiceUrls, defaultLogLevel: LogLevel = 'error') {
     this.urls = urls ?? serviceUrls(config);
+    this.log = createLogger(config, this.secrets, defaultLogLevel);
+  }
+
+  /** A long-running verb (start, worker) logs at info unless the configuration sets a level. */
+  logRunsAt(level: LogLevel): void {
+    if (!this.config.log.level) this.log.level = level;
   }
 
   get masterDb(): Knex {
@@ -56,7 +66,7 @@ export class App {
   ops(): Promise<OpsRuntime> {
     this.opsReady ??= (async () => {
       const registry = await this.registry();
-      const runtime = new OpsRuntime(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry);
+      const runtime = new OpsRuntime(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry, this.log, this.secrets);
       try {
         await runtime.store.migrate();
       } catch (err) {
@@ -84,7 +94,8 @@ export class App {
   async close(): Promise<void> {
     const ops = this.opsReady;
     this.opsReady = undefined;
-    await ops?.then((o) => o.close(), () => {});
+    // A runtime that failed to open has closed what it opened, and its error went to whoever asked for it.
+    await ops?.then((o) => o.close(), (err: unknown) => this.log.debug({ ...errorFields(err) }, 'the executor never opened'));
     await this.knex?.destroy();
     this.knex = undefined;
     this.registryReady = undefined;

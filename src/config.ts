@@ -60,8 +60,16 @@ export interface Config {
   /** Keys that keep secret parameters encrypted while their run waits; the first seals, all open. */
   secretKeys: SecretKey[];
   /** Slack credentials: HTTP mode needs the bot token and signing secret; Socket Mode the bot and app tokens. */
-  slack: { botToken: string | undefined; signingSecret: string | undefined; appToken: string | undefined; port: number };
+  slack: { botToken: string | undefined; signingSecret: string | undefined; appToken: string | undefined; port: number; apiUrl: string };
+  /** JSON lines at this level and above; unset, the long-running verbs log at info and the others only errors. */
+  log: { level: LogLevel | undefined; file: string | undefined };
 }
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** Slack's own Web API address. */
+export const SLACK_API_URL = 'https://slack.com/api/';
 
 export class ConfigError extends OpsError {
   constructor(message: string, hint?: string) {
@@ -137,6 +145,16 @@ export const SETTINGS = {
     if (!v.startsWith('xapp-')) throw new Error();
     return v;
   }),
+  slackApiUrl: setting('SLACK_API_URL', 'slack.api_url', "the Slack Web API's address, ending in /api/ (a staging proxy or a recording server)", (v) => {
+    const url = tryUrl(v);
+    if (!url || !/^https?:$/.test(url.protocol) || !v.endsWith('/')) throw new Error();
+    return v;
+  }),
+  logLevel: setting('LOG_LEVEL', 'log.level', `one of ${LOG_LEVELS.join(', ')}`, (v) => {
+    if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new Error();
+    return v as LogLevel;
+  }),
+  logFile: setting('VMOODLE_LOG_FILE', 'log.file', 'the path of a file the log is appended to (default: standard error)', (v) => resolve(v)),
   slackPort: setting('SLACK_PORT', 'slack.port', 'a TCP port from 1 to 65535', wholeNumber(1, 65_535)),
   rbacFile: setting('VMOODLE_RBAC', 'rbac_file', 'the path of the RBAC YAML file', (v) => {
     const path = resolve(v);
@@ -265,7 +283,9 @@ export function loadConfig(env: Source = process.env): Config {
       signingSecret: get(SETTINGS.slackSigningSecret),
       appToken: get(SETTINGS.slackAppToken),
       port: get(SETTINGS.slackPort) ?? 3000,
+      apiUrl: get(SETTINGS.slackApiUrl) ?? SLACK_API_URL,
     },
+    log: { level: get(SETTINGS.logLevel), file: get(SETTINGS.logFile) },
     approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30, cli: get(SETTINGS.approvalCli) ?? 'off' },
     secretKeys: get(SETTINGS.secretKeys) ?? [],
   };

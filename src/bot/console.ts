@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { App } from '../app.ts';
 import type { CliIO } from '../cli/output.ts';
 import { approvalPolicy } from '../ops/executor/approvals.ts';
-import { FINAL_STATES } from '../ops/executor/store.ts';
+import { FINAL_STATES } from '../ops/executor/run-model.ts';
 import { Rbac } from './rbac.ts';
 import { Router, statusText, type Reply } from './router.ts';
 

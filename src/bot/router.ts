@@ -9,7 +9,7 @@ import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval
 import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/control.ts';
 import { describeError } from '../ops/moodle/db-errors.ts';
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
-import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/store.ts';
+import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import type { Fleet } from '../registry/fleet.ts';
 import { leftOutLine, resolveTargets } from '../registry/selector.ts';
 import type { Rbac } from './rbac.ts';

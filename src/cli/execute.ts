@@ -5,7 +5,7 @@ import { cancelRun, startRun } from '../ops/executor/control.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { ProgressEvent } from '../ops/executor/progress.ts';
 import type { OpsRuntime } from '../ops/executor/runtime.ts';
-import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../ops/executor/store.ts';
+import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import { ExecutorWorker } from '../ops/executor/worker.ts';
 import { UsageError } from '../errors.ts';
 import type { CliContext } from './context.ts';

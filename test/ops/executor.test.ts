@@ -7,7 +7,7 @@ import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { cancelRun, goRun, revertRun, startRun } from '../../src/ops/executor/control.ts';
 import { createPlan, type PlanRequest } from '../../src/ops/executor/planner.ts';
 import type { OpsRuntime } from '../../src/ops/executor/runtime.ts';
-import { FINAL_STATES, type RunRow, type TargetRow } from '../../src/ops/executor/store.ts';
+import { FINAL_STATES, type RunRow, type TargetRow } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';

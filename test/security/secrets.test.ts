@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { startRun } from '../../src/ops/executor/control.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
-import { FINAL_STATES } from '../../src/ops/executor/store.ts';
+import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
 import { leaseMoodleDatabase, serverConnection, thinInstances, createDatabase, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';

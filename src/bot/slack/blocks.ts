@@ -1,5 +1,5 @@
 import type { KnownBlock, View } from '@slack/types';
-import type { RunRow } from '../../ops/executor/store.ts';
+import type { RunRow } from '../../ops/executor/run-model.ts';
 import { fitSection, SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';
 

@@ -1,7 +1,7 @@
 import type { WebClient } from '@slack/web-api';
 import { findCommand } from '../../ops/catalog/index.ts';
 import type { OpsRuntime } from '../../ops/executor/runtime.ts';
-import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../../ops/executor/store.ts';
+import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
 import { statusText } from '../router.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';

@@ -75,7 +75,7 @@ export const multiSql: CommandDef = {
         try {
           total += affected(await execute(conn, target, statement, p));
         } catch (err) {
-          if (transactional) await conn.rollback().catch(() => {});
+          if (transactional) await ctx.moodle.rollback(conn);
           const kept = transactional ? 'nothing was changed (rolled back)' : i > 0 ? `statements 1 to ${i} stay applied (statement ${ddl + 1} commits implicitly, so no transaction)` : 'nothing was changed';
           throw Object.assign(new Error(`statement ${i + 1} of ${statements.length} failed: ${describeError(err)}; ${kept}`), { code: (err as { code?: string }).code, errno: (err as { errno?: number }).errno });
         }

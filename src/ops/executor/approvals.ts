@@ -2,7 +2,7 @@ import { OpsError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
 import { startRun } from './control.ts';
 import type { OpsRuntime } from './runtime.ts';
-import type { RunRow } from './store.ts';
+import type { RunRow } from './run-model.ts';
 
 export interface ApprovalPolicy {
   /** A write to more targets than this needs a second person, destructive or not. */

@@ -7,7 +7,7 @@ import { serverKey } from '../moodle/target.ts';
 import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { ParamError, resolveParams, secretNames } from '../params.ts';
 import { QUEUE_NAME, type OpsRuntime } from './runtime.ts';
-import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './store.ts';
+import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './run-model.ts';
 
 export class RunControlError extends OpsError {
   constructor(message: string, hint?: string) {
@@ -17,7 +17,9 @@ export class RunControlError extends OpsError {
 
 /** The run's parameters with its secret ones opened and put back, for the executor only (masked once it ended). */
 export function runParams(rt: OpsRuntime, run: RunRow): Params {
-  return { ...JSON.parse(run.params), ...(run.secret_params ? JSON.parse(rt.keyring.open(run.secret_params)) : {}) };
+  const secrets: Record<string, string> = run.secret_params ? JSON.parse(rt.keyring.open(run.secret_params)) : {};
+  rt.secrets.add(...Object.values(secrets));
+  return { ...JSON.parse(run.params), ...secrets };
 }
 
 /** One target's parameters; a masked secret is never handed to a command as if it were the value. */

@@ -10,7 +10,7 @@ import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
 import type { OpsRuntime } from './runtime.ts';
-import type { NewTarget, RunRow, TargetRow } from './store.ts';
+import type { NewTarget, RunRow, TargetRow } from './run-model.ts';
 
 export interface PlanRequest {
   command: string;
@@ -194,6 +194,7 @@ export interface StoredPlanInput {
 export async function storePlan(rt: OpsRuntime, input: StoredPlanInput): Promise<Plan> {
   const { command, params, keyId } = input;
   const secrets = secretParams(command, params);
+  rt.secrets.add(...Object.values(secrets));
   const runId = await rt.store.createRun(
     {
       parent_id: input.parentId,

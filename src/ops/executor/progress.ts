@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { ExecutorKeys } from './keys.ts';
-import type { RunState, TargetStatus } from './store.ts';
+import type { RunState, TargetStatus } from './run-model.ts';
 
 /** What a front end hears about a run: each target's result as it lands, and state changes. Never a secret. */
 export type ProgressEvent =

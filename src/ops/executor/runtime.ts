@@ -4,6 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import type { Registry } from '../../registry/registry.ts';
+import type { Logger, SecretValues } from '../../log.ts';
 import { Keyring } from '../keyring.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
@@ -38,9 +39,11 @@ export class OpsRuntime {
     readonly mysqlUrl: string,
     masterDb: Knex,
     readonly registry: Registry,
+    readonly log: Logger,
+    readonly secrets: SecretValues,
   ) {
     this.store = new RunStore(masterDb, config.executor.tablePrefix);
-    this.moodle = new MoodleAccess({ perServer: config.executor.perServer, connectTimeoutMs: 5_000 });
+    this.moodle = new MoodleAccess({ perServer: config.executor.perServer, connectTimeoutMs: 5_000, log: log.child({ component: 'moodle' }) });
     this.redis = redisConnection(redisUrl);
     this.keys = new ExecutorKeys(config.executor.queuePrefix);
     this.gate = new Gate(this.redis, this.keys);
@@ -63,6 +66,7 @@ export class OpsRuntime {
     if (host.kind === 'master') return masterTarget(host, this.config, this.mysqlUrl);
     const instance = fleet.instances.find((i) => i.id === host.id);
     if (!instance) throw new TargetError(`instance ${host.shortname} is no longer in the registry`);
+    this.secrets.add(instance.vdbpass);
     return instanceTarget(host, instance);
   }
 

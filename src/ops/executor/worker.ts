@@ -5,9 +5,10 @@ import type { MoodleTarget } from '../moodle/target.ts';
 import { targetParams } from './control.ts';
 import { sourceHostOf } from './planner.ts';
 import { OpsError } from '../../errors.ts';
+import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
 import { QUEUE_NAME, redisConnection, type OpsRuntime } from './runtime.ts';
-import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './store.ts';
+import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 interface TargetJob {
   runId: number;
@@ -55,8 +56,10 @@ export class ExecutorWorker {
   private readonly contexts = new Map<number, { context: Promise<RunContext>; loadedAt: number }>();
   private readonly connection: ReturnType<typeof redisConnection>;
   readonly worker: Worker;
+  private readonly log: Logger;
 
   constructor(private readonly rt: OpsRuntime) {
+    this.log = rt.log.child({ component: 'worker' });
     const { concurrency, lockDuration, stalledInterval, queuePrefix } = rt.config.executor;
     this.connection = redisConnection(rt.redisUrl);
     this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job as Job<TargetJob>, token), {
@@ -68,7 +71,8 @@ export class ExecutorWorker {
       maxStalledCount: 2,
       name: `vmoodle-ops@${rt.config.node}`,
     });
-    this.worker.on('error', () => {});
+    // BullMQ reports Redis and lock troubles here; its jobs are retried or moved to another worker on their own.
+    this.worker.on('error', (err) => this.log.error({ ...errorFields(err) }, 'queue error'));
   }
 
   private async process(job: Job<TargetJob>, token: string | undefined): Promise<unknown> {
@@ -105,6 +109,7 @@ export class ExecutorWorker {
           return this.rt.moodleTarget(fleet, host);
         }),
       }]));
+      this.log.info({ run: run.id, command: run.command, targets: rows.length, requestedBy: run.requested_by }, 'run picked up');
       return { run, command: findCommand(run.command), source, targets };
     })();
     this.contexts.set(runId, { context: ctx, loadedAt: now });
@@ -115,6 +120,7 @@ export class ExecutorWorker {
   private async record(ctx: RunContext, row: TargetRow, result: TargetResult & { old_known?: boolean }, job?: Job): Promise<void> {
     await this.rt.store.recordFinal(row.id, job ? { ...result, attempts: job.attemptsMade + 1 } : result);
     if (!DONE_OK.includes(result.status) && !WARNING.includes(result.status) && !NOT_STARTED.includes(result.status)) {
+      this.log.warn({ run: ctx.run.id, target: row.shortname, status: result.status, message: result.message }, 'target did not succeed');
       await this.rt.gate.countFailure(ctx.run.id);
     }
     await this.rt.progress.publish(ctx.run.id, { type: 'target', targetId: row.id, shortname: row.shortname, status: result.status, message: result.message ?? null });
@@ -226,6 +232,7 @@ export class ExecutorWorker {
     const cancelled = (await this.rt.redis.exists(this.rt.keys.cancel(runId))) === 1;
     const state = finalState(final, cancelled);
     if (await this.rt.store.transition(runId, ['running', 'cancelling'], state, { finished_at: Date.now(), summary: JSON.stringify(final) })) {
+      this.log.info({ run: runId, state, counts: final }, 'run ended');
       await this.rt.progress.publish(runId, { type: 'state', state });
     }
     this.contexts.delete(runId);

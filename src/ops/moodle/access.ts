@@ -1,12 +1,14 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import mysql, { type Pool, type PoolConnection } from 'mysql2/promise';
 import { qualifiedTable } from '../../db/identifiers.ts';
+import { errorFields, silentLogger, type Logger } from '../../log.ts';
 import { serverKey, type MoodleTarget } from './target.ts';
 
 export interface AccessOptions {
   /** Connections at most per DB server, whatever the logins; well under MariaDB's default max_connections of 151. */
   perServer: number;
   connectTimeoutMs: number;
+  log?: Logger;
 }
 
 export const DEFAULT_ACCESS: AccessOptions = { perServer: 20, connectTimeoutMs: 5_000 };
@@ -31,7 +33,24 @@ export class MoodleAccess {
   private peak = 0;
   private open = 0;
 
-  constructor(private readonly options: AccessOptions = DEFAULT_ACCESS) {}
+  private readonly log: Logger;
+
+  constructor(private readonly options: AccessOptions = DEFAULT_ACCESS) {
+    this.log = options.log ?? silentLogger();
+  }
+
+  /**
+   * Rolls back after a failure, which stays the error reported. A rollback that fails too (the connection broke) is
+   * logged, and the connection is destroyed rather than handed back to the pool mid-transaction.
+   */
+  async rollback(conn: PoolConnection): Promise<void> {
+    try {
+      await conn.rollback();
+    } catch (err) {
+      this.log.warn({ ...errorFields(err) }, 'rollback after a failure failed too; the connection is dropped');
+      conn.destroy();
+    }
+  }
 
   private poolKey(target: MoodleTarget): string {
     const credentials = createHmac('sha256', this.poolSecret).update(`${target.db.user}\0${target.db.password ?? ''}`).digest('hex');
@@ -115,7 +134,7 @@ export class MoodleAccess {
         await conn.commit();
         return result;
       } catch (err) {
-        await conn.rollback().catch(() => {});
+        await this.rollback(conn);
         throw err;
       }
     });

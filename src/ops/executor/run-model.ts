@@ -1,0 +1,101 @@
+/** A run as the audit stores it and every front end shows it: its states, its targets' statuses and rows. */
+export const RUN_STATES = ['planned', 'awaiting_approval', 'running', 'cancelling', 'succeeded', 'partly_failed', 'failed', 'cancelled'] as const;
+export type RunState = (typeof RUN_STATES)[number];
+export const FINAL_STATES: readonly RunState[] = ['succeeded', 'partly_failed', 'failed', 'cancelled'];
+
+/** What became of one target. */
+export type TargetStatus =
+  | 'pending'
+  | 'applying'
+  | 'retrying'
+  | 'applied'
+  | 'applied_cache_not_purged'
+  | 'already_applied'
+  | 'conflict'
+  | 'failed'
+  | 'interrupted'
+  | 'cancelled'
+  | 'skipped';
+
+export const DONE_OK: readonly TargetStatus[] = ['applied', 'already_applied'];
+export const WARNING: readonly TargetStatus[] = ['applied_cache_not_purged'];
+export const NOT_STARTED: readonly TargetStatus[] = ['cancelled', 'skipped'];
+export const FINAL_TARGET: readonly TargetStatus[] = [...DONE_OK, ...WARNING, ...NOT_STARTED, 'conflict', 'failed', 'interrupted'];
+
+export interface RunRow {
+  id: number;
+  parent_id: number | null;
+  kind: 'run' | 'retry' | 'revert';
+  command: string;
+  params: string;
+  /** The secret parameters, sealed under key_id while the run can still start; empty once it has ended. */
+  secret_params: string;
+  key_id: string | null;
+  selector: string;
+  source: string;
+  plan_hash: string;
+  state: RunState;
+  requested_by: string;
+  via: string;
+  canary: number;
+  canary_open: number | boolean;
+  max_failures: number;
+  target_count: number;
+  destructive: number | boolean;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+  summary: string | null;
+}
+
+export interface TargetRow {
+  id: number;
+  run_id: number;
+  position: number;
+  host_kind: 'instance' | 'master';
+  host_id: number;
+  shortname: string;
+  wwwroot: string;
+  db_server: string;
+  db_name: string;
+  db_prefix: string;
+  preview_old: string | null;
+  preview_new: string | null;
+  preview_note: string | null;
+  /** Parameters of this target alone (a revert's old value), over the run's. */
+  params: string | null;
+  sensitive: number | boolean;
+  old_hash: string | null;
+  old_known: number | boolean;
+  status: TargetStatus;
+  old_value: string | null;
+  new_value: string | null;
+  message: string | null;
+  returned_value: string | null;
+  attempts: number;
+  duration_ms: number | null;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+export type NewRun = Omit<RunRow, 'id' | 'created_at' | 'started_at' | 'finished_at' | 'summary' | 'canary_open'>;
+export type NewTarget = Omit<TargetRow, 'id' | 'run_id' | 'status' | 'old_value' | 'new_value' | 'message' | 'returned_value' | 'attempts' | 'duration_ms' | 'started_at' | 'finished_at'>;
+
+export interface TargetResult {
+  status: TargetStatus;
+  started_at?: number;
+  old_value?: string | null;
+  new_value?: string | null;
+  message?: string | null;
+  returned_value?: string | null;
+  duration_ms?: number;
+}
+
+export type StatusCounts = Partial<Record<TargetStatus, number>>;
+
+export interface RunEvent {
+  kind: string;
+  actor: string;
+  at: number;
+  detail: string | null;
+}

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
-import { App } from '../src/app.ts';
+import { Backend } from '../src/backend.ts';
 import { loadConfig } from '../src/config.ts';
 import { parseMysqlUrl, type MysqlServer } from '../src/db/mysql-url.ts';
-import { startRun } from '../src/ops/executor/control.ts';
+import { startRun } from '../src/ops/executor/run-actions.ts';
 import { createPlan, mapLimit } from '../src/ops/executor/planner.ts';
-import type { OpsRuntime } from '../src/ops/executor/runtime.ts';
+import type { RunServices } from '../src/ops/executor/run-services.ts';
 import { FINAL_STATES } from '../src/ops/executor/run-model.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
@@ -44,8 +44,8 @@ function sampleConnections(conn: mysql.Connection) {
 }
 
 export interface BenchFleet {
-  app: App;
-  rt: OpsRuntime;
+  app: Backend;
+  rt: RunServices;
   server: MysqlServer;
   /** Where target i lives. */
   instance(i: number): { db: string; prefix: string; datapath: string };
@@ -76,7 +76,7 @@ export async function withBenchFleet(label: string, work: (fleet: BenchFleet) =>
         ...process.env, MYSQL_URL: url, VMOODLE_DATA_DIR: dataRoot, VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
         VMOODLE_QUEUE_PREFIX: queuePrefix, VMOODLE_WORKER_CONCURRENCY: String(PER_SERVER), VMOODLE_DB_SERVER_CAP: String(PER_SERVER),
       };
-      const app = new App(loadConfig(env));
+      const app = new Backend(loadConfig(env));
       const rt = await app.ops();
       const rows = Array.from({ length: TARGETS }, (_, i) => {
         const { db, prefix, datapath } = instance(i);

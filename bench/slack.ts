@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import { App as BoltApp, HTTPReceiver, LogLevel } from '@slack/bolt';
 import Table from 'cli-table3';
-import { App } from '../src/app.ts';
+import { Backend } from '../src/backend.ts';
 import { Rbac } from '../src/bot/rbac.ts';
 import { startSlackBot } from '../src/bot/slack/app.ts';
 import { loadConfig } from '../src/config.ts';
@@ -45,7 +45,7 @@ export async function benchSlack(): Promise<void> {
   await api.start();
   const table = new Table({ head: ['measure', 'bot', 'bare Bolt', 'goal', 'met'], style: { head: [], border: [] } });
   await withScratchDatabase('slack', async (url) => {
-    const app = new App(loadConfig({ ...process.env, MYSQL_URL: url, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: `vmops-bench-slack-${process.pid}` }));
+    const app = new Backend(loadConfig({ ...process.env, MYSQL_URL: url, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: `vmops-bench-slack-${process.pid}` }));
     const registry = await app.registry();
     await app.masterDb.batchInsert(registry.table, Array.from({ length: 200 }, (_, i) => fieldsToRow({
       ...INSTANCE_DEFAULTS, name: `B${i}`, shortname: `b${i}`, vhostname: `https://b${i}.bench.example.org`, vdbname: `m${i}`, vdatapath: `/srv/b${i}`,

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { App } from './app.ts';
+import { Backend } from './backend.ts';
 import { registerInstances } from './cli/instances.ts';
 import { makeContext, type CliContext } from './cli/context.ts';
 import { errorReport, EXIT_USAGE, exitCodeOf } from './errors.ts';
@@ -14,7 +14,7 @@ import { registerStart } from './cli/start.ts';
 import { loadConfig } from './config.ts';
 import type { ServiceUrls } from './services/index.ts';
 
-export function buildProgram(io: CliIO, app: () => App): { program: Command; ctx: CliContext } {
+export function buildProgram(io: CliIO, app: () => Backend): { program: Command; ctx: CliContext } {
   const program = new Command('vmoodle')
     .description('Operate a fleet of Moodle sites: VMoodle registry, target selection and broadcast commands.')
     .option('--json', 'machine-readable output')
@@ -42,8 +42,8 @@ export function buildProgram(io: CliIO, app: () => App): { program: Command; ctx
  * exit code of the error's code (2 for every malformed command line). Nothing is thrown.
  */
 export async function main(argv: string[], io: CliIO = processIO(), urls?: ServiceUrls): Promise<number> {
-  let app: App | undefined;
-  const { program, ctx } = buildProgram(io, () => (app ??= new App(loadConfig(io.env), urls)));
+  let app: Backend | undefined;
+  const { program, ctx } = buildProgram(io, () => (app ??= new Backend(loadConfig(io.env), urls)));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return ctx.exitCode;

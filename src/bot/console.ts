@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
-import type { App } from '../app.ts';
+import type { Backend } from '../backend.ts';
 import type { CliIO } from '../cli/output.ts';
 import { approvalPolicy } from '../ops/executor/approvals.ts';
 import { FINAL_STATES } from '../ops/executor/run-model.ts';
@@ -12,12 +12,12 @@ import { Router, statusText, type Reply } from './router.ts';
  * refused, so nobody approves their own run. Without one it is a one-person demo: its own user may do everything,
  * and `as approver`, `as operator` or `as viewer` tries the loop with those roles on one terminal.
  */
-export function consoleRbac(app: App): { rbac: Rbac; demo: boolean } {
+export function consoleRbac(app: Backend): { rbac: Rbac; demo: boolean } {
   if (app.config.rbacFile) return { rbac: Rbac.fromFile(app.config.rbacFile), demo: false };
   return { rbac: new Rbac({ roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] } }), demo: true };
 }
 
-async function follow(io: CliIO, app: App, reply: Reply): Promise<void> {
+async function follow(io: CliIO, app: Backend, reply: Reply): Promise<void> {
   const run = reply.follow;
   if (!run) return;
   const rt = await app.ops();
@@ -46,7 +46,7 @@ async function follow(io: CliIO, app: App, reply: Reply): Promise<void> {
  * A terminal chat: each line is a `/vmoodle` line (the leading `/vmoodle` may be left out), handled by the same
  * router as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
  */
-export async function consoleChat(io: CliIO, app: App, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+export async function consoleChat(io: CliIO, app: Backend, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
   const { rbac, demo } = consoleRbac(app);
   const router = new Router(app, rbac, approvalPolicy(app.config), 'console');
   let actor = userInfo().username;

@@ -1,12 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import parseArgs from 'string-argv';
-import type { App } from '../app.ts';
-import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
-import { mergeParameters, parseAssignments, parseAttributes } from '../ops/attributes.ts';
+import type { Backend } from '../backend.ts';
+import { addTargetOptions, selectorFrom } from '../verbs/target-flags.ts';
+import { mergeParameters, parseAssignments, parseAttributes } from '../ops/param-words.ts';
 import { CATALOG, findCommand } from '../ops/catalog/index.ts';
 import { accessCategory } from '../ops/command.ts';
 import { approveRun, confirmationText, needsApproval, rejectRun, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
-import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/control.ts';
+import { cancelRun, goRun, retryRun, revertRun, startRun } from '../ops/executor/run-actions.ts';
 import { describeError } from '../ops/moodle/db-errors.ts';
 import { createPlan, type Plan } from '../ops/executor/planner.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
@@ -46,7 +46,7 @@ export class Router {
   private fleetCache: { at: number; fleet: Promise<Fleet> } | undefined;
 
   constructor(
-    private readonly app: App,
+    private readonly app: Backend,
     private readonly rbac: Rbac,
     private readonly policy: ApprovalPolicy,
     private readonly via: 'console' | 'slack',

@@ -1,17 +1,17 @@
 import type { Command } from 'commander';
-import type { App } from '../app.ts';
+import type { Backend } from '../backend.ts';
 import { Output, type CliIO } from './output.ts';
 
-/** What every verb gets: the process's App (opened on first use) and an Output that honours --json. */
+/** What every verb gets: the process's Backend (opened on first use) and an Output that honours --json. */
 export interface CliContext {
   io: CliIO;
-  app(): App;
+  app(): Backend;
   output(cmd: Command): Output;
   /** The exit code when the command itself did not fail (a run with failed targets returns 1). */
   exitCode: number;
 }
 
-export function makeContext(io: CliIO, app: () => App): CliContext {
+export function makeContext(io: CliIO, app: () => Backend): CliContext {
   return {
     io,
     app,

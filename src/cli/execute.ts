@@ -1,10 +1,10 @@
 import { userInfo } from 'node:os';
 import { SingleBar } from 'cli-progress';
 import { approvalPolicy, confirmationText, expireApprovals, needsApproval, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
-import { cancelRun, startRun } from '../ops/executor/control.ts';
+import { cancelRun, startRun } from '../ops/executor/run-actions.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { ProgressEvent } from '../ops/executor/progress.ts';
-import type { OpsRuntime } from '../ops/executor/runtime.ts';
+import type { RunServices } from '../ops/executor/run-services.ts';
 import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import { ExecutorWorker } from '../ops/executor/worker.ts';
 import { UsageError } from '../errors.ts';
@@ -44,7 +44,7 @@ export interface ExecuteOptions {
  * Confirms a stored plan (a prompt on a terminal, --yes otherwise; a destructive one needs --confirm=<target
  * count>), starts it, and unless detached follows it to the end, printing progress and the results.
  */
-export async function executePlan(ctx: CliContext, out: Output, rt: OpsRuntime, plan: Plan, opts: ExecuteOptions): Promise<void> {
+export async function executePlan(ctx: CliContext, out: Output, rt: RunServices, plan: Plan, opts: ExecuteOptions): Promise<void> {
   const { run } = plan;
   const count = plan.targets.length;
   const refuse = async (message: string) => {
@@ -83,7 +83,7 @@ const APPROVAL_POLL_MS = 1000;
  * With `approval.cli: require`, a CLI write above the approval policy waits for a second person in chat, as one
  * planned in chat does; detached, it returns at once and the approval starts it.
  */
-async function awaitChatApproval(ctx: CliContext, out: Output, rt: OpsRuntime, plan: Plan, policy: ApprovalPolicy, opts: ExecuteOptions): Promise<void> {
+async function awaitChatApproval(ctx: CliContext, out: Output, rt: RunServices, plan: Plan, policy: ApprovalPolicy, opts: ExecuteOptions): Promise<void> {
   const { run } = plan;
   await requestApproval(rt, run.id, cliActor());
   const expected = await confirmationText(rt, run);
@@ -103,7 +103,7 @@ async function awaitChatApproval(ctx: CliContext, out: Output, rt: OpsRuntime, p
 }
 
 /** Waits for a run to end, with a worker of its own when no worker serves the queue, and prints the outcome. */
-export async function followRun(ctx: CliContext, out: Output, rt: OpsRuntime, runId: number, total: number): Promise<void> {
+export async function followRun(ctx: CliContext, out: Output, rt: RunServices, runId: number, total: number): Promise<void> {
   const local = (await rt.queue.getWorkersCount()) === 0 ? new ExecutorWorker(rt) : undefined;
   if (local) out.line('No worker is running: this command runs the targets itself.');
   const bar = ctx.io.tty && !out.json ? new SingleBar({ format: 'targets [{bar}] {value}/{total} {failed} failed', stream: process.stderr }) : undefined;

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { mergeParameters, parseAssignments, parseAttributes } from '../ops/attributes.ts';
+import { mergeParameters, parseAssignments, parseAttributes } from '../ops/param-words.ts';
 import { createPlan } from '../ops/executor/planner.ts';
 import { UsageError } from '../errors.ts';
 import type { CliContext } from './context.ts';
 import { cliActor, executePlan, printPlan } from './execute.ts';
 import { hostJson, printSelection, selectTargets } from './showtargets.ts';
 import { leftOutLine } from '../registry/selector.ts';
-import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
+import { addTargetOptions, selectorFrom } from '../verbs/target-flags.ts';
 
 const wholeNumber = (flag: string) => (value: string) => {
   if (!/^\d+$/.test(value)) throw new UsageError(`${flag} takes a whole number`);

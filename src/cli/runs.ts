@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { cancelRun, goRun, retryRun, revertRun } from '../ops/executor/control.ts';
-import { parseAssignments } from '../ops/attributes.ts';
+import { cancelRun, goRun, retryRun, revertRun } from '../ops/executor/run-actions.ts';
+import { parseAssignments } from '../ops/param-words.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import type { OpsRuntime } from '../ops/executor/runtime.ts';
+import type { RunServices } from '../ops/executor/run-services.ts';
 import type { CliContext } from './context.ts';
 import { cliActor, executePlan, followRun, printPlan, reportRun } from './execute.ts';
 
@@ -76,7 +76,7 @@ export function registerRuns(program: Command, ctx: CliContext): void {
     .option('-y, --yes', 'run without asking')
     .option('--confirm <count>', 'for a destructive command: the number of targets')
     .option('--detach', 'start the run and return');
-  const execute = async (cmd: Command, make: (rt: OpsRuntime) => Promise<Plan>) => {
+  const execute = async (cmd: Command, make: (rt: RunServices) => Promise<Plan>) => {
     const out = ctx.output(cmd);
     const rt = await ctx.app().ops();
     const plan = await make(rt);

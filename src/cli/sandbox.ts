@@ -1,15 +1,15 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { createSandbox, ensureSandboxMaster } from '../sandbox/fleet.ts';
-import type { App } from '../app.ts';
+import type { Backend } from '../backend.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 
 /** Restores the sandbox master when needed, then adds `count` instances. */
-export async function prepareSandboxMaster(app: App, out: Output): Promise<void> {
+export async function prepareSandboxMaster(app: Backend, out: Output): Promise<void> {
   if (app.config.sandbox) await ensureSandboxMaster({ config: app.config, mysqlUrl: app.urls.mysqlUrl, log: (l) => out.line(l) });
 }
 
-export async function buildSandbox(app: App, out: Output, count: number) {
+export async function buildSandbox(app: Backend, out: Output, count: number) {
   await prepareSandboxMaster(app, out);
   return createSandbox({ config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l) => out.line(l) }, count);
 }

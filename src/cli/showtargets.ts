@@ -3,7 +3,7 @@ import type { Host } from '../registry/fleet.ts';
 import { leftOutLine, resolveTargets, type Selection, type Selector } from '../registry/selector.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
-import { addTargetOptions, selectorFrom } from '../grammar/target-options.ts';
+import { addTargetOptions, selectorFrom } from '../verbs/target-flags.ts';
 
 export async function selectTargets(ctx: CliContext, selector: Selector): Promise<Selection> {
   const fleet = await (await ctx.app().registry()).loadFleet();

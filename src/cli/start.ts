@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { App } from '../app.ts';
+import { Backend } from '../backend.ts';
 import { consoleChat } from '../bot/console.ts';
 import { Rbac } from '../bot/rbac.ts';
 import { startSlackBot } from '../bot/slack/app.ts';
@@ -13,7 +13,7 @@ import type { Output } from './output.ts';
 import { buildSandbox, prepareSandboxMaster } from './sandbox.ts';
 
 /** With Slack credentials the product serves Slack (HTTP or Socket Mode) until it is stopped. */
-async function serveSlack(app: App, out: Output): Promise<void> {
+async function serveSlack(app: Backend, out: Output): Promise<void> {
   const { slack } = app.config;
   if (!app.config.rbacFile) throw new Error('serving Slack needs VMOODLE_RBAC: without it nobody would have access');
   const bot = await startSlackBot(app, Rbac.fromFile(app.config.rbacFile), approvalPolicy(app.config), {
@@ -43,7 +43,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       const out = ctx.output(cmd);
       const config = loadConfig(ctx.io.env);
       const services = await ensureServices(config);
-      const app = new App(config, services);
+      const app = new Backend(config, services);
       try {
         for (const server of services.started) out.line(`Started a private ${server.name} at ${server.url} (stopped on exit)`);
         for (const warning of services.warnings) out.line(`Warning: ${warning}`);

@@ -4,9 +4,9 @@ import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
-import { cancelRun, goRun, revertRun, startRun } from '../../src/ops/executor/control.ts';
+import { cancelRun, goRun, revertRun, startRun } from '../../src/ops/executor/run-actions.ts';
 import { createPlan, type PlanRequest } from '../../src/ops/executor/planner.ts';
-import type { OpsRuntime } from '../../src/ops/executor/runtime.ts';
+import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { FINAL_STATES, type RunRow, type TargetRow } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
@@ -22,12 +22,12 @@ const request = (command: string, params: Record<string, string>, hosts: string[
   command, params, selector: { tohosts: hosts }, requestedBy: 'tester', via: 'cli', ...extra,
 });
 
-async function waitForRun(rt: OpsRuntime, runId: number): Promise<{ run: RunRow; targets: TargetRow[] }> {
+async function waitForRun(rt: RunServices, runId: number): Promise<{ run: RunRow; targets: TargetRow[] }> {
   await rt.progress.follow(runId, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
   return { run: await rt.store.getRun(runId), targets: await rt.store.getTargets(runId) };
 }
 
-async function plannedAndStarted(rt: OpsRuntime, req: PlanRequest) {
+async function plannedAndStarted(rt: RunServices, req: PlanRequest) {
   const plan = await createPlan(rt, req);
   await startRun(rt, plan.run.id, 'tester', plan.run.plan_hash);
   return waitForRun(rt, plan.run.id);

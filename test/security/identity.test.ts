@@ -3,7 +3,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { App } from '../../src/app.ts';
+import { Backend } from '../../src/backend.ts';
 import { consoleChat } from '../../src/bot/console.ts';
 import { Rbac } from '../../src/bot/rbac.ts';
 import { Router } from '../../src/bot/router.ts';
@@ -18,7 +18,7 @@ const me = userInfo().username;
 /** Types the lines into the terminal chat, in this process, and returns what it showed. */
 async function chat(env: Record<string, string | undefined>, lines: string[]): Promise<string> {
   let out = '';
-  const app = new App(loadConfig(env));
+  const app = new Backend(loadConfig(env));
   try {
     await consoleChat({ stdout: (t) => void (out += t), stderr: (t) => void (out += t), env }, app, Readable.from([`${lines.join('\n')}\nquit\n`]));
   } finally {

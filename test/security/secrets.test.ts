@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { App } from '../../src/app.ts';
+import { Backend } from '../../src/backend.ts';
 import { loadConfig } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
-import { startRun } from '../../src/ops/executor/control.ts';
+import { startRun } from '../../src/ops/executor/run-actions.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
@@ -132,7 +132,7 @@ describe.runIf(testServices().moodleDump)('secrets at rest', () => {
     const plan = await createPlan(fx.rt, { command: 'generic/setconfig', params: { key: 'smtppass', value: `${NEW}z` }, selector: { tohosts: ['alpha'] }, requestedBy: 'tester', via: 'cli' });
     const oldKey = fx.env.VMOODLE_SECRET_KEYS as string;
     expect(plan.run.key_id).toBe(oldKey.split(':')[0]);
-    const rotated = new App(loadConfig({ ...fx.env, VMOODLE_SECRET_KEYS: `k2:${randomBytes(32).toString('base64')},${oldKey}` }));
+    const rotated = new Backend(loadConfig({ ...fx.env, VMOODLE_SECRET_KEYS: `k2:${randomBytes(32).toString('base64')},${oldKey}` }));
     try {
       const rt = await rotated.ops();
       const { started } = await startRun(rt, plan.run.id, 'tester', plan.run.plan_hash);

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll } from 'vitest';
-import { App } from '../../src/app.ts';
+import { Backend } from '../../src/backend.ts';
 import { loadConfig } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
-import type { OpsRuntime } from '../../src/ops/executor/runtime.ts';
+import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../../src/registry/instance.ts';
 import { createDatabase, thinInstances, type TestDatabase } from './databases.ts';
@@ -14,8 +14,8 @@ import { testServices } from './services.ts';
 
 export interface OpsFixture {
   env: Record<string, string | undefined>;
-  app: App;
-  rt: OpsRuntime;
+  app: Backend;
+  rt: RunServices;
   master: TestDatabase;
   dataDir: string;
 }
@@ -42,7 +42,7 @@ export async function opsFixture(label: string, master?: TestDatabase, extraEnv:
     ...extraEnv,
   };
   mkdirSync(env.VMOODLE_MASTER_DATAROOT, { recursive: true });
-  const app = new App(loadConfig(env));
+  const app = new Backend(loadConfig(env));
   const rt = await app.ops();
   afterAll(() => app.close());
   return { env, app, rt, master: db, dataDir };

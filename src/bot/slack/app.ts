@@ -1,11 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import { App as BoltApp, HTTPReceiver, LogLevel } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
-import type { App } from '../../app.ts';
+import type { Backend } from '../../backend.ts';
 import { confirmationText, expireApprovals, type ApprovalPolicy } from '../../ops/executor/approvals.ts';
 import type { Rbac } from '../rbac.ts';
 import { Router, type Actor, type Reply } from '../router.ts';
-import { cancelRun } from '../../ops/executor/control.ts';
+import { cancelRun } from '../../ops/executor/run-actions.ts';
 import { resolveTargets } from '../../registry/selector.ts';
 import { MASK } from '../../ops/moodle/sensitive.ts';
 import { approvalBlocks, approvalModal, parseRunButton, planModal, previewBlocks, startBlocks, textBlocks } from './blocks.ts';
@@ -44,7 +44,7 @@ const NOT_IN_CHANNEL = 'I am not in this channel: invite me with `/invite @vmood
  * The Slack front end: the real Bolt app (HTTP mode, signing secret) over the shared router. Every request is
  * acknowledged first and worked on after; the acting user always comes from the signed payload.
  */
-export async function startSlackBot(app: App, rbac: Rbac, policy: ApprovalPolicy, options: SlackOptions): Promise<SlackBot> {
+export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPolicy, options: SlackOptions): Promise<SlackBot> {
   const clientOptions = options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {};
   if (!options.appToken && !options.signingSecret) throw new Error('Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)');
   const receiver = options.appToken ? undefined : new HTTPReceiver({ signingSecret: options.signingSecret as string, endpoints: '/slack/events', logLevel: LogLevel.ERROR });

@@ -1,6 +1,6 @@
 import type { WebClient } from '@slack/web-api';
 import { findCommand } from '../../ops/catalog/index.ts';
-import type { OpsRuntime } from '../../ops/executor/runtime.ts';
+import type { RunServices } from '../../ops/executor/run-services.ts';
 import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
 import { statusText } from '../router.ts';
 import { progressBlocks } from './blocks.ts';
@@ -23,7 +23,7 @@ export function resultCsv(targets: TargetRow[]): string {
  * Reports one run in a channel: one parent message, edited in place at most every few seconds and at the end;
  * its thread gets the start, failures grouped by error, the summary, and every result as a CSV file.
  */
-export async function postRunProgress(client: WebClient, rt: OpsRuntime, channel: string, run: RunRow): Promise<void> {
+export async function postRunProgress(client: WebClient, rt: RunServices, channel: string, run: RunRow): Promise<void> {
   const parent = await client.chat.postMessage({ channel, text: `Run ${run.id} started`, blocks: progressBlocks(run, 0, 0) });
   const ts = parent.ts as string;
   await client.chat.postMessage({ channel, thread_ts: ts, text: `Started by ${mention(run.requested_by)}: \`${escapeMrkdwn(run.command)}\` on ${run.target_count} targets.` });

@@ -1,7 +1,7 @@
 import { OpsError } from '../../errors.ts';
 import type { Config } from '../../config.ts';
-import { startRun } from './control.ts';
-import type { OpsRuntime } from './runtime.ts';
+import { startRun } from './run-actions.ts';
+import type { RunServices } from './run-services.ts';
 import type { RunRow } from './run-model.ts';
 
 export interface ApprovalPolicy {
@@ -28,17 +28,17 @@ export function needsApproval(run: RunRow, writes: boolean, policy: ApprovalPoli
 }
 
 /** What the approver must type: the instance's short name for one target, else the number of targets. */
-export async function confirmationText(rt: OpsRuntime, run: RunRow): Promise<string> {
+export async function confirmationText(rt: RunServices, run: RunRow): Promise<string> {
   if (run.target_count !== 1) return String(run.target_count);
   return ((await rt.store.getTargets(run.id))[0]?.shortname ?? '') as string;
 }
 
-export async function requestApproval(rt: OpsRuntime, runId: number, requester: string): Promise<void> {
+export async function requestApproval(rt: RunServices, runId: number, requester: string): Promise<void> {
   if (!(await rt.store.transition(runId, ['planned'], 'awaiting_approval'))) throw new ApprovalError(`run ${runId} is not waiting to start`);
   await rt.store.addEvent(runId, 'approval_requested', requester);
 }
 
-async function requestedAt(rt: OpsRuntime, runId: number): Promise<number> {
+async function requestedAt(rt: RunServices, runId: number): Promise<number> {
   const events = await rt.store.events(runId);
   return [...events].reverse().find((e) => e.kind === 'approval_requested')?.at ?? 0;
 }
@@ -48,7 +48,7 @@ async function requestedAt(rt: OpsRuntime, runId: number): Promise<number> {
  * was asked, for the plan whose hash they were shown. The start is the executor's conditional one, so two
  * approvers at once start one run.
  */
-export async function approveRun(rt: OpsRuntime, runId: number, approver: string, typed: string, shownHash: string, policy: ApprovalPolicy = DEFAULT_APPROVAL_POLICY): Promise<RunRow> {
+export async function approveRun(rt: RunServices, runId: number, approver: string, typed: string, shownHash: string, policy: ApprovalPolicy = DEFAULT_APPROVAL_POLICY): Promise<RunRow> {
   const run = await rt.store.getRun(runId);
   if (run.state !== 'awaiting_approval') throw new ApprovalError(`run ${runId} is not awaiting approval (it is ${run.state.replaceAll('_', ' ')})`);
   if (approver === run.requested_by) throw new ApprovalError('you requested this run; a second person must approve it');
@@ -67,14 +67,14 @@ export async function approveRun(rt: OpsRuntime, runId: number, approver: string
   return after;
 }
 
-async function expire(rt: OpsRuntime, runId: number): Promise<boolean> {
+async function expire(rt: RunServices, runId: number): Promise<boolean> {
   if (!(await rt.store.transition(runId, ['awaiting_approval'], 'cancelled', { finished_at: Date.now() }))) return false;
   await rt.store.addEvent(runId, 'expire', 'vmoodle-ops');
   return true;
 }
 
 /** Ends the approval requests older than the policy allows; returns the runs it ended. */
-export async function expireApprovals(rt: OpsRuntime, policy: ApprovalPolicy): Promise<number[]> {
+export async function expireApprovals(rt: RunServices, policy: ApprovalPolicy): Promise<number[]> {
   const waiting = await rt.store.db(rt.store.t.runs).select('id').where({ state: 'awaiting_approval' });
   const ended: number[] = [];
   for (const { id } of waiting as Array<{ id: number }>) {
@@ -83,7 +83,7 @@ export async function expireApprovals(rt: OpsRuntime, policy: ApprovalPolicy): P
   return ended;
 }
 
-export async function rejectRun(rt: OpsRuntime, runId: number, who: string): Promise<void> {
+export async function rejectRun(rt: RunServices, runId: number, who: string): Promise<void> {
   if (!(await rt.store.transition(runId, ['awaiting_approval'], 'cancelled', { finished_at: Date.now() }))) {
     throw new ApprovalError(`run ${runId} is not awaiting approval`);
   }

@@ -9,7 +9,7 @@ import { maskIf } from '../moodle/sensitive.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
-import type { OpsRuntime } from './runtime.ts';
+import type { RunServices } from './run-services.ts';
 import type { NewTarget, RunRow, TargetRow } from './run-model.ts';
 
 export interface PlanRequest {
@@ -67,7 +67,7 @@ export function parseMaxFailures(spec: string | undefined, targets: number): num
  * The identity of a plan: command, every parameter, the source and each frozen target with its database. A secret
  * parameter enters it as an HMAC under the run's key, so the hash, shown and carried in buttons, reveals nothing.
  */
-export function planHash(rt: OpsRuntime, command: CommandDef, params: Params, keyId: string | null, source: string, targets: ReadonlyArray<Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>>): string {
+export function planHash(rt: RunServices, command: CommandDef, params: Params, keyId: string | null, source: string, targets: ReadonlyArray<Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>>): string {
   const secret = secretNames(command, params);
   const canonical = JSON.stringify({
     command: command.name,
@@ -86,7 +86,7 @@ export function sourceHostOf(fleet: Fleet, key: string): Host | undefined {
   return fleet.byKindAndId(kind as string, Number(id));
 }
 
-async function keepByValue(rt: OpsRuntime, targets: MoodleTarget[], sql: string): Promise<MoodleTarget[]> {
+async function keepByValue(rt: RunServices, targets: MoodleTarget[], sql: string): Promise<MoodleTarget[]> {
   const probe = findCommand('sql/sql');
   const params = resolveParams(probe, { sql, returned: '1' });
   if (isDestructive(probe, params)) throw new PlanError('--by-value takes one read-only statement (a SELECT)');
@@ -105,7 +105,7 @@ async function keepByValue(rt: OpsRuntime, targets: MoodleTarget[], sql: string)
 }
 
 /** What the plan records of one target: its database, and the preview read now (the CAS reference). */
-export async function previewTarget(rt: OpsRuntime, command: CommandDef, source: MoodleTarget, target: MoodleTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
+export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, target: MoodleTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
   let preview: TargetPreview = {};
   let readable = true;
   if (command.preview) {
@@ -142,7 +142,7 @@ export function targetIdentity(target: MoodleTarget, position: number): Pick<New
 }
 
 /** The key a new run seals its secrets with; a run with secrets and no key is refused before anything is read. */
-export function runKey(rt: OpsRuntime, command: CommandDef, params: Params): string | null {
+export function runKey(rt: RunServices, command: CommandDef, params: Params): string | null {
   const secret = [...secretNames(command, params)];
   if (secret.length > 0 && !rt.keyring.currentId) {
     throw new ParamError(`${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`);
@@ -154,7 +154,7 @@ export function runKey(rt: OpsRuntime, command: CommandDef, params: Params): str
  * Makes a plan: resolves the selector once, freezes the target list, reads a preview of each target, and stores it
  * all as a run in state `planned`. Nothing runs until the plan is started by its id and hash.
  */
-export async function createPlan(rt: OpsRuntime, request: PlanRequest, fleet?: Fleet): Promise<Plan> {
+export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: Fleet): Promise<Plan> {
   const command = findCommand(request.command);
   const params = resolveParams(command, request.params);
   const keyId = runKey(rt, command, params);
@@ -191,7 +191,7 @@ export interface StoredPlanInput {
   parentId: number | null;
 }
 
-export async function storePlan(rt: OpsRuntime, input: StoredPlanInput): Promise<Plan> {
+export async function storePlan(rt: RunServices, input: StoredPlanInput): Promise<Plan> {
   const { command, params, keyId } = input;
   const secrets = secretParams(command, params);
   rt.secrets.add(...Object.values(secrets));

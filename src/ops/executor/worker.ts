@@ -2,12 +2,12 @@ import { DelayedError, Worker, type Job } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
-import { targetParams } from './control.ts';
+import { targetParams } from './run-actions.ts';
 import { sourceHostOf } from './planner.ts';
 import { OpsError } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
-import { QUEUE_NAME, redisConnection, type OpsRuntime } from './runtime.ts';
+import { QUEUE_NAME, redisConnection, type RunServices } from './run-services.ts';
 import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 interface TargetJob {
@@ -58,7 +58,7 @@ export class ExecutorWorker {
   readonly worker: Worker;
   private readonly log: Logger;
 
-  constructor(private readonly rt: OpsRuntime) {
+  constructor(private readonly rt: RunServices) {
     this.log = rt.log.child({ component: 'worker' });
     const { concurrency, lockDuration, stalledInterval, queuePrefix } = rt.config.executor;
     this.connection = redisConnection(rt.redisUrl);

@@ -4,7 +4,7 @@ import type { Config, LogLevel } from './config.ts';
 import { openDatabase } from './db/knex.ts';
 import { redactUrl } from './db/mysql-url.ts';
 import { createLogger, errorFields, SecretValues, type Logger } from './log.ts';
-import { OpsRuntime } from './ops/executor/runtime.ts';
+import { RunServices } from './ops/executor/run-services.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
 
@@ -24,11 +24,11 @@ const CONNECTION_CODES: Record<string, string> = {
 };
 
 /** What one process shares across commands: the configuration and lazily opened connections. */
-export class App {
+export class Backend {
   readonly urls: ServiceUrls;
   private knex: Knex | undefined;
   private registryReady: Promise<Registry> | undefined;
-  private opsReady: Promise<OpsRuntime> | undefined;
+  private opsReady: Promise<RunServices> | undefined;
   /** Secret values this process has seen, cut out of every log line. */
   readonly secrets = new SecretValues();
   readonly log: Logger;
@@ -63,10 +63,10 @@ export class App {
   }
 
   /** The executor's side: audit tables migrated once per process, queue, pooled access to the fleet. */
-  ops(): Promise<OpsRuntime> {
+  ops(): Promise<RunServices> {
     this.opsReady ??= (async () => {
       const registry = await this.registry();
-      const runtime = new OpsRuntime(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry, this.log, this.secrets);
+      const runtime = new RunServices(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry, this.log, this.secrets);
       try {
         await runtime.store.migrate();
       } catch (err) {

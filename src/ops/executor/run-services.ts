@@ -22,7 +22,7 @@ export const redisConnection = (url: string) => new Redis(url, { maxRetriesPerRe
  * Everything the planner, the executor and the front ends share in one process: the audit store, pooled access
  * to the fleet's databases, and the queue.
  */
-export class OpsRuntime {
+export class RunServices {
   readonly store: RunStore;
   readonly moodle: MoodleAccess;
   readonly redis: Redis;

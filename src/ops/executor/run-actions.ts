@@ -6,7 +6,7 @@ import { MASK } from '../moodle/sensitive.ts';
 import { serverKey } from '../moodle/target.ts';
 import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { ParamError, resolveParams, secretNames } from '../params.ts';
-import { QUEUE_NAME, type OpsRuntime } from './runtime.ts';
+import { QUEUE_NAME, type RunServices } from './run-services.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './run-model.ts';
 
 export class RunControlError extends OpsError {
@@ -16,14 +16,14 @@ export class RunControlError extends OpsError {
 }
 
 /** The run's parameters with its secret ones opened and put back, for the executor only (masked once it ended). */
-export function runParams(rt: OpsRuntime, run: RunRow): Params {
+export function runParams(rt: RunServices, run: RunRow): Params {
   const secrets: Record<string, string> = run.secret_params ? JSON.parse(rt.keyring.open(run.secret_params)) : {};
   rt.secrets.add(...Object.values(secrets));
   return { ...JSON.parse(run.params), ...secrets };
 }
 
 /** One target's parameters; a masked secret is never handed to a command as if it were the value. */
-export function targetParams(rt: OpsRuntime, run: RunRow, target: TargetRow): Params {
+export function targetParams(rt: RunServices, run: RunRow, target: TargetRow): Params {
   const params = { ...runParams(rt, run), ...(target.params ? JSON.parse(target.params) : {}) };
   if (!run.secret_params && [...secretNames(findCommand(run.command), params)].some((k) => params[k] === MASK)) {
     throw new RunControlError('the secret parameters of this run were let go of when it ended; retry it and give them again');
@@ -38,7 +38,7 @@ export const runJobId = (runId: number) => `r${runId}`;
  * Checks that what is about to run is what was shown: the stored plan still hashes to the hash the operator saw,
  * and every frozen target still has the same wwwroot and database in the registry.
  */
-async function verifyPlan(rt: OpsRuntime, run: RunRow, targets: TargetRow[], expectedHash: string | undefined): Promise<void> {
+async function verifyPlan(rt: RunServices, run: RunRow, targets: TargetRow[], expectedHash: string | undefined): Promise<void> {
   if (expectedHash !== undefined && expectedHash !== run.plan_hash) {
     throw new RunControlError(`run ${run.id} is not the plan that was shown (its parameters or targets differ); plan it again`);
   }
@@ -68,7 +68,7 @@ async function verifyPlan(rt: OpsRuntime, run: RunRow, targets: TargetRow[], exp
  * Starts a planned run: one BullMQ flow, the run as parent and one child per target. The state change is a
  * conditional update, so starting twice starts once; job ids are fixed, so a re-added flow adds nothing.
  */
-export async function startRun(rt: OpsRuntime, runId: number, actor: string, expectedHash?: string, from: RunState = 'planned', onClaimed?: () => Promise<void>): Promise<{ started: boolean; run: RunRow }> {
+export async function startRun(rt: RunServices, runId: number, actor: string, expectedHash?: string, from: RunState = 'planned', onClaimed?: () => Promise<void>): Promise<{ started: boolean; run: RunRow }> {
   const run = await rt.store.getRun(runId);
   if (run.state === 'awaiting_approval' && from !== 'awaiting_approval') throw new RunControlError(`run ${runId} is awaiting approval by a second person`);
   if (run.state !== from) return { started: false, run };
@@ -105,7 +105,7 @@ export async function startRun(rt: OpsRuntime, runId: number, actor: string, exp
 }
 
 /** Targets not yet started are not started; started ones finish and are reported. */
-export async function cancelRun(rt: OpsRuntime, runId: number, actor: string): Promise<RunRow> {
+export async function cancelRun(rt: RunServices, runId: number, actor: string): Promise<RunRow> {
   const run = await rt.store.getRun(runId);
   if (FINAL_STATES.includes(run.state)) throw new RunControlError(`run ${runId} has already ended (${run.state})`);
   await rt.gate.cancel(runId);
@@ -119,7 +119,7 @@ export async function cancelRun(rt: OpsRuntime, runId: number, actor: string): P
 }
 
 /** Lets a canary run go on past its first targets. */
-export async function goRun(rt: OpsRuntime, runId: number, actor: string): Promise<void> {
+export async function goRun(rt: RunServices, runId: number, actor: string): Promise<void> {
   const run = await rt.store.getRun(runId);
   if (run.canary === 0) throw new RunControlError(`run ${runId} has no canary to wait for`);
   if (!(await rt.store.openCanary(runId))) throw new RunControlError(`run ${runId} already went on past its canary`);
@@ -132,7 +132,7 @@ const succeeded = (t: TargetRow) => DONE_OK.includes(t.status) || WARNING.includ
  * The parameters of a run made from an ended one: its secrets were let go of when it ended, so they must be given
  * again; nothing else may be.
  */
-function derivedParams(rt: OpsRuntime, command: CommandDef, parent: RunRow, given: Params): Params {
+function derivedParams(rt: RunServices, command: CommandDef, parent: RunRow, given: Params): Params {
   const recorded = runParams(rt, parent);
   const secret = secretNames(command, recorded);
   const extra = Object.keys(given).filter((k) => !secret.has(k));
@@ -144,7 +144,7 @@ function derivedParams(rt: OpsRuntime, command: CommandDef, parent: RunRow, give
   return resolveParams(command, { ...recorded, ...given });
 }
 
-async function derivedPlan(rt: OpsRuntime, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined, given: Params = {}): Promise<Plan> {
+async function derivedPlan(rt: RunServices, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined, given: Params = {}): Promise<Plan> {
   const command = findCommand(parent.command);
   const params = derivedParams(rt, command, parent, given);
   const keyId = runKey(rt, command, params);
@@ -173,7 +173,7 @@ async function derivedPlan(rt: OpsRuntime, parent: RunRow, kind: 'retry' | 'reve
  * A new run, linked to the old one, of its targets that did not succeed (or of one host). Secrets the run wrote
  * are given again in `given`.
  */
-export async function retryRun(rt: OpsRuntime, runId: number, actor: string, host?: string, given: Params = {}): Promise<Plan> {
+export async function retryRun(rt: RunServices, runId: number, actor: string, host?: string, given: Params = {}): Promise<Plan> {
   const run = await rt.store.getRun(runId);
   if (!FINAL_STATES.includes(run.state)) throw new RunControlError(`run ${runId} is still ${run.state}; retry it once it has ended`);
   const targets = await rt.store.getTargets(runId);
@@ -185,7 +185,7 @@ export async function retryRun(rt: OpsRuntime, runId: number, actor: string, hos
 }
 
 /** A new run that puts back the old values a reversible command recorded, on the targets it changed. */
-export async function revertRun(rt: OpsRuntime, runId: number, actor: string): Promise<Plan> {
+export async function revertRun(rt: RunServices, runId: number, actor: string): Promise<Plan> {
   const run = await rt.store.getRun(runId);
   const command = findCommand(run.command);
   if (!command.reversible || !command.revertParams) throw new RunControlError(`${command.name} cannot be reverted`);

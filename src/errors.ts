@@ -9,7 +9,7 @@ export const ERROR_CODES = {
   /** The command line or chat line is malformed: an unknown verb or option, a missing argument, a bad number. */
   usage: { exit: 2, hint: undefined },
   unknown_command: { exit: 2, hint: 'vmoodle help lists the commands' },
-  bad_parameter: { exit: 2, hint: 'vmoodle help <command> lists its parameters' },
+  bad_parameter: { exit: 2, hint: undefined },
   bad_selection: { exit: 2, hint: undefined },
   refused_sql: { exit: 2, hint: undefined },
   bad_plan: { exit: 2, hint: undefined },
@@ -25,7 +25,7 @@ export const ERROR_CODES = {
   registry: { exit: 1, hint: undefined },
   target: { exit: 1, hint: undefined },
   /** The configuration is wrong: fix the environment or the file before anything can run. */
-  config: { exit: 3, hint: 'vmoodle help lists the settings; the README has the table' },
+  config: { exit: 3, hint: "the README's configuration table lists every setting" },
   /** A server the product needs (master database, Redis, a private server) cannot be used. */
   unavailable: { exit: 3, hint: undefined },
   /** Anything not raised on purpose: a bug or a driver's error. */

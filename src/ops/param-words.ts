@@ -2,7 +2,7 @@ import { OpsError } from '../errors.ts';
 /** Command parameters as VMoodle's run_command.php takes them (`--attributes`) and as `name=value` words. */
 export class AttributeError extends OpsError {
   constructor(message: string, hint?: string) {
-    super('bad_parameter', message, { hint });
+    super('usage', message, { hint });
   }
 }
 

@@ -21,28 +21,28 @@ const count = (n: number) => n.toLocaleString('en-US');
 const TRUE = ['1', 'true', 'yes', 'on'];
 const FALSE = ['0', 'false', 'no', 'off', ''];
 
-function checkType(spec: ParamSpec, value: string): string {
+function checkType(spec: ParamSpec, value: string, fail: (message: string) => ParamError): string {
   switch (spec.type) {
     case 'boolean': {
       const v = value.toLowerCase();
       if (TRUE.includes(v)) return '1';
       if (FALSE.includes(v)) return '0';
-      throw new ParamError(`${spec.name}: '${value}' is not a boolean (use 1 or 0)`);
+      throw fail(`${spec.name}: '${value}' is not a boolean (use 1 or 0)`);
     }
     case 'int':
-      if (!/^-?\d+$/.test(value)) throw new ParamError(`${spec.name}: '${value}' is not a whole number`);
+      if (!/^-?\d+$/.test(value)) throw fail(`${spec.name}: '${value}' is not a whole number`);
       return value;
     case 'enum':
-      if (!spec.choices?.includes(value)) throw new ParamError(`${spec.name}: '${value}' is not one of ${spec.choices?.join(', ')}`);
+      if (!spec.choices?.includes(value)) throw fail(`${spec.name}: '${value}' is not one of ${spec.choices?.join(', ')}`);
       return value;
     case 'menum': {
       const items = value.split(',').map((v) => v.trim()).filter(Boolean);
       const bad = items.filter((v) => !spec.choices?.includes(v));
-      if (bad.length) throw new ParamError(`${spec.name}: ${bad.join(', ')} not among ${spec.choices?.join(', ')}`);
+      if (bad.length) throw fail(`${spec.name}: ${bad.join(', ')} not among ${spec.choices?.join(', ')}`);
       return items.join(',');
     }
     case 'text':
-      if (value.includes('\n')) throw new ParamError(`${spec.name}: a single line is expected`);
+      if (value.includes('\n')) throw fail(`${spec.name}: a single line is expected`);
       return value;
     case 'ltext':
       return value;
@@ -59,16 +59,17 @@ function bindNames(command: CommandDef, raw: Readonly<Record<string, string>>): 
  * known one, missing ones named, values typed and validated, defaults filled in.
  */
 export function resolveParams(command: CommandDef, raw: Readonly<Record<string, string>>): Params {
+  const fail = (message: string) => new ParamError(message, `vmoodle help ${command.name} lists its parameters`);
   const binds = bindNames(command, raw);
   const known = new Set([...command.params.map((p) => p.name), ...binds]);
   const unknown = Object.keys(raw).filter((k) => !known.has(k));
   if (unknown.length > 0) {
     const hints = unknown.map((k) => `'${k}'${known.size ? ` (did you mean '${closest(k, [...known])}'?)` : ''}`);
-    throw new ParamError(`${command.name} has no parameter ${hints.join(', ')}`, `vmoodle help ${command.name} lists its parameters`);
+    throw fail(`${command.name} has no parameter ${hints.join(', ')}`);
   }
   for (const [name, value] of Object.entries(raw)) {
     const max = MAX_LENGTH[command.params.find((p) => p.name === name)?.type ?? 'ltext'];
-    if (value.length > max) throw new ParamError(`${command.name}: ${name}: at most ${count(max)} characters, got ${count(value.length)}`);
+    if (value.length > max) throw fail(`${command.name}: ${name}: at most ${count(max)} characters, got ${count(value.length)}`);
   }
   const params: Record<string, string> = {};
   const missing: string[] = [];
@@ -79,17 +80,17 @@ export function resolveParams(command: CommandDef, raw: Readonly<Record<string, 
       else missing.push(spec.name);
       continue;
     }
-    params[spec.name] = checkType(spec, value);
+    params[spec.name] = checkType(spec, value, fail);
   }
   const unbound = binds.filter((b) => raw[b] === undefined);
   if (missing.length || unbound.length) {
     const parts = [missing.length ? `missing parameter${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` : '', unbound.length ? `no value for :${unbound.join(', :')}` : ''];
-    throw new ParamError(`${command.name}: ${parts.filter(Boolean).join('; ')}`);
+    throw fail(`${command.name}: ${parts.filter(Boolean).join('; ')}`);
   }
   for (const b of binds) params[b] = raw[b] as string;
   for (const spec of command.params) {
     const problem = spec.validate?.(params[spec.name] as string, params);
-    if (problem) throw new ParamError(`${command.name}: ${spec.name}: ${problem}`);
+    if (problem) throw fail(`${command.name}: ${spec.name}: ${problem}`);
   }
   return params;
 }

@@ -97,7 +97,7 @@ function namedHosts(fleet: Fleet, names: readonly string[]): Host[] {
   for (const name of names) {
     const host = fleet.find(name);
     const leftOut = host ? undefined : fleet.findLeftOut(name);
-    if (leftOut) throw new SelectionError(`${leftOut.host.shortname} is left out of selection: ${leftOut.reason}; fix its registry row with vmoodle instances edit`);
+    if (leftOut) throw new OpsError('registry', `${leftOut.host.shortname} is left out of selection: ${leftOut.reason}`, { hint: 'fix its registry row with vmoodle instances edit' });
     if (host) found.push(host);
     else unknown.push(name);
   }

@@ -139,11 +139,11 @@ describe.runIf(testServices().moodleDump)('commands on databases restored from t
 
   it('refuses unknown commands and parameters with a hint, before planning anything', async () => {
     const unknown = await run('run', 'generic/setconfg', '--hosts', 'alpha', '--yes');
-    expect(unknown).toMatchObject({ code: 2, stderr: "vmoodle: unknown command 'generic/setconfg' (did you mean 'generic/setconfig'?) [unknown_command]\nhint: vmoodle help lists the commands\n" });
+    expect(unknown).toMatchObject({ code: 2, stderr: "vmoodle: unknown command 'generic/setconfg' (did you mean 'generic/setconfig'?) [unknown_command]; vmoodle help lists the commands\n" });
     const param = await run('run', 'generic/setconfig', '--hosts', 'alpha', 'kye=theme', '--yes');
-    expect(param.stderr).toBe("vmoodle: generic/setconfig has no parameter 'kye' (did you mean 'key'?) [bad_parameter]\nhint: vmoodle help generic/setconfig lists its parameters\n");
+    expect(param.stderr).toBe("vmoodle: generic/setconfig has no parameter 'kye' (did you mean 'key'?) [bad_parameter]; vmoodle help generic/setconfig lists its parameters\n");
     const missing = await run('run', 'generic/setconfig', '--hosts', 'alpha', '--yes');
-    expect(missing.stderr).toBe('vmoodle: generic/setconfig: missing parameter key [bad_parameter]\nhint: vmoodle help <command> lists its parameters\n');
+    expect(missing.stderr).toBe('vmoodle: generic/setconfig: missing parameter key [bad_parameter]; vmoodle help generic/setconfig lists its parameters\n');
     expect((await fx.rt.store.listRuns(100)).some((r) => r.command === 'generic/setconfg')).toBe(false);
   });
 });

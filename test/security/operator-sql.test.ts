@@ -101,9 +101,9 @@ describe.runIf(testServices().moodleDump)('numbers and sizes are checked before 
   });
 
   it.each([
-    ['a canary larger than the run', ['--canary', '99999999999999999999'], /^vmoodle: --canary takes a whole number from 0 to 1 \(the number of targets\)\n$/],
-    ['a failure brake past any count', ['--max-failures', '99999999999999999999'], /^vmoodle: --max-failures '99999999999999999999' must be a count from 0 to 1 or a percentage from 0% to 100%\n$/],
-    ['an oversized value', ['value=' + 'x'.repeat(70_000)], /^vmoodle: generic\/setconfig: value: at most 65,?\d{3} characters, got 70,?000\n$/],
+    ['a canary larger than the run', ['--canary', '99999999999999999999'], /^vmoodle: --canary takes a whole number from 0 to 1 \(the number of targets\) \[bad_plan\]\n$/],
+    ['a failure brake past any count', ['--max-failures', '99999999999999999999'], /^vmoodle: --max-failures '99999999999999999999' must be a count from 0 to 1 or a percentage from 0% to 100% \[bad_plan\]\n$/],
+    ['an oversized value', ['value=' + 'x'.repeat(70_000)], /^vmoodle: generic\/setconfig: value: at most 65,?\d{3} characters, got 70,?000 \[bad_parameter\]; vmoodle help generic\/setconfig lists its parameters\n$/],
   ])('refuses %s with one line, no statement and no secret', async (_label, extra, message) => {
     const secret = 'Smtp-Secret-Never-Printed';
     const words = extra[0]!.startsWith('value=') ? ['key=smtppass', ...extra] : ['key=smtppass', `value=${secret}`, ...extra];

@@ -83,6 +83,6 @@ describe.runIf(testServices().moodleDump)('rows written by other tools that brea
   it('refuses to name a left-out row as a target, saying why', async () => {
     const result = await runCli(['showtargets', '--hosts', 'nodb'], fx.env);
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe("vmoodle: nodb is left out of selection: vdbname: is required; fix its registry row with vmoodle instances edit\n");
+    expect(result.stderr).toBe("vmoodle: nodb is left out of selection: vdbname: is required [registry]; fix its registry row with vmoodle instances edit\n");
   });
 });

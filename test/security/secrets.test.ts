@@ -94,7 +94,7 @@ describe.runIf(testServices().moodleDump)('secrets at rest', () => {
   it('refuses to plan a sensitive write without a key, naming the setting to set', async () => {
     const result = await runCli(['run', 'generic/setconfig', '--hosts', 'alpha', 'key=smtppass', `value=${NEW}`, '--yes'], { ...fx.env, VMOODLE_SECRET_KEYS: undefined });
     expect(result.code).toBe(2);
-    expect(result.stderr).toBe('vmoodle: generic/setconfig: value holds a secret; set VMOODLE_SECRET_KEYS (secrets.keys) so it can be kept encrypted while the run waits\n');
+    expect(result.stderr).toBe('vmoodle: generic/setconfig: value holds a secret; set VMOODLE_SECRET_KEYS (secrets.keys) so it can be kept encrypted while the run waits [bad_parameter]\n');
     expect(await fx.rt.store.listRuns(10)).toEqual([]);
   });
 
@@ -120,7 +120,7 @@ describe.runIf(testServices().moodleDump)('secrets at rest', () => {
     await conn.query(`UPDATE \`${sites[1]!.name}\`.mdl_config SET value = '' WHERE name = 'smtppass'`);
     const noValue = await runCli(['runs', 'retry', String(runId), '--host', 'beta', '--yes'], fx.env);
     expect(noValue.code).toBe(2);
-    expect(noValue.stderr).toBe(`vmoodle: run ${runId} wrote a secret (value), which is not kept after a run ends; give it again with the retry, e.g. value=…\n`);
+    expect(noValue.stderr).toBe(`vmoodle: run ${runId} wrote a secret (value), which is not kept after a run ends; give it again with the retry, e.g. value=… [bad_parameter]\n`);
     const again = await runCli(['--json', 'runs', 'retry', String(runId), '--host', 'beta', `value=${NEW}y`, '--yes'], fx.env);
     expect(again.code).toBe(0);
     const [set] = await conn.query(`SELECT value FROM \`${sites[1]!.name}\`.mdl_config WHERE name = 'smtppass'`);

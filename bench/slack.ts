@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { App as BoltApp, HTTPReceiver, LogLevel } from '@slack/bolt';
 import Table from 'cli-table3';
 import { Backend } from '../src/backend.ts';
-import { Rbac } from '../src/bot/rbac.ts';
+import { Rbac } from '../src/verbs/rbac.ts';
 import { startSlackBot } from '../src/bot/slack/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
@@ -43,6 +43,8 @@ async function burst(url: string, count: number): Promise<{ p50: number; p99: nu
 export async function benchSlack(): Promise<void> {
   const api = new FakeSlackApi();
   await api.start();
+  // Every backend below is built from the environment: the bot's Web API calls go to the recording server.
+  process.env.SLACK_API_URL = api.url;
   const table = new Table({ head: ['measure', 'bot', 'bare Bolt', 'goal', 'met'], style: { head: [], border: [] } });
   await withScratchDatabase('slack', async (url) => {
     const app = new Backend(loadConfig({ ...process.env, MYSQL_URL: url, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: `vmops-bench-slack-${process.pid}` }));
@@ -50,7 +52,7 @@ export async function benchSlack(): Promise<void> {
     await app.masterDb.batchInsert(registry.table, Array.from({ length: 200 }, (_, i) => fieldsToRow({
       ...INSTANCE_DEFAULTS, name: `B${i}`, shortname: `b${i}`, vhostname: `https://b${i}.bench.example.org`, vdbname: `m${i}`, vdatapath: `/srv/b${i}`,
     })), 200);
-    const bot = await startSlackBot(app, rbac, policy, { signingSecret: SECRET, botToken: 'xoxb-bench', slackApiUrl: api.url, port: 0 });
+    const bot = await startSlackBot(app, rbac, policy, { signingSecret: SECRET, botToken: 'xoxb-bench', port: 0 });
     const bare = await bareBolt(api.url);
     await burst(bot.url, 20);
     await burst(bare.url, 20);
@@ -67,7 +69,7 @@ export async function benchSlack(): Promise<void> {
 
   await withBenchFleet('slack', async ({ app, rt }) => {
     const worker = new ExecutorWorker(rt);
-    const bot = await startSlackBot(app, rbac, policy, { signingSecret: SECRET, botToken: 'xoxb-bench', slackApiUrl: api.url, port: 0 });
+    const bot = await startSlackBot(app, rbac, policy, { signingSecret: SECRET, botToken: 'xoxb-bench', port: 0 });
     const { calls, seconds } = await runWithApproval(bot, api, SECRET, { requester: 'UOP', line: "run generic/setconfig --tohosts '*' key=theme value=classic", approver: 'UAPP', typed: '1000' });
     table.push([
       'Slack API calls for one 1,000-target run', `${calls.length} (${calls.filter((c) => c.method === 'chat.update').length} edits of the parent, ${seconds.toFixed(1)} s)`, '', '< 30', calls.length < 30 ? 'yes' : 'NO',

@@ -5,8 +5,11 @@ import { openDatabase } from './db/knex.ts';
 import { redactUrl } from './db/mysql-url.ts';
 import { createLogger, errorFields, SecretValues, type Logger } from './log.ts';
 import { RunServices } from './ops/executor/run-services.ts';
+import type { Fleet } from './registry/fleet.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
+
+const FLEET_CACHE_MS = 2000;
 
 export class ConnectionError extends OpsError {
   constructor(message: string, hint?: string) {
@@ -29,6 +32,7 @@ export class Backend {
   private knex: Knex | undefined;
   private registryReady: Promise<Registry> | undefined;
   private opsReady: Promise<RunServices> | undefined;
+  private fleetCache: { at: number; fleet: Promise<Fleet> } | undefined;
   /** Secret values this process has seen, cut out of every log line. */
   readonly secrets = new SecretValues();
   readonly log: Logger;
@@ -60,6 +64,20 @@ export class Backend {
       return registry;
     })();
     return this.registryReady;
+  }
+
+  /**
+   * The registry as loaded at most a couple of seconds ago: previews in a burst share one load. Plans load their
+   * own, since what they freeze must be current.
+   */
+  fleet(): Promise<Fleet> {
+    if (!this.fleetCache || Date.now() - this.fleetCache.at > FLEET_CACHE_MS) {
+      const load = this.registry().then((r) => r.loadFleet());
+      // A failed load is not kept: the next caller tries again, and this one gets the error from `load`.
+      load.catch(() => (this.fleetCache = undefined));
+      this.fleetCache = { at: Date.now(), fleet: load };
+    }
+    return this.fleetCache.fleet;
   }
 
   /** The executor's side: audit tables migrated once per process, queue, pooled access to the fleet. */

@@ -4,13 +4,10 @@ import { registerInstances } from './cli/instances.ts';
 import { makeContext, type CliContext } from './cli/context.ts';
 import { errorReport, EXIT_USAGE, exitCodeOf } from './errors.ts';
 import { processIO, type CliIO } from './cli/output.ts';
-import { registerHelp } from './cli/help.ts';
-import { registerRun } from './cli/run.ts';
-import { registerRuns } from './cli/runs.ts';
 import { registerWorker } from './cli/worker.ts';
 import { registerSandbox } from './cli/sandbox.ts';
-import { registerShowTargets } from './cli/showtargets.ts';
 import { registerStart } from './cli/start.ts';
+import { registerVerbs } from './cli/verbs.ts';
 import { loadConfig } from './config.ts';
 import type { ServiceUrls } from './services/index.ts';
 
@@ -27,13 +24,11 @@ export function buildProgram(io: CliIO, app: () => Backend): { program: Command;
     .showSuggestionAfterError(true);
   const ctx = makeContext(io, app);
   registerInstances(program, ctx);
-  registerShowTargets(program, ctx);
-  registerRun(program, ctx);
-  registerRuns(program, ctx);
+  program.helpCommand(false);
   registerWorker(program, ctx);
   registerSandbox(program, ctx);
   registerStart(program, ctx);
-  registerHelp(program, ctx);
+  registerVerbs(program, ctx);
   return { program, ctx };
 }
 

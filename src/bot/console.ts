@@ -3,52 +3,42 @@ import { createInterface } from 'node:readline';
 import type { Backend } from '../backend.ts';
 import type { CliIO } from '../cli/output.ts';
 import { approvalPolicy } from '../ops/executor/approvals.ts';
-import { FINAL_STATES } from '../ops/executor/run-model.ts';
-import { Rbac } from './rbac.ts';
-import { Router, statusText, type Reply } from './router.ts';
+import { followRun } from '../verbs/follow.ts';
+import { Rbac } from '../verbs/rbac.ts';
+import { Chat, type ChatReply } from './chat.ts';
+import { canaryText, statusText, TERMINAL_STYLE } from './chat-text.ts';
 
 /**
  * With an RBAC file the console is its operating-system user, with that user's roles, and nobody else: `as` is
  * refused, so nobody approves their own run. Without one it is a one-person demo: its own user may do everything,
  * and `as approver`, `as operator` or `as viewer` tries the loop with those roles on one terminal.
  */
-export function consoleRbac(app: Backend): { rbac: Rbac; demo: boolean } {
-  if (app.config.rbacFile) return { rbac: Rbac.fromFile(app.config.rbacFile), demo: false };
+export function consoleRbac(backend: Backend): { rbac: Rbac; demo: boolean } {
+  if (backend.config.rbacFile) return { rbac: Rbac.fromFile(backend.config.rbacFile), demo: false };
   return { rbac: new Rbac({ roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] } }), demo: true };
 }
 
-async function follow(io: CliIO, app: Backend, reply: Reply): Promise<void> {
-  const run = reply.follow;
-  if (!run) return;
-  const rt = await app.ops();
-  let done = 0;
-  let next = 0.25;
-  // A canary run pauses after its first targets: the chat comes back then, to say go or cancel.
-  const pauses = run.canary > 0 && !run.canary_open && run.state === 'running';
-  await rt.progress.follow(
-    run.id,
-    (e) => {
-      if (e.type !== 'target') return;
-      done++;
-      if (done / run.target_count >= next) {
-        io.stdout(`  run ${run.id}: ${done}/${run.target_count} done\n`);
-        while (done / run.target_count >= next) next += 0.25;
-      }
-    },
-    (e) => (e.type === 'state' && FINAL_STATES.includes(e.state)) || (pauses && done >= run.canary),
-  );
-  const now = await rt.store.getRun(run.id);
-  const canaryNote = FINAL_STATES.includes(now.state) ? '' : `\nThe canary is done: \`go ${run.id}\` to go on, or \`cancel ${run.id}\`.`;
-  io.stdout(`${statusText(now, await rt.store.getTargets(run.id))}${canaryNote}\n`);
+const STEP = 0.25;
+
+/** Follows a run the reply started, a line every quarter; a canary run comes back to the prompt when it pauses. */
+async function follow(io: CliIO, backend: Backend, reply: ChatReply): Promise<void> {
+  if (reply.view?.kind !== 'run' || !reply.view.follow) return;
+  let next = STEP;
+  const ended = await followRun(await backend.ops(), reply.view.run, ({ run, done }) => {
+    if (done / run.target_count < next) return;
+    io.stdout(`  run ${run.id}: ${done}/${run.target_count} done\n`);
+    while (done / run.target_count >= next) next += STEP;
+  }, { untilCanary: true });
+  io.stdout(`${statusText(ended.run, ended.targets)}${ended.paused ? `\n${canaryText(ended.run, TERMINAL_STYLE)}` : ''}\n`);
 }
 
 /**
  * A terminal chat: each line is a `/vmoodle` line (the leading `/vmoodle` may be left out), handled by the same
- * router as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
+ * verbs as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
  */
-export async function consoleChat(io: CliIO, app: Backend, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
-  const { rbac, demo } = consoleRbac(app);
-  const router = new Router(app, rbac, approvalPolicy(app.config), 'console');
+export async function consoleChat(io: CliIO, backend: Backend, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+  const { rbac, demo } = consoleRbac(backend);
+  const chat = new Chat(backend, rbac, approvalPolicy(backend.config), 'console', TERMINAL_STYLE);
   let actor = userInfo().username;
   const rl = createInterface({ input, terminal: false });
   const who = demo
@@ -64,11 +54,11 @@ export async function consoleChat(io: CliIO, app: Backend, input: NodeJS.Readabl
       if (line === 'quit' || line === 'exit') break;
       const as = /^as\s+(\S+)$/.exec(line);
       if (as && demo) actor = as[1] as string;
-      else if (as) io.stdout(':warning: as is refused: with an RBAC file the terminal chat acts as the operating-system user\n');
+      else if (as) io.stdout(`${TERMINAL_STYLE.warning} as is refused: with an RBAC file the terminal chat acts as the operating-system user\n`);
       else if (line !== '') {
-        const reply = await router.handle(line, { id: actor });
-        io.stdout(`${reply.text.replaceAll('```', '')}\n`);
-        await follow(io, app, reply);
+        const reply = await chat.handle(line, { id: actor });
+        io.stdout(`${reply.text}\n`);
+        await follow(io, backend, reply);
       }
       io.stdout(`${actor}> `);
     }

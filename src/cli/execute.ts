@@ -1,38 +1,16 @@
-import { userInfo } from 'node:os';
 import { SingleBar } from 'cli-progress';
-import { approvalPolicy, confirmationText, expireApprovals, needsApproval, requestApproval, type ApprovalPolicy } from '../ops/executor/approvals.ts';
-import { cancelRun, startRun } from '../ops/executor/run-actions.ts';
-import type { Plan } from '../ops/executor/planner.ts';
-import type { ProgressEvent } from '../ops/executor/progress.ts';
-import type { RunServices } from '../ops/executor/run-services.ts';
-import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
-import { ExecutorWorker } from '../ops/executor/worker.ts';
 import { UsageError } from '../errors.ts';
+import { approvalPolicy, confirmationText, expireApprovals, needsApproval, requestApproval } from '../ops/executor/approvals.ts';
+import type { Plan } from '../ops/executor/planner.ts';
+import type { RunRow } from '../ops/executor/run-model.ts';
+import { ExecutorWorker } from '../ops/executor/worker.ts';
+import { followRun } from '../verbs/follow.ts';
+import { invoke } from '../verbs/index.ts';
+import { cancel, startPlanned } from '../verbs/run-verbs.ts';
+import type { Session } from '../verbs/verb.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
-
-/** Who the audit names for a command line run: the operating-system user. */
-export const cliActor = () => `${userInfo().username}@cli`;
-
-const PREVIEW_SAMPLE = 10;
-/** Up to this many targets, the report lists each; past it, only those that did not simply succeed. */
-const FULL_REPORT = 50;
-
-export function printPlan(out: Output, plan: Plan): void {
-  const { run, targets, command } = plan;
-  out.line(`Run ${run.id}: ${run.command}${run.kind !== 'run' ? ` (${run.kind} of run ${run.parent_id})` : ''}`);
-  for (const [key, value] of Object.entries(JSON.parse(run.params) as Record<string, string>)) out.line(`  ${key} = ${value}`);
-  if (command.needsSource) out.line(`Source: ${run.source.split(':').slice(2).join(':') || 'master'}`);
-  if (run.destructive) out.line('DESTRUCTIVE: this command deletes or replaces data on every target.');
-  out.line(`${targets.length} target${targets.length === 1 ? '' : 's'}${run.canary ? `, canary: the first ${run.canary} then wait for a go` : ''}; no new target starts once more than ${run.max_failures} fail`);
-  out.table(
-    ['TARGET', 'NOW', 'AFTER', 'NOTE'],
-    targets.slice(0, PREVIEW_SAMPLE).map((t) => [t.shortname, t.preview_old ?? (t.preview_new !== null ? '(unset)' : ''), t.preview_new ?? '', t.preview_note ?? '']),
-  );
-  if (targets.length > PREVIEW_SAMPLE) out.line(`… and ${targets.length - PREVIEW_SAMPLE} more`);
-  for (const line of plan.leftOut ?? []) out.line(`Warning: ${line}`);
-  out.line(`Plan hash ${run.plan_hash.slice(0, 12)}`);
-}
+import { printReport } from './render.ts';
 
 export interface ExecuteOptions {
   yes?: boolean;
@@ -40,15 +18,18 @@ export interface ExecuteOptions {
   detach?: boolean;
 }
 
+/** Exit code of a command stopped by Ctrl-C, as shells report it. */
+const EXIT_INTERRUPTED = 130;
+
 /**
  * Confirms a stored plan (a prompt on a terminal, --yes otherwise; a destructive one needs --confirm=<target
- * count>), starts it, and unless detached follows it to the end, printing progress and the results.
+ * count>), starts it through the start verb, and unless detached follows it to its end or its canary.
  */
-export async function executePlan(ctx: CliContext, out: Output, rt: RunServices, plan: Plan, opts: ExecuteOptions): Promise<void> {
+export async function executePlan(ctx: CliContext, out: Output, session: Session, plan: Plan, opts: ExecuteOptions): Promise<void> {
   const { run } = plan;
   const count = plan.targets.length;
   const refuse = async (message: string) => {
-    await cancelRun(rt, run.id, cliActor());
+    await invoke(session, cancel, { runId: run.id });
     throw new UsageError(message);
   };
   let confirmed = '--yes';
@@ -60,21 +41,21 @@ export async function executePlan(ctx: CliContext, out: Output, rt: RunServices,
     else if (!(await ctx.io.confirm(`Run ${run.command} on ${count} target${count === 1 ? '' : 's'}?`))) await refuse(`run ${run.id} not confirmed; nothing was run`);
     confirmed = 'prompt';
   }
+  const rt = await session.ops();
   // The command line is the break-glass path: who confirmed, and how, is in the audit like a chat approval.
-  await rt.store.addEvent(run.id, 'cli_confirm', cliActor(), confirmed);
-  const policy = approvalPolicy(rt.config);
-  if (rt.config.approval.cli === 'require' && needsApproval(run, plan.command.writes, policy)) {
-    await awaitChatApproval(ctx, out, rt, plan, policy, opts);
+  await rt.store.addEvent(run.id, 'cli_confirm', session.actor.id, confirmed);
+  if (rt.config.approval.cli === 'require' && needsApproval(run, plan.command.writes, session.policy)) {
+    await awaitChatApproval(ctx, out, session, plan, opts);
     return;
   }
-  const { started } = await startRun(rt, run.id, cliActor(), run.plan_hash);
-  if (!started) throw new UsageError(`run ${run.id} was already started`);
+  const started = await invoke(session, startPlanned, { runId: run.id, hash: run.plan_hash });
+  if (started.kind !== 'run') return;
   out.line(`Run ${run.id} started.`);
   if (opts.detach) {
     out.data({ run: run.id, state: 'running' });
     return;
   }
-  await followRun(ctx, out, rt, run.id, count);
+  await followOnTerminal(ctx, out, session, started.run);
 }
 
 const APPROVAL_POLL_MS = 1000;
@@ -83,9 +64,10 @@ const APPROVAL_POLL_MS = 1000;
  * With `approval.cli: require`, a CLI write above the approval policy waits for a second person in chat, as one
  * planned in chat does; detached, it returns at once and the approval starts it.
  */
-async function awaitChatApproval(ctx: CliContext, out: Output, rt: RunServices, plan: Plan, policy: ApprovalPolicy, opts: ExecuteOptions): Promise<void> {
+async function awaitChatApproval(ctx: CliContext, out: Output, session: Session, plan: Plan, opts: ExecuteOptions): Promise<void> {
   const { run } = plan;
-  await requestApproval(rt, run.id, cliActor());
+  const rt = await session.ops();
+  await requestApproval(rt, run.id, session.actor.id);
   const expected = await confirmationText(rt, run);
   out.line(`Run ${run.id} waits for a chat approval by a second person: approve ${run.id} ${expected} (within ${rt.config.approval.ttlMinutes} min).`);
   if (opts.detach) {
@@ -95,55 +77,51 @@ async function awaitChatApproval(ctx: CliContext, out: Output, rt: RunServices, 
   let now = await rt.store.getRun(run.id);
   while (now.state === 'awaiting_approval') {
     await new Promise((resolve) => setTimeout(resolve, APPROVAL_POLL_MS));
-    await expireApprovals(rt, policy);
+    await expireApprovals(rt, approvalPolicy(rt.config));
     now = await rt.store.getRun(run.id);
   }
   if (now.state === 'cancelled') throw new UsageError(`run ${run.id} was rejected or its approval expired; nothing was run`);
-  await followRun(ctx, out, rt, run.id, plan.targets.length);
+  await followOnTerminal(ctx, out, session, now);
 }
 
-/** Waits for a run to end, with a worker of its own when no worker serves the queue, and prints the outcome. */
-export async function followRun(ctx: CliContext, out: Output, rt: RunServices, runId: number, total: number): Promise<void> {
+/**
+ * Follows a run on the terminal (a bar, or a line every tenth to a pipe) until it ends or its canary is done, with
+ * a worker of its own when none serves the queue, then prints the report. Ctrl-C stops following, not the run,
+ * and says how to follow or cancel it.
+ */
+export async function followOnTerminal(ctx: CliContext, out: Output, session: Session, run: RunRow): Promise<void> {
+  const rt = await session.ops();
   const local = (await rt.queue.getWorkersCount()) === 0 ? new ExecutorWorker(rt) : undefined;
   if (local) out.line('No worker is running: this command runs the targets itself.');
   const bar = ctx.io.tty && !out.json ? new SingleBar({ format: 'targets [{bar}] {value}/{total} {failed} failed', stream: process.stderr }) : undefined;
-  let done = 0;
-  let failed = 0;
+  const total = run.target_count;
   let nextReport = 0.1;
+  const interrupted = new AbortController();
+  const release = ctx.io.onInterrupt?.(() => interrupted.abort());
   bar?.start(total, 0, { failed: 0 });
+  let ended;
   try {
-    await rt.progress.follow(
-      runId,
-      (event: ProgressEvent) => {
-        if (event.type !== 'target') return;
-        done++;
-        if (!DONE_OK.includes(event.status)) failed++;
-        bar?.update(done, { failed });
-        if (!bar && done / total >= nextReport) {
-          out.line(`  ${done}/${total} done, ${failed} not succeeded`);
-          while (done / total >= nextReport) nextReport += 0.1;
-        }
-      },
-      (event) => event.type === 'state' && FINAL_STATES.includes(event.state),
-    );
+    ended = await followRun(rt, run, ({ done, failed }) => {
+      bar?.update(done, { failed });
+      if (bar || done / total < nextReport) return;
+      out.line(`  ${done}/${total} done, ${failed} not succeeded`);
+      while (done / total >= nextReport) nextReport += 0.1;
+    }, { untilCanary: true, signal: interrupted.signal });
   } finally {
+    release?.();
     bar?.stop();
     await local?.close();
   }
-  await reportRun(ctx, out, await rt.store.getRun(runId), await rt.store.getTargets(runId));
-}
-
-export function targetJson(t: TargetRow) {
-  return { shortname: t.shortname, wwwroot: t.wwwroot, status: t.status, old: t.old_value, new: t.new_value, message: t.message, value: t.returned_value, attempts: t.attempts, durationMs: t.duration_ms };
-}
-
-/** The end of a run: counts, every target that did not simply succeed, and the exit code (0 only if all did). */
-export async function reportRun(ctx: CliContext, out: Output, run: RunRow, targets: TargetRow[]): Promise<void> {
-  const counts = new Map<string, number>();
-  for (const t of targets) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
-  out.data({ run: run.id, state: run.state, counts: Object.fromEntries(counts), targets: targets.map(targetJson) });
-  out.line(`Run ${run.id} ${run.state}: ${[...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ')}`);
-  const notable = targets.length <= FULL_REPORT ? targets : targets.filter((t) => !DONE_OK.includes(t.status) || t.returned_value);
-  if (notable.length > 0) out.table(['TARGET', 'STATUS', 'OLD', 'NEW', 'MESSAGE'], notable.map((t) => [t.shortname, t.status, t.old_value ?? '', t.new_value ?? '', (t.returned_value ?? t.message ?? '').slice(0, 200)]));
-  if (!FINAL_STATES.includes(run.state) || targets.some((t) => !DONE_OK.includes(t.status))) ctx.exitCode = 1;
+  if (interrupted.signal.aborted) {
+    const where = local ? 'Its remaining targets wait for a worker (vmoodle worker, or vmoodle start).' : 'A worker goes on with it.';
+    ctx.io.stderr(`Stopped following run ${run.id}; the run itself was not stopped. ${where}\nFollow it with: vmoodle runs show ${run.id} --follow\nCancel it with: vmoodle runs cancel ${run.id}\n`);
+    ctx.exitCode = EXIT_INTERRUPTED;
+    return;
+  }
+  if (ended.paused) {
+    out.line(`The canary is done (${ended.run.canary} of ${total}); the other targets wait.\nGo on with: vmoodle runs go ${run.id}\nor stop with: vmoodle runs cancel ${run.id}`);
+    if (!printReport(out, ended.run, ended.targets.filter((t) => t.status !== 'pending'))) ctx.exitCode = 1;
+    return;
+  }
+  if (!printReport(out, ended.run, ended.targets)) ctx.exitCode = 1;
 }

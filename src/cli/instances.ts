@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { publicView, type Instance, type InstanceFields } from '../registry/instance.ts';
 import type { InstanceChanges, NewInstance } from '../registry/registry.ts';
-import { cronLate, instanceState, mnetLabel } from '../registry/status.ts';
+import { cronLate, instanceState } from '../registry/status.ts';
 import { UsageError } from '../errors.ts';
 import type { CliContext } from './context.ts';
 import type { CliIO } from './output.ts';
@@ -73,38 +73,14 @@ function fieldsFrom(opts: Record<string, unknown>, io: CliIO): Partial<InstanceF
   return fields;
 }
 
-const formatTime = (t: number) => (t > 0 ? new Date(t * 1000).toISOString().replace('T', ' ').slice(0, 16) : 'never');
-const formatGap = (s: number) => (s >= 86_400 ? `${(s / 86_400).toFixed(1)} d` : s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${Math.round(s / 60)} min`);
-
-function instanceJson(instance: Instance) {
+/** An instance as the command line shows it: never its password. */
+export function instanceJson(instance: Instance) {
   return { ...publicView(instance), state: instanceState(instance), cronLate: cronLate(instance) };
 }
 
+/** The registry's maintenance (the listing is the verb `instances list`). */
 export function registerInstances(program: Command, ctx: CliContext): void {
   const instances = program.command('instances').description('the registry of Moodle instances (VMoodle local_vmoodle)');
-
-  instances
-    .command('list')
-    .description('list instances, 35 a page, ordered by name')
-    .option('--filter <text>', 'part of a name, short name or wwwroot')
-    .addOption(new Option('--state <state>', 'which instances').choices(['enabled', 'disabled', 'all']).default('all'))
-    .option('--page <n>', 'page number', int('--page'), 1)
-    .option('--per-page <n>', 'rows a page', int('--per-page'))
-    .addHelpText('after', "\nExample:\n  vmoodle instances list --filter campus --state enabled")
-    .action(async (opts, cmd: Command) => {
-      const out = ctx.output(cmd);
-      const registry = await ctx.app().registry();
-      const page = await registry.list({ filter: opts.filter, state: opts.state, page: opts.page, perPage: opts.perPage });
-      out.data({ ...page, items: page.items.map(instanceJson) });
-      out.table(
-        ['ID', 'SHORTNAME', 'NAME', 'WWWROOT', 'STATE', 'MNET', 'CRONS', 'LAST CRON', 'GAP'],
-        page.items.map((i) => [
-          i.id, i.shortname, i.name, i.vhostname, instanceState(i), mnetLabel(i.mnet), i.croncount, formatTime(i.lastcron),
-          i.lastcrongap || i.lastcron ? `${formatGap(i.lastcrongap)}${cronLate(i) ? ' LATE' : ''}` : '-',
-        ]),
-      );
-      out.line(`page ${page.page} of ${page.pages}, ${page.total} instance${page.total === 1 ? '' : 's'}${opts.filter ? ` matching '${opts.filter}'` : ''}`);
-    });
 
   instances
     .command('show <name>')

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Backend } from '../backend.ts';
 import { consoleChat } from '../bot/console.ts';
-import { Rbac } from '../bot/rbac.ts';
+import { Rbac } from '../verbs/rbac.ts';
 import { startSlackBot } from '../bot/slack/app.ts';
 import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/mysql-url.ts';

@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { Command } from 'commander';
+import parseArgs from 'string-argv';
 import type { Selector } from '../registry/selector.ts';
 import { UsageError } from '../errors.ts';
 
@@ -39,4 +40,26 @@ export function selectorFrom(opts: TargetFlags): Selector {
     notContains: opts.notContains as string | undefined,
     regex: opts.regex as string | undefined,
   };
+}
+
+/** A selector as the flags that select the same hosts, quoted for a chat line (what a "run on these" button carries). */
+export function selectorFlags(selector: Selector): string {
+  const q = (s: string) => `'${s.replaceAll("'", '')}'`;
+  return [
+    selector.tohosts ? `--hosts ${q(selector.tohosts === '*' ? '*' : selector.tohosts.join(','))}` : '',
+    selector.tohostsmatch ? `--match ${q(selector.tohostsmatch)}` : '',
+    selector.exclude ? `--exclude ${q(selector.exclude)}` : '',
+    selector.fromhost ? `--from ${q(selector.fromhost)}` : '',
+    selector.includeDisabled ? '--include-disabled' : '',
+    selector.contains ? `--contains ${q(selector.contains)}` : '',
+    selector.notContains ? `--not-contains ${q(selector.notContains)}` : '',
+    selector.regex ? `--regex ${q(selector.regex)}` : '',
+  ].filter(Boolean).join(' ');
+}
+
+/** Target flags carried as text (a preview's button) back into a selector, with the same parser the verbs use. */
+export function parseSelectorFlags(flags: string): Selector {
+  const cmd = addTargetOptions(new Command('targets')).exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined }).allowExcessArguments(false);
+  cmd.parse(parseArgs(flags), { from: 'user' });
+  return selectorFrom(cmd.opts());
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rbac } from '../../src/bot/rbac.ts';
+import { Rbac } from '../../src/verbs/rbac.ts';
 import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
 import { SLACK_LIMITS } from '../../src/bot/slack/limits.ts';
 import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
@@ -13,13 +13,13 @@ let bot: SlackBot;
 
 describe.runIf(testServices().moodleDump)('the Slack bot on 1,000 targets', () => {
   beforeAll(async () => {
-    fx = await opsFixture('slackscale', undefined, { VMOODLE_WORKER_CONCURRENCY: '20' });
-    await thinFleet(fx, 1000);
-    startWorker(fx);
     api = new FakeSlackApi();
     await api.start();
+    fx = await opsFixture('slackscale', undefined, { VMOODLE_WORKER_CONCURRENCY: '20', SLACK_API_URL: api.url });
+    await thinFleet(fx, 1000);
+    startWorker(fx);
     const rbac = new Rbac({ roles: { operator: ['UOP'], approver: ['UAPP'] } });
-    bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 30 * 60_000 }, { signingSecret: SECRET, botToken: 'xoxb-scale', slackApiUrl: api.url, port: 0 });
+    bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 30 * 60_000 }, { signingSecret: SECRET, botToken: 'xoxb-scale', port: 0 });
   }, 120_000);
   afterAll(async () => {
     await bot?.close();

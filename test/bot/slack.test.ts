@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rbac } from '../../src/bot/rbac.ts';
+import { Rbac } from '../../src/verbs/rbac.ts';
 import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
 import { SLACK_LIMITS } from '../../src/bot/slack/limits.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
@@ -45,15 +45,15 @@ function assertWithinLimits(call: RecordedCall): void {
 
 describe.runIf(testServices().moodleDump)('the Slack bot', () => {
   beforeAll(async () => {
-    fx = await opsFixture('slack');
+    api = new FakeSlackApi();
+    await api.start();
+    fx = await opsFixture('slack', undefined, { SLACK_API_URL: api.url });
     await thinFleet(fx, 60);
     await registerInstances(fx, [{ shortname: 'tlocked', database: 'moodle_locked' }]);
     await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'tlocked' }).update({ vdblogin: 'nobody', vdbpass: DB_PASSWORD });
     startWorker(fx);
-    api = new FakeSlackApi();
     api.groups = { SLEADS: ['ULEAD'] };
-    await api.start();
-    bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 30 * 60_000 }, { signingSecret: SECRET, botToken: BOT_TOKEN, slackApiUrl: api.url, port: 0 });
+    bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 30 * 60_000 }, { signingSecret: SECRET, botToken: BOT_TOKEN, port: 0 });
   });
   afterAll(async () => {
     await bot?.close();
@@ -153,7 +153,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect(rejected.params).toMatchObject({ thread_ts: expect.any(String), text: `Run ${value.split(':')[0]} rejected by UAPP.` });
     expect((await fx.rt.store.getRun(Number(value.split(':')[0]))).state).toBe('cancelled');
 
-    const hasty = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 300 }, { signingSecret: SECRET, botToken: BOT_TOKEN, slackApiUrl: api.url, port: 0 });
+    const hasty = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 300 }, { signingSecret: SECRET, botToken: BOT_TOKEN, port: 0 });
     try {
       await signedPost(hasty.url, SECRET, slashBody('UOP', 'run sql/multisql --hosts t9 sql="DELETE FROM {config_log}"'));
       await hasty.idle();
@@ -232,7 +232,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     await interact(buttonPayload('UOP', 'targets_builder', button?.value as string));
     const builder = (api.of('views.open').at(-1) as RecordedCall).params.view as { callback_id: string; blocks: unknown[] };
     expect(builder.callback_id).toBe('builder');
-    expect(JSON.stringify(builder.blocks)).toContain('Targets: `--match https://t4*`');
+    expect(JSON.stringify(builder.blocks)).toContain("Targets: `--match 'https://t4*'`");
   });
 
   it('publishes the App Home: the fleet, recent runs and the approvals waiting', async () => {

@@ -5,8 +5,9 @@ import { Readable } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Backend } from '../../src/backend.ts';
 import { consoleChat } from '../../src/bot/console.ts';
-import { Rbac } from '../../src/bot/rbac.ts';
-import { Router } from '../../src/bot/router.ts';
+import { Rbac } from '../../src/verbs/rbac.ts';
+import { Chat } from '../../src/bot/chat.ts';
+import { SLACK_STYLE } from '../../src/bot/chat-text.ts';
 import { loadConfig } from '../../src/config.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
@@ -46,8 +47,8 @@ describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat a
       'approve 1 t1',
     ]);
     expect(out).toContain(`You are ${me}, the operating-system user, with the roles of the RBAC file.`);
-    expect(out).toContain(':warning: as is refused: with an RBAC file the terminal chat acts as the operating-system user');
-    expect(out).toContain(':warning: you requested this run; a second person must approve it');
+    expect(out).toContain('Warning: as is refused: with an RBAC file the terminal chat acts as the operating-system user');
+    expect(out).toContain('Warning: you requested this run; a second person must approve it (approval)');
     expect((await fx.rt.store.getRun(1)).state).toBe('awaiting_approval');
     expect((await fx.rt.store.events(1)).map((e) => e.kind)).toEqual(['plan', 'approval_requested']);
   });
@@ -73,7 +74,7 @@ describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat a
     const runId = Number(/Run (\d+):/.exec(result.stdout)?.[1]);
     expect(result.stdout).toContain(`Run ${runId} waits for a chat approval by a second person: approve ${runId} t3`);
     expect((await fx.rt.store.getRun(runId)).state).toBe('awaiting_approval');
-    const router = new Router(fx.app, new Rbac({ roles: { approver: ['lead'] } }), { threshold: 50, ttlMs: 60_000 }, 'slack');
+    const router = new Chat(fx.app, new Rbac({ roles: { approver: ['lead'] } }), { threshold: 50, ttlMs: 60_000 }, 'slack', SLACK_STYLE);
     expect((await router.handle(`approve ${runId} t3`, { id: 'lead' })).text).toBe(`Run ${runId} approved by lead and started.`);
 
     const small = await runCli(['run', 'generic/setconfig', '--hosts', 't3', 'key=theme', 'value=classic', '--yes'], env);

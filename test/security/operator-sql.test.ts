@@ -1,7 +1,8 @@
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Rbac } from '../../src/bot/rbac.ts';
-import { Router } from '../../src/bot/router.ts';
+import { Rbac } from '../../src/verbs/rbac.ts';
+import { Chat } from '../../src/bot/chat.ts';
+import { TERMINAL_STYLE } from '../../src/bot/chat-text.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { runCli } from '../support/cli.ts';
 import { leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts';
@@ -86,9 +87,9 @@ describe.runIf(testServices().moodleDump)('operator SQL cannot read what it must
 
   it('keeps copytable from an operator barred from data-changing SQL', async () => {
     const rbac = new Rbac({ roles: { admin: ['boss'], operator: ['ops'] }, categories: { sql: 'admin' } });
-    const router = new Router(fx.app, rbac, { threshold: 50, ttlMs: 60_000 }, 'console');
+    const router = new Chat(fx.app, rbac, { threshold: 50, ttlMs: 60_000 }, 'console', TERMINAL_STYLE);
     const reply = await router.handle('run generic/copytable --hosts alpha table=modules select=visible=0', { id: 'ops' });
-    expect(reply.text).toBe(':warning: sql commands need the admin role; you are operator');
+    expect(reply.text).toBe('Warning: sql commands need the admin role; you are operator (access_denied)');
     expect((await router.handle('help', { id: 'ops' })).text).not.toContain('generic/copytable');
   });
 });

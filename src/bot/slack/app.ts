@@ -1,19 +1,27 @@
 import { createServer, type Server } from 'node:http';
-import { App as BoltApp, HTTPReceiver, LogLevel } from '@slack/bolt';
+import { App as BoltApp, HTTPReceiver } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
 import type { Backend } from '../../backend.ts';
+import { errorFields } from '../../log.ts';
 import { confirmationText, expireApprovals, type ApprovalPolicy } from '../../ops/executor/approvals.ts';
-import type { Rbac } from '../rbac.ts';
-import { Router, type Actor, type Reply } from '../router.ts';
 import { cancelRun } from '../../ops/executor/run-actions.ts';
-import { resolveTargets } from '../../registry/selector.ts';
 import { MASK } from '../../ops/moodle/sensitive.ts';
+import { resolveTargets } from '../../registry/selector.ts';
+import { listInstances } from '../../verbs/info-verbs.ts';
+import { plan as planVerb } from '../../verbs/plan-verbs.ts';
+import type { Rbac } from '../../verbs/rbac.ts';
+import { approve as approveVerb, cancel, reject, retry, revert, startPlanned } from '../../verbs/run-verbs.ts';
+import { selectorFlags } from '../../verbs/target-flags.ts';
+import type { Actor } from '../../verbs/verb.ts';
+import { Chat, type ChatReply } from '../chat.ts';
+import { SLACK_STYLE } from '../chat-text.ts';
 import { approvalBlocks, approvalModal, parseRunButton, planModal, previewBlocks, startBlocks, textBlocks } from './blocks.ts';
-import { BUILDER, builderLine, builderView, selectorFlags, type BuilderState } from './builder.ts';
+import { boltLogger } from './bolt-logger.ts';
+import { BUILDER, builderArgs, builderView, type BuilderState } from './builder.ts';
 import { homeView } from './home.ts';
 import { SLACK_LIMITS } from './limits.ts';
-import { postRunProgress } from './progress.ts';
 import { escapeMrkdwn } from './mrkdwn.ts';
+import { postRunProgress } from './progress.ts';
 
 export interface SlackOptions {
   botToken: string;
@@ -21,8 +29,6 @@ export interface SlackOptions {
   signingSecret?: string;
   /** Socket Mode: the app-level token; no public address needed. */
   appToken?: string;
-  /** The Web API's address; tests point it at a fake on loopback. */
-  slackApiUrl?: string;
   port: number;
   host?: string;
 }
@@ -40,18 +46,29 @@ const GROUP_REFRESH_MS = 5 * 60_000;
 
 const NOT_IN_CHANNEL = 'I am not in this channel: invite me with `/invite @vmoodle`, then try again.';
 
+/** Where an interaction came from: its channel, or the user's DM for a shortcut or a Home tab. */
+const channelOf = (body: unknown, user: string) => (body as { channel?: { id: string } }).channel?.id ?? user;
+
 /**
- * The Slack front end: the real Bolt app (HTTP mode, signing secret) over the shared router. Every request is
- * acknowledged first and worked on after; the acting user always comes from the signed payload.
+ * The Slack front end: the real Bolt app (HTTP mode, signing secret) over the shared verbs. Every request is
+ * acknowledged first and worked on after; the acting user always comes from the signed payload, and buttons and
+ * modals call verbs with typed arguments, including the plan hash they showed.
  */
-export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPolicy, options: SlackOptions): Promise<SlackBot> {
-  const clientOptions = options.slackApiUrl ? { slackApiUrl: options.slackApiUrl } : {};
+export async function startSlackBot(backend: Backend, rbac: Rbac, policy: ApprovalPolicy, options: SlackOptions): Promise<SlackBot> {
   if (!options.appToken && !options.signingSecret) throw new Error('Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)');
-  const receiver = options.appToken ? undefined : new HTTPReceiver({ signingSecret: options.signingSecret as string, endpoints: '/slack/events', logLevel: LogLevel.ERROR });
+  const log = backend.log.child({ component: 'slack' });
+  backend.secrets.add(options.botToken, options.signingSecret, options.appToken);
+  const logger = boltLogger(log);
+  const clientOptions = { slackApiUrl: backend.config.slack.apiUrl };
+  const receiver = options.appToken ? undefined : new HTTPReceiver({ signingSecret: options.signingSecret as string, endpoints: '/slack/events', logger });
   const bolt = receiver
-    ? new BoltApp({ receiver, token: options.botToken, tokenVerificationEnabled: false, logLevel: LogLevel.ERROR, clientOptions })
-    : new BoltApp({ token: options.botToken, appToken: options.appToken, socketMode: true, logLevel: LogLevel.ERROR, clientOptions });
-  const router = new Router(app, rbac, policy, 'slack');
+    ? new BoltApp({ receiver, token: options.botToken, tokenVerificationEnabled: false, logger, clientOptions })
+    : new BoltApp({ token: options.botToken, appToken: options.appToken, socketMode: true, logger, clientOptions });
+  bolt.error(async (err) => {
+    log.error({ ...errorFields(err.original ?? err) }, 'a Slack request failed');
+  });
+  const chat = new Chat(backend, rbac, policy, 'slack', SLACK_STYLE);
+
   // Work after an ack waits until requests stop arriving for a moment, then runs a few at a time: a burst of
   // requests is all acknowledged before any of it is worked on.
   const work = new Set<Promise<unknown>>();
@@ -73,9 +90,11 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
       (queue.shift() as () => void)();
     }
   };
-  const later = (task: () => Promise<unknown>) => {
+  /** Work after an ack fails where nobody waits for it: it is logged, never dropped silently. */
+  const logFailure = (what: string) => (err: unknown) => log.error({ ...errorFields(err) }, what);
+  const later = (task: () => Promise<unknown>, what = 'work after an acknowledgement failed') => {
     const p = new Promise<void>((resolve) => queue.push(() => setImmediate(() => {
-      task().catch(() => {}).finally(() => {
+      task().catch(logFailure(what)).finally(() => {
         running--;
         resolve();
         next();
@@ -86,7 +105,7 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
   };
   /** Work that must not wait its turn (opening a modal while its trigger is fresh), counted for idle(). */
   function track(p: Promise<unknown>): void {
-    const tracked = p.catch(() => {}).finally(() => work.delete(tracked));
+    const tracked = p.catch(logFailure('a modal could not be opened')).finally(() => work.delete(tracked));
     work.add(tracked);
   }
 
@@ -99,23 +118,27 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
     await client.chat.postMessage({ channel: request.channel, thread_ts: request.ts, text: escapeMrkdwn(text) });
   }
 
-  async function deliver(client: WebClient, actor: Actor & { channel: string }, reply: Reply): Promise<void> {
+  /** A reply where it belongs: a plan to its requester (or, needing approval, to the channel), a started run's progress in the channel. */
+  async function deliver(client: WebClient, actor: Actor & { channel: string }, reply: ChatReply): Promise<void> {
     // The notification text beside the blocks is mrkdwn too.
     const text = escapeMrkdwn(reply.text).slice(0, SLACK_LIMITS.sectionText);
+    const ephemeral = (blocks = textBlocks(reply.text)) => client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text, blocks });
+    const { view } = reply;
     try {
-      if (reply.approval) {
-        const posted = await client.chat.postMessage({ channel: actor.channel, text, blocks: approvalBlocks(reply.text, reply.approval.run) });
-        requests.set(reply.approval.run.id, { channel: actor.channel, ts: posted.ts as string });
-      } else if (reply.confirm) {
-        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text, blocks: startBlocks(reply.text, reply.confirm.run) });
-      } else if (reply.targets) {
-        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text, blocks: previewBlocks(reply.text, reply.targets) });
-      } else if (reply.ephemeral) {
-        await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text, blocks: textBlocks(reply.text) });
-      } else if (!reply.follow) {
+      if (view?.kind === 'plan' && view.approval) {
+        const posted = await client.chat.postMessage({ channel: actor.channel, text, blocks: approvalBlocks(reply.text, view.plan.run) });
+        requests.set(view.plan.run.id, { channel: actor.channel, ts: posted.ts as string });
+      } else if (view?.kind === 'plan') {
+        await ephemeral(startBlocks(reply.text, view.plan.run));
+      } else if (view?.kind === 'selection') {
+        await ephemeral(previewBlocks(reply.text, view.flags));
+      } else if (view?.kind === 'run' && view.follow) {
+        await postRunProgress(client, await backend.ops(), actor.channel, view.run);
+      } else if (view?.kind === 'run') {
         await client.chat.postMessage({ channel: actor.channel, text });
+      } else {
+        await ephemeral();
       }
-      if (reply.follow) await postRunProgress(client, await app.ops(), actor.channel, reply.follow);
     } catch (err) {
       if ((err as { data?: { error?: string } }).data?.error !== 'not_in_channel') throw err;
       await client.chat.postEphemeral({ channel: actor.channel, user: actor.id, text: NOT_IN_CHANNEL });
@@ -129,42 +152,44 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
       later(() => client.views.open({ trigger_id: command.trigger_id, view: builderView({ channel: command.channel_id }) }));
       return;
     }
-    if (/^\s*run\s/.test(command.text)) {
+    if (/^\s*run\s/.test(command.text) && !/\s--help\b/.test(command.text)) {
       // The plan shows in a modal opened at once, while the trigger is fresh, and filled in once computed.
       track((async () => {
         const opened = await client.views.open({ trigger_id: command.trigger_id, view: planModal(actor.channel, 'Computing the plan…') });
         const viewId = (opened.view as { id: string }).id;
         later(async () => {
-          const reply = await router.handle(command.text, actor);
-          if (reply.approval) await deliver(client, actor, reply);
-          const text = reply.approval ? `${reply.text}\nThe approval request is in the channel.` : reply.text;
-          await client.views.update({ view_id: viewId, view: planModal(actor.channel, text, reply.confirm?.run) });
+          const reply = await chat.handle(command.text, actor);
+          const view = reply.view?.kind === 'plan' ? reply.view : undefined;
+          if (view?.approval) await deliver(client, actor, reply);
+          const text = view?.approval ? `${reply.text}\nThe approval request is in the channel.` : reply.text;
+          await client.views.update({ view_id: viewId, view: planModal(actor.channel, text, view && !view.approval ? view.plan.run : undefined) });
         });
       })());
       return;
     }
-    later(async () => deliver(client, actor, await router.handle(command.text, actor)));
+    later(async () => deliver(client, actor, await chat.handle(command.text, actor)));
   });
 
   bolt.view('plan_modal', async ({ ack, body, view, client }) => {
     await ack();
     const { channel, value } = JSON.parse(view.private_metadata) as { channel: string; value: string };
     const actor = { id: body.user.id, channel };
-    later(async () => deliver(client, actor, await router.handle(`start ${parseRunButton(value).runId}`, actor)));
+    const { runId, hash } = parseRunButton(value);
+    later(async () => deliver(client, actor, await chat.call(startPlanned, { runId, hash }, actor)));
   });
 
   bolt.action('targets_builder', async ({ ack, body, action, client }) => {
     await ack();
-    const channel = (body as { channel?: { id: string } }).channel?.id ?? body.user.id;
+    const channel = channelOf(body, body.user.id);
     later(() => client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: builderView({ channel, targets: (action as { value: string }).value }) }));
   });
 
   for (const recycle of ['same_command', 'same_targets'] as const) {
     bolt.action(recycle, async ({ ack, body, action, client }) => {
       await ack();
-      const channel = (body as { channel?: { id: string } }).channel?.id ?? body.user.id;
+      const channel = channelOf(body, body.user.id);
       later(async () => {
-        const run = await (await app.ops()).store.getRun(parseRunButton((action as { value: string }).value).runId);
+        const run = await (await backend.ops()).store.getRun(parseRunButton((action as { value: string }).value).runId);
         const params = Object.fromEntries(Object.entries(JSON.parse(run.params) as Record<string, string>).filter(([, v]) => v !== MASK));
         const state = recycle === 'same_command' ? { channel, command: run.command, params } : { channel, targets: selectorFlags(JSON.parse(run.selector)) };
         await client.views.open({ trigger_id: (body as { trigger_id: string }).trigger_id, view: builderView(state) });
@@ -193,18 +218,23 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
     later(async () => {
       let count: string;
       try {
-        const selection = resolveTargets(await (await app.registry()).loadFleet(), { tohostsmatch: glob });
+        const selection = resolveTargets(await backend.fleet(), { tohostsmatch: glob });
         count = `*${selection.counts.targets}* instances (matched ${selection.counts.matched}, disabled left out ${selection.counts.disabledLeftOut})`;
       } catch (err) {
-        count = `:warning: ${escapeMrkdwn((err as Error).message)}`;
+        count = escapeMrkdwn(chat.failure(err).text);
       }
       await client.views.update({ view_id: view.id, hash: view.hash, view: builderView({ ...state, count }) });
     });
   });
 
-  bolt.options(BUILDER.hosts, async ({ ack, options }) => {
+  bolt.options(BUILDER.hosts, async ({ ack, options, body }) => {
+    // Host names are registry data: only someone who may list instances sees them.
+    if (chat.session({ id: body.user.id }).refusal(listInstances)) {
+      await ack({ options: [] });
+      return;
+    }
     const query = (options as { value?: string }).value?.toLowerCase() ?? '';
-    const fleet = await (await app.registry()).loadFleet();
+    const fleet = await backend.fleet();
     const found = fleet.hosts.filter((h) => h.shortname.toLowerCase().includes(query) || h.wwwroot.toLowerCase().includes(query));
     await ack({ options: found.slice(0, SLACK_LIMITS.optionsPerSelect).map((h) => ({ text: { type: 'plain_text', text: `${h.shortname} (${h.wwwroot})`.slice(0, 75) }, value: h.shortname })) });
   });
@@ -212,28 +242,29 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
   bolt.view(BUILDER.callback, async ({ ack, body, view, client }) => {
     const state = JSON.parse(view.private_metadata) as BuilderState;
     const actor = { id: body.user.id, channel: state.channel };
-    let built: { line: string; dry: boolean };
+    let built: ReturnType<typeof builderArgs>;
     try {
-      built = builderLine(state, view.state.values as never);
+      built = builderArgs(state, view.state.values as never);
     } catch (err) {
-      await ack({ response_action: 'errors', errors: { [BUILDER.command]: (err as Error).message } });
+      await ack({ response_action: 'errors', errors: { [BUILDER.command]: chat.failure(err).error?.message.slice(0, 150) ?? 'not a valid request' } });
       return;
     }
     await ack();
     later(async () => {
-      const reply = await router.handle(built.line, actor);
-      const planned = reply.approval?.run ?? reply.confirm?.run;
+      const reply = await chat.call(planVerb, built.args, actor);
+      const planned = reply.view?.kind === 'plan' ? reply.view.plan.run : undefined;
       if (built.dry && planned) {
-        await cancelRun(await app.ops(), planned.id, actor.id);
-        await deliver(client, actor, { text: `${reply.text.replace(/\n(Start it|:lock:).*$/s, '')}\nDry run: run ${planned.id} was only planned.`, ephemeral: true });
+        await cancelRun(await backend.ops(), planned.id, actor.id);
+        const text = reply.text.replace(/\n(Start it|:lock:).*$/s, '');
+        await deliver(client, actor, { text: `${text}\nDry run: run ${planned.id} was only planned.` });
         return;
       }
       await deliver(client, actor, reply);
     });
   });
 
-  bolt.event('app_home_opened', async ({ event, client }) => {
-    later(() => publishHome(client, event.user, 1));
+  bolt.event('app_home_opened', async ({ event }) => {
+    later(() => publishHome(bolt.client, event.user, 1));
   });
 
   bolt.action('home_page', async ({ ack, body, action, client }) => {
@@ -242,21 +273,30 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
   });
 
   async function publishHome(client: WebClient, user: string, page: number): Promise<void> {
-    if (rbac.refusal(user, 'instances')) return;
-    const rt = await app.ops();
+    const session = chat.session({ id: user });
+    if (session.refusal(listInstances)) return;
+    const rt = await backend.ops();
     const runs = await rt.store.listRuns(10);
-    const pending = rbac.refusal(user, 'approve') ? [] : runs.filter((r) => r.state === 'awaiting_approval' && r.requested_by !== user);
-    await client.views.publish({ user_id: user, view: homeView(await (await app.registry()).loadAll(), page, runs.slice(0, 5), pending) });
+    const pending = session.refusal(approveVerb) ? [] : runs.filter((r) => r.state === 'awaiting_approval' && r.requested_by !== user);
+    await client.views.publish({ user_id: user, view: homeView(await (await backend.registry()).loadAll(), page, runs.slice(0, 5), pending) });
   }
 
-  for (const verb of ['start', 'reject', 'cancel', 'retry', 'revert'] as const) {
-    bolt.action(verb, async ({ ack, body, action, client }) => {
+  /** The buttons of plans and progress messages: each calls its verb with the run (and the hash it showed). */
+  const RUN_BUTTONS: Record<string, (actor: Actor, runId: number, hash: string) => Promise<ChatReply>> = {
+    start: (actor, runId, hash) => chat.call(startPlanned, { runId, hash }, actor),
+    reject: (actor, runId) => chat.call(reject, { runId }, actor),
+    cancel: (actor, runId) => chat.call(cancel, { runId }, actor),
+    retry: (actor, runId) => chat.call(retry, { runId, given: {} }, actor),
+    revert: (actor, runId) => chat.call(revert, { runId }, actor),
+  };
+  for (const [actionId, press] of Object.entries(RUN_BUTTONS)) {
+    bolt.action(actionId, async ({ ack, body, action, client }) => {
       await ack();
-      const { runId } = parseRunButton((action as { value: string }).value);
-      const actor = { id: body.user.id, channel: (body as { channel?: { id: string } }).channel?.id ?? '' };
+      const { runId, hash } = parseRunButton((action as { value: string }).value);
+      const actor = { id: body.user.id, channel: channelOf(body, '') };
       later(async () => {
-        const reply = await router.handle(`${verb} ${runId}`, actor);
-        if (verb === 'reject' && !reply.ephemeral) await inRequestThread(client, runId, reply.text);
+        const reply = await press(actor, runId, hash);
+        if (actionId === 'reject' && !reply.error) await inRequestThread(client, runId, reply.text);
         else await deliver(client, actor, reply);
       });
     });
@@ -264,20 +304,20 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
 
   // Approval requests past their time are ended, and say so in their thread.
   const sweep = async () => {
-    for (const runId of await expireApprovals(await app.ops(), policy)) {
+    for (const runId of await expireApprovals(await backend.ops(), policy)) {
       await inRequestThread(bolt.client, runId, `Run ${runId}: the approval request expired; nothing was run.`);
     }
   };
-  const sweepTimer = setInterval(() => void sweep().catch(() => {}), Math.min(60_000, Math.max(1000, policy.ttlMs / 10)));
+  const sweepTimer = setInterval(() => void sweep().catch(logFailure('expiring approval requests failed')), Math.min(60_000, Math.max(1000, policy.ttlMs / 10)));
   sweepTimer.unref();
 
   bolt.action('approve', async ({ ack, body, action, client }) => {
     await ack();
     const { runId } = parseRunButton((action as { value: string }).value);
-    const actor = { id: body.user.id, channel: (body as { channel?: { id: string } }).channel?.id ?? '' };
+    const actor = { id: body.user.id, channel: channelOf(body, '') };
     later(async () => {
-      const refusal = rbac.refusal(actor.id, 'approve', undefined, actor.channel);
-      const rt = await app.ops();
+      const refusal = chat.session(actor).refusal(approveVerb);
+      const rt = await backend.ops();
       const run = await rt.store.getRun(runId);
       if (refusal || run.requested_by === actor.id || run.state !== 'awaiting_approval') {
         const text = refusal ?? (run.requested_by === actor.id ? 'You requested this run; a second person must approve it.' : `Run ${runId} is ${run.state.replaceAll('_', ' ')}.`);
@@ -293,23 +333,29 @@ export async function startSlackBot(app: Backend, rbac: Rbac, policy: ApprovalPo
     const { runId, hash } = parseRunButton(value);
     const typed = view.state.values.typed?.value?.value ?? '';
     const actor = { id: body.user.id, channel };
-    const reply = await router.approveFromSlack(runId, typed, hash, actor);
-    if (!reply.follow) {
-      await ack({ response_action: 'errors', errors: { typed: reply.text.replace(/^:warning: /, '').slice(0, 150) } });
+    // The hash is the one the approver was shown, carried in the modal, not the one stored now.
+    const reply = await chat.call(approveVerb, { runId, typed, hash }, actor);
+    if (reply.error) {
+      await ack({ response_action: 'errors', errors: { typed: reply.error.message.slice(0, 150) } });
       return;
     }
     await ack();
     later(async () => {
       await inRequestThread(client, runId, reply.text);
-      await deliver(client, actor, { ...reply, text: '' });
+      await deliver(client, actor, reply);
     });
   });
 
   // User groups named in the RBAC file: their members are looked up now and every few minutes.
   const refreshGroups = async () => {
     for (const group of rbac.groupIds()) {
-      const answer = await bolt.client.usergroups.users.list({ usergroup: group }).catch(() => undefined);
-      if (answer?.users) rbac.setGroupMembers(group, answer.users);
+      try {
+        const answer = await bolt.client.usergroups.users.list({ usergroup: group });
+        if (answer.users) rbac.setGroupMembers(group, answer.users);
+      } catch (err) {
+        // The members known so far stay; the next refresh tries again.
+        log.warn({ ...errorFields(err), group }, 'the members of a user group could not be read');
+      }
     }
   };
   await refreshGroups();

@@ -1,6 +1,10 @@
 import type { KnownBlock, View } from '@slack/types';
 import { CATALOG } from '../../ops/catalog/index.ts';
 import type { ParamSpec } from '../../ops/command.ts';
+import { UsageError } from '../../errors.ts';
+import type { Selector } from '../../registry/selector.ts';
+import type { PlanArgs } from '../../verbs/plan-verbs.ts';
+import { parseSelectorFlags } from '../../verbs/target-flags.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn } from './mrkdwn.ts';
 
@@ -91,31 +95,22 @@ export function builderView(state: BuilderState): View {
 
 type StateValues = Record<string, Record<string, { value?: string | null; selected_option?: { value: string } | null; selected_options?: Array<{ value: string }> }>>;
 
-/** A run's selector as the slash command's target flags, to carry its targets into a new command. */
-export function selectorFlags(selector: { tohosts?: string[] | '*'; tohostsmatch?: string; exclude?: string; fromhost?: string; includeDisabled?: boolean }): string {
-  const q = (s: string) => `'${s.replaceAll("'", '')}'`;
-  return [
-    selector.tohosts ? `--hosts ${q(selector.tohosts === '*' ? '*' : selector.tohosts.join(','))}` : '',
-    selector.tohostsmatch ? `--match ${q(selector.tohostsmatch)}` : '',
-    selector.exclude ? `--exclude ${q(selector.exclude)}` : '',
-    selector.fromhost ? `--from ${q(selector.fromhost)}` : '',
-    selector.includeDisabled ? '--include-disabled' : '',
-  ].filter(Boolean).join(' ');
-}
-
-/** The `/vmoodle` line a submitted builder stands for, built from the same words the slash command takes. */
-export function builderLine(state: BuilderState, values: StateValues): { line: string; dry: boolean } {
+/**
+ * The plan a submitted builder asks for, as the run verb's typed arguments: nothing is put back into a command line
+ * to be parsed again.
+ */
+export function builderArgs(state: BuilderState, values: StateValues): { args: PlanArgs; dry: boolean } {
   const command = values[BUILDER.command]?.[BUILDER.command]?.selected_option?.value ?? state.command;
-  if (!command) throw new Error('choose a command');
+  if (!command) throw new UsageError('choose a command');
   const spec = CATALOG.get(command);
-  const quote = (s: string) => `"${s.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-  const params = (spec?.params ?? []).flatMap((p) => {
+  const params: Record<string, string> = {};
+  for (const p of spec?.params ?? []) {
     const field = values[BUILDER.param(p.name)]?.value;
     const value = field?.selected_options ? field.selected_options.map((o) => o.value).join(',') : field?.selected_option?.value ?? field?.value;
-    return value === undefined || value === null || value === '' ? [] : [quote(`${p.name}=${value}`)];
-  });
+    if (value !== undefined && value !== null && value !== '') params[p.name] = value;
+  }
   const glob = values[BUILDER.glob]?.[BUILDER.glob]?.value;
   const hosts = values[BUILDER.hosts]?.[BUILDER.hosts]?.selected_options?.map((o) => o.value) ?? [];
-  const targets = hosts.length > 0 ? `--hosts ${quote(hosts.join(','))}` : glob ? `--match ${quote(glob)}` : state.targets ?? '';
-  return { line: `run ${command} ${targets} ${params.join(' ')}`.trim(), dry: (values.dry?.value?.selected_options ?? []).length > 0 };
+  const selector: Selector = hosts.length > 0 ? { tohosts: hosts } : glob ? { tohostsmatch: glob } : state.targets ? parseSelectorFlags(state.targets) : {};
+  return { args: { command, params, selector, test: false }, dry: (values.dry?.value?.selected_options ?? []).length > 0 };
 }

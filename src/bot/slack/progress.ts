@@ -1,8 +1,9 @@
 import type { WebClient } from '@slack/web-api';
 import { findCommand } from '../../ops/catalog/index.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
-import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
-import { statusText } from '../router.ts';
+import { DONE_OK, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
+import { followRun } from '../../verbs/follow.ts';
+import { statusText } from '../chat-text.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';
@@ -27,26 +28,14 @@ export async function postRunProgress(client: WebClient, rt: RunServices, channe
   const parent = await client.chat.postMessage({ channel, text: `Run ${run.id} started`, blocks: progressBlocks(run, 0, 0) });
   const ts = parent.ts as string;
   await client.chat.postMessage({ channel, thread_ts: ts, text: `Started by ${mention(run.requested_by)}: \`${escapeMrkdwn(run.command)}\` on ${run.target_count} targets.` });
-  let done = 0;
-  let failed = 0;
   let lastEdit = Date.now();
   let editing: Promise<unknown> = Promise.resolve();
-  await rt.progress.follow(
-    run.id,
-    (e) => {
-      if (e.type !== 'target') return;
-      done++;
-      if (!DONE_OK.includes(e.status)) failed++;
-      if (Date.now() - lastEdit >= SLACK_LIMITS.progressEditMs) {
-        lastEdit = Date.now();
-        editing = editing.then(() => client.chat.update({ channel, ts, text: `Run ${run.id}: ${done}/${run.target_count}`, blocks: progressBlocks(run, done, failed) }));
-      }
-    },
-    (e) => e.type === 'state' && FINAL_STATES.includes(e.state),
-  );
+  const { run: final, targets } = await followRun(rt, run, ({ done, failed }) => {
+    if (Date.now() - lastEdit < SLACK_LIMITS.progressEditMs) return;
+    lastEdit = Date.now();
+    editing = editing.then(() => client.chat.update({ channel, ts, text: `Run ${run.id}: ${done}/${run.target_count}`, blocks: progressBlocks(run, done, failed) }));
+  });
   await editing;
-  const final = await rt.store.getRun(run.id);
-  const targets = await rt.store.getTargets(run.id);
   const failedCount = targets.filter((t) => !DONE_OK.includes(t.status)).length;
   await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, failedCount, findCommand(run.command).reversible) });
   await client.chat.postMessage({ channel, thread_ts: ts, text: escapeMrkdwn(statusText(final, targets)).slice(0, SLACK_LIMITS.sectionText) });

@@ -40,10 +40,10 @@ export const runJobId = (runId: number) => `r${runId}`;
  */
 async function verifyPlan(rt: RunServices, run: RunRow, targets: TargetRow[], expectedHash: string | undefined): Promise<void> {
   if (expectedHash !== undefined && expectedHash !== run.plan_hash) {
-    throw new RunControlError(`run ${run.id} is not the plan that was shown (its parameters or targets differ); plan it again`);
+    throw new OpsError('stale_plan', `run ${run.id} is not the plan that was shown (its parameters or targets differ)`);
   }
   if (planHash(rt, findCommand(run.command), runParams(rt, run), run.key_id, run.source, targets) !== run.plan_hash) {
-    throw new RunControlError(`run ${run.id} was changed after it was planned; plan it again`);
+    throw new OpsError('stale_plan', `run ${run.id} was changed after it was planned`);
   }
   const fleet = await rt.registry.loadFleet();
   const changed: string[] = [];
@@ -60,7 +60,7 @@ async function verifyPlan(rt: RunServices, run: RunRow, targets: TargetRow[], ex
     }
   }
   if (changed.length > 0) {
-    throw new RunControlError(`the registry changed since run ${run.id} was planned: ${changed.slice(0, 10).join(', ')}${changed.length > 10 ? ` and ${changed.length - 10} more` : ''}; plan it again`);
+    throw new OpsError('stale_plan', `the registry changed since run ${run.id} was planned: ${changed.slice(0, 10).join(', ')}${changed.length > 10 ? ` and ${changed.length - 10} more` : ''}`);
   }
 }
 

@@ -5,12 +5,11 @@ import { readYamlFile } from '../config.ts';
 export const ROLES = ['viewer', 'operator', 'approver', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** What each verb needs at least. */
-export const VERB_ROLE: Record<string, Role> = {
-  help: 'viewer', instances: 'viewer', showtargets: 'viewer', runs: 'viewer', status: 'viewer',
-  run: 'operator', start: 'operator', cancel: 'operator', retry: 'operator', revert: 'operator', go: 'operator',
-  approve: 'approver', reject: 'approver',
-};
+/** What a verb is known by in a refusal, and the least role it needs. */
+export interface Guarded {
+  label: string;
+  role: Role;
+}
 
 export interface RbacConfig {
   /** Role → Slack user ids or user group ids (S…), or console user names. */
@@ -63,11 +62,10 @@ export class Rbac {
   }
 
   /** Why the user may not use the verb (on that command's category, in that channel), or undefined when allowed. */
-  refusal(user: string, verb: string, category?: string, channel?: string): string | undefined {
+  refusal(user: string, verb: Guarded, category?: string, channel?: string): string | undefined {
     const role = this.roleOf(user);
     if (!role) return 'you have no access to vmoodle-ops; ask an admin to add you to its RBAC file';
-    const needed = VERB_ROLE[verb] ?? 'admin';
-    if (rank(role) < rank(needed)) return `${verb} needs the ${needed} role; you are ${role}`;
+    if (rank(role) < rank(verb.role)) return `${verb.label} needs the ${verb.role} role; you are ${role}`;
     if (category) {
       const least = this.config.categories?.[category];
       if (least && rank(role) < rank(least)) return `${category} commands need the ${least} role; you are ${role}`;
@@ -77,8 +75,4 @@ export class Rbac {
     return undefined;
   }
 
-  /** The verbs a user may use, for a help that lists only those. */
-  verbsFor(user: string): string[] {
-    return Object.keys(VERB_ROLE).filter((verb) => this.refusal(user, verb) === undefined);
-  }
 }

@@ -1,0 +1,104 @@
+import type { ErrorReport } from '../errors.ts';
+import type { Plan } from '../ops/executor/planner.ts';
+import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
+import { leftOutLine } from '../registry/selector.ts';
+import type { View } from '../verbs/verb.ts';
+
+/**
+ * How a chat shows emphasis. Slack reads mrkdwn; the terminal chat shows plain words, so that nobody reads
+ * `:warning:` or backticks there.
+ */
+export interface ChatStyle {
+  code(text: string): string;
+  warning: string;
+  lock: string;
+}
+
+export const SLACK_STYLE: ChatStyle = { code: (t) => `\`${t}\``, warning: ':warning:', lock: ':lock:' };
+export const TERMINAL_STYLE: ChatStyle = { code: (t) => t, warning: 'Warning:', lock: 'Approval:' };
+
+const SAMPLE = 15;
+const PLAN_SAMPLE = 10;
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** A plan as a message: command, parameters (secrets masked), destructive flag, target count and a preview sample. */
+export function planText(plan: Plan, style: ChatStyle): string {
+  const { run, targets } = plan;
+  const params = Object.entries(JSON.parse(run.params) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(' ');
+  const sample = targets.slice(0, PLAN_SAMPLE).map((t) => `${t.shortname}: ${t.preview_old ?? ''}${t.preview_new !== null ? ` → ${t.preview_new}` : ''}${t.preview_note ? ` (${t.preview_note})` : ''}`);
+  return [
+    `Run ${run.id}: ${style.code(run.command)} ${params}${run.kind !== 'run' ? ` (${run.kind} of run ${run.parent_id})` : ''}`,
+    run.destructive ? `${style.warning} Destructive: deletes or replaces data on every target.` : '',
+    `${plural(run.target_count, 'target')}${targets.length > PLAN_SAMPLE ? ` (first ${PLAN_SAMPLE} shown)` : ''}:`,
+    ...sample,
+    ...(plan.leftOut ?? []).map((line) => `${style.warning} ${line}`),
+    `Plan ${run.plan_hash.slice(0, 12)}`,
+  ].filter(Boolean).join('\n');
+}
+
+/** A run's state, counts and failures grouped by their message. */
+export function statusText(run: RunRow, targets: TargetRow[]): string {
+  const counts = new Map<string, number>();
+  const failures = new Map<string, string[]>();
+  for (const t of targets) {
+    counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+    if (!DONE_OK.includes(t.status) && t.status !== 'pending') {
+      const key = `${t.status}: ${t.message ?? ''}`;
+      failures.set(key, [...(failures.get(key) ?? []), t.shortname]);
+    }
+  }
+  const lines = [`Run ${run.id} ${run.state.replaceAll('_', ' ')}: ${[...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ')}`];
+  for (const [key, hosts] of [...failures].slice(0, 10)) lines.push(`• ${key} — ${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ` and ${hosts.length - 5} more` : ''}`);
+  return lines.join('\n');
+}
+
+/** What a canary that stopped says: how to go on, or stop. */
+export const canaryText = (run: RunRow, style: ChatStyle) =>
+  `The canary is done (${run.canary} of ${run.target_count}): ${style.code(`go ${run.id}`)} to go on with the rest, or ${style.code(`cancel ${run.id}`)}.`;
+
+export function errorText(report: ErrorReport, style: ChatStyle): string {
+  return `${style.warning} ${report.message} (${report.code})${report.hint ? `\n${report.hint}` : ''}`;
+}
+
+/** Any view as chat text. */
+export function viewText(view: View, style: ChatStyle): string {
+  switch (view.kind) {
+    case 'plan': {
+      const { run } = view.plan;
+      if (view.approval) {
+        return `${planText(view.plan, style)}\n${style.lock} Needs a second person with approver rights: ${style.code(`approve ${run.id} ${view.approval.expected}`)} (expires in ${view.approval.ttlMinutes} min), or ${style.code(`reject ${run.id}`)}.`;
+      }
+      return `${planText(view.plan, style)}\nStart it with ${style.code(`start ${run.id}`)}.`;
+    }
+    case 'run':
+      return view.summary;
+    case 'status':
+      return statusText(view.run, view.targets);
+    case 'runs':
+      return view.runs.map((r) => `#${r.id} ${r.state} ${r.command} on ${r.target_count} by ${r.requested_by}`).join('\n') || 'No runs yet.';
+    case 'selection': {
+      const { counts, targets, leftOut } = view.selection;
+      const names = targets.slice(0, SAMPLE).map((h) => `${h.shortname} (${h.wwwroot})`);
+      const more = targets.length > SAMPLE ? `\n… and ${targets.length - SAMPLE} more` : '';
+      const notes = [`matched ${counts.matched}`, counts.excluded ? `excluded ${counts.excluded}` : '', counts.disabledLeftOut ? `disabled left out ${counts.disabledLeftOut}` : ''].filter(Boolean).join(', ');
+      const warnings = leftOut.map((l) => `\n${style.warning} ${leftOutLine(l)}`).join('');
+      return `${plural(counts.targets, 'target')} (${notes})\n${names.join('\n')}${more}${warnings}`;
+    }
+    case 'instances': {
+      const { page } = view;
+      const rows = page.items.map((i) => `${i.shortname}  ${i.vhostname}  ${i.enabled ? 'enabled' : 'disabled'}`);
+      return `${page.total} instances, page ${page.page} of ${page.pages}\n${rows.join('\n')}`;
+    }
+    case 'help': {
+      if (view.command) {
+        const c = view.command;
+        return [`${style.code(c.name)}: ${c.summary}`, ...c.params.map((p) => `• ${p.name} (${p.type}${p.default !== undefined ? `, default ${p.default || "''"}` : p.type === 'boolean' ? ', default 0' : ', required'}): ${p.label}`)].join('\n');
+      }
+      if (view.verb) return `${style.code(view.verb.path.join(' '))}: ${view.verb.summary}\nExamples:\n${view.verb.examples.map((e) => `• ${style.code(e)}`).join('\n')}`;
+      const lines = [`Verbs you may use: ${view.verbs.map((v) => v.aliases[0] ?? v.path.join(' ')).join(', ')}`];
+      if (view.commands.length > 0 && view.verbs.some((v) => v.path[0] === 'run')) lines.push('Commands:', ...view.commands.map((c) => `• ${c.name}: ${c.summary}`));
+      lines.push(`Example: ${style.code("showtargets --match '*.example.org' --exclude '*test*'")}; add --help to a verb for its flags.`);
+      return lines.join('\n');
+    }
+  }
+}

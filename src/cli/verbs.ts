@@ -1,0 +1,87 @@
+import { userInfo } from 'node:os';
+import { Command } from 'commander';
+import { approvalPolicy } from '../ops/executor/approvals.ts';
+import { invoke, VERBS } from '../verbs/index.ts';
+import { Rbac } from '../verbs/rbac.ts';
+import { FINAL_STATES } from '../ops/executor/run-model.ts';
+import { Session, type VerbDef } from '../verbs/verb.ts';
+import type { CliContext } from './context.ts';
+import { executePlan, followOnTerminal } from './execute.ts';
+import { printPlan, printView } from './render.ts';
+
+/** Who the audit names for a command line run: the operating-system user. */
+export const cliActor = () => `${userInfo().username}@cli`;
+
+const GROUPS: Record<string, string> = {
+  runs: 'runs and their results, from the audit trail: plan, start, approve, cancel, go, retry, revert',
+  instances: 'the registry of Moodle instances (VMoodle local_vmoodle)',
+};
+
+/** The command line's session: break-glass, audited as user@cli; approving is checked against the RBAC file. */
+export function cliSession(ctx: CliContext): Session {
+  const backend = ctx.app();
+  const { rbacFile } = backend.config;
+  return new Session(backend, { id: cliActor() }, 'cli', approvalPolicy(backend.config), {
+    kind: 'break-glass',
+    rbac: rbacFile ? Rbac.fromFile(rbacFile) : undefined,
+    user: userInfo().username,
+  });
+}
+
+/** Options only the command line has, for verbs that make a plan: it confirms, starts and follows it itself. */
+function addConfirmOptions(cmd: Command): Command {
+  return cmd
+    .option('-y, --yes', 'run without asking')
+    .option('--confirm <count>', 'for a destructive command: the number of targets, typed to confirm')
+    .option('--detach', 'start the run and return; follow it with vmoodle runs show <id> --follow');
+}
+
+async function act(ctx: CliContext, verb: VerbDef<never>, cmd: Command): Promise<void> {
+  const out = ctx.output(cmd);
+  const opts = cmd.opts();
+  const session = cliSession(ctx);
+  const view = await invoke(session, verb, verb.args(cmd.processedArgs, opts));
+  if (view.kind === 'plan') {
+    printPlan(out, view.plan);
+    await executePlan(ctx, out, session, view.plan, opts);
+    return;
+  }
+  if (view.kind === 'status' && opts.follow === true && !FINAL_STATES.includes(view.run.state)) {
+    await followOnTerminal(ctx, out, session, view.run);
+    return;
+  }
+  const ok = printView(out, view, programOf(cmd));
+  if (view.kind === 'run' && view.follow) await followOnTerminal(ctx, out, session, view.run);
+  else if (!ok) ctx.exitCode = 1;
+}
+
+const programOf = (cmd: Command): Command => (cmd.parent ? programOf(cmd.parent) : cmd);
+
+function attach(ctx: CliContext, parent: Command, name: string, verb: VerbDef<never>, hidden: boolean): void {
+  const cmd = verb.syntax(new Command(name).copyInheritedSettings(parent).description(verb.summary));
+  if (verb.plans) addConfirmOptions(cmd);
+  cmd.addHelpText('after', `\nExamples:\n${verb.examples.map((e) => `  vmoodle ${e}`).join('\n')}`);
+  cmd.action((...all: unknown[]) => act(ctx, verb, all.at(-1) as Command));
+  parent.addCommand(cmd, { hidden });
+}
+
+/**
+ * Every verb on the command line, from its one definition: `vmoodle runs cancel 42`, and the chat's short forms
+ * (`vmoodle cancel 42`, `vmoodle runs status 42`) where no other command has the word. `vmoodle start` stays the
+ * product's start; `vmoodle runs start 42` starts a run.
+ */
+export function registerVerbs(program: Command, ctx: CliContext): void {
+  const taken = (cmd: Command, word: string) => cmd.commands.some((c) => c.name() === word || c.aliases().includes(word));
+  for (const verb of VERBS) {
+    const [first, second] = verb.path as [string, string | undefined];
+    let parent = program;
+    if (second !== undefined) {
+      parent = program.commands.find((c) => c.name() === first) ?? program.command(first).description(GROUPS[first] ?? first);
+    }
+    attach(ctx, parent, second ?? first, verb, false);
+    for (const alias of verb.aliases) {
+      if (second !== undefined && !taken(parent, alias) && alias !== first) attach(ctx, parent, alias, verb, true);
+      if (!taken(program, alias)) attach(ctx, program, alias, verb, true);
+    }
+  }
+}

@@ -1,0 +1,39 @@
+import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
+import type { RunServices } from '../ops/executor/run-services.ts';
+
+/** Where a followed run stands after each event. */
+export interface RunProgress {
+  run: RunRow;
+  done: number;
+  failed: number;
+}
+
+export interface FollowedRun {
+  run: RunRow;
+  targets: TargetRow[];
+  /** It stopped after its canary and waits for a go. */
+  paused: boolean;
+}
+
+/**
+ * Follows a run from its first event until it ends, or until its canary is done when `untilCanary` is set, calling
+ * `onProgress` after each target. Every front end's progress (bar, lines, Slack edits) is drawn from this.
+ */
+export async function followRun(rt: RunServices, run: RunRow, onProgress: (p: RunProgress) => void | Promise<void>, options: { untilCanary?: boolean; signal?: AbortSignal } = {}): Promise<FollowedRun> {
+  let done = 0;
+  let failed = 0;
+  const pauses = options.untilCanary === true && run.canary > 0 && !run.canary_open && run.state === 'running';
+  await rt.progress.follow(
+    run.id,
+    async (event) => {
+      if (event.type !== 'target') return;
+      done++;
+      if (!DONE_OK.includes(event.status)) failed++;
+      await onProgress({ run, done, failed });
+    },
+    (event) => (event.type === 'state' && FINAL_STATES.includes(event.state)) || (pauses && done >= run.canary),
+    options.signal,
+  );
+  const now = await rt.store.getRun(run.id);
+  return { run: now, targets: await rt.store.getTargets(run.id), paused: !FINAL_STATES.includes(now.state) };
+}

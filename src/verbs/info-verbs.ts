@@ -1,0 +1,34 @@
+import { UsageError } from '../errors.ts';
+import { defineVerb, type VerbDef } from './verb.ts';
+
+const STATES = ['enabled', 'disabled', 'all'] as const;
+
+export const listInstances = defineVerb<{ filter?: string; state?: (typeof STATES)[number]; page: number; perPage: number }>({
+  path: ['instances', 'list'],
+  aliases: ['instances'],
+  role: 'viewer',
+  summary: 'the registry, a page at a time, ordered by name',
+  examples: ['instances list --filter campus --state enabled --page 2'],
+  syntax: (cmd) => cmd
+    .option('--filter <text>', 'only instances whose name, short name or wwwroot contains the text')
+    .option('--state <state>', `which instances: ${STATES.join(', ')}`)
+    .option('--page <n>', 'which page', '1')
+    .option('--per-page <n>', 'instances a page', '35'),
+  args: (_operands, opts) => {
+    const number = (flag: string, value: unknown, max: number) => {
+      if (typeof value !== 'string' || !/^\d{1,6}$/.test(value) || Number(value) < 1 || Number(value) > max) throw new UsageError(`${flag} takes a whole number from 1 to ${max}`);
+      return Number(value);
+    };
+    const state = opts.state as string | undefined;
+    if (state !== undefined && !(STATES as readonly string[]).includes(state)) throw new UsageError(`--state takes ${STATES.join(', ')}, got '${state}'`);
+    return {
+      ...(typeof opts.filter === 'string' ? { filter: opts.filter } : {}),
+      ...(state ? { state: state as (typeof STATES)[number] } : {}),
+      page: number('--page', opts.page, 1_000_000),
+      perPage: number('--per-page', opts.perPage, 1000),
+    };
+  },
+  run: async (session, query) => ({ kind: 'instances', page: await (await session.backend.registry()).list(query) }),
+});
+
+export const INFO_VERBS: readonly VerbDef<never>[] = [listInstances] as VerbDef<never>[];

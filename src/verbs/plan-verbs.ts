@@ -1,0 +1,104 @@
+import { UsageError } from '../errors.ts';
+import { findCommand } from '../ops/catalog/index.ts';
+import { accessCategory } from '../ops/command.ts';
+import { confirmationText, needsApproval, requestApproval } from '../ops/executor/approvals.ts';
+import { createPlan, type Plan } from '../ops/executor/planner.ts';
+import { mergeParameters, parseAssignments, parseAttributes } from '../ops/param-words.ts';
+import { resolveTargets, type Selector } from '../registry/selector.ts';
+import { addTargetOptions, selectorFlags, selectorFrom } from './target-flags.ts';
+import { defineVerb, type Session, type VerbDef, type View } from './verb.ts';
+
+/**
+ * A new plan as a view. In chat, one that needs a second person asks for one at once; on the command line the
+ * front end asks after its own confirmation (and only with `approval.cli: require`).
+ */
+export async function afterPlan(session: Session, plan: Plan): Promise<View> {
+  if (session.via === 'cli' || !needsApproval(plan.run, plan.command.writes, session.policy)) return { kind: 'plan', plan };
+  const rt = await session.ops();
+  await requestApproval(rt, plan.run.id, session.actor.id);
+  const run = await rt.store.getRun(plan.run.id);
+  return { kind: 'plan', plan: { ...plan, run }, approval: { expected: await confirmationText(rt, run), ttlMinutes: Math.round(session.policy.ttlMs / 60_000) } };
+}
+
+export const wholeNumber = (flag: string) => (value: unknown): number | undefined => {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^\d+$/.test(value)) throw new UsageError(`${flag} takes a whole number, got '${String(value)}'`);
+  return Number(value);
+};
+
+async function selection(session: Session, selector: Selector): Promise<View> {
+  const fleet = await session.backend.fleet();
+  return { kind: 'selection', selection: resolveTargets(fleet, selector), flags: selectorFlags(selector) };
+}
+
+export interface PlanArgs {
+  command: string;
+  params: Record<string, string>;
+  selector: Selector;
+  canary?: number;
+  maxFailures?: string;
+  byValue?: string;
+  /** Only list the targets (run_command.php's --test, or the command `showtargets`). */
+  test: boolean;
+}
+
+export const plan = defineVerb<PlanArgs>({
+  path: ['run'],
+  aliases: ['plan'],
+  role: 'operator',
+  summary: "plan a command on the selected hosts: the targets frozen, each one's preview read; it runs once started",
+  examples: [
+    "run generic/setconfig --match '*.example.org' key=maintenance_enabled value=1",
+    "run --command=generic/setconfig --tohostsmatch='*.example.org' --attributes='key=maintenance_enabled&value=1'",
+    'run sql/multisql --hosts physics sql="UPDATE {course} SET visible=0 WHERE id=:id" id=5',
+  ],
+  plans: true,
+  syntax: (cmd) => addTargetOptions(cmd)
+    .argument('[command]', 'the command, category/name (help lists them)')
+    .argument('[params...]', 'its parameters as name=value')
+    .option('-c, --command <name>', 'the command, as run_command.php takes it; showtargets lists the targets only')
+    .option('-a, --attributes <query>', 'parameters as a URL query string, e.g. key=maintenance_enabled&value=1')
+    .option('-T, --test', 'resolve and list the targets only')
+    .option('--by-value <sql>', 'keep only targets where this SELECT returns a non-empty row')
+    .option('--canary <n>', 'run this many targets first, then wait for a go')
+    .option('--max-failures <n|n%>', 'stop starting targets once more than this many failed (default 10%, at least 1)'),
+  args: (operands, opts) => {
+    const [positional, words] = operands as [string | undefined, string[] | undefined];
+    const flag = opts.command as string | undefined;
+    if (positional !== undefined && flag !== undefined && positional !== flag) throw new UsageError(`two commands given: '${positional}' and --command '${flag}'`);
+    const command = flag ?? positional;
+    if (command === undefined) throw new UsageError('missing command: run <category/name> [name=value ...] (help lists them)');
+    return {
+      command,
+      params: mergeParameters(typeof opts.attributes === 'string' ? parseAttributes(opts.attributes) : {}, parseAssignments(words ?? [])),
+      selector: selectorFrom(opts as Record<string, string | boolean | undefined>),
+      canary: wholeNumber('--canary')(opts.canary),
+      maxFailures: opts.maxFailures as string | undefined,
+      byValue: opts.byValue as string | undefined,
+      test: opts.test === true || command === 'showtargets',
+    };
+  },
+  run: async (session, args) => {
+    if (args.test) return selection(session, args.selector);
+    const command = findCommand(args.command);
+    session.authorize(plan, accessCategory(command));
+    const planned = await createPlan(await session.ops(), {
+      command: command.name, params: args.params, selector: args.selector, requestedBy: session.actor.id, via: session.via,
+      canary: args.canary, maxFailures: args.maxFailures, byValue: args.byValue,
+    });
+    return afterPlan(session, planned);
+  },
+});
+
+export const showTargets = defineVerb<Selector>({
+  path: ['showtargets'],
+  aliases: [],
+  role: 'viewer',
+  summary: 'list the hosts a command would run on, without running anything',
+  examples: ["showtargets --tohostsmatch='*.example.org' --exclude='*test*'"],
+  syntax: (cmd) => addTargetOptions(cmd),
+  args: (_operands, opts) => selectorFrom(opts as Record<string, string | boolean | undefined>),
+  run: (session, selector) => selection(session, selector),
+});
+
+export const PLAN_VERBS: readonly VerbDef<never>[] = [plan, showTargets] as VerbDef<never>[];

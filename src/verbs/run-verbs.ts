@@ -1,0 +1,155 @@
+import { OpsError, UsageError } from '../errors.ts';
+import { approveRun, rejectRun } from '../ops/executor/approvals.ts';
+import { cancelRun, goRun, retryRun, revertRun, RunControlError, startRun } from '../ops/executor/run-actions.ts';
+import { parseAssignments } from '../ops/param-words.ts';
+import { afterPlan } from './plan-verbs.ts';
+import { defineVerb, type VerbDef } from './verb.ts';
+
+/** A run id as typed. */
+export function runId(value: unknown): number {
+  if (typeof value !== 'string' || !/^\d{1,15}$/.test(value)) throw new UsageError(`'${String(value ?? '')}' is not a run id: give its number, e.g. 12`);
+  return Number(value);
+}
+
+const byId = (operands: readonly unknown[]) => ({ runId: runId(operands[0]) });
+
+export const listRuns = defineVerb<{ limit: number }>({
+  path: ['runs', 'list'],
+  aliases: ['runs'],
+  role: 'viewer',
+  summary: 'the latest runs, with their results',
+  examples: ['runs list --limit 50'],
+  syntax: (cmd) => cmd.option('--limit <n>', 'how many', '20'),
+  args: (_operands, opts) => {
+    const limit = runId(opts.limit);
+    if (limit < 1 || limit > 1000) throw new UsageError('--limit takes a whole number from 1 to 1000');
+    return { limit };
+  },
+  run: async (session, { limit }) => ({ kind: 'runs', runs: await (await session.ops()).store.listRuns(limit) }),
+});
+
+export const showRun = defineVerb<{ runId: number }>({
+  path: ['runs', 'show'],
+  aliases: ['status'],
+  role: 'viewer',
+  summary: 'one run: who, what, when, its events and every target’s result',
+  examples: ['runs show 42', 'status 42'],
+  syntax: (cmd) => cmd.argument('<id>', 'the run').option('--follow', 'wait until the run ends, printing progress (command line)'),
+  args: byId,
+  run: async (session, { runId: id }) => {
+    const { store } = await session.ops();
+    const run = await store.getRun(id);
+    return { kind: 'status', run, targets: await store.getTargets(id), events: await store.events(id) };
+  },
+});
+
+export const startPlanned = defineVerb<{ runId: number; hash?: string }>({
+  path: ['runs', 'start'],
+  aliases: ['start'],
+  role: 'operator',
+  summary: 'start a planned run: only its requester, and only the plan that was shown',
+  examples: ['runs start 42', 'start 42'],
+  syntax: (cmd) => cmd.argument('<id>', 'the run').argument('[hash]', 'the plan hash that was shown (its first 12 characters or more)'),
+  args: (operands) => ({ runId: runId(operands[0]), ...(typeof operands[1] === 'string' ? { hash: operands[1] } : {}) }),
+  run: async (session, { runId: id, hash }) => {
+    const rt = await session.ops();
+    const run = await rt.store.getRun(id);
+    if (run.requested_by !== session.actor.id) throw new OpsError('access_denied', `run ${id} was planned by someone else; they start it, or plan your own`);
+    // A hash typed in chat may be the 12 characters the plan showed; a button carries it whole.
+    const shown = hash !== undefined && hash.length >= 12 && run.plan_hash.startsWith(hash.toLowerCase()) ? run.plan_hash : hash;
+    const { started, run: after } = await startRun(rt, id, session.actor.id, shown);
+    if (!started) throw new RunControlError(`run ${id} was already started`);
+    return { kind: 'run', run: after, summary: `Run ${id} started: ${run.command} on ${run.target_count} target${run.target_count === 1 ? '' : 's'}.`, follow: true };
+  },
+});
+
+export const approve = defineVerb<{ runId: number; typed: string; hash?: string }>({
+  path: ['runs', 'approve'],
+  aliases: ['approve'],
+  role: 'approver',
+  summary: 'approve and start a run another person requested, typing what the request asks',
+  examples: ['runs approve 42 120', 'approve 42 physics'],
+  syntax: (cmd) => cmd.argument('<id>', 'the run').argument('<typed>', 'the number of targets, or the short name for one target').argument('[hash]', 'the plan hash the request showed'),
+  args: (operands) => ({ runId: runId(operands[0]), typed: String(operands[1]), ...(typeof operands[2] === 'string' ? { hash: operands[2] } : {}) }),
+  run: async (session, { runId: id, typed, hash }) => {
+    const rt = await session.ops();
+    const shown = hash ?? (await rt.store.getRun(id)).plan_hash;
+    const run = await approveRun(rt, id, session.actor.id, typed, shown, session.policy);
+    return { kind: 'run', run, summary: `Run ${id} approved by ${session.actor.id} and started.`, follow: true };
+  },
+});
+
+export const reject = defineVerb<{ runId: number }>({
+  path: ['runs', 'reject'],
+  aliases: ['reject'],
+  role: 'approver',
+  summary: 'reject a run waiting for approval; nothing runs',
+  examples: ['reject 42'],
+  syntax: (cmd) => cmd.argument('<id>', 'the run'),
+  args: byId,
+  run: async (session, { runId: id }) => {
+    const rt = await session.ops();
+    await rejectRun(rt, id, session.actor.id);
+    return { kind: 'run', run: await rt.store.getRun(id), summary: `Run ${id} rejected by ${session.actor.id}.`, follow: false };
+  },
+});
+
+export const cancel = defineVerb<{ runId: number }>({
+  path: ['runs', 'cancel'],
+  aliases: ['cancel'],
+  role: 'operator',
+  summary: 'start no more targets of a run; the ones under way finish and are reported',
+  examples: ['runs cancel 42', 'cancel 42'],
+  syntax: (cmd) => cmd.argument('<id>', 'the run'),
+  args: byId,
+  run: async (session, { runId: id }) => {
+    const run = await cancelRun(await session.ops(), id, session.actor.id);
+    const summary = run.state === 'cancelling' ? `Run ${id} cancelling: no more targets start; those under way finish.` : `Run ${id} ${run.state}.`;
+    return { kind: 'run', run, summary, follow: run.state === 'cancelling' };
+  },
+});
+
+export const go = defineVerb<{ runId: number }>({
+  path: ['runs', 'go'],
+  aliases: ['go'],
+  role: 'operator',
+  summary: 'let a canary run go on past its first targets',
+  examples: ['runs go 42', 'go 42'],
+  syntax: (cmd) => cmd.argument('<id>', 'the run'),
+  args: byId,
+  run: async (session, { runId: id }) => {
+    const rt = await session.ops();
+    await goRun(rt, id, session.actor.id);
+    return { kind: 'run', run: await rt.store.getRun(id), summary: `Run ${id} goes on past its canary.`, follow: true };
+  },
+});
+
+export const retry = defineVerb<{ runId: number; host?: string; given: Record<string, string> }>({
+  path: ['runs', 'retry'],
+  aliases: ['retry'],
+  role: 'operator',
+  summary: 'a new run of the targets that did not succeed (or of one host); a secret the run wrote is given again as name=value',
+  examples: ['runs retry 42', 'runs retry 42 --host physics', 'runs retry 43 value=…'],
+  plans: true,
+  syntax: (cmd) => cmd.argument('<id>', 'the run').argument('[params...]', 'secrets the run wrote, given again').option('--host <name>', 'only this host (short name or wwwroot)'),
+  args: (operands, opts) => ({
+    runId: runId(operands[0]),
+    given: parseAssignments((operands[1] as string[] | undefined) ?? []),
+    ...(typeof opts.host === 'string' ? { host: opts.host } : {}),
+  }),
+  run: async (session, { runId: id, host, given }) => afterPlan(session, await retryRun(await session.ops(), id, session.actor.id, host, given)),
+});
+
+export const revert = defineVerb<{ runId: number }>({
+  path: ['runs', 'revert'],
+  aliases: ['revert'],
+  role: 'operator',
+  summary: 'a new run that puts back the old values a reversible command recorded',
+  examples: ['runs revert 42'],
+  plans: true,
+  syntax: (cmd) => cmd.argument('<id>', 'the run'),
+  args: byId,
+  run: async (session, { runId: id }) => afterPlan(session, await revertRun(await session.ops(), id, session.actor.id)),
+});
+
+export const RUN_VERBS: readonly VerbDef<never>[] = [listRuns, showRun, startPlanned, approve, reject, cancel, go, retry, revert] as VerbDef<never>[];

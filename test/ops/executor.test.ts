@@ -238,6 +238,16 @@ describe.runIf(testServices().moodleDump)('executor brakes', () => {
     expect(skipped.message).toBe('not started: more than 3 targets failed (--max-failures)');
     expect(fleet).toHaveLength(2);
   });
+
+  it('lets one failure of a six-target run pass under the default 10 % brake, which is at least one target', async () => {
+    const fx = await opsFixture('smallbrake', undefined, { VMOODLE_WORKER_CONCURRENCY: '1' });
+    await registerInstances(fx, [{ shortname: 'broken', database: 'vmt_no_such_db', prefix: 'mdl_' }]);
+    await thinFleet(fx, 5);
+    startWorker(fx);
+    const result = await runCli(['--json', 'run', 'generic/setconfig', '--tohosts', '*', 'key=theme', 'value=classic', '--yes'], fx.env);
+    const json = JSON.parse(result.stdout);
+    expect(json.counts).toEqual({ failed: 1, applied: 5 });
+  });
 });
 
 describe.runIf(testServices().moodleDump)('executor across worker processes', () => {

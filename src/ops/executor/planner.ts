@@ -60,7 +60,8 @@ export function parseMaxFailures(spec: string | undefined, targets: number): num
   const m = /^(\d{1,9})(%?)$/.exec(raw.trim());
   const n = Number(m?.[1]);
   if (!m || (m[2] ? n > 100 : n > targets)) throw new PlanError(`--max-failures '${raw}' must be a count from 0 to ${targets} or a percentage from 0% to 100%`);
-  return m[2] ? Math.floor((targets * n) / 100) : n;
+  // A percentage brake of a small run would round down to 0, stopping it at its first failure: it is at least 1.
+  return m[2] ? (n === 0 ? 0 : Math.max(1, Math.floor((targets * n) / 100))) : n;
 }
 
 /**

@@ -4,7 +4,7 @@ import type { Config, LogLevel } from './config.ts';
 import { openDatabase } from './db/knex.ts';
 import { redactUrl } from './db/mysql-url.ts';
 import { createLogger, errorFields, SecretValues, type Logger } from './log.ts';
-import { RunServices } from './ops/executor/run-services.ts';
+import type { RunServices } from './ops/executor/run-services.ts';
 import type { Fleet } from './registry/fleet.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
@@ -42,7 +42,7 @@ export class Backend {
     this.log = createLogger(config, this.secrets, defaultLogLevel);
   }
 
-  /** A long-running verb (start, worker) logs at info unless the configuration sets a level. */
+  /** A service (a worker, the Slack app) logs its runs at this level unless the configuration sets one. */
   logRunsAt(level: LogLevel): void {
     if (!this.config.log.level) this.log.level = level;
   }
@@ -84,6 +84,8 @@ export class Backend {
   ops(): Promise<RunServices> {
     this.opsReady ??= (async () => {
       const registry = await this.registry();
+      // The queue's libraries load with the first verb that needs them, not with every command line.
+      const { RunServices } = await import('./ops/executor/run-services.ts');
       const runtime = new RunServices(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry, this.log, this.secrets);
       try {
         await runtime.store.migrate();

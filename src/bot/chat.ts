@@ -2,7 +2,7 @@ import parseArgs from 'string-argv';
 import type { Backend } from '../backend.ts';
 import { errorReport, type ErrorReport } from '../errors.ts';
 import { errorFields } from '../log.ts';
-import type { ApprovalPolicy } from '../ops/executor/approvals.ts';
+import type { ApprovalPolicy } from '../ops/executor/approval-policy.ts';
 import { invoke, parseLine } from '../verbs/index.ts';
 import type { Rbac } from '../verbs/rbac.ts';
 import { Session, type Actor, type VerbDef, type Via, type View } from '../verbs/verb.ts';

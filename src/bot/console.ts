@@ -2,7 +2,7 @@ import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
 import type { Backend } from '../backend.ts';
 import type { CliIO } from '../cli/output.ts';
-import { approvalPolicy } from '../ops/executor/approvals.ts';
+import { approvalPolicy } from '../ops/executor/approval-policy.ts';
 import { followRun } from '../verbs/follow.ts';
 import { Rbac } from '../verbs/rbac.ts';
 import { Chat, type ChatReply } from './chat.ts';

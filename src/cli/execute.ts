@@ -1,9 +1,8 @@
 import { SingleBar } from 'cli-progress';
 import { UsageError } from '../errors.ts';
-import { approvalPolicy, confirmationText, expireApprovals, needsApproval, requestApproval } from '../ops/executor/approvals.ts';
+import { approvalPolicy, needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { RunRow } from '../ops/executor/run-model.ts';
-import { ExecutorWorker } from '../ops/executor/worker.ts';
 import { followRun } from '../verbs/follow.ts';
 import { invoke } from '../verbs/index.ts';
 import { cancel, startPlanned } from '../verbs/run-verbs.ts';
@@ -67,6 +66,7 @@ const APPROVAL_POLL_MS = 1000;
 async function awaitChatApproval(ctx: CliContext, out: Output, session: Session, plan: Plan, opts: ExecuteOptions): Promise<void> {
   const { run } = plan;
   const rt = await session.ops();
+  const { confirmationText, expireApprovals, requestApproval } = await import('../ops/executor/approvals.ts');
   await requestApproval(rt, run.id, session.actor.id);
   const expected = await confirmationText(rt, run);
   out.line(`Run ${run.id} waits for a chat approval by a second person: approve ${run.id} ${expected} (within ${rt.config.approval.ttlMinutes} min).`);
@@ -91,6 +91,7 @@ async function awaitChatApproval(ctx: CliContext, out: Output, session: Session,
  */
 export async function followOnTerminal(ctx: CliContext, out: Output, session: Session, run: RunRow): Promise<void> {
   const rt = await session.ops();
+  const { ExecutorWorker } = await import('../ops/executor/worker.ts');
   const local = (await rt.queue.getWorkersCount()) === 0 ? new ExecutorWorker(rt) : undefined;
   if (local) out.line('No worker is running: this command runs the targets itself.');
   const bar = ctx.io.tty && !out.json ? new SingleBar({ format: 'targets [{bar}] {value}/{total} {failed} failed', stream: process.stderr }) : undefined;

@@ -1,16 +1,18 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { createSandbox, ensureSandboxMaster } from '../sandbox/fleet.ts';
 import type { Backend } from '../backend.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 
 /** Restores the sandbox master when needed, then adds `count` instances. */
 export async function prepareSandboxMaster(app: Backend, out: Output): Promise<void> {
-  if (app.config.sandbox) await ensureSandboxMaster({ config: app.config, mysqlUrl: app.urls.mysqlUrl, log: (l) => out.line(l) });
+  if (!app.config.sandbox) return;
+  const { ensureSandboxMaster } = await import('../sandbox/fleet.ts');
+  await ensureSandboxMaster({ config: app.config, mysqlUrl: app.urls.mysqlUrl, log: (l) => out.line(l) });
 }
 
 export async function buildSandbox(app: Backend, out: Output, count: number) {
   await prepareSandboxMaster(app, out);
+  const { createSandbox } = await import('../sandbox/fleet.ts');
   return createSandbox({ config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l) => out.line(l) }, count);
 }
 

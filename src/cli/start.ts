@@ -1,19 +1,18 @@
 import type { Command } from 'commander';
 import { Backend } from '../backend.ts';
-import { consoleChat } from '../bot/console.ts';
-import { Rbac } from '../verbs/rbac.ts';
-import { startSlackBot } from '../bot/slack/app.ts';
 import { loadConfig } from '../config.ts';
 import { redactUrl } from '../db/mysql-url.ts';
-import { approvalPolicy } from '../ops/executor/approvals.ts';
-import { ExecutorWorker } from '../ops/executor/worker.ts';
-import { ensureServices } from '../services/index.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 import { buildSandbox, prepareSandboxMaster } from './sandbox.ts';
 
 /** With Slack credentials the product serves Slack (HTTP or Socket Mode) until it is stopped. */
 async function serveSlack(app: Backend, out: Output): Promise<void> {
+  const [{ startSlackBot }, { Rbac }, { approvalPolicy }] = await Promise.all([
+    import('../bot/slack/app.ts'), import('../verbs/rbac.ts'), import('../ops/executor/approval-policy.ts'),
+  ]);
+  // A service logs its runs; the terminal chat shows them itself, and its terminal is not a log.
+  app.logRunsAt('info');
   const { slack } = app.config;
   if (!app.config.rbacFile) throw new Error('serving Slack needs VMOODLE_RBAC: without it nobody would have access');
   const bot = await startSlackBot(app, Rbac.fromFile(app.config.rbacFile), approvalPolicy(app.config), {
@@ -41,6 +40,10 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .description('start the product: check the servers (sandbox: start private ones if needed), a worker, and a terminal chat')
     .action(async (_opts, cmd: Command) => {
       const out = ctx.output(cmd);
+      // The product's parts load here, not with every command line.
+      const [{ ensureServices }, { ExecutorWorker }, { consoleChat }] = await Promise.all([
+        import('../services/index.ts'), import('../ops/executor/worker.ts'), import('../bot/console.ts'),
+      ]);
       const config = loadConfig(ctx.io.env);
       const services = await ensureServices(config);
       const app = new Backend(config, services);

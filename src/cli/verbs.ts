@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { Command } from 'commander';
-import { approvalPolicy } from '../ops/executor/approvals.ts';
+import { approvalPolicy } from '../ops/executor/approval-policy.ts';
 import { invoke, VERBS } from '../verbs/index.ts';
 import { Rbac } from '../verbs/rbac.ts';
 import { FINAL_STATES } from '../ops/executor/run-model.ts';

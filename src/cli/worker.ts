@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { ExecutorWorker } from '../ops/executor/worker.ts';
 import type { CliContext } from './context.ts';
 
 export function registerWorker(program: Command, ctx: CliContext): void {
@@ -9,6 +8,8 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .addHelpText('after', '\nExample:\n  VMOODLE_WORKER_CONCURRENCY=64 vmoodle worker')
     .action(async (_opts, cmd: Command) => {
       const out = ctx.output(cmd);
+      const { ExecutorWorker } = await import('../ops/executor/worker.ts');
+      ctx.app().logRunsAt('info');
       const rt = await ctx.app().ops();
       const worker = new ExecutorWorker(rt);
       await worker.worker.waitUntilReady();

@@ -1,9 +1,12 @@
-import knex, { type Knex } from 'knex';
+import { createRequire } from 'node:module';
+import type { Knex } from 'knex';
 import { parseMysqlUrl } from './mysql-url.ts';
 
 /** A knex instance on one MySQL/MariaDB database, configured from a mysql:// URL. */
 export function openDatabase(url: string, opts: { poolMax?: number } = {}): Knex {
   const target = parseMysqlUrl(url, { requireDatabase: true });
+  // Loaded on the first database opened: a command line that opens none (help, a malformed line) starts faster.
+  const knex = createRequire(import.meta.url)('knex') as typeof import('knex').knex;
   return knex({
     client: 'mysql2',
     connection: {

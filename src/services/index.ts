@@ -3,9 +3,6 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { DEFAULT_REDIS_URL, type Config } from '../config.ts';
 import { redactUrl, withDatabase } from '../db/mysql-url.ts';
-import { mysqlProblem, redisEvictionWarning, redisProblem } from './probe.ts';
-import { startPrivateMariadb } from './private-mariadb.ts';
-import { startPrivateRedis } from './private-redis.ts';
 import type { PrivateServer } from './private-server.ts';
 
 export interface ServiceUrls {
@@ -54,6 +51,10 @@ export function serviceUrls(config: Config): ServiceUrls {
  * is an error, never a reason to start an empty one.
  */
 export async function ensureServices(config: Config): Promise<RunningServices> {
+  // The database and Redis drivers load here, with the product's start, not with every command line.
+  const [{ mysqlProblem, redisEvictionWarning, redisProblem }, { startPrivateMariadb }, { startPrivateRedis }] = await Promise.all([
+    import('./probe.ts'), import('./private-mariadb.ts'), import('./private-redis.ts'),
+  ]);
   const started: PrivateServer[] = [];
   const stop = async () => {
     for (const server of started.reverse()) await server.stop();

@@ -1,8 +1,7 @@
 import { UsageError } from '../errors.ts';
-import { findCommand } from '../ops/catalog/index.ts';
 import { accessCategory } from '../ops/command.ts';
-import { confirmationText, needsApproval, requestApproval } from '../ops/executor/approvals.ts';
-import { createPlan, type Plan } from '../ops/executor/planner.ts';
+import { needsApproval } from '../ops/executor/approval-policy.ts';
+import type { Plan } from '../ops/executor/planner.ts';
 import { mergeParameters, parseAssignments, parseAttributes } from '../ops/param-words.ts';
 import { resolveTargets, type Selector } from '../registry/selector.ts';
 import { addTargetOptions, selectorFlags, selectorFrom } from './target-flags.ts';
@@ -14,6 +13,7 @@ import { defineVerb, type Session, type VerbDef, type View } from './verb.ts';
  */
 export async function afterPlan(session: Session, plan: Plan): Promise<View> {
   if (session.via === 'cli' || !needsApproval(plan.run, plan.command.writes, session.policy)) return { kind: 'plan', plan };
+  const { confirmationText, requestApproval } = await import('../ops/executor/approvals.ts');
   const rt = await session.ops();
   await requestApproval(rt, plan.run.id, session.actor.id);
   const run = await rt.store.getRun(plan.run.id);
@@ -80,6 +80,8 @@ export const plan = defineVerb<PlanArgs>({
   },
   run: async (session, args) => {
     if (args.test) return selection(session, args.selector);
+    // Loaded when a plan is made, not when the command line starts (see run-verbs.ts).
+    const [{ findCommand }, { createPlan }] = await Promise.all([import('../ops/catalog/index.ts'), import('../ops/executor/planner.ts')]);
     const command = findCommand(args.command);
     session.authorize(plan, accessCategory(command));
     const planned = await createPlan(await session.ops(), {

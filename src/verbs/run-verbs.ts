@@ -1,9 +1,12 @@
 import { OpsError, UsageError } from '../errors.ts';
-import { approveRun, rejectRun } from '../ops/executor/approvals.ts';
-import { cancelRun, goRun, retryRun, revertRun, RunControlError, startRun } from '../ops/executor/run-actions.ts';
 import { parseAssignments } from '../ops/param-words.ts';
 import { afterPlan } from './plan-verbs.ts';
 import { defineVerb, type VerbDef } from './verb.ts';
+
+// The command line builds every verb's syntax when it starts; what a verb does (the queue, the databases) is
+// loaded when it runs, so that `vmoodle --help` or a malformed line answers at once.
+const actions = () => import('../ops/executor/run-actions.ts');
+const approvals = () => import('../ops/executor/approvals.ts');
 
 /** A run id as typed. */
 export function runId(value: unknown): number {
@@ -57,6 +60,7 @@ export const startPlanned = defineVerb<{ runId: number; hash?: string }>({
     if (run.requested_by !== session.actor.id) throw new OpsError('access_denied', `run ${id} was planned by someone else; they start it, or plan your own`);
     // A hash typed in chat may be the 12 characters the plan showed; a button carries it whole.
     const shown = hash !== undefined && hash.length >= 12 && run.plan_hash.startsWith(hash.toLowerCase()) ? run.plan_hash : hash;
+    const { startRun, RunControlError } = await actions();
     const { started, run: after } = await startRun(rt, id, session.actor.id, shown);
     if (!started) throw new RunControlError(`run ${id} was already started`);
     return { kind: 'run', run: after, summary: `Run ${id} started: ${run.command} on ${run.target_count} target${run.target_count === 1 ? '' : 's'}.`, follow: true };
@@ -74,7 +78,7 @@ export const approve = defineVerb<{ runId: number; typed: string; hash?: string 
   run: async (session, { runId: id, typed, hash }) => {
     const rt = await session.ops();
     const shown = hash ?? (await rt.store.getRun(id)).plan_hash;
-    const run = await approveRun(rt, id, session.actor.id, typed, shown, session.policy);
+    const run = await (await approvals()).approveRun(rt, id, session.actor.id, typed, shown, session.policy);
     return { kind: 'run', run, summary: `Run ${id} approved by ${session.actor.id} and started.`, follow: true };
   },
 });
@@ -89,7 +93,7 @@ export const reject = defineVerb<{ runId: number }>({
   args: byId,
   run: async (session, { runId: id }) => {
     const rt = await session.ops();
-    await rejectRun(rt, id, session.actor.id);
+    await (await approvals()).rejectRun(rt, id, session.actor.id);
     return { kind: 'run', run: await rt.store.getRun(id), summary: `Run ${id} rejected by ${session.actor.id}.`, follow: false };
   },
 });
@@ -103,7 +107,7 @@ export const cancel = defineVerb<{ runId: number }>({
   syntax: (cmd) => cmd.argument('<id>', 'the run'),
   args: byId,
   run: async (session, { runId: id }) => {
-    const run = await cancelRun(await session.ops(), id, session.actor.id);
+    const run = await (await actions()).cancelRun(await session.ops(), id, session.actor.id);
     const summary = run.state === 'cancelling' ? `Run ${id} cancelling: no more targets start; those under way finish.` : `Run ${id} ${run.state}.`;
     return { kind: 'run', run, summary, follow: run.state === 'cancelling' };
   },
@@ -119,7 +123,7 @@ export const go = defineVerb<{ runId: number }>({
   args: byId,
   run: async (session, { runId: id }) => {
     const rt = await session.ops();
-    await goRun(rt, id, session.actor.id);
+    await (await actions()).goRun(rt, id, session.actor.id);
     return { kind: 'run', run: await rt.store.getRun(id), summary: `Run ${id} goes on past its canary.`, follow: true };
   },
 });
@@ -137,7 +141,7 @@ export const retry = defineVerb<{ runId: number; host?: string; given: Record<st
     given: parseAssignments((operands[1] as string[] | undefined) ?? []),
     ...(typeof opts.host === 'string' ? { host: opts.host } : {}),
   }),
-  run: async (session, { runId: id, host, given }) => afterPlan(session, await retryRun(await session.ops(), id, session.actor.id, host, given)),
+  run: async (session, { runId: id, host, given }) => afterPlan(session, await (await actions()).retryRun(await session.ops(), id, session.actor.id, host, given)),
 });
 
 export const revert = defineVerb<{ runId: number }>({
@@ -149,7 +153,7 @@ export const revert = defineVerb<{ runId: number }>({
   plans: true,
   syntax: (cmd) => cmd.argument('<id>', 'the run'),
   args: byId,
-  run: async (session, { runId: id }) => afterPlan(session, await revertRun(await session.ops(), id, session.actor.id)),
+  run: async (session, { runId: id }) => afterPlan(session, await (await actions()).revertRun(await session.ops(), id, session.actor.id)),
 });
 
 export const RUN_VERBS: readonly VerbDef<never>[] = [listRuns, showRun, startPlanned, approve, reject, cancel, go, retry, revert] as VerbDef<never>[];

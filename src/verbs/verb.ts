@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Backend } from '../backend.ts';
 import { OpsError } from '../errors.ts';
-import type { ApprovalPolicy } from '../ops/executor/approvals.ts';
+import type { ApprovalPolicy } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { RunEvent, RunRow, TargetRow } from '../ops/executor/run-model.ts';
 import type { RunServices } from '../ops/executor/run-services.ts';

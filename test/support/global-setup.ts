@@ -1,3 +1,7 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import type { TestProject } from 'vitest/node';
@@ -15,7 +19,24 @@ export const MOODLE_POOL_SIZE = 3;
  * when nothing answers at the defaults. Restores a pool of Moodle databases in parallel and drops everything
  * the run created at the end.
  */
+/** The newest modification time under a folder. */
+function newest(dir: string): number {
+  return Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+}
+
+/**
+ * Tests that start `bin/vmoodle.js` as a process run the compiled command line, as users do: it is rebuilt when a
+ * source is newer than it (a fresh clone has it from `npm ci`).
+ */
+function ensureCompiled(): void {
+  const bin = join(PROJECT_ROOT, 'dist', 'bin.js');
+  if (existsSync(bin) && newest(join(PROJECT_ROOT, 'dist')) >= newest(join(PROJECT_ROOT, 'src'))) return;
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(PROJECT_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+}
+
 export default async function setup(project: TestProject) {
+  ensureCompiled();
   const env: Record<string, string | undefined> = { ...process.env, VMOODLE_DATA_DIR: `${PROJECT_ROOT}/data/test-services` };
   // Tests take MYSQL_URL as the server to use; each suite makes its own databases on it.
   if (env.MYSQL_URL) env.MYSQL_URL = withDatabase(env.MYSQL_URL, 'vmt_probe');

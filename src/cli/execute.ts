@@ -2,7 +2,7 @@ import { SingleBar } from 'cli-progress';
 import { UsageError } from '../errors.ts';
 import { approvalPolicy, needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import type { RunRow } from '../ops/executor/run-model.ts';
+import { FINAL_STATES, type RunRow } from '../ops/executor/run-model.ts';
 import { followRun } from '../verbs/follow.ts';
 import { invoke } from '../verbs/index.ts';
 import { cancel, startPlanned } from '../verbs/run-verbs.ts';
@@ -124,5 +124,5 @@ export async function followOnTerminal(ctx: CliContext, out: Output, session: Se
     if (!printReport(out, ended.run, ended.targets.filter((t) => t.status !== 'pending'))) ctx.exitCode = 1;
     return;
   }
-  if (!printReport(out, ended.run, ended.targets)) ctx.exitCode = 1;
+  if (!printReport(out, ended.run, ended.targets) || !FINAL_STATES.includes(ended.run.state)) ctx.exitCode = 1;
 }

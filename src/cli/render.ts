@@ -59,7 +59,7 @@ export function targetJson(t: TargetRow) {
   return { shortname: t.shortname, wwwroot: t.wwwroot, status: t.status, old: t.old_value, new: t.new_value, message: t.message, value: t.returned_value, attempts: t.attempts, durationMs: t.duration_ms };
 }
 
-/** The end of a run: counts and every target that did not simply succeed. Returns whether all succeeded. */
+/** The end of a run (or of its canary): counts and every target that did not simply succeed. Returns whether all these succeeded. */
 export function printReport(out: Output, run: RunRow, targets: TargetRow[], head: object = {}): boolean {
   const counts = new Map<string, number>();
   for (const t of targets) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
@@ -67,7 +67,7 @@ export function printReport(out: Output, run: RunRow, targets: TargetRow[], head
   out.line(`Run ${run.id} ${run.state}: ${[...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ')}`);
   const notable = targets.length <= FULL_REPORT ? targets : targets.filter((t) => !DONE_OK.includes(t.status) || t.returned_value);
   if (notable.length > 0) out.table(['TARGET', 'STATUS', 'OLD', 'NEW', 'MESSAGE'], notable.map((t) => [t.shortname, t.status, t.old_value ?? '', t.new_value ?? '', t.returned_value ?? t.message ?? '']));
-  return FINAL_STATES.includes(run.state) && targets.every((t) => DONE_OK.includes(t.status));
+  return targets.every((t) => DONE_OK.includes(t.status));
 }
 
 /** Who, what, when and what happened, then the report; the JSON form carries the same. */
@@ -80,7 +80,7 @@ export function printStatus(out: Output, run: RunRow, targets: TargetRow[], even
     createdAt: run.created_at, startedAt: run.started_at, finishedAt: run.finished_at, planHash: run.plan_hash,
     events: events.map((e) => ({ kind: e.kind, actor: e.actor, at: e.at, detail: e.detail })),
   };
-  return printReport(out, run, targets, head);
+  return printReport(out, run, targets, head) && FINAL_STATES.includes(run.state);
 }
 
 export function describeCommand(out: Output, command: CommandDef): void {

@@ -51,7 +51,8 @@ async function act(ctx: CliContext, verb: VerbDef<never>, cmd: Command): Promise
     return;
   }
   const ok = printView(out, view, programOf(cmd));
-  if (view.kind === 'run' && view.follow) await followOnTerminal(ctx, out, session, view.run);
+  // A run being cancelled is not followed here: the cancel is done; runs show --follow watches the rest finish.
+  if (view.kind === 'run' && view.follow && view.run.state === 'running') await followOnTerminal(ctx, out, session, view.run);
   else if (!ok) ctx.exitCode = 1;
 }
 

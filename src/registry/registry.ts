@@ -59,8 +59,9 @@ export class Registry {
     return ensureRegistryTable(this.db, this.table.slice(0, -REGISTRY_TABLE.length));
   }
 
-  async loadAll(db: Knex | Knex.Transaction = this.db): Promise<Instance[]> {
-    const rows = await db.select('*').from(this.table).orderBy('id');
+  async loadAll(db: Knex | Knex.Transaction = this.db, forUpdate = false): Promise<Instance[]> {
+    const query = db.select('*').from(this.table).orderBy('id');
+    const rows = await (forUpdate ? query.forUpdate() : query);
     return rows.map(rowToInstance);
   }
 
@@ -168,7 +169,9 @@ export class Registry {
       const [[{ ok }]] = await trx.raw('SELECT GET_LOCK(CONCAT(DATABASE(), ?), 10) AS ok', [lockName]);
       if (Number(ok) !== 1) throw new RegistryError('the registry is being changed by someone else; try again');
       try {
-        return await work(trx, await this.loadAll(trx));
+        // A locking read: it waits for a writer that let go of the named lock but has not committed yet, and sees
+        // its rows, where a plain read would see the snapshot from before them.
+        return await work(trx, await this.loadAll(trx, true));
       } finally {
         await trx.raw('SELECT RELEASE_LOCK(CONCAT(DATABASE(), ?))', [lockName]);
       }

@@ -9,17 +9,18 @@ import { createPlan } from '../../src/ops/executor/planner.ts';
 import { testServices } from '../support/services.ts';
 import { approvalSubmission, buttonPayload, eventBody, FakeSlackApi, interactionBody, signedPost, slashBody, viewAction, viewSubmission, type RecordedCall } from '../support/slack.ts';
 import { CATALOG } from '../../src/ops/catalog/index.ts';
+import { knownSecret } from '../support/secrets.ts';
 
-const SECRET = 'signing-secret-for-tests';
-const BOT_TOKEN = 'xoxb-test-token-never-shown';
-const SMTP = 'Smtp-S3cret-in-slack';
+const SECRET = knownSecret('signing-secret-for-tests');
+const BOT_TOKEN = knownSecret('xoxb-test-token-never-shown');
+const SMTP = knownSecret('Smtp-S3cret-in-slack');
 
 let fx: OpsFixture;
 let api: FakeSlackApi;
 let bot: SlackBot;
 
 const rbac = new Rbac({ roles: { admin: ['UADMIN'], operator: ['UOP'], approver: ['UAPP', 'UAPP2', 'SLEADS'], viewer: ['UVIEW'] } });
-const DB_PASSWORD = 'Db-Pa55-never-in-slack';
+const DB_PASSWORD = knownSecret('Db-Pa55-never-in-slack');
 
 async function slash(user: string, text: string, channel = 'C1'): Promise<Response> {
   const res = await signedPost(bot.url, SECRET, slashBody(user, text, channel));

@@ -9,6 +9,7 @@ import { runCli } from '../support/cli.ts';
 import { createDatabase } from '../support/databases.ts';
 import { testServices } from '../support/services.ts';
 import { main } from '../../src/cli.ts';
+import { knownSecret } from '../support/secrets.ts';
 
 let env: Record<string, string | undefined>;
 const cli = (...args: string[]) => runCli(args, env);
@@ -139,7 +140,7 @@ describe('vmoodle run', () => {
 
 describe('vmoodle instances', () => {
   it('never prints the database password, in text or JSON', async () => {
-    const secret = 'Pa55-w0rd-never-shown';
+    const secret = knownSecret('Pa55-w0rd-never-shown');
     env.LAW2_PASS = secret;
     const added = await cli('instances', 'add', '--vhostname=https://law2.example.org', '--shortname=law2', '--name=Law 2',
       '--vdbname=moodle_law2', '--vdatapath=/srv/law2', '--vdbpass-env=LAW2_PASS', '--mnet=NEW', '--disabled');

@@ -11,6 +11,7 @@ import { FINAL_STATES, type RunRow, type TargetRow } from '../../src/ops/executo
 import { runCli } from '../support/cli.ts';
 import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { knownSecret } from '../support/secrets.ts';
 
 let conn: Connection;
 beforeAll(async () => {
@@ -184,7 +185,7 @@ describe.runIf(testServices().moodleDump)('executor', () => {
   });
 
   it('keeps a sensitive setting’s value out of Redis, job data, result rows and output', async () => {
-    const secret = 'S3cret-smtp-Pa55';
+    const secret = knownSecret('S3cret-smtp-Pa55');
     const names = fleet.slice(45, 50);
     const result = await runCli(['run', 'generic/setconfig', '--hosts', names.join(','), 'key=smtppass', `value=${secret}`, '--yes'], fx.env);
     expect(result.code).toBe(0);

@@ -8,6 +8,7 @@ import { runCli } from '../support/cli.ts';
 import { leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { knownSecret } from '../support/secrets.ts';
 
 let fx: OpsFixture;
 let site: TestDatabase;
@@ -106,7 +107,7 @@ describe.runIf(testServices().moodleDump)('numbers and sizes are checked before 
     ['a failure brake past any count', ['--max-failures', '99999999999999999999'], /^vmoodle: --max-failures '99999999999999999999' must be a count from 0 to 1 or a percentage from 0% to 100% \[bad_plan\]\n$/],
     ['an oversized value', ['value=' + 'x'.repeat(70_000)], /^vmoodle: generic\/setconfig: value: at most 65,?\d{3} characters, got 70,?000 \[bad_parameter\]; vmoodle help generic\/setconfig lists its parameters\n$/],
   ])('refuses %s with one line, no statement and no secret', async (_label, extra, message) => {
-    const secret = 'Smtp-Secret-Never-Printed';
+    const secret = knownSecret('Smtp-Secret-Never-Printed');
     const words = extra[0]!.startsWith('value=') ? ['key=smtppass', ...extra] : ['key=smtppass', `value=${secret}`, ...extra];
     const result = await run('run', 'generic/setconfig', '--hosts', 'alpha', ...words, '--yes');
     expect(result.code).toBe(2);

@@ -11,6 +11,7 @@ import { runCli } from '../support/cli.ts';
 import { leaseMoodleDatabase, serverConnection, thinInstances, createDatabase, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { knownSecret } from '../support/secrets.ts';
 
 let conn: Connection;
 beforeAll(async () => {
@@ -80,8 +81,8 @@ describe.runIf(testServices().moodleDump)('credentials: each instance connects w
 describe.runIf(testServices().moodleDump)('secrets at rest', () => {
   let fx: OpsFixture;
   let sites: TestDatabase[];
-  const OLD = 'Old-Smtp-Pa55-at-rest';
-  const NEW = 'New-Smtp-Pa55-at-rest';
+  const OLD = knownSecret('Old-Smtp-Pa55-at-rest');
+  const NEW = knownSecret('New-Smtp-Pa55-at-rest');
 
   beforeAll(async () => {
     sites = [await leaseMoodleDatabase(), await leaseMoodleDatabase()];

@@ -10,6 +10,7 @@ import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../../src/registry/instance.ts';
 import { createDatabase, thinInstances, type TestDatabase } from './databases.ts';
+import { knownSecret } from './secrets.ts';
 import { testServices } from './services.ts';
 
 export interface OpsFixture {
@@ -38,7 +39,9 @@ export async function opsFixture(label: string, master?: TestDatabase, extraEnv:
     VMOODLE_STALLED_INTERVAL: '1000',
     VMOODLE_ATTEMPTS: '2',
     VMOODLE_TARGET_TIMEOUT: '30',
-    VMOODLE_SECRET_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+    VMOODLE_SECRET_KEYS: `k1:${knownSecret(randomBytes(32).toString('base64'))}`,
+    VMOODLE_LOG_FILE: testServices().logFile,
+    LOG_LEVEL: 'debug',
     ...extraEnv,
   };
   mkdirSync(env.VMOODLE_MASTER_DATAROOT, { recursive: true });

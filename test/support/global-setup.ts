@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import type { TestProject } from 'vitest/node';
@@ -35,6 +35,19 @@ function ensureCompiled(): void {
   execFileSync(process.execPath, [tsc, '-p', join(PROJECT_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
 }
 
+/**
+ * The whole run's log must hold none of the secrets the tests handed the product. (That the log is written at all,
+ * through the same settings, is a test of its own: test/security/log.test.ts.)
+ */
+function searchLogForSecrets(logFile: string, secretsFile: string): void {
+  const log = readFileSync(logFile, 'utf8');
+  const secrets = [...new Set(readFileSync(secretsFile, 'utf8').split('\n').filter(Boolean))];
+  const found = secrets.filter((s) => log.includes(s) || log.includes(JSON.stringify(s).slice(1, -1)));
+  if (found.length > 0) throw new Error(`the test run's log (${logFile}) holds ${found.length} known secret(s), starting ${found.map((s) => `${s.slice(0, 3)}…`).join(', ')}`);
+  rmSync(logFile);
+  rmSync(secretsFile);
+}
+
 export default async function setup(project: TestProject) {
   ensureCompiled();
   const env: Record<string, string | undefined> = { ...process.env, VMOODLE_DATA_DIR: `${PROJECT_ROOT}/data/test-services` };
@@ -58,10 +71,16 @@ export default async function setup(project: TestProject) {
     await redis.rpush(poolKey, ...names);
   }
 
-  const provided: TestServices = { mysqlServer, redisUrl: services.redisUrl, runId, moodleDump: config.moodleDump, poolKey };
+  const logFile = join(PROJECT_ROOT, 'data', 'test-logs', `${runId}.log`);
+  const secretsFile = `${logFile}.secrets`;
+  mkdirSync(dirname(logFile), { recursive: true });
+  writeFileSync(logFile, '');
+  writeFileSync(secretsFile, '');
+  const provided: TestServices = { mysqlServer, redisUrl: services.redisUrl, runId, moodleDump: config.moodleDump, poolKey, logFile, secretsFile };
   project.provide('services', provided);
 
   return async () => {
+    searchLogForSecrets(logFile, secretsFile);
     const conn = await mysql.createConnection(parseMysqlUrl(mysqlServer));
     const [rows] = await conn.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${runId}%`]);
     for (const { name } of rows as Array<{ name: string }>) await conn.query(`DROP DATABASE \`${name}\``);

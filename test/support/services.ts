@@ -11,6 +11,10 @@ export interface TestServices {
   moodleDump: string | undefined;
   /** Redis list of restored Moodle databases waiting to be leased. */
   poolKey: string;
+  /** The log every suite's backends append to (at debug level), searched for secrets when the run ends. */
+  logFile: string;
+  /** The secrets handed to the product during the run, one a line (see knownSecret). */
+  secretsFile: string;
 }
 
 declare module 'vitest' {

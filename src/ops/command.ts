@@ -22,6 +22,12 @@ export interface ParamSpec {
 
 export type Params = Readonly<Record<string, string>>;
 
+/**
+ * A command's parameters as its declarations type them: each declared name is a string (resolveParams fills in
+ * defaults and refuses what is missing before a command sees them); other names (a SQL's `:name` binds) may be absent.
+ */
+export type ParamValues<S extends readonly ParamSpec[]> = { readonly [K in S[number]['name']]: string } & Readonly<Record<string, string | undefined>>;
+
 /** What a target looks like before the command runs, read when the plan is made. */
 export interface TargetPreview {
   old?: string | null;
@@ -58,7 +64,7 @@ export interface PlannedTarget {
 }
 
 /** One command: everything the CLI, the chat, the planner and the executor need to know of it. */
-export interface CommandDef {
+export interface CommandDef<P extends Readonly<Record<string, string | undefined>> = Params> {
   name: string;
   category: string;
   /** The RBAC category its runs are checked against, when not its own (copytable changes data as SQL does). */
@@ -66,25 +72,33 @@ export interface CommandDef {
   summary: string;
   params: readonly ParamSpec[];
   /** Deletes or replaces data; needs typed confirmation and, in chat, a second person. */
-  destructive: boolean | ((params: Params) => boolean);
+  destructive: boolean | ((params: P) => boolean);
   /** Its recorded old values can be put back by a revert run. */
   reversible: boolean;
   /**
    * Safe to run again on a target where a worker died mid-apply (compare-and-set sees it done). When false, such
    * a target is reported "interrupted — verify" instead of being run twice.
    */
-  idempotent: boolean | ((params: Params) => boolean);
+  idempotent: boolean | ((params: P) => boolean);
   needsSource: boolean;
   /** Changes targets at all (a read-only command never needs an approval for its size). */
   writes: boolean;
   /** Parameters whose values are secret for these parameters (the value of a sensitive setting). */
-  sensitiveParams?(params: Params): string[];
+  sensitiveParams?(params: P): string[];
   /** Checks the parameters against the source host once, when the plan is made; throws what is wrong. */
-  check?(ctx: CommandContext, params: Params): Promise<void>;
-  preview?(ctx: CommandContext, target: MoodleTarget, params: Params): Promise<TargetPreview>;
-  apply(ctx: CommandContext, target: MoodleTarget, params: Params, planned: PlannedTarget): Promise<ApplyOutcome>;
+  check?(ctx: CommandContext, params: P): Promise<void>;
+  preview?(ctx: CommandContext, target: MoodleTarget, params: P): Promise<TargetPreview>;
+  apply(ctx: CommandContext, target: MoodleTarget, params: P, planned: PlannedTarget): Promise<ApplyOutcome>;
   /** The parameters that put back what apply changed on one target, from its recorded old value. */
-  revertParams?(params: Params, old: string | null): Params;
+  revertParams?(params: P, old: string | null): Params;
+}
+
+/**
+ * Declares a command with its parameters typed from their declarations: `p.key` is a string in its body, with no
+ * cast. The catalogue holds it as a plain CommandDef, whose parameters resolveParams has checked.
+ */
+export function defineCommand<const S extends readonly ParamSpec[]>(def: Omit<CommandDef<ParamValues<S>>, 'params'> & { params: S }): CommandDef {
+  return def as unknown as CommandDef;
 }
 
 export const isIdempotent = (command: CommandDef, params: Params) =>

@@ -54,4 +54,12 @@ describe.runIf(testServices().moodleDump)('the worker’s log', () => {
     const text = readFileSync(file, 'utf8');
     for (const secret of [value, 'Locked-Db-Pa55']) expect(text).not.toContain(secret);
   });
+
+  it('leaves out a target where --by-value cannot be read, saying why in the plan and the log', async () => {
+    const result = await runCli(['run', 'generic/purgecaches', '--hosts', 't1,locked', '--by-value', 'SELECT 1', '--yes'], fx.env);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/Warning: left out locked \(https:\/\/locked\.campus\.example\.org\): --by-value could not be read: database login refused/);
+    expect(result.stdout).toMatch(/Run \d+ succeeded: 1 applied/);
+    expect(logLines(file).find((l) => l.msg === '--by-value could not be read on a target')).toMatchObject({ target: 'locked', level: 40 });
+  });
 });

@@ -1,7 +1,7 @@
 import { rm, writeFile } from 'node:fs/promises';
 import type { PoolConnection } from 'mysql2/promise';
 import { join } from 'node:path';
-import type { ApplyOutcome, CommandContext, CommandDef, Params, PlannedTarget, TargetPreview } from '../command.ts';
+import { defineCommand, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
 import { bumpRevisions, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
 import { deleteSetting, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
@@ -57,7 +57,7 @@ const unsetParam = {
   default: '0',
 } as const;
 
-export const setConfig: CommandDef = {
+export const setConfig = defineCommand({
   name: 'generic/setconfig',
   category: 'generic',
   summary: "Set a core setting (set_config), with Moodle's config_log row",
@@ -67,13 +67,13 @@ export const setConfig: CommandDef = {
     unsetParam,
   ],
   ...SETTING_WRITE,
-  sensitiveParams: (p) => (isSensitiveSetting(p.key as string) ? ['value'] : []),
-  preview: (ctx, target, p) => previewSetting(ctx, target, { name: p.key as string }, p.unset === '1' ? null : (p.value as string)),
-  apply: (ctx, target, p, planned) => applySetting(ctx, target, { name: p.key as string }, p.unset === '1' ? null : (p.value as string), planned),
+  sensitiveParams: (p) => (isSensitiveSetting(p.key) ? ['value'] : []),
+  preview: (ctx, target, p) => previewSetting(ctx, target, { name: p.key }, p.unset === '1' ? null : p.value),
+  apply: (ctx, target, p, planned) => applySetting(ctx, target, { name: p.key }, p.unset === '1' ? null : p.value, planned),
   revertParams: (p, old) => (old === null ? { ...p, value: '', unset: '1' } : { ...p, value: old, unset: '0' }),
-};
+});
 
-export const setPluginConfig: CommandDef = {
+export const setPluginConfig = defineCommand({
   name: 'generic/setpluginconfig',
   category: 'generic',
   summary: 'Set a plugin setting (set_config with a plugin), as plugin/name',
@@ -90,17 +90,17 @@ export const setPluginConfig: CommandDef = {
   ],
   ...SETTING_WRITE,
   sensitiveParams: (p) => {
-    const ref = pluginRef(p.pkey as string);
+    const ref = pluginRef(p.pkey);
     return isSensitiveSetting(ref.name, ref.plugin) ? ['pvalue'] : [];
   },
-  preview: (ctx, target, p) => previewSetting(ctx, target, pluginRef(p.pkey as string), p.unset === '1' ? null : (p.pvalue as string)),
-  apply: (ctx, target, p, planned) => applySetting(ctx, target, pluginRef(p.pkey as string), p.unset === '1' ? null : (p.pvalue as string), planned),
+  preview: (ctx, target, p) => previewSetting(ctx, target, pluginRef(p.pkey), p.unset === '1' ? null : p.pvalue),
+  apply: (ctx, target, p, planned) => applySetting(ctx, target, pluginRef(p.pkey), p.unset === '1' ? null : p.pvalue, planned),
   revertParams: (p, old) => (old === null ? { ...p, pvalue: '', unset: '1' } : { ...p, pvalue: old, unset: '0' }),
-};
+});
 
 const CLI_MAINTENANCE_FILE = 'climaintenance.html';
 
-export const maintenance: CommandDef = {
+export const maintenance = defineCommand({
   name: 'generic/maintenance',
   category: 'generic',
   summary: 'Turn maintenance mode on or off, with its message',
@@ -110,15 +110,15 @@ export const maintenance: CommandDef = {
     { name: 'climaintenance', type: 'boolean', label: `Also the CLI maintenance file (dataroot/${CLI_MAINTENANCE_FILE})`, default: '0' },
   ],
   ...SETTING_WRITE,
-  preview: (ctx, target, p) => previewSetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode as string),
+  preview: (ctx, target, p) => previewSetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode),
   async apply(ctx, target, p, planned) {
-    const outcome = await applySetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode as string, planned);
+    const outcome = await applySetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode, planned);
     if (outcome.status === 'conflict') return outcome;
     if (p.mmessage) {
       await ctx.moodle.withTransaction(target, async (conn) => {
         const ref = { name: 'maintenance_message' };
         const old = await readSetting(ctx.moodle, conn, target, ref, true);
-        if (old !== p.mmessage) await writeSetting(ctx.moodle, conn, target, ref, p.mmessage as string, old);
+        if (old !== p.mmessage) await writeSetting(ctx.moodle, conn, target, ref, p.mmessage, old);
       });
       outcome.cachePurged = await purgeDataCache(target);
       if (outcome.status === 'already_applied') outcome.status = 'applied';
@@ -131,9 +131,9 @@ export const maintenance: CommandDef = {
     return outcome;
   },
   revertParams: (p, old) => ({ ...p, mmode: old === '1' ? '1' : '0', mmessage: '' }),
-};
+});
 
-export const purgeCaches: CommandDef = {
+export const purgeCaches = defineCommand({
   name: 'generic/purgecaches',
   category: 'generic',
   summary: "Purge all caches, as purge_caches(): revisions moved forward, cache and localcache emptied",
@@ -147,7 +147,7 @@ export const purgeCaches: CommandDef = {
     await ctx.moodle.withTransaction(target, (conn) => bumpRevisions(ctx.moodle, conn, target));
     return { status: 'applied', cachePurged: await purgeAllCacheFiles(target) };
   },
-};
+});
 
 /** A source's plugin settings are read once per run, however many targets receive them. */
 const sourceSettings = new WeakMap<MoodleTarget, Map<string, Promise<Map<string, string>>>>();
@@ -163,7 +163,7 @@ function readSourcePlugin(ctx: CommandContext, plugin: string): Promise<Map<stri
   return settings;
 }
 
-export const copyFullPluginConfig: CommandDef = {
+export const copyFullPluginConfig = defineCommand({
   name: 'generic/copyfullpluginconfig',
   category: 'generic',
   summary: "Copy all of a plugin's settings from the source host (the master unless --fromhost), except its version",
@@ -174,13 +174,13 @@ export const copyFullPluginConfig: CommandDef = {
   needsSource: true,
   writes: true,
   async preview(ctx, target, p) {
-    const source = await readSourcePlugin(ctx, p.plugin as string);
-    const current = await ctx.moodle.withConnection(target, (conn) => readPluginSettings(ctx.moodle, conn, target, p.plugin as string));
+    const source = await readSourcePlugin(ctx, p.plugin);
+    const current = await ctx.moodle.withConnection(target, (conn) => readPluginSettings(ctx.moodle, conn, target, p.plugin));
     const changes = [...source].filter(([name, value]) => name !== 'version' && current.get(name) !== value).length;
     return { note: `${changes} of ${source.size - (source.has('version') ? 1 : 0)} settings differ` };
   },
   async apply(ctx, target, p) {
-    const plugin = p.plugin as string;
+    const plugin = p.plugin;
     const source = await readSourcePlugin(ctx, plugin);
     if (source.size === 0) throw new Error(`the source host has no settings for plugin ${plugin}`);
     const written = await ctx.moodle.withTransaction(target, async (conn) => {
@@ -196,7 +196,7 @@ export const copyFullPluginConfig: CommandDef = {
     if (written === 0) return { status: 'already_applied', message: 'every setting already matches the source' };
     return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, cachePurged: await purgeDataCache(target) };
   },
-};
+});
 
 const TABLE_NAME = /^[a-z][a-z0-9_]{0,52}$/;
 const COLUMN = /^[a-z0-9_]{1,64}$/i;
@@ -217,25 +217,44 @@ interface SourceQuery {
 
 const whereSql = (where: CompiledCondition | undefined) => (where ? ` WHERE ${where.sql}` : '');
 
+const COPY_PARAMS = [
+  { name: 'table', type: 'text', label: 'Table (without prefix)', validate: tableProblem },
+  {
+    name: 'select', type: 'text', label: 'Condition on the source rows, over the table\'s own columns (empty: every row)', default: '', binds: true,
+    validate: (v: string, all: Params) => {
+      if (!v.trim()) return undefined;
+      try {
+        compileCondition(v, { table: all.table ?? '', params: all });
+        return undefined;
+      } catch (err) {
+        if (err instanceof SqlRefusal) return err.message;
+        throw err;
+      }
+    },
+  },
+] as const satisfies readonly ParamSpec[];
+
+type CopyParams = ParamValues<typeof COPY_PARAMS>;
+
 /** A source table's query (and how many rows it selects) is worked out once per run, however many targets receive its rows. */
 const sourceQueries = new WeakMap<MoodleTarget, Map<string, Promise<SourceQuery>>>();
 
-function sourceQuery(ctx: CommandContext, p: Params): Promise<SourceQuery> {
+function sourceQuery(ctx: CommandContext, p: CopyParams): Promise<SourceQuery> {
   let perParams = sourceQueries.get(ctx.source);
   if (!perParams) sourceQueries.set(ctx.source, (perParams = new Map()));
   const key = JSON.stringify(p);
   let query = perParams.get(key);
   if (!query) {
     query = (async () => {
-      const table = ctx.moodle.table(ctx.source, p.table as string);
+      const table = ctx.moodle.table(ctx.source, p.table);
       const columns = await ctx.moodle.withConnection(ctx.source, async (conn) => {
-        const [rows] = await conn.query('SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ctx.source.db.database, ctx.source.db.prefix + (p.table as string)]);
+        const [rows] = await conn.query('SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ctx.source.db.database, ctx.source.db.prefix + p.table]);
         return new Set((rows as Array<{ c: string }>).map((r) => r.c.toLowerCase()));
       });
       if (columns.size === 0) throw new ParamError(`generic/copytable: table: the source host has no table ${p.table}`);
       let where: CompiledCondition | undefined;
       try {
-        where = (p.select as string).trim() ? compileCondition(p.select as string, { table: p.table as string, columns, params: p }) : undefined;
+        where = p.select.trim() ? compileCondition(p.select, { table: p.table, columns, params: p }) : undefined;
       } catch (err) {
         if (err instanceof SqlRefusal) throw new ParamError(`generic/copytable: select: ${err.message}`);
         throw err;
@@ -248,27 +267,13 @@ function sourceQuery(ctx: CommandContext, p: Params): Promise<SourceQuery> {
   return query;
 }
 
-export const copyTable: CommandDef = {
+export const copyTable = defineCommand({
   name: 'generic/copytable',
   category: 'generic',
   rbacCategory: 'sql',
   summary: "Replace a table's rows on the targets with the source host's rows matching a condition",
-  params: [
-    { name: 'table', type: 'text', label: 'Table (without prefix)', validate: tableProblem },
-    {
-      name: 'select', type: 'text', label: 'Condition on the source rows, over the table\'s own columns (empty: every row)', default: '', binds: true,
-      validate: (v, all) => {
-        if (!v.trim()) return undefined;
-        try {
-          compileCondition(v, { table: all.table as string, params: all });
-          return undefined;
-        } catch (err) {
-          if (err instanceof SqlRefusal) return err.message;
-          throw err;
-        }
-      },
-    },
-  ],
+  params: COPY_PARAMS,
+
   destructive: true,
   reversible: false,
   idempotent: false,
@@ -279,7 +284,7 @@ export const copyTable: CommandDef = {
   },
   async preview(ctx, target, p) {
     const { matching } = await sourceQuery(ctx, p);
-    const deleted = await ctx.moodle.withConnection(target, (conn) => countRows(conn, ctx.moodle.table(target, p.table as string), []));
+    const deleted = await ctx.moodle.withConnection(target, (conn) => countRows(conn, ctx.moodle.table(target, p.table), []));
     return { note: `delete ${deleted} rows, insert ${matching} rows` };
   },
   async apply(ctx, target, p) {
@@ -293,7 +298,7 @@ export const copyTable: CommandDef = {
         await conn.query('COMMIT');
       }
     });
-    const table = ctx.moodle.table(target, p.table as string);
+    const table = ctx.moodle.table(target, p.table);
     await ctx.moodle.withTransaction(target, async (conn) => {
       await conn.query(`DELETE FROM ${table}`);
       if (rows.length === 0) return;
@@ -308,7 +313,7 @@ export const copyTable: CommandDef = {
     });
     return { status: 'applied', message: `${rows.length} records imported.`, cachePurged: await purgeDataCache(target) };
   },
-};
+});
 
 async function countRows(conn: PoolConnection, from: string, binds: unknown[]): Promise<number> {
   const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM ${from}`, binds);

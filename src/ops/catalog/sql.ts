@@ -1,5 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
-import type { CommandDef, Params } from '../command.ts';
+import { defineCommand, type CommandContext, type CommandDef, type ParamValues } from '../command.ts';
+import { ParamError } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
 import { purgeDataCache } from '../moodle/cache.ts';
 import { commitsImplicitly, expandTables, namedParameters, splitStatements } from '../moodle/sql.ts';
@@ -12,26 +13,28 @@ const sqlParams = [
 ] as const;
 
 /** The binds of one statement: the `:name` values it uses, taken from the run's parameters. */
-function binds(statement: string, params: Params): Record<string, string> {
-  return Object.fromEntries(namedParameters(statement).map((n) => [n, params[n] as string]));
+function binds(statement: string, params: SqlParams): Record<string, string | undefined> {
+  return Object.fromEntries(namedParameters(statement).map((n) => [n, params[n]]));
 }
 
-async function execute(conn: PoolConnection, target: MoodleTarget, statement: string, params: Params) {
+type SqlParams = ParamValues<typeof sqlParams>;
+
+async function execute(conn: PoolConnection, target: MoodleTarget, statement: string, params: SqlParams) {
   const [result] = await conn.query({ sql: expandTables(statement, target.db), namedPlaceholders: true }, binds(statement, params));
   return result;
 }
 
 const affected = (result: unknown) => Number((result as { affectedRows?: number }).affectedRows ?? 0);
 
-const singleSelect = (p: Params) => {
-  const statements = splitStatements(p.sql as string);
+const singleSelect = (p: SqlParams) => {
+  const statements = splitStatements(p.sql);
   return statements.length === 1 && isReadOnlyStatement(statements[0] as string);
 };
 
 /** What operator SQL is: destructive unless a single SELECT, never reversible, reading from no source. */
-const SQL_TRAITS = { destructive: (p: Params) => !singleSelect(p), reversible: false, needsSource: false, writes: true } as const;
+const SQL_TRAITS = { destructive: (p: SqlParams) => !singleSelect(p), reversible: false, needsSource: false, writes: true } as const;
 
-export const sql: CommandDef = {
+export const sql = defineCommand({
   name: 'sql/sql',
   category: 'sql',
   summary: 'Run one SQL statement; with returned=1 the first row comes back as the result',
@@ -42,7 +45,7 @@ export const sql: CommandDef = {
   ...SQL_TRAITS,
   idempotent: singleSelect,
   async apply(ctx, target, p) {
-    const statements = splitStatements(p.sql as string);
+    const statements = splitStatements(p.sql);
     if (statements.length !== 1) throw new Error(`sql/sql runs one statement; this has ${statements.length} (use sql/multisql)`);
     const statement = statements[0] as string;
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statement, p));
@@ -54,9 +57,9 @@ export const sql: CommandDef = {
     }
     return { status: 'applied', message: `${affected(result)} rows affected`, cachePurged };
   },
-};
+});
 
-export const multiSql: CommandDef = {
+export const multiSql = defineCommand({
   name: 'sql/multisql',
   category: 'sql',
   summary: 'Run several SQL statements in order, in one transaction when they allow it, stopping at the first error',
@@ -64,7 +67,7 @@ export const multiSql: CommandDef = {
   ...SQL_TRAITS,
   idempotent: false,
   async apply(ctx, target, p) {
-    const statements = splitStatements(p.sql as string);
+    const statements = splitStatements(p.sql);
     if (statements.length === 0) throw new Error('no statement to run');
     const ddl = statements.findIndex(commitsImplicitly);
     const transactional = ddl < 0;
@@ -85,6 +88,21 @@ export const multiSql: CommandDef = {
     const cachePurged = p.purge === '1' ? await purgeDataCache(target) : undefined;
     return { status: 'applied', message: `${statements.length} statements, ${total} rows affected${transactional ? '' : ' (no transaction: DDL)'}`, cachePurged };
   },
-};
+});
+
+/**
+ * VMoodle's "retrieve by value": one read-only statement, run on each target as sql/sql runs it; a target stays when
+ * its first row holds a value that is not empty, null or zero. Refused here, before anything runs, when it could write.
+ */
+export function byValueProbe(statement: string): (ctx: CommandContext, target: MoodleTarget) => Promise<boolean> {
+  const statements = splitStatements(statement);
+  if (statements.length !== 1 || !isReadOnlyStatement(statements[0] as string)) throw new ParamError('--by-value takes one read-only statement (a SELECT)');
+  const params = { sql: statement, purge: '0' };
+  return async (ctx, target) => {
+    const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statements[0] as string, params));
+    const row = Array.isArray(result) ? (result[0] as Record<string, unknown> | undefined) : undefined;
+    return row !== undefined && Object.values(row).some((v) => v !== null && v !== '' && v !== 0 && v !== '0');
+  };
+}
 
 export const SQL_COMMANDS: readonly CommandDef[] = [sql, multiSql];

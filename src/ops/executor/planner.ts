@@ -4,7 +4,9 @@ import { KEYRING_SETTING } from '../keyring.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import { leftOutLine, resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
 import { findCommand } from '../catalog/index.ts';
+import { byValueProbe } from '../catalog/sql.ts';
 import { isDestructive, type CommandDef, type Params, type TargetPreview } from '../command.ts';
+import { errorFields } from '../../log.ts';
 import { maskIf } from '../moodle/sensitive.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../params.ts';
@@ -87,22 +89,23 @@ export function sourceHostOf(fleet: Fleet, key: string): Host | undefined {
   return fleet.byKindAndId(kind as string, Number(id));
 }
 
-async function keepByValue(rt: RunServices, targets: MoodleTarget[], sql: string): Promise<MoodleTarget[]> {
-  const probe = findCommand('sql/sql');
-  const params = resolveParams(probe, { sql, returned: '1' });
-  if (isDestructive(probe, params)) throw new PlanError('--by-value takes one read-only statement (a SELECT)');
-  const keep = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target) => {
+/**
+ * Keeps the targets where the --by-value statement returns a value. A target where it fails is left out and named
+ * with why, like a registry row that breaks a rule; none left is an error.
+ */
+async function keepByValue(rt: RunServices, targets: MoodleTarget[], statement: string): Promise<{ kept: MoodleTarget[]; leftOut: string[] }> {
+  const probe = byValueProbe(statement);
+  const outcome = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target) => {
     try {
-      const outcome = await probe.apply({ moodle: rt.moodle, source: target }, target, params, { preview: {}, matchesPlan: () => true });
-      const row = outcome.value ? (JSON.parse(outcome.value) as Record<string, unknown>) : undefined;
-      return row !== undefined && Object.values(row).some((v) => v !== null && v !== '' && v !== 0 && v !== '0');
-    } catch {
-      return false;
+      return { keep: await probe({ moodle: rt.moodle, source: target }, target) };
+    } catch (err) {
+      rt.log.warn({ ...errorFields(err), target: target.host.shortname }, '--by-value could not be read on a target');
+      return { keep: false, problem: `left out ${target.host.shortname} (${target.host.wwwroot}): --by-value could not be read: ${describeError(err)}` };
     }
   });
-  const kept = targets.filter((_, i) => keep[i]);
+  const kept = targets.filter((_, i) => outcome[i]?.keep);
   if (kept.length === 0) throw new SelectionError(`--by-value left out all ${targets.length} targets: the query returned nothing on any of them`);
-  return kept;
+  return { kept, leftOut: outcome.flatMap((o) => (o.problem ? [o.problem] : [])) };
 }
 
 /** What the plan records of one target: its database, and the preview read now (the CAS reference). */
@@ -164,7 +167,8 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
   await command.check?.({ moodle: rt.moodle, source }, params);
-  if (request.byValue) targets = await keepByValue(rt, targets, request.byValue);
+  const byValue = request.byValue ? await keepByValue(rt, targets, request.byValue) : undefined;
+  if (byValue) targets = byValue.kept;
   const canary = request.canary ?? 0;
   if (!Number.isInteger(canary) || canary < 0 || canary > targets.length) throw new PlanError(`--canary takes a whole number from 0 to ${targets.length} (the number of targets)`);
   const maxFailures = parseMaxFailures(request.maxFailures, targets.length);
@@ -175,7 +179,7 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
     params: null,
   }));
   const plan = await storePlan(rt, { command, params, keyId, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
-  return { ...plan, leftOut: selection.leftOut.map(leftOutLine) };
+  return { ...plan, leftOut: [...selection.leftOut.map(leftOutLine), ...(byValue?.leftOut ?? [])] };
 }
 
 export interface StoredPlanInput {

@@ -1,6 +1,5 @@
 import { OpsError } from '../../errors.ts';
 import mariadb from 'node-sql-parser/build/mariadb.js';
-import type { Params } from '../command.ts';
 
 /**
  * Operator SQL read with a real parser for MariaDB's dialect: a copytable condition is checked node by node and
@@ -111,7 +110,8 @@ export interface ConditionScope {
   table: string;
   /** Its columns, when known; a condition naming another is refused. */
   columns?: ReadonlySet<string>;
-  params: Params;
+  /** The `:name` values; one the condition uses and that is not here is refused. */
+  params: Readonly<Record<string, string | undefined>>;
 }
 
 const HEAD = 'SELECT * FROM t WHERE ';
@@ -185,8 +185,9 @@ export function compileCondition(text: string, scope: ConditionScope): CompiledC
         return 'NULL';
       case 'param': {
         const name = String(node.value);
-        if (!(name in scope.params)) throw new SqlRefusal(`no value for :${name}`);
-        binds.push(scope.params[name]);
+        const value = scope.params[name];
+        if (value === undefined) throw new SqlRefusal(`no value for :${name}`);
+        binds.push(value);
         return '?';
       }
       case 'select':

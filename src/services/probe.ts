@@ -49,8 +49,9 @@ export async function redisEvictionWarning(url: string): Promise<string | undefi
     return policy && policy !== 'noeviction'
       ? `Redis runs with maxmemory-policy ${policy}; set it to noeviction or queued jobs may be lost`
       : undefined;
-  } catch {
-    return undefined;
+  } catch (err) {
+    // Managed Redis services often refuse CONFIG; the operator is told what could not be checked.
+    return `could not read Redis's maxmemory-policy (${(err as Error).message.split('\n')[0]}); make sure it is noeviction, or queued jobs may be lost`;
   } finally {
     client.disconnect();
   }

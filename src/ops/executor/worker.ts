@@ -207,7 +207,7 @@ export class ExecutorWorker {
   private result(outcome: ApplyOutcome, duration: number): TargetResult & { old_known?: boolean } {
     const status: TargetStatus = outcome.status === 'applied' && outcome.cachePurged === false ? 'applied_cache_not_purged' : outcome.status;
     const message = status === 'applied_cache_not_purged'
-      ? [outcome.message, "applied, cache not purged: no worker here reaches the dataroot, so Moodle won't see the change until its caches are purged"].filter(Boolean).join('; ')
+      ? [outcome.message, "applied, cache not purged: this worker could not reach or empty the dataroot's cache, so Moodle won't see the change until its caches are purged"].filter(Boolean).join('; ')
       : outcome.message ?? null;
     return {
       status,

@@ -17,14 +17,18 @@ async function isDir(path: string | undefined): Promise<boolean> {
   }
 }
 
-async function emptyDir(path: string): Promise<void> {
-  let entries: string[];
+/**
+ * Empties a cache folder; false when it could not (a permission), so that the target is reported "cache not
+ * purged" rather than purged. No folder at all is an empty cache.
+ */
+async function emptyDir(path: string): Promise<boolean> {
   try {
-    entries = await readdir(path);
-  } catch {
-    return;
+    const entries = await readdir(path);
+    await Promise.all(entries.map((e) => rm(join(path, e), { recursive: true, force: true })));
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
-  await Promise.all(entries.map((e) => rm(join(path, e), { recursive: true, force: true })));
 }
 
 /**
@@ -34,8 +38,7 @@ async function emptyDir(path: string): Promise<void> {
  */
 export async function purgeDataCache(target: MoodleTarget): Promise<boolean> {
   if (!(await isDir(target.dataroot))) return false;
-  await emptyDir(join(target.dataroot as string, 'cache'));
-  return true;
+  return emptyDir(join(target.dataroot as string, 'cache'));
 }
 
 /**
@@ -54,6 +57,6 @@ export async function bumpRevisions(access: MoodleAccess, conn: PoolConnection, 
 /** The files side of purge_caches(): cache and localcache emptied (other nodes follow localcachedirpurged). */
 export async function purgeAllCacheFiles(target: MoodleTarget): Promise<boolean> {
   if (!(await isDir(target.dataroot))) return false;
-  await Promise.all(['cache', 'localcache'].map((d) => emptyDir(join(target.dataroot as string, d))));
-  return true;
+  const emptied = await Promise.all(['cache', 'localcache'].map((d) => emptyDir(join(target.dataroot as string, d))));
+  return emptied.every(Boolean);
 }

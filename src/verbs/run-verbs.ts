@@ -46,6 +46,22 @@ export const showRun = defineVerb<{ runId: number }>({
   },
 });
 
+export const lastRun = defineVerb<{ mine: boolean }>({
+  path: ['runs', 'last'],
+  aliases: ['last'],
+  role: 'viewer',
+  summary: 'the latest run (with --mine, the latest you asked for): who, what, when and its results',
+  examples: ['runs last', 'last --mine'],
+  syntax: (cmd) => cmd.option('--mine', 'the latest run you asked for'),
+  args: (_operands, opts) => ({ mine: opts.mine === true }),
+  run: async (session, { mine }) => {
+    const { store } = await session.ops();
+    const run = (await store.listRuns(mine ? 200 : 1)).find((r) => !mine || r.requested_by === session.actor.id);
+    if (!run) throw new OpsError('not_found', mine ? 'you have no run among the latest 200' : 'no run yet');
+    return { kind: 'status', run, targets: await store.getTargets(run.id), events: await store.events(run.id) };
+  },
+});
+
 export const startPlanned = defineVerb<{ runId: number; hash?: string }>({
   path: ['runs', 'start'],
   aliases: ['start'],
@@ -156,4 +172,4 @@ export const revert = defineVerb<{ runId: number }>({
   run: async (session, { runId: id }) => afterPlan(session, await (await actions()).revertRun(await session.ops(), id, session.actor.id)),
 });
 
-export const RUN_VERBS: readonly VerbDef<never>[] = [listRuns, showRun, startPlanned, approve, reject, cancel, go, retry, revert] as VerbDef<never>[];
+export const RUN_VERBS: readonly VerbDef<never>[] = [listRuns, showRun, lastRun, startPlanned, approve, reject, cancel, go, retry, revert] as VerbDef<never>[];

@@ -81,6 +81,14 @@ describe.runIf(testServices().moodleDump)('one verb, three front ends', () => {
     expect((await fx.rt.store.listRuns(100)).length).toBe(before);
   });
 
+  it('answers a verb defined in one file (runs last) on all three, in its long and short forms', async () => {
+    const line = `Run ${runId} succeeded: 2 applied`;
+    for (const words of [['runs', 'last'], ['last']]) {
+      const { cli, chat, slack } = await everywhere(words);
+      expect([cli.out.includes(line), chat.includes(line), slack.includes(line)]).toEqual([true, true, true]);
+    }
+  });
+
   it('answers --help for a verb in the chats as on the command line', async () => {
     const { cli, chat, slack } = await everywhere(['run', '--help']);
     for (const text of [cli.out, chat, slack]) expect(text).toContain('--max-failures <n|n%>');

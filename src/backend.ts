@@ -1,4 +1,4 @@
-import { OpsError } from './errors.ts';
+import { errorKind } from './errors.ts';
 import type { Knex } from 'knex';
 import type { Config, LogLevel } from './config.ts';
 import { openDatabase } from './db/knex.ts';
@@ -11,11 +11,7 @@ import { serviceUrls, type ServiceUrls } from './services/index.ts';
 
 const FLEET_CACHE_MS = 2000;
 
-export class ConnectionError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('unavailable', message, { hint });
-  }
-}
+export class ConnectionError extends errorKind('unavailable') {}
 
 const CONNECTION_CODES: Record<string, string> = {
   ECONNREFUSED: 'connection refused',

@@ -1,4 +1,4 @@
-import { OpsError } from './errors.ts';
+import { errorKind } from './errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
@@ -71,11 +71,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Slack's own Web API address. */
 export const SLACK_API_URL = 'https://slack.com/api/';
 
-export class ConfigError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('config', message, { hint });
-  }
-}
+export class ConfigError extends errorKind('config') {}
 
 type Source = Record<string, string | undefined>;
 

@@ -58,11 +58,16 @@ export const errorCode = (err: unknown): ErrorCode => (err instanceof OpsError ?
 
 export const exitCodeOf = (err: unknown): number => ERROR_CODES[errorCode(err)].exit;
 
-export class UsageError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('usage', message, { hint });
-  }
+/** A class of errors of one code, for the callers that must tell it apart (`instanceof`). */
+export function errorKind(code: ErrorCode) {
+  return class extends OpsError {
+    constructor(message: string, hint?: string) {
+      super(code, message, { hint });
+    }
+  };
 }
+
+export class UsageError extends errorKind('usage') {}
 
 /** What every front end shows of an error: its code, one line, and what to do about it. */
 export interface ErrorReport {

@@ -1,13 +1,9 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 /**
  * Database names and table prefixes end up inside SQL text, where binds cannot go, so each is checked against a
  * strict pattern before use and then always quoted.
  */
-export class IdentifierError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('config', message, { hint });
-  }
-}
+export class IdentifierError extends errorKind('config') {}
 
 const DATABASE_NAME = /^[A-Za-z0-9_$]{1,64}$/;
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,19}$/;

@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 export interface MysqlServer {
   host: string;
   port: number;
@@ -12,11 +12,7 @@ export interface MysqlTarget extends MysqlServer {
   database: string | undefined;
 }
 
-export class MysqlUrlError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('config', message, { hint });
-  }
-}
+export class MysqlUrlError extends errorKind('config') {}
 
 /** Parses mysql://user:password@host:port/database[?socket=/path]. */
 export function parseMysqlUrl(raw: string, opts: { requireDatabase?: boolean } = {}): MysqlTarget {

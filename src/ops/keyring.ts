@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes } from 'node:crypto';
 
 /** One key of the keyring: an id that sealed values carry, and 32 bytes for AES-256-GCM and HMAC-SHA256. */
@@ -7,11 +7,7 @@ export interface SecretKey {
   key: Buffer;
 }
 
-export class KeyringError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('config', message, { hint });
-  }
-}
+export class KeyringError extends errorKind('config') {}
 
 /** Where an operator sets the keyring: named in every refusal that needs it. */
 export const KEYRING_SETTING = 'VMOODLE_SECRET_KEYS (secrets.keys)';

@@ -1,10 +1,6 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 /** Command parameters as VMoodle's run_command.php takes them (`--attributes`) and as `name=value` words. */
-export class AttributeError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('usage', message, { hint });
-  }
-}
+export class AttributeError extends errorKind('usage') {}
 
 /**
  * A URL query string: pairs split on `&`, then at the first `=`, values URL-decoded (`+` is a space, as PHP's

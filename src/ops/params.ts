@@ -1,14 +1,10 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 import { closest } from 'fastest-levenshtein';
 import type { CommandDef, ParamSpec, ParamType, Params } from './command.ts';
 import { MASK } from './moodle/sensitive.ts';
 import { namedParameters } from './moodle/sql.ts';
 
-export class ParamError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('bad_parameter', message, { hint });
-  }
-}
+export class ParamError extends errorKind('bad_parameter') {}
 
 /**
  * The longest value each type takes, checked before anything is stored. Long text fits a setting, a message or a

@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 import { closest } from 'fastest-levenshtein';
 import type { MasterHost } from '../config.ts';
 import type { Instance } from './instance.ts';
@@ -14,11 +14,7 @@ export interface Host {
   enabled: boolean;
 }
 
-export class HostLookupError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('not_found', message, { hint });
-  }
-}
+export class HostLookupError extends errorKind('not_found') {}
 
 /** A registry row that breaks a rule selection relies on, with why; it is never a target. */
 export interface LeftOutHost {

@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 /**
  * Host globs, as operators expect them and unlike VMoodle's: the whole wwwroot must match, letters match
  * regardless of case, `*` is any run of characters, `?` exactly one, and every other character is itself
@@ -9,11 +9,7 @@ export interface HostGlob {
   test(value: string): boolean;
 }
 
-export class GlobError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('bad_selection', message, { hint });
-  }
-}
+export class GlobError extends errorKind('bad_selection') {}
 
 const escapeRegExp = (s: string) => s.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
 

@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 /**
  * The filters of VMoodle's web target picker: contains, does not contain, and `/regex/flags` where an extra
  * `n` flag negates. They test an instance's name, short name and wwwroot.
@@ -8,11 +8,7 @@ export interface LabelFilter {
   test(labels: readonly string[]): boolean;
 }
 
-export class LabelFilterError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('bad_selection', message, { hint });
-  }
-}
+export class LabelFilterError extends errorKind('bad_selection') {}
 
 export function containsFilter(text: string): LabelFilter {
   if (!text) throw new LabelFilterError('--contains needs some text');

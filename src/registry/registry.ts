@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 import type { Knex } from 'knex';
 import type { MasterHost } from '../config.ts';
 import { assertTablePrefix } from '../db/identifiers.ts';
@@ -7,11 +7,7 @@ import { fieldsToRow, INSTANCE_DEFAULTS, rowToInstance, type Instance, type Inst
 import { ensureRegistryTable, REGISTRY_TABLE } from './table.ts';
 import { normaliseWwwroot, validateInstance, ValidationError } from './validation.ts';
 
-export class RegistryError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('registry', message, { hint });
-  }
-}
+export class RegistryError extends errorKind('registry') {}
 
 export interface ListQuery {
   /** Part of a name, short name or wwwroot (VMoodle's namefilter). */

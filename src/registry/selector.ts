@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind, OpsError } from '../errors.ts';
 import { compileGlobList, type HostGlob } from './glob.ts';
 import type { Fleet, Host, LeftOutHost } from './fleet.ts';
 import { containsFilter, notContainsFilter, regexFilter, type LabelFilter } from './label-filter.ts';
@@ -43,11 +43,7 @@ export interface Selection {
 /** One line an operator reads about a left-out row. */
 export const leftOutLine = (l: LeftOutHost) => `left out ${l.host.shortname} (${l.host.wwwroot}): ${l.reason}`;
 
-export class SelectionError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('bad_selection', message, { hint });
-  }
-}
+export class SelectionError extends errorKind('bad_selection') {}
 
 interface CompiledSelector {
   pick: (fleet: Fleet) => Host[];

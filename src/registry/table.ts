@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 import type { Knex } from 'knex';
 import { assertTablePrefix, quoteId } from '../db/identifiers.ts';
 
@@ -44,11 +44,7 @@ export const REGISTRY_COLUMNS = [
 
 export type RegistryColumn = (typeof REGISTRY_COLUMNS)[number];
 
-export class RegistryTableError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('unavailable', message, { hint });
-  }
-}
+export class RegistryTableError extends errorKind('unavailable') {}
 
 /**
  * Uses an existing VMoodle table as it is (it is never altered) or creates it. A table that lacks one of

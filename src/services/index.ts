@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_REDIS_URL, type Config } from '../config.ts';
@@ -16,11 +16,7 @@ export interface RunningServices extends ServiceUrls {
   stop(): Promise<void>;
 }
 
-export class ServiceError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('unavailable', message, { hint });
-  }
-}
+export class ServiceError extends errorKind('unavailable') {}
 
 const stateFile = (config: Config) => join(config.dataDir, 'services.json');
 

@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { errorKind } from '../errors.ts';
 import { readYamlFile } from '../config.ts';
 
 /** Roles in increasing power: each has what the ones before it have. */
@@ -20,11 +20,7 @@ export interface RbacConfig {
   channels?: Record<string, string[]>;
 }
 
-export class RbacError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('config', message, { hint });
-  }
-}
+export class RbacError extends errorKind('config') {}
 
 const rank = (role: Role) => ROLES.indexOf(role);
 

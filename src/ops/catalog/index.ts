@@ -1,4 +1,4 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import { closest } from 'fastest-levenshtein';
 import type { CommandDef } from '../command.ts';
 import { GENERIC_COMMANDS } from './generic.ts';
@@ -7,11 +7,7 @@ import { SQL_COMMANDS } from './sql.ts';
 /** Every command, by name. Adding a command is adding its definition to a category module. */
 export const CATALOG: ReadonlyMap<string, CommandDef> = new Map([...GENERIC_COMMANDS, ...SQL_COMMANDS].map((c) => [c.name, c]));
 
-export class UnknownCommandError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('unknown_command', message, { hint });
-  }
-}
+export class UnknownCommandError extends errorKind('unknown_command') {}
 
 /** The nearest command name; a bare name (VMoodle operators often type one) is compared with the part after the category. */
 function nearest(name: string): string {

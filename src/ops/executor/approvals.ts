@@ -1,14 +1,10 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import { startRun } from './run-actions.ts';
 import type { RunServices } from './run-services.ts';
 import type { RunRow } from './run-model.ts';
 import { DEFAULT_APPROVAL_POLICY, type ApprovalPolicy } from './approval-policy.ts';
 
-export class ApprovalError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('approval', message, { hint });
-  }
-}
+export class ApprovalError extends errorKind('approval') {}
 
 
 /** What the approver must type: the instance's short name for one target, else the number of targets. */

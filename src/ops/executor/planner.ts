@@ -1,4 +1,4 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import { createHash } from 'node:crypto';
 import { KEYRING_SETTING } from '../keyring.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
@@ -36,11 +36,7 @@ export interface Plan {
   leftOut?: string[];
 }
 
-export class PlanError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('bad_plan', message, { hint });
-  }
-}
+export class PlanError extends errorKind('bad_plan') {}
 
 const PREVIEW_CONCURRENCY = 16;
 

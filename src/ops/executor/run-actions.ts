@@ -1,4 +1,4 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind, OpsError } from '../../errors.ts';
 import type { FlowJob } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import type { CommandDef, Params } from '../command.ts';
@@ -9,11 +9,7 @@ import { ParamError, resolveParams, secretNames } from '../params.ts';
 import { QUEUE_NAME, type RunServices } from './run-services.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './run-model.ts';
 
-export class RunControlError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('run_state', message, { hint });
-  }
-}
+export class RunControlError extends errorKind('run_state') {}
 
 /** The run's parameters with its secret ones opened and put back, for the executor only (masked once it ended). */
 export function runParams(rt: RunServices, run: RunRow): Params {

@@ -1,13 +1,9 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import type { Knex } from 'knex';
 import { auditTables, migrateAudit, type AuditTables } from './schema.ts';
 import { FINAL_STATES, FINAL_TARGET, type NewRun, type NewTarget, type RunEvent, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
-export class RunNotFoundError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('not_found', message, { hint });
-  }
-}
+export class RunNotFoundError extends errorKind('not_found') {}
 
 interface PendingResult {
   targetId: number;

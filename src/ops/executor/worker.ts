@@ -4,7 +4,7 @@ import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts'
 import type { MoodleTarget } from '../moodle/target.ts';
 import { targetParams } from './run-actions.ts';
 import { sourceHostOf } from './planner.ts';
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
 import { QUEUE_NAME, redisConnection, type RunServices } from './run-services.ts';
@@ -23,11 +23,7 @@ interface RunContext {
   targets: Map<number, { row: TargetRow; target: MoodleTarget | Error }>;
 }
 
-class TargetTimeoutError extends OpsError {
-  constructor(message: string) {
-    super('target', message);
-  }
-}
+class TargetTimeoutError extends errorKind('target') {}
 
 const CONTEXT_TTL_MS = 10 * 60_000;
 

@@ -1,4 +1,4 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import mysql from 'mysql2/promise';
@@ -16,11 +16,7 @@ export interface MoodleDump {
   postamble: string[];
 }
 
-export class DumpError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('config', message, { hint });
-  }
-}
+export class DumpError extends errorKind('config') {}
 
 /**
  * mysqldump writes every newline inside a value as `\n`, so a `;` that ends a line always ends a statement.

@@ -1,4 +1,4 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import mariadb from 'node-sql-parser/build/mariadb.js';
 
 /**
@@ -8,11 +8,7 @@ import mariadb from 'node-sql-parser/build/mariadb.js';
 const parser = new mariadb.Parser();
 const DIALECT = { database: 'MariaDB' };
 
-export class SqlRefusal extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('refused_sql', message, { hint });
-  }
-}
+export class SqlRefusal extends errorKind('refused_sql') {}
 
 /** The text with every quoted string, identifier and literal blanked, so that what is left is SQL itself. */
 function unquoted(sql: string): string {

@@ -1,4 +1,4 @@
-import { OpsError } from '../../errors.ts';
+import { errorKind } from '../../errors.ts';
 import type { Config } from '../../config.ts';
 import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
 import { parseMysqlUrl } from '../../db/mysql-url.ts';
@@ -23,11 +23,7 @@ export interface MoodleTarget {
   dataroot: string | undefined;
 }
 
-export class TargetError extends OpsError {
-  constructor(message: string, hint?: string) {
-    super('target', message, { hint });
-  }
-}
+export class TargetError extends errorKind('target') {}
 
 /** VMoodle's vdbhost is `host` or `host:port`. */
 export function splitDbHost(vdbhost: string): { host: string; port: number } {

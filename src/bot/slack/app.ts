@@ -15,7 +15,7 @@ import { approve as approveVerb, cancel, reject, retry, revert, startPlanned } f
 import { selectorFlags } from '../../verbs/target-flags.ts';
 import type { Actor } from '../../verbs/verb.ts';
 import { Chat, type ChatReply } from '../chat.ts';
-import { SLACK_STYLE } from '../chat-text.ts';
+import { planText, SLACK_STYLE } from '../chat-text.ts';
 import { approvalBlocks, approvalModal, parseRunButton, planModal, previewBlocks, startBlocks, textBlocks } from './blocks.ts';
 import { boltLogger } from './bolt-logger.ts';
 import { BUILDER, builderArgs, builderView, type BuilderState } from './builder.ts';
@@ -253,11 +253,10 @@ export async function startSlackBot(backend: Backend, rbac: Rbac, policy: Approv
     await ack();
     later(async () => {
       const reply = await chat.call(planVerb, built.args, actor);
-      const planned = reply.view?.kind === 'plan' ? reply.view.plan.run : undefined;
+      const planned = reply.view?.kind === 'plan' ? reply.view.plan : undefined;
       if (built.dry && planned) {
-        await cancelRun(await backend.ops(), planned.id, actor.id);
-        const text = reply.text.replace(/\n(Start it|:lock:).*$/s, '');
-        await deliver(client, actor, { text: `${text}\nDry run: run ${planned.id} was only planned.` });
+        await cancelRun(await backend.ops(), planned.run.id, actor.id);
+        await deliver(client, actor, { text: `${planText(planned, SLACK_STYLE)}\nDry run: run ${planned.run.id} was only planned.` });
         return;
       }
       await deliver(client, actor, reply);

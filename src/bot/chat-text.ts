@@ -95,7 +95,7 @@ export function viewText(view: View, style: ChatStyle): string {
         return [`${style.code(c.name)}: ${c.summary}`, ...c.params.map((p) => `• ${p.name} (${p.type}${p.default !== undefined ? `, default ${p.default || "''"}` : p.type === 'boolean' ? ', default 0' : ', required'}): ${p.label}`)].join('\n');
       }
       if (view.verb) return `${style.code(view.verb.path.join(' '))}: ${view.verb.summary}\nExamples:\n${view.verb.examples.map((e) => `• ${style.code(e)}`).join('\n')}`;
-      const lines = [`Verbs you may use: ${view.verbs.map((v) => v.aliases[0] ?? v.path.join(' ')).join(', ')}`];
+      const lines = [`Verbs you may use: ${view.verbs.map((v) => v.label).join(', ')}`];
       if (view.commands.length > 0 && view.verbs.some((v) => v.path[0] === 'run')) lines.push('Commands:', ...view.commands.map((c) => `• ${c.name}: ${c.summary}`));
       lines.push(`Example: ${style.code("showtargets --match '*.example.org' --exclude '*test*'")}; add --help to a verb for its flags.`);
       return lines.join('\n');

@@ -216,12 +216,35 @@ describe.runIf(testServices().moodleDump)('executor', () => {
 });
 
 describe.runIf(testServices().moodleDump)('executor brakes', () => {
-  it('reports a target that outlives its timeout as interrupted, to be verified', async () => {
+  it('stops a target that outlives its timeout, keeping its instance lock until its query is killed', async () => {
     const fx = await opsFixture('timeout', undefined, { VMOODLE_TARGET_TIMEOUT: '1' });
     await thinFleet(fx, 1);
     startWorker(fx);
-    const { targets } = await plannedAndStarted(fx.rt, request('sql/sql', { sql: 'SELECT SLEEP(3)' }, ['t1']));
-    expect(targets[0]).toMatchObject({ status: 'interrupted', message: 'timed out after 1 s; the change may or may not be made — verify' });
+    const plan = await createPlan(fx.rt, request('sql/sql', { sql: 'SELECT SLEEP(30) AS held' }, ['t1']));
+    const [target] = plan.targets as [TargetRow];
+    const lockKey = fx.rt.keys.instanceLock(target.db_server, target.db_name, target.db_prefix);
+    const samples: Array<{ locked: boolean; sleeping: boolean }> = [];
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        // The query first, then the lock: a lock seen gone while the query still runs is a lock let go too early.
+        const [rows] = await conn.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(30) AS held%'");
+        const sleeping = Number((rows as Array<{ n: number }>)[0]?.n) > 0;
+        samples.push({ locked: (await fx.rt.redis.exists(lockKey)) === 1, sleeping });
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+    })();
+    const started = Date.now();
+    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    const { targets } = await waitForRun(fx.rt, plan.run.id);
+    const seconds = (Date.now() - started) / 1000;
+    sampling = false;
+    await sampler;
+    expect(targets[0]).toMatchObject({ status: 'interrupted', message: 'timed out after 1 s; its queries were stopped; the change may or may not be made — verify' });
+    expect(seconds).toBeLessThan(10);
+    expect(samples.some((x) => x.sleeping && x.locked)).toBe(true);
+    expect(samples.filter((x) => x.sleeping && !x.locked)).toEqual([]);
+    expect(samples.at(-1)).toEqual({ locked: false, sleeping: false });
   });
 
   it('stops starting targets once more than --max-failures have failed', async () => {

@@ -1,6 +1,7 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts';
+import { stoppable } from '../moodle/access.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { targetParams } from './run-actions.ts';
 import { sourceHostOf } from './planner.ts';
@@ -23,7 +24,13 @@ interface RunContext {
   targets: Map<number, { row: TargetRow; target: MoodleTarget | Error }>;
 }
 
-class TargetTimeoutError extends errorKind('target') {}
+class TargetTimeoutError extends errorKind('target') {
+  /** Whether the target's work ended (its queries killed) within the grace time, so that its lock may go. */
+  stopped = false;
+}
+
+/** How long a timed-out target's work may take to end once its queries are killed; past it, its lock is left to expire. */
+const STOP_GRACE_MS = 10_000;
 
 const CONTEXT_TTL_MS = 10 * 60_000;
 
@@ -36,12 +43,33 @@ export function finalState(counts: StatusCounts, cancelled: boolean): RunState {
   return ok === 0 ? 'failed' : 'partly_failed';
 }
 
-function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+/**
+ * Runs one target's work with a deadline. Past it, the work's queries are killed and the work is awaited (a little
+ * while) before the timeout is reported: its instance lock must not go while its write may still be running.
+ */
+async function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
+  const abort = new AbortController();
+  const running = stoppable(abort.signal, work);
+  const late = Symbol('late');
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TargetTimeoutError(`timed out after ${ms / 1000} s`)), ms);
+  const deadline = new Promise<typeof late>((resolve) => {
+    timer = setTimeout(() => resolve(late), ms);
   });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+  try {
+    const first = await Promise.race([running, deadline]);
+    if (first !== late) return first as T;
+  } finally {
+    clearTimeout(timer);
+  }
+  abort.abort();
+  const timeout = new TargetTimeoutError(`timed out after ${ms / 1000} s`);
+  let grace: NodeJS.Timeout | undefined;
+  timeout.stopped = await Promise.race([
+    running.then(() => true, () => true),
+    new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(false), STOP_GRACE_MS))),
+  ]);
+  clearTimeout(grace);
+  throw timeout;
 }
 
 /**
@@ -138,8 +166,9 @@ export class ExecutorWorker {
       const fresh = await this.rt.store.getRun(ctx.run.id);
       if (!fresh.canary_open && fresh.state === 'running') await this.delay(job, token, 1000);
     }
-    if (target instanceof Error || ctx.source instanceof Error) {
-      await this.record(ctx, row, { status: 'failed', message: (target instanceof Error ? target : (ctx.source as Error)).message }, job);
+    const { source } = ctx;
+    if (target instanceof Error || source instanceof Error) {
+      await this.record(ctx, row, { status: 'failed', message: (target instanceof Error ? target : (source as Error)).message }, job);
       return;
     }
     const holdMs = executor.targetTimeout * 1000 + 30_000;
@@ -162,6 +191,7 @@ export class ExecutorWorker {
     }
 
     const started = Date.now();
+    let keepLock = false;
     try {
       // A command that is unsafe to repeat marks its target before touching it, so that a redelivery after a
       // worker died can tell; an idempotent one needs no mark, since its compare-and-set sees what was done.
@@ -175,19 +205,19 @@ export class ExecutorWorker {
           return;
         }
       }
-      const outcome = await withTimeout(
-        ctx.command.apply({ moodle: this.rt.moodle, source: ctx.source }, target, params, {
+      const outcome = await withDeadline(executor.targetTimeout * 1000, () =>
+        ctx.command.apply({ moodle: this.rt.moodle, source }, target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
-        }),
-        executor.targetTimeout * 1000,
-      );
+        }));
       await this.record(ctx, row, { ...this.result(outcome, Date.now() - started), started_at: started } as TargetResult, job);
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       const message = describeError(err);
       if (err instanceof TargetTimeoutError) {
-        await this.record(ctx, row, { status: 'interrupted', message: `${message}; the change may or may not be made — verify`, duration_ms: Date.now() - started }, job);
+        keepLock = !err.stopped;
+        const what = err.stopped ? 'its queries were stopped; the change may or may not be made — verify' : 'its work did not stop, so the instance stays locked until the lock expires — verify';
+        await this.record(ctx, row, { status: 'interrupted', message: `${message}; ${what}`, duration_ms: Date.now() - started }, job);
       } else if (isTransient(err) && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
         await this.rt.store.recordTarget(row.id, { status: 'retrying', message: `attempt ${job.attemptsMade + 1} failed: ${message}` });
         throw err;
@@ -196,7 +226,7 @@ export class ExecutorWorker {
         await this.record(ctx, row, { status: 'failed', message: attempts > 1 ? `${message} (after ${attempts} attempts)` : message, duration_ms: Date.now() - started }, job);
       }
     } finally {
-      await this.rt.gate.release(request);
+      if (!keepLock) await this.rt.gate.release(request);
     }
   }
 

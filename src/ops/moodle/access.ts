@@ -1,4 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import mysql, { type Pool, type PoolConnection } from 'mysql2/promise';
 import { qualifiedTable } from '../../db/identifiers.ts';
 import { errorFields, silentLogger, type Logger } from '../../log.ts';
@@ -10,6 +11,15 @@ export interface AccessOptions {
   connectTimeoutMs: number;
   log?: Logger;
 }
+
+/**
+ * The abort signal of the work under way (one target's apply): when it aborts, every connection that work holds has
+ * its query killed and is closed. Commands need not pass it along.
+ */
+const WORK_SIGNAL = new AsyncLocalStorage<AbortSignal>();
+
+/** Runs `work` so that aborting `signal` stops its database queries. */
+export const stoppable = <T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> => WORK_SIGNAL.run(signal, work);
 
 export const DEFAULT_ACCESS: AccessOptions = { perServer: 20, connectTimeoutMs: 5_000 };
 
@@ -97,7 +107,27 @@ export class MoodleAccess {
     };
   }
 
+  /**
+   * Ends what a connection is running, from a second connection with the same login (`KILL QUERY`), then closes
+   * it: the work that used it fails at once instead of going on after its target was given up.
+   */
+  private async stop(target: MoodleTarget, conn: PoolConnection): Promise<void> {
+    try {
+      const killer = await mysql.createConnection({ host: target.db.host, port: target.db.port, user: target.db.user, password: target.db.password, connectTimeout: this.options.connectTimeoutMs });
+      try {
+        await killer.query('KILL QUERY ?', [conn.threadId]);
+      } finally {
+        await killer.end();
+      }
+    } catch (err) {
+      this.log.warn({ ...errorFields(err), thread: conn.threadId }, 'the query of a stopped target could not be killed; its connection is closed');
+    }
+    conn.destroy();
+  }
+
   private async lease<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>, discard: boolean): Promise<T> {
+    const signal = WORK_SIGNAL.getStore();
+    signal?.throwIfAborted();
     const free = await this.slot(serverKey(target.db));
     let conn: PoolConnection;
     try {
@@ -107,12 +137,20 @@ export class MoodleAccess {
       throw err;
     }
     this.peak = Math.max(this.peak, ++this.open);
+    let stopped: Promise<void> | undefined;
+    const onAbort = () => {
+      stopped = this.stop(target, conn);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       return await work(conn);
     } finally {
+      signal?.removeEventListener('abort', onAbort);
+      // A stopped connection is closed once its query is killed; the lease ends only then.
+      if (stopped) await stopped;
       this.open--;
-      if (discard) conn.destroy();
-      else conn.release();
+      if (!stopped && discard) conn.destroy();
+      else if (!stopped) conn.release();
       free();
     }
   }

@@ -172,4 +172,25 @@ export const revert = defineVerb<{ runId: number }>({
   run: async (session, { runId: id }) => afterPlan(session, await (await actions()).revertRun(await session.ops(), id, session.actor.id)),
 });
 
-export const RUN_VERBS: readonly VerbDef<never>[] = [listRuns, showRun, lastRun, startPlanned, approve, reject, cancel, go, retry, revert] as VerbDef<never>[];
+export const recover = defineVerb<{ runId: number }>({
+  path: ['runs', 'recover'],
+  aliases: ['recover'],
+  role: 'operator',
+  summary: "give a stuck run a way to end: its lost work queued again, what cannot be known marked interrupted — verify",
+  examples: ['runs recover 42', 'recover 42'],
+  syntax: (cmd) => cmd.argument('<id>', 'the run'),
+  args: byId,
+  run: async (session, { runId: id }) => {
+    const [{ recoverRun }, { jobId }] = await Promise.all([import('../ops/executor/recovery.ts'), actions()]);
+    const { run, requeued, interrupted, alive } = await recoverRun(await session.ops(), id, session.actor.id, jobId);
+    const parts = [
+      requeued ? `${requeued} target${requeued === 1 ? '' : 's'} queued again` : '',
+      interrupted ? `${interrupted} marked interrupted — verify` : '',
+      alive ? `${alive} still queued or under way` : '',
+    ].filter(Boolean);
+    const summary = `Run ${id} ${run.state.replaceAll('_', ' ')}: ${parts.join(', ') || 'nothing was left to do'}.`;
+    return { kind: 'run', run, summary, follow: run.state === 'running' };
+  },
+});
+
+export const RUN_VERBS: readonly VerbDef<never>[] = [listRuns, showRun, lastRun, startPlanned, approve, reject, cancel, go, retry, revert, recover] as VerbDef<never>[];

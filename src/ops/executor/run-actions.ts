@@ -6,6 +6,7 @@ import { MASK } from '../moodle/sensitive.ts';
 import { serverKey } from '../moodle/target.ts';
 import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { ParamError, resolveParams, secretNames } from '../params.ts';
+import { endCancelled } from './recovery.ts';
 import { QUEUE_NAME, type RunServices } from './run-services.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './run-model.ts';
 
@@ -111,6 +112,8 @@ export async function cancelRun(rt: RunServices, runId: number, actor: string): 
     await rt.progress.publish(runId, { type: 'state', state: 'cancelling' });
   }
   await rt.store.addEvent(runId, 'cancel', actor);
+  // With no worker alive nobody would end it: the cancel does, so that a cancel always reaches a final state.
+  if ((await rt.store.getRun(runId)).state === 'cancelling' && (await rt.queue.getWorkersCount()) === 0) await endCancelled(rt, runId);
   return rt.store.getRun(runId);
 }
 

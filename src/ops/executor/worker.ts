@@ -3,13 +3,14 @@ import { findCommand } from '../catalog/index.ts';
 import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts';
 import { stoppable } from '../moodle/access.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
+import { settleRun } from './recovery.ts';
 import { targetParams } from './run-actions.ts';
 import { sourceHostOf } from './planner.ts';
 import { errorKind } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
 import { QUEUE_NAME, redisConnection, type RunServices } from './run-services.ts';
-import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
+import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 interface TargetJob {
   runId: number;
@@ -34,14 +35,6 @@ const STOP_GRACE_MS = 10_000;
 
 const CONTEXT_TTL_MS = 10 * 60_000;
 
-/** Where the parent job ends: the run's final state from its targets' statuses. */
-export function finalState(counts: StatusCounts, cancelled: boolean): RunState {
-  const total = Object.values(counts).reduce((a, b) => a + (b ?? 0), 0);
-  const ok = [...DONE_OK, ...WARNING].reduce((a, s) => a + (counts[s] ?? 0), 0);
-  if (cancelled) return 'cancelled';
-  if (ok === total) return 'succeeded';
-  return ok === 0 ? 'failed' : 'partly_failed';
-}
 
 /**
  * Runs one target's work with a deadline. Past it, the work's queries are killed and the work is awaited (a little
@@ -248,22 +241,11 @@ export class ExecutorWorker {
 
   /** The run's parent job: every target is done, so the run ends in the state its results say. */
   private async finish(runId: number): Promise<RunState> {
-    const counts = await this.rt.store.countStatuses(runId);
-    const unfinished = (counts.pending ?? 0) + (counts.applying ?? 0) + (counts.retrying ?? 0);
-    if (unfinished > 0) {
-      await this.rt.store.db(this.rt.store.t.targets).where({ run_id: runId }).whereIn('status', ['pending', 'applying', 'retrying'])
-        .update({ status: 'interrupted', message: 'interrupted — verify: its job ended without a result', finished_at: Date.now() });
-    }
-    const final = await this.rt.store.countStatuses(runId);
-    const cancelled = (await this.rt.redis.exists(this.rt.keys.cancel(runId))) === 1;
-    const state = finalState(final, cancelled);
-    if (await this.rt.store.transition(runId, ['running', 'cancelling'], state, { finished_at: Date.now(), summary: JSON.stringify(final) })) {
-      this.log.info({ run: runId, state, counts: final }, 'run ended');
-      await this.rt.progress.publish(runId, { type: 'state', state });
-    }
+    const state = await settleRun(this.rt, runId, { status: 'interrupted', message: 'interrupted — verify: its job ended without a result' });
     this.contexts.delete(runId);
     return state;
   }
+
 
   /** Lets the targets under way finish, then lets go of Redis (BullMQ leaves a connection it was given open). */
   async close(): Promise<void> {

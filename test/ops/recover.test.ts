@@ -1,0 +1,73 @@
+import mysql, { type Connection } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { createPlan } from '../../src/ops/executor/planner.ts';
+import { startRun } from '../../src/ops/executor/run-actions.ts';
+import type { TargetRow } from '../../src/ops/executor/run-model.ts';
+import { runCli } from '../support/cli.ts';
+import { opsFixture, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { testServices } from '../support/services.ts';
+
+let fx: OpsFixture;
+let conn: Connection;
+
+/** A started run no worker has touched: its jobs wait in the queue. */
+async function startedRun(hosts: string[], value: string): Promise<number> {
+  const plan = await createPlan(fx.rt, { command: 'generic/setconfig', params: { key: 'theme', value }, selector: { tohosts: hosts }, requestedBy: 'tester', via: 'cli' });
+  await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+  return plan.run.id;
+}
+
+/** config_log rows a value's write left on a target: one per real write. */
+async function writes(target: TargetRow, value: string): Promise<number> {
+  const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM \`${target.db_name}\`.\`${target.db_prefix}config_log\` WHERE name = 'theme' AND value = ?`, [value]);
+  return Number((rows as Array<{ n: number }>)[0]?.n);
+}
+
+describe.runIf(testServices().moodleDump)('runs that lost their worker', () => {
+  beforeAll(async () => {
+    fx = await opsFixture('recover');
+    await thinFleet(fx, 6);
+    conn = await mysql.createConnection(parseMysqlUrl(testServices().mysqlServer));
+  });
+  afterAll(() => conn?.end());
+
+  it('recover queues lost targets again, marks the one being applied interrupted, and the run ends with each write made once', async () => {
+    const runId = await startedRun(['t1', 't2', 't3'], 'recovered');
+    // The queue lost the run's work (a flushed Redis, a removed job) while a worker was applying t1.
+    await fx.rt.queue.obliterate({ force: true });
+    const [t1] = await fx.rt.store.getTargets(runId) as [TargetRow];
+    await fx.rt.store.db(fx.rt.store.t.targets).where({ id: t1.id }).update({ status: 'applying' });
+
+    const result = await runCli(['runs', 'recover', String(runId)], fx.env);
+    expect(result.stdout).toContain(`Run ${runId} running: 2 targets queued again, 1 marked interrupted — verify.`);
+    expect(result.stdout).toMatch(new RegExp(`Run ${runId} partly_failed: 1 interrupted, 2 applied|Run ${runId} partly_failed: 2 applied, 1 interrupted`));
+    expect(result.code).toBe(1);
+    const targets = await fx.rt.store.getTargets(runId);
+    expect(targets.map((t) => t.status)).toEqual(['interrupted', 'applied', 'applied']);
+    for (const t of targets.slice(1)) expect(await writes(t, 'recovered')).toBe(1);
+    expect((await fx.rt.store.events(runId)).map((e) => e.kind)).toContain('recover');
+  });
+
+  it('recover on a run whose work is still queued says so, and with no worker the command line runs it', async () => {
+    const runId = await startedRun(['t4'], 'queued');
+    const result = await runCli(['runs', 'recover', String(runId)], fx.env);
+    expect(result.stdout).toContain(`Run ${runId} running: 1 still queued or under way.`);
+    expect(result.stdout).toContain(`Run ${runId} succeeded: 1 applied`);
+    expect(result.code).toBe(0);
+  });
+
+  it('cancel reaches a final state with no worker alive', async () => {
+    const runId = await startedRun(['t5', 't6'], 'never');
+    const result = await runCli(['--json', 'runs', 'cancel', String(runId)], fx.env);
+    expect(JSON.parse(result.stdout)).toMatchObject({ run: runId, state: 'cancelled' });
+    expect((await fx.rt.store.getRun(runId)).state).toBe('cancelled');
+    expect((await fx.rt.store.getTargets(runId)).map((t) => t.status)).toEqual(['cancelled', 'cancelled']);
+  });
+
+  it('refuses to recover a run that has ended', async () => {
+    const ended = (await fx.rt.store.listRuns(10)).find((r) => r.state === 'cancelled');
+    const result = await runCli(['runs', 'recover', String(ended?.id)], fx.env);
+    expect(result).toMatchObject({ code: 1, stderr: `vmoodle: run ${ended?.id} is cancelled: only a running or cancelling run is recovered [run_state]; vmoodle runs show <id> shows where it stands\n` });
+  });
+});

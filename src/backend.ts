@@ -5,6 +5,7 @@ import { openDatabase } from './db/knex.ts';
 import { redactUrl } from './db/mysql-url.ts';
 import { createLogger, errorFields, SecretValues, type Logger } from './log.ts';
 import type { RunServices } from './ops/executor/run-services.ts';
+import type { RedisRole } from './ops/executor/redis.ts';
 import type { Fleet } from './registry/fleet.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
@@ -42,6 +43,12 @@ export class Backend {
   logRunsAt(level: LogLevel): void {
     if (!this.config.log.level) this.log.level = level;
   }
+
+  /**
+   * A process that runs targets waits for Redis to come back; a command line or a chat that does not says so
+   * within VMOODLE_REDIS_TIMEOUT. Set before the executor's side is opened.
+   */
+  redisRole: RedisRole = 'front';
 
   get masterDb(): Knex {
     this.knex ??= openDatabase(this.urls.mysqlUrl);
@@ -81,9 +88,10 @@ export class Backend {
     this.opsReady ??= (async () => {
       const registry = await this.registry();
       // The queue's libraries load with the first verb that needs them, not with every command line.
-      const { RunServices } = await import('./ops/executor/run-services.ts');
-      const runtime = new RunServices(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry, this.log, this.secrets);
+      const [{ RunServices }, { assertRedisAnswers }] = await Promise.all([import('./ops/executor/run-services.ts'), import('./ops/executor/redis.ts')]);
+      const runtime = new RunServices(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry, this.log, this.secrets, this.redisRole);
       try {
+        if (this.redisRole === 'front') await assertRedisAnswers(runtime.redis, this.urls.redisUrl, this.config.redisTimeoutMs);
         await runtime.store.migrate();
       } catch (err) {
         await runtime.close();

@@ -63,6 +63,8 @@ export interface Config {
   slack: { botToken: string | undefined; signingSecret: string | undefined; appToken: string | undefined; port: number; apiUrl: string };
   /** JSON lines at this level and above; unset, the long-running verbs log at info and the others only errors. */
   log: { level: LogLevel | undefined; file: string | undefined };
+  /** How long the command line and the chats wait for Redis before saying it cannot be reached, ms. */
+  redisTimeoutMs: number;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -150,6 +152,7 @@ export const SETTINGS = {
     if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new Error();
     return v as LogLevel;
   }),
+  redisTimeout: setting('VMOODLE_REDIS_TIMEOUT', 'redis_timeout', 'seconds, a whole number from 1 to 300', wholeNumber(1, 300)),
   logFile: setting('VMOODLE_LOG_FILE', 'log.file', 'the path of a file the log is appended to (default: standard error)', (v) => resolve(v)),
   slackPort: setting('SLACK_PORT', 'slack.port', 'a TCP port from 1 to 65535', wholeNumber(1, 65_535)),
   rbacFile: setting('VMOODLE_RBAC', 'rbac_file', 'the path of the RBAC YAML file', (v) => {
@@ -282,6 +285,7 @@ export function loadConfig(env: Source = process.env): Config {
       apiUrl: get(SETTINGS.slackApiUrl) ?? SLACK_API_URL,
     },
     log: { level: get(SETTINGS.logLevel), file: get(SETTINGS.logFile) },
+    redisTimeoutMs: (get(SETTINGS.redisTimeout) ?? 10) * 1000,
     approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30, cli: get(SETTINGS.approvalCli) ?? 'off' },
     secretKeys: get(SETTINGS.secretKeys) ?? [],
   };

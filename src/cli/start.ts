@@ -47,6 +47,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
       const config = loadConfig(ctx.io.env);
       const services = await ensureServices(config);
       const app = new Backend(config, services);
+      app.redisRole = 'worker';
       try {
         for (const server of services.started) out.line(`Started a private ${server.name} at ${server.url} (stopped on exit)`);
         for (const warning of services.warnings) out.line(`Warning: ${warning}`);

@@ -10,6 +10,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       const out = ctx.output(cmd);
       const { ExecutorWorker } = await import('../ops/executor/worker.ts');
       ctx.app().logRunsAt('info');
+      ctx.app().redisRole = 'worker';
       const rt = await ctx.app().ops();
       const worker = new ExecutorWorker(rt);
       await worker.worker.waitUntilReady();

@@ -28,6 +28,8 @@ export class Progress {
    */
   async follow(runId: number, onEvent: (e: ProgressEvent) => void | Promise<void>, until: (e: ProgressEvent) => boolean, signal?: AbortSignal): Promise<void> {
     const reader = this.redis.duplicate();
+    // Its failures reach the caller through the read that fails; the connection this one copies logs Redis's state.
+    reader.on('error', () => undefined);
     let last = '0';
     try {
       while (!signal?.aborted) {

@@ -5,6 +5,7 @@ import type { Config } from '../../config.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import type { Registry } from '../../registry/registry.ts';
 import type { Logger, SecretValues } from '../../log.ts';
+import { redisConnection, type RedisRole } from './redis.ts';
 import { Keyring } from '../keyring.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
@@ -15,8 +16,6 @@ import { RunStore } from './store.ts';
 
 export const QUEUE_NAME = 'vmoodle-ops';
 
-/** A Redis connection as BullMQ wants it: commands wait for a reconnect instead of failing. */
-export const redisConnection = (url: string) => new Redis(url, { maxRetriesPerRequest: null });
 
 /**
  * Everything the planner, the executor and the front ends share in one process: the audit store, pooled access
@@ -41,10 +40,11 @@ export class RunServices {
     readonly registry: Registry,
     readonly log: Logger,
     readonly secrets: SecretValues,
+    readonly redisRole: RedisRole = 'front',
   ) {
     this.store = new RunStore(masterDb, config.executor.tablePrefix);
     this.moodle = new MoodleAccess({ perServer: config.executor.perServer, connectTimeoutMs: 5_000, log: log.child({ component: 'moodle' }) });
-    this.redis = redisConnection(redisUrl);
+    this.redis = redisConnection(redisUrl, redisRole, log.child({ component: 'redis' }), config.redisTimeoutMs);
     this.keys = new ExecutorKeys(config.executor.queuePrefix);
     this.gate = new Gate(this.redis, this.keys);
     this.progress = new Progress(this.redis, this.keys);

@@ -9,7 +9,8 @@ import { sourceHostOf } from './planner.ts';
 import { errorKind } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
-import { QUEUE_NAME, redisConnection, type RunServices } from './run-services.ts';
+import { redisConnection } from './redis.ts';
+import { QUEUE_NAME, type RunServices } from './run-services.ts';
 import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 interface TargetJob {
@@ -78,7 +79,7 @@ export class ExecutorWorker {
   constructor(private readonly rt: RunServices) {
     this.log = rt.log.child({ component: 'worker' });
     const { concurrency, lockDuration, stalledInterval, queuePrefix } = rt.config.executor;
-    this.connection = redisConnection(rt.redisUrl);
+    this.connection = redisConnection(rt.redisUrl, 'worker', this.log, rt.config.executor.lockDuration);
     this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job as Job<TargetJob>, token), {
       connection: this.connection,
       prefix: queuePrefix,

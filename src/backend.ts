@@ -88,11 +88,22 @@ export class Backend {
     this.opsReady ??= (async () => {
       const registry = await this.registry();
       // The queue's libraries load with the first verb that needs them, not with every command line.
-      const [{ RunServices }, { assertRedisAnswers }] = await Promise.all([import('./ops/executor/run-services.ts'), import('./ops/executor/redis.ts')]);
-      const runtime = new RunServices(this.config, this.urls.redisUrl, this.urls.mysqlUrl, this.masterDb, registry, this.log, this.secrets, this.redisRole);
+      const [{ RunServices }, { assertRedisAnswers }, { RunStore }] = await Promise.all([
+        import('./ops/executor/run-services.ts'), import('./ops/executor/redis.ts'), import('./ops/executor/store.ts'),
+      ]);
+      const store = new RunStore(this.masterDb, this.config.executor.tablePrefix);
+      let installation: string;
+      try {
+        await store.migrate();
+        installation = await store.installationId();
+      } catch (err) {
+        throw this.explain(err);
+      }
+      const runtime = new RunServices({
+        config: this.config, redisUrl: this.urls.redisUrl, mysqlUrl: this.urls.mysqlUrl, store, registry, log: this.log, secrets: this.secrets, installation, redisRole: this.redisRole,
+      });
       try {
         if (this.redisRole === 'front') await assertRedisAnswers(runtime.redis, this.urls.redisUrl, this.config.redisTimeoutMs);
-        await runtime.store.migrate();
       } catch (err) {
         await runtime.close();
         throw this.explain(err);

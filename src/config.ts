@@ -24,8 +24,11 @@ export interface MasterHost {
 
 /** How the executor runs: its Redis and table prefixes, and its limits. */
 export interface ExecutorSettings {
-  /** BullMQ and executor keys in Redis start with this (use a {hashtag} on Redis Cluster). */
-  queuePrefix: string;
+  /**
+   * BullMQ and executor keys in Redis start with this (use a {hashtag} on Redis Cluster); unset, each master gets
+   * one of its own from its installation id.
+   */
+  queuePrefix: string | undefined;
   /** The product's own tables in the master database. */
   tablePrefix: string;
   /** Targets one worker process runs at once. */
@@ -267,7 +270,7 @@ export function loadConfig(env: Source = process.env): Config {
     },
     moodleDump: get(SETTINGS.moodleDump) ?? (existsSync(defaultDump) ? defaultDump : undefined),
     executor: {
-      queuePrefix: get(SETTINGS.queuePrefix) ?? 'vmops',
+      queuePrefix: get(SETTINGS.queuePrefix),
       tablePrefix: get(SETTINGS.tablePrefix) ?? 'vmops_',
       concurrency: get(SETTINGS.concurrency) ?? 32,
       perServer: get(SETTINGS.perServer) ?? 20,

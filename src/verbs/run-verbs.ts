@@ -181,8 +181,8 @@ export const recover = defineVerb<{ runId: number }>({
   syntax: (cmd) => cmd.argument('<id>', 'the run'),
   args: byId,
   run: async (session, { runId: id }) => {
-    const [{ recoverRun }, { jobId }] = await Promise.all([import('../ops/executor/recovery.ts'), actions()]);
-    const { run, requeued, interrupted, alive } = await recoverRun(await session.ops(), id, session.actor.id, jobId);
+    const { recoverRun } = await import('../ops/executor/recovery.ts');
+    const { run, requeued, interrupted, alive } = await recoverRun(await session.ops(), id, session.actor.id);
     const parts = [
       requeued ? `${requeued} target${requeued === 1 ? '' : 's'} queued again` : '',
       interrupted ? `${interrupted} marked interrupted — verify` : '',

@@ -51,7 +51,7 @@ async function workAlive(rt: RunServices, jobId: string): Promise<boolean> {
   const job = await rt.queue.getJob(jobId);
   if (!job) return false;
   const state = await job.getState();
-  if (state === 'active') return (await rt.redis.exists(`${rt.config.executor.queuePrefix}:${QUEUE_NAME}:${jobId}:lock`)) === 1;
+  if (state === 'active') return (await rt.redis.exists(`${rt.queuePrefix}:${QUEUE_NAME}:${jobId}:lock`)) === 1;
   return state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children';
 }
 
@@ -71,14 +71,14 @@ export interface Recovery {
  * "interrupted — verify" when a worker was applying them. A cancelled run's unstarted targets are cancelled; a run
  * with nothing left to do ends at once.
  */
-export async function recoverRun(rt: RunServices, runId: number, actor: string, jobIdOf: (runId: number, targetId: number) => string): Promise<Recovery> {
+export async function recoverRun(rt: RunServices, runId: number, actor: string): Promise<Recovery> {
   const run = await rt.store.getRun(runId);
   if (FINAL_STATES.includes(run.state) || run.state === 'planned' || run.state === 'awaiting_approval') {
     throw new RecoveryError(`run ${runId} is ${run.state.replaceAll('_', ' ')}: only a running or cancelling run is recovered`);
   }
   const open = (await rt.store.getTargets(runId)).filter((t) => (UNFINISHED as readonly string[]).includes(t.status));
   const lost: TargetRow[] = [];
-  for (const t of open) if (!(await workAlive(rt, jobIdOf(runId, t.id)))) lost.push(t);
+  for (const t of open) if (!(await workAlive(rt, rt.targetJobId(runId, t.id)))) lost.push(t);
   const unknowable = lost.filter((t) => t.status === 'applying');
   const again = run.state === 'cancelling' ? [] : lost.filter((t) => t.status !== 'applying');
   const now = Date.now();
@@ -98,14 +98,14 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string, 
     const flow: FlowJob = {
       name: 'run',
       queueName: QUEUE_NAME,
-      data: { runId },
-      opts: { jobId: `r${runId}-${attempt}`, removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } },
+      data: { runId, installation: rt.installation },
+      opts: { jobId: `${rt.runJobId(runId)}-${attempt}`, removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } },
       children: again.map((t) => ({
         name: 'target',
         queueName: QUEUE_NAME,
-        data: { runId, targetId: t.id },
+        data: { runId, targetId: t.id, installation: rt.installation },
         opts: {
-          jobId: `${jobIdOf(runId, t.id)}-${attempt}`,
+          jobId: `${rt.targetJobId(runId, t.id)}-${attempt}`,
           attempts: rt.config.executor.attempts,
           backoff: { type: 'exponential', delay: 500 },
           ignoreDependencyOnFailure: true,

@@ -28,8 +28,6 @@ export function targetParams(rt: RunServices, run: RunRow, target: TargetRow): P
   return params;
 }
 
-export const jobId = (runId: number, targetId: number) => `r${runId}-t${targetId}`;
-export const runJobId = (runId: number) => `r${runId}`;
 
 /**
  * Checks that what is about to run is what was shown: the stored plan still hashes to the hash the operator saw,
@@ -79,14 +77,14 @@ export async function startRun(rt: RunServices, runId: number, actor: string, ex
   const flow: FlowJob = {
     name: 'run',
     queueName: QUEUE_NAME,
-    data: { runId },
-    opts: { jobId: runJobId(runId), removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } },
+    data: { runId, installation: rt.installation },
+    opts: { jobId: rt.runJobId(runId), removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } },
     children: targets.map((t) => ({
       name: 'target',
       queueName: QUEUE_NAME,
-      data: { runId, targetId: t.id },
+      data: { runId, targetId: t.id, installation: rt.installation },
       opts: {
-        jobId: jobId(runId, t.id),
+        jobId: rt.targetJobId(runId, t.id),
         attempts,
         backoff: { type: 'exponential', delay: 500 },
         ignoreDependencyOnFailure: true,

@@ -16,6 +16,12 @@ import { RunStore } from './store.ts';
 
 export const QUEUE_NAME = 'vmoodle-ops';
 
+/** The queue prefix before installation ids: jobs left under it are reported when a worker starts. */
+export const LEGACY_QUEUE_PREFIX = 'vmops';
+
+/** Each master its own queue on a shared Redis, whatever address its database is reached by. */
+export const defaultQueuePrefix = (installation: string) => `vmops-${installation.slice(0, 12)}`;
+
 
 /**
  * Everything the planner, the executor and the front ends share in one process: the audit store, pooled access
@@ -32,32 +38,58 @@ export class RunServices {
   private queueInstance: Queue | undefined;
   private flowInstance: FlowProducer | undefined;
 
-  constructor(
-    readonly config: Config,
-    readonly redisUrl: string,
-    readonly mysqlUrl: string,
-    masterDb: Knex,
-    readonly registry: Registry,
-    readonly log: Logger,
-    readonly secrets: SecretValues,
-    readonly redisRole: RedisRole = 'front',
-  ) {
-    this.store = new RunStore(masterDb, config.executor.tablePrefix);
+  readonly config: Config;
+  readonly redisUrl: string;
+  readonly mysqlUrl: string;
+  readonly registry: Registry;
+  readonly log: Logger;
+  readonly secrets: SecretValues;
+  /** This master's installation id: its jobs carry it, and a worker takes no other master's. */
+  readonly installation: string;
+  /** The queue's Redis key prefix: the configured one, or one derived from the installation id. */
+  readonly queuePrefix: string;
+
+  constructor(parts: {
+    config: Config; redisUrl: string; mysqlUrl: string; store: RunStore; registry: Registry; log: Logger; secrets: SecretValues;
+    installation: string; redisRole: RedisRole;
+  }) {
+    const { config, log } = parts;
+    this.config = config;
+    this.redisUrl = parts.redisUrl;
+    this.mysqlUrl = parts.mysqlUrl;
+    this.registry = parts.registry;
+    this.log = log;
+    this.secrets = parts.secrets;
+    this.installation = parts.installation;
+    this.queuePrefix = config.executor.queuePrefix ?? defaultQueuePrefix(parts.installation);
+    this.store = parts.store;
     this.moodle = new MoodleAccess({ perServer: config.executor.perServer, connectTimeoutMs: 5_000, log: log.child({ component: 'moodle' }) });
-    this.redis = redisConnection(redisUrl, redisRole, log.child({ component: 'redis' }), config.redisTimeoutMs);
-    this.keys = new ExecutorKeys(config.executor.queuePrefix);
+    this.redis = redisConnection(parts.redisUrl, parts.redisRole, log.child({ component: 'redis' }), config.redisTimeoutMs);
+    this.keys = new ExecutorKeys(this.queuePrefix);
     this.gate = new Gate(this.redis, this.keys);
     this.progress = new Progress(this.redis, this.keys);
     this.keyring = new Keyring(config.secretKeys);
   }
 
+  /**
+   * Job ids carry the installation, so two masters that share a queue prefix (set so on purpose) never take each
+   * other's run 1 for their own.
+   */
+  runJobId(runId: number): string {
+    return `i${this.installation.slice(0, 12)}-r${runId}`;
+  }
+
+  targetJobId(runId: number, targetId: number): string {
+    return `${this.runJobId(runId)}-t${targetId}`;
+  }
+
   get queue(): Queue {
-    this.queueInstance ??= new Queue(QUEUE_NAME, { connection: this.redis, prefix: this.config.executor.queuePrefix });
+    this.queueInstance ??= new Queue(QUEUE_NAME, { connection: this.redis, prefix: this.queuePrefix });
     return this.queueInstance;
   }
 
   get flows(): FlowProducer {
-    this.flowInstance ??= new FlowProducer({ connection: this.redis, prefix: this.config.executor.queuePrefix });
+    this.flowInstance ??= new FlowProducer({ connection: this.redis, prefix: this.queuePrefix });
     return this.flowInstance;
   }
 

@@ -7,11 +7,12 @@ export interface AuditTables {
   targets: string;
   events: string;
   migrations: string;
+  installation: string;
 }
 
 export function auditTables(prefix: string): AuditTables {
   assertTablePrefix(prefix);
-  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations` };
+  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation` };
 }
 
 async function longValues(db: Knex, t: AuditTables, type: 'text' | 'mediumtext'): Promise<void> {
@@ -111,6 +112,20 @@ const MIGRATIONS: Migration[] = [
     },
     async down(db, t) {
       await db.schema.alterTable(t.runs, (table) => table.dropColumn('key_id'));
+    },
+  },
+  {
+    // One random id per master database: the queue prefix derives from it, and workers take only its jobs.
+    name: '0004_installation',
+    async up(db, t) {
+      await db.schema.createTable(t.installation, (table) => {
+        table.tinyint('one').primary();
+        table.string('id', 32).notNullable();
+        table.bigInteger('created_at').notNullable();
+      });
+    },
+    async down(db, t) {
+      await db.schema.dropTableIfExists(t.installation);
     },
   },
 ];

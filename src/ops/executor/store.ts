@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { errorKind } from '../../errors.ts';
 import type { Knex } from 'knex';
 import { auditTables, migrateAudit, type AuditTables } from './schema.ts';
@@ -121,6 +122,18 @@ export class RunStore {
 
   async addEvent(runId: number, kind: string, actor: string, detail?: string): Promise<void> {
     await this.db.insert({ run_id: runId, kind, actor, at: Date.now(), detail: detail ?? null }).into(this.t.events);
+  }
+
+  /**
+   * This master's installation id, created on first use: the one row of its table (a second process racing to
+   * create it finds the first one's).
+   */
+  async installationId(): Promise<string> {
+    const read = async () => ((await this.db(this.t.installation).where({ one: 1 }).first('id')) as { id: string } | undefined)?.id;
+    const found = await read();
+    if (found) return found;
+    await this.db(this.t.installation).insert({ one: 1, id: randomBytes(16).toString('hex'), created_at: Date.now() }).onConflict('one').ignore();
+    return (await read()) as string;
   }
 
   async events(runId: number): Promise<RunEvent[]> {

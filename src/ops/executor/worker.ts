@@ -16,7 +16,11 @@ import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type TargetR
 interface TargetJob {
   runId: number;
   targetId?: number;
+  installation?: string;
 }
+
+/** How long a job of another master waits before a worker (maybe one of its own master's) takes it again. */
+const FOREIGN_JOB_DELAY_MS = 1_000;
 
 /** What a worker keeps of a run while it executes it: read once, not once per target. */
 interface RunContext {
@@ -75,14 +79,16 @@ export class ExecutorWorker {
   private readonly connection: ReturnType<typeof redisConnection>;
   readonly worker: Worker;
   private readonly log: Logger;
+  /** Other masters' installations seen in this queue, each logged once. */
+  private readonly foreign = new Set<string>();
 
   constructor(private readonly rt: RunServices) {
     this.log = rt.log.child({ component: 'worker' });
-    const { concurrency, lockDuration, stalledInterval, queuePrefix } = rt.config.executor;
+    const { concurrency, lockDuration, stalledInterval } = rt.config.executor;
     this.connection = redisConnection(rt.redisUrl, 'worker', this.log, rt.config.executor.lockDuration);
     this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job as Job<TargetJob>, token), {
       connection: this.connection,
-      prefix: queuePrefix,
+      prefix: rt.queuePrefix,
       concurrency,
       lockDuration,
       stalledInterval,
@@ -94,6 +100,15 @@ export class ExecutorWorker {
   }
 
   private async process(job: Job<TargetJob>, token: string | undefined): Promise<unknown> {
+    // A queue prefix shared on purpose by two masters: their jobs are told apart by installation, and each master's
+    // workers leave the other's for them. (A job with none predates installation ids.)
+    if (job.data.installation !== undefined && job.data.installation !== this.rt.installation) {
+      if (!this.foreign.has(job.data.installation)) {
+        this.foreign.add(job.data.installation);
+        this.log.warn({ job: job.id, installation: job.data.installation }, "jobs of another master's installation share this queue; they are left for its own workers");
+      }
+      await this.delay(job, token, FOREIGN_JOB_DELAY_MS);
+    }
     if (job.name === 'run') return this.finish(job.data.runId);
     return this.runTarget(job, token);
   }

@@ -57,7 +57,10 @@ export function registerStart(program: Command, ctx: CliContext): void {
         const fleet = await registry.loadFleet();
         out.line(`Master database ${redactUrl(services.mysqlUrl)}${config.sandbox ? ' (sandbox)' : ''}; Redis ${redactUrl(services.redisUrl)}; node ${config.node}`);
         out.line(`${fleet.hosts.length} instances in the registry, ${fleet.enabledCount} enabled.`);
-        const worker = new ExecutorWorker(await app.ops());
+        const rt = await app.ops();
+        const worker = new ExecutorWorker(rt);
+        const legacy = await rt.legacyWarning();
+        if (legacy) out.line(`Warning: ${legacy}`);
         out.line(`A worker runs targets here (${config.executor.concurrency} at a time); more can join with vmoodle worker.`);
         try {
           if (config.slack.botToken) await serveSlack(app, out);

@@ -14,6 +14,8 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       const rt = await ctx.app().ops();
       const worker = new ExecutorWorker(rt);
       await worker.worker.waitUntilReady();
+      const legacy = await rt.legacyWarning();
+      if (legacy) out.line(`Warning: ${legacy}`);
       out.line(`Worker ${rt.config.node} ready: ${rt.config.executor.concurrency} targets at a time, ${rt.config.executor.perServer} connections at most per DB server.`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);

@@ -1,17 +1,25 @@
-/** The Redis keys the executor keeps beside BullMQ's, all under the same prefix. */
+/**
+ * The Redis keys the executor keeps beside BullMQ's, all under the same prefix. A run's keys name its master's
+ * installation too, since two masters sharing a prefix number their runs alike; locks and server slots are shared,
+ * since two masters may reach one instance or one server.
+ */
 export class ExecutorKeys {
-  constructor(readonly prefix: string) {}
+  private readonly runs: string;
+
+  constructor(readonly prefix: string, installation: string) {
+    this.runs = `${prefix}:x:i${installation.slice(0, 12)}:run`;
+  }
 
   cancel(runId: number): string {
-    return `${this.prefix}:x:run:${runId}:cancel`;
+    return `${this.runs}:${runId}:cancel`;
   }
 
   failures(runId: number): string {
-    return `${this.prefix}:x:run:${runId}:failures`;
+    return `${this.runs}:${runId}:failures`;
   }
 
   events(runId: number): string {
-    return `${this.prefix}:x:run:${runId}:events`;
+    return `${this.runs}:${runId}:events`;
   }
 
   /** One writer at a time per Moodle database (and prefix), whichever run it belongs to. */

@@ -65,7 +65,7 @@ export class RunServices {
     this.store = parts.store;
     this.moodle = new MoodleAccess({ perServer: config.executor.perServer, connectTimeoutMs: 5_000, log: log.child({ component: 'moodle' }) });
     this.redis = redisConnection(parts.redisUrl, parts.redisRole, log.child({ component: 'redis' }), config.redisTimeoutMs);
-    this.keys = new ExecutorKeys(this.queuePrefix);
+    this.keys = new ExecutorKeys(this.queuePrefix, this.installation);
     this.gate = new Gate(this.redis, this.keys);
     this.progress = new Progress(this.redis, this.keys);
     this.keyring = new Keyring(config.secretKeys);
@@ -81,6 +81,25 @@ export class RunServices {
 
   targetJobId(runId: number, targetId: number): string {
     return `${this.runJobId(runId)}-t${targetId}`;
+  }
+
+  /** Jobs still waiting under the queue prefix used before installation ids, which this version's workers do not serve. */
+  async legacyJobs(): Promise<number> {
+    if (this.queuePrefix === LEGACY_QUEUE_PREFIX) return 0;
+    const legacy = new Queue(QUEUE_NAME, { connection: this.redis, prefix: LEGACY_QUEUE_PREFIX });
+    try {
+      const counts = await legacy.getJobCounts('waiting', 'delayed', 'active', 'prioritized', 'waiting-children');
+      return Object.values(counts).reduce((a, b) => a + b, 0);
+    } finally {
+      await legacy.close();
+    }
+  }
+
+  /** What a starting worker says of jobs left under the old prefix, or nothing. */
+  async legacyWarning(): Promise<string | undefined> {
+    const count = await this.legacyJobs();
+    if (count === 0) return undefined;
+    return `${count} job${count === 1 ? '' : 's'} wait under the queue prefix '${LEGACY_QUEUE_PREFIX}', used before each master had its own (now '${this.queuePrefix}'): finish them with VMOODLE_QUEUE_PREFIX=${LEGACY_QUEUE_PREFIX} vmoodle worker, or end their runs with vmoodle runs recover <id>`;
   }
 
   get queue(): Queue {

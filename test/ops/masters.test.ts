@@ -1,0 +1,87 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Backend } from '../../src/backend.ts';
+import { loadConfig, PROJECT_ROOT } from '../../src/config.ts';
+import { LEGACY_QUEUE_PREFIX, QUEUE_NAME } from '../../src/ops/executor/run-services.ts';
+import { runCli } from '../support/cli.ts';
+import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { testServices } from '../support/services.ts';
+
+/** The same master database reached by another address, or another master: what queue prefix each gets by default. */
+async function defaultPrefix(fx: OpsFixture, mysqlUrl: string): Promise<string> {
+  const backend = new Backend(loadConfig({ ...fx.env, MYSQL_URL: mysqlUrl, VMOODLE_QUEUE_PREFIX: undefined }));
+  try {
+    return (await backend.ops()).queuePrefix;
+  } finally {
+    await backend.close();
+  }
+}
+
+describe.runIf(testServices().moodleDump)('two masters on one Redis', () => {
+  let a: OpsFixture;
+  let b: OpsFixture;
+
+  beforeAll(async () => {
+    // The same queue prefix set on purpose for both, the hardest case: their run ids are the same numbers.
+    const shared = `${testServices().runId}-shared`;
+    a = await opsFixture('mastera', undefined, { VMOODLE_QUEUE_PREFIX: shared });
+    b = await opsFixture('masterb', undefined, { VMOODLE_QUEUE_PREFIX: shared });
+    await thinFleet(a, 3);
+    await thinFleet(b, 2);
+    startWorker(a);
+    startWorker(b);
+  });
+
+  it('each completes its own runs, whichever worker a job reaches first', async () => {
+    const [ra, rb] = await Promise.all([
+      runCli(['--json', 'run', 'generic/setconfig', '--tohosts', '*', 'key=theme', 'value=fromA', '--yes'], a.env),
+      runCli(['--json', 'run', 'generic/setconfig', '--tohosts', '*', 'key=theme', 'value=fromB', '--yes'], b.env),
+    ]);
+    expect(JSON.parse(ra.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { applied: 3 } });
+    expect(JSON.parse(rb.stdout)).toMatchObject({ run: 1, state: 'succeeded', counts: { applied: 2 } });
+    expect(JSON.parse(ra.stdout).targets.map((t: { new: string }) => t.new)).toEqual(['fromA', 'fromA', 'fromA']);
+    expect(JSON.parse(rb.stdout).targets.map((t: { new: string }) => t.new)).toEqual(['fromB', 'fromB']);
+  });
+
+  it('gives each master a queue prefix of its own by default, the same by any address of its database', async () => {
+    const byName = await defaultPrefix(a, a.env.MYSQL_URL as string);
+    const byAddress = await defaultPrefix(a, (a.env.MYSQL_URL as string).replace('127.0.0.1', 'localhost'));
+    const other = await defaultPrefix(b, b.env.MYSQL_URL as string);
+    expect(byName).toMatch(/^vmops-[0-9a-f]{12}$/);
+    expect(byAddress).toBe(byName);
+    expect(other).not.toBe(byName);
+  });
+});
+
+describe.runIf(testServices().moodleDump)('jobs left under the old queue prefix', () => {
+  let fx: OpsFixture;
+  let legacy: Queue;
+
+  beforeAll(async () => {
+    fx = await opsFixture('legacy');
+    legacy = new Queue(QUEUE_NAME, { connection: fx.rt.redis, prefix: LEGACY_QUEUE_PREFIX });
+    await legacy.add('target', { runId: 7, targetId: 1 }, { jobId: 'r7-t1' });
+  });
+  afterAll(async () => {
+    await legacy.obliterate({ force: true });
+    await legacy.close();
+  });
+
+  it('are reported when a worker starts', async () => {
+    const worker = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'worker'], { env: { ...process.env, ...fx.env } });
+    let stdout = '';
+    await new Promise<void>((resolve) => {
+      worker.stdout.on('data', (d) => {
+        stdout += d;
+        if (stdout.includes('Warning:')) resolve();
+      });
+      worker.on('exit', () => resolve());
+    });
+    worker.kill('SIGTERM');
+    await new Promise((resolve) => worker.on('exit', resolve));
+    expect(stdout).toContain(`Warning: 1 job wait under the queue prefix 'vmops', used before each master had its own (now '${fx.env.VMOODLE_QUEUE_PREFIX}')`);
+    expect(stdout).toContain('VMOODLE_QUEUE_PREFIX=vmops vmoodle worker');
+  });
+});

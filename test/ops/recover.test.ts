@@ -1,5 +1,8 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
@@ -70,4 +73,28 @@ describe.runIf(testServices().moodleDump)('runs that lost their worker', () => {
     const result = await runCli(['runs', 'recover', String(ended?.id)], fx.env);
     expect(result).toMatchObject({ code: 1, stderr: `vmoodle: run ${ended?.id} is cancelled: only a running or cancelling run is recovered [run_state]; vmoodle runs show <id> shows where it stands\n` });
   });
+
+  it.each(['recover', 'cancel'])('a run whose only worker was killed mid-target reaches a final state by %s', async (verb) => {
+    const plan = await createPlan(fx.rt, { command: 'sql/sql', params: { sql: 'SELECT SLEEP(1)' }, selector: { tohosts: ['t1', 't2', 't3'] }, requestedBy: 'tester', via: 'cli' });
+    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    const worker = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'worker'], { env: { ...process.env, ...fx.env, VMOODLE_WORKER_CONCURRENCY: '1' }, stdio: 'ignore' });
+    // Killed while it applies its first target: that job stays active with a lock nobody renews.
+    await expect.poll(async () => (await fx.rt.store.getTargets(plan.run.id)).some((t) => t.status === 'applying'), { timeout: 15_000, interval: 50 }).toBe(true);
+    worker.kill('SIGKILL');
+    await new Promise((resolve) => worker.once('exit', resolve));
+    await new Promise((resolve) => setTimeout(resolve, Number(fx.env.VMOODLE_LOCK_DURATION) + 500));
+
+    const result = await runCli(['runs', verb, String(plan.run.id)], fx.env);
+    const run = await fx.rt.store.getRun(plan.run.id);
+    const targets = await fx.rt.store.getTargets(plan.run.id);
+    if (verb === 'recover') {
+      expect(result.stdout).toContain('1 marked interrupted — verify');
+      expect(run.state).toBe('partly_failed');
+      expect(targets.filter((t) => t.status === 'interrupted')).toHaveLength(1);
+      expect(targets.filter((t) => t.status === 'applied')).toHaveLength(2);
+    } else {
+      expect(run.state).toBe('cancelled');
+      expect(targets.every((t) => ['applied', 'cancelled', 'interrupted'].includes(t.status))).toBe(true);
+    }
+  }, 60_000);
 });

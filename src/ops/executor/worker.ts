@@ -95,8 +95,17 @@ export class ExecutorWorker {
       maxStalledCount: 2,
       name: `vmoodle-ops@${rt.config.node}`,
     });
-    // BullMQ reports Redis and lock troubles here; its jobs are retried or moved to another worker on their own.
-    this.worker.on('error', (err) => this.log.error({ ...errorFields(err) }, 'queue error'));
+    // BullMQ reports here on every attempt while Redis is away: one line per kind of failure, again once it recovers.
+    let last: string | undefined;
+    this.worker.on('error', (err) => {
+      const kind = (err as NodeJS.ErrnoException).code ?? err.message;
+      if (kind === last) return;
+      last = kind;
+      this.log.error({ ...errorFields(err) }, 'queue error');
+    });
+    this.worker.on('ready', () => {
+      last = undefined;
+    });
   }
 
   private async process(job: Job<TargetJob>, token: string | undefined): Promise<unknown> {

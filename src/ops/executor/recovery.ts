@@ -1,4 +1,3 @@
-import type { FlowJob } from 'bullmq';
 import { errorKind } from '../../errors.ts';
 import type { RunRow, RunState, StatusCounts, TargetRow } from './run-model.ts';
 import { DONE_OK, FINAL_STATES, WARNING } from './run-model.ts';
@@ -94,26 +93,7 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
   const alive = open.length - lost.length;
   if (again.length > 0) {
     // A flow of its own: a parent that ends the run once these targets are done, whatever became of the first flow.
-    const attempt = `recover${now}`;
-    const flow: FlowJob = {
-      name: 'run',
-      queueName: QUEUE_NAME,
-      data: { runId, installation: rt.installation },
-      opts: { jobId: `${rt.runJobId(runId)}-${attempt}`, removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } },
-      children: again.map((t) => ({
-        name: 'target',
-        queueName: QUEUE_NAME,
-        data: { runId, targetId: t.id, installation: rt.installation },
-        opts: {
-          jobId: `${rt.targetJobId(runId, t.id)}-${attempt}`,
-          attempts: rt.config.executor.attempts,
-          backoff: { type: 'exponential', delay: 500 },
-          ignoreDependencyOnFailure: true,
-          removeOnComplete: { age: 86_400 },
-          removeOnFail: { age: 7 * 86_400 },
-        },
-      })),
-    };
+    const flow = rt.runFlow(runId, again.map((t) => t.id), `recover${now}`);
     await rt.store.db(rt.store.t.targets).whereIn('id', again.map((t) => t.id)).update({ status: 'pending', message: null });
     await rt.flows.add(flow);
   } else if (alive === 0) {

@@ -1,5 +1,4 @@
 import { errorKind, OpsError } from '../../errors.ts';
-import type { FlowJob } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import type { CommandDef, Params } from '../command.ts';
 import { MASK } from '../moodle/sensitive.ts';
@@ -7,7 +6,7 @@ import { serverKey } from '../moodle/target.ts';
 import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { ParamError, resolveParams, secretNames } from '../params.ts';
 import { endCancelled } from './recovery.ts';
-import { QUEUE_NAME, type RunServices } from './run-services.ts';
+import type { RunServices } from './run-services.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './run-model.ts';
 
 export class RunControlError extends errorKind('run_state') {}
@@ -73,27 +72,7 @@ export async function startRun(rt: RunServices, runId: number, actor: string, ex
     return { started: false, run: await rt.store.getRun(runId) };
   }
   await onClaimed?.();
-  const { attempts } = rt.config.executor;
-  const flow: FlowJob = {
-    name: 'run',
-    queueName: QUEUE_NAME,
-    data: { runId, installation: rt.installation },
-    opts: { jobId: rt.runJobId(runId), removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } },
-    children: targets.map((t) => ({
-      name: 'target',
-      queueName: QUEUE_NAME,
-      data: { runId, targetId: t.id, installation: rt.installation },
-      opts: {
-        jobId: rt.targetJobId(runId, t.id),
-        attempts,
-        backoff: { type: 'exponential', delay: 500 },
-        ignoreDependencyOnFailure: true,
-        removeOnComplete: { age: 86_400 },
-        removeOnFail: { age: 7 * 86_400 },
-      },
-    })),
-  };
-  await rt.flows.add(flow);
+  await rt.flows.add(rt.runFlow(runId, targets.map((t) => t.id)));
   await rt.store.addEvent(runId, 'start', actor);
   await rt.progress.publish(runId, { type: 'state', state: 'running' });
   return { started: true, run: await rt.store.getRun(runId) };

@@ -1,4 +1,4 @@
-import { FlowProducer, Queue } from 'bullmq';
+import { FlowProducer, Queue, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from '../../config.ts';
@@ -100,6 +100,34 @@ export class RunServices {
     const count = await this.legacyJobs();
     if (count === 0) return undefined;
     return `${count} job${count === 1 ? '' : 's'} wait under the queue prefix '${LEGACY_QUEUE_PREFIX}', used before each master had its own (now '${this.queuePrefix}'): finish them with VMOODLE_QUEUE_PREFIX=${LEGACY_QUEUE_PREFIX} vmoodle worker, or end their runs with vmoodle runs recover <id>`;
+  }
+
+  /**
+   * A run's work as one BullMQ flow: the run as parent, ending it once every child is done, and one child per target
+   * (job data holds only ids). Job ids are fixed, so a flow added twice adds nothing; `attempt` names a later flow of
+   * the same run (a recovery).
+   */
+  runFlow(runId: number, targetIds: readonly number[], attempt?: string): FlowJob {
+    const suffix = attempt ? `-${attempt}` : '';
+    const kept = { removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } };
+    return {
+      name: 'run',
+      queueName: QUEUE_NAME,
+      data: { runId, installation: this.installation },
+      opts: { jobId: `${this.runJobId(runId)}${suffix}`, ...kept },
+      children: targetIds.map((targetId) => ({
+        name: 'target',
+        queueName: QUEUE_NAME,
+        data: { runId, targetId, installation: this.installation },
+        opts: {
+          jobId: `${this.targetJobId(runId, targetId)}${suffix}`,
+          attempts: this.config.executor.attempts,
+          backoff: { type: 'exponential', delay: 500 },
+          ignoreDependencyOnFailure: true,
+          ...kept,
+        },
+      })),
+    };
   }
 
   get queue(): Queue {

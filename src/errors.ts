@@ -34,9 +34,6 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
-export const EXIT_OK = 0;
-/** A command that ran but did not fully succeed (a target failed). */
-export const EXIT_FAILED = 1;
 export const EXIT_USAGE = ERROR_CODES.usage.exit;
 
 export class OpsError extends Error {

@@ -43,7 +43,7 @@ export class SecretValues {
 }
 
 /** The secrets a configuration holds: the master's and Redis's passwords, Slack's credentials, the keyring. */
-export function configSecrets(config: Config): Array<string | undefined> {
+function configSecrets(config: Config): Array<string | undefined> {
   const redisPassword = (() => {
     try {
       return decodeURIComponent(new URL(config.redisUrl).password);

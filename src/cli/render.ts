@@ -35,7 +35,7 @@ export function printPlan(out: Output, plan: Plan): void {
   out.line(`Plan hash ${run.plan_hash.slice(0, 12)}`);
 }
 
-export const hostJson = (h: Host) => ({ id: h.id, kind: h.kind, shortname: h.shortname, name: h.name, wwwroot: h.wwwroot, enabled: h.enabled });
+const hostJson = (h: Host) => ({ id: h.id, kind: h.kind, shortname: h.shortname, name: h.name, wwwroot: h.wwwroot, enabled: h.enabled });
 
 export function printSelection(out: Output, selection: Selection): void {
   const { counts } = selection;
@@ -55,7 +55,7 @@ export function printSelection(out: Output, selection: Selection): void {
   for (const left of selection.leftOut) out.line(`Warning: ${leftOutLine(left)}`);
 }
 
-export function targetJson(t: TargetRow) {
+function targetJson(t: TargetRow) {
   return { shortname: t.shortname, wwwroot: t.wwwroot, status: t.status, old: t.old_value, new: t.new_value, message: t.message, value: t.returned_value, attempts: t.attempts, durationMs: t.duration_ms };
 }
 

@@ -47,9 +47,9 @@ export function findVerb(words: readonly string[]): { verb: VerbDef<never>; used
 }
 
 /** A parser for one verb: the verb's own syntax, its errors and its help thrown rather than printed. */
-export function verbParser(verb: VerbDef<never>, name = verb.path.join(' ')): { cmd: Command; output: () => string } {
+function verbParser(verb: VerbDef<never>): { cmd: Command; output: () => string } {
   let output = '';
-  const cmd = verb.syntax(new Command(name).description(verb.summary))
+  const cmd = verb.syntax(new Command(verb.path.join(' ')).description(verb.summary))
     .exitOverride()
     .configureOutput({ writeOut: (text) => void (output += text), writeErr: () => undefined })
     .allowExcessArguments(false);

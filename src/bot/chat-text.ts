@@ -1,6 +1,6 @@
 import type { ErrorReport } from '../errors.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import { DONE_OK, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
+import { countsText, DONE_OK, statusCounts, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import { leftOutLine } from '../registry/selector.ts';
 import type { View } from '../verbs/verb.ts';
 
@@ -38,16 +38,14 @@ export function planText(plan: Plan, style: ChatStyle): string {
 
 /** A run's state, counts and failures grouped by their message. */
 export function statusText(run: RunRow, targets: TargetRow[]): string {
-  const counts = new Map<string, number>();
   const failures = new Map<string, string[]>();
   for (const t of targets) {
-    counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
     if (!DONE_OK.includes(t.status) && t.status !== 'pending') {
       const key = `${t.status}: ${t.message ?? ''}`;
       failures.set(key, [...(failures.get(key) ?? []), t.shortname]);
     }
   }
-  const lines = [`Run ${run.id} ${run.state.replaceAll('_', ' ')}: ${[...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ')}`];
+  const lines = [`Run ${run.id} ${run.state.replaceAll('_', ' ')}: ${countsText(statusCounts(targets))}`];
   for (const [key, hosts] of [...failures].slice(0, 10)) lines.push(`• ${key} — ${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ` and ${hosts.length - 5} more` : ''}`);
   return lines.join('\n');
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CommandDef } from '../ops/command.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import { DONE_OK, FINAL_STATES, type RunEvent, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
+import { countsText, DONE_OK, FINAL_STATES, statusCounts, type RunEvent, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import type { Host } from '../registry/fleet.ts';
 import { leftOutLine, type Selection } from '../registry/selector.ts';
 import { cronLate, instanceState, mnetLabel } from '../registry/status.ts';
@@ -61,10 +61,9 @@ function targetJson(t: TargetRow) {
 
 /** The end of a run (or of its canary): counts and every target that did not simply succeed. Returns whether all these succeeded. */
 export function printReport(out: Output, run: RunRow, targets: TargetRow[], head: object = {}): boolean {
-  const counts = new Map<string, number>();
-  for (const t of targets) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+  const counts = statusCounts(targets);
   out.data({ ...head, run: run.id, state: run.state, counts: Object.fromEntries(counts), targets: targets.map(targetJson) });
-  out.line(`Run ${run.id} ${run.state}: ${[...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ')}`);
+  out.line(`Run ${run.id} ${run.state}: ${countsText(counts)}`);
   const notable = targets.length <= FULL_REPORT ? targets : targets.filter((t) => !DONE_OK.includes(t.status) || t.returned_value);
   if (notable.length > 0) out.table(['TARGET', 'STATUS', 'OLD', 'NEW', 'MESSAGE'], notable.map((t) => [t.shortname, t.status, t.old_value ?? '', t.new_value ?? '', t.returned_value ?? t.message ?? '']));
   return targets.every((t) => DONE_OK.includes(t.status));

@@ -99,3 +99,13 @@ export interface RunEvent {
   at: number;
   detail: string | null;
 }
+
+/** How many targets have each status, in the order the statuses first appear. */
+export function statusCounts(targets: readonly TargetRow[]): Map<TargetStatus, number> {
+  const counts = new Map<TargetStatus, number>();
+  for (const t of targets) counts.set(t.status, (counts.get(t.status) ?? 0) + 1);
+  return counts;
+}
+
+/** Counts as people read them: "2 applied, 1 applied cache not purged". */
+export const countsText = (counts: ReadonlyMap<TargetStatus, number>) => [...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ');

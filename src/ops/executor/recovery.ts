@@ -17,13 +17,12 @@ export function finalState(counts: StatusCounts, cancelled: boolean): RunState {
 const UNFINISHED = ['pending', 'applying', 'retrying'] as const;
 
 /**
- * Ends a run whose targets all have, or can be given, a final status: targets still unfinished get `leftover`
- * (interrupted when their work ended without a result, cancelled when a cancelled run never started them). The
- * state change is conditional, so whoever ends a run first ends it once.
+ * Ends a run whose targets all have a final status, or get one: a target still unfinished is interrupted, with
+ * `why` as its message. The state change is conditional, so whoever ends a run first ends it once.
  */
-export async function settleRun(rt: RunServices, runId: number, leftover: { status: 'interrupted' | 'cancelled'; message: string }): Promise<RunState> {
+export async function settleRun(rt: RunServices, runId: number, why = 'interrupted — verify: its job ended without a result'): Promise<RunState> {
   await rt.store.db(rt.store.t.targets).where({ run_id: runId }).whereIn('status', [...UNFINISHED])
-    .update({ status: leftover.status, message: leftover.message, finished_at: Date.now() });
+    .update({ status: 'interrupted', message: why, finished_at: Date.now() });
   const counts = await rt.store.countStatuses(runId);
   const cancelled = (await rt.redis.exists(rt.keys.cancel(runId))) === 1;
   const state = finalState(counts, cancelled);
@@ -42,7 +41,7 @@ export async function settleRun(rt: RunServices, runId: number, leftover: { stat
 export async function endCancelled(rt: RunServices, runId: number): Promise<RunState> {
   await rt.store.db(rt.store.t.targets).where({ run_id: runId }).whereIn('status', ['pending', 'retrying'])
     .update({ status: 'cancelled', message: 'not started: the run was cancelled', finished_at: Date.now() });
-  return settleRun(rt, runId, { status: 'interrupted', message: 'interrupted — verify: no worker was left to finish it' });
+  return settleRun(rt, runId, 'interrupted — verify: no worker was left to finish it');
 }
 
 /** Whether a target's job is still being worked on or waits its turn; false when its work is gone or stalled. */
@@ -97,7 +96,7 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
     await rt.store.db(rt.store.t.targets).whereIn('id', again.map((t) => t.id)).update({ status: 'pending', message: null });
     await rt.flows.add(flow);
   } else if (alive === 0) {
-    await settleRun(rt, runId, { status: 'interrupted', message: 'interrupted — verify: its job ended without a result' });
+    await settleRun(rt, runId);
   }
   return { run: await rt.store.getRun(runId), requeued: again.length, interrupted: unknowable.length, alive };
 }

@@ -85,7 +85,7 @@ export class ExecutorWorker {
   constructor(private readonly rt: RunServices) {
     this.log = rt.log.child({ component: 'worker' });
     const { concurrency, lockDuration, stalledInterval } = rt.config.executor;
-    this.connection = redisConnection(rt.redisUrl, 'worker', this.log, rt.config.executor.lockDuration);
+    this.connection = redisConnection(rt.redisUrl, 'worker', this.log, rt.config.redisTimeoutMs);
     this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job as Job<TargetJob>, token), {
       connection: this.connection,
       prefix: rt.queuePrefix,
@@ -266,7 +266,7 @@ export class ExecutorWorker {
 
   /** The run's parent job: every target is done, so the run ends in the state its results say. */
   private async finish(runId: number): Promise<RunState> {
-    const state = await settleRun(this.rt, runId, { status: 'interrupted', message: 'interrupted — verify: its job ended without a result' });
+    const state = await settleRun(this.rt, runId);
     this.contexts.delete(runId);
     return state;
   }

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { OpsError, UsageError } from '../errors.ts';
 import { parseAssignments } from '../ops/param-words.ts';
 import { afterPlan } from './plan-verbs.ts';
@@ -15,6 +16,9 @@ export function runId(value: unknown): number {
 }
 
 const byId = (operands: readonly unknown[]) => ({ runId: runId(operands[0]) });
+
+/** The syntax of a verb that takes one run and nothing else. */
+const ONE_RUN = { syntax: (cmd: Command) => cmd.argument('<id>', 'the run'), args: byId };
 
 export const listRuns = defineVerb<{ limit: number }>({
   path: ['runs', 'list'],
@@ -105,8 +109,7 @@ export const reject = defineVerb<{ runId: number }>({
   role: 'approver',
   summary: 'reject a run waiting for approval; nothing runs',
   examples: ['reject 42'],
-  syntax: (cmd) => cmd.argument('<id>', 'the run'),
-  args: byId,
+  ...ONE_RUN,
   run: async (session, { runId: id }) => {
     const rt = await session.ops();
     await (await approvals()).rejectRun(rt, id, session.actor.id);
@@ -120,8 +123,7 @@ export const cancel = defineVerb<{ runId: number }>({
   role: 'operator',
   summary: 'start no more targets of a run; the ones under way finish and are reported',
   examples: ['runs cancel 42', 'cancel 42'],
-  syntax: (cmd) => cmd.argument('<id>', 'the run'),
-  args: byId,
+  ...ONE_RUN,
   run: async (session, { runId: id }) => {
     const run = await (await actions()).cancelRun(await session.ops(), id, session.actor.id);
     const summary = run.state === 'cancelling' ? `Run ${id} cancelling: no more targets start; those under way finish.` : `Run ${id} ${run.state}.`;
@@ -135,8 +137,7 @@ export const go = defineVerb<{ runId: number }>({
   role: 'operator',
   summary: 'let a canary run go on past its first targets',
   examples: ['runs go 42', 'go 42'],
-  syntax: (cmd) => cmd.argument('<id>', 'the run'),
-  args: byId,
+  ...ONE_RUN,
   run: async (session, { runId: id }) => {
     const rt = await session.ops();
     await (await actions()).goRun(rt, id, session.actor.id);
@@ -167,8 +168,7 @@ export const revert = defineVerb<{ runId: number }>({
   summary: 'a new run that puts back the old values a reversible command recorded',
   examples: ['runs revert 42'],
   plans: true,
-  syntax: (cmd) => cmd.argument('<id>', 'the run'),
-  args: byId,
+  ...ONE_RUN,
   run: async (session, { runId: id }) => afterPlan(session, await (await actions()).revertRun(await session.ops(), id, session.actor.id)),
 });
 
@@ -178,8 +178,7 @@ export const recover = defineVerb<{ runId: number }>({
   role: 'operator',
   summary: "give a stuck run a way to end: its lost work queued again, what cannot be known marked interrupted — verify",
   examples: ['runs recover 42', 'recover 42'],
-  syntax: (cmd) => cmd.argument('<id>', 'the run'),
-  args: byId,
+  ...ONE_RUN,
   run: async (session, { runId: id }) => {
     const { recoverRun } = await import('../ops/executor/recovery.ts');
     const { run, requeued, interrupted, alive } = await recoverRun(await session.ops(), id, session.actor.id);

@@ -137,7 +137,7 @@ export async function benchExecutor(): Promise<void> {
     const planMs = performance.now() - planStart;
 
     const worker = new ExecutorWorker(rt);
-    await worker.worker.waitUntilReady();
+    await worker.waitUntilReady();
     const stopSampling = sampleConnections(probe);
     const cpuBefore = process.cpuUsage();
     const start = performance.now();

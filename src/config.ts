@@ -1,12 +1,13 @@
-import { errorKind } from './errors.ts';
+import { errorKind, OpsError } from './errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { parseMysqlUrl, redactUrl } from './db/mysql-url.ts';
-import { assertTablePrefix, IdentifierError } from './db/identifiers.ts';
-import { KeyringError, parseKeyring, type SecretKey } from './ops/keyring.ts';
+import { assertTablePrefix } from './db/identifiers.ts';
+import { parseKeyring, type SecretKey } from './ops/keyring.ts';
+import { parseNodes, type NodeConfig } from './ops/nodes.ts';
 
 export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -56,6 +57,8 @@ export interface Config {
   master: MasterHost;
   moodleDump: string | undefined;
   executor: ExecutorSettings;
+  /** The web nodes that hold Moodle's code and mount dataroots; none means this machine holds everything. */
+  nodes: NodeConfig[];
   /** Who may do what in chat; without it the console lets its own user do everything (see README). */
   rbacFile: string | undefined;
   /** `require`: a CLI write above the approval policy waits for a chat approval, as a chat one does. */
@@ -163,6 +166,7 @@ export const SETTINGS = {
     if (!existsSync(path)) throw new Error();
     return path;
   }),
+  nodes: setting('VMOODLE_NODES', 'nodes_file', 'the path of the nodes YAML file (see README)', (v) => parseNodes(readYamlFile(resolve(v), 'VMOODLE_NODES'))),
   approvalThreshold: setting('VMOODLE_APPROVAL_THRESHOLD', 'approval.threshold', 'a whole number of targets from 0 to 1000000', wholeNumber(0, 1_000_000)),
   approvalTtl: setting('VMOODLE_APPROVAL_TTL', 'approval.ttl_minutes', 'minutes, a whole number from 1 to 1440', wholeNumber(1, 1440)),
   approvalCli: setting('VMOODLE_APPROVAL_CLI', 'approval.cli', "'require' (CLI writes above the approval policy wait for a chat approval) or 'off'", (v) => {
@@ -248,7 +252,8 @@ export function loadConfig(env: Source = process.env): Config {
       const where = fromEnv ? s.env : `${s.file} in VMOODLE_CONFIG (${s.env})`;
       const secret = [SETTINGS.slackBotToken, SETTINGS.slackSigningSecret, SETTINGS.slackAppToken, SETTINGS.secretKeys] as Setting<unknown>[];
       const shown = s === SETTINGS.mysqlUrl || s === SETTINGS.redisUrl ? describeMysqlUrlSafe(raw) : secret.includes(s as Setting<unknown>) ? 'a value (not shown)' : `'${raw}'`;
-      const detail = err instanceof IdentifierError || err instanceof KeyringError ? `: ${err.message}` : '';
+      // Plain parse failures carry no message; the checks that know more (identifiers, keys, nodes) say it.
+      const detail = err instanceof OpsError ? `: ${err.message}` : '';
       throw new ConfigError(`${where}: expected ${s.expects}, got ${shown}${detail}`);
     }
   }
@@ -280,6 +285,7 @@ export function loadConfig(env: Source = process.env): Config {
       stalledInterval: get(SETTINGS.stalledInterval) ?? 30_000,
     },
     rbacFile: get(SETTINGS.rbacFile),
+    nodes: get(SETTINGS.nodes) ?? [],
     slack: {
       botToken: get(SETTINGS.slackBotToken),
       signingSecret: get(SETTINGS.slackSigningSecret),

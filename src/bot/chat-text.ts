@@ -36,11 +36,11 @@ export function planText(plan: Plan, style: ChatStyle): string {
   ].filter(Boolean).join('\n');
 }
 
-/** A run's state, counts and failures grouped by their message. */
+/** A run's state, counts, and what did not succeed (or still waits for a reason) grouped by message. */
 export function statusText(run: RunRow, targets: TargetRow[]): string {
   const failures = new Map<string, string[]>();
   for (const t of targets) {
-    if (!DONE_OK.includes(t.status) && t.status !== 'pending') {
+    if (!DONE_OK.includes(t.status) && (t.status !== 'pending' || t.message)) {
       const key = `${t.status}: ${t.message ?? ''}`;
       failures.set(key, [...(failures.get(key) ?? []), t.shortname]);
     }

@@ -41,8 +41,8 @@ export function registerStart(program: Command, ctx: CliContext): void {
     .action(async (_opts, cmd: Command) => {
       const out = ctx.output(cmd);
       // The product's parts load here, not with every command line.
-      const [{ ensureServices }, { ExecutorWorker }, { consoleChat }] = await Promise.all([
-        import('../services/index.ts'), import('../ops/executor/worker.ts'), import('../bot/console.ts'),
+      const [{ ensureServices }, { ExecutorWorker }, { consoleChat }, { servedNode }] = await Promise.all([
+        import('../services/index.ts'), import('../ops/executor/worker.ts'), import('../bot/console.ts'), import('../ops/nodes.ts'),
       ]);
       const config = loadConfig(ctx.io.env);
       const services = await ensureServices(config);
@@ -58,7 +58,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
         out.line(`Master database ${redactUrl(services.mysqlUrl)}${config.sandbox ? ' (sandbox)' : ''}; Redis ${redactUrl(services.redisUrl)}; node ${config.node}`);
         out.line(`${fleet.hosts.length} instances in the registry, ${fleet.enabledCount} enabled.`);
         const rt = await app.ops();
-        const worker = new ExecutorWorker(rt);
+        const worker = new ExecutorWorker(rt, { node: servedNode(config.nodes, config.node) });
         const legacy = await rt.legacyWarning();
         if (legacy) out.line(`Warning: ${legacy}`);
         out.line(`A worker runs targets here (${config.executor.concurrency} at a time); more can join with vmoodle worker.`);

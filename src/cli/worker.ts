@@ -5,18 +5,23 @@ export function registerWorker(program: Command, ctx: CliContext): void {
   program
     .command('worker')
     .description('run targets from the queue until stopped (run several, on several hosts, to scale out)')
-    .addHelpText('after', '\nExample:\n  VMOODLE_WORKER_CONCURRENCY=64 vmoodle worker')
-    .action(async (_opts, cmd: Command) => {
+    .option('--node <name>', "also run the work of this node (files, Moodle's PHP): start it on the node, one of VMOODLE_NODES")
+    .addHelpText('after', '\nExamples:\n  VMOODLE_WORKER_CONCURRENCY=64 vmoodle worker\n  vmoodle worker --node web1')
+    .action(async (opts: { node?: string }, cmd: Command) => {
       const out = ctx.output(cmd);
       const { ExecutorWorker } = await import('../ops/executor/worker.ts');
+      const { servedNode } = await import('../ops/nodes.ts');
+      const { config } = ctx.app();
+      const node = servedNode(config.nodes, config.node, opts.node);
       ctx.app().logRunsAt('info');
       ctx.app().redisRole = 'worker';
       const rt = await ctx.app().ops();
-      const worker = new ExecutorWorker(rt);
-      await worker.worker.waitUntilReady();
+      const worker = new ExecutorWorker(rt, { node });
+      await worker.waitUntilReady();
       const legacy = await rt.legacyWarning();
       if (legacy) out.line(`Warning: ${legacy}`);
-      out.line(`Worker ${rt.config.node} ready: ${rt.config.executor.concurrency} targets at a time, ${rt.config.executor.perServer} connections at most per DB server.`);
+      const php = worker.node ? `; node ${worker.node.name}'s work too (code root ${worker.node.codeRoot}, ${worker.node.maxPhp} PHP processes at most)` : '';
+      out.line(`Worker ${node ?? rt.config.node} ready: ${rt.config.executor.concurrency} targets at a time, ${rt.config.executor.perServer} connections at most per DB server${php}.`);
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

@@ -1,5 +1,6 @@
 import type { MoodleTarget } from './moodle/target.ts';
 import type { MoodleAccess } from './moodle/access.ts';
+import type { PhpResult, VmoodleScript } from './moodle/php.ts';
 
 /** Parameter types, as VMoodle's Command_Parameter has them. */
 export type ParamType = 'boolean' | 'enum' | 'menum' | 'text' | 'ltext' | 'int';
@@ -50,11 +51,22 @@ export interface ApplyOutcome {
   cachePurged?: boolean;
 }
 
+/** Runs one of VMoodle's CLI wrappers for a target, on the node that holds it (see moodle/php.ts). */
+export type PhpRunner = (target: MoodleTarget, script: VmoodleScript, options?: Readonly<Record<string, string | true>>) => Promise<PhpResult>;
+
 export interface CommandContext {
   moodle: MoodleAccess;
   /** The source host of copy commands (the master unless --fromhost says otherwise). */
   source: MoodleTarget;
+  php: PhpRunner;
 }
+
+/**
+ * Where a target's work runs: on any worker (database work), on the node that mounts the target's dataroot and
+ * holds the code (files, caches), or through Moodle's own PHP on that node. With no nodes configured, `node` work
+ * runs on any worker, as on a single machine that holds everything, and `php` work cannot run.
+ */
+export type Placement = 'any' | 'node' | 'php';
 
 /** What the plan recorded for one target, handed back to apply for compare-and-set. */
 export interface PlannedTarget {
@@ -83,6 +95,8 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
   needsSource: boolean;
   /** Changes targets at all (a read-only command never needs an approval for its size). */
   writes: boolean;
+  /** Where its work runs; any worker when unsaid. */
+  runsOn?: Placement | ((params: P) => Placement);
   /** Parameters whose values are secret for these parameters (the value of a sensitive setting). */
   sensitiveParams?(params: P): string[];
   /** Checks the parameters against the source host once, when the plan is made; throws what is wrong. */
@@ -106,6 +120,9 @@ export const isIdempotent = (command: CommandDef, params: Params) =>
 
 export const isDestructive = (command: CommandDef, params: Params) =>
   typeof command.destructive === 'function' ? command.destructive(params) : command.destructive;
+
+export const placementOf = (command: CommandDef, params: Params): Placement =>
+  (typeof command.runsOn === 'function' ? command.runsOn(params) : command.runsOn) ?? 'any';
 
 /** The category RBAC checks a run of this command against. */
 export const accessCategory = (command: CommandDef) => command.rbacCategory ?? command.category;

@@ -1,5 +1,6 @@
 import { DONE_OK, FINAL_STATES, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import type { RunServices } from '../ops/executor/run-services.ts';
+import type { ProgressEvent } from '../ops/executor/progress.ts';
 
 /** Where a followed run stands after each event. */
 export interface RunProgress {
@@ -19,13 +20,26 @@ export interface FollowedRun {
  * Follows a run from its first event until it ends, or until its canary is done when `untilCanary` is set, calling
  * `onProgress` after each target. Every front end's progress (bar, lines, Slack edits) is drawn from this.
  */
-export async function followRun(rt: RunServices, run: RunRow, onProgress: (p: RunProgress) => void | Promise<void>, options: { untilCanary?: boolean; signal?: AbortSignal } = {}): Promise<FollowedRun> {
+export interface FollowOptions {
+  untilCanary?: boolean;
+  signal?: AbortSignal;
+  /** Targets wait for a node that no worker serves: worth telling, since they will not move until one starts. */
+  onWaiting?(waiting: WaitingNotice): void | Promise<void>;
+}
+
+export type WaitingNotice = Extract<ProgressEvent, { type: 'waiting' }>;
+
+/** "3 targets waiting for node web1: …", as every front end says it. */
+export const waitingText = (w: WaitingNotice) => `${w.targets} target${w.targets === 1 ? '' : 's'} ${w.message}`;
+
+export async function followRun(rt: RunServices, run: RunRow, onProgress: (p: RunProgress) => void | Promise<void>, options: FollowOptions = {}): Promise<FollowedRun> {
   let done = 0;
   let failed = 0;
   const pauses = options.untilCanary === true && run.canary > 0 && !run.canary_open && run.state === 'running';
   await rt.progress.follow(
     run.id,
     async (event) => {
+      if (event.type === 'waiting') await options.onWaiting?.(event);
       if (event.type !== 'target') return;
       done++;
       if (!DONE_OK.includes(event.status)) failed++;

@@ -2,7 +2,7 @@ import type { WebClient } from '@slack/web-api';
 import { findCommand } from '../../ops/catalog/index.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
-import { followRun } from '../../verbs/follow.ts';
+import { followRun, waitingText } from '../../verbs/follow.ts';
 import { statusText } from '../chat-text.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';
@@ -34,7 +34,7 @@ export async function postRunProgress(client: WebClient, rt: RunServices, channe
     if (Date.now() - lastEdit < SLACK_LIMITS.progressEditMs) return;
     lastEdit = Date.now();
     editing = editing.then(() => client.chat.update({ channel, ts, text: `Run ${run.id}: ${done}/${run.target_count}`, blocks: progressBlocks(run, done, failed) }));
-  });
+  }, { onWaiting: async (w) => void (await client.chat.postMessage({ channel, thread_ts: ts, text: `:hourglass: ${escapeMrkdwn(waitingText(w))}` })) });
   await editing;
   const failedCount = targets.filter((t) => !DONE_OK.includes(t.status)).length;
   await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, failedCount, findCommand(run.command).reversible) });

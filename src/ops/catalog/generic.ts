@@ -8,6 +8,7 @@ import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { compileCondition, SqlRefusal, type CompiledCondition } from '../moodle/sql-parse.ts';
 import { isProtectedTable } from '../moodle/tables.ts';
+import { PhpError } from '../moodle/php.ts';
 import { ParamError } from '../params.ts';
 
 const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
@@ -46,8 +47,11 @@ function pluginRef(pkey: string): SettingRef {
   return { plugin: pkey.slice(0, at), name: pkey.slice(at + 1) };
 }
 
-/** What setting one value is: a reversible, repeatable write with nothing to read from a source. */
-const SETTING_WRITE = { destructive: false, reversible: true, idempotent: true, needsSource: false, writes: true } as const;
+/**
+ * What setting one value is: a reversible, repeatable write with nothing to read from a source, run where the
+ * instance's cache folder is, so that Moodle sees it.
+ */
+const SETTING_WRITE = { destructive: false, reversible: true, idempotent: true, needsSource: false, writes: true, runsOn: 'node' } as const;
 
 const unsetParam = {
   name: 'unset',
@@ -136,14 +140,26 @@ export const maintenance = defineCommand({
 export const purgeCaches = defineCommand({
   name: 'generic/purgecaches',
   category: 'generic',
-  summary: "Purge all caches, as purge_caches(): revisions moved forward, cache and localcache emptied",
-  params: [],
+  summary: "Purge all caches, as purge_caches(): revisions moved forward, cache and localcache emptied; via=php runs Moodle's own",
+  params: [
+    {
+      name: 'via', type: 'enum', choices: ['sql', 'php'], default: 'sql', label: 'How',
+      help: "sql: the revisions, every course's cacherev and the cache folders, as purge_caches() does (moodle-facts §2.5); php: Moodle's own purge_caches through VMoodle's CLI wrapper on the instance's node",
+    },
+  ],
   destructive: false,
   reversible: false,
   idempotent: true,
   needsSource: false,
   writes: true,
-  async apply(ctx, target) {
+  runsOn: (p) => (p.via === 'php' ? 'php' : 'node'),
+  preview: async (_ctx, _target, p) => ({ note: p.via === 'php' ? "Moodle's purge_caches (VMoodle's CLI wrapper)" : 'revisions, course cacherev and cache folders' }),
+  async apply(ctx, target, p) {
+    if (p.via === 'php') {
+      const run = await ctx.php(target, 'purge_caches');
+      if (!run.ok) throw new PhpError(run.message);
+      return { status: 'applied', message: `${run.message} (${(run.durationMs / 1000).toFixed(1)} s)`, cachePurged: true };
+    }
     await ctx.moodle.withTransaction(target, (conn) => bumpRevisions(ctx.moodle, conn, target));
     return { status: 'applied', cachePurged: await purgeAllCacheFiles(target) };
   },
@@ -173,6 +189,7 @@ export const copyFullPluginConfig = defineCommand({
   idempotent: true,
   needsSource: true,
   writes: true,
+  runsOn: 'node',
   async preview(ctx, target, p) {
     const source = await readSourcePlugin(ctx, p.plugin);
     const current = await ctx.moodle.withConnection(target, (conn) => readPluginSettings(ctx.moodle, conn, target, p.plugin));
@@ -279,6 +296,7 @@ export const copyTable = defineCommand({
   idempotent: false,
   needsSource: true,
   writes: true,
+  runsOn: 'node',
   async check(ctx, p) {
     await sourceQuery(ctx, p);
   },

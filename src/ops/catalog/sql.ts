@@ -31,8 +31,17 @@ const singleSelect = (p: SqlParams) => {
   return statements.length === 1 && isReadOnlyStatement(statements[0] as string);
 };
 
-/** What operator SQL is: destructive unless a single SELECT, never reversible, reading from no source. */
-const SQL_TRAITS = { destructive: (p: SqlParams) => !singleSelect(p), reversible: false, needsSource: false, writes: true } as const;
+/**
+ * What operator SQL is: destructive unless a single SELECT, never reversible, reading from no source; a write that
+ * purges caches runs where the instance's cache folder is.
+ */
+const SQL_TRAITS = {
+  destructive: (p: SqlParams) => !singleSelect(p),
+  reversible: false,
+  needsSource: false,
+  writes: true,
+  runsOn: (p: SqlParams) => (p.purge === '1' && !singleSelect(p) ? 'node' : 'any'),
+} as const;
 
 export const sql = defineCommand({
   name: 'sql/sql',

@@ -3,8 +3,9 @@ import type { ExecutorKeys } from './keys.ts';
 
 /**
  * Whether a target may start now, decided in one Redis round trip: cancelled runs and runs past their failure
- * brake start nothing more; otherwise the instance lock and a slot on its DB server are taken together, or neither.
- * Lock and slot are owned by the job id, so a job redelivered after its worker died takes them back.
+ * brake start nothing more; otherwise the instance lock, a slot on its DB server and, for work through Moodle's PHP,
+ * a PHP slot on its node are taken together, or none. Lock and slots are owned by the job id, so a job redelivered
+ * after its worker died takes them back.
  */
 const ADMIT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'cancelled' end
@@ -15,6 +16,12 @@ if holder and holder ~= ARGV[2] then return 'locked' end
 local now = tonumber(ARGV[4])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 if not redis.call('ZSCORE', KEYS[4], ARGV[2]) and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'busy' end
+local php = tonumber(ARGV[6])
+if php > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  if not redis.call('ZSCORE', KEYS[5], ARGV[2]) and redis.call('ZCARD', KEYS[5]) >= php then return 'busy' end
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), ARGV[2])
+end
 redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
 redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[2])
 return 'go'
@@ -23,6 +30,7 @@ return 'go'
 const RELEASE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `;
 
@@ -36,6 +44,9 @@ export interface AdmitRequest {
   maxFailures: number;
   holdMs: number;
   perServer: number;
+  /** The node's PHP slots and how many there are, for work through Moodle's PHP; a cap of 0 takes none. */
+  phpSlotsKey: string;
+  phpCap: number;
 }
 
 export class Gate {
@@ -45,12 +56,12 @@ export class Gate {
   ) {}
 
   async admit(r: AdmitRequest): Promise<Admission> {
-    return (await this.redis.eval(ADMIT, 4, this.keys.cancel(r.runId), this.keys.failures(r.runId), r.lockKey, r.slotsKey,
-      r.maxFailures, r.jobId, r.holdMs, Date.now(), r.perServer)) as Admission;
+    return (await this.redis.eval(ADMIT, 5, this.keys.cancel(r.runId), this.keys.failures(r.runId), r.lockKey, r.slotsKey, r.phpSlotsKey,
+      r.maxFailures, r.jobId, r.holdMs, Date.now(), r.perServer, r.phpCap)) as Admission;
   }
 
-  async release(r: Pick<AdmitRequest, 'jobId' | 'lockKey' | 'slotsKey'>): Promise<void> {
-    await this.redis.eval(RELEASE, 2, r.lockKey, r.slotsKey, r.jobId);
+  async release(r: Pick<AdmitRequest, 'jobId' | 'lockKey' | 'slotsKey' | 'phpSlotsKey'>): Promise<void> {
+    await this.redis.eval(RELEASE, 3, r.lockKey, r.slotsKey, r.phpSlotsKey, r.jobId);
   }
 
   async countFailure(runId: number): Promise<void> {

@@ -22,6 +22,21 @@ export class ExecutorKeys {
     return `${this.runs}:${runId}:events`;
   }
 
+  /** When a worker of a node last said it was alive, in ms since the epoch. */
+  nodeSeen(node: string): string {
+    return `${this.prefix}:x:node:${node}:seen`;
+  }
+
+  /** Moodle PHP processes running on a node, a sorted set of holders scored by expiry, like server slots. */
+  phpSlots(node: string): string {
+    return `${this.prefix}:x:node:${node}:php`;
+  }
+
+  /** Held by the worker looking at waiting node work this round, so that one looks, not all. */
+  nodeWatch(): string {
+    return `${this.runs}:nodewatch`;
+  }
+
   /** One writer at a time per Moodle database (and prefix), whichever run it belongs to. */
   instanceLock(server: string, database: string, prefix: string): string {
     return `${this.prefix}:x:lock:${server}/${database}/${prefix}`;

@@ -11,6 +11,7 @@ import { maskIf } from '../moodle/sensitive.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
+import { placeTargets, placementNote, type PlacedTarget } from './placement.ts';
 import type { RunServices } from './run-services.ts';
 import type { NewTarget, RunRow, TargetRow } from './run-model.ts';
 
@@ -93,7 +94,7 @@ async function keepByValue(rt: RunServices, targets: MoodleTarget[], statement: 
   const probe = byValueProbe(statement);
   const outcome = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target) => {
     try {
-      return { keep: await probe({ moodle: rt.moodle, source: target }, target) };
+      return { keep: await probe(rt.commandContext(target), target) };
     } catch (err) {
       rt.log.warn({ ...errorFields(err), target: target.host.shortname }, '--by-value could not be read on a target');
       return { keep: false, problem: `left out ${target.host.shortname} (${target.host.wwwroot}): --by-value could not be read: ${describeError(err)}` };
@@ -105,12 +106,12 @@ async function keepByValue(rt: RunServices, targets: MoodleTarget[], statement: 
 }
 
 /** What the plan records of one target: its database, and the preview read now (the CAS reference). */
-export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, target: MoodleTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
+export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, { target, node }: PlacedTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'node' | 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
   let preview: TargetPreview = {};
   let readable = true;
   if (command.preview) {
     try {
-      preview = await command.preview({ moodle: rt.moodle, source }, target, params);
+      preview = await command.preview(rt.commandContext(source), target, params);
     } catch (err) {
       readable = false;
       preview = { note: `not readable now: ${describeError(err)}`.slice(0, 255) };
@@ -118,10 +119,12 @@ export async function previewTarget(rt: RunServices, command: CommandDef, source
   }
   const sensitive = preview.sensitive === true;
   const oldKnown = readable && preview.old !== undefined;
+  const note = [preview.note, placementNote(command, params, node)].filter(Boolean).join(' · ');
   return {
+    node,
     preview_old: maskIf(sensitive, preview.old),
     preview_new: maskIf(sensitive, preview.new),
-    preview_note: preview.note ?? null,
+    preview_note: note ? note.slice(0, 255) : null,
     sensitive,
     old_hash: oldKnown ? rt.keyring.fingerprint(keyId, sensitive, preview.old ?? null) : null,
     old_known: oldKnown,
@@ -162,20 +165,23 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
-  await command.check?.({ moodle: rt.moodle, source }, params);
+  await command.check?.(rt.commandContext(source), params);
   const byValue = request.byValue ? await keepByValue(rt, targets, request.byValue) : undefined;
   if (byValue) targets = byValue.kept;
+  const placement = placeTargets(rt.config.nodes, command, params, targets);
+  if (placement.placed.length === 0) throw new SelectionError(`no node holds any of the ${targets.length} targets: ${placement.leftOut.slice(0, 3).join('; ')}`);
+  const placed = placement.placed;
   const canary = request.canary ?? 0;
-  if (!Number.isInteger(canary) || canary < 0 || canary > targets.length) throw new PlanError(`--canary takes a whole number from 0 to ${targets.length} (the number of targets)`);
-  const maxFailures = parseMaxFailures(request.maxFailures, targets.length);
+  if (!Number.isInteger(canary) || canary < 0 || canary > placed.length) throw new PlanError(`--canary takes a whole number from 0 to ${placed.length} (the number of targets)`);
+  const maxFailures = parseMaxFailures(request.maxFailures, placed.length);
 
-  const rows: NewTarget[] = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target, position) => ({
-    ...targetIdentity(target, position),
-    ...(await previewTarget(rt, command, source, target, params, keyId)),
+  const rows: NewTarget[] = await mapLimit(placed, PREVIEW_CONCURRENCY, async (one, position) => ({
+    ...targetIdentity(one.target, position),
+    ...(await previewTarget(rt, command, source, one, params, keyId)),
     params: null,
   }));
   const plan = await storePlan(rt, { command, params, keyId, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
-  return { ...plan, leftOut: [...selection.leftOut.map(leftOutLine), ...(byValue?.leftOut ?? [])] };
+  return { ...plan, leftOut: [...selection.leftOut.map(leftOutLine), ...(byValue?.leftOut ?? []), ...placement.leftOut] };
 }
 
 export interface StoredPlanInput {

@@ -5,7 +5,9 @@ import type { RunState, TargetStatus } from './run-model.ts';
 /** What a front end hears about a run: each target's result as it lands, and state changes. Never a secret. */
 export type ProgressEvent =
   | { type: 'target'; targetId: number; shortname: string; status: TargetStatus; message: string | null }
-  | { type: 'state'; state: RunState };
+  | { type: 'state'; state: RunState }
+  /** Targets queued for a node that no worker serves: they wait (until the target timeout), they have not failed. */
+  | { type: 'waiting'; node: string; targets: number; message: string };
 
 /**
  * Events go to a Redis stream per run, so any number of front ends can follow a run from any point, blocking on

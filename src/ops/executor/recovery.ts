@@ -1,7 +1,7 @@
 import { errorKind } from '../../errors.ts';
 import type { RunRow, RunState, StatusCounts, TargetRow } from './run-model.ts';
 import { DONE_OK, FINAL_STATES, WARNING } from './run-model.ts';
-import { QUEUE_NAME, type RunServices } from './run-services.ts';
+import { queueNameOf, type RunServices } from './run-services.ts';
 
 export class RecoveryError extends errorKind('run_state') {}
 
@@ -45,11 +45,11 @@ export async function endCancelled(rt: RunServices, runId: number): Promise<RunS
 }
 
 /** Whether a target's job is still being worked on or waits its turn; false when its work is gone or stalled. */
-async function workAlive(rt: RunServices, jobId: string): Promise<boolean> {
-  const job = await rt.queue.getJob(jobId);
+async function workAlive(rt: RunServices, jobId: string, node: string | null): Promise<boolean> {
+  const job = await rt.queueOf(node).getJob(jobId);
   if (!job) return false;
   const state = await job.getState();
-  if (state === 'active') return (await rt.redis.exists(`${rt.queuePrefix}:${QUEUE_NAME}:${jobId}:lock`)) === 1;
+  if (state === 'active') return (await rt.redis.exists(`${rt.queuePrefix}:${queueNameOf(node)}:${jobId}:lock`)) === 1;
   return state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children';
 }
 
@@ -76,7 +76,7 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
   }
   const open = (await rt.store.getTargets(runId)).filter((t) => (UNFINISHED as readonly string[]).includes(t.status));
   const lost: TargetRow[] = [];
-  for (const t of open) if (!(await workAlive(rt, rt.targetJobId(runId, t.id)))) lost.push(t);
+  for (const t of open) if (!(await workAlive(rt, rt.targetJobId(runId, t.id), t.node))) lost.push(t);
   const unknowable = lost.filter((t) => t.status === 'applying');
   const again = run.state === 'cancelling' ? [] : lost.filter((t) => t.status !== 'applying');
   const now = Date.now();
@@ -92,7 +92,7 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
   const alive = open.length - lost.length;
   if (again.length > 0) {
     // A flow of its own: a parent that ends the run once these targets are done, whatever became of the first flow.
-    const flow = rt.runFlow(runId, again.map((t) => t.id), `recover${now}`);
+    const flow = rt.runFlow(runId, again, `recover${now}`);
     await rt.store.db(rt.store.t.targets).whereIn('id', again.map((t) => t.id)).update({ status: 'pending', message: null });
     await rt.flows.add(flow);
   } else if (alive === 0) {

@@ -5,6 +5,8 @@ import { MASK } from '../moodle/sensitive.ts';
 import { serverKey } from '../moodle/target.ts';
 import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { ParamError, resolveParams, secretNames } from '../params.ts';
+import { reportWaiting } from './node-watch.ts';
+import { placeTargets } from './placement.ts';
 import { endCancelled } from './recovery.ts';
 import type { RunServices } from './run-services.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './run-model.ts';
@@ -72,9 +74,10 @@ export async function startRun(rt: RunServices, runId: number, actor: string, ex
     return { started: false, run: await rt.store.getRun(runId) };
   }
   await onClaimed?.();
-  await rt.flows.add(rt.runFlow(runId, targets.map((t) => t.id)));
+  await rt.flows.add(rt.runFlow(runId, targets));
   await rt.store.addEvent(runId, 'start', actor);
   await rt.progress.publish(runId, { type: 'state', state: 'running' });
+  await reportWaiting(rt, runId, targets);
   return { started: true, run: await rt.store.getRun(runId) };
 }
 
@@ -128,14 +131,18 @@ async function derivedPlan(rt: RunServices, parent: RunRow, kind: 'retry' | 'rev
   const sourceHost = sourceHostOf(fleet, parent.source);
   if (!sourceHost) throw new RunControlError(`the source host of run ${parent.id} is no longer in the registry`);
   const source = rt.moodleTarget(fleet, sourceHost);
-  const rows = await Promise.all(picked.map(async (t, position) => {
+  const targets = picked.map((t) => {
     const host = fleet.byKindAndId(t.host_kind, t.host_id);
     if (!host) throw new RunControlError(`${t.shortname} is no longer in the registry`);
-    const target = rt.moodleTarget(fleet, host);
-    const own = paramsFor(t);
+    return rt.moodleTarget(fleet, host);
+  });
+  const { placed, leftOut } = placeTargets(rt.config.nodes, command, params, targets);
+  if (leftOut.length > 0) throw new RunControlError(`${leftOut.length} target${leftOut.length === 1 ? '' : 's'} of run ${parent.id} can no longer run: ${leftOut.slice(0, 3).join('; ')}`);
+  const rows = await Promise.all(placed.map(async (one, position) => {
+    const own = paramsFor(picked[position] as TargetRow);
     return {
-      ...targetIdentity(target, position),
-      ...(await previewTarget(rt, command, source, target, { ...params, ...own }, keyId)),
+      ...targetIdentity(one.target, position),
+      ...(await previewTarget(rt, command, source, one, { ...params, ...own }, keyId)),
       params: own ? JSON.stringify(own) : null,
     };
   }));

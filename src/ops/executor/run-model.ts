@@ -59,6 +59,8 @@ export interface TargetRow {
   db_server: string;
   db_name: string;
   db_prefix: string;
+  /** The node whose queue runs this target (work on its files or through Moodle's PHP), or null for any worker. */
+  node: string | null;
   preview_old: string | null;
   preview_new: string | null;
   preview_note: string | null;

@@ -9,12 +9,21 @@ import { redisConnection, type RedisRole } from './redis.ts';
 import { Keyring } from '../keyring.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { runVmoodleScript } from '../moodle/php.ts';
+import type { CommandContext, PhpRunner } from '../command.ts';
+import type { TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
 import { ExecutorKeys } from './keys.ts';
 import { Progress } from './progress.ts';
 import { RunStore } from './store.ts';
 
 export const QUEUE_NAME = 'vmoodle-ops';
+
+/** The queue of the work that must run on one node; its workers serve it besides the shared one. */
+export const nodeQueueName = (node: string) => `${QUEUE_NAME}@${node}`;
+
+/** The queue a target's job goes to. */
+export const queueNameOf = (node: string | null) => (node ? nodeQueueName(node) : QUEUE_NAME);
 
 /** The queue prefix before installation ids: jobs left under it are reported when a worker starts. */
 export const LEGACY_QUEUE_PREFIX = 'vmops';
@@ -35,7 +44,7 @@ export class RunServices {
   readonly gate: Gate;
   readonly progress: Progress;
   readonly keyring: Keyring;
-  private queueInstance: Queue | undefined;
+  private readonly queues = new Map<string, Queue>();
   private flowInstance: FlowProducer | undefined;
 
   readonly config: Config;
@@ -107,7 +116,7 @@ export class RunServices {
    * (job data holds only ids). Job ids are fixed, so a flow added twice adds nothing; `attempt` names a later flow of
    * the same run (a recovery).
    */
-  runFlow(runId: number, targetIds: readonly number[], attempt?: string): FlowJob {
+  runFlow(runId: number, targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node'>>, attempt?: string): FlowJob {
     const suffix = attempt ? `-${attempt}` : '';
     const kept = { removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } };
     return {
@@ -115,12 +124,12 @@ export class RunServices {
       queueName: QUEUE_NAME,
       data: { runId, installation: this.installation },
       opts: { jobId: `${this.runJobId(runId)}${suffix}`, ...kept },
-      children: targetIds.map((targetId) => ({
+      children: targets.map((target) => ({
         name: 'target',
-        queueName: QUEUE_NAME,
-        data: { runId, targetId, installation: this.installation },
+        queueName: queueNameOf(target.node),
+        data: { runId, targetId: target.id, installation: this.installation },
         opts: {
-          jobId: `${this.targetJobId(runId, targetId)}${suffix}`,
+          jobId: `${this.targetJobId(runId, target.id)}${suffix}`,
           attempts: this.config.executor.attempts,
           backoff: { type: 'exponential', delay: 500 },
           ignoreDependencyOnFailure: true,
@@ -131,8 +140,24 @@ export class RunServices {
   }
 
   get queue(): Queue {
-    this.queueInstance ??= new Queue(QUEUE_NAME, { connection: this.redis, prefix: this.queuePrefix });
-    return this.queueInstance;
+    return this.queueOf(null);
+  }
+
+  /** The shared queue, or a node's. */
+  queueOf(node: string | null): Queue {
+    const name = queueNameOf(node);
+    let queue = this.queues.get(name);
+    if (!queue) this.queues.set(name, (queue = new Queue(name, { connection: this.redis, prefix: this.queuePrefix })));
+    return queue;
+  }
+
+  /** VMoodle's CLI wrappers, run for a target on its node within the target's time. */
+  readonly php: PhpRunner = (target, script, options = {}) =>
+    runVmoodleScript(this.config.nodes, target, script, options, { timeoutMs: this.config.executor.targetTimeout * 1000, redact: (text) => this.secrets.scrub(text) });
+
+  /** What a command is handed to preview, check or apply with. */
+  commandContext(source: MoodleTarget): CommandContext {
+    return { moodle: this.moodle, source, php: this.php };
   }
 
   get flows(): FlowProducer {
@@ -151,7 +176,7 @@ export class RunServices {
 
   async close(): Promise<void> {
     await this.flowInstance?.close();
-    await this.queueInstance?.close();
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
     await this.moodle.close();
     this.redis.disconnect();
   }

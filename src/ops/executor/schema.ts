@@ -128,6 +128,22 @@ const MIGRATIONS: Migration[] = [
       await db.schema.dropTableIfExists(t.installation);
     },
   },
+  {
+    // Work on files or through Moodle's PHP runs on the node that mounts the target's dataroot; the plan names it.
+    name: '0005_target_node',
+    async up(db, t) {
+      await db.schema.alterTable(t.targets, (table) => {
+        table.string('node', 64).nullable();
+        table.index(['status', 'node']);
+      });
+    },
+    async down(db, t) {
+      await db.schema.alterTable(t.targets, (table) => {
+        table.dropIndex(['status', 'node']);
+        table.dropColumn('node');
+      });
+    },
+  },
 ];
 
 /** Brings the audit tables to the latest version; safe to call from every process at start. */

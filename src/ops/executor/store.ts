@@ -12,6 +12,16 @@ interface PendingResult {
   done: { resolve(): void; reject(err: unknown): void };
 }
 
+export interface NodeTargetWaiting {
+  id: number;
+  run_id: number;
+  node: string;
+  shortname: string;
+  message: string | null;
+  state: RunState;
+  started_at: number;
+}
+
 /** Results written at most this long after they arrive, together with the others that arrived meanwhile. */
 const RESULT_BATCH_MS = 20;
 
@@ -113,6 +123,20 @@ export class RunStore {
     } catch (err) {
       for (const p of batch) p.done.reject(err);
     }
+  }
+
+  /** Targets of running or cancelling runs that wait in a node's queue, not yet started or between attempts. */
+  async nodeTargetsWaiting(): Promise<NodeTargetWaiting[]> {
+    const rows = await this.db({ t: this.t.targets }).join({ r: this.t.runs }, 't.run_id', 'r.id')
+      .whereIn('t.status', ['pending', 'retrying']).whereNotNull('t.node').whereIn('r.state', ['running', 'cancelling'])
+      .select('t.id', 't.run_id', 't.node', 't.shortname', 't.message', 'r.state', 'r.started_at');
+    return rows.map((r: Record<string, unknown>) => ({ ...(r as unknown as NodeTargetWaiting), id: Number(r.id), run_id: Number(r.run_id), started_at: Number(r.started_at) }));
+  }
+
+  /** Sets the message of targets still waiting to start (a note on why they wait, or none). */
+  async noteWaiting(targetIds: readonly number[], message: string | null): Promise<void> {
+    if (targetIds.length === 0) return;
+    await this.db(this.t.targets).whereIn('id', targetIds as number[]).whereIn('status', ['pending', 'retrying']).update({ message });
   }
 
   async countStatuses(runId: number): Promise<StatusCounts> {

@@ -1,6 +1,6 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
-import { isIdempotent, type ApplyOutcome, type CommandDef } from '../command.ts';
+import { isIdempotent, placementOf, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
 import { stoppable } from '../moodle/access.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { settleRun } from './recovery.ts';
@@ -10,7 +10,10 @@ import { errorKind } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
 import { redisConnection } from './redis.ts';
-import { QUEUE_NAME, type RunServices } from './run-services.ts';
+import { nodeQueueName, QUEUE_NAME, type RunServices } from './run-services.ts';
+import { findNode, nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
+import { heartbeat, HEARTBEAT_MS, NodeWatch } from './node-watch.ts';
+import { PhpStopped } from '../moodle/php.ts';
 import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 interface TargetJob {
@@ -77,35 +80,59 @@ async function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
 export class ExecutorWorker {
   private readonly contexts = new Map<number, { context: Promise<RunContext>; loadedAt: number }>();
   private readonly connection: ReturnType<typeof redisConnection>;
-  readonly worker: Worker;
+  /** The shared queue's worker, and the node's when this one serves a node. */
+  private readonly workers: Worker[];
   private readonly log: Logger;
   /** Other masters' installations seen in this queue, each logged once. */
   private readonly foreign = new Set<string>();
+  /** The node this worker serves besides the shared queue. */
+  readonly node: NodeConfig | undefined;
+  private readonly watch: NodeWatch;
+  private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(private readonly rt: RunServices) {
+  constructor(private readonly rt: RunServices, options: { node?: string } = {}) {
     this.log = rt.log.child({ component: 'worker' });
+    this.node = options.node === undefined ? undefined : findNode(rt.config.nodes, options.node);
     const { concurrency, lockDuration, stalledInterval } = rt.config.executor;
     this.connection = redisConnection(rt.redisUrl, 'worker', this.log, rt.config.redisTimeoutMs);
-    this.worker = new Worker(QUEUE_NAME, (job, token) => this.process(job as Job<TargetJob>, token), {
+    const queues = [QUEUE_NAME, ...(this.node ? [nodeQueueName(this.node.name)] : [])];
+    this.workers = queues.map((queue) => new Worker(queue, (job, token) => this.process(job as Job<TargetJob>, token), {
       connection: this.connection,
       prefix: rt.queuePrefix,
       concurrency,
       lockDuration,
       stalledInterval,
       maxStalledCount: 2,
-      name: `vmoodle-ops@${rt.config.node}`,
-    });
+      name: `vmoodle-ops@${this.node?.name ?? rt.config.node}`,
+    }));
     // BullMQ reports here on every attempt while Redis is away: one line per kind of failure, again once it recovers.
     let last: string | undefined;
-    this.worker.on('error', (err) => {
-      const kind = (err as NodeJS.ErrnoException).code ?? err.message;
-      if (kind === last) return;
-      last = kind;
-      this.log.error({ ...errorFields(err) }, 'queue error');
-    });
-    this.worker.on('ready', () => {
-      last = undefined;
-    });
+    for (const worker of this.workers) {
+      worker.on('error', (err) => {
+        const kind = (err as NodeJS.ErrnoException).code ?? err.message;
+        if (kind === last) return;
+        last = kind;
+        this.log.error({ ...errorFields(err) }, 'queue error');
+      });
+      worker.on('ready', () => {
+        last = undefined;
+      });
+    }
+    this.watch = new NodeWatch(rt, this.log);
+    this.watch.start();
+    if (this.node) this.beat(this.node.name);
+  }
+
+  /** Says every few seconds that this node has a worker, so that its queued work is not reported as waiting. */
+  private beat(node: string): void {
+    const once = () => heartbeat(this.rt, node).catch((err) => this.log.warn({ ...errorFields(err), node }, 'could not tell Redis this node has a worker'));
+    void once();
+    this.heartbeat = setInterval(once, HEARTBEAT_MS);
+  }
+
+  /** Resolves once every queue this worker serves is being listened to. */
+  async waitUntilReady(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.waitUntilReady()));
   }
 
   private async process(job: Job<TargetJob>, token: string | undefined): Promise<unknown> {
@@ -189,6 +216,20 @@ export class ExecutorWorker {
       await this.record(ctx, row, { status: 'failed', message: (target instanceof Error ? target : (source as Error)).message }, job);
       return;
     }
+    let params: Params;
+    try {
+      params = targetParams(this.rt, ctx.run, row);
+    } catch (err) {
+      await this.record(ctx, row, { status: 'failed', message: describeError(err) }, job);
+      return;
+    }
+    const refusal = row.node ? this.nodeRefusal(row.node, target) : undefined;
+    if (refusal) {
+      await this.record(ctx, row, { status: 'failed', message: `refused: ${refusal}` }, job);
+      return;
+    }
+    const node = row.node ? findNode(this.rt.config.nodes, row.node) : undefined;
+    const phpCap = node && placementOf(ctx.command, params) === 'php' ? node.maxPhp : 0;
     const holdMs = executor.targetTimeout * 1000 + 30_000;
     const request = {
       runId: ctx.run.id,
@@ -198,10 +239,13 @@ export class ExecutorWorker {
       maxFailures: ctx.run.max_failures,
       holdMs,
       perServer: executor.perServer,
+      phpSlotsKey: this.rt.keys.phpSlots(node?.name ?? '-'),
+      phpCap,
     };
     const admission = await this.rt.gate.admit(request);
     if (admission === 'locked') await this.delay(job, token, 250);
-    if (admission === 'busy') await this.delay(job, token, 50);
+    // A PHP run takes about a second (moodle-facts §1.5): waiting for a PHP slot is retried less eagerly than for a connection.
+    if (admission === 'busy') await this.delay(job, token, phpCap > 0 ? 200 : 50);
     if (admission === 'cancelled' || admission === 'braked') {
       const message = admission === 'cancelled' ? 'not started: the run was cancelled' : `not started: more than ${ctx.run.max_failures} targets failed (--max-failures)`;
       await this.record(ctx, row, { status: admission === 'cancelled' ? 'cancelled' : 'skipped', message });
@@ -213,7 +257,6 @@ export class ExecutorWorker {
     try {
       // A command that is unsafe to repeat marks its target before touching it, so that a redelivery after a
       // worker died can tell; an idempotent one needs no mark, since its compare-and-set sees what was done.
-      const params = targetParams(this.rt, ctx.run, row);
       if (!isIdempotent(ctx.command, params)) {
         const claim = await this.rt.store.claimTarget(row.id);
         if (!claim.claimed) {
@@ -224,7 +267,7 @@ export class ExecutorWorker {
         }
       }
       const outcome = await withDeadline(executor.targetTimeout * 1000, () =>
-        ctx.command.apply({ moodle: this.rt.moodle, source }, target, params, {
+        ctx.command.apply(this.rt.commandContext(source), target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }));
@@ -234,8 +277,10 @@ export class ExecutorWorker {
       const message = describeError(err);
       if (err instanceof TargetTimeoutError) {
         keepLock = !err.stopped;
-        const what = err.stopped ? 'its queries were stopped; the change may or may not be made — verify' : 'its work did not stop, so the instance stays locked until the lock expires — verify';
+        const what = err.stopped ? 'its work was stopped (queries killed, processes ended); the change may or may not be made — verify' : 'its work did not stop, so the instance stays locked until the lock expires — verify';
         await this.record(ctx, row, { status: 'interrupted', message: `${message}; ${what}`, duration_ms: Date.now() - started }, job);
+      } else if (err instanceof PhpStopped) {
+        await this.record(ctx, row, { status: 'interrupted', message, duration_ms: Date.now() - started }, job);
       } else if (isTransient(err) && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
         await this.rt.store.recordTarget(row.id, { status: 'retrying', message: `attempt ${job.attemptsMade + 1} failed: ${message}` });
         throw err;
@@ -246,6 +291,14 @@ export class ExecutorWorker {
     } finally {
       if (!keepLock) await this.rt.gate.release(request);
     }
+  }
+
+  /** Why this node must not run a target queued for it: its dataroot is no longer under it. */
+  private nodeRefusal(node: string, target: MoodleTarget): string | undefined {
+    const holder = nodeOfDataroot(this.rt.config.nodes, target.dataroot);
+    if (!holder) return noNodeReason(this.rt.config.nodes, target.dataroot);
+    if (holder.name !== node) return `its dataroot ${target.dataroot} is on node ${holder.name} now, not ${node}: the nodes or the registry changed since the plan (plan it again)`;
+    return undefined;
   }
 
   private result(outcome: ApplyOutcome, duration: number): TargetResult & { old_known?: boolean } {
@@ -274,7 +327,9 @@ export class ExecutorWorker {
 
   /** Lets the targets under way finish, then lets go of Redis (BullMQ leaves a connection it was given open). */
   async close(): Promise<void> {
-    await this.worker.close();
+    clearInterval(this.heartbeat);
+    await this.watch.stop();
+    await Promise.all(this.workers.map((w) => w.close()));
     this.connection.disconnect();
   }
 }

@@ -21,6 +21,9 @@ const WORK_SIGNAL = new AsyncLocalStorage<AbortSignal>();
 /** Runs `work` so that aborting `signal` stops its database queries. */
 export const stoppable = <T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> => WORK_SIGNAL.run(signal, work);
 
+/** The abort signal of the work under way, for what it starts besides queries (a PHP process). */
+export const workSignal = (): AbortSignal | undefined => WORK_SIGNAL.getStore();
+
 export const DEFAULT_ACCESS: AccessOptions = { perServer: 20, connectTimeoutMs: 5_000 };
 
 interface ServerSlots {

@@ -240,7 +240,7 @@ describe.runIf(testServices().moodleDump)('executor brakes', () => {
     const seconds = (Date.now() - started) / 1000;
     sampling = false;
     await sampler;
-    expect(targets[0]).toMatchObject({ status: 'interrupted', message: 'timed out after 1 s; its queries were stopped; the change may or may not be made — verify' });
+    expect(targets[0]).toMatchObject({ status: 'interrupted', message: 'timed out after 1 s; its work was stopped; the change may or may not be made — verify' });
     expect(seconds).toBeLessThan(10);
     expect(samples.some((x) => x.sleeping && x.locked)).toBe(true);
     expect(samples.filter((x) => x.sleeping && !x.locked)).toEqual([]);

@@ -66,13 +66,15 @@ export interface InstanceSpec {
   enabled?: boolean;
   /** A dataroot no worker can reach. */
   unreachableDataroot?: boolean;
+  /** Where its dataroot is, when not in the suite's data folder (created, with a cache to purge). */
+  dataroot?: string;
 }
 
 /** Registers instances directly in the registry table, each with a dataroot folder holding a cache to purge. */
 export async function registerInstances(fx: OpsFixture, specs: InstanceSpec[]): Promise<void> {
   const server = parseMysqlUrl(testServices().mysqlServer);
   const rows = specs.map((s) => {
-    const vdatapath = s.unreachableDataroot ? `/nonexistent/moodledata/${s.shortname}` : join(fx.dataDir, s.shortname);
+    const vdatapath = s.unreachableDataroot ? `/nonexistent/moodledata/${s.shortname}` : s.dataroot ?? join(fx.dataDir, s.shortname);
     if (!s.unreachableDataroot) mkdirSync(join(vdatapath, 'cache', 'cachestore_file', 'default_application', 'core_config'), { recursive: true });
     return fieldsToRow({
       ...INSTANCE_DEFAULTS,

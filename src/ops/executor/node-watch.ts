@@ -122,19 +122,20 @@ export class NodeWatch {
     }
     const runs = new Set<number>();
     for (const { row, cancelled } of ending) {
-      const job = jobs.get(`${row.node}/${row.run_id}/${row.id}`);
-      try {
-        await job?.remove();
-      } catch (err) {
-        // A worker of the node took it meanwhile: it is no longer waiting.
-        this.log.debug({ ...errorFields(err), run: row.run_id, target: row.shortname }, 'waiting node work was taken before it could be ended');
-        continue;
-      }
       const message = cancelled
         ? 'not started: the run was cancelled'
         : `not started: no worker of node ${row.node} took it within ${timeoutMs / 1000} s (start one there: vmoodle worker --node ${row.node}, then retry the run)`;
       const status = cancelled ? 'cancelled' : 'failed';
+      // The result first: taking out the run's last job lets its parent end the run, which must find it final.
       await rt.store.recordFinal(row.id, { status, message });
+      try {
+        await jobs.get(`${row.node}/${row.run_id}/${row.id}`)?.remove();
+      } catch (err) {
+        // A worker of the node took it meanwhile: its own result stands.
+        this.log.debug({ ...errorFields(err), run: row.run_id, target: row.shortname }, 'waiting node work was taken before it could be ended');
+        await rt.store.reopenTarget(row.id, status);
+        continue;
+      }
       if (!cancelled) await rt.gate.countFailure(row.run_id);
       await rt.progress.publish(row.run_id, { type: 'target', targetId: row.id, shortname: row.shortname, status, message });
       this.log.warn({ run: row.run_id, target: row.shortname, node: row.node, status }, 'node work ended without a worker of its node');

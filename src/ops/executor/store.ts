@@ -133,6 +133,11 @@ export class RunStore {
     return rows.map((r: Record<string, unknown>) => ({ ...(r as unknown as NodeTargetWaiting), id: Number(r.id), run_id: Number(r.run_id), started_at: Number(r.started_at) }));
   }
 
+  /** Puts back to pending a target given a final status that a worker then took after all, so its result lands. */
+  async reopenTarget(targetId: number, status: TargetStatus): Promise<void> {
+    await this.db(this.t.targets).where({ id: targetId, status }).update({ status: 'pending', message: null, finished_at: null });
+  }
+
   /** Sets the message of targets still waiting to start (a note on why they wait, or none). */
   async noteWaiting(targetIds: readonly number[], message: string | null): Promise<void> {
     if (targetIds.length === 0) return;

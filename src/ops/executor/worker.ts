@@ -277,7 +277,7 @@ export class ExecutorWorker {
       const message = describeError(err);
       if (err instanceof TargetTimeoutError) {
         keepLock = !err.stopped;
-        const what = err.stopped ? 'its work was stopped (queries killed, processes ended); the change may or may not be made — verify' : 'its work did not stop, so the instance stays locked until the lock expires — verify';
+        const what = err.stopped ? 'its work was stopped; the change may or may not be made — verify' : 'its work did not stop, so the instance stays locked until the lock expires — verify';
         await this.record(ctx, row, { status: 'interrupted', message: `${message}; ${what}`, duration_ms: Date.now() - started }, job);
       } else if (err instanceof PhpStopped) {
         await this.record(ctx, row, { status: 'interrupted', message, duration_ms: Date.now() - started }, job);

@@ -1,0 +1,99 @@
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** What the stand-in PHP binary saw of one run. */
+export interface PhpRecord {
+  argv: string[];
+  env: Record<string, string>;
+  cwd: string;
+  pid: number;
+  /** The worker process that started it. */
+  ppid: number;
+  /** A process it started and left running (the `slow` behaviour). */
+  child?: number;
+  start: number;
+  end?: number;
+}
+
+export interface FakePhp {
+  /** The binary to configure as a node's `php`. */
+  php: string;
+  /** A Moodle tree with VMoodle's CLI wrappers (and core's scripts, which must never be run). */
+  codeRoot: string;
+  records(): PhpRecord[];
+}
+
+/**
+ * A stand-in for PHP: a script that records its argv, environment and working directory, then behaves as Moodle
+ * would for the wwwroot it is given, chosen by the first word of the host name: `slow-…` starts a child and never
+ * ends, `unknown-…` is VMoodle's "no configuration" die (exit 0), `wrongsite-…` runs for another site, `badopt-…` is
+ * core's unknown-option refusal (exit 2), `noisy-…` prints a lot with `secret` in it, `fails-…` dies with a PHP
+ * fatal error; any other purges for `delayMs` and succeeds.
+ */
+export function fakePhp(opts: { delayMs?: number; secret?: string } = {}): FakePhp {
+  const root = mkdtempSync(join(tmpdir(), 'vmops-php-'));
+  const codeRoot = join(root, 'moodle');
+  const records = join(root, 'records');
+  for (const dir of ['local/vmoodle/cli', 'admin/cli', '../records']) mkdirSync(join(codeRoot, dir), { recursive: true });
+  for (const script of ['local/vmoodle/cli/purge_caches.php', 'admin/cli/purge_caches.php']) writeFileSync(join(codeRoot, script), '<?php // stand-in\n');
+  const php = join(root, 'php');
+  writeFileSync(php, `#!${process.execPath}
+const fs = require('node:fs');
+const { spawn } = require('node:child_process');
+const host = (process.argv.find((a) => a.startsWith('--host=')) || '').slice('--host='.length);
+const kind = host.replace(/^https?:\\/\\//, '').split(/[-.]/)[0];
+const record = { argv: process.argv.slice(2), env: { ...process.env }, cwd: process.cwd(), pid: process.pid, ppid: process.ppid, start: Date.now() };
+const save = () => fs.writeFileSync(${JSON.stringify(records)} + '/' + process.pid + '.json', JSON.stringify(record));
+save();
+const out = (text) => process.stdout.write(text);
+if (kind === 'slow') {
+  record.child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }).pid;
+  save();
+  setInterval(() => {}, 1000);
+  return;
+}
+if (kind === 'unknown') {
+  out('Arming for ' + host + '\\nresolving name to : ' + host + '\\nVMoodling : No configuration for this host. May be faked.');
+  process.exit(0);
+}
+if (kind === 'wrongsite') {
+  out('Arming for ' + host + '\\nConfig check : playing for https://master.example.org\\n');
+  process.exit(0);
+}
+if (kind === 'badopt') {
+  process.stderr.write('Unrecognised options:\\n  --bogus\\nPlease use --help option.\\n');
+  process.exit(2);
+}
+if (kind === 'noisy') {
+  out('x'.repeat(100000) + ' dbpass=' + ${JSON.stringify(opts.secret ?? '')} + '\\n' + 'Config check : playing for ' + host + '\\n');
+  process.exit(0);
+}
+if (kind === 'fails') {
+  process.stderr.write('PHP Fatal error:  Allowed memory size exhausted\\n');
+  process.exit(255);
+}
+out('Arming for ' + host + '\\nConfig check : playing for ' + host + '\\n');
+setTimeout(() => {
+  record.end = Date.now();
+  save();
+  process.exit(0);
+}, ${opts.delayMs ?? 50});
+`);
+  chmodSync(php, 0o755);
+  return {
+    php,
+    codeRoot,
+    records: () => readdirSync(records).map((f) => JSON.parse(readFileSync(join(records, f), 'utf8')) as PhpRecord),
+  };
+}
+
+/** Whether a process still runs (a zombie no one reaped has ended). */
+export function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}

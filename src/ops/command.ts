@@ -1,6 +1,6 @@
 import type { MoodleTarget } from './moodle/target.ts';
 import type { MoodleAccess } from './moodle/access.ts';
-import type { PhpResult, VmoodleScript } from './moodle/php.ts';
+import type { PhpResult, PhpScripts } from './moodle/php.ts';
 
 /** Parameter types, as VMoodle's Command_Parameter has them. */
 export type ParamType = 'boolean' | 'enum' | 'menum' | 'text' | 'ltext' | 'int';
@@ -51,8 +51,8 @@ export interface ApplyOutcome {
   cachePurged?: boolean;
 }
 
-/** Runs one of VMoodle's CLI wrappers for a target, on the node that holds it (see moodle/php.ts). */
-export type PhpRunner = (target: MoodleTarget, script: VmoodleScript, options?: Readonly<Record<string, string | true>>) => Promise<PhpResult>;
+/** Runs one of the command's VMoodle CLI wrappers for a target, on the node that holds it (see moodle/php.ts). */
+export type PhpRunner = (target: MoodleTarget, script: string, options?: Readonly<Record<string, string | true>>) => Promise<PhpResult>;
 
 export interface CommandContext {
   moodle: MoodleAccess;
@@ -97,6 +97,8 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
   writes: boolean;
   /** Where its work runs; any worker when unsaid. */
   runsOn?: Placement | ((params: P) => Placement);
+  /** The VMoodle CLI wrappers it runs through `ctx.php`, with the options each may be given: nothing else runs. */
+  phpScripts?: PhpScripts;
   /** Parameters whose values are secret for these parameters (the value of a sensitive setting). */
   sensitiveParams?(params: P): string[];
   /** Checks the parameters against the source host once, when the plan is made; throws what is wrong. */

@@ -196,7 +196,7 @@ describe('vmoodle as a command line', () => {
   it('names a bad configuration variable and what it expects, never the password', async () => {
     const bad = await runCli(['instances', 'list'], { ...env, MYSQL_URL: 'postgres://u:hunter2@db/x' });
     expect(bad.code).toBe(3);
-    expect(bad.stderr).toBe("vmoodle: MYSQL_URL: expected mysql://user:password@host:port/database (the master database), got 'postgres://u:***@db/x' [config]; the README's configuration table lists every setting\n");
+    expect(bad.stderr).toBe("vmoodle: MYSQL_URL: expected mysql://user:password@host:port/database (the master database), got 'postgres://u:***@db/x': scheme postgres: is not mysql: [config]; the README's configuration table lists every setting\n");
     const prefix = await runCli(['instances', 'list'], { ...env, VMOODLE_PREFIX: 'mdl;' });
     expect(prefix.stderr).toMatch(/^vmoodle: VMOODLE_PREFIX: expected the master's Moodle table prefix, e.g. mdl_, got 'mdl;'/);
   });

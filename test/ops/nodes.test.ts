@@ -125,6 +125,12 @@ describe.runIf(testServices().moodleDump)('work on nodes', () => {
     expect(cli.stderr).toContain('no node holds any of the 1 targets: left out o1 (https://o1.campus.example.org): its dataroot /elsewhere/o1 is under no configured node');
   });
 
+  it('refuses to start a worker for a node that is not configured', async () => {
+    const result = await runCli(['worker', '--node', 'web9'], fx.env);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toBe("vmoodle: node 'web9' is not configured (configured: web1, web2, web3) [config]; the README's configuration table lists every setting\n");
+  });
+
   it('reports node work with no worker as waiting, then runs it when vmoodle worker --node starts', async () => {
     const plan = await started('generic/purgecaches', { via: 'php' }, ['a1', 'a2']);
     const waiting = await firstWaiting(plan.run.id);

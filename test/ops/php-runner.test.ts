@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MoodleTarget } from '../../src/ops/moodle/target.ts';
-import { PhpError, PhpStopped, runVmoodleScript, type VmoodleScript } from '../../src/ops/moodle/php.ts';
+import { PhpError, PhpStopped, runVmoodleScript, type PhpScripts } from '../../src/ops/moodle/php.ts';
 import type { NodeConfig } from '../../src/ops/nodes.ts';
 import { SecretValues } from '../../src/log.ts';
 import { fakePhp, isRunning, type FakePhp } from '../support/fake-php.ts';
@@ -22,8 +22,10 @@ describe('the Moodle PHP runner', () => {
   let nodes: NodeConfig[];
   const secrets = new SecretValues();
   secrets.add(DB_PASSWORD);
-  const run = (t: MoodleTarget, script: VmoodleScript = 'purge_caches', options: Record<string, string | true> = {}, timeoutMs = 20_000) =>
-    runVmoodleScript(nodes, t, script, options, { timeoutMs, redact: (text) => secrets.scrub(text) });
+  /** What a command would declare: purge_caches with no option, cron with a numeric --keep-alive. */
+  const allowed: PhpScripts = { purge_caches: {}, cron: { 'keep-alive': /^\d{1,4}$/ } };
+  const run = (t: MoodleTarget, script = 'purge_caches', options: Record<string, string | true> = {}, timeoutMs = 20_000) =>
+    runVmoodleScript(nodes, t, script, options, { allowed, timeoutMs, redact: (text) => secrets.scrub(text) });
   const recordOf = (wwwroot: string) => fake.records().find((r) => r.argv.includes(`--host=${wwwroot}`));
 
   beforeAll(() => {
@@ -49,15 +51,20 @@ describe('the Moodle PHP runner', () => {
     expect(seen).not.toContain(outsider);
   });
 
-  it('never runs a core script, and never gives --host to one', async () => {
+  it('never runs a core script or an undeclared one, never gives --host to one, and passes only declared options', async () => {
     await run(target('beta'));
+    await run(target('beta2'), 'cron', { 'keep-alive': '0' });
+    expect(recordOf('https://beta2.campus.example.org')?.argv).toEqual([`${fake.codeRoot}/local/vmoodle/cli/cron.php`, '--host=https://beta2.campus.example.org', '--keep-alive=0']);
     for (const record of fake.records()) {
       expect(record.argv[0]).toMatch(/\/local\/vmoodle\/cli\/[a-z_]+\.php$/);
       expect(record.argv.join(' ')).not.toContain('/admin/cli/');
     }
     const before = fake.records().length;
-    await expect(run(target('gamma'), '../../../admin/cli/purge_caches' as VmoodleScript)).rejects.toThrow(/is not a VMoodle CLI wrapper/);
+    await expect(run(target('gamma'), '../../../admin/cli/purge_caches')).rejects.toThrow('"../../../admin/cli/purge_caches" is not a VMoodle CLI wrapper this command declares');
+    await expect(run(target('gamma'), 'upgrade')).rejects.toThrow('"upgrade" is not a VMoodle CLI wrapper this command declares');
     await expect(run(target('gamma'), 'purge_caches', { muc: true })).rejects.toThrow('purge_caches.php takes no --muc option');
+    await expect(run(target('gamma'), 'cron', { 'keep-alive': '0 --force' })).rejects.toThrow('--keep-alive of cron.php does not accept that value');
+    await expect(run(target('gamma'), 'cron', { 'keep-alive': true })).rejects.toThrow('--keep-alive of cron.php does not accept that value');
     expect(fake.records().length).toBe(before);
   });
 
@@ -95,7 +102,7 @@ describe('the Moodle PHP runner', () => {
   it('refuses a target outside every node, and a node without the wrapper, naming why', async () => {
     await expect(run(target('delta', '/elsewhere/delta'))).rejects.toThrow('delta: its dataroot /elsewhere/delta is under no configured node (web1: /srv/moodledata)');
     const bare = [{ ...(nodes[0] as NodeConfig), codeRoot: '/nonexistent/moodle' }];
-    await expect(runVmoodleScript(bare, target('eps'), 'purge_caches', {}, { timeoutMs: 1000, redact: (t) => t }))
+    await expect(runVmoodleScript(bare, target('eps'), 'purge_caches', {}, { allowed, timeoutMs: 1000, redact: (t) => t }))
       .rejects.toThrow(new PhpError("VMoodle's purge_caches.php is not in node web1's code root (/nonexistent/moodle/local/vmoodle/cli/purge_caches.php): is local/vmoodle installed there?"));
   });
 });

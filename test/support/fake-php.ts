@@ -36,7 +36,7 @@ export function fakePhp(opts: { delayMs?: number; secret?: string } = {}): FakeP
   const codeRoot = join(root, 'moodle');
   const records = join(root, 'records');
   for (const dir of ['local/vmoodle/cli', 'admin/cli', '../records']) mkdirSync(join(codeRoot, dir), { recursive: true });
-  for (const script of ['local/vmoodle/cli/purge_caches.php', 'admin/cli/purge_caches.php']) writeFileSync(join(codeRoot, script), '<?php // stand-in\n');
+  for (const script of ['local/vmoodle/cli/purge_caches.php', 'local/vmoodle/cli/cron.php', 'admin/cli/purge_caches.php', 'admin/cli/cron.php']) writeFileSync(join(codeRoot, script), '<?php // stand-in\n');
   const php = join(root, 'php');
   writeFileSync(php, `#!${process.execPath}
 const fs = require('node:fs');

@@ -153,6 +153,8 @@ export const purgeCaches = defineCommand({
   needsSource: false,
   writes: true,
   runsOn: (p) => (p.via === 'php' ? 'php' : 'node'),
+  // VMoodle's wrapper takes --host only and purges everything (purge_all_caches()).
+  phpScripts: { purge_caches: {} },
   preview: async (_ctx, _target, p) => ({ note: p.via === 'php' ? "Moodle's purge_caches (VMoodle's CLI wrapper)" : 'revisions, course cacherev and cache folders' }),
   async apply(ctx, target, p) {
     if (p.via === 'php') {

@@ -111,7 +111,7 @@ export async function previewTarget(rt: RunServices, command: CommandDef, source
   let readable = true;
   if (command.preview) {
     try {
-      preview = await command.preview(rt.commandContext(source), target, params);
+      preview = await command.preview(rt.commandContext(source, command), target, params);
     } catch (err) {
       readable = false;
       preview = { note: `not readable now: ${describeError(err)}`.slice(0, 255) };
@@ -165,7 +165,7 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
-  await command.check?.(rt.commandContext(source), params);
+  await command.check?.(rt.commandContext(source, command), params);
   const byValue = request.byValue ? await keepByValue(rt, targets, request.byValue) : undefined;
   if (byValue) targets = byValue.kept;
   const placement = placeTargets(rt.config.nodes, command, params, targets);

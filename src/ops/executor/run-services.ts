@@ -10,7 +10,7 @@ import { Keyring } from '../keyring.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
-import type { CommandContext, PhpRunner } from '../command.ts';
+import type { CommandContext, CommandDef, PhpRunner } from '../command.ts';
 import type { TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
 import { ExecutorKeys } from './keys.ts';
@@ -151,13 +151,13 @@ export class RunServices {
     return queue;
   }
 
-  /** VMoodle's CLI wrappers, run for a target on its node within the target's time. */
-  readonly php: PhpRunner = (target, script, options = {}) =>
-    runVmoodleScript(this.config.nodes, target, script, options, { timeoutMs: this.config.executor.targetTimeout * 1000, redact: (text) => this.secrets.scrub(text) });
-
-  /** What a command is handed to preview, check or apply with. */
-  commandContext(source: MoodleTarget): CommandContext {
-    return { moodle: this.moodle, source, php: this.php };
+  /** What a command is handed to preview, check or apply with: its PHP runs only the wrappers it declared. */
+  commandContext(source: MoodleTarget, command?: CommandDef): CommandContext {
+    const allowed = command?.phpScripts ?? {};
+    const php: PhpRunner = (target, script, options = {}) => runVmoodleScript(this.config.nodes, target, script, options, {
+      allowed, timeoutMs: this.config.executor.targetTimeout * 1000, redact: (text) => this.secrets.scrub(text),
+    });
+    return { moodle: this.moodle, source, php };
   }
 
   get flows(): FlowProducer {

@@ -267,7 +267,7 @@ export class ExecutorWorker {
         }
       }
       const outcome = await withDeadline(executor.targetTimeout * 1000, () =>
-        ctx.command.apply(this.rt.commandContext(source), target, params, {
+        ctx.command.apply(this.rt.commandContext(source, ctx.command), target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }));

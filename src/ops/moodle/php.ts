@@ -6,16 +6,17 @@ import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
 import { workSignal } from './access.ts';
 import type { MoodleTarget } from './target.ts';
 
-/**
- * VMoodle's CLI wrappers the runner may start (vmoodle-spec §2), each with the options it may be given. On a VMoodle
- * code tree a core script (admin/cli/…) run alone acts on the master, and core scripts reject --host, so nothing else
- * is ever run. The purge_caches wrapper takes --host only and purges everything (purge_all_caches()).
- */
-export const VMOODLE_SCRIPTS = {
-  purge_caches: { options: {} },
-} as const satisfies Record<string, { options: Record<string, 'flag' | RegExp> }>;
+/** How an option of a VMoodle CLI wrapper is given: a bare flag, or `--name=value` with a value matching the pattern. */
+export type PhpOption = 'flag' | RegExp;
 
-export type VmoodleScript = keyof typeof VMOODLE_SCRIPTS;
+/**
+ * The VMoodle CLI wrappers (vmoodle-spec §2) a command may run, each with the options it may pass: the command's own
+ * allow-list, declared in its definition. On a VMoodle code tree a core script (admin/cli/…) run alone acts on the
+ * master, and core scripts reject --host, so nothing but a declared wrapper is ever run.
+ */
+export type PhpScripts = Readonly<Record<string, Readonly<Record<string, PhpOption>>>>;
+
+const SCRIPT_NAME = /^[a-z][a-z_]{0,63}$/;
 
 /** The process's whole environment: no secret of this product's (database, Redis, Slack, keys) reaches PHP. */
 const PHP_ENV = { PATH: '/usr/local/bin:/usr/bin:/bin', LANG: 'C.UTF-8' } as const;
@@ -119,10 +120,9 @@ export function interpretRun(script: string, wwwroot: string, run: { exitCode: n
 }
 
 /** `--name` or `--name=value` words for a script, from its allowed options only. */
-function optionWords(script: VmoodleScript, options: Readonly<Record<string, string | true>>): string[] {
-  const allowed: Record<string, 'flag' | RegExp> = VMOODLE_SCRIPTS[script].options;
+function optionWords(script: string, allowed: Readonly<Record<string, PhpOption>>, options: Readonly<Record<string, string | true>>): string[] {
   return Object.entries(options).map(([name, value]) => {
-    const rule = allowed[name];
+    const rule = Object.hasOwn(allowed, name) ? allowed[name] : undefined;
     if (!rule) throw new PhpError(`${script}.php takes no --${name} option`);
     if (rule === 'flag') {
       if (value !== true) throw new PhpError(`--${name} of ${script}.php takes no value`);
@@ -148,6 +148,8 @@ function hostWord(wwwroot: string): string {
 }
 
 export interface PhpRunOptions {
+  /** The wrappers the command declared, with their options. */
+  allowed: PhpScripts;
   timeoutMs: number;
   /** Cuts known secrets out of what the run printed. */
   redact(text: string): string;
@@ -158,17 +160,17 @@ export interface PhpRunOptions {
  * --host=<wwwroot>`, spawned as execFile does (argv as a list, no shell) in a process group of its own, so that a
  * timeout, or the target's deadline, stops it with every process it started.
  */
-export async function runVmoodleScript(nodes: readonly NodeConfig[], target: MoodleTarget, script: VmoodleScript, options: Readonly<Record<string, string | true>>, opts: PhpRunOptions): Promise<PhpResult> {
+export async function runVmoodleScript(nodes: readonly NodeConfig[], target: MoodleTarget, script: string, options: Readonly<Record<string, string | true>>, opts: PhpRunOptions): Promise<PhpResult> {
+  if (!SCRIPT_NAME.test(script) || !Object.hasOwn(opts.allowed, script)) throw new PhpError(`${JSON.stringify(script)} is not a VMoodle CLI wrapper this command declares`);
   const node = nodeOfDataroot(nodes, target.dataroot);
   if (!node) throw new PhpError(`${target.host.shortname}: ${noNodeReason(nodes, target.dataroot)}`);
-  if (!(script in VMOODLE_SCRIPTS)) throw new PhpError(`${String(script)}.php is not a VMoodle CLI wrapper the product runs`);
   const path = join(node.codeRoot, 'local', 'vmoodle', 'cli', `${script}.php`);
   try {
     await access(path, constants.R_OK);
   } catch {
     throw new PhpError(`VMoodle's ${script}.php is not in node ${node.name}'s code root (${path}): is local/vmoodle installed there?`);
   }
-  const argv = [path, hostWord(target.host.wwwroot), ...optionWords(script, options)];
+  const argv = [path, hostWord(target.host.wwwroot), ...optionWords(script, opts.allowed[script] as Readonly<Record<string, PhpOption>>, options)];
   const signal = workSignal();
   signal?.throwIfAborted();
 

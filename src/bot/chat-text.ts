@@ -25,7 +25,10 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 export function planText(plan: Plan, style: ChatStyle): string {
   const { run, targets } = plan;
   const params = Object.entries(JSON.parse(run.params) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(' ');
-  const sample = targets.slice(0, PLAN_SAMPLE).map((t) => `${t.shortname}: ${t.preview_old ?? ''}${t.preview_new !== null ? ` → ${t.preview_new}` : ''}${t.preview_note ? ` (${t.preview_note})` : ''}`);
+  const sample = targets.slice(0, PLAN_SAMPLE).map((t) => {
+    const change = `${t.preview_old ?? ''}${t.preview_new !== null ? ` → ${t.preview_new}` : ''}`;
+    return `${t.shortname}: ${[change, t.preview_note ? `(${t.preview_note})` : ''].filter(Boolean).join(' ')}`;
+  });
   return [
     `Run ${run.id}: ${style.code(run.command)} ${params}${run.kind !== 'run' ? ` (${run.kind} of run ${run.parent_id})` : ''}`,
     run.destructive ? `${style.warning} Destructive: deletes or replaces data on every target.` : '',

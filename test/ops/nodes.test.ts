@@ -17,6 +17,13 @@ import { fakePhp, type FakePhp, type PhpRecord } from '../support/fake-php.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
 import { runCli } from '../support/cli.ts';
 import { testServices } from '../support/services.ts';
+import { Backend } from '../../src/backend.ts';
+import { startSlackBot } from '../../src/bot/slack/app.ts';
+import { Rbac } from '../../src/verbs/rbac.ts';
+import { FakeSlackApi, interactionBody, signedPost, slashBody, viewSubmission, type RecordedCall } from '../support/slack.ts';
+import { knownSecret } from '../support/secrets.ts';
+
+const SLACK_SECRET = knownSecret('0123456789abcdef-nodes');
 
 function nodesFile(text: string): string {
   const path = join(mkdtempSync(join(tmpdir(), 'vmops-nodes-')), 'nodes.yml');
@@ -98,7 +105,7 @@ describe.runIf(testServices().moodleDump)('work on nodes', () => {
     const onNode: Record<string, string[]> = {
       web1: ['a1', 'a2', 's1', 's2'],
       web2: ['c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7', 'c8', 'c9', 'c10'],
-      web3: ['w1', 'w2'],
+      web3: ['w1', 'w2', 'w3'],
     };
     const specs = Object.entries(onNode).flatMap(([name, shortnames]) => shortnames.map((s) => ({ shortname: s, dataroot: join(base, name, s) })));
     specs.push({ shortname: 'o1', dataroot: '/elsewhere/o1' });
@@ -195,6 +202,28 @@ describe.runIf(testServices().moodleDump)('work on nodes', () => {
     const { run, targets } = await finished(plan.run.id);
     expect(run.state).toBe('cancelled');
     expect(targets[0]).toMatchObject({ status: 'cancelled', message: 'not started: the run was cancelled' });
+  });
+
+  it("shows Slack the node each target runs on, and says in the run's thread what waits for a node", async () => {
+    const api = new FakeSlackApi();
+    await api.start();
+    const app = new Backend(loadConfig({ ...fx.env, SLACK_API_URL: api.url }));
+    const bot = await startSlackBot(app, new Rbac({ roles: { admin: ['UADMIN'] } }), { threshold: 50, ttlMs: 60_000 }, { signingSecret: SLACK_SECRET, botToken: 'xoxb-nodes', port: 0 });
+    try {
+      await signedPost(bot.url, SLACK_SECRET, slashBody('UADMIN', 'run generic/purgecaches --hosts w3 via=php'));
+      await bot.idle();
+      const filled = (api.of('views.update').at(-1) as RecordedCall).params.view as { private_metadata: string; blocks: unknown[] };
+      expect(JSON.stringify(filled.blocks)).toContain("w3: (Moodle's purge_caches (VMoodle's CLI wrapper) · through Moodle's PHP on node web3)");
+      await signedPost(bot.url, SLACK_SECRET, interactionBody(viewSubmission('UADMIN', 'plan_modal', filled.private_metadata, {})));
+      await bot.idle();
+      const thread = api.of('chat.postMessage').map((c) => c.params.text as string);
+      expect(thread).toContain(':hourglass: 1 target waiting for node web3: no worker serves it (start one there: vmoodle worker --node web3)');
+      expect(thread.at(-1)).toMatch(/^Run \d+ failed: 1 failed\n• failed: not started: no worker of node web3 took it within 5 s/);
+    } finally {
+      await bot.close();
+      await app.close();
+      await api.close();
+    }
   });
 
   it('runs cache-purging writes on the node, and refuses a target whose dataroot left the node after the plan', async () => {

@@ -27,7 +27,7 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
     if (!planned.matchesPlan(current)) {
       return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
     }
-    if (value === null) await deleteSetting(ctx.moodle, conn, target, ref);
+    if (value === null) await deleteSetting(ctx.moodle, conn, target, ref, current);
     else await writeSetting(ctx.moodle, conn, target, ref, value, current);
     return { status: 'applied', ...shown };
   });

@@ -2973,6 +2973,47 @@ INSERT INTO `mdl_adminpresets` VALUES
 (2,0,'Full','All the Starter features plus External (LTI) tool, SCORM, Workshop, Analytics, Badges, Competencies, Learning plans and lots more.','http://localhost/moodle-tpl','','','',2,1795415081,0);
 /*!40000 ALTER TABLE `mdl_adminpresets` ENABLE KEYS */;
 UNLOCK TABLES;
+DROP TABLE IF EXISTS `mdl_logstore_standard_log`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `mdl_logstore_standard_log` (
+  `id` bigint(10) NOT NULL AUTO_INCREMENT,
+  `eventname` varchar(255) NOT NULL DEFAULT '',
+  `component` varchar(100) NOT NULL DEFAULT '',
+  `action` varchar(100) NOT NULL DEFAULT '',
+  `target` varchar(100) NOT NULL DEFAULT '',
+  `objecttable` varchar(50) DEFAULT NULL,
+  `objectid` bigint(10) DEFAULT NULL,
+  `crud` varchar(1) NOT NULL DEFAULT '',
+  `edulevel` tinyint(1) NOT NULL,
+  `contextid` bigint(10) NOT NULL,
+  `contextlevel` bigint(10) NOT NULL,
+  `contextinstanceid` bigint(10) NOT NULL,
+  `userid` bigint(10) NOT NULL,
+  `courseid` bigint(10) DEFAULT NULL,
+  `relateduserid` bigint(10) DEFAULT NULL,
+  `anonymous` tinyint(1) NOT NULL DEFAULT 0,
+  `other` longtext DEFAULT NULL,
+  `timecreated` bigint(10) NOT NULL,
+  `origin` varchar(10) DEFAULT NULL,
+  `ip` varchar(45) DEFAULT NULL,
+  `realuserid` bigint(10) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  KEY `mdl_logsstanlog_tim_ix` (`timecreated`),
+  KEY `mdl_logsstanlog_couanotim_ix` (`courseid`,`anonymous`,`timecreated`),
+  KEY `mdl_logsstanlog_useconconcr_ix` (`userid`,`contextlevel`,`contextinstanceid`,`crud`,`edulevel`,`timecreated`),
+  KEY `mdl_logsstanlog_con_ix` (`contextid`),
+  KEY `mdl_logsstanlog_use_ix` (`userid`),
+  KEY `mdl_logsstanlog_cou_ix` (`courseid`),
+  KEY `mdl_logsstanlog_rea_ix` (`realuserid`),
+  KEY `mdl_logsstanlog_rel_ix` (`relateduserid`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=COMPRESSED COMMENT='Standard log table';
+/*!40101 SET character_set_client = @saved_cs_client */;
+
+LOCK TABLES `mdl_logstore_standard_log` WRITE;
+/*!40000 ALTER TABLE `mdl_logstore_standard_log` DISABLE KEYS */;
+/*!40000 ALTER TABLE `mdl_logstore_standard_log` ENABLE KEYS */;
+UNLOCK TABLES;
 /*!40103 SET TIME_ZONE=@OLD_TIME_ZONE */;
 /*!40101 SET SQL_MODE=@OLD_SQL_MODE */;
 /*!40014 SET FOREIGN_KEY_CHECKS=@OLD_FOREIGN_KEY_CHECKS */;

@@ -3,6 +3,7 @@ import type { MoodleAccess } from './access.ts';
 import { isSensitiveSetting } from './sensitive.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
+import { phpJsonEncode, phpSerialize } from './php-values.ts';
 
 /** A setting: core (`plugin` undefined) in {config}, or a plugin's in {config_plugins}. */
 export interface SettingRef {
@@ -32,11 +33,46 @@ export async function readPluginSettings(access: MoodleAccess, conn: PoolConnect
 /** What Moodle's password settings write to config_log for a value that is not empty (admin_setting_configpasswordunmask). */
 const LOGGED_PASSWORD = '********';
 
+const CONFIG_LOG_CREATED = '\\core\\event\\config_log_created';
+
+/** How the standard log store writes `other` on this site, or undefined when it is not enabled (no row then). */
+async function standardLogFormat(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget): Promise<'json' | 'serialize' | undefined> {
+  const [rows] = await conn.query(
+    `SELECT plugin, value FROM ${access.table(target, MOODLE_TABLES.configPlugins)} WHERE (plugin = 'tool_log' AND name = 'enabled_stores') OR (plugin = 'logstore_standard' AND name = 'jsonformat')`,
+  );
+  const values = new Map((rows as Array<{ plugin: string; value: string }>).map((r) => [r.plugin, r.value]));
+  if (!(values.get('tool_log') ?? '').split(',').map((s) => s.trim()).includes('logstore_standard')) return undefined;
+  return values.get('logstore_standard') === '1' ? 'json' : 'serialize';
+}
+
 /**
- * Writes a setting as Moodle's set_config does (insert or update, and the config_log row it adds: userid 0 as
- * from the CLI, plugin NULL for core), inside the caller's transaction. A sensitive setting is logged as Moodle's
+ * What set_config and unset_config leave behind (moodle-facts §3.1): the config_log row (userid 0 as from the CLI,
+ * plugin NULL for core, oldvalue '0' for a setting that did not exist, value NULL for a removal) and, when the
+ * standard log store is enabled, the `\core\event\config_log_created` row, with `other` as the store's format says.
+ * Read after the write, as Moodle loads its stores at the first event. A sensitive setting is logged as Moodle's
  * admin password settings log theirs: a value that is not empty becomes ********.
  */
+async function logConfigChange(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, ref: SettingRef, value: string | null, old: string | null): Promise<void> {
+  const sensitive = isSensitiveSetting(ref.name, ref.plugin);
+  const logged = (v: string | null) => (v !== null && v !== '' && sensitive ? LOGGED_PASSWORD : v);
+  const now = Math.floor(Date.now() / 1000);
+  const [inserted] = await conn.query(
+    `INSERT INTO ${access.table(target, MOODLE_TABLES.configLog)} (userid, timemodified, plugin, name, value, oldvalue) VALUES (0, ?, ?, ?, ?, ?)`,
+    [now, ref.plugin ?? null, ref.name, logged(value), old === null ? '0' : logged(old)],
+  );
+  const format = await standardLogFormat(access, conn, target);
+  if (!format) return;
+  const other = { name: ref.name, oldvalue: old === null ? false : logged(old), value: logged(value), plugin: ref.plugin ?? null };
+  await conn.query(
+    `INSERT INTO ${access.table(target, MOODLE_TABLES.logstoreStandardLog)}
+      (eventname, component, action, target, objecttable, objectid, crud, edulevel, contextid, contextlevel, contextinstanceid,
+       userid, courseid, relateduserid, anonymous, other, timecreated, origin, ip, realuserid)
+     VALUES (?, 'core', 'created', 'config_log', 'config_log', ?, 'c', 0, 1, 10, 0, 0, 0, NULL, 0, ?, ?, 'cli', NULL, NULL)`,
+    [CONFIG_LOG_CREATED, (inserted as { insertId: number }).insertId, format === 'json' ? phpJsonEncode(other) : phpSerialize(other), now],
+  );
+}
+
+/** Writes a setting as Moodle's set_config does: insert or update, and what it logs. Inside the caller's transaction. */
 export async function writeSetting(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, ref: SettingRef, value: string, old: string | null): Promise<void> {
   const w = where(access, target, ref);
   if (old === null) {
@@ -45,15 +81,12 @@ export async function writeSetting(access: MoodleAccess, conn: PoolConnection, t
   } else {
     await conn.query(`UPDATE ${w.table} SET value = ? WHERE ${w.sql}`, [value, ...w.binds]);
   }
-  const logged = (v: string | null) => (v !== null && v !== '' && isSensitiveSetting(ref.name, ref.plugin) ? LOGGED_PASSWORD : v);
-  await conn.query(
-    `INSERT INTO ${access.table(target, MOODLE_TABLES.configLog)} (userid, timemodified, plugin, name, value, oldvalue) VALUES (0, UNIX_TIMESTAMP(), ?, ?, ?, ?)`,
-    [ref.plugin ?? null, ref.name, logged(value), logged(old)],
-  );
+  await logConfigChange(access, conn, target, ref, value, old);
 }
 
-/** Removes a setting as unset_config does (Moodle logs nothing for it). */
-export async function deleteSetting(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, ref: SettingRef): Promise<void> {
+/** Removes a setting as unset_config does (`cfg.php --unset`), with what it logs. Inside the caller's transaction. */
+export async function deleteSetting(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, ref: SettingRef, old: string | null): Promise<void> {
   const w = where(access, target, ref);
   await conn.query(`DELETE FROM ${w.table} WHERE ${w.sql}`, w.binds);
+  await logConfigChange(access, conn, target, ref, null, old);
 }

@@ -6,6 +6,7 @@ export const MOODLE_TABLES = {
   config: 'config',
   configPlugins: 'config_plugins',
   configLog: 'config_log',
+  logstoreStandardLog: 'logstore_standard_log',
   course: 'course',
   courseCategories: 'course_categories',
   context: 'context',

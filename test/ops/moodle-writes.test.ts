@@ -1,0 +1,112 @@
+import mysql, { type Connection } from 'mysql2/promise';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { runCli } from '../support/cli.ts';
+import { leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts';
+import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
+import { testServices } from '../support/services.ts';
+import { knownSecret } from '../support/secrets.ts';
+
+let fx: OpsFixture;
+let site: TestDatabase;
+let conn: Connection;
+
+interface ConfigLogRow { id: number; userid: number; timemodified: number; plugin: string | null; name: string; value: string | null; oldvalue: string | null }
+
+async function run(...args: string[]): Promise<void> {
+  const result = await runCli([...args, '--hosts', 'site', '--yes'], fx.env);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+}
+
+async function rows<T>(sql: string, binds: unknown[] = []): Promise<T[]> {
+  const [found] = await conn.query(sql.replaceAll('{', `\`${site.name}\`.\`mdl_`).replaceAll('}', '`'), binds);
+  return found as T[];
+}
+
+/** The newest config_log row, and the log store rows written since `since` (config_log's id). */
+async function logged(since: number): Promise<{ log: ConfigLogRow; events: Array<Record<string, unknown>> }> {
+  const [log] = await rows<ConfigLogRow>('SELECT * FROM {config_log} ORDER BY id DESC LIMIT 1');
+  const events = await rows<Record<string, unknown>>("SELECT * FROM {logstore_standard_log} WHERE eventname = '\\\\core\\\\event\\\\config_log_created' AND objectid > ? ORDER BY id", [since]);
+  return { log: log as ConfigLogRow, events };
+}
+
+const lastLogId = async () => Number((await rows<{ id: number | null }>('SELECT MAX(id) AS id FROM {config_log}'))[0]?.id ?? 0);
+
+/** The log store row moodle-facts §3.1 shows for a config_log row written from the CLI, `other` as given. */
+const eventRow = (log: ConfigLogRow, other: string) => ({
+  eventname: '\\core\\event\\config_log_created', component: 'core', action: 'created', target: 'config_log',
+  objecttable: 'config_log', objectid: log.id, crud: 'c', edulevel: 0, contextid: 1, contextlevel: 10, contextinstanceid: 0,
+  userid: 0, courseid: 0, relateduserid: null, anonymous: 0, other, timecreated: log.timemodified, origin: 'cli', ip: null, realuserid: null,
+});
+
+describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set_config and unset_config log them", () => {
+  beforeAll(async () => {
+    site = await leaseMoodleDatabase();
+    fx = await opsFixture('writes');
+    await registerInstances(fx, [{ shortname: 'site', database: site.name }]);
+    startWorker(fx);
+    conn = await mysql.createConnection(parseMysqlUrl(testServices().mysqlServer));
+  });
+  afterAll(() => conn.end());
+
+  it('sets, changes and unsets a core setting with the config_log and JSON log store rows of cfg.php', async () => {
+    let since = await lastLogId();
+    const before = Math.floor(Date.now() / 1000);
+    await run('run', 'generic/setconfig', 'key=vmopsnew', 'value=1');
+    let { log, events } = await logged(since);
+    expect(log).toMatchObject({ userid: 0, plugin: null, name: 'vmopsnew', value: '1', oldvalue: '0' });
+    expect(log.timemodified).toBeGreaterThanOrEqual(before);
+    expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, '{"name":"vmopsnew","oldvalue":false,"value":"1","plugin":null}') }]);
+
+    since = log.id;
+    await run('run', 'generic/setconfig', 'key=vmopsnew', 'value=a/é');
+    ({ log, events } = await logged(since));
+    expect(log).toMatchObject({ userid: 0, plugin: null, name: 'vmopsnew', value: 'a/é', oldvalue: '1' });
+    expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, '{"name":"vmopsnew","oldvalue":"1","value":"a\\/\\u00e9","plugin":null}') }]);
+
+    since = log.id;
+    await run('run', 'generic/setconfig', 'key=vmopsnew', 'unset=1');
+    ({ log, events } = await logged(since));
+    expect(log).toMatchObject({ userid: 0, plugin: null, name: 'vmopsnew', value: null, oldvalue: 'a/é' });
+    expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, '{"name":"vmopsnew","oldvalue":"a\\/\\u00e9","value":null,"plugin":null}') }]);
+    expect(await rows('SELECT * FROM {config} WHERE name = ?', ['vmopsnew'])).toEqual([]);
+  });
+
+  it('writes `other` as PHP serialize when the store says jsonformat 0, for a changed and a new plugin setting', async () => {
+    await conn.query(`UPDATE \`${site.name}\`.mdl_config_plugins SET value = '0' WHERE plugin = 'logstore_standard' AND name = 'jsonformat'`);
+    try {
+      let since = await lastLogId();
+      await run('run', 'generic/setpluginconfig', 'pkey=tool_recyclebin/coursebinenable', 'pvalue=0');
+      let { log, events } = await logged(since);
+      expect(log).toMatchObject({ userid: 0, plugin: 'tool_recyclebin', name: 'coursebinenable', value: '0', oldvalue: '1' });
+      expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, 'a:4:{s:4:"name";s:15:"coursebinenable";s:8:"oldvalue";s:1:"1";s:5:"value";s:1:"0";s:6:"plugin";s:15:"tool_recyclebin";}') }]);
+
+      since = log.id;
+      await run('run', 'generic/setpluginconfig', 'pkey=tool_recyclebin/vmopsnew', 'pvalue=é');
+      ({ log, events } = await logged(since));
+      expect(log).toMatchObject({ plugin: 'tool_recyclebin', name: 'vmopsnew', value: 'é', oldvalue: '0' });
+      expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, 'a:4:{s:4:"name";s:8:"vmopsnew";s:8:"oldvalue";b:0;s:5:"value";s:2:"é";s:6:"plugin";s:15:"tool_recyclebin";}') }]);
+    } finally {
+      await conn.query(`UPDATE \`${site.name}\`.mdl_config_plugins SET value = '1' WHERE plugin = 'logstore_standard' AND name = 'jsonformat'`);
+    }
+  });
+
+  it('writes no log store row when the standard store is not enabled, and masks a password setting in both rows', async () => {
+    await conn.query(`UPDATE \`${site.name}\`.mdl_config_plugins SET value = '' WHERE plugin = 'tool_log' AND name = 'enabled_stores'`);
+    let since = await lastLogId();
+    try {
+      await run('run', 'generic/setconfig', 'key=forcelogin', 'value=1');
+      const { log, events } = await logged(since);
+      expect(log).toMatchObject({ name: 'forcelogin', value: '1', oldvalue: '0' });
+      expect(events).toEqual([]);
+    } finally {
+      await conn.query(`UPDATE \`${site.name}\`.mdl_config_plugins SET value = 'logstore_standard' WHERE plugin = 'tool_log' AND name = 'enabled_stores'`);
+    }
+    since = await lastLogId();
+    await run('run', 'generic/setconfig', 'key=smtppass', `value=${knownSecret('Smtp-Wr1tes-Secret')}`);
+    const { log, events } = await logged(since);
+    expect(log).toMatchObject({ name: 'smtppass', value: '********', oldvalue: '' });
+    expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, '{"name":"smtppass","oldvalue":"","value":"********","plugin":null}') }]);
+  });
+});

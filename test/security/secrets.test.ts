@@ -40,7 +40,7 @@ describe.runIf(testServices().moodleDump)('credentials: each instance connects w
   beforeAll(async () => {
     fx = await opsFixture('creds');
     const db = await createDatabase('creds');
-    const prefixes = await thinInstances(db.name, 4, { tables: ['config', 'config_log'], rowsOf: ['config'] });
+    const prefixes = await thinInstances(db.name, 4, { tables: ['config', 'config_log', 'config_plugins'], rowsOf: ['config'] });
     const names = ['rootok', 'rootwrong', 'userwrong', 'userok'];
     await registerInstances(fx, prefixes.map((prefix, i) => ({ shortname: names[i] as string, database: db.name, prefix })));
     const server = await serverConnection();

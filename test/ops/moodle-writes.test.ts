@@ -1,3 +1,5 @@
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
@@ -5,6 +7,8 @@ import { runCli } from '../support/cli.ts';
 import { leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { createPlan } from '../../src/ops/executor/planner.ts';
+import { cancelRun } from '../../src/ops/executor/run-actions.ts';
 import { knownSecret } from '../support/secrets.ts';
 
 let fx: OpsFixture;
@@ -108,5 +112,62 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
     const { log, events } = await logged(since);
     expect(log).toMatchObject({ name: 'smtppass', value: '********', oldvalue: '' });
     expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, '{"name":"smtppass","oldvalue":"","value":"********","plugin":null}') }]);
+  });
+
+  describe('maintenance', () => {
+    const file = () => join(fx.dataDir, 'site', 'climaintenance.html');
+    const setting = async (name: string) => (await rows<{ value: string }>('SELECT value FROM {config} WHERE name = ?', [name]))[0]?.value;
+    const plan = async (params: Record<string, string>) => {
+      const planned = await createPlan(fx.rt, { command: 'generic/maintenance', params, selector: { tohosts: ['site'] }, requestedBy: 'tester', via: 'cli' });
+      await cancelRun(fx.rt, planned.run.id, 'tester');
+      const [target] = planned.targets;
+      return { old: target?.preview_old, new: target?.preview_new };
+    };
+    const status = async (...params: string[]) => {
+      const result = await runCli(['--json', 'run', 'generic/maintenance', '--hosts', 'site', ...params, '--yes'], fx.env);
+      return JSON.parse(result.stdout) as { run: number; targets: Array<{ status: string; old: string; new: string; message: string | null }> };
+    };
+
+    it('turns web and CLI maintenance on as Moodle does: both settings logged, the page written 0666, no row for the file', async () => {
+      const since = await lastLogId();
+      expect(await plan({ mmode: '1', mmessage: 'Back at <b>6</b>', climaintenance: '1' })).toEqual({ old: 'off', new: 'on; message "Back at <b>6</b>"; CLI file' });
+      expect((await status('mmode=1', 'mmessage=Back at <b>6</b>', 'climaintenance=1')).targets[0]?.status).toBe('applied');
+      expect(await setting('maintenance_enabled')).toBe('1');
+      expect(await setting('maintenance_message')).toBe('Back at <b>6</b>');
+      const logs = await rows<ConfigLogRow>('SELECT * FROM {config_log} WHERE id > ? ORDER BY id', [since]);
+      expect(logs.map((l) => [l.name, l.value, l.oldvalue])).toEqual([['maintenance_enabled', '1', '0'], ['maintenance_message', 'Back at <b>6</b>', '']]);
+      const page = readFileSync(file(), 'utf8');
+      expect(page.startsWith('<!DOCTYPE html>\n<html  lang="en" xml:lang="en">')).toBe(true);
+      expect(page).toContain('<title>The site is undergoing maintenance and is currently not available</title>');
+      expect(page).toContain("<div class='alert-danger'>Back at <b>6</b></div>");
+      expect(page.endsWith('</html>\n\n')).toBe(true);
+      expect(statSync(file()).mode & 0o777).toBe(0o666);
+    });
+
+    it('turns everything off, whatever climaintenance says: the file and a scheduled maintenance go too, and revert puts the message back', async () => {
+      await conn.query(`INSERT INTO \`${site.name}\`.mdl_config (name, value) VALUES ('maintenance_later', '1900000000')`);
+      const planned = await plan({ mmode: '0', mmessage: 'Back at <b>6</b>' });
+      expect(planned).toEqual({ old: 'on; message "Back at <b>6</b>"; CLI file; scheduled for 2030-03-17T17:46:40.000Z', new: 'off; message "Back at <b>6</b>"' });
+      const off = await status('mmode=0');
+      expect(off.targets[0]).toMatchObject({ status: 'applied', new: 'off' });
+      expect(await setting('maintenance_enabled')).toBe('0');
+      expect(await setting('maintenance_later')).toBeUndefined();
+      expect(existsSync(file())).toBe(false);
+      const revert = JSON.parse((await runCli(['--json', 'runs', 'revert', String(off.run), '--yes'], fx.env)).stdout);
+      expect(revert.targets[0]).toMatchObject({ status: 'applied', new: 'on; message "Back at <b>6</b>"; CLI file' });
+      expect(await setting('maintenance_message')).toBe('Back at <b>6</b>');
+      expect(existsSync(file())).toBe(true);
+    });
+
+    it('is not "already applied" where the database is off but the CLI file or a scheduled maintenance is still there', async () => {
+      await status('mmode=0');
+      expect((await status('mmode=0')).targets[0]?.status).toBe('already_applied');
+      writeFileSync(file(), 'left behind');
+      expect((await status('mmode=0')).targets[0]).toMatchObject({ status: 'applied', old: 'off; CLI file', new: 'off' });
+      expect(existsSync(file())).toBe(false);
+      await conn.query(`INSERT INTO \`${site.name}\`.mdl_config (name, value) VALUES ('maintenance_later', '1900000000')`);
+      expect((await status('mmode=0')).targets[0]).toMatchObject({ status: 'applied', new: 'off' });
+      expect(await setting('maintenance_later')).toBeUndefined();
+    });
   });
 });

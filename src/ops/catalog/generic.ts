@@ -1,6 +1,4 @@
-import { rm, writeFile } from 'node:fs/promises';
 import type { PoolConnection } from 'mysql2/promise';
-import { join } from 'node:path';
 import { defineCommand, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
 import { bumpRevisions, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
 import { deleteSetting, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
@@ -8,6 +6,10 @@ import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { compileCondition, SqlRefusal, type CompiledCondition } from '../moodle/sql-parse.ts';
 import { isProtectedTable } from '../moodle/tables.ts';
+import {
+  clearScheduledMaintenance, CLI_MAINTENANCE_FILE, maintenanceText, parseMaintenanceText, readMaintenance, removeMaintenanceFile, wantedMaintenance,
+  writeMaintenanceFile,
+} from '../moodle/maintenance.ts';
 import { PhpError } from '../moodle/php.ts';
 import { ParamError } from '../params.ts';
 
@@ -102,39 +104,46 @@ export const setPluginConfig = defineCommand({
   revertParams: (p, old) => (old === null ? { ...p, pvalue: '', unset: '1' } : { ...p, pvalue: old, unset: '0' }),
 });
 
-const CLI_MAINTENANCE_FILE = 'climaintenance.html';
-
 export const maintenance = defineCommand({
   name: 'generic/maintenance',
   category: 'generic',
-  summary: 'Turn maintenance mode on or off, with its message',
+  summary: 'Turn maintenance mode on or off, with its message; off also ends CLI maintenance and a scheduled one',
   params: [
     { name: 'mmode', type: 'boolean', label: 'Maintenance on' },
-    { name: 'mmessage', type: 'ltext', label: 'Message shown to users', default: '' },
-    { name: 'climaintenance', type: 'boolean', label: `Also the CLI maintenance file (dataroot/${CLI_MAINTENANCE_FILE})`, default: '0' },
+    { name: 'mmessage', type: 'ltext', label: 'Message shown to users (replaces the current one)', default: '' },
+    { name: 'climaintenance', type: 'boolean', label: `Also CLI maintenance (dataroot/${CLI_MAINTENANCE_FILE}): no web access at all`, default: '0' },
   ],
   ...SETTING_WRITE,
-  preview: (ctx, target, p) => previewSetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode),
+  async preview(ctx, target, p) {
+    const current = await ctx.moodle.withConnection(target, (conn) => readMaintenance(ctx.moodle, conn, target));
+    const old = maintenanceText(current);
+    const wanted = maintenanceText(wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1'));
+    return { old, new: wanted, note: old === wanted ? 'already set' : target.dataroot ? undefined : 'the CLI file is not known: no dataroot' };
+  },
   async apply(ctx, target, p, planned) {
-    const outcome = await applySetting(ctx, target, { name: 'maintenance_enabled' }, p.mmode, planned);
-    if (outcome.status === 'conflict') return outcome;
-    if (p.mmessage) {
-      await ctx.moodle.withTransaction(target, async (conn) => {
-        const ref = { name: 'maintenance_message' };
-        const old = await readSetting(ctx.moodle, conn, target, ref, true);
-        if (old !== p.mmessage) await writeSetting(ctx.moodle, conn, target, ref, p.mmessage, old);
-      });
-      outcome.cachePurged = await purgeDataCache(target);
-      if (outcome.status === 'already_applied') outcome.status = 'applied';
-    }
-    if (p.climaintenance === '1') {
-      if (!outcome.cachePurged && !target.dataroot) outcome.message = 'the CLI maintenance file needs the dataroot, which this node cannot reach';
-      else if (p.mmode === '1') await writeFile(join(target.dataroot as string, CLI_MAINTENANCE_FILE), p.mmessage || 'Site under maintenance');
-      else await rm(join(target.dataroot as string, CLI_MAINTENANCE_FILE), { force: true });
-    }
+    const outcome = await ctx.moodle.withTransaction(target, async (conn): Promise<ApplyOutcome> => {
+      const current = await readMaintenance(ctx.moodle, conn, target, true);
+      const wanted = wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1');
+      const shown = { old: maintenanceText(current), new: maintenanceText(wanted) };
+      if (shown.old === shown.new) return { status: 'already_applied', ...shown };
+      if (!planned.matchesPlan(shown.old)) return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
+      if (wanted.file !== current.file && !target.dataroot) throw new Error('the CLI maintenance file needs the dataroot, which this worker cannot reach; nothing written');
+      const enabled = { name: 'maintenance_enabled' };
+      if (wanted.enabled !== current.enabled) await writeSetting(ctx.moodle, conn, target, enabled, wanted.enabled ? '1' : '0', await readSetting(ctx.moodle, conn, target, enabled));
+      const message = { name: 'maintenance_message' };
+      if (wanted.message !== current.message) await writeSetting(ctx.moodle, conn, target, message, wanted.message, await readSetting(ctx.moodle, conn, target, message));
+      if (current.later) await clearScheduledMaintenance(ctx.moodle, conn, target);
+      if (wanted.file && !current.file) await writeMaintenanceFile(ctx.moodle, conn, target, wanted.message);
+      if (!wanted.file && current.file) await removeMaintenanceFile(target);
+      return { status: 'applied', ...shown };
+    });
+    if (outcome.status === 'applied') outcome.cachePurged = await purgeDataCache(target);
     return outcome;
   },
-  revertParams: (p, old) => ({ ...p, mmode: old === '1' ? '1' : '0', mmessage: '' }),
+  revertParams: (p, old) => {
+    const before = parseMaintenanceText(old);
+    return { ...p, mmode: before.enabled ? '1' : '0', mmessage: before.message, climaintenance: before.file ? '1' : '0' };
+  },
 });
 
 export const purgeCaches = defineCommand({

@@ -1,0 +1,117 @@
+import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { PoolConnection } from 'mysql2/promise';
+import type { MoodleAccess } from './access.ts';
+import { readSetting } from './config.ts';
+import { MOODLE_TABLES } from './tables.ts';
+import type { MoodleTarget } from './target.ts';
+
+/** The file whose existence is CLI maintenance (moodle-facts §3.2); only its existence matters to Moodle. */
+export const CLI_MAINTENANCE_FILE = 'climaintenance.html';
+
+/** Moodle's `$CFG->filepermissions` default: the mode maintenance.php gives the file. */
+const FILE_PERMISSIONS = 0o666;
+
+/** Everything that makes a site be in maintenance: web mode and its message, the CLI file, a scheduled maintenance. */
+export interface MaintenanceState {
+  enabled: boolean;
+  message: string;
+  file: boolean;
+  /** `maintenance_later`, the time a scheduled CLI maintenance starts, or null. */
+  later: string | null;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The site's maintenance as it is now, read inside the caller's transaction (locked when `lock`). */
+export async function readMaintenance(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, lock = false): Promise<MaintenanceState> {
+  const [enabled, message, later] = [
+    await readSetting(access, conn, target, { name: 'maintenance_enabled' }, lock),
+    await readSetting(access, conn, target, { name: 'maintenance_message' }, lock),
+    await readSetting(access, conn, target, { name: 'maintenance_later' }, lock),
+  ];
+  return {
+    enabled: enabled === '1',
+    message: message ?? '',
+    file: target.dataroot ? await exists(join(target.dataroot, CLI_MAINTENANCE_FILE)) : false,
+    later: later || null,
+  };
+}
+
+/**
+ * What the command leaves: web mode and message as asked (the message replaced, as VMoodle's command does), the CLI
+ * file made when asked and removed whenever maintenance goes off, and a scheduled maintenance cleared, as
+ * maintenance.php's --enable, --enableold and --disable all clear it.
+ */
+export function wantedMaintenance(current: MaintenanceState, on: boolean, message: string, cliFile: boolean): MaintenanceState {
+  return { enabled: on, message, file: on && (cliFile || current.file), later: null };
+}
+
+/** One line an operator reads in a preview, and that compare-and-set and revert read back. */
+export function maintenanceText(s: MaintenanceState): string {
+  return [
+    s.enabled ? 'on' : 'off',
+    s.message ? `message ${JSON.stringify(s.message)}` : '',
+    s.file ? 'CLI file' : '',
+    s.later ? `scheduled for ${new Date(Number(s.later) * 1000).toISOString()}` : '',
+  ].filter(Boolean).join('; ');
+}
+
+const TEXT = /^(on|off)(?:; message ("(?:[^"\\]|\\.)*"))?(; CLI file)?(?:; scheduled for \S+)?$/;
+
+/** The state a line of maintenanceText describes (a scheduled time is not put back: it is in the past by then). */
+export function parseMaintenanceText(text: string | null): Omit<MaintenanceState, 'later'> {
+  const m = TEXT.exec(text ?? '');
+  if (!m) return { enabled: text === '1', message: '', file: false };
+  return { enabled: m[1] === 'on', message: m[2] ? (JSON.parse(m[2]) as string) : '', file: Boolean(m[3]) };
+}
+
+/** The scheduled maintenance is cleared without a log row, as maintenance.php clears it. */
+export async function clearScheduledMaintenance(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget): Promise<void> {
+  await conn.query(`DELETE FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name = 'maintenance_later'`);
+}
+
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+const UNDER_MAINTENANCE = 'The site is undergoing maintenance and is currently not available';
+
+/** Moodle's plain page (error/plainpage.php), as enable_cli_maintenance_mode() fills it. */
+function plainPage(title: string, body: string): string {
+  return `<!DOCTYPE html>\n<html  lang="en" xml:lang="en">\n    <head>\n        <meta http-equiv="Content-Type" content="text/html; charset=utf-8" />\n        <title>${title}</title>\n    </head>\n    <body>\n        <div id="page">\n            <div id="region-main">\n                <h1>${title}</h1>\n                <div class='alert-danger'>${body}</div>\n            </div>\n        </div>\n    </body>\n</html>\n\n`;
+}
+
+/**
+ * Writes the CLI maintenance file as enable_cli_maintenance_mode() does: the message (HTML, as the admin wrote it)
+ * under Moodle's title; else the site's climaintenance.template.html verbatim; else "<site> under maintenance".
+ * Mode 0666, the default `$CFG->filepermissions`.
+ */
+export async function writeMaintenanceFile(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, message: string): Promise<void> {
+  const dataroot = target.dataroot as string;
+  let page: string;
+  if (message.trim()) {
+    page = plainPage(UNDER_MAINTENANCE, message);
+  } else {
+    const template = await readFile(join(dataroot, 'climaintenance.template.html'), 'utf8').catch(() => undefined);
+    if (template !== undefined) {
+      page = template;
+    } else {
+      const [rows] = await conn.query(`SELECT fullname FROM ${access.table(target, MOODLE_TABLES.course)} WHERE id = 1`);
+      const fullname = (rows as Array<{ fullname: string }>)[0]?.fullname ?? '';
+      page = plainPage(`${escapeHtml(fullname)} under maintenance`, UNDER_MAINTENANCE);
+    }
+  }
+  const path = join(dataroot, CLI_MAINTENANCE_FILE);
+  await writeFile(path, page);
+  await chmod(path, FILE_PERMISSIONS);
+}
+
+export async function removeMaintenanceFile(target: MoodleTarget): Promise<void> {
+  await rm(join(target.dataroot as string, CLI_MAINTENANCE_FILE), { force: true });
+}

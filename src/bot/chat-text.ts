@@ -1,6 +1,6 @@
 import type { ErrorReport } from '../errors.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import { countsText, DONE_OK, statusCounts, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
+import { countsText, DONE_OK, shownParams, statusCounts, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import { leftOutLine } from '../registry/selector.ts';
 import type { View } from '../verbs/verb.ts';
 
@@ -24,7 +24,7 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 /** A plan as a message: command, parameters (secrets masked), destructive flag, target count and a preview sample. */
 export function planText(plan: Plan, style: ChatStyle): string {
   const { run, targets } = plan;
-  const params = Object.entries(JSON.parse(run.params) as Record<string, string>).map(([k, v]) => `${k}=${v}`).join(' ');
+  const params = Object.entries(shownParams(run, targets)).map(([k, v]) => `${k}=${v}`).join(' ');
   const sample = targets.slice(0, PLAN_SAMPLE).map((t) => {
     const change = `${t.preview_old ?? ''}${t.preview_new !== null ? ` → ${t.preview_new}` : ''}`;
     return `${t.shortname}: ${[change, t.preview_note ? `(${t.preview_note})` : ''].filter(Boolean).join(' ')}`;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { CommandDef } from '../ops/command.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import { countsText, DONE_OK, FINAL_STATES, statusCounts, type RunEvent, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
+import { countsText, DONE_OK, FINAL_STATES, shownParams, statusCounts, type RunEvent, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import type { Host } from '../registry/fleet.ts';
 import { leftOutLine, type Selection } from '../registry/selector.ts';
 import { cronLate, instanceState, mnetLabel } from '../registry/status.ts';
@@ -17,12 +17,12 @@ const time = (ms: number | null) => (ms ? new Date(ms).toISOString().replace('T'
 const formatTime = (t: number) => (t > 0 ? new Date(t * 1000).toISOString().replace('T', ' ').slice(0, 16) : 'never');
 const formatGap = (s: number) => (s >= 86_400 ? `${(s / 86_400).toFixed(1)} d` : s >= 3600 ? `${(s / 3600).toFixed(1)} h` : `${Math.round(s / 60)} min`);
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
-const params = (run: RunRow) => Object.entries(JSON.parse(run.params) as Record<string, string>);
+const params = (run: RunRow, targets: readonly TargetRow[]) => Object.entries(shownParams(run, targets));
 
 export function printPlan(out: Output, plan: Plan): void {
   const { run, targets, command } = plan;
   out.line(`Run ${run.id}: ${run.command}${run.kind !== 'run' ? ` (${run.kind} of run ${run.parent_id})` : ''}`);
-  for (const [key, value] of params(run)) out.line(`  ${key} = ${out.cut(value)}`);
+  for (const [key, value] of params(run, targets)) out.line(`  ${key} = ${out.cut(value)}`);
   if (command.needsSource) out.line(`Source: ${run.source.split(':').slice(2).join(':') || 'master'}`);
   if (run.destructive) out.line('DESTRUCTIVE: this command deletes or replaces data on every target.');
   out.line(`${plural(targets.length, 'target')}${run.canary ? `, canary: the first ${run.canary} then wait for a go` : ''}; no new target starts once more than ${run.max_failures} fail`);
@@ -72,10 +72,10 @@ export function printReport(out: Output, run: RunRow, targets: TargetRow[], head
 /** Who, what, when and what happened, then the report; the JSON form carries the same. */
 export function printStatus(out: Output, run: RunRow, targets: TargetRow[], events: RunEvent[]): boolean {
   out.line(`Run ${run.id}: ${run.command} by ${run.requested_by} via ${run.via}, ${time(run.created_at)}${run.parent_id ? ` (${run.kind} of run ${run.parent_id})` : ''}`);
-  for (const [key, value] of params(run)) out.line(`  ${key} = ${out.cut(value)}`);
+  for (const [key, value] of params(run, targets)) out.line(`  ${key} = ${out.cut(value)}`);
   for (const event of events) out.line(`  ${time(event.at)} ${event.kind} by ${event.actor}${event.detail ? `: ${event.detail}` : ''}`);
   const head = {
-    command: run.command, kind: run.kind, parent: run.parent_id, params: Object.fromEntries(params(run)), requestedBy: run.requested_by, via: run.via,
+    command: run.command, kind: run.kind, parent: run.parent_id, params: Object.fromEntries(params(run, targets)), requestedBy: run.requested_by, via: run.via,
     createdAt: run.created_at, startedAt: run.started_at, finishedAt: run.finished_at, planHash: run.plan_hash,
     events: events.map((e) => ({ kind: e.kind, actor: e.actor, at: e.at, detail: e.detail })),
   };

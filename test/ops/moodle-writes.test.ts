@@ -8,7 +8,8 @@ import { leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts'
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
-import { cancelRun } from '../../src/ops/executor/run-actions.ts';
+import { cancelRun, revertRun, startRun } from '../../src/ops/executor/run-actions.ts';
+import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { knownSecret } from '../support/secrets.ts';
 
 let fx: OpsFixture;
@@ -112,6 +113,23 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
     const { log, events } = await logged(since);
     expect(log).toMatchObject({ name: 'smtppass', value: '********', oldvalue: '' });
     expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, '{"name":"smtppass","oldvalue":"","value":"********","plugin":null}') }]);
+  });
+
+  it('makes a revert a conflict where the value was changed after the run wrote it, and shows the values a revert writes', async () => {
+    const first = JSON.parse((await runCli(['--json', 'run', 'generic/setconfig', '--hosts', 'site', 'key=forcelogin', 'value=0', '--yes'], fx.env)).stdout);
+    const changed = JSON.parse((await runCli(['--json', 'run', 'generic/setconfig', '--hosts', 'site', 'key=forcelogin', 'value=1', '--yes'], fx.env)).stdout);
+    expect(changed.targets[0]).toMatchObject({ status: 'applied', old: '0', new: '1' });
+    await conn.query(`UPDATE \`${site.name}\`.mdl_config SET value = 'someone' WHERE name = 'forcelogin'`);
+
+    const planned = await revertRun(fx.rt, changed.run, 'tester');
+    expect(planned.targets[0]).toMatchObject({ preview_old: 'someone', preview_new: '0', preview_note: `changed since run ${changed.run} wrote 1: a conflict, not overwritten` });
+    const shown = JSON.parse((await runCli(['--json', 'runs', 'show', String(planned.run.id)], fx.env)).stdout);
+    expect(shown.params).toMatchObject({ key: 'forcelogin', value: '0' });
+    await startRun(fx.rt, planned.run.id, 'tester', planned.run.plan_hash);
+    await fx.rt.progress.follow(planned.run.id, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
+    expect((await fx.rt.store.getTargets(planned.run.id))[0]).toMatchObject({ status: 'conflict' });
+    expect((await rows<{ value: string }>("SELECT value FROM {config} WHERE name = 'forcelogin'"))[0]?.value).toBe('someone');
+    expect(first.targets[0].status).toMatch(/applied/);
   });
 
   describe('maintenance', () => {

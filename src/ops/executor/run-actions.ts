@@ -123,7 +123,12 @@ function derivedParams(rt: RunServices, command: CommandDef, parent: RunRow, giv
   return resolveParams(command, { ...recorded, ...given });
 }
 
-async function derivedPlan(rt: RunServices, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined, given: Params = {}): Promise<Plan> {
+/**
+ * A new run made from an ended one, on some of its targets. `paramsFor` gives a target parameters of its own;
+ * `expectedOld`, the value each target must still hold (what the first run wrote): a target that no longer holds it
+ * is compared against it all the same, so that it ends as a conflict rather than being overwritten.
+ */
+async function derivedPlan(rt: RunServices, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined, given: Params = {}, expectedOld?: (t: TargetRow) => string | null): Promise<Plan> {
   const command = findCommand(parent.command);
   const params = derivedParams(rt, command, parent, given);
   const keyId = runKey(rt, command, params);
@@ -139,12 +144,17 @@ async function derivedPlan(rt: RunServices, parent: RunRow, kind: 'retry' | 'rev
   const { placed, leftOut } = placeTargets(rt.config.nodes, command, params, targets);
   if (leftOut.length > 0) throw new RunControlError(`${leftOut.length} target${leftOut.length === 1 ? '' : 's'} of run ${parent.id} can no longer run: ${leftOut.slice(0, 3).join('; ')}`);
   const rows = await Promise.all(placed.map(async (one, position) => {
-    const own = paramsFor(picked[position] as TargetRow);
-    return {
-      ...targetIdentity(one.target, position),
-      ...(await previewTarget(rt, command, source, one, { ...params, ...own }, keyId)),
-      params: own ? JSON.stringify(own) : null,
-    };
+    const original = picked[position] as TargetRow;
+    const own = paramsFor(original);
+    const preview = await previewTarget(rt, command, source, one, { ...params, ...own }, keyId);
+    const expected = expectedOld?.(original);
+    const changed = expected !== undefined && preview.old_known && preview.preview_old !== expected
+      ? {
+        preview_note: `changed since run ${parent.id} wrote ${expected ?? '(unset)'}: a conflict, not overwritten`.slice(0, 255),
+        old_hash: rt.keyring.fingerprint(keyId, Boolean(preview.sensitive), expected),
+      }
+      : {};
+    return { ...targetIdentity(one.target, position), ...preview, ...changed, params: own ? JSON.stringify(own) : null };
   }));
   return storePlan(rt, {
     command, params, keyId, source: sourceHost, rows, canary: 0, maxFailures: parent.max_failures, kind, parentId: parent.id,
@@ -182,5 +192,5 @@ export async function revertRun(rt: RunServices, runId: number, actor: string): 
   return derivedPlan(rt, run, 'revert', known, actor, (t) => {
     const back = (command.revertParams as NonNullable<typeof command.revertParams>)(params, t.old_value);
     return Object.fromEntries(Object.entries(back).filter(([k, v]) => params[k] !== v));
-  });
+  }, {}, (t) => t.new_value);
 }

@@ -111,3 +111,17 @@ export function statusCounts(targets: readonly TargetRow[]): Map<TargetStatus, n
 
 /** Counts as people read them: "2 applied, 1 applied cache not purged". */
 export const countsText = (counts: ReadonlyMap<TargetStatus, number>) => [...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ');
+
+/**
+ * The parameters a run really used, as it is shown: the run's own, with what its targets were given on top (a
+ * revert writes each target's old value). A value that differs between targets is shown as such.
+ */
+export function shownParams(run: RunRow, targets: readonly Pick<TargetRow, 'params'>[]): Record<string, string> {
+  const shown: Record<string, string> = JSON.parse(run.params);
+  const own = targets.map((t) => (t.params ? (JSON.parse(t.params) as Record<string, string>) : {}));
+  for (const key of new Set(own.flatMap((o) => Object.keys(o)))) {
+    const values = new Set(own.map((o) => o[key] ?? shown[key]));
+    shown[key] = values.size === 1 ? ([...values][0] as string) : `(${values.size} values, one per target)`;
+  }
+  return shown;
+}

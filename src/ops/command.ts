@@ -59,6 +59,8 @@ export interface CommandContext {
   /** The source host of copy commands (the master unless --fromhost says otherwise). */
   source: MoodleTarget;
   php: PhpRunner;
+  /** Secrets a command comes across (a cache store's password), cut from every log line from then on. */
+  secrets: { add(...values: string[]): void };
 }
 
 /**

@@ -1,5 +1,7 @@
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { Redis } from 'ioredis';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
@@ -186,6 +188,106 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       await conn.query(`INSERT INTO \`${site.name}\`.mdl_config (name, value) VALUES ('maintenance_later', '1900000000')`);
       expect((await status('mmode=0')).targets[0]).toMatchObject({ status: 'applied', new: 'off' });
       expect(await setting('maintenance_later')).toBeUndefined();
+    });
+  });
+
+  describe("Moodle's caches, where the site keeps them", () => {
+    const dataroot = () => join(fx.dataDir, 'site');
+    const S = 'f3b6c2a1d4e5f60718293a4b5c6d7e8f';
+    const md5 = (v: string) => createHash('md5').update(v).digest('hex');
+    const sha1 = (v: string) => createHash('sha1').update(v).digest('hex');
+    /** moodle-facts §3.3: k = sha1(P.'-'.K), P = md5("1/core/config/".S). */
+    const key = (plugin: string) => sha1(`${md5(`1/core/config/${S}`)}-${plugin}`);
+    const entry = (plugin: string) => join(dataroot(), 'cache', 'cachestore_file', 'default_application', 'core_config', `${key(plugin).slice(0, 3)}-cache`, `${key(plugin)}.cache`);
+    const mucConfig = (stores: string, mapping: string) => `<?php defined('MOODLE_INTERNAL') || die();
+ $configuration = array (
+  'siteidentifier' => '${S}',
+  'stores' => 
+  array (
+    'default_application' => 
+    array (
+      'name' => 'default_application',
+      'plugin' => 'file',
+      'configuration' => 
+      array (
+      ),
+      'features' => 30,
+      'modes' => 3,
+      'default' => true,
+      'class' => 'cachestore_file',
+      'lock' => 'cachelock_file_default',
+    ),${stores}
+  ),
+  'modemappings' => 
+  array (
+    0 => 
+    array (
+      'mode' => 1,
+      'store' => 'default_application',
+      'sort' => -1,
+    ),
+  ),
+  'definitionmappings' => 
+  array (${mapping}
+  ),
+);`;
+    const writeEntry = (path: string) => {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, 'a:0:{}');
+    };
+
+    it('deletes only the core/config entry of the plugin a setting belongs to, in a file store', async () => {
+      mkdirSync(join(dataroot(), 'muc'), { recursive: true });
+      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig('', ''));
+      const roledefs = join(dataroot(), 'cache', 'cachestore_file', 'default_application', 'core_roledefs', '5-6-cache', '5-6c06dfec26439fc34b01531f0cfd4a5f.cache');
+      for (const path of [entry('core'), entry('tool_recyclebin'), roledefs]) writeEntry(path);
+      await run('run', 'generic/setconfig', 'key=forcelogin', 'value=1');
+      expect(existsSync(entry('core'))).toBe(false);
+      expect(existsSync(entry('tool_recyclebin'))).toBe(true);
+      expect(existsSync(roledefs)).toBe(true);
+      await run('run', 'generic/setpluginconfig', 'pkey=tool_recyclebin/autohide', 'pvalue=0');
+      expect(existsSync(entry('tool_recyclebin'))).toBe(false);
+      expect(existsSync(roledefs)).toBe(true);
+    });
+
+    it("deletes the setting's hash field in a Redis store and keeps the others", async () => {
+      const prefix = `${fx.env.VMOODLE_QUEUE_PREFIX}_muc_`;
+      const server = new URL(testServices().redisUrl);
+      const store = `
+    'redis_store' => 
+    array (
+      'name' => 'redis_store',
+      'plugin' => 'redis',
+      'configuration' => 
+      array (
+        'server' => '${server.hostname}:${server.port || 6379}',
+        'prefix' => '${prefix}',
+        'password' => '',
+        'serializer' => 1,
+        'compressor' => 0,
+      ),
+      'features' => 26,
+      'modes' => 3,
+      'class' => 'cachestore_redis',
+    ),`;
+      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(store, `
+    0 => 
+    array (
+      'store' => 'redis_store',
+      'definition' => 'core/config',
+      'sort' => 1,
+    ),`));
+      const redis = new Redis(testServices().redisUrl);
+      try {
+        const hash = `${prefix}${md5('1 core config')}`;
+        await redis.hset(hash, key('core'), 'a:0:{}', key('tool_recyclebin'), 'a:0:{}');
+        await run('run', 'generic/setconfig', 'key=forcelogin', 'value=0');
+        expect((await redis.hkeys(hash)).sort()).toEqual([key('tool_recyclebin')]);
+        await redis.del(hash);
+      } finally {
+        redis.disconnect();
+        rmSync(join(dataroot(), 'muc'), { recursive: true, force: true });
+      }
     });
   });
 });

@@ -1,6 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
 import { defineCommand, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
-import { bumpRevisions, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
+import { bumpRevisions, invalidateSettingCache, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
 import { deleteSetting, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
@@ -33,7 +33,7 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
     else await writeSetting(ctx.moodle, conn, target, ref, value, current);
     return { status: 'applied', ...shown };
   });
-  if (outcome.status === 'applied') outcome.cachePurged = await purgeDataCache(target);
+  if (outcome.status === 'applied') outcome.cachePurged = await invalidateSettingCache(target, ref.plugin ?? 'core', ctx.secrets);
   return outcome;
 }
 
@@ -137,7 +137,7 @@ export const maintenance = defineCommand({
       if (!wanted.file && current.file) await removeMaintenanceFile(target);
       return { status: 'applied', ...shown };
     });
-    if (outcome.status === 'applied') outcome.cachePurged = await purgeDataCache(target);
+    if (outcome.status === 'applied') outcome.cachePurged = await invalidateSettingCache(target, 'core', ctx.secrets);
     return outcome;
   },
   revertParams: (p, old) => {
@@ -222,7 +222,7 @@ export const copyFullPluginConfig = defineCommand({
       return count;
     });
     if (written === 0) return { status: 'already_applied', message: 'every setting already matches the source' };
-    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, cachePurged: await purgeDataCache(target) };
+    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, cachePurged: await invalidateSettingCache(target, plugin, ctx.secrets) };
   },
 });
 

@@ -157,7 +157,7 @@ export class RunServices {
     const php: PhpRunner = (target, script, options = {}) => runVmoodleScript(this.config.nodes, target, script, options, {
       allowed, timeoutMs: this.config.executor.targetTimeout * 1000, redact: (text) => this.secrets.scrub(text),
     });
-    return { moodle: this.moodle, source, php };
+    return { moodle: this.moodle, source, php, secrets: this.secrets };
   }
 
   get flows(): FlowProducer {

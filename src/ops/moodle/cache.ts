@@ -4,6 +4,7 @@ import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
+import { invalidateConfigEntry, readMucConfig } from './muc.ts';
 
 /** The config revisions a full purge_caches moves forward (moodle-facts §2.5). */
 export const PURGED_REVS = ['themerev', 'jsrev', 'langrev', 'templaterev', 'localcachedirpurged', 'scheduledtaskreset'] as const;
@@ -39,6 +40,20 @@ async function emptyDir(path: string): Promise<boolean> {
 export async function purgeDataCache(target: MoodleTarget): Promise<boolean> {
   if (!(await isDir(target.dataroot))) return false;
   return emptyDir(join(target.dataroot as string, 'cache'));
+}
+
+/**
+ * Invalidates a setting change the way set_config does: only the core/config entry of its plugin (`core` for a core
+ * setting), in the store the site's MUC configuration maps it to. A site with no MUC configuration yet has its
+ * `cache/` emptied as before. False when the dataroot or the store cannot be reached: Moodle will not see the change
+ * until its caches are purged.
+ */
+export async function invalidateSettingCache(target: MoodleTarget, plugin: string, secrets: { add(...values: string[]): void }): Promise<boolean> {
+  if (!(await isDir(target.dataroot))) return false;
+  const dataroot = target.dataroot as string;
+  const muc = await readMucConfig(dataroot);
+  if (!muc) return purgeDataCache(target);
+  return (await invalidateConfigEntry(muc, dataroot, plugin, secrets)) === 'done';
 }
 
 /**

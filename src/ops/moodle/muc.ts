@@ -1,0 +1,143 @@
+import { createHash } from 'node:crypto';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { Engine } from 'php-parser';
+
+/** A cache store of the site's MUC configuration (`$dataroot/muc/config.php`). */
+export interface MucStore {
+  name: string;
+  plugin: string;
+  configuration: Record<string, unknown>;
+}
+
+/** What the product needs of the site's MUC configuration (moodle-facts §3.3). */
+export interface MucConfig {
+  siteidentifier: string;
+  stores: Record<string, MucStore>;
+  modemappings: Array<{ mode: number; store: string; sort: number }>;
+  definitionmappings: Array<{ definition: string; store: string; sort: number }>;
+}
+
+/** MUC's application mode, the one core/config and core/roledefs are cached in. */
+const MODE_APPLICATION = 1;
+
+const md5 = (s: string) => createHash('md5').update(s).digest('hex');
+const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
+
+interface PhpNode {
+  kind: string;
+  value?: unknown;
+  items?: Array<{ kind: string; key: PhpNode | null; value: PhpNode }>;
+  type?: string;
+  what?: PhpNode;
+}
+
+/** The value of a var_export() literal: arrays, strings, numbers, booleans and null. Anything else is refused. */
+function literal(node: PhpNode): unknown {
+  switch (node.kind) {
+    case 'string':
+      return node.value;
+    case 'number':
+      return Number(node.value);
+    case 'boolean':
+      return node.value;
+    case 'nullkeyword':
+      return null;
+    case 'unary':
+      if (node.type === '-' && node.what) return -(literal(node.what) as number);
+      break;
+    case 'array': {
+      const out: Record<string, unknown> = {};
+      for (const item of node.items ?? []) out[String(item.key ? literal(item.key) : Object.keys(out).length)] = literal(item.value);
+      return out;
+    }
+  }
+  throw new Error(`muc/config.php holds a ${node.kind} where a literal was expected`);
+}
+
+/**
+ * Reads `$dataroot/muc/config.php` as text, never running it: its `$configuration = array(…)` literal. Undefined when
+ * the site has none yet (Moodle writes it at the first cache use).
+ */
+export async function readMucConfig(dataroot: string): Promise<MucConfig | undefined> {
+  let code: string;
+  try {
+    code = await readFile(join(dataroot, 'muc', 'config.php'), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const ast = new Engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions: false } }).parseCode(code, 'config.php') as unknown as { children: Array<{ kind: string; expression?: { kind: string; left?: { name?: string }; right?: PhpNode } }> };
+  const assignment = ast.children.find((c) => c.kind === 'expressionstatement' && c.expression?.kind === 'assign' && c.expression.left?.name === 'configuration');
+  if (!assignment?.expression?.right) throw new Error('muc/config.php has no $configuration');
+  const raw = literal(assignment.expression.right) as Record<string, unknown>;
+  const list = <T>(value: unknown) => Object.values((value ?? {}) as Record<string, T>);
+  return {
+    siteidentifier: String(raw.siteidentifier ?? ''),
+    stores: Object.fromEntries(Object.entries((raw.stores ?? {}) as Record<string, Record<string, unknown>>).map(([name, s]) => [name, {
+      name, plugin: String(s.plugin), configuration: (s.configuration ?? {}) as Record<string, unknown>,
+    }])),
+    modemappings: list(raw.modemappings),
+    definitionmappings: list(raw.definitionmappings),
+  };
+}
+
+/** The store an application definition's entries live in: its own mapping, else the application mode's first. */
+export function applicationStore(muc: MucConfig, definition: string): MucStore | undefined {
+  const bySort = <T extends { sort: number }>(a: T, b: T) => a.sort - b.sort;
+  const own = muc.definitionmappings.filter((m) => m.definition === definition).sort(bySort)[0];
+  const mode = muc.modemappings.filter((m) => m.mode === MODE_APPLICATION).sort(bySort)[0];
+  const name = own?.store ?? mode?.store;
+  return name ? muc.stores[name] : undefined;
+}
+
+/** An entry's key as MUC hashes it: sha1(P-K) with P = md5("1/<component>/<area>/<siteidentifier>"). */
+export function entryKey(muc: MucConfig, component: string, area: string, key: string): string {
+  return sha1(`${md5(`${MODE_APPLICATION}/${component}/${area}/${muc.siteidentifier}`)}-${key}`);
+}
+
+/** Where a file store keeps an entry: `<store path>/<component>_<area>/<k[0..2]>-cache/<k>.cache`. */
+export function fileEntryPath(cachedir: string, store: MucStore, component: string, area: string, hashed: string): string {
+  const base = typeof store.configuration.path === 'string' && store.configuration.path ? store.configuration.path : join(cachedir, 'cachestore_file', store.name);
+  return join(base, `${component}_${area}`, `${hashed.slice(0, 3)}-cache`, `${hashed}.cache`);
+}
+
+/** A Redis store's hash for one definition: `<prefix>` + md5("<mode> <component> <area>"), with no site identifier. */
+export const redisHashName = (store: MucStore, component: string, area: string) =>
+  `${String(store.configuration.prefix ?? '')}${md5(`${MODE_APPLICATION} ${component} ${area}`)}`;
+
+/** How an entry was invalidated, or why it could not be. */
+export type Invalidation = 'done' | 'unreachable';
+
+/**
+ * Invalidates one core/config entry (a plugin's settings, or `core` for mdl_config) where the site caches it, as
+ * set_config does: the one file of a file store, the hash field of a Redis store (moodle-facts §3.3). Another kind of
+ * store is unreachable from here.
+ */
+export async function invalidateConfigEntry(muc: MucConfig, dataroot: string, plugin: string, secrets: { add(...v: string[]): void }): Promise<Invalidation> {
+  const store = applicationStore(muc, 'core/config');
+  if (!store) return 'unreachable';
+  const hashed = entryKey(muc, 'core', 'config', plugin);
+  if (store.plugin === 'file') {
+    await rm(fileEntryPath(join(dataroot, 'cache'), store, 'core', 'config', hashed), { force: true });
+    return 'done';
+  }
+  if (store.plugin === 'redis' && typeof store.configuration.server === 'string') {
+    const [host, port] = store.configuration.server.split(':');
+    const password = typeof store.configuration.password === 'string' && store.configuration.password ? store.configuration.password : undefined;
+    if (password) secrets.add(password);
+    const redis = new Redis({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000 });
+    redis.on('error', () => undefined);
+    try {
+      await redis.connect();
+      await redis.hdel(redisHashName(store, 'core', 'config'), hashed);
+      return 'done';
+    } catch {
+      return 'unreachable';
+    } finally {
+      redis.disconnect();
+    }
+  }
+  return 'unreachable';
+}

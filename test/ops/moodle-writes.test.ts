@@ -134,6 +134,34 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
     expect(first.targets[0].status).toMatch(/applied/);
   });
 
+  it('purges after a SQL write as purgecaches does, not after a SELECT, and refuses purge=1 with a SELECT', async () => {
+    const revs = async () => Object.fromEntries((await rows<{ name: string; value: string }>("SELECT name, value FROM {config} WHERE name IN ('themerev', 'jsrev', 'langrev', 'templaterev', 'localcachedirpurged')")).map((r) => [r.name, Number(r.value)]));
+    const cacherev = async () => Number((await rows<{ c: number }>('SELECT MIN(cacherev) AS c FROM {course}'))[0]?.c);
+    const seed = () => {
+      for (const dir of ['cache/cachestore_file/default_application/core_config', 'localcache/theme']) writeEntry(join(fx.dataDir, 'site', dir, 'x.cache'));
+    };
+    const writeEntry = (path: string) => {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, 'cached');
+    };
+    seed();
+    const [before, courseBefore] = [await revs(), await cacherev()];
+    await run('run', 'sql/sql', "sql=SELECT value FROM {config} WHERE name = 'release'");
+    expect(await revs()).toEqual(before);
+    expect(existsSync(join(fx.dataDir, 'site', 'localcache', 'theme', 'x.cache'))).toBe(true);
+
+    expect((await runCli(['run', 'sql/sql', '--hosts', 'site', "sql=UPDATE {config} SET value = 'vmops' WHERE name = 'frontpage_vmops'", '--confirm=1'], fx.env)).code).toBe(0);
+    const after = await revs();
+    for (const name of Object.keys(before)) expect(after[name]).toBeGreaterThan(before[name] as number);
+    expect(await cacherev()).toBeGreaterThan(courseBefore);
+    expect(existsSync(join(fx.dataDir, 'site', 'cache', 'cachestore_file'))).toBe(false);
+    expect(existsSync(join(fx.dataDir, 'site', 'localcache', 'theme'))).toBe(false);
+
+    const refused = await runCli(['run', 'sql/sql', '--hosts', 'site', 'sql=SELECT 1', 'purge=1', '--yes'], fx.env);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('sql/sql: purge: purge=1 with a read-only statement: it changes nothing, so there is nothing to purge');
+  });
+
   describe('maintenance', () => {
     const file = () => join(fx.dataDir, 'site', 'climaintenance.html');
     const setting = async (name: string) => (await rows<{ value: string }>('SELECT value FROM {config} WHERE name = ?', [name]))[0]?.value;

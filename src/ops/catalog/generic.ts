@@ -1,6 +1,6 @@
 import type { PoolConnection } from 'mysql2/promise';
 import { defineCommand, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
-import { bumpRevisions, invalidateSettingCache, purgeAllCacheFiles, purgeDataCache } from '../moodle/cache.ts';
+import { invalidateSettingCache, purgeAll, purgeDataCache } from '../moodle/cache.ts';
 import { deleteSetting, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
@@ -171,8 +171,7 @@ export const purgeCaches = defineCommand({
       if (!run.ok) throw new PhpError(run.message);
       return { status: 'applied', message: `${run.message} (${(run.durationMs / 1000).toFixed(1)} s)`, cachePurged: true };
     }
-    await ctx.moodle.withTransaction(target, (conn) => bumpRevisions(ctx.moodle, conn, target));
-    return { status: 'applied', cachePurged: await purgeAllCacheFiles(target) };
+    return { status: 'applied', cachePurged: await purgeAll(ctx.moodle, target) };
   },
 });
 

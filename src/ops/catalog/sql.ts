@@ -2,14 +2,21 @@ import type { PoolConnection } from 'mysql2/promise';
 import { defineCommand, type CommandContext, type CommandDef, type ParamValues } from '../command.ts';
 import { ParamError } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
-import { purgeDataCache } from '../moodle/cache.ts';
+import { purgeAll } from '../moodle/cache.ts';
 import { commitsImplicitly, expandTables, namedParameters, splitStatements } from '../moodle/sql.ts';
 import { isReadOnlyStatement } from '../moodle/sql-parse.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 
+/** Every statement only reads: there is nothing to purge after it. */
+const readsOnly = (sql: string) => splitStatements(sql).every((s) => isReadOnlyStatement(s));
+
 const sqlParams = [
   { name: 'sql', type: 'ltext', label: 'SQL (tables as {name}, values as :name)', binds: true },
-  { name: 'purge', type: 'boolean', label: 'Purge caches after a write', default: '1' },
+  {
+    name: 'purge', type: 'enum', choices: ['auto', '1', '0'], default: 'auto', label: 'Purge caches afterwards, as purgecaches does',
+    help: 'auto: after a write, none after a read-only SELECT; 1 is refused with a read-only SELECT, which changes nothing to purge',
+    validate: (v: string, all: Readonly<Record<string, string>>) => (v === '1' && all.sql !== undefined && readsOnly(all.sql) ? 'purge=1 with a read-only statement: it changes nothing, so there is nothing to purge' : undefined),
+  },
 ] as const;
 
 /** The binds of one statement: the `:name` values it uses, taken from the run's parameters. */
@@ -18,6 +25,9 @@ function binds(statement: string, params: SqlParams): Record<string, string | un
 }
 
 type SqlParams = ParamValues<typeof sqlParams>;
+
+/** Whether a run of this SQL ends with a full purge. */
+const purges = (p: SqlParams) => p.purge === '1' || (p.purge === 'auto' && !readsOnly(p.sql));
 
 async function execute(conn: PoolConnection, target: MoodleTarget, statement: string, params: SqlParams) {
   const [result] = await conn.query({ sql: expandTables(statement, target.db), namedPlaceholders: true }, binds(statement, params));
@@ -40,7 +50,7 @@ const SQL_TRAITS = {
   reversible: false,
   needsSource: false,
   writes: true,
-  runsOn: (p: SqlParams) => (p.purge === '1' && !singleSelect(p) ? 'node' : 'any'),
+  runsOn: (p: SqlParams) => (purges(p) ? 'node' : 'any'),
 } as const;
 
 export const sql = defineCommand({
@@ -59,7 +69,7 @@ export const sql = defineCommand({
     const statement = statements[0] as string;
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statement, p));
     const readOnly = isReadOnlyStatement(statement);
-    const cachePurged = !readOnly && p.purge === '1' ? await purgeDataCache(target) : undefined;
+    const cachePurged = purges(p) ? await purgeAll(ctx.moodle, target) : undefined;
     if (p.returned === '1' || readOnly) {
       const row = Array.isArray(result) ? (result[0] as object | undefined) : undefined;
       return { status: 'applied', value: row === undefined ? '' : JSON.stringify(row), message: `${Array.isArray(result) ? result.length : 0} rows`, cachePurged };
@@ -94,7 +104,7 @@ export const multiSql = defineCommand({
       }
       if (transactional) await conn.commit();
     });
-    const cachePurged = p.purge === '1' ? await purgeDataCache(target) : undefined;
+    const cachePurged = purges(p) ? await purgeAll(ctx.moodle, target) : undefined;
     return { status: 'applied', message: `${statements.length} statements, ${total} rows affected${transactional ? '' : ' (no transaction: DDL)'}`, cachePurged };
   },
 });
@@ -106,7 +116,7 @@ export const multiSql = defineCommand({
 export function byValueProbe(statement: string): (ctx: CommandContext, target: MoodleTarget) => Promise<boolean> {
   const statements = splitStatements(statement);
   if (statements.length !== 1 || !isReadOnlyStatement(statements[0] as string)) throw new ParamError('--by-value takes one read-only statement (a SELECT)');
-  const params = { sql: statement, purge: '0' };
+  const params = { sql: statement, purge: '0' } as SqlParams;
   return async (ctx, target) => {
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statements[0] as string, params));
     const row = Array.isArray(result) ? (result[0] as Record<string, unknown> | undefined) : undefined;

@@ -75,3 +75,9 @@ export async function purgeAllCacheFiles(target: MoodleTarget): Promise<boolean>
   const emptied = await Promise.all(['cache', 'localcache'].map((d) => emptyDir(join(target.dataroot as string, d))));
   return emptied.every(Boolean);
 }
+
+/** What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then the cache folders emptied. */
+export async function purgeAll(access: MoodleAccess, target: MoodleTarget): Promise<boolean> {
+  await access.withTransaction(target, (conn) => bumpRevisions(access, conn, target));
+  return purgeAllCacheFiles(target);
+}

@@ -49,7 +49,12 @@ export interface ApplyOutcome {
   value?: string;
   /** Whether Moodle's caches were invalidated after a write (false when the dataroot is out of reach). */
   cachePurged?: boolean;
+  /** The code tree forces the setting written, so the value written has no effect. */
+  forced?: boolean;
 }
+
+/** What a preview and a result say of a setting the code tree forces. */
+export const FORCED_MESSAGE = 'forced by config: the database value has no effect';
 
 /** Runs one of the command's VMoodle CLI wrappers for a target, on the node that holds it (see moodle/php.ts). */
 export type PhpRunner = (target: MoodleTarget, script: string, options?: Readonly<Record<string, string | true>>) => Promise<PhpResult>;
@@ -59,6 +64,8 @@ export interface CommandContext {
   /** The source host of copy commands (the master unless --fromhost says otherwise). */
   source: MoodleTarget;
   php: PhpRunner;
+  /** The Moodle code tree of a target's node, where its config.php is read; undefined without nodes. */
+  codeRoot(target: MoodleTarget): string | undefined;
   /** Secrets a command comes across (a cache store's password), cut from every log line from then on. */
   secrets: { add(...values: string[]): void };
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -236,5 +236,33 @@ describe.runIf(testServices().moodleDump)('work on nodes', () => {
       ['s1', 'failed', expect.stringMatching(/^refused: its dataroot \/elsewhere\/s1 is under no configured node \(web1: /)],
       ['s2', 'applied', null],
     ]);
+  });
+
+  it("reports a setting forced by the node's config.php or VMoodle's defaults file, in the preview and as a warning", async () => {
+    writeFileSync(join(fake.codeRoot, 'config.php'), `<?php
+unset($CFG);
+global $CFG;
+$CFG = new stdClass();
+$CFG->dbpass = 'not read';
+$CFG->forcelogin = 1;
+$CFG->vmoodlehardchildsdefaults = 'campus';
+$CFG->forced_plugin_settings = array('auth_ldap' => array('host_url' => 'ldap://x'));
+require_once(__DIR__ . '/lib/setup.php');
+`);
+    mkdirSync(join(fake.codeRoot, 'local'), { recursive: true });
+    writeFileSync(join(fake.codeRoot, 'local', 'defaults_campus.php'), "<?php\n$CFG->forced_plugin_settings['auth_cas']['hostname'] = 'cas.example.org';\n");
+    const forced = 'forced by config: the database value has no effect';
+    const cases: Array<[string, Record<string, string>, boolean]> = [
+      ['generic/setconfig', { key: 'forcelogin', value: '1' }, true],
+      ['generic/setpluginconfig', { pkey: 'auth_ldap/host_url', pvalue: 'ldap://y' }, true],
+      ['generic/setpluginconfig', { pkey: 'auth_cas/hostname', pvalue: 'cas2' }, true],
+      ['generic/setconfig', { key: 'theme', value: 'boost' }, false],
+    ];
+    for (const [command, params, isForced] of cases) {
+      const plan = await started(command, params, ['s2']);
+      expect(plan.targets[0]?.preview_note ?? '').toBe(isForced ? `${forced} · on node web1` : 'on node web1');
+      const { targets } = await finished(plan.run.id);
+      expect([targets[0]?.status, targets[0]?.message]).toEqual(isForced ? ['applied_forced', forced] : ['applied', null]);
+    }
   });
 });

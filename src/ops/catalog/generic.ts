@@ -1,5 +1,5 @@
 import type { PoolConnection } from 'mysql2/promise';
-import { defineCommand, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
+import { defineCommand, FORCED_MESSAGE, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
 import { invalidateSettingCache, purgeAll, purgeDataCache } from '../moodle/cache.ts';
 import { deleteSetting, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
@@ -11,6 +11,7 @@ import {
   writeMaintenanceFile,
 } from '../moodle/maintenance.ts';
 import { PhpError } from '../moodle/php.ts';
+import { isForced } from '../moodle/forced.ts';
 import { ParamError } from '../params.ts';
 
 const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
@@ -33,14 +34,24 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
     else await writeSetting(ctx.moodle, conn, target, ref, value, current);
     return { status: 'applied', ...shown };
   });
-  if (outcome.status === 'applied') outcome.cachePurged = await invalidateSettingCache(target, ref.plugin ?? 'core', ctx.secrets);
+  if (outcome.status === 'applied') {
+    outcome.cachePurged = await invalidateSettingCache(target, ref.plugin ?? 'core', ctx.secrets);
+    outcome.forced = await forced(ctx, target, ref);
+  }
   return outcome;
+}
+
+/** Whether the target's code tree forces the setting (read on its node; never known without nodes). */
+async function forced(ctx: CommandContext, target: MoodleTarget, ref: SettingRef): Promise<boolean> {
+  const codeRoot = ctx.codeRoot(target);
+  return codeRoot !== undefined && isForced(codeRoot, target.host.kind, ref);
 }
 
 async function previewSetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null): Promise<TargetPreview> {
   const sensitive = isSensitiveSetting(ref.name, ref.plugin);
   const current = await ctx.moodle.withConnection(target, (conn) => readSetting(ctx.moodle, conn, target, ref));
-  return { old: current, new: value, sensitive, note: current === value ? 'already set' : undefined };
+  const notes = [current === value ? 'already set' : '', (await forced(ctx, target, ref)) ? FORCED_MESSAGE : ''].filter(Boolean);
+  return { old: current, new: value, sensitive, note: notes.length > 0 ? notes.join('; ') : undefined };
 }
 
 /** `plugin/name`, split at the last slash as VMoodle's SetPluginConfig does. */

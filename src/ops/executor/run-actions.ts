@@ -184,7 +184,7 @@ export async function revertRun(rt: RunServices, runId: number, actor: string): 
   if (!command.reversible || !command.revertParams) throw new RunControlError(`${command.name} cannot be reverted`);
   if (!FINAL_STATES.includes(run.state)) throw new RunControlError(`run ${runId} is still ${run.state}; revert it once it has ended`);
   const targets = await rt.store.getTargets(runId);
-  const changed = targets.filter((t) => t.status === 'applied' || t.status === 'applied_cache_not_purged');
+  const changed = targets.filter((t) => t.status === 'applied' || WARNING.includes(t.status));
   if (changed.some((t) => t.sensitive)) throw new RunControlError(`run ${runId} changed a sensitive setting; its old value was never stored, so it cannot be reverted`);
   const known = changed.filter((t) => t.old_known);
   if (known.length === 0) throw new RunControlError(`run ${runId} changed no target whose old value is known; nothing to revert`);

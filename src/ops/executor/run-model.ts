@@ -10,6 +10,7 @@ export type TargetStatus =
   | 'retrying'
   | 'applied'
   | 'applied_cache_not_purged'
+  | 'applied_forced'
   | 'already_applied'
   | 'conflict'
   | 'failed'
@@ -18,7 +19,7 @@ export type TargetStatus =
   | 'skipped';
 
 export const DONE_OK: readonly TargetStatus[] = ['applied', 'already_applied'];
-export const WARNING: readonly TargetStatus[] = ['applied_cache_not_purged'];
+export const WARNING: readonly TargetStatus[] = ['applied_cache_not_purged', 'applied_forced'];
 export const NOT_STARTED: readonly TargetStatus[] = ['cancelled', 'skipped'];
 export const FINAL_TARGET: readonly TargetStatus[] = [...DONE_OK, ...WARNING, ...NOT_STARTED, 'conflict', 'failed', 'interrupted'];
 

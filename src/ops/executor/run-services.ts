@@ -10,6 +10,7 @@ import { Keyring } from '../keyring.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
+import { nodeOfDataroot } from '../nodes.ts';
 import type { CommandContext, CommandDef, PhpRunner } from '../command.ts';
 import type { TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
@@ -157,7 +158,7 @@ export class RunServices {
     const php: PhpRunner = (target, script, options = {}) => runVmoodleScript(this.config.nodes, target, script, options, {
       allowed, timeoutMs: this.config.executor.targetTimeout * 1000, redact: (text) => this.secrets.scrub(text),
     });
-    return { moodle: this.moodle, source, php, secrets: this.secrets };
+    return { moodle: this.moodle, source, php, secrets: this.secrets, codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot };
   }
 
   get flows(): FlowProducer {

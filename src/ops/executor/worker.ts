@@ -1,6 +1,6 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
-import { isIdempotent, placementOf, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
+import { FORCED_MESSAGE, isIdempotent, placementOf, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
 import { stoppable } from '../moodle/access.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { settleRun } from './recovery.ts';
@@ -302,15 +302,20 @@ export class ExecutorWorker {
   }
 
   private result(outcome: ApplyOutcome, duration: number): TargetResult & { old_known?: boolean } {
-    const status: TargetStatus = outcome.status === 'applied' && outcome.cachePurged === false ? 'applied_cache_not_purged' : outcome.status;
-    const message = status === 'applied_cache_not_purged'
-      ? [outcome.message, "applied, cache not purged: this worker could not reach or empty the dataroot's cache, so Moodle won't see the change until its caches are purged"].filter(Boolean).join('; ')
-      : outcome.message ?? null;
+    const applied = outcome.status === 'applied';
+    const notPurged = applied && outcome.cachePurged === false;
+    const forced = applied && outcome.forced === true;
+    const status: TargetStatus = forced ? 'applied_forced' : notPurged ? 'applied_cache_not_purged' : outcome.status;
+    const message = [
+      outcome.message,
+      forced ? FORCED_MESSAGE : '',
+      notPurged ? "applied, cache not purged: this worker could not reach or empty the dataroot's cache, so Moodle won't see the change until its caches are purged" : '',
+    ].filter(Boolean).join('; ');
     return {
       status,
       old_value: outcome.old ?? null,
       new_value: outcome.new ?? null,
-      message,
+      message: message || null,
       returned_value: outcome.value ?? null,
       duration_ms: duration,
       ...(outcome.old !== undefined ? { old_known: true } : {}),

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { Engine } from 'php-parser';
+import { parsePhp, phpLiteral, type PhpNode } from './php-values.ts';
 
 /** A cache store of the site's MUC configuration (`$dataroot/muc/config.php`). */
 export interface MucStore {
@@ -25,37 +25,6 @@ const MODE_APPLICATION = 1;
 const md5 = (s: string) => createHash('md5').update(s).digest('hex');
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
-interface PhpNode {
-  kind: string;
-  value?: unknown;
-  items?: Array<{ kind: string; key: PhpNode | null; value: PhpNode }>;
-  type?: string;
-  what?: PhpNode;
-}
-
-/** The value of a var_export() literal: arrays, strings, numbers, booleans and null. Anything else is refused. */
-function literal(node: PhpNode): unknown {
-  switch (node.kind) {
-    case 'string':
-      return node.value;
-    case 'number':
-      return Number(node.value);
-    case 'boolean':
-      return node.value;
-    case 'nullkeyword':
-      return null;
-    case 'unary':
-      if (node.type === '-' && node.what) return -(literal(node.what) as number);
-      break;
-    case 'array': {
-      const out: Record<string, unknown> = {};
-      for (const item of node.items ?? []) out[String(item.key ? literal(item.key) : Object.keys(out).length)] = literal(item.value);
-      return out;
-    }
-  }
-  throw new Error(`muc/config.php holds a ${node.kind} where a literal was expected`);
-}
-
 /**
  * Reads `$dataroot/muc/config.php` as text, never running it: its `$configuration = array(…)` literal. Undefined when
  * the site has none yet (Moodle writes it at the first cache use).
@@ -68,10 +37,9 @@ export async function readMucConfig(dataroot: string): Promise<MucConfig | undef
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  const ast = new Engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions: false } }).parseCode(code, 'config.php') as unknown as { children: Array<{ kind: string; expression?: { kind: string; left?: { name?: string }; right?: PhpNode } }> };
-  const assignment = ast.children.find((c) => c.kind === 'expressionstatement' && c.expression?.kind === 'assign' && c.expression.left?.name === 'configuration');
+  const assignment = parsePhp(code, 'muc/config.php').children?.find((c) => c.kind === 'expressionstatement' && c.expression?.kind === 'assign' && c.expression.left?.name === 'configuration');
   if (!assignment?.expression?.right) throw new Error('muc/config.php has no $configuration');
-  const raw = literal(assignment.expression.right) as Record<string, unknown>;
+  const raw = phpLiteral(assignment.expression.right) as Record<string, unknown>;
   const list = <T>(value: unknown) => Object.values((value ?? {}) as Record<string, T>);
   return {
     siteidentifier: String(raw.siteidentifier ?? ''),

@@ -1,3 +1,4 @@
+import { Engine } from 'php-parser';
 import { serialize } from 'php-serialize';
 
 /**
@@ -12,3 +13,46 @@ export function phpJsonEncode(value: unknown): string {
 
 /** A value as PHP's serialize() writes it (an object becomes an array with string keys, in order). */
 export const phpSerialize = (value: unknown): string => serialize(value);
+
+/** A node of php-parser's syntax tree, as far as the product reads one. */
+export interface PhpNode {
+  kind: string;
+  value?: unknown;
+  items?: Array<{ kind: string; key: PhpNode | null; value: PhpNode }>;
+  type?: string;
+  what?: PhpNode;
+  name?: string | PhpNode;
+  offset?: PhpNode;
+  left?: PhpNode;
+  right?: PhpNode;
+  expression?: PhpNode;
+  children?: PhpNode[];
+}
+
+/** The value of a var_export() literal: arrays, strings, numbers, booleans and null. Anything else is refused. */
+export function phpLiteral(node: PhpNode): unknown {
+  switch (node.kind) {
+    case 'string':
+      return node.value;
+    case 'number':
+      return Number(node.value);
+    case 'boolean':
+      return node.value;
+    case 'nullkeyword':
+      return null;
+    case 'unary':
+      if (node.type === '-' && node.what) return -(phpLiteral(node.what) as number);
+      break;
+    case 'array': {
+      const out: Record<string, unknown> = {};
+      for (const item of node.items ?? []) out[String(item.key ? phpLiteral(item.key) : Object.keys(out).length)] = phpLiteral(item.value);
+      return out;
+    }
+  }
+  throw new Error(`a ${node.kind} where a literal was expected`);
+}
+
+/** Parses PHP source (a configuration file) into its syntax tree, never running it; a syntax error throws. */
+export function parsePhp(code: string, name: string): PhpNode {
+  return new Engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions: false } }).parseCode(code, name) as unknown as PhpNode;
+}

@@ -278,7 +278,7 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       expect(existsSync(roledefs)).toBe(true);
     });
 
-    it("deletes the setting's hash field in a Redis store and keeps the others", async () => {
+    it("deletes the setting's hash field in a Redis store and keeps the others; purgecaches empties the site's store only", async () => {
       const prefix = `${fx.env.VMOODLE_QUEUE_PREFIX}_muc_`;
       const server = new URL(testServices().redisUrl);
       const store = `
@@ -311,7 +311,15 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
         await redis.hset(hash, key('core'), 'a:0:{}', key('tool_recyclebin'), 'a:0:{}');
         await run('run', 'generic/setconfig', 'key=forcelogin', 'value=0');
         expect((await redis.hkeys(hash)).sort()).toEqual([key('tool_recyclebin')]);
-        await redis.del(hash);
+
+        const roledefs = `${prefix}${md5('1 core roledefs')}`;
+        const otherSite = `${fx.env.VMOODLE_QUEUE_PREFIX}_othersite_${md5('1 core config')}`;
+        await redis.hset(roledefs, '5-x', 'a:0:{}');
+        await redis.hset(otherSite, key('core'), 'a:0:{}');
+        await run('run', 'generic/purgecaches');
+        expect(await redis.exists(hash, roledefs)).toBe(0);
+        expect(await redis.hkeys(otherSite)).toEqual([key('core')]);
+        await redis.del(otherSite);
       } finally {
         redis.disconnect();
         rmSync(join(dataroot(), 'muc'), { recursive: true, force: true });

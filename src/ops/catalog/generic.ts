@@ -182,7 +182,7 @@ export const purgeCaches = defineCommand({
       if (!run.ok) throw new PhpError(run.message);
       return { status: 'applied', message: `${run.message} (${(run.durationMs / 1000).toFixed(1)} s)`, cachePurged: true };
     }
-    return { status: 'applied', cachePurged: await purgeAll(ctx.moodle, target) };
+    return { status: 'applied', cachePurged: await purgeAll(ctx.moodle, target, ctx.secrets) };
   },
 });
 

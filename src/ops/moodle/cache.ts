@@ -4,7 +4,7 @@ import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
-import { invalidateConfigEntry, readMucConfig } from './muc.ts';
+import { invalidateConfigEntry, purgeRedisStores, readMucConfig } from './muc.ts';
 
 /** The config revisions a full purge_caches moves forward (moodle-facts §2.5). */
 export const PURGED_REVS = ['themerev', 'jsrev', 'langrev', 'templaterev', 'localcachedirpurged', 'scheduledtaskreset'] as const;
@@ -76,8 +76,13 @@ export async function purgeAllCacheFiles(target: MoodleTarget): Promise<boolean>
   return emptied.every(Boolean);
 }
 
-/** What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then the cache folders emptied. */
-export async function purgeAll(access: MoodleAccess, target: MoodleTarget): Promise<boolean> {
+/**
+ * What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then the cache folders
+ * emptied and the site's Redis stores purged.
+ */
+export async function purgeAll(access: MoodleAccess, target: MoodleTarget, secrets: { add(...values: string[]): void }): Promise<boolean> {
   await access.withTransaction(target, (conn) => bumpRevisions(access, conn, target));
-  return purgeAllCacheFiles(target);
+  const files = await purgeAllCacheFiles(target);
+  const muc = files ? await readMucConfig(target.dataroot as string) : undefined;
+  return files && (!muc || (await purgeRedisStores(muc, secrets)) === 'done');
 }

@@ -83,7 +83,7 @@ export type Invalidation = 'done' | 'unreachable';
  * set_config does: the one file of a file store, the hash field of a Redis store (moodle-facts §3.3). Another kind of
  * store is unreachable from here.
  */
-export async function invalidateConfigEntry(muc: MucConfig, dataroot: string, plugin: string, secrets: { add(...v: string[]): void }): Promise<Invalidation> {
+export async function invalidateConfigEntry(muc: MucConfig, dataroot: string, plugin: string, secrets: Secrets): Promise<Invalidation> {
   const store = applicationStore(muc, 'core/config');
   if (!store) return 'unreachable';
   const hashed = entryKey(muc, 'core', 'config', plugin);
@@ -91,21 +91,53 @@ export async function invalidateConfigEntry(muc: MucConfig, dataroot: string, pl
     await rm(fileEntryPath(join(dataroot, 'cache'), store, 'core', 'config', hashed), { force: true });
     return 'done';
   }
-  if (store.plugin === 'redis' && typeof store.configuration.server === 'string') {
-    const [host, port] = store.configuration.server.split(':');
-    const password = typeof store.configuration.password === 'string' && store.configuration.password ? store.configuration.password : undefined;
-    if (password) secrets.add(password);
-    const redis = new Redis({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000 });
-    redis.on('error', () => undefined);
-    try {
-      await redis.connect();
-      await redis.hdel(redisHashName(store, 'core', 'config'), hashed);
-      return 'done';
-    } catch {
-      return 'unreachable';
-    } finally {
-      redis.disconnect();
-    }
-  }
+  if (store.plugin === 'redis') return withStoreRedis(store, secrets, (redis) => redis.hdel(redisHashName(store, 'core', 'config'), hashed));
   return 'unreachable';
+}
+
+type Secrets = { add(...values: string[]): void };
+
+/** Runs `work` on a Redis store's own server (db 0: Moodle's Redis store has no database option). */
+async function withStoreRedis(store: MucStore, secrets: Secrets, work: (redis: Redis) => Promise<unknown>): Promise<Invalidation> {
+  if (typeof store.configuration.server !== 'string') return 'unreachable';
+  const [host, port] = store.configuration.server.split(':');
+  const password = typeof store.configuration.password === 'string' && store.configuration.password ? store.configuration.password : undefined;
+  if (password) secrets.add(password);
+  const redis = new Redis({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000 });
+  // A store that cannot be reached is reported by the result ("cache not purged"), not by connection events.
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    await work(redis);
+    return 'done';
+  } catch {
+    return 'unreachable';
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const globEscape = (text: string) => text.replace(/[*?[\]\\]/g, '\\$&');
+
+/**
+ * Purges every Redis store of the site, as a purge does: all its hashes, found under the store's own prefix. A store
+ * without a prefix is left alone (its keys cannot be told from another site's) and counts as not purged.
+ */
+export async function purgeRedisStores(muc: MucConfig, secrets: Secrets): Promise<Invalidation> {
+  let result: Invalidation = 'done';
+  for (const store of Object.values(muc.stores).filter((s) => s.plugin === 'redis')) {
+    const prefix = String(store.configuration.prefix ?? '');
+    const done = prefix
+      ? await withStoreRedis(store, secrets, async (redis) => {
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 500);
+          if (keys.length > 0) await redis.del(...keys);
+          cursor = next;
+        } while (cursor !== '0');
+      })
+      : 'unreachable';
+    if (done !== 'done') result = done;
+  }
+  return result;
 }

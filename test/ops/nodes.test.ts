@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -264,5 +264,19 @@ require_once(__DIR__ . '/lib/setup.php');
       const { targets } = await finished(plan.run.id);
       expect([targets[0]?.status, targets[0]?.message]).toEqual(isForced ? ['applied_forced', forced] : ['applied', null]);
     }
+  });
+
+  it("purges the cache folders the node's config.php names, not the dataroot's old ones", async () => {
+    writeFileSync(join(fake.codeRoot, 'config.php'), "<?php\n$CFG = new stdClass();\n$CFG->cachedir = $CFG->dataroot . '/muc-cache';\n$CFG->localcachedir = '/nonexistent-local/' . 'cache';\n");
+    const dataroot = join(base, 'web1', 's2');
+    for (const dir of ['muc-cache/cachestore_file', 'cache/cachestore_file']) {
+      mkdirSync(join(dataroot, dir), { recursive: true });
+      writeFileSync(join(dataroot, dir, 'x.cache'), 'cached');
+    }
+    const plan = await started('generic/purgecaches', {}, ['s2']);
+    const { targets } = await finished(plan.run.id);
+    expect(targets[0]?.status).toBe('applied');
+    expect(existsSync(join(dataroot, 'muc-cache', 'cachestore_file'))).toBe(false);
+    expect(existsSync(join(dataroot, 'cache', 'cachestore_file', 'x.cache'))).toBe(true);
   });
 });

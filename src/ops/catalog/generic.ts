@@ -35,7 +35,7 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
     return { status: 'applied', ...shown };
   });
   if (outcome.status === 'applied') {
-    outcome.cachePurged = await invalidateSettingCache(target, ref.plugin ?? 'core', ctx.secrets);
+    outcome.cachePurged = await invalidateSettingCache(ctx, target, ref.plugin ?? 'core');
     outcome.forced = await forced(ctx, target, ref);
   }
   return outcome;
@@ -148,7 +148,7 @@ export const maintenance = defineCommand({
       if (!wanted.file && current.file) await removeMaintenanceFile(target);
       return { status: 'applied', ...shown };
     });
-    if (outcome.status === 'applied') outcome.cachePurged = await invalidateSettingCache(target, 'core', ctx.secrets);
+    if (outcome.status === 'applied') outcome.cachePurged = await invalidateSettingCache(ctx, target, 'core');
     return outcome;
   },
   revertParams: (p, old) => {
@@ -182,7 +182,7 @@ export const purgeCaches = defineCommand({
       if (!run.ok) throw new PhpError(run.message);
       return { status: 'applied', message: `${run.message} (${(run.durationMs / 1000).toFixed(1)} s)`, cachePurged: true };
     }
-    return { status: 'applied', cachePurged: await purgeAll(ctx.moodle, target, ctx.secrets) };
+    return { status: 'applied', cachePurged: await purgeAll(ctx, target) };
   },
 });
 
@@ -232,7 +232,7 @@ export const copyFullPluginConfig = defineCommand({
       return count;
     });
     if (written === 0) return { status: 'already_applied', message: 'every setting already matches the source' };
-    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, cachePurged: await invalidateSettingCache(target, plugin, ctx.secrets) };
+    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, cachePurged: await invalidateSettingCache(ctx, target, plugin) };
   },
 });
 
@@ -350,7 +350,7 @@ export const copyTable = defineCommand({
         await conn.query(`INSERT INTO ${table} (${list}) VALUES ?`, [chunk.map((r) => columns.map((c) => r[c]))]);
       }
     });
-    return { status: 'applied', message: `${rows.length} records imported.`, cachePurged: await purgeDataCache(target) };
+    return { status: 'applied', message: `${rows.length} records imported.`, cachePurged: await purgeDataCache(ctx, target) };
   },
 });
 

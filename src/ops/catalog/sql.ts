@@ -69,7 +69,7 @@ export const sql = defineCommand({
     const statement = statements[0] as string;
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statement, p));
     const readOnly = isReadOnlyStatement(statement);
-    const cachePurged = purges(p) ? await purgeAll(ctx.moodle, target, ctx.secrets) : undefined;
+    const cachePurged = purges(p) ? await purgeAll(ctx, target) : undefined;
     if (p.returned === '1' || readOnly) {
       const row = Array.isArray(result) ? (result[0] as object | undefined) : undefined;
       return { status: 'applied', value: row === undefined ? '' : JSON.stringify(row), message: `${Array.isArray(result) ? result.length : 0} rows`, cachePurged };
@@ -104,7 +104,7 @@ export const multiSql = defineCommand({
       }
       if (transactional) await conn.commit();
     });
-    const cachePurged = purges(p) ? await purgeAll(ctx.moodle, target, ctx.secrets) : undefined;
+    const cachePurged = purges(p) ? await purgeAll(ctx, target) : undefined;
     return { status: 'applied', message: `${statements.length} statements, ${total} rows affected${transactional ? '' : ' (no transaction: DDL)'}`, cachePurged };
   },
 });

@@ -5,6 +5,11 @@ import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 import { invalidateConfigEntry, purgeRedisStores, readMucConfig } from './muc.ts';
+import { cacheDirs } from './forced.ts';
+import type { CommandContext } from '../command.ts';
+
+/** What cache work needs of a command's context: where the site's code tree is (its config.php may move the caches), and the secrets list. */
+type CacheSite = Pick<CommandContext, 'codeRoot' | 'secrets'>;
 
 /** The config revisions a full purge_caches moves forward (moodle-facts §2.5). */
 export const PURGED_REVS = ['themerev', 'jsrev', 'langrev', 'templaterev', 'localcachedirpurged', 'scheduledtaskreset'] as const;
@@ -37,9 +42,9 @@ async function emptyDir(path: string): Promise<boolean> {
  * write made in SQL is invisible until `$dataroot/cache` is emptied (moodle-facts §1.6). Returns false when the
  * dataroot is not reachable from this node: the change is made but Moodle will not see it yet.
  */
-export async function purgeDataCache(target: MoodleTarget): Promise<boolean> {
+export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Promise<boolean> {
   if (!(await isDir(target.dataroot))) return false;
-  return emptyDir(join(target.dataroot as string, 'cache'));
+  return emptyDir((await cacheDirs(site.codeRoot(target), target.dataroot as string)).cachedir);
 }
 
 /**
@@ -48,12 +53,13 @@ export async function purgeDataCache(target: MoodleTarget): Promise<boolean> {
  * `cache/` emptied as before. False when the dataroot or the store cannot be reached: Moodle will not see the change
  * until its caches are purged.
  */
-export async function invalidateSettingCache(target: MoodleTarget, plugin: string, secrets: { add(...values: string[]): void }): Promise<boolean> {
+export async function invalidateSettingCache(site: CacheSite, target: MoodleTarget, plugin: string): Promise<boolean> {
   if (!(await isDir(target.dataroot))) return false;
   const dataroot = target.dataroot as string;
   const muc = await readMucConfig(dataroot);
-  if (!muc) return purgeDataCache(target);
-  return (await invalidateConfigEntry(muc, dataroot, plugin, secrets)) === 'done';
+  if (!muc) return purgeDataCache(site, target);
+  const { cachedir } = await cacheDirs(site.codeRoot(target), dataroot);
+  return (await invalidateConfigEntry(muc, cachedir, plugin, site.secrets)) === 'done';
 }
 
 /**
@@ -69,10 +75,11 @@ export async function bumpRevisions(access: MoodleAccess, conn: PoolConnection, 
   await conn.query(`UPDATE ${access.table(target, MOODLE_TABLES.course)} SET cacherev = GREATEST(cacherev + 1, UNIX_TIMESTAMP())`);
 }
 
-/** The files side of purge_caches(): cache and localcache emptied (other nodes follow localcachedirpurged). */
-export async function purgeAllCacheFiles(target: MoodleTarget): Promise<boolean> {
+/** The files side of purge_caches(): cachedir and localcachedir emptied (other nodes follow localcachedirpurged). */
+async function purgeAllCacheFiles(site: CacheSite, target: MoodleTarget): Promise<boolean> {
   if (!(await isDir(target.dataroot))) return false;
-  const emptied = await Promise.all(['cache', 'localcache'].map((d) => emptyDir(join(target.dataroot as string, d))));
+  const dirs = await cacheDirs(site.codeRoot(target), target.dataroot as string);
+  const emptied = await Promise.all([dirs.cachedir, dirs.localcachedir].map(emptyDir));
   return emptied.every(Boolean);
 }
 
@@ -80,9 +87,9 @@ export async function purgeAllCacheFiles(target: MoodleTarget): Promise<boolean>
  * What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then the cache folders
  * emptied and the site's Redis stores purged.
  */
-export async function purgeAll(access: MoodleAccess, target: MoodleTarget, secrets: { add(...values: string[]): void }): Promise<boolean> {
-  await access.withTransaction(target, (conn) => bumpRevisions(access, conn, target));
-  const files = await purgeAllCacheFiles(target);
+export async function purgeAll(site: CacheSite & { moodle: MoodleAccess }, target: MoodleTarget): Promise<boolean> {
+  await site.moodle.withTransaction(target, (conn) => bumpRevisions(site.moodle, conn, target));
+  const files = await purgeAllCacheFiles(site, target);
   const muc = files ? await readMucConfig(target.dataroot as string) : undefined;
-  return files && (!muc || (await purgeRedisStores(muc, secrets)) === 'done');
+  return files && (!muc || (await purgeRedisStores(muc, site.secrets)) === 'done');
 }

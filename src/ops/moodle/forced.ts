@@ -10,6 +10,21 @@ export interface ForcedSettings {
   /** `$CFG->vmoodlehardchildsdefaults` / `vmoodlehardmasterdefaults`: the defaults file VMoodle includes. */
   childDefaults?: string;
   masterDefaults?: string;
+  /** `$CFG->cachedir` and `$CFG->localcachedir`, as written (a literal, or `$CFG->dataroot . '…'`). */
+  cacheDirs: Partial<Record<CacheDirName, PhpNode>>;
+}
+
+export type CacheDirName = 'cachedir' | 'localcachedir';
+
+/** A path expression of config.php for one site: literals, and `$CFG->dataroot` joined with `.`; undefined otherwise. */
+function pathFor(node: PhpNode, dataroot: string): string | undefined {
+  if (node.kind === 'string') return node.value as string;
+  if (cfgProperty(node) === 'dataroot') return dataroot;
+  if (node.kind === 'bin' && node.type === '.' && node.left && node.right) {
+    const [left, right] = [pathFor(node.left, dataroot), pathFor(node.right, dataroot)];
+    return left !== undefined && right !== undefined ? left + right : undefined;
+  }
+  return undefined;
 }
 
 /** `$CFG->name`, or undefined for any other node. */
@@ -34,7 +49,7 @@ function* nodes(node: unknown): Generator<PhpNode> {
  * may run), and `$CFG->forced_plugin_settings`, whole or entry by entry.
  */
 export function forcedIn(code: string, name: string): ForcedSettings {
-  const found: ForcedSettings = { core: new Set(), plugins: new Map() };
+  const found: ForcedSettings = { core: new Set(), plugins: new Map(), cacheDirs: {} };
   const plugin = (p: string, setting: string) => found.plugins.set(p, (found.plugins.get(p) ?? new Set()).add(setting));
   for (const node of nodes(parsePhp(code, name))) {
     if (node.kind !== 'assign') continue;
@@ -44,6 +59,8 @@ export function forcedIn(code: string, name: string): ForcedSettings {
       for (const [p, settings] of Object.entries(value)) for (const s of Object.keys(settings ?? {})) plugin(p, s);
     } else if (direct === 'vmoodlehardchildsdefaults' || direct === 'vmoodlehardmasterdefaults') {
       if (node.right?.kind === 'string') found[direct === 'vmoodlehardchildsdefaults' ? 'childDefaults' : 'masterDefaults'] = node.right.value as string;
+    } else if ((direct === 'cachedir' || direct === 'localcachedir') && node.right) {
+      found.cacheDirs[direct] = node.right;
     } else if (direct) {
       found.core.add(direct);
     } else if (node.left?.kind === 'offsetlookup' && node.left.what?.kind === 'offsetlookup' && cfgProperty(node.left.what.what) === 'forced_plugin_settings') {
@@ -83,4 +100,17 @@ export async function isForced(codeRoot: string, kind: 'instance' | 'master', re
   const defaultsName = kind === 'instance' ? config.childDefaults : config.masterDefaults;
   const defaults = defaultsName && DEFAULTS_NAME.test(defaultsName) ? await forcedByFile(join(codeRoot, 'local', `defaults_${defaultsName}.php`)) : undefined;
   return [config, defaults].some((f) => f && (ref.plugin ? f.plugins.get(ref.plugin)?.has(ref.name) : f.core.has(ref.name)));
+}
+
+/**
+ * Where a site keeps its caches: `$CFG->cachedir` and `$CFG->localcachedir` from the code tree's config.php (read as
+ * text; a value other than a literal or `$CFG->dataroot . '…'` cannot be known and counts as unset), else in its dataroot.
+ */
+export async function cacheDirs(codeRoot: string | undefined, dataroot: string): Promise<Record<CacheDirName, string>> {
+  const config = codeRoot ? await forcedByFile(join(codeRoot, 'config.php')) : undefined;
+  const dir = (name: CacheDirName, fallback: string) => {
+    const node = config?.cacheDirs[name];
+    return (node && pathFor(node, dataroot)) || join(dataroot, fallback);
+  };
+  return { cachedir: dir('cachedir', 'cache'), localcachedir: dir('localcachedir', 'localcache') };
 }

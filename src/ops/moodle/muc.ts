@@ -83,12 +83,12 @@ export type Invalidation = 'done' | 'unreachable';
  * set_config does: the one file of a file store, the hash field of a Redis store (moodle-facts §3.3). Another kind of
  * store is unreachable from here.
  */
-export async function invalidateConfigEntry(muc: MucConfig, dataroot: string, plugin: string, secrets: Secrets): Promise<Invalidation> {
+export async function invalidateConfigEntry(muc: MucConfig, cachedir: string, plugin: string, secrets: Secrets): Promise<Invalidation> {
   const store = applicationStore(muc, 'core/config');
   if (!store) return 'unreachable';
   const hashed = entryKey(muc, 'core', 'config', plugin);
   if (store.plugin === 'file') {
-    await rm(fileEntryPath(join(dataroot, 'cache'), store, 'core', 'config', hashed), { force: true });
+    await rm(fileEntryPath(cachedir, store, 'core', 'config', hashed), { force: true });
     return 'done';
   }
   if (store.plugin === 'redis') return withStoreRedis(store, secrets, (redis) => redis.hdel(redisHashName(store, 'core', 'config'), hashed));

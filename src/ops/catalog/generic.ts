@@ -11,7 +11,7 @@ import {
   writeMaintenanceFile,
 } from '../moodle/maintenance.ts';
 import { PhpError } from '../moodle/php.ts';
-import { isForced } from '../moodle/forced.ts';
+import { isForced } from '../moodle/code-config.ts';
 import { ParamError } from '../params.ts';
 
 const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
@@ -126,23 +126,21 @@ export const maintenance = defineCommand({
   ],
   ...SETTING_WRITE,
   async preview(ctx, target, p) {
-    const current = await ctx.moodle.withConnection(target, (conn) => readMaintenance(ctx.moodle, conn, target));
+    const { state: current } = await ctx.moodle.withConnection(target, (conn) => readMaintenance(ctx.moodle, conn, target));
     const old = maintenanceText(current);
     const wanted = maintenanceText(wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1'));
     return { old, new: wanted, note: old === wanted ? 'already set' : target.dataroot ? undefined : 'the CLI file is not known: no dataroot' };
   },
   async apply(ctx, target, p, planned) {
     const outcome = await ctx.moodle.withTransaction(target, async (conn): Promise<ApplyOutcome> => {
-      const current = await readMaintenance(ctx.moodle, conn, target, true);
+      const { state: current, settings } = await readMaintenance(ctx.moodle, conn, target, true);
       const wanted = wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1');
       const shown = { old: maintenanceText(current), new: maintenanceText(wanted) };
       if (shown.old === shown.new) return { status: 'already_applied', ...shown };
       if (!planned.matchesPlan(shown.old)) return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
       if (wanted.file !== current.file && !target.dataroot) throw new Error('the CLI maintenance file needs the dataroot, which this worker cannot reach; nothing written');
-      const enabled = { name: 'maintenance_enabled' };
-      if (wanted.enabled !== current.enabled) await writeSetting(ctx.moodle, conn, target, enabled, wanted.enabled ? '1' : '0', await readSetting(ctx.moodle, conn, target, enabled));
-      const message = { name: 'maintenance_message' };
-      if (wanted.message !== current.message) await writeSetting(ctx.moodle, conn, target, message, wanted.message, await readSetting(ctx.moodle, conn, target, message));
+      if (wanted.enabled !== current.enabled) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_enabled' }, wanted.enabled ? '1' : '0', settings.maintenance_enabled);
+      if (wanted.message !== current.message) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_message' }, wanted.message, settings.maintenance_message);
       if (current.later) await clearScheduledMaintenance(ctx.moodle, conn, target);
       if (wanted.file && !current.file) await writeMaintenanceFile(ctx.moodle, conn, target, wanted.message);
       if (!wanted.file && current.file) await removeMaintenanceFile(target);

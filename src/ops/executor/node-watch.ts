@@ -36,18 +36,13 @@ async function noteWaiting(rt: RunServices, runId: number, node: string, targetI
   await rt.progress.publish(runId, { type: 'waiting', node, targets: targetIds.length, message });
 }
 
-/**
- * Just after a run starts: its targets queued for a node that no worker serves are marked as waiting for it.
- * Returns those nodes.
- */
-export async function reportWaiting(rt: RunServices, runId: number, targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node'>>): Promise<string[]> {
+/** Just after a run starts: its targets queued for a node that no worker serves are marked as waiting for it. */
+export async function reportWaiting(rt: RunServices, runId: number, targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node'>>): Promise<void> {
   const byNode = new Map<string, number[]>();
   for (const t of targets) if (t.node) byNode.set(t.node, [...(byNode.get(t.node) ?? []), t.id]);
   const seen = await lastSeen(rt, [...byNode.keys()]);
   const now = Date.now();
-  const waiting = [...byNode].filter(([node]) => !alive(seen.get(node), now));
-  for (const [node, ids] of waiting) await noteWaiting(rt, runId, node, ids);
-  return waiting.map(([node]) => node);
+  for (const [node, ids] of byNode) if (!alive(seen.get(node), now)) await noteWaiting(rt, runId, node, ids);
 }
 
 /**

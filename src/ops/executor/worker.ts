@@ -223,12 +223,11 @@ export class ExecutorWorker {
       await this.record(ctx, row, { status: 'failed', message: describeError(err) }, job);
       return;
     }
-    const refusal = row.node ? this.nodeRefusal(row.node, target) : undefined;
-    if (refusal) {
-      await this.record(ctx, row, { status: 'failed', message: `refused: ${refusal}` }, job);
+    const node = row.node ? this.nodeHolding(row.node, target) : undefined;
+    if (typeof node === 'string') {
+      await this.record(ctx, row, { status: 'failed', message: `refused: ${node}` }, job);
       return;
     }
-    const node = row.node ? findNode(this.rt.config.nodes, row.node) : undefined;
     const phpCap = node && placementOf(ctx.command, params) === 'php' ? node.maxPhp : 0;
     const holdMs = executor.targetTimeout * 1000 + 30_000;
     const request = {
@@ -293,12 +292,12 @@ export class ExecutorWorker {
     }
   }
 
-  /** Why this node must not run a target queued for it: its dataroot is no longer under it. */
-  private nodeRefusal(node: string, target: MoodleTarget): string | undefined {
+  /** The node a target was queued for, when its dataroot is still under it; else why that node must not run it. */
+  private nodeHolding(node: string, target: MoodleTarget): NodeConfig | string {
     const holder = nodeOfDataroot(this.rt.config.nodes, target.dataroot);
     if (!holder) return noNodeReason(this.rt.config.nodes, target.dataroot);
     if (holder.name !== node) return `its dataroot ${target.dataroot} is on node ${holder.name} now, not ${node}: the nodes or the registry changed since the plan (plan it again)`;
-    return undefined;
+    return holder;
   }
 
   private result(outcome: ApplyOutcome, duration: number): TargetResult & { old_known?: boolean } {

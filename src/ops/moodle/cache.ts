@@ -5,7 +5,7 @@ import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 import { invalidateConfigEntry, purgeRedisStores, readMucConfig } from './muc.ts';
-import { cacheDirs } from './forced.ts';
+import { cacheDirs, type CacheDirName } from './code-config.ts';
 import type { CommandContext } from '../command.ts';
 
 /** What cache work needs of a command's context: where the site's code tree is (its config.php may move the caches), and the secrets list. */
@@ -21,6 +21,13 @@ async function isDir(path: string | undefined): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The site's dataroot and cache folders, or undefined when this node cannot reach the dataroot. */
+async function siteDirs(site: CacheSite, target: MoodleTarget): Promise<(Record<CacheDirName, string> & { dataroot: string }) | undefined> {
+  if (!(await isDir(target.dataroot))) return undefined;
+  const dataroot = target.dataroot as string;
+  return { dataroot, ...(await cacheDirs(site.codeRoot(target), dataroot)) };
 }
 
 /**
@@ -39,12 +46,12 @@ async function emptyDir(path: string): Promise<boolean> {
 
 /**
  * Moodle reads config and role definitions through its MUC file cache, which has no invalidation events, so a
- * write made in SQL is invisible until `$dataroot/cache` is emptied (moodle-facts §1.6). Returns false when the
+ * write made in SQL is invisible until the cache folder (`$dataroot/cache`, or `$CFG->cachedir`) is emptied (moodle-facts §1.6). Returns false when the
  * dataroot is not reachable from this node: the change is made but Moodle will not see it yet.
  */
 export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Promise<boolean> {
-  if (!(await isDir(target.dataroot))) return false;
-  return emptyDir((await cacheDirs(site.codeRoot(target), target.dataroot as string)).cachedir);
+  const dirs = await siteDirs(site, target);
+  return dirs !== undefined && emptyDir(dirs.cachedir);
 }
 
 /**
@@ -54,12 +61,11 @@ export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Pro
  * until its caches are purged.
  */
 export async function invalidateSettingCache(site: CacheSite, target: MoodleTarget, plugin: string): Promise<boolean> {
-  if (!(await isDir(target.dataroot))) return false;
-  const dataroot = target.dataroot as string;
-  const muc = await readMucConfig(dataroot);
-  if (!muc) return purgeDataCache(site, target);
-  const { cachedir } = await cacheDirs(site.codeRoot(target), dataroot);
-  return (await invalidateConfigEntry(muc, cachedir, plugin, site.secrets)) === 'done';
+  const dirs = await siteDirs(site, target);
+  if (!dirs) return false;
+  const muc = await readMucConfig(dirs.dataroot);
+  if (!muc) return emptyDir(dirs.cachedir);
+  return (await invalidateConfigEntry(muc, dirs.cachedir, plugin, site.secrets)) === 'done';
 }
 
 /**
@@ -75,21 +81,16 @@ export async function bumpRevisions(access: MoodleAccess, conn: PoolConnection, 
   await conn.query(`UPDATE ${access.table(target, MOODLE_TABLES.course)} SET cacherev = GREATEST(cacherev + 1, UNIX_TIMESTAMP())`);
 }
 
-/** The files side of purge_caches(): cachedir and localcachedir emptied (other nodes follow localcachedirpurged). */
-async function purgeAllCacheFiles(site: CacheSite, target: MoodleTarget): Promise<boolean> {
-  if (!(await isDir(target.dataroot))) return false;
-  const dirs = await cacheDirs(site.codeRoot(target), target.dataroot as string);
-  const emptied = await Promise.all([dirs.cachedir, dirs.localcachedir].map(emptyDir));
-  return emptied.every(Boolean);
-}
-
 /**
- * What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then the cache folders
- * emptied and the site's Redis stores purged.
+ * What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then cachedir and
+ * localcachedir emptied (other nodes follow localcachedirpurged) and the site's Redis stores purged.
  */
 export async function purgeAll(site: CacheSite & { moodle: MoodleAccess }, target: MoodleTarget): Promise<boolean> {
   await site.moodle.withTransaction(target, (conn) => bumpRevisions(site.moodle, conn, target));
-  const files = await purgeAllCacheFiles(site, target);
-  const muc = files ? await readMucConfig(target.dataroot as string) : undefined;
-  return files && (!muc || (await purgeRedisStores(muc, site.secrets)) === 'done');
+  const dirs = await siteDirs(site, target);
+  if (!dirs) return false;
+  const emptied = await Promise.all([dirs.cachedir, dirs.localcachedir].map(emptyDir));
+  if (!emptied.every(Boolean)) return false;
+  const muc = await readMucConfig(dirs.dataroot);
+  return !muc || (await purgeRedisStores(muc, site.secrets)) === 'done';
 }

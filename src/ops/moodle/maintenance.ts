@@ -2,7 +2,6 @@ import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
-import { readSetting } from './config.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 
@@ -30,19 +29,28 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** The site's maintenance as it is now, read inside the caller's transaction (locked when `lock`). */
-export async function readMaintenance(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, lock = false): Promise<MaintenanceState> {
-  const [enabled, message, later] = [
-    await readSetting(access, conn, target, { name: 'maintenance_enabled' }, lock),
-    await readSetting(access, conn, target, { name: 'maintenance_message' }, lock),
-    await readSetting(access, conn, target, { name: 'maintenance_later' }, lock),
-  ];
-  return {
-    enabled: enabled === '1',
-    message: message ?? '',
+/** The settings that make up web and scheduled maintenance, as the database holds them (null: no row). */
+export interface MaintenanceSettings {
+  maintenance_enabled: string | null;
+  maintenance_message: string | null;
+  maintenance_later: string | null;
+}
+
+/**
+ * The site's maintenance as it is now, read in one query inside the caller's transaction (locked when `lock`), with
+ * the rows as they are, which the log of a change records as old values.
+ */
+export async function readMaintenance(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, lock = false): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
+  const settings: MaintenanceSettings = { maintenance_enabled: null, maintenance_message: null, maintenance_later: null };
+  const [rows] = await conn.query(`SELECT name, value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name IN (?, ?, ?)${lock ? ' FOR UPDATE' : ''}`, Object.keys(settings));
+  for (const row of rows as Array<{ name: keyof MaintenanceSettings; value: string }>) settings[row.name] = row.value;
+  const state = {
+    enabled: settings.maintenance_enabled === '1',
+    message: settings.maintenance_message ?? '',
     file: target.dataroot ? await exists(join(target.dataroot, CLI_MAINTENANCE_FILE)) : false,
-    later: later || null,
+    later: settings.maintenance_later || null,
   };
+  return { state, settings };
 }
 
 /**

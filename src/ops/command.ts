@@ -47,8 +47,10 @@ export interface ApplyOutcome {
   message?: string;
   /** A value returned by the target (a returning SQL's first row). */
   value?: string;
-  /** Whether Moodle's caches were invalidated after a write (false when the dataroot is out of reach). */
+  /** Whether Moodle's caches were invalidated after a write (false when the dataroot or a store is out of reach). */
   cachePurged?: boolean;
+  /** How the caches were purged when not directly, or why they were not. */
+  cacheNote?: string;
   /** The code tree forces the setting written, so the value written has no effect. */
   forced?: boolean;
 }
@@ -67,7 +69,7 @@ export interface CommandContext {
   /** The Moodle code tree of a target's node, where its config.php is read; undefined without nodes. */
   codeRoot(target: MoodleTarget): string | undefined;
   /** Secrets a command comes across (a cache store's password), cut from every log line from then on. */
-  secrets: { add(...values: string[]): void };
+  secrets: { add(...values: string[]): void; scrub(text: string): string };
 }
 
 /**

@@ -40,11 +40,15 @@ async function logged(since: number): Promise<{ log: ConfigLogRow; events: Array
 
 const lastLogId = async () => Number((await rows<{ id: number | null }>('SELECT MAX(id) AS id FROM {config_log}'))[0]?.id ?? 0);
 
-/** The log store row moodle-facts §3.1 shows for a config_log row written from the CLI, `other` as given. */
-const eventRow = (log: ConfigLogRow, other: string) => ({
+/**
+ * The log store row moodle-facts §3.1 shows for a config_log row, `other` as given: from the CLI by user 0, or saved
+ * by the admin (user 2 in the dump's `siteadmins`) on an admin page.
+ */
+const eventRow = (log: ConfigLogRow, other: string, by: 'cli' | 'admin' = 'cli') => ({
   eventname: '\\core\\event\\config_log_created', component: 'core', action: 'created', target: 'config_log',
   objecttable: 'config_log', objectid: log.id, crud: 'c', edulevel: 0, contextid: 1, contextlevel: 10, contextinstanceid: 0,
-  userid: 0, courseid: 0, relateduserid: null, anonymous: 0, other, timecreated: log.timemodified, origin: 'cli', ip: null, realuserid: null,
+  userid: by === 'cli' ? 0 : 2, courseid: 0, relateduserid: null, anonymous: 0, other, timecreated: log.timemodified,
+  origin: by === 'cli' ? 'cli' : 'web', ip: null, realuserid: null,
 });
 
 describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set_config and unset_config log them", () => {
@@ -80,7 +84,7 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
     expect(await rows('SELECT * FROM {config} WHERE name = ?', ['vmopsnew'])).toEqual([]);
   });
 
-  it('writes `other` as PHP serialize when the store says jsonformat 0, for a changed and a new plugin setting', async () => {
+  it('writes `other` as PHP serialize when the store says jsonformat 0, for a changed and a new plugin setting and a core one', async () => {
     await conn.query(`UPDATE \`${site.name}\`.mdl_config_plugins SET value = '0' WHERE plugin = 'logstore_standard' AND name = 'jsonformat'`);
     try {
       let since = await lastLogId();
@@ -94,9 +98,33 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       ({ log, events } = await logged(since));
       expect(log).toMatchObject({ plugin: 'tool_recyclebin', name: 'vmopsnew', value: 'é', oldvalue: '0' });
       expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, 'a:4:{s:4:"name";s:8:"vmopsnew";s:8:"oldvalue";b:0;s:5:"value";s:2:"é";s:6:"plugin";s:15:"tool_recyclebin";}') }]);
+
+      await run('run', 'generic/setconfig', 'key=vmopscore', 'value=1');
+      since = await lastLogId();
+      await run('run', 'generic/setconfig', 'key=vmopscore', 'value=a/é');
+      ({ log, events } = await logged(since));
+      expect(log).toMatchObject({ userid: 0, plugin: null, name: 'vmopscore', value: 'a/é', oldvalue: '1' });
+      expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, 'a:4:{s:4:"name";s:9:"vmopscore";s:8:"oldvalue";s:1:"1";s:5:"value";s:4:"a/é";s:6:"plugin";N;}') }]);
+
+      await run('run', 'generic/setconfig', 'key=vmopsgone', 'value=ü');
+      since = await lastLogId();
+      await run('run', 'generic/setconfig', 'key=vmopsgone', 'unset=1');
+      ({ log, events } = await logged(since));
+      expect(log).toMatchObject({ userid: 0, plugin: null, name: 'vmopsgone', value: null, oldvalue: 'ü' });
+      expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, 'a:4:{s:4:"name";s:9:"vmopsgone";s:8:"oldvalue";s:2:"ü";s:5:"value";N;s:6:"plugin";N;}') }]);
     } finally {
       await conn.query(`UPDATE \`${site.name}\`.mdl_config_plugins SET value = '1' WHERE plugin = 'logstore_standard' AND name = 'jsonformat'`);
     }
+  });
+
+  it('unsets a plugin setting as cfg.php --unset --component does, with its JSON log store row', async () => {
+    await run('run', 'generic/setpluginconfig', 'pkey=tool_recyclebin/vmopsunset', 'pvalue=7');
+    const since = await lastLogId();
+    await run('run', 'generic/setpluginconfig', 'pkey=tool_recyclebin/vmopsunset', 'unset=1');
+    const { log, events } = await logged(since);
+    expect(log).toMatchObject({ userid: 0, plugin: 'tool_recyclebin', name: 'vmopsunset', value: null, oldvalue: '7' });
+    expect(events).toEqual([{ id: expect.any(Number), ...eventRow(log, '{"name":"vmopsunset","oldvalue":"7","value":null,"plugin":"tool_recyclebin"}') }]);
+    expect(await rows("SELECT * FROM {config_plugins} WHERE plugin = 'tool_recyclebin' AND name = 'vmopsunset'")).toEqual([]);
   });
 
   it('writes no log store row when the standard store is not enabled, and masks a password setting in both rows', async () => {
@@ -176,19 +204,30 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       return JSON.parse(result.stdout) as { run: number; targets: Array<{ status: string; old: string; new: string; message: string | null }> };
     };
 
-    it('turns web and CLI maintenance on as Moodle does: both settings logged, the page written 0666, no row for the file', async () => {
+    /**
+     * Moodle's error/plainpage.php as enable_cli_maintenance_mode() fills it for a site with no message and no template
+     * (moodle-facts §3.2): "<fullname> under maintenance" over the sentence, for the dump's "Moodle Template".
+     */
+    const sitePage = readFileSync(join(import.meta.dirname, '..', 'fixtures', 'climaintenance-site-name.html'), 'utf8');
+    const messagePage = (message: string) => sitePage
+      .replaceAll('Moodle Template under maintenance', 'The site is undergoing maintenance and is currently not available')
+      .replace("<div class='alert-danger'>The site is undergoing maintenance and is currently not available</div>", `<div class='alert-danger'>${message}</div>`);
+    const logsSince = (since: number) => rows<ConfigLogRow>('SELECT * FROM {config_log} WHERE id > ? ORDER BY id', [since]);
+
+    it('turns web and CLI maintenance on as Moodle does: both settings logged as the admin page logs them, the page written 0666, no row for the file', async () => {
       const since = await lastLogId();
       expect(await plan({ mmode: '1', mmessage: 'Back at <b>6</b>', climaintenance: '1' })).toEqual({ old: 'off', new: 'on; message "Back at <b>6</b>"; CLI file' });
       expect((await status('mmode=1', 'mmessage=Back at <b>6</b>', 'climaintenance=1')).targets[0]?.status).toBe('applied');
       expect(await setting('maintenance_enabled')).toBe('1');
       expect(await setting('maintenance_message')).toBe('Back at <b>6</b>');
-      const logs = await rows<ConfigLogRow>('SELECT * FROM {config_log} WHERE id > ? ORDER BY id', [since]);
-      expect(logs.map((l) => [l.name, l.value, l.oldvalue])).toEqual([['maintenance_enabled', '1', '0'], ['maintenance_message', 'Back at <b>6</b>', '']]);
-      const page = readFileSync(file(), 'utf8');
-      expect(page.startsWith('<!DOCTYPE html>\n<html  lang="en" xml:lang="en">')).toBe(true);
-      expect(page).toContain('<title>The site is undergoing maintenance and is currently not available</title>');
-      expect(page).toContain("<div class='alert-danger'>Back at <b>6</b></div>");
-      expect(page.endsWith('</html>\n\n')).toBe(true);
+      const logs = await logsSince(since);
+      expect(logs.map((l) => [l.userid, l.name, l.value, l.oldvalue])).toEqual([[2, 'maintenance_enabled', '1', '0'], [2, 'maintenance_message', 'Back at <b>6</b>', '']]);
+      const events = await rows<Record<string, unknown>>('SELECT * FROM {logstore_standard_log} WHERE objecttable = ? AND objectid > ? ORDER BY id', ['config_log', since]);
+      expect(events).toEqual([
+        { id: expect.any(Number), ...eventRow(logs[0] as ConfigLogRow, '{"name":"maintenance_enabled","oldvalue":"0","value":"1","plugin":null}', 'admin') },
+        { id: expect.any(Number), ...eventRow(logs[1] as ConfigLogRow, '{"name":"maintenance_message","oldvalue":"","value":"Back at <b>6<\\/b>","plugin":null}', 'admin') },
+      ]);
+      expect(readFileSync(file(), 'utf8')).toBe(messagePage('Back at <b>6</b>'));
       expect(statSync(file()).mode & 0o777).toBe(0o666);
     });
 
@@ -205,6 +244,46 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       expect(revert.targets[0]).toMatchObject({ status: 'applied', new: 'on; message "Back at <b>6</b>"; CLI file' });
       expect(await setting('maintenance_message')).toBe('Back at <b>6</b>');
       expect(existsSync(file())).toBe(true);
+    });
+
+    it('writes the page Moodle writes without a message: the site template verbatim, else "<site> under maintenance"', async () => {
+      await status('mmode=0');
+      await conn.query(`UPDATE \`${site.name}\`.mdl_config SET value = '' WHERE name = 'maintenance_message'`);
+      expect((await status('mmode=1', 'mmessage=<p> </p>', 'climaintenance=1')).targets[0]?.status).toBe('applied');
+      expect(readFileSync(file(), 'utf8')).toBe(sitePage);
+      await status('mmode=0');
+      const template = join(fx.dataDir, 'site', 'climaintenance.template.html');
+      writeFileSync(template, '<html>Our own page</html>');
+      try {
+        await status('mmode=1', 'climaintenance=1');
+        expect(readFileSync(file(), 'utf8')).toBe('<html>Our own page</html>');
+      } finally {
+        rmSync(template);
+        await status('mmode=0');
+      }
+    });
+
+    it('changes only what differs, in every combination of web mode, message, the CLI file and a scheduled maintenance', async () => {
+      await status('mmode=0', 'mmessage=');
+      const later = () => conn.query(`INSERT INTO \`${site.name}\`.mdl_config (name, value) VALUES ('maintenance_later', '1900000000')`);
+      const cases: Array<{ before?: () => Promise<unknown>; params: string[]; shown: string; logged: Array<[string, string]>; file: boolean }> = [
+        { params: ['mmode=1'], shown: 'on', logged: [['maintenance_enabled', '1']], file: false },
+        { params: ['mmode=1', 'climaintenance=1'], shown: 'on; CLI file', logged: [], file: true },
+        { params: ['mmode=1', 'mmessage=Soon'], shown: 'on; message "Soon"; CLI file', logged: [['maintenance_message', 'Soon']], file: true },
+        { before: later, params: ['mmode=1', 'mmessage=Soon'], shown: 'on; message "Soon"; CLI file', logged: [], file: true },
+        { params: ['mmode=0', 'mmessage=Soon', 'climaintenance=1'], shown: 'off; message "Soon"', logged: [['maintenance_enabled', '0']], file: false },
+        { before: later, params: ['mmode=0', 'mmessage=Soon'], shown: 'off; message "Soon"', logged: [], file: false },
+        { params: ['mmode=0'], shown: 'off', logged: [['maintenance_message', '']], file: false },
+      ];
+      for (const c of cases) {
+        await c.before?.();
+        const since = await lastLogId();
+        const result = await status(...c.params);
+        expect(result.targets[0], c.params.join(' ')).toMatchObject({ status: 'applied', new: c.shown });
+        expect((await logsSince(since)).map((l) => [l.name, l.value])).toEqual(c.logged);
+        expect(existsSync(file())).toBe(c.file);
+        expect(await setting('maintenance_later')).toBeUndefined();
+      }
     });
 
     it('is not "already applied" where the database is off but the CLI file or a scheduled maintenance is still there', async () => {
@@ -278,17 +357,14 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       expect(existsSync(roledefs)).toBe(true);
     });
 
-    it("deletes the setting's hash field in a Redis store and keeps the others; purgecaches empties the site's store only", async () => {
-      const prefix = `${fx.env.VMOODLE_QUEUE_PREFIX}_muc_`;
-      const server = new URL(testServices().redisUrl);
-      const store = `
+    const redisStore = (server: string, prefix: string) => `
     'redis_store' => 
     array (
       'name' => 'redis_store',
       'plugin' => 'redis',
       'configuration' => 
       array (
-        'server' => '${server.hostname}:${server.port || 6379}',
+        'server' => '${server}',
         'prefix' => '${prefix}',
         'password' => '',
         'serializer' => 1,
@@ -298,13 +374,18 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       'modes' => 3,
       'class' => 'cachestore_redis',
     ),`;
-      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(store, `
+    const configInRedis = `
     0 => 
     array (
       'store' => 'redis_store',
       'definition' => 'core/config',
       'sort' => 1,
-    ),`));
+    ),`;
+
+    it("deletes the setting's hash field in a Redis store and keeps the others; purgecaches empties the site's store only", async () => {
+      const prefix = `${fx.env.VMOODLE_QUEUE_PREFIX}_muc_`;
+      const server = new URL(testServices().redisUrl);
+      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(redisStore(`${server.hostname}:${server.port || 6379}`, prefix), configInRedis));
       const redis = new Redis(testServices().redisUrl);
       try {
         const hash = `${prefix}${md5('1 core config')}`;
@@ -322,6 +403,21 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
         await redis.del(otherSite);
       } finally {
         redis.disconnect();
+        rmSync(join(dataroot(), 'muc'), { recursive: true, force: true });
+      }
+    });
+
+    it('says which store it could not reach, and that Moodle will not see the change, where no node can purge through PHP', async () => {
+      mkdirSync(join(dataroot(), 'muc'), { recursive: true });
+      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(redisStore('127.0.0.1:1', 'gone_'), configInRedis));
+      try {
+        const result = JSON.parse((await runCli(['--json', 'run', 'generic/setconfig', '--hosts', 'site', 'key=forcelogin', 'value=1', '--yes'], fx.env)).stdout);
+        expect(result.targets[0]).toMatchObject({
+          status: 'applied_cache_not_purged',
+          message: 'applied, cache not purged: cache store "redis_store" (redis) at 127.0.0.1:1 could not be reached: ECONNREFUSED, so Moodle won\'t see the change until its caches are purged',
+        });
+        expect((await rows<{ value: string }>("SELECT value FROM {config} WHERE name = 'forcelogin'"))[0]?.value).toBe('1');
+      } finally {
         rmSync(join(dataroot(), 'muc'), { recursive: true, force: true });
       }
     });

@@ -1,7 +1,7 @@
 import type { PoolConnection } from 'mysql2/promise';
 import { defineCommand, FORCED_MESSAGE, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
-import { invalidateSettingCache, purgeAll, purgeDataCache } from '../moodle/cache.ts';
-import { deleteSetting, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
+import { invalidateSettingCache, purgeAll, purgeDataCache, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
+import { deleteSetting, mainAdmin, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { compileCondition, SqlRefusal, type CompiledCondition } from '../moodle/sql-parse.ts';
@@ -11,7 +11,7 @@ import {
   writeMaintenanceFile,
 } from '../moodle/maintenance.ts';
 import { PhpError } from '../moodle/php.ts';
-import { isForced } from '../moodle/code-config.ts';
+import { isForced, sitePaths } from '../moodle/code-config.ts';
 import { ParamError } from '../params.ts';
 
 const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
@@ -35,7 +35,7 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
     return { status: 'applied', ...shown };
   });
   if (outcome.status === 'applied') {
-    outcome.cachePurged = await invalidateSettingCache(ctx, target, ref.plugin ?? 'core');
+    Object.assign(outcome, await invalidateSettingCache(ctx, target, ref.plugin ?? 'core'));
     outcome.forced = await forced(ctx, target, ref);
   }
   return outcome;
@@ -44,7 +44,7 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
 /** Whether the target's code tree forces the setting (read on its node; never known without nodes). */
 async function forced(ctx: CommandContext, target: MoodleTarget, ref: SettingRef): Promise<boolean> {
   const codeRoot = ctx.codeRoot(target);
-  return codeRoot !== undefined && isForced(codeRoot, target.host.kind, ref);
+  return codeRoot !== undefined && isForced(codeRoot, { kind: target.host.kind, wwwroot: target.host.wwwroot }, ref);
 }
 
 async function previewSetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null): Promise<TargetPreview> {
@@ -64,7 +64,7 @@ function pluginRef(pkey: string): SettingRef {
  * What setting one value is: a reversible, repeatable write with nothing to read from a source, run where the
  * instance's cache folder is, so that Moodle sees it.
  */
-const SETTING_WRITE = { destructive: false, reversible: true, idempotent: true, needsSource: false, writes: true, runsOn: 'node' } as const;
+const SETTING_WRITE = { destructive: false, reversible: true, idempotent: true, needsSource: false, writes: true, runsOn: 'node', phpScripts: PURGE_THROUGH_MOODLE } as const;
 
 const unsetParam = {
   name: 'unset',
@@ -139,14 +139,19 @@ export const maintenance = defineCommand({
       if (shown.old === shown.new) return { status: 'already_applied', ...shown };
       if (!planned.matchesPlan(shown.old)) return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
       if (wanted.file !== current.file && !target.dataroot) throw new Error('the CLI maintenance file needs the dataroot, which this worker cannot reach; nothing written');
-      if (wanted.enabled !== current.enabled) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_enabled' }, wanted.enabled ? '1' : '0', settings.maintenance_enabled);
-      if (wanted.message !== current.message) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_message' }, wanted.message, settings.maintenance_message);
+      // Web maintenance is saved as the admin's maintenance page saves it: each changed setting, logged as the admin's.
+      const admin = wanted.enabled !== current.enabled || wanted.message !== current.message ? await mainAdmin(ctx.moodle, conn, target) : undefined;
+      if (wanted.enabled !== current.enabled) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_enabled' }, wanted.enabled ? '1' : '0', settings.maintenance_enabled, admin);
+      if (wanted.message !== current.message) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_message' }, wanted.message, settings.maintenance_message, admin);
       if (current.later) await clearScheduledMaintenance(ctx.moodle, conn, target);
-      if (wanted.file && !current.file) await writeMaintenanceFile(ctx.moodle, conn, target, wanted.message);
+      if (wanted.file && !current.file) {
+        const { filePermissions } = await sitePaths(ctx.codeRoot(target), target.dataroot as string);
+        await writeMaintenanceFile(ctx.moodle, conn, target, wanted.message, filePermissions);
+      }
       if (!wanted.file && current.file) await removeMaintenanceFile(target);
       return { status: 'applied', ...shown };
     });
-    if (outcome.status === 'applied') outcome.cachePurged = await invalidateSettingCache(ctx, target, 'core');
+    if (outcome.status === 'applied') Object.assign(outcome, await invalidateSettingCache(ctx, target, 'core'));
     return outcome;
   },
   revertParams: (p, old) => {
@@ -172,7 +177,7 @@ export const purgeCaches = defineCommand({
   writes: true,
   runsOn: (p) => (p.via === 'php' ? 'php' : 'node'),
   // VMoodle's wrapper takes --host only and purges everything (purge_all_caches()).
-  phpScripts: { purge_caches: {} },
+  phpScripts: PURGE_THROUGH_MOODLE,
   preview: async (_ctx, _target, p) => ({ note: p.via === 'php' ? "Moodle's purge_caches (VMoodle's CLI wrapper)" : 'revisions, course cacherev and cache folders' }),
   async apply(ctx, target, p) {
     if (p.via === 'php') {
@@ -180,7 +185,7 @@ export const purgeCaches = defineCommand({
       if (!run.ok) throw new PhpError(run.message);
       return { status: 'applied', message: `${run.message} (${(run.durationMs / 1000).toFixed(1)} s)`, cachePurged: true };
     }
-    return { status: 'applied', cachePurged: await purgeAll(ctx, target) };
+    return { status: 'applied', ...(await purgeAll(ctx, target)) };
   },
 });
 
@@ -209,6 +214,7 @@ export const copyFullPluginConfig = defineCommand({
   needsSource: true,
   writes: true,
   runsOn: 'node',
+  phpScripts: PURGE_THROUGH_MOODLE,
   async preview(ctx, target, p) {
     const source = await readSourcePlugin(ctx, p.plugin);
     const current = await ctx.moodle.withConnection(target, (conn) => readPluginSettings(ctx.moodle, conn, target, p.plugin));
@@ -230,7 +236,7 @@ export const copyFullPluginConfig = defineCommand({
       return count;
     });
     if (written === 0) return { status: 'already_applied', message: 'every setting already matches the source' };
-    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, cachePurged: await invalidateSettingCache(ctx, target, plugin) };
+    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, ...(await invalidateSettingCache(ctx, target, plugin)) };
   },
 });
 
@@ -316,6 +322,7 @@ export const copyTable = defineCommand({
   needsSource: true,
   writes: true,
   runsOn: 'node',
+  phpScripts: PURGE_THROUGH_MOODLE,
   async check(ctx, p) {
     await sourceQuery(ctx, p);
   },
@@ -348,7 +355,7 @@ export const copyTable = defineCommand({
         await conn.query(`INSERT INTO ${table} (${list}) VALUES ?`, [chunk.map((r) => columns.map((c) => r[c]))]);
       }
     });
-    return { status: 'applied', message: `${rows.length} records imported.`, cachePurged: await purgeDataCache(ctx, target) };
+    return { status: 'applied', message: `${rows.length} records imported.`, ...(await purgeDataCache(ctx, target)) };
   },
 });
 

@@ -2,7 +2,7 @@ import type { PoolConnection } from 'mysql2/promise';
 import { defineCommand, type CommandContext, type CommandDef, type ParamValues } from '../command.ts';
 import { ParamError } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
-import { purgeAll } from '../moodle/cache.ts';
+import { purgeAll, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import { commitsImplicitly, expandTables, namedParameters, splitStatements } from '../moodle/sql.ts';
 import { isReadOnlyStatement } from '../moodle/sql-parse.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
@@ -51,6 +51,7 @@ const SQL_TRAITS = {
   needsSource: false,
   writes: true,
   runsOn: (p: SqlParams) => (purges(p) ? 'node' : 'any'),
+  phpScripts: PURGE_THROUGH_MOODLE,
 } as const;
 
 export const sql = defineCommand({
@@ -69,12 +70,12 @@ export const sql = defineCommand({
     const statement = statements[0] as string;
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statement, p));
     const readOnly = isReadOnlyStatement(statement);
-    const cachePurged = purges(p) ? await purgeAll(ctx, target) : undefined;
+    const cache = purges(p) ? await purgeAll(ctx, target) : {};
     if (p.returned === '1' || readOnly) {
       const row = Array.isArray(result) ? (result[0] as object | undefined) : undefined;
-      return { status: 'applied', value: row === undefined ? '' : JSON.stringify(row), message: `${Array.isArray(result) ? result.length : 0} rows`, cachePurged };
+      return { status: 'applied', value: row === undefined ? '' : JSON.stringify(row), message: `${Array.isArray(result) ? result.length : 0} rows`, ...cache };
     }
-    return { status: 'applied', message: `${affected(result)} rows affected`, cachePurged };
+    return { status: 'applied', message: `${affected(result)} rows affected`, ...cache };
   },
 });
 
@@ -104,8 +105,8 @@ export const multiSql = defineCommand({
       }
       if (transactional) await conn.commit();
     });
-    const cachePurged = purges(p) ? await purgeAll(ctx, target) : undefined;
-    return { status: 'applied', message: `${statements.length} statements, ${total} rows affected${transactional ? '' : ' (no transaction: DDL)'}`, cachePurged };
+    const cache = purges(p) ? await purgeAll(ctx, target) : {};
+    return { status: 'applied', message: `${statements.length} statements, ${total} rows affected${transactional ? '' : ' (no transaction: DDL)'}`, ...cache };
   },
 });
 

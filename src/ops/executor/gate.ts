@@ -34,6 +34,14 @@ redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 `;
 
+/** One PHP slot on a node, for work that was admitted without one (a cache purge a direct write could not do). */
+const TAKE_PHP = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[3]))
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
+return 1
+`;
+
 export type Admission = 'go' | 'cancelled' | 'braked' | 'locked' | 'busy';
 
 export interface AdmitRequest {
@@ -62,6 +70,14 @@ export class Gate {
 
   async release(r: Pick<AdmitRequest, 'jobId' | 'lockKey' | 'slotsKey' | 'phpSlotsKey'>): Promise<void> {
     await this.redis.eval(RELEASE, 3, r.lockKey, r.slotsKey, r.phpSlotsKey, r.jobId);
+  }
+
+  async takePhpSlot(slotsKey: string, owner: string, cap: number, holdMs: number): Promise<boolean> {
+    return (await this.redis.eval(TAKE_PHP, 1, slotsKey, owner, holdMs, Date.now(), cap)) === 1;
+  }
+
+  async releasePhpSlot(slotsKey: string, owner: string): Promise<void> {
+    await this.redis.zrem(slotsKey, owner);
   }
 
   async countFailure(runId: number): Promise<void> {

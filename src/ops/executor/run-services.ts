@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { FlowProducer, Queue, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Knex } from 'knex';
@@ -10,7 +12,8 @@ import { Keyring } from '../keyring.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
-import { nodeOfDataroot } from '../nodes.ts';
+import { nodeOfDataroot, type NodeConfig } from '../nodes.ts';
+import { workSignal } from '../moodle/access.ts';
 import type { CommandContext, CommandDef, PhpRunner } from '../command.ts';
 import type { TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
@@ -19,6 +22,9 @@ import { Progress } from './progress.ts';
 import { RunStore } from './store.ts';
 
 export const QUEUE_NAME = 'vmoodle-ops';
+
+/** A PHP run takes about a second (moodle-facts §1.5), so a free slot is looked for a few times a second. */
+const PHP_SLOT_POLL_MS = 200;
 
 /** The queue of the work that must run on one node; its workers serve it besides the shared one. */
 export const nodeQueueName = (node: string) => `${QUEUE_NAME}@${node}`;
@@ -152,13 +158,35 @@ export class RunServices {
     return queue;
   }
 
-  /** What a command is handed to preview, check or apply with: its PHP runs only the wrappers it declared. */
-  commandContext(source: MoodleTarget, command?: CommandDef): CommandContext {
+  /**
+   * What a command is handed to preview, check or apply with: its PHP runs only the wrappers it declared, and within
+   * its node's cap: work admitted without a PHP slot (`phpSlotHeld` false) takes one for the length of the run.
+   */
+  commandContext(source: MoodleTarget, command?: CommandDef, phpSlotHeld = false): CommandContext {
     const allowed = command?.phpScripts ?? {};
-    const php: PhpRunner = (target, script, options = {}) => runVmoodleScript(this.config.nodes, target, script, options, {
-      allowed, timeoutMs: this.config.executor.targetTimeout * 1000, redact: (text) => this.secrets.scrub(text),
-    });
+    const timeoutMs = this.config.executor.targetTimeout * 1000;
+    const php: PhpRunner = async (target, script, options = {}) => {
+      const run = () => runVmoodleScript(this.config.nodes, target, script, options, { allowed, timeoutMs, redact: (text) => this.secrets.scrub(text) });
+      const node = nodeOfDataroot(this.config.nodes, target.dataroot);
+      return phpSlotHeld || !node ? run() : this.withPhpSlot(node, timeoutMs, run);
+    };
     return { moodle: this.moodle, source, php, secrets: this.secrets, codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot };
+  }
+
+  /** Runs `work` once one of the node's PHP slots is free, waiting as the executor waits for one; gives it back after. */
+  private async withPhpSlot<T>(node: NodeConfig, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+    const key = this.keys.phpSlots(node.name);
+    const owner = `unadmitted-${randomUUID()}`;
+    const signal = workSignal();
+    while (!(await this.gate.takePhpSlot(key, owner, node.maxPhp, timeoutMs + 30_000))) {
+      signal?.throwIfAborted();
+      await delay(PHP_SLOT_POLL_MS, undefined, signal ? { signal } : {});
+    }
+    try {
+      return await work();
+    } finally {
+      await this.gate.releasePhpSlot(key, owner);
+    }
   }
 
   get flows(): FlowProducer {

@@ -266,7 +266,7 @@ export class ExecutorWorker {
         }
       }
       const outcome = await withDeadline(executor.targetTimeout * 1000, () =>
-        ctx.command.apply(this.rt.commandContext(source, ctx.command), target, params, {
+        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0), target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }));
@@ -308,7 +308,9 @@ export class ExecutorWorker {
     const message = [
       outcome.message,
       forced ? FORCED_MESSAGE : '',
-      notPurged ? "applied, cache not purged: this worker could not reach or empty the dataroot's cache, so Moodle won't see the change until its caches are purged" : '',
+      notPurged
+        ? `applied, cache not purged: ${outcome.cacheNote ?? "this worker could not reach or empty the site's cache"}, so Moodle won't see the change until its caches are purged`
+        : applied ? outcome.cacheNote ?? '' : '',
     ].filter(Boolean).join('; ');
     return {
       status,

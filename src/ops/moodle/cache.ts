@@ -4,12 +4,23 @@ import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
-import { invalidateConfigEntry, purgeRedisStores, readMucConfig } from './muc.ts';
-import { cacheDirs, type CacheDirName } from './code-config.ts';
-import type { CommandContext } from '../command.ts';
+import { invalidateConfigEntry, purgeRedisStores, readMucConfig, type Invalidation } from './muc.ts';
+import { sitePaths, type SitePaths } from './code-config.ts';
+import type { PhpScripts } from './php.ts';
+import type { ApplyOutcome, CommandContext } from '../command.ts';
+import { describeError } from './db-errors.ts';
 
-/** What cache work needs of a command's context: where the site's code tree is (its config.php may move the caches), and the secrets list. */
-type CacheSite = Pick<CommandContext, 'codeRoot' | 'secrets'>;
+/**
+ * What cache work needs of a command's context: where the site's code tree is (its config.php may move the caches),
+ * the secrets list, and Moodle's PHP for the stores only Moodle can reach.
+ */
+type CacheSite = Pick<CommandContext, 'codeRoot' | 'secrets' | 'php'>;
+
+/** What a write says of the caches: purged or not, and how, or why not. */
+export type CacheOutcome = Pick<ApplyOutcome, 'cachePurged' | 'cacheNote'>;
+
+/** The VMoodle wrapper a command that writes declares, for the caches it cannot purge itself. */
+export const PURGE_THROUGH_MOODLE: PhpScripts = { purge_caches: {} };
 
 /** The config revisions a full purge_caches moves forward (moodle-facts §2.5). */
 export const PURGED_REVS = ['themerev', 'jsrev', 'langrev', 'templaterev', 'localcachedirpurged', 'scheduledtaskreset'] as const;
@@ -23,24 +34,46 @@ async function isDir(path: string | undefined): Promise<boolean> {
   }
 }
 
-/** The site's dataroot and cache folders, or undefined when this node cannot reach the dataroot. */
-async function siteDirs(site: CacheSite, target: MoodleTarget): Promise<(Record<CacheDirName, string> & { dataroot: string }) | undefined> {
+/** The site's dataroot, cache folders and MUC configuration, or undefined when this node cannot reach the dataroot. */
+export async function siteDirs(site: Pick<CacheSite, 'codeRoot'>, target: MoodleTarget): Promise<(SitePaths & { dataroot: string }) | undefined> {
   if (!(await isDir(target.dataroot))) return undefined;
   const dataroot = target.dataroot as string;
-  return { dataroot, ...(await cacheDirs(site.codeRoot(target), dataroot)) };
+  return { dataroot, ...(await sitePaths(site.codeRoot(target), dataroot)) };
+}
+
+const UNREACHABLE_DATAROOT = 'the dataroot cannot be reached from this worker';
+
+/**
+ * Where a cache could not be reached from here, Moodle purges its own through VMoodle's purge_caches wrapper on the
+ * site's node (holding one of the node's PHP slots); without a node it stays unpurged, with the reason.
+ */
+async function purgeThroughMoodle(site: CacheSite, target: MoodleTarget, why: string): Promise<CacheOutcome> {
+  if (site.codeRoot(target) === undefined) return { cachePurged: false, cacheNote: why };
+  try {
+    const run = await site.php(target, 'purge_caches');
+    if (run.ok) return { cachePurged: true, cacheNote: `${why}: purged by Moodle's purge_caches on the node instead` };
+    return { cachePurged: false, cacheNote: `${why}, and Moodle's purge_caches on the node failed: ${run.message}` };
+  } catch (err) {
+    return { cachePurged: false, cacheNote: `${why}, and Moodle's purge_caches on the node could not run: ${describeError(err)}` };
+  }
+}
+
+async function settle(site: CacheSite, target: MoodleTarget, result: Invalidation): Promise<CacheOutcome> {
+  return result === 'done' ? { cachePurged: true } : purgeThroughMoodle(site, target, result.unreachable);
 }
 
 /**
- * Empties a cache folder; false when it could not (a permission), so that the target is reported "cache not
+ * Empties a cache folder; why not when it could not (a permission), so that the target is reported "cache not
  * purged" rather than purged. No folder at all is an empty cache.
  */
-async function emptyDir(path: string): Promise<boolean> {
+async function emptyDir(path: string): Promise<Invalidation> {
   try {
     const entries = await readdir(path);
     await Promise.all(entries.map((e) => rm(join(path, e), { recursive: true, force: true })));
-    return true;
+    return 'done';
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? 'done' : { unreachable: `the cache folder ${path} could not be emptied (${code ?? (err as Error).message})` };
   }
 }
 
@@ -49,9 +82,9 @@ async function emptyDir(path: string): Promise<boolean> {
  * write made in SQL is invisible until the cache folder (`$dataroot/cache`, or `$CFG->cachedir`) is emptied (moodle-facts §1.6). Returns false when the
  * dataroot is not reachable from this node: the change is made but Moodle will not see it yet.
  */
-export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Promise<boolean> {
+export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Promise<CacheOutcome> {
   const dirs = await siteDirs(site, target);
-  return dirs !== undefined && emptyDir(dirs.cachedir);
+  return settle(site, target, dirs ? await emptyDir(dirs.cachedir) : { unreachable: UNREACHABLE_DATAROOT });
 }
 
 /**
@@ -60,12 +93,11 @@ export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Pro
  * `cache/` emptied as before. False when the dataroot or the store cannot be reached: Moodle will not see the change
  * until its caches are purged.
  */
-export async function invalidateSettingCache(site: CacheSite, target: MoodleTarget, plugin: string): Promise<boolean> {
+export async function invalidateSettingCache(site: CacheSite, target: MoodleTarget, plugin: string): Promise<CacheOutcome> {
   const dirs = await siteDirs(site, target);
-  if (!dirs) return false;
-  const muc = await readMucConfig(dirs.dataroot);
-  if (!muc) return emptyDir(dirs.cachedir);
-  return (await invalidateConfigEntry(muc, dirs.cachedir, plugin, site.secrets)) === 'done';
+  if (!dirs) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
+  const muc = await readMucConfig(dirs.mucConfig);
+  return settle(site, target, muc ? await invalidateConfigEntry(muc, dirs.cachedir, plugin, site.secrets) : await emptyDir(dirs.cachedir));
 }
 
 /**
@@ -85,12 +117,13 @@ export async function bumpRevisions(access: MoodleAccess, conn: PoolConnection, 
  * What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then cachedir and
  * localcachedir emptied (other nodes follow localcachedirpurged) and the site's Redis stores purged.
  */
-export async function purgeAll(site: CacheSite & { moodle: MoodleAccess }, target: MoodleTarget): Promise<boolean> {
+export async function purgeAll(site: CacheSite & { moodle: MoodleAccess }, target: MoodleTarget): Promise<CacheOutcome> {
   await site.moodle.withTransaction(target, (conn) => bumpRevisions(site.moodle, conn, target));
   const dirs = await siteDirs(site, target);
-  if (!dirs) return false;
+  if (!dirs) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
   const emptied = await Promise.all([dirs.cachedir, dirs.localcachedir].map(emptyDir));
-  if (!emptied.every(Boolean)) return false;
-  const muc = await readMucConfig(dirs.dataroot);
-  return !muc || (await purgeRedisStores(muc, site.secrets)) === 'done';
+  const failed = emptied.find((e) => e !== 'done');
+  if (failed) return settle(site, target, failed);
+  const muc = await readMucConfig(dirs.mucConfig);
+  return settle(site, target, muc ? await purgeRedisStores(muc, site.secrets) : 'done');
 }

@@ -10,11 +10,17 @@ export interface ForcedSettings {
   /** `$CFG->vmoodlehardchildsdefaults` / `vmoodlehardmasterdefaults`: the defaults file VMoodle includes. */
   childDefaults?: string;
   masterDefaults?: string;
-  /** `$CFG->cachedir` and `$CFG->localcachedir`, as written (a literal, or `$CFG->dataroot . '…'`). */
-  cacheDirs: Partial<Record<CacheDirName, PhpNode>>;
+  /** `$CFG->vmoodlehardchildsdefaultsexclude`: a pattern of the instances' wwwroots that do not include it. */
+  childDefaultsExclude?: string;
+  /** Where the caches and their configuration are, as written (a literal, or `$CFG->dataroot . '…'`). */
+  paths: Partial<Record<SitePathName, PhpNode>>;
+  /** `$CFG->filepermissions`, when a literal. */
+  filePermissions?: number;
 }
 
 export type CacheDirName = 'cachedir' | 'localcachedir';
+type SitePathName = CacheDirName | 'altcacheconfigpath';
+const SITE_PATHS: ReadonlySet<string> = new Set<SitePathName>(['cachedir', 'localcachedir', 'altcacheconfigpath']);
 
 /** A path expression of config.php for one site: literals, and `$CFG->dataroot` joined with `.`; undefined otherwise. */
 function pathFor(node: PhpNode, dataroot: string): string | undefined {
@@ -49,7 +55,7 @@ function* nodes(node: unknown): Generator<PhpNode> {
  * may run), and `$CFG->forced_plugin_settings`, whole or entry by entry.
  */
 export function forcedIn(code: string, name: string): ForcedSettings {
-  const found: ForcedSettings = { core: new Set(), plugins: new Map(), cacheDirs: {} };
+  const found: ForcedSettings = { core: new Set(), plugins: new Map(), paths: {} };
   const plugin = (p: string, setting: string) => found.plugins.set(p, (found.plugins.get(p) ?? new Set()).add(setting));
   for (const node of nodes(parsePhp(code, name))) {
     if (node.kind !== 'assign') continue;
@@ -59,8 +65,12 @@ export function forcedIn(code: string, name: string): ForcedSettings {
       for (const [p, settings] of Object.entries(value)) for (const s of Object.keys(settings ?? {})) plugin(p, s);
     } else if (direct === 'vmoodlehardchildsdefaults' || direct === 'vmoodlehardmasterdefaults') {
       if (node.right?.kind === 'string') found[direct === 'vmoodlehardchildsdefaults' ? 'childDefaults' : 'masterDefaults'] = node.right.value as string;
-    } else if ((direct === 'cachedir' || direct === 'localcachedir') && node.right) {
-      found.cacheDirs[direct] = node.right;
+    } else if (direct === 'vmoodlehardchildsdefaultsexclude') {
+      if (node.right?.kind === 'string') found.childDefaultsExclude = node.right.value as string;
+    } else if (direct && SITE_PATHS.has(direct) && node.right) {
+      found.paths[direct as SitePathName] = node.right;
+    } else if (direct === 'filepermissions') {
+      if (node.right?.kind === 'number') found.filePermissions = Number(phpLiteral(node.right));
     } else if (direct) {
       found.core.add(direct);
     } else if (node.left?.kind === 'offsetlookup' && node.left.what?.kind === 'offsetlookup' && cfgProperty(node.left.what.what) === 'forced_plugin_settings') {
@@ -91,26 +101,69 @@ async function forcedByFile(path: string): Promise<ForcedSettings | undefined> {
 const DEFAULTS_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 
 /**
+ * Whether VMoodle's boot includes the instances' defaults file for this wwwroot: it does unless
+ * `vmoodlehardchildsdefaultsexclude` matches it. A pattern JavaScript cannot read is taken as not matching, so that
+ * a setting the file may force is still reported.
+ */
+function includesChildDefaults(config: ForcedSettings, wwwroot: string): boolean {
+  if (!config.childDefaultsExclude) return true;
+  try {
+    return !new RegExp(config.childDefaultsExclude).test(wwwroot);
+  } catch {
+    return true;
+  }
+}
+
+/** The site a setting is read for: the master, or an instance by its wwwroot. */
+export interface SiteOfCode {
+  kind: 'instance' | 'master';
+  wwwroot: string;
+}
+
+/**
  * Whether a setting is forced for a site on this code tree: by its config.php, or by the `local/defaults_<name>.php`
  * VMoodle includes for instances (or for the master), which then makes the database value of no effect.
  */
-export async function isForced(codeRoot: string, kind: 'instance' | 'master', ref: SettingRef): Promise<boolean> {
+export async function isForced(codeRoot: string, site: SiteOfCode, ref: SettingRef): Promise<boolean> {
   const config = await forcedByFile(join(codeRoot, 'config.php'));
   if (!config) return false;
-  const defaultsName = kind === 'instance' ? config.childDefaults : config.masterDefaults;
+  const defaultsName = site.kind === 'instance' ? (includesChildDefaults(config, site.wwwroot) ? config.childDefaults : undefined) : config.masterDefaults;
   const defaults = defaultsName && DEFAULTS_NAME.test(defaultsName) ? await forcedByFile(join(codeRoot, 'local', `defaults_${defaultsName}.php`)) : undefined;
   return [config, defaults].some((f) => f && (ref.plugin ? f.plugins.get(ref.plugin)?.has(ref.name) : f.core.has(ref.name)));
 }
 
+/** Where a site keeps its caches, their configuration, and the mode Moodle gives the files it writes. */
+export interface SitePaths extends Record<CacheDirName, string> {
+  /** The MUC configuration file. */
+  mucConfig: string;
+  filePermissions: number;
+}
+
+/** Moodle's default `$CFG->filepermissions`. */
+const DEFAULT_FILE_PERMISSIONS = 0o666;
+
 /**
- * Where a site keeps its caches: `$CFG->cachedir` and `$CFG->localcachedir` from the code tree's config.php (read as
- * text; a value other than a literal or `$CFG->dataroot . '…'` cannot be known and counts as unset), else in its dataroot.
+ * Where a site keeps its caches: `$CFG->cachedir`, `$CFG->localcachedir` and `$CFG->altcacheconfigpath` from the code
+ * tree's config.php (read as text; a value other than a literal or `$CFG->dataroot . '…'` cannot be known and counts
+ * as unset), else in its dataroot; and `$CFG->filepermissions`.
  */
-export async function cacheDirs(codeRoot: string | undefined, dataroot: string): Promise<Record<CacheDirName, string>> {
+export async function sitePaths(codeRoot: string | undefined, dataroot: string): Promise<SitePaths> {
   const config = codeRoot ? await forcedByFile(join(codeRoot, 'config.php')) : undefined;
-  const dir = (name: CacheDirName, fallback: string) => {
-    const node = config?.cacheDirs[name];
-    return (node && pathFor(node, dataroot)) || join(dataroot, fallback);
+  const path = (name: SitePathName) => {
+    const node = config?.paths[name];
+    return (node && pathFor(node, dataroot)) || undefined;
   };
-  return { cachedir: dir('cachedir', 'cache'), localcachedir: dir('localcachedir', 'localcache') };
+  return {
+    cachedir: path('cachedir') ?? join(dataroot, 'cache'),
+    localcachedir: path('localcachedir') ?? join(dataroot, 'localcache'),
+    mucConfig: await mucConfigPath(path('altcacheconfigpath'), dataroot),
+    filePermissions: config?.filePermissions ?? DEFAULT_FILE_PERMISSIONS,
+  };
+}
+
+/** As cache_config::get_config_file_path(): an alternative folder holds `cacheconfig.php`, an alternative file is used as it is. */
+async function mucConfigPath(alternative: string | undefined, dataroot: string): Promise<string> {
+  if (!alternative) return join(dataroot, 'muc', 'config.php');
+  const isDir = await stat(alternative).then((s) => s.isDirectory(), () => false);
+  return isDir ? join(alternative, 'cacheconfig.php') : alternative;
 }

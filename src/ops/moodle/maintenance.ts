@@ -8,9 +8,6 @@ import type { MoodleTarget } from './target.ts';
 /** The file whose existence is CLI maintenance (moodle-facts §3.2); only its existence matters to Moodle. */
 export const CLI_MAINTENANCE_FILE = 'climaintenance.html';
 
-/** Moodle's `$CFG->filepermissions` default: the mode maintenance.php gives the file. */
-const FILE_PERMISSIONS = 0o666;
-
 /** Everything that makes a site be in maintenance: web mode and its message, the CLI file, a scheduled maintenance. */
 export interface MaintenanceState {
   enabled: boolean;
@@ -88,22 +85,71 @@ export async function clearScheduledMaintenance(access: MoodleAccess, conn: Pool
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
+/** As Moodle's html_is_blank(): nothing but tags and spaces, counting a few tags that show something as content. */
+const htmlIsBlank = (html: string) => html.replace(/<\/?(?!(?:img|object|applet|input|select|textarea|hr)\b)[a-z][^>]*>/gi, '').trim() === '';
+
 const UNDER_MAINTENANCE = 'The site is undergoing maintenance and is currently not available';
 
-/** Moodle's plain page (error/plainpage.php), as enable_cli_maintenance_mode() fills it. */
+/** The style sheet of Moodle's plain page, as error/plainpage.php inlines it. */
+const PLAIN_PAGE_STYLE = `body {
+    margin: 0;
+    font-family: -apple-system,BlinkMacSystemFont,"Segoe UI",Roboto,"Helvetica Neue",Arial,"Noto Sans",sans-serif,"Apple Color Emoji","Segoe UI Emoji","Segoe UI Symbol","Noto Color Emoji";
+    font-size: .9375rem;
+    font-weight: 400;
+    line-height: 1.5;
+    color: #343a40;
+    text-align: left;
+    background-color: #f2f2f2;
+}
+#page {
+    margin-top: 15px;
+    background: white;
+    max-width: 600px;
+    margin: 0 auto;
+    padding: 15px;
+}
+#region-main {
+    margin: 0 auto;
+    border: 1px solid rgba(0,0,0,.125);
+    padding: 1rem 1.25rem 1.25rem;
+    background-color: #fff;
+}
+h1 {
+    font-size: 2.34rem;
+    margin: 0 0 .5rem;
+    font-weight: 300;
+    line-height: 1.2;
+}
+.alert-danger {
+    color: #6e211e;
+    background-color: #f6d9d8;
+    border-color: #f3c9c8;
+    padding: .75rem 1.25rem;
+}
+`;
+
+/**
+ * Moodle's plain page (error/plainpage.php) as enable_cli_maintenance_mode() fills it, byte for byte: PHP drops the
+ * newline after each `?>`, which is why the empty meta and footer leave their indentation on the next line.
+ */
 function plainPage(title: string, body: string): string {
-  return `<!DOCTYPE html>\n<html  lang="en" xml:lang="en">\n    <head>\n        <meta http-equiv="Content-Type" content="text/html; charset=utf-8" />\n        <title>${title}</title>\n    </head>\n    <body>\n        <div id="page">\n            <div id="region-main">\n                <h1>${title}</h1>\n                <div class='alert-danger'>${body}</div>\n            </div>\n        </div>\n    </body>\n</html>\n\n`;
+  return '<!DOCTYPE html>\n<html  lang="en" xml:lang="en">\n    <head>\n'
+    + '        <meta http-equiv="Content-Type" content="text/html; charset=utf-8" />\n'
+    + `                <title>${title}</title>\n        <style>\n${PLAIN_PAGE_STYLE}    </style>\n    </head>\n`
+    + '    <body>\n        <div id="page">\n            <div id="region-main">\n'
+    + `                <h1>${title}</h1>\n                <div class='alert-danger'>${body}</div>                            </div>\n`
+    + '        </div>\n    </body>\n</html>\n\n';
 }
 
 /**
  * Writes the CLI maintenance file as enable_cli_maintenance_mode() does: the message (HTML, as the admin wrote it)
  * under Moodle's title; else the site's climaintenance.template.html verbatim; else "<site> under maintenance".
- * Mode 0666, the default `$CFG->filepermissions`.
+ * With the site's `$CFG->filepermissions` as its mode.
  */
-export async function writeMaintenanceFile(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, message: string): Promise<void> {
+export async function writeMaintenanceFile(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, message: string, mode: number): Promise<void> {
   const dataroot = target.dataroot as string;
   let page: string;
-  if (message.trim()) {
+  if (!htmlIsBlank(message)) {
     page = plainPage(UNDER_MAINTENANCE, message);
   } else {
     const template = await readFile(join(dataroot, 'climaintenance.template.html'), 'utf8').catch(() => undefined);
@@ -117,7 +163,7 @@ export async function writeMaintenanceFile(access: MoodleAccess, conn: PoolConne
   }
   const path = join(dataroot, CLI_MAINTENANCE_FILE);
   await writeFile(path, page);
-  await chmod(path, FILE_PERMISSIONS);
+  await chmod(path, mode);
 }
 
 export async function removeMaintenanceFile(target: MoodleTarget): Promise<void> {

@@ -26,13 +26,14 @@ const md5 = (s: string) => createHash('md5').update(s).digest('hex');
 const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
 
 /**
- * Reads `$dataroot/muc/config.php` as text, never running it: its `$configuration = array(…)` literal. Undefined when
- * the site has none yet (Moodle writes it at the first cache use).
+ * Reads the site's MUC configuration (`$dataroot/muc/config.php`, or where `altcacheconfigpath` puts it) as text,
+ * never running it: its `$configuration = array(…)` literal. Undefined when the site has none yet (Moodle writes it at
+ * the first cache use).
  */
-export async function readMucConfig(dataroot: string): Promise<MucConfig | undefined> {
+export async function readMucConfig(path: string): Promise<MucConfig | undefined> {
   let code: string;
   try {
-    code = await readFile(join(dataroot, 'muc', 'config.php'), 'utf8');
+    code = await readFile(path, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
@@ -75,8 +76,10 @@ export function fileEntryPath(cachedir: string, store: MucStore, component: stri
 export const redisHashName = (store: MucStore, component: string, area: string) =>
   `${String(store.configuration.prefix ?? '')}${md5(`${MODE_APPLICATION} ${component} ${area}`)}`;
 
-/** How an entry was invalidated, or why it could not be. */
-export type Invalidation = 'done' | 'unreachable';
+/** Done, or why a store could not be reached. */
+export type Invalidation = 'done' | { unreachable: string };
+
+const unreachable = (store: MucStore, why: string): Invalidation => ({ unreachable: `cache store ${JSON.stringify(store.name)} (${store.plugin}) ${why}` });
 
 /**
  * Invalidates one core/config entry (a plugin's settings, or `core` for mdl_config) where the site caches it, as
@@ -85,33 +88,36 @@ export type Invalidation = 'done' | 'unreachable';
  */
 export async function invalidateConfigEntry(muc: MucConfig, cachedir: string, plugin: string, secrets: Secrets): Promise<Invalidation> {
   const store = applicationStore(muc, 'core/config');
-  if (!store) return 'unreachable';
+  if (!store) return { unreachable: 'the MUC configuration maps no store to core/config' };
   const hashed = entryKey(muc, 'core', 'config', plugin);
   if (store.plugin === 'file') {
     await rm(fileEntryPath(cachedir, store, 'core', 'config', hashed), { force: true });
     return 'done';
   }
   if (store.plugin === 'redis') return withStoreRedis(store, secrets, (redis) => redis.hdel(redisHashName(store, 'core', 'config'), hashed));
-  return 'unreachable';
+  return unreachable(store, 'is of a kind only Moodle itself can reach');
 }
 
-type Secrets = { add(...values: string[]): void };
+type Secrets = { add(...values: string[]): void; scrub(text: string): string };
 
 /** Runs `work` on a Redis store's own server (db 0: Moodle's Redis store has no database option). */
 async function withStoreRedis(store: MucStore, secrets: Secrets, work: (redis: Redis) => Promise<unknown>): Promise<Invalidation> {
-  if (typeof store.configuration.server !== 'string') return 'unreachable';
+  if (typeof store.configuration.server !== 'string') return unreachable(store, 'names no server');
   const [host, port] = store.configuration.server.split(':');
   const password = typeof store.configuration.password === 'string' && store.configuration.password ? store.configuration.password : undefined;
   if (password) secrets.add(password);
-  const redis = new Redis({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000 });
-  // A store that cannot be reached is reported by the result ("cache not purged"), not by connection events.
-  redis.on('error', () => undefined);
+  const redis = new Redis({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, retryStrategy: () => null });
+  // A store that cannot be reached is reported by the result ("cache not purged"), with the connection's own error.
+  let connectionError: Error | undefined;
+  redis.on('error', (err: Error) => void (connectionError = err));
   try {
     await redis.connect();
     await work(redis);
     return 'done';
-  } catch {
-    return 'unreachable';
+  } catch (thrown) {
+    const err = connectionError ?? thrown;
+    const code = (err as NodeJS.ErrnoException).code;
+    return unreachable(store, `at ${store.configuration.server} could not be reached: ${code ?? secrets.scrub((err as Error).message)}`);
   } finally {
     redis.disconnect();
   }
@@ -136,7 +142,7 @@ export async function purgeRedisStores(muc: MucConfig, secrets: Secrets): Promis
           cursor = next;
         } while (cursor !== '0');
       })
-      : 'unreachable';
+      : unreachable(store, 'has no prefix, so its keys cannot be told from another site\'s');
     if (done !== 'done') result = done;
   }
   return result;

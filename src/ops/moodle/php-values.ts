@@ -29,13 +29,20 @@ export interface PhpNode {
   children?: PhpNode[];
 }
 
+/** A PHP number literal as written: `0x`, `0o`, `0b`, a leading 0 for octal (`02777`), `_` between digits. */
+function phpNumber(raw: string): number {
+  const text = raw.replace(/_/g, '');
+  if (/^0[0-7]+$/.test(text)) return Number.parseInt(text.slice(1), 8);
+  return Number(/^0O/.test(text) ? `0o${text.slice(2)}` : text);
+}
+
 /** The value of a var_export() literal: arrays, strings, numbers, booleans and null. Anything else is refused. */
 export function phpLiteral(node: PhpNode): unknown {
   switch (node.kind) {
     case 'string':
       return node.value;
     case 'number':
-      return Number(node.value);
+      return phpNumber(String(node.value));
     case 'boolean':
       return node.value;
     case 'nullkeyword':

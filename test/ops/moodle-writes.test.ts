@@ -13,6 +13,7 @@ import { createPlan } from '../../src/ops/executor/planner.ts';
 import { cancelRun, revertRun, startRun } from '../../src/ops/executor/run-actions.ts';
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { knownSecret } from '../support/secrets.ts';
+import { CONFIG_IN_REDIS, mucConfigPhp, redisStorePhp } from '../support/muc.ts';
 
 let fx: OpsFixture;
 let site: TestDatabase;
@@ -306,38 +307,7 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
     /** moodle-facts §3.3: k = sha1(P.'-'.K), P = md5("1/core/config/".S). */
     const key = (plugin: string) => sha1(`${md5(`1/core/config/${S}`)}-${plugin}`);
     const entry = (plugin: string) => join(dataroot(), 'cache', 'cachestore_file', 'default_application', 'core_config', `${key(plugin).slice(0, 3)}-cache`, `${key(plugin)}.cache`);
-    const mucConfig = (stores: string, mapping: string) => `<?php defined('MOODLE_INTERNAL') || die();
- $configuration = array (
-  'siteidentifier' => '${S}',
-  'stores' => 
-  array (
-    'default_application' => 
-    array (
-      'name' => 'default_application',
-      'plugin' => 'file',
-      'configuration' => 
-      array (
-      ),
-      'features' => 30,
-      'modes' => 3,
-      'default' => true,
-      'class' => 'cachestore_file',
-      'lock' => 'cachelock_file_default',
-    ),${stores}
-  ),
-  'modemappings' => 
-  array (
-    0 => 
-    array (
-      'mode' => 1,
-      'store' => 'default_application',
-      'sort' => -1,
-    ),
-  ),
-  'definitionmappings' => 
-  array (${mapping}
-  ),
-);`;
+    const mucConfig = (stores: string, mapping: string) => mucConfigPhp(S, stores, mapping);
     const writeEntry = (path: string) => {
       mkdirSync(dirname(path), { recursive: true });
       writeFileSync(path, 'a:0:{}');
@@ -357,35 +327,13 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
       expect(existsSync(roledefs)).toBe(true);
     });
 
-    const redisStore = (server: string, prefix: string) => `
-    'redis_store' => 
-    array (
-      'name' => 'redis_store',
-      'plugin' => 'redis',
-      'configuration' => 
-      array (
-        'server' => '${server}',
-        'prefix' => '${prefix}',
-        'password' => '',
-        'serializer' => 1,
-        'compressor' => 0,
-      ),
-      'features' => 26,
-      'modes' => 3,
-      'class' => 'cachestore_redis',
-    ),`;
-    const configInRedis = `
-    0 => 
-    array (
-      'store' => 'redis_store',
-      'definition' => 'core/config',
-      'sort' => 1,
-    ),`;
+
+
 
     it("deletes the setting's hash field in a Redis store and keeps the others; purgecaches empties the site's store only", async () => {
       const prefix = `${fx.env.VMOODLE_QUEUE_PREFIX}_muc_`;
       const server = new URL(testServices().redisUrl);
-      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(redisStore(`${server.hostname}:${server.port || 6379}`, prefix), configInRedis));
+      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(redisStorePhp(`${server.hostname}:${server.port || 6379}`, prefix), CONFIG_IN_REDIS));
       const redis = new Redis(testServices().redisUrl);
       try {
         const hash = `${prefix}${md5('1 core config')}`;
@@ -409,7 +357,7 @@ describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set
 
     it('says which store it could not reach, and that Moodle will not see the change, where no node can purge through PHP', async () => {
       mkdirSync(join(dataroot(), 'muc'), { recursive: true });
-      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(redisStore('127.0.0.1:1', 'gone_'), configInRedis));
+      writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig(redisStorePhp('127.0.0.1:1', 'gone_'), CONFIG_IN_REDIS));
       try {
         const result = JSON.parse((await runCli(['--json', 'run', 'generic/setconfig', '--hosts', 'site', 'key=forcelogin', 'value=1', '--yes'], fx.env)).stdout);
         expect(result.targets[0]).toMatchObject({

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,6 +22,7 @@ import { startSlackBot } from '../../src/bot/slack/app.ts';
 import { Rbac } from '../../src/verbs/rbac.ts';
 import { FakeSlackApi, interactionBody, signedPost, slashBody, viewSubmission, type RecordedCall } from '../support/slack.ts';
 import { knownSecret } from '../support/secrets.ts';
+import { CONFIG_IN_REDIS, mucConfigPhp, redisStorePhp } from '../support/muc.ts';
 
 const SLACK_SECRET = knownSecret('0123456789abcdef-nodes');
 
@@ -110,7 +111,7 @@ describe.runIf(testServices().moodleDump)('work on nodes', () => {
     const specs = Object.entries(onNode).flatMap(([name, shortnames]) => shortnames.map((s) => ({ shortname: s, dataroot: join(base, name, s) })));
     specs.push({ shortname: 'o1', dataroot: '/elsewhere/o1' });
     const db = await createDatabase('nodes');
-    const prefixes = await thinInstances(db.name, specs.length, { tables: ['config', 'config_log', 'config_plugins', 'course'], rowsOf: ['config', 'course'] });
+    const prefixes = await thinInstances(db.name, specs.length, { tables: ['config', 'config_log', 'config_plugins', 'course', 'user'], rowsOf: ['config', 'course'] });
     await registerInstances(fx, specs.map((s, i) => ({ ...s, database: db.name, prefix: prefixes[i] as string })));
     startWorker(fx);
   });
@@ -264,6 +265,11 @@ require_once(__DIR__ . '/lib/setup.php');
       const { targets } = await finished(plan.run.id);
       expect([targets[0]?.status, targets[0]?.message]).toEqual(isForced ? ['applied_forced', forced] : ['applied', null]);
     }
+
+    writeFileSync(join(fake.codeRoot, 'config.php'), "<?php\n$CFG = new stdClass();\n$CFG->vmoodlehardchildsdefaults = 'campus';\n$CFG->vmoodlehardchildsdefaultsexclude = '^https://s2\\.';\n");
+    const excluded = await createPlan(fx.rt, request('generic/setpluginconfig', { pkey: 'auth_cas/hostname', pvalue: 'cas3' }, ['a1', 's2']));
+    expect(excluded.targets.map((t) => [t.shortname, t.preview_note])).toEqual([['a1', `${forced} · on node web1`], ['s2', 'on node web1']]);
+    await cancelRun(fx.rt, excluded.run.id, 'tester');
   });
 
   it("purges the cache folders the node's config.php names, not the dataroot's old ones", async () => {
@@ -278,5 +284,34 @@ require_once(__DIR__ . '/lib/setup.php');
     expect(targets[0]?.status).toBe('applied');
     expect(existsSync(join(dataroot, 'muc-cache', 'cachestore_file'))).toBe(false);
     expect(existsSync(join(dataroot, 'cache', 'cachestore_file', 'x.cache'))).toBe(true);
+  });
+
+  it("purges through Moodle's PHP on the node a cache store it cannot reach, within the node's PHP cap, following altcacheconfigpath", async () => {
+    const alt = mkdtempSync(join(tmpdir(), 'vmops-muc-'));
+    writeFileSync(join(fake.codeRoot, 'config.php'), `<?php\n$CFG = new stdClass();\n$CFG->altcacheconfigpath = '${alt}';\n`);
+    writeFileSync(join(alt, 'cacheconfig.php'), mucConfigPhp('f3b6c2a1d4e5f60718293a4b5c6d7e8f', redisStorePhp('127.0.0.1:1', 'gone_'), CONFIG_IN_REDIS));
+    const names = ['c1', 'c2', 'c3', 'c4', 'c5'];
+    for (const name of names) mkdirSync(join(base, 'web2', name), { recursive: true });
+    const since = Date.now();
+    const plan = await started('generic/setconfig', { key: 'forcelogin', value: '1' }, names);
+    const { run, targets } = await finished(plan.run.id);
+    expect(run.state).toBe('succeeded');
+    expect(targets.map((t) => [t.status, t.message])).toEqual(names.map(() => [
+      'applied', "cache store \"redis_store\" (redis) at 127.0.0.1:1 could not be reached: ECONNREFUSED: purged by Moodle's purge_caches on the node instead",
+    ]));
+    const records = names.flatMap(ranFor).filter((r) => r.start >= since);
+    expect(records.map((r) => r.argv[0])).toEqual(names.map(() => `${fake.codeRoot}/local/vmoodle/cli/purge_caches.php`));
+    const moments = records.flatMap((r) => [[r.start, 1], [r.end as number, -1]]).sort((a, b) => (a[0] as number) - (b[0] as number) || (a[1] as number) - (b[1] as number));
+    let running = 0;
+    let most = 0;
+    for (const [, change] of moments) most = Math.max(most, (running += change as number));
+    expect(most).toBe(2);
+  });
+
+  it("gives the CLI maintenance file the node's config.php filepermissions", async () => {
+    writeFileSync(join(fake.codeRoot, 'config.php'), '<?php\n$CFG = new stdClass();\n$CFG->filepermissions = 0640;\n');
+    const { targets } = await finished((await started('generic/maintenance', { mmode: '1', climaintenance: '1' }, ['c6'])).run.id);
+    expect(targets[0]?.status).toBe('applied');
+    expect(statSync(join(base, 'web2', 'c6', 'climaintenance.html')).mode & 0o777).toBe(0o640);
   });
 });

@@ -34,7 +34,7 @@ async function interact(payload: object): Promise<Response> {
   return res;
 }
 
-const lastEphemeral = (user: string) => api.of('chat.postEphemeral').filter((c) => c.params.user === user).at(-1)?.params.text as string;
+const lastReply = (user: string) => api.lastReply(user) as string;
 
 /** Every block a payload carries must fit Slack's limits. */
 function assertWithinLimits(call: RecordedCall): void {
@@ -67,7 +67,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect(res.status).toBe(200);
     expect(Date.now() - start).toBeLessThan(SLACK_LIMITS.ackMs);
     await bot.idle();
-    expect(lastEphemeral('UVIEW')).toMatch(/^3 targets \(matched 3\)/);
+    expect(lastReply('UVIEW')).toMatch(/^3 targets \(matched 3\)/);
   });
 
   it('refuses stale, future-dated and badly signed requests with 401, and runs nothing', async () => {
@@ -82,7 +82,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
 
   it('gives the members of a user group named in the RBAC file its role', async () => {
     await slash('ULEAD', 'help');
-    expect(lastEphemeral('ULEAD')).toMatch(/^Verbs you may use: .*approve, reject/);
+    expect(lastReply('ULEAD')).toMatch(/^Verbs you may use: .*approve, reject/);
   });
 
   it('lets an approval request expire: a late approval starts nothing and the expiry is audited', async () => {
@@ -95,7 +95,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
 
   it('gives an unknown user no access, and a viewer no run', async () => {
     await slash('USTRANGER', 'showtargets --hosts t1');
-    expect(lastEphemeral('USTRANGER')).toContain('you have no access to vmoodle-ops');
+    expect(lastReply('USTRANGER')).toContain('you have no access to vmoodle-ops');
     await slash('UVIEW', 'run generic/purgecaches --hosts t1');
     const modal = (api.of('views.update').at(-1) as RecordedCall).params.view as { blocks: unknown[]; submit?: unknown };
     expect(JSON.stringify(modal.blocks)).toContain('run needs the operator role; you are viewer');
@@ -104,7 +104,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
 
   it('says how to invite the bot where it is not in the channel', async () => {
     await slash('UOP', 'run sql/multisql --hosts t4 sql="DELETE FROM {config_log}"', 'CNOTIN');
-    expect(lastEphemeral('UOP')).toContain('/invite @vmoodle');
+    expect(lastReply('UOP')).toContain('/invite @vmoodle');
   });
 
   it('takes a destructive run through a second person: never the requester, one run for two approvers', async () => {
@@ -116,9 +116,9 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const runId = Number(approve.value.split(':')[0]);
 
     await interact(buttonPayload('UADMIN', 'approve', approve.value));
-    expect(lastEphemeral('UADMIN')).toBe('You requested this run; a second person must approve it.');
+    expect(lastReply('UADMIN')).toBe('You requested this run; a second person must approve it.');
     await interact(buttonPayload('UOP', 'approve', approve.value));
-    expect(lastEphemeral('UOP')).toBe('approve needs the approver role; you are operator');
+    expect(lastReply('UOP')).toBe('approve needs the approver role; you are operator');
 
     await interact(buttonPayload('UAPP', 'approve', approve.value));
     const modal = api.of('views.open').at(-1) as RecordedCall;
@@ -127,18 +127,24 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect(JSON.stringify(view.blocks)).toContain('Type the number of targets');
 
     const wrong = await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', view.private_metadata, '3')));
-    expect(await wrong.json()).toMatchObject({ response_action: 'errors', errors: { typed: expect.stringContaining('(2)') } });
+    expect(await wrong.json()).toEqual({ response_action: 'errors', errors: { typed: `Type 2 to approve run ${runId}.` } });
 
     const [a, b] = await Promise.all([
       signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', view.private_metadata, '2'))),
       signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP2', view.private_metadata, '2'))),
     ]);
-    const answers = [await a.text(), await b.text()];
-    expect(answers.filter((t) => t === '')).toHaveLength(1);
+    expect([await a.text(), await b.text()]).toEqual(['', '']);
     await bot.idle();
     const approvals = api.of('chat.postMessage').filter((c) => String(c.params.text).startsWith(`Run ${runId} approved by`));
     expect(approvals).toHaveLength(1);
-    expect(approvals[0]?.params).toMatchObject({ thread_ts: expect.any(String), text: expect.stringMatching(/^Run \d+ approved by UAPP2? and started\.$/) });
+    expect(approvals[0]?.params).toMatchObject({ thread_ts: request.answer?.ts, text: expect.stringMatching(/^Run \d+ approved by <@UAPP2?> and started\.$/) });
+    const loser = approvals[0]?.params.text === `Run ${runId} approved by <@UAPP> and started.` ? 'UAPP2' : 'UAPP';
+    expect(lastReply(loser)).toMatch(new RegExp(`run ${runId} (is not awaiting approval|was already started)`));
+    const closed = api.of('chat.update').filter((c) => c.params.text === approvals[0]?.params.text);
+    expect(closed).toHaveLength(1);
+    expect(JSON.stringify(closed[0]?.params.blocks)).not.toContain('"actions"');
+    await interact(buttonPayload('UAPP', 'approve', approve.value));
+    expect(lastReply('UAPP')).toBe(`This approval request is closed: ${approvals[0]?.params.text}`);
     const events = (await fx.rt.store.events(runId)).map((e) => e.kind);
     expect(events.filter((e) => e === 'start')).toHaveLength(1);
     expect(events.filter((e) => e === 'approve')).toHaveLength(1);
@@ -151,7 +157,10 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const value = ((request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')?.elements?.find((e) => e.action_id === 'reject')?.value) as string;
     await interact(buttonPayload('UAPP', 'reject', value));
     const rejected = api.of('chat.postMessage').at(-1) as RecordedCall;
-    expect(rejected.params).toMatchObject({ thread_ts: expect.any(String), text: `Run ${value.split(':')[0]} rejected by UAPP.` });
+    expect(rejected.params).toMatchObject({ thread_ts: expect.any(String), text: `Run ${value.split(':')[0]} rejected by <@UAPP>; nothing was run.` });
+    const closed = api.of('chat.update').at(-1) as RecordedCall;
+    expect(closed.params).toMatchObject({ ts: request.answer?.ts, text: rejected.params.text });
+    expect(JSON.stringify(closed.params.blocks)).not.toContain('"actions"');
     expect((await fx.rt.store.getRun(Number(value.split(':')[0]))).state).toBe('cancelled');
 
     const hasty = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 300 }, { signingSecret: SECRET, botToken: BOT_TOKEN, port: 0 });
@@ -172,9 +181,11 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const blocks = (api.of('chat.postMessage').at(-1) as RecordedCall).params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>;
     const value = blocks.find((b) => b.type === 'actions')?.elements?.[0]?.value as string;
     const runId = Number(value.split(':')[0]);
-    const replayed = JSON.stringify({ value: `${runId}:${'0'.repeat(64)}`, channel: 'C1' });
+    const replayed = JSON.stringify({ value: `${runId}:${'0'.repeat(64)}`, channel: 'C1', expected: 't7' });
     const res = await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', replayed, 't7')));
-    expect(await res.json()).toMatchObject({ response_action: 'errors', errors: { typed: expect.stringContaining('changed since the approval request was shown') } });
+    expect(res.status).toBe(200);
+    await bot.idle();
+    expect(lastReply('UAPP')).toContain(`run ${runId} changed since the approval request was shown; nothing was started`);
     expect((await fx.rt.store.getRun(runId)).state).toBe('awaiting_approval');
   });
 
@@ -203,8 +214,8 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const res = await signedPost(bot.url, SECRET, interactionBody(viewSubmission('UOP', 'builder', view.private_metadata, values)));
     expect(res.status).toBe(200);
     await bot.idle();
-    expect(lastEphemeral('UOP')).toMatch(/^Run \d+: `generic\/setconfig` key=theme value=classic/);
-    expect(lastEphemeral('UOP')).toMatch(/Dry run: run \d+ was only planned\.$/);
+    expect(lastReply('UOP')).toMatch(/^Run \d+: `generic\/setconfig` key=theme value=classic/);
+    expect(lastReply('UOP')).toMatch(/Dry run: run \d+ was only planned\.$/);
   });
 
   it('shows a run’s plan in a modal opened at once and filled in, and starts it once however often it is submitted', async () => {
@@ -227,7 +238,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
 
   it('offers to run a command on the hosts a preview showed', async () => {
     await slash('UOP', "showtargets --match 'https://t4*'");
-    const preview = api.of('chat.postEphemeral').at(-1) as RecordedCall;
+    const preview = api.repliesTo('UOP').at(-1) as RecordedCall;
     const button = (preview.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0];
     expect(button?.action_id).toBe('targets_builder');
     await interact(buttonPayload('UOP', 'targets_builder', button?.value as string));
@@ -262,7 +273,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const runCalls = api.calls.slice(before);
     const parents = runCalls.filter((c) => c.method === 'chat.update');
     expect(parents.length).toBeLessThanOrEqual(Math.ceil((seconds * 1000) / SLACK_LIMITS.progressEditMs) + 1);
-    expect(runCalls.filter((c) => c.method !== 'chat.postEphemeral').length).toBeLessThan(30);
+    expect(runCalls.filter((c) => c.method !== 'respond').length).toBeLessThan(30);
     expect(runCalls.some((c) => c.method === 'files.completeUploadExternal')).toBe(true);
     const csv = runCalls.find((c) => c.method === 'upload') as RecordedCall;
     expect(csv.raw).toContain('shortname,wwwroot,status');

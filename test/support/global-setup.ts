@@ -44,7 +44,7 @@ function searchLogForSecrets(logFile: string, secretsFile: string): void {
   const secrets = [...new Set(readFileSync(secretsFile, 'utf8').split('\n').filter(Boolean))];
   const found = secrets.filter((s) => log.includes(s) || log.includes(JSON.stringify(s).slice(1, -1)));
   if (found.length > 0) throw new Error(`the test run's log (${logFile}) holds ${found.length} known secret(s), starting ${found.map((s) => `${s.slice(0, 3)}…`).join(', ')}`);
-  rmSync(logFile);
+  if (!process.env.KEEP_TEST_LOG) rmSync(logFile);
   rmSync(secretsFile);
 }
 

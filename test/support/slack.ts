@@ -5,7 +5,18 @@ export interface RecordedCall {
   method: string;
   params: Record<string, unknown>;
   raw: string;
+  /** The response_url a `respond` call was posted to. */
+  url?: string;
+  /** What the fake Slack answered (a posted message's ts). */
+  answer?: Record<string, unknown>;
 }
+
+/** Where the latest fake Slack takes response_url posts; request bodies below name a fresh URL under it. */
+let responseBase = 'http://127.0.0.1:9';
+let responseCount = 0;
+
+/** A response_url as Slack gives one with a request: the fake records posts to it for `user`. */
+export const responseUrl = (user: string) => `${responseBase}/respond/${user}/${++responseCount}`;
 
 /** A Slack Web API on loopback that answers like Slack and records every call, for tests of the real Bolt app. */
 export class FakeSlackApi {
@@ -22,6 +33,15 @@ export class FakeSlackApi {
       req.on('data', (d) => (raw += d));
       req.on('end', () => {
         const path = req.url ?? '';
+        const respond = /^\/respond\/([A-Z0-9]+)\/\d+$/.exec(path);
+        if (respond) {
+          // Slack takes five posts to a response_url; a sixth is refused.
+          const used = this.calls.filter((c) => c.method === 'respond' && c.url === path).length;
+          this.calls.push({ method: 'respond', params: { ...JSON.parse(raw || '{}'), user: respond[1] }, raw, url: path });
+          if (used >= 5) res.writeHead(404, { 'content-type': 'application/json' }).end('{"ok":false,"error":"used_url"}');
+          else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+          return;
+        }
         if (path.startsWith('/upload/')) {
           this.calls.push({ method: 'upload', params: {}, raw });
           res.writeHead(200).end('OK');
@@ -31,21 +51,26 @@ export class FakeSlackApi {
         const params: Record<string, unknown> = {};
         if ((req.headers['content-type'] ?? '').includes('json')) Object.assign(params, JSON.parse(raw || '{}'));
         else for (const [k, v] of new URLSearchParams(raw)) params[k] = /^[[{]/.test(v) ? JSON.parse(v) : v;
-        this.calls.push({ method, params, raw });
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(this.answer(method, params)));
+        const answer = this.answer(method, params);
+        this.calls.push({ method, params, raw, answer });
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
       });
     });
     await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
     const address = this.server.address();
     this.url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/api/`;
+    responseBase = this.url.replace(/\/api\/$/, '');
   }
 
   private answer(method: string, params: Record<string, unknown>): Record<string, unknown> {
     const n = ++this.counter;
     if ((method === 'chat.postMessage' || method === 'chat.update') && params.channel === 'CNOTIN') return { ok: false, error: 'not_in_channel' };
     switch (method) {
+      case 'auth.test':
+        return { ok: true, user_id: 'UBOT', bot_id: 'BBOT', team_id: 'T1' };
       case 'chat.postMessage':
-        return { ok: true, channel: params.channel, ts: `1800000000.${String(n).padStart(6, '0')}` };
+        // A message to a user id goes to the bot's direct message with them, a channel of its own.
+        return { ok: true, channel: /^[UW]/.test(String(params.channel)) ? `D${params.channel}` : params.channel, ts: `1800000000.${String(n).padStart(6, '0')}` };
       case 'views.open':
         return { ok: true, view: { id: `V${n}` } };
       case 'files.getUploadURLExternal':
@@ -63,30 +88,41 @@ export class FakeSlackApi {
     return this.calls.filter((c) => c.method === method);
   }
 
+  /** What a user was told: replies to their response_urls and direct messages, in order. */
+  repliesTo(user: string): RecordedCall[] {
+    return this.calls.filter((c) => (c.method === 'respond' && c.params.user === user) || (c.method === 'chat.postMessage' && c.params.channel === user));
+  }
+
+  /** The text of the latest thing a user was told. */
+  lastReply(user: string): string | undefined {
+    return this.repliesTo(user).at(-1)?.params.text as string | undefined;
+  }
+
   async close(): Promise<void> {
     await new Promise((resolve) => this.server?.close(resolve));
   }
 }
 
 /** Posts a request to the bot as Slack would: form-encoded and signed with the signing secret. */
-export async function signedPost(url: string, secret: string, body: string, opts: { timestamp?: number; signature?: string; json?: boolean } = {}): Promise<Response> {
+export async function signedPost(url: string, secret: string, body: string, opts: { timestamp?: number; signature?: string; json?: boolean; retry?: number } = {}): Promise<Response> {
   const timestamp = opts.timestamp ?? Math.floor(Date.now() / 1000);
   const signature = opts.signature ?? `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+  const retry: Record<string, string> = opts.retry === undefined ? {} : { 'x-slack-retry-num': String(opts.retry), 'x-slack-retry-reason': 'http_timeout' };
   return fetch(url, {
     method: 'POST',
-    headers: { 'content-type': opts.json ? 'application/json' : 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': signature },
+    headers: { 'content-type': opts.json ? 'application/json' : 'application/x-www-form-urlencoded', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': signature, ...retry },
     body,
   });
 }
 
 export const slashBody = (user: string, text: string, channel = 'C1') =>
-  new URLSearchParams({ token: 'x', team_id: 'T1', channel_id: channel, user_id: user, command: '/vmoodle', text, response_url: 'http://127.0.0.1:9/none', trigger_id: `trig-${Date.now()}` }).toString();
+  new URLSearchParams({ token: 'x', team_id: 'T1', channel_id: channel, user_id: user, command: '/vmoodle', text, response_url: responseUrl(user), trigger_id: `trig-${Date.now()}` }).toString();
 
 export const interactionBody = (payload: object) => new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
 
 export const buttonPayload = (user: string, actionId: string, value: string, channel = 'C1') => ({
   type: 'block_actions', team: { id: 'T1' }, user: { id: user }, channel: { id: channel }, trigger_id: `trig-${user}-${Date.now()}`,
-  api_app_id: 'A1', token: 'x', container: { type: 'message' }, response_url: 'http://127.0.0.1:9/none',
+  api_app_id: 'A1', token: 'x', container: { type: 'message' }, response_url: responseUrl(user),
   actions: [{ type: 'button', action_id: actionId, block_id: 'b', value, action_ts: '1' }],
 });
 
@@ -95,7 +131,11 @@ export const viewAction = (user: string, actionId: string, view: { id: string; h
   view: { hash: 'h1', ...view }, actions: [{ action_id: actionId, block_id: actionId, action_ts: '1', ...action }],
 });
 
-export const eventBody = (event: object) => JSON.stringify({ token: 'x', team_id: 'T1', api_app_id: 'A1', type: 'event_callback', event_id: `Ev${Date.now()}`, event_time: Math.floor(Date.now() / 1000), event });
+let eventCount = 0;
+
+/** An Events API delivery; a retry carries the same event_id. */
+export const eventBody = (event: object, eventId = `Ev${process.pid}x${Date.now()}x${++eventCount}`) =>
+  JSON.stringify({ token: 'x', team_id: 'T1', api_app_id: 'A1', type: 'event_callback', event_id: eventId, event_time: Math.floor(Date.now() / 1000), event });
 
 export const approvalSubmission = (user: string, privateMetadata: string, typed: string) => ({
   type: 'view_submission', team: { id: 'T1' }, user: { id: user }, api_app_id: 'A1', token: 'x', trigger_id: `trig-${user}`,

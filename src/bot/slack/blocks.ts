@@ -66,12 +66,20 @@ export function previewBlocks(text: string, targetFlags: string): KnownBlock[] {
   ];
 }
 
+/** An approval request once decided: what was asked, and the outcome in place of the buttons. */
+export function closedApprovalBlocks(run: RunRow, outcome: string): KnownBlock[] {
+  return [
+    section(`*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` on *${run.target_count}* targets, requested by ${mention(run.requested_by)}.`),
+    { type: 'context', elements: [{ type: 'mrkdwn', text: outcome }] },
+  ];
+}
+
 /** The approver confirms by typing what the request asks: the target count, or the short name for one target. */
 export function approvalModal(run: RunRow, expected: string, channel: string): View {
   return {
     type: 'modal',
     callback_id: 'approve_modal',
-    private_metadata: JSON.stringify({ value: runButtonValue(run), channel }),
+    private_metadata: JSON.stringify({ value: runButtonValue(run), channel, expected }),
     title: { type: 'plain_text', text: `Approve run ${run.id}` },
     submit: { type: 'plain_text', text: 'Approve and run' },
     close: { type: 'plain_text', text: 'Cancel' },
@@ -89,11 +97,15 @@ export function approvalModal(run: RunRow, expected: string, channel: string): V
 
 const BAR = 20;
 
-/** The parent message of a run: a progress bar and counts, with Cancel while it runs, Retry and Revert after. */
-export function progressBlocks(run: RunRow, done: number, failed: number, reversible = false): KnownBlock[] {
+/**
+ * The parent message of a run: a progress bar and counts, with Cancel while it runs, Retry and Revert after. `note`
+ * is mrkdwn the bot wrote (who cancelled it), shown under the bar.
+ */
+export function progressBlocks(run: RunRow, done: number, failed: number, reversible = false, note?: string): KnownBlock[] {
   const filled = run.target_count ? Math.round((done / run.target_count) * BAR) : BAR;
   const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR - filled)}`;
-  const blocks: KnownBlock[] = [section(`*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded`)];
+  const blocks: KnownBlock[] = [section(`*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded${note ? `\n${note}` : ''}`)];
+  if (run.state === 'cancelling') return blocks;
   if (run.state === 'running') {
     blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: 'cancel', text: { type: 'plain_text', text: 'Cancel' }, style: 'danger', value: runButtonValue(run) }] });
   } else {

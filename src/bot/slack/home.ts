@@ -4,6 +4,9 @@ import type { Instance } from '../../registry/instance.ts';
 import { cronLate, instanceState, mnetLabel } from '../../registry/status.ts';
 import { fitSection, SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';
+import type { SlackContext } from './context.ts';
+import { listInstances } from '../../verbs/info-verbs.ts';
+import { approve } from '../../verbs/run-verbs.ts';
 
 /** Rows of the fleet table per section, and sections, kept within the Home tab's block limit. */
 const ROWS_PER_SECTION = 10;
@@ -41,4 +44,14 @@ export function homeView(instances: Instance[], page: number, runs: RunRow[], pe
   blocks.push({ type: 'header', text: { type: 'plain_text', text: 'Waiting for your approval' } });
   blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(pending.map((r) => `#${r.id} \`${escapeMrkdwn(r.command)}\` on ${r.target_count} by ${mention(r.requested_by)}`).join('\n') || 'Nothing.') } });
   return { type: 'home', blocks: blocks.slice(0, SLACK_LIMITS.blocksPerModal) };
+}
+
+/** Publishes a user's Home tab; someone who may not list instances gets none. */
+export async function publishHome(ctx: SlackContext, user: string, page: number): Promise<void> {
+  const session = ctx.chat.session({ id: user });
+  if (session.refusal(listInstances)) return;
+  const rt = await ctx.ops();
+  const runs = await rt.store.listRuns(10);
+  const pending = session.refusal(approve) ? [] : runs.filter((r) => r.state === 'awaiting_approval' && r.requested_by !== user);
+  await ctx.client.views.publish({ user_id: user, view: homeView(await (await ctx.backend.registry()).loadAll(), page, runs.slice(0, 5), pending) });
 }

@@ -16,6 +16,11 @@ export const SLACK_LIMITS = {
   /** How old or how far ahead a signed request may be. */
   maxRequestAgeSeconds: 300,
   maxRequestAheadSeconds: 60,
+  /** A response_url takes this many posts, within this long; later replies go to the user's direct message. */
+  responseUrlPosts: 5,
+  responseUrlMs: 30 * 60_000,
+  /** How long an Events API delivery's event_id is remembered, so that a retry of a handled event is not handled again. */
+  eventIdSeconds: 3600,
 } as const;
 
 /** Text cut to fit one section, saying so when it had to cut. */

@@ -7,6 +7,7 @@ import { statusText } from '../chat-text.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';
+import type { RunMessageStore } from './run-messages.ts';
 
 const csvCell = (v: unknown) => {
   const s = v === null || v === undefined ? '' : String(v);
@@ -20,14 +21,24 @@ export function resultCsv(targets: TargetRow[]): string {
   return `${head.join(',')}\n${rows.join('\n')}\n`;
 }
 
+/** The start of a run's report: its parent message's first state, and the thread's first line. */
+export const startedMessage = (run: RunRow) => ({ text: `Run ${run.id} started`, blocks: progressBlocks(run, 0, 0) });
+export const startedLine = (run: RunRow) => `Started by ${mention(run.requested_by)}: \`${escapeMrkdwn(run.command)}\` on ${run.target_count} targets.`;
+
+/** Who cancelled a run, said as a mention in its parent message. */
+async function cancelledBy(rt: RunServices, run: RunRow): Promise<string | undefined> {
+  if (run.state !== 'cancelled') return undefined;
+  const event = (await rt.store.events(run.id)).find((e) => e.kind === 'cancel');
+  return event ? `Cancelled by ${mention(event.actor)}.` : undefined;
+}
+
 /**
- * Reports one run in a channel: one parent message, edited in place at most every few seconds and at the end;
- * its thread gets the start, failures grouped by error, the summary, and every result as a CSV file.
+ * Reports a run under its parent message (already posted, its place stored): the parent is edited in place at most
+ * every few seconds and at the end; the thread gets waiting notes, the summary and every result as a CSV file. Run
+ * again by a restarted bot, it goes on with the same messages, and a run that ended meanwhile gets its summary.
  */
-export async function postRunProgress(client: WebClient, rt: RunServices, channel: string, run: RunRow): Promise<void> {
-  const parent = await client.chat.postMessage({ channel, text: `Run ${run.id} started`, blocks: progressBlocks(run, 0, 0) });
-  const ts = parent.ts as string;
-  await client.chat.postMessage({ channel, thread_ts: ts, text: `Started by ${mention(run.requested_by)}: \`${escapeMrkdwn(run.command)}\` on ${run.target_count} targets.` });
+export async function reportRun(client: WebClient, rt: RunServices, store: RunMessageStore, at: { channel: string; ts: string }, run: RunRow): Promise<void> {
+  const { channel, ts } = at;
   let lastEdit = Date.now();
   let editing: Promise<unknown> = Promise.resolve();
   const { run: final, targets } = await followRun(rt, run, ({ done, failed }) => {
@@ -37,7 +48,9 @@ export async function postRunProgress(client: WebClient, rt: RunServices, channe
   }, { onWaiting: async (w) => void (await client.chat.postMessage({ channel, thread_ts: ts, text: `:hourglass: ${escapeMrkdwn(waitingText(w))}` })) });
   await editing;
   const failedCount = targets.filter((t) => !DONE_OK.includes(t.status)).length;
-  await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, failedCount, findCommand(run.command).reversible) });
+  const note = await cancelledBy(rt, final);
+  await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, failedCount, findCommand(run.command).reversible, note) });
   await client.chat.postMessage({ channel, thread_ts: ts, text: escapeMrkdwn(statusText(final, targets)).slice(0, SLACK_LIMITS.sectionText) });
   await client.filesUploadV2({ channel_id: channel, thread_ts: ts, filename: `run-${run.id}.csv`, title: `Run ${run.id} results`, content: resultCsv(targets) });
+  await store.save(run.id, channel, { reported_at: Date.now() });
 }

@@ -8,11 +8,12 @@ export interface AuditTables {
   events: string;
   migrations: string;
   installation: string;
+  slackMessages: string;
 }
 
 export function auditTables(prefix: string): AuditTables {
   assertTablePrefix(prefix);
-  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation` };
+  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation`, slackMessages: `${prefix}slack_messages` };
 }
 
 async function longValues(db: Knex, t: AuditTables, type: 'text' | 'mediumtext'): Promise<void> {
@@ -142,6 +143,25 @@ const MIGRATIONS: Migration[] = [
         table.dropIndex(['status', 'node']);
         table.dropColumn('node');
       });
+    },
+  },
+  {
+    // Where Slack shows a run (its approval request, its parent message and thread), so a restarted bot goes on there.
+    name: '0006_slack_messages',
+    async up(db, t) {
+      await db.schema.createTable(t.slackMessages, (table) => {
+        table.integer('run_id').unsigned().primary();
+        table.string('channel', 32).notNullable();
+        table.string('approval_ts', 32).nullable();
+        table.bigInteger('approval_closed_at').nullable();
+        table.string('parent_ts', 32).nullable();
+        table.bigInteger('reported_at').nullable();
+        table.bigInteger('created_at').notNullable();
+        table.index(['reported_at', 'parent_ts']);
+      });
+    },
+    async down(db, t) {
+      await db.schema.dropTableIfExists(t.slackMessages);
     },
   },
 ];

@@ -115,8 +115,8 @@ export async function signedPost(url: string, secret: string, body: string, opts
   });
 }
 
-export const slashBody = (user: string, text: string, channel = 'C1') =>
-  new URLSearchParams({ token: 'x', team_id: 'T1', channel_id: channel, user_id: user, command: '/vmoodle', text, response_url: responseUrl(user), trigger_id: `trig-${Date.now()}` }).toString();
+export const slashBody = (user: string, text: string, channel = 'C1', replyUrl = responseUrl(user)) =>
+  new URLSearchParams({ token: 'x', team_id: 'T1', channel_id: channel, user_id: user, command: '/vmoodle', text, response_url: replyUrl, trigger_id: `trig-${Date.now()}` }).toString();
 
 export const interactionBody = (payload: object) => new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
 

@@ -25,7 +25,7 @@ async function everywhere(words: string[]): Promise<{ cli: { code: number; out: 
   await signedPost(bot.url, SIGNING, slashBody('UADMIN', words.join(' ')));
   await bot.idle();
   // What the user saw last: a reply for them alone, or the plan modal a `run` line opens.
-  const shown = api.calls.slice(before).filter((c) => c.method === 'chat.postEphemeral' || c.method === 'views.update').at(-1) as RecordedCall;
+  const shown = api.calls.slice(before).filter((c) => c.method === 'respond' || c.method === 'views.update').at(-1) as RecordedCall;
   const blocks = (shown.params.view as { blocks: Array<{ text?: { text: string } }> } | undefined)?.blocks;
   const slack = (blocks ? blocks.map((b) => b.text?.text ?? '').join('\n') : (shown.params.text as string)).replaceAll('&gt;', '>').replaceAll('&lt;', '<');
   return { cli: { code: cli.code, out: cli.stdout, err: cli.stderr }, chat, slack };

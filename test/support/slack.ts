@@ -9,6 +9,8 @@ export interface RecordedCall {
   url?: string;
   /** What the fake Slack answered (a posted message's ts). */
   answer?: Record<string, unknown>;
+  /** When the call arrived (performance.now()). */
+  at: number;
 }
 
 /** Where the latest fake Slack takes response_url posts; request bodies below name a fresh URL under it. */
@@ -37,13 +39,13 @@ export class FakeSlackApi {
         if (respond) {
           // Slack takes five posts to a response_url; a sixth is refused.
           const used = this.calls.filter((c) => c.method === 'respond' && c.url === path).length;
-          this.calls.push({ method: 'respond', params: { ...JSON.parse(raw || '{}'), user: respond[1] }, raw, url: path });
+          this.calls.push({ method: 'respond', params: { ...JSON.parse(raw || '{}'), user: respond[1] }, raw, url: path, at: performance.now() });
           if (used >= 5) res.writeHead(404, { 'content-type': 'application/json' }).end('{"ok":false,"error":"used_url"}');
           else res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
           return;
         }
         if (path.startsWith('/upload/')) {
-          this.calls.push({ method: 'upload', params: {}, raw });
+          this.calls.push({ method: 'upload', params: {}, raw, at: performance.now() });
           res.writeHead(200).end('OK');
           return;
         }
@@ -52,7 +54,7 @@ export class FakeSlackApi {
         if ((req.headers['content-type'] ?? '').includes('json')) Object.assign(params, JSON.parse(raw || '{}'));
         else for (const [k, v] of new URLSearchParams(raw)) params[k] = /^[[{]/.test(v) ? JSON.parse(v) : v;
         const answer = this.answer(method, params);
-        this.calls.push({ method, params, raw, answer });
+        this.calls.push({ method, params, raw, answer, at: performance.now() });
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
       });
     });
@@ -115,8 +117,10 @@ export async function signedPost(url: string, secret: string, body: string, opts
   });
 }
 
+let triggerCount = 0;
+
 export const slashBody = (user: string, text: string, channel = 'C1', replyUrl = responseUrl(user)) =>
-  new URLSearchParams({ token: 'x', team_id: 'T1', channel_id: channel, user_id: user, command: '/vmoodle', text, response_url: replyUrl, trigger_id: `trig-${Date.now()}` }).toString();
+  new URLSearchParams({ token: 'x', team_id: 'T1', channel_id: channel, user_id: user, command: '/vmoodle', text, response_url: replyUrl, trigger_id: `trig-${++triggerCount}-${Date.now()}` }).toString();
 
 export const interactionBody = (payload: object) => new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
 

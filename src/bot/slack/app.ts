@@ -104,7 +104,8 @@ export async function startSlackBot(backend: Backend, rbac: Rbac, policy: Approv
     };
   }
   const server: Server = createServer((req, res) => {
-    ctx.work.noteRequest();
+    ctx.work.requestStarted();
+    res.once('close', () => ctx.work.requestAnswered());
     // Bolt refuses requests older than five minutes; one dated ahead of now is refused here, before Bolt sees it.
     const stamp = Number(req.headers['x-slack-request-timestamp']);
     if (Number.isFinite(stamp) && stamp > Date.now() / 1000 + SLACK_LIMITS.maxRequestAheadSeconds) {

@@ -14,6 +14,8 @@ function line(parts: unknown[]): { fields: object; text: string } {
  */
 export function boltLogger(log: Logger): BoltLogger {
   const at = (level: 'debug' | 'info' | 'warn' | 'error') => (...parts: unknown[]) => {
+    // Bolt logs every request at debug; the line is built only when it is written.
+    if (!log.isLevelEnabled(level)) return;
     const { fields, text } = line(parts);
     log[level](fields, text);
   };

@@ -3,7 +3,7 @@ import { errorFields } from '../../log.ts';
 
 /** How many requests' work runs at once after their acks. */
 const WORK_CONCURRENCY = 4;
-/** Work waits until requests stop arriving for this long, so that a burst is all acknowledged first. */
+/** Work waits until no request is being answered and none arrived for this long, so that a burst is all acknowledged first. */
 const QUIET_MS = 20;
 
 /**
@@ -16,13 +16,20 @@ export class SlackWork {
   private readonly queue: Array<() => void> = [];
   private running = 0;
   private lastRequest = 0;
+  private answering = 0;
   private waiting: NodeJS.Timeout | undefined;
 
   constructor(private readonly log: Logger) {}
 
-  /** A request arrived: queued work holds back while others may follow. */
-  noteRequest(): void {
+  /** A request arrived: queued work holds back until it is answered and no other follows. */
+  requestStarted(): void {
     this.lastRequest = Date.now();
+    this.answering++;
+  }
+
+  requestAnswered(): void {
+    this.answering--;
+    this.next();
   }
 
   later(task: () => Promise<unknown>, onFailure?: (err: unknown) => Promise<unknown>): void {
@@ -69,6 +76,7 @@ export class SlackWork {
   }
 
   private next(): void {
+    if (this.answering > 0) return;
     const quiet = Date.now() - this.lastRequest;
     if (quiet < QUIET_MS) {
       this.waiting ??= setTimeout(() => {

@@ -1,4 +1,4 @@
-import type { App, ViewSubmitAction } from '@slack/bolt';
+import type { App, SlackViewMiddlewareArgs, ViewSubmitAction } from '@slack/bolt';
 import { cancelRun } from '../../../ops/executor/run-actions.ts';
 import { plan as planVerb } from '../../../verbs/plan-verbs.ts';
 import { approve, startPlanned } from '../../../verbs/run-verbs.ts';
@@ -13,16 +13,20 @@ const replyTo = (body: ViewSubmitAction, channel: string): ReplyTo & { actor: { 
   user: body.user.id, channel, actor: { id: body.user.id, channel },
 });
 
+type Handler = (args: SlackViewMiddlewareArgs<ViewSubmitAction>) => Promise<void>;
+
+/** The bot's modals, submitted: one Bolt listener routing by callback_id, as for actions. */
 export function registerViews(bolt: App, ctx: SlackContext): void {
-  bolt.view<ViewSubmitAction>('plan_modal', async ({ ack, body, view }) => {
+  const handlers: Record<string, Handler> = {};
+  handlers.plan_modal = async ({ ack, body, view }) => {
     await ack();
     const { channel, value } = JSON.parse(view.private_metadata) as { channel: string; value: string };
     const to = replyTo(body, channel);
     const { runId, hash } = parseRunButton(value);
     ctx.later(to, async () => ctx.deliver(to, await ctx.chat.call(startPlanned, { runId, hash }, to.actor)));
-  });
+  };
 
-  bolt.view<ViewSubmitAction>(BUILDER.callback, async ({ ack, body, view }) => {
+  handlers[BUILDER.callback] = async ({ ack, body, view }) => {
     const state = JSON.parse(view.private_metadata) as BuilderState;
     const to = replyTo(body, state.channel);
     let built: ReturnType<typeof builderArgs>;
@@ -43,11 +47,11 @@ export function registerViews(bolt: App, ctx: SlackContext): void {
       }
       await ctx.deliver(to, reply);
     });
-  });
+  };
 
   // Acknowledged at once: a wrong confirmation is a field error, checked against what the modal asked; the approval
   // itself (the plan hash shown, a second person, not expired) runs after the ack and answers in the direct message.
-  bolt.view<ViewSubmitAction>('approve_modal', async ({ ack, body, view }) => {
+  handlers.approve_modal = async ({ ack, body, view }) => {
     const { value, channel, expected } = JSON.parse(view.private_metadata) as { value: string; channel: string; expected: string };
     const { runId, hash } = parseRunButton(value);
     const typed = view.state.values.typed?.value?.value ?? '';
@@ -58,5 +62,7 @@ export function registerViews(bolt: App, ctx: SlackContext): void {
     await ack();
     const to = replyTo(body, channel);
     ctx.later(to, async () => ctx.deliver(to, await ctx.chat.call(approve, { runId, typed, hash }, to.actor)));
-  });
+  };
+
+  bolt.view<ViewSubmitAction>({ type: 'view_submission', callback_id: new RegExp(`^(${Object.keys(handlers).join('|')})$`) }, async (args) => (handlers[args.view.callback_id] as Handler)(args));
 }

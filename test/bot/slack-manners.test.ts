@@ -170,12 +170,15 @@ describe.runIf(testServices().moodleDump)('Slack manners', () => {
       await fx.rt.progress.follow(runId, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
       expect((await fx.rt.store.getRun(runId)).state).toBe('succeeded');
       const ts = parent.answer?.ts;
-      const summary = await until('the summary in the thread', () => api.calls.find((c) => c.method === 'chat.postMessage' && c.params.thread_ts === ts && String(c.params.text).startsWith(`Run ${runId} succeeded`)));
+      // The killed process's lease on the report runs out first (REPORT_LEASE_MS).
+      const summary = await until('the summary in the thread', () => api.calls.find((c) => c.method === 'chat.postMessage' && c.params.thread_ts === ts && String(c.params.text).startsWith(`Run ${runId} succeeded`)), 40_000);
       expect(summary.params.channel).toBe('C1');
       const edits = api.calls.filter((c) => c.method === 'chat.update' && String(c.params.text).startsWith(`Run ${runId}`));
       expect(edits.at(-1)?.params).toMatchObject({ channel: 'C1', ts, text: `Run ${runId} succeeded` });
       expect(api.calls.filter((c) => c.method === 'chat.postMessage' && /^Run \d+ started$/.test(String(c.params.text)) && String(c.params.text).includes(String(runId)))).toHaveLength(1);
       await until('the results file', () => api.calls.find((c) => c.method === 'files.completeUploadExternal' && JSON.stringify(c.params).includes(String(ts))));
+      await new Promise((r) => setTimeout(r, 500));
+      expect(api.calls.filter((c) => c.method === 'chat.postMessage' && c.params.thread_ts === ts && String(c.params.text).startsWith(`Run ${runId} succeeded`))).toHaveLength(1);
     } finally {
       for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
       await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));

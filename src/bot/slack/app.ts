@@ -9,7 +9,7 @@ import type { Rbac } from '../../verbs/rbac.ts';
 import { Chat } from '../chat.ts';
 import { SLACK_STYLE } from '../chat-text.ts';
 import { boltLogger } from './bolt-logger.ts';
-import { SlackContext } from './context.ts';
+import { REPORT_LEASE_MS, SlackContext } from './context.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { registerActions } from './listeners/actions.ts';
 import { registerCommands } from './listeners/commands.ts';
@@ -85,11 +85,15 @@ export async function startSlackBot(backend: Backend, rbac: Rbac, policy: Approv
   await refreshGroups();
   const groupTimer = setInterval(() => void refreshGroups(), GROUP_REFRESH_MS);
   groupTimer.unref();
+  // Reports left unfinished by a bot process that stopped are taken over, now and once their lease runs out.
   await ctx.resumeReports();
+  const resumeTimer = setInterval(() => ctx.work.now(() => ctx.resumeReports()), REPORT_LEASE_MS / 2);
+  resumeTimer.unref();
 
   const stopTimers = () => {
     clearInterval(groupTimer);
     clearInterval(sweepTimer);
+    clearInterval(resumeTimer);
   };
   const idle = () => ctx.work.idle();
   if (!receiver) {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
 import type { Backend } from '../../backend.ts';
 import type { Logger } from '../../log.ts';
@@ -13,11 +14,19 @@ import { notInChannel, plain, Replies, type ReplyTo } from './replies.ts';
 import { RunMessageStore } from './run-messages.ts';
 import { SlackWork } from './work.ts';
 
+/** How long a run's report is held by a bot process that stopped refreshing it (one that died). */
+export const REPORT_LEASE_MS = 10_000;
+
+const REFRESH_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
 /** What every listener shares: the verbs (through the chat), the way back to users, deferred work, and where runs are shown. */
 export class SlackContext {
   readonly replies: Replies;
   readonly work: SlackWork;
   private storeInstance: RunMessageStore | undefined;
+  /** The runs this process is reporting. */
+  private readonly reporting = new Set<number>();
 
   constructor(
     readonly backend: Backend,
@@ -84,17 +93,50 @@ export class SlackContext {
       await this.client.chat.postMessage({ channel, thread_ts: ts, text: `${notInChannel(to.channel)} Run ${run.id} is reported here instead.` });
     }
     const store = await this.messages();
-    await store.save(run.id, channel, { parent_ts: ts });
-    await this.client.chat.postMessage({ channel, thread_ts: ts, text: startedLine(run) });
-    await reportRun(this.client, await this.ops(), store, { channel, ts }, run);
+    await this.withReportLease(run.id, async () => {
+      await store.save(run.id, channel, { parent_ts: ts });
+      await this.client.chat.postMessage({ channel, thread_ts: ts, text: startedLine(run) });
+      await reportRun(this.client, await this.ops(), store, { channel, ts }, run);
+    });
   }
 
-  /** Reports the runs a previous bot process was reporting when it stopped, with the same messages. */
+  /**
+   * Reports the runs whose report no bot process is making (one stopped mid-run): with the same messages. Called at
+   * start and every few seconds, so that a report a dead process held is taken over once its lease runs out.
+   */
   async resumeReports(): Promise<void> {
     const store = await this.messages();
     const rt = await this.ops();
     for (const { run_id: runId, channel, parent_ts: ts } of await store.unreported()) {
-      this.work.now(async () => reportRun(this.client, rt, store, { channel, ts }, await rt.store.getRun(runId)));
+      if (this.reporting.has(runId) || (await rt.redis.exists(this.leaseKey(rt, runId)))) continue;
+      this.work.now(() => this.withReportLease(runId, async () => reportRun(this.client, rt, store, { channel, ts }, await rt.store.getRun(runId))));
+    }
+  }
+
+  private leaseKey(rt: RunServices, runId: number): string {
+    return `${rt.queuePrefix}:slack:report:${runId}`;
+  }
+
+  /**
+   * Runs a run's report while holding its lease in Redis, refreshed as it goes, so that one bot process reports each
+   * run and another takes over within seconds of its death; false when another holds it.
+   */
+  private async withReportLease(runId: number, report: () => Promise<void>): Promise<boolean> {
+    const rt = await this.ops();
+    const key = this.leaseKey(rt, runId);
+    const owner = randomUUID();
+    if ((await rt.redis.set(key, owner, 'PX', REPORT_LEASE_MS, 'NX')) !== 'OK') return false;
+    this.reporting.add(runId);
+    const refresh = setInterval(() => {
+      rt.redis.eval(REFRESH_LEASE, 1, key, owner, REPORT_LEASE_MS).catch((err) => this.log.warn({ runId, err: String(err) }, "a run report's lease could not be refreshed"));
+    }, REPORT_LEASE_MS / 3);
+    try {
+      await report();
+      return true;
+    } finally {
+      clearInterval(refresh);
+      this.reporting.delete(runId);
+      await rt.redis.eval(RELEASE_LEASE, 1, key, owner);
     }
   }
 

@@ -26,7 +26,9 @@ export interface SlackMessage {
 /** Errors of chat.postMessage that mean the bot may not post in that conversation. */
 const NOT_A_MEMBER = new Set(['not_in_channel', 'channel_not_found', 'is_archived', 'restricted_action']);
 
-export const notInChannel = (channel: string) => `I am not in <#${channel}>: invite me with \`/invite @vmoodle\`, then try again.`;
+/** The hint for a conversation the bot may not post in, naming it as a link when its id is one Slack gives. */
+export const notInChannel = (channel: string) =>
+  `I am not in ${/^[CG][A-Z0-9]{2,}$/.test(channel) ? `<#${channel}>` : 'this conversation'}: invite me with \`/invite @vmoodle\`, then try again.`;
 
 /** A reply built from plain text: escaped, and split over sections. */
 export const plain = (text: string): SlackMessage => ({ text: escapeMrkdwn(text).slice(0, SLACK_LIMITS.sectionText), blocks: textBlocks(text) });

@@ -1,13 +1,15 @@
 import type { PoolConnection } from 'mysql2/promise';
 import { defineCommand, FORCED_MESSAGE, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
 import { invalidateSettingCache, purgeAll, purgeDataCache, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
-import { deleteSetting, mainAdmin, readPluginSettings, readSetting, writeSetting, type SettingRef } from '../moodle/config.ts';
+import {
+  deleteSetting, logStoresOf, logStoresRead, mainAdmin, pluginSettingsOf, pluginSettingsRead, readForWrite, readPluginSettings, readSetting, writeSetting, type SettingRef,
+} from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { compileCondition, SqlRefusal, type CompiledCondition } from '../moodle/sql-parse.ts';
 import { isProtectedTable } from '../moodle/tables.ts';
 import {
-  clearScheduledMaintenance, CLI_MAINTENANCE_FILE, maintenanceText, parseMaintenanceText, readMaintenance, removeMaintenanceFile, wantedMaintenance,
+  clearScheduledMaintenance, CLI_MAINTENANCE_FILE, maintenanceOf, maintenanceRead, maintenanceText, parseMaintenanceText, readMaintenance, removeMaintenanceFile, wantedMaintenance,
   writeMaintenanceFile,
 } from '../moodle/maintenance.ts';
 import { PhpError } from '../moodle/php.ts';
@@ -23,15 +25,16 @@ const PLUGIN_NAME = /^[a-z][a-z0-9_]{0,99}$/;
  */
 async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null, planned: PlannedTarget): Promise<ApplyOutcome> {
   const sensitive = isSensitiveSetting(ref.name, ref.plugin);
-  const outcome = await ctx.moodle.withTransaction(target, async (conn): Promise<ApplyOutcome> => {
-    const current = await readSetting(ctx.moodle, conn, target, ref, true);
+  // Two round trips: the locked read (with the log store settings), then the write, its log rows and the commit.
+  const outcome = await ctx.moodle.withStatements(target, async (sql): Promise<ApplyOutcome> => {
+    const { current, stores } = await readForWrite(ctx.moodle, sql, target, ref);
     const shown = { old: maskIf(sensitive, current), new: maskIf(sensitive, value) };
     if (current === value) return { status: 'already_applied', ...shown };
     if (!planned.matchesPlan(current)) {
       return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
     }
-    if (value === null) await deleteSetting(ctx.moodle, conn, target, ref, current);
-    else await writeSetting(ctx.moodle, conn, target, ref, value, current);
+    if (value === null) deleteSetting(ctx.moodle, sql, target, ref, current, stores);
+    else writeSetting(ctx.moodle, sql, target, ref, value, current, stores);
     return { status: 'applied', ...shown };
   });
   if (outcome.status === 'applied') {
@@ -49,7 +52,7 @@ async function forced(ctx: CommandContext, target: MoodleTarget, ref: SettingRef
 
 async function previewSetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null): Promise<TargetPreview> {
   const sensitive = isSensitiveSetting(ref.name, ref.plugin);
-  const current = await ctx.moodle.withConnection(target, (conn) => readSetting(ctx.moodle, conn, target, ref));
+  const current = await ctx.moodle.withStatements(target, (sql) => readSetting(ctx.moodle, sql, target, ref), false);
   const notes = [current === value ? 'already set' : '', (await forced(ctx, target, ref)) ? FORCED_MESSAGE : ''].filter(Boolean);
   return { old: current, new: value, sensitive, note: notes.length > 0 ? notes.join('; ') : undefined };
 }
@@ -126,27 +129,29 @@ export const maintenance = defineCommand({
   ],
   ...SETTING_WRITE,
   async preview(ctx, target, p) {
-    const { state: current } = await ctx.moodle.withConnection(target, (conn) => readMaintenance(ctx.moodle, conn, target));
+    const { state: current } = await ctx.moodle.withStatements(target, (sql) => readMaintenance(ctx.moodle, sql, target), false);
     const old = maintenanceText(current);
     const wanted = maintenanceText(wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1'));
     return { old, new: wanted, note: old === wanted ? 'already set' : target.dataroot ? undefined : 'the CLI file is not known: no dataroot' };
   },
   async apply(ctx, target, p, planned) {
-    const outcome = await ctx.moodle.withTransaction(target, async (conn): Promise<ApplyOutcome> => {
-      const { state: current, settings } = await readMaintenance(ctx.moodle, conn, target, true);
+    const outcome = await ctx.moodle.withStatements(target, async (sql): Promise<ApplyOutcome> => {
+      const [rows, storeRows] = await sql.readAll<[{ name: string; value: string }, { plugin: string; value: string }]>([maintenanceRead(ctx.moodle, target, true), logStoresRead(ctx.moodle, target)]);
+      const { state: current, settings } = await maintenanceOf(target, rows);
+      const stores = logStoresOf(storeRows);
       const wanted = wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1');
       const shown = { old: maintenanceText(current), new: maintenanceText(wanted) };
       if (shown.old === shown.new) return { status: 'already_applied', ...shown };
       if (!planned.matchesPlan(shown.old)) return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
       if (wanted.file !== current.file && !target.dataroot) throw new Error('the CLI maintenance file needs the dataroot, which this worker cannot reach; nothing written');
       // Web maintenance is saved as the admin's maintenance page saves it: each changed setting, logged as the admin's.
-      const admin = wanted.enabled !== current.enabled || wanted.message !== current.message ? await mainAdmin(ctx.moodle, conn, target) : undefined;
-      if (wanted.enabled !== current.enabled) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_enabled' }, wanted.enabled ? '1' : '0', settings.maintenance_enabled, admin);
-      if (wanted.message !== current.message) await writeSetting(ctx.moodle, conn, target, { name: 'maintenance_message' }, wanted.message, settings.maintenance_message, admin);
-      if (current.later) await clearScheduledMaintenance(ctx.moodle, conn, target);
+      const admin = wanted.enabled !== current.enabled || wanted.message !== current.message ? await mainAdmin(ctx.moodle, sql, target) : undefined;
+      if (wanted.enabled !== current.enabled) writeSetting(ctx.moodle, sql, target, { name: 'maintenance_enabled' }, wanted.enabled ? '1' : '0', settings.maintenance_enabled, stores, admin);
+      if (wanted.message !== current.message) writeSetting(ctx.moodle, sql, target, { name: 'maintenance_message' }, wanted.message, settings.maintenance_message, stores, admin);
+      if (current.later) clearScheduledMaintenance(ctx.moodle, sql, target);
       if (wanted.file && !current.file) {
         const { filePermissions } = await sitePaths(ctx.codeRoot(target), target.dataroot as string);
-        await writeMaintenanceFile(ctx.moodle, conn, target, wanted.message, filePermissions);
+        await writeMaintenanceFile(ctx.moodle, sql, target, wanted.message, filePermissions);
       }
       if (!wanted.file && current.file) await removeMaintenanceFile(target);
       return { status: 'applied', ...shown };
@@ -197,7 +202,7 @@ function readSourcePlugin(ctx: CommandContext, plugin: string): Promise<Map<stri
   if (!perPlugin) sourceSettings.set(ctx.source, (perPlugin = new Map()));
   let settings = perPlugin.get(plugin);
   if (!settings) {
-    settings = ctx.moodle.withConnection(ctx.source, (conn) => readPluginSettings(ctx.moodle, conn, ctx.source, plugin));
+    settings = ctx.moodle.withStatements(ctx.source, (sql) => readPluginSettings(ctx.moodle, sql, ctx.source, plugin), false);
     perPlugin.set(plugin, settings);
   }
   return settings;
@@ -217,7 +222,7 @@ export const copyFullPluginConfig = defineCommand({
   phpScripts: PURGE_THROUGH_MOODLE,
   async preview(ctx, target, p) {
     const source = await readSourcePlugin(ctx, p.plugin);
-    const current = await ctx.moodle.withConnection(target, (conn) => readPluginSettings(ctx.moodle, conn, target, p.plugin));
+    const current = await ctx.moodle.withStatements(target, (sql) => readPluginSettings(ctx.moodle, sql, target, p.plugin), false);
     const changes = [...source].filter(([name, value]) => name !== 'version' && current.get(name) !== value).length;
     return { note: `${changes} of ${source.size - (source.has('version') ? 1 : 0)} settings differ` };
   },
@@ -225,12 +230,14 @@ export const copyFullPluginConfig = defineCommand({
     const plugin = p.plugin;
     const source = await readSourcePlugin(ctx, plugin);
     if (source.size === 0) throw new Error(`the source host has no settings for plugin ${plugin}`);
-    const written = await ctx.moodle.withTransaction(target, async (conn) => {
-      const current = await readPluginSettings(ctx.moodle, conn, target, plugin);
+    const written = await ctx.moodle.withStatements(target, async (sql) => {
+      const [rows, storeRows] = await sql.readAll<[{ name: string; value: string }, { plugin: string; value: string }]>([pluginSettingsRead(ctx.moodle, target, plugin, true), logStoresRead(ctx.moodle, target)]);
+      const current = pluginSettingsOf(rows);
+      const stores = logStoresOf(storeRows);
       let count = 0;
       for (const [name, value] of source) {
         if (name === 'version' || current.get(name) === value) continue;
-        await writeSetting(ctx.moodle, conn, target, { plugin, name }, value, current.get(name) ?? null);
+        writeSetting(ctx.moodle, sql, target, { plugin, name }, value, current.get(name) ?? null, stores);
         count++;
       }
       return count;

@@ -1,4 +1,4 @@
-import type { PoolConnection } from 'mysql2/promise';
+import type { Connection } from 'mysql2/promise';
 import { defineCommand, type CommandContext, type CommandDef, type ParamValues } from '../command.ts';
 import { ParamError } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
@@ -29,7 +29,7 @@ type SqlParams = ParamValues<typeof sqlParams>;
 /** Whether a run of this SQL ends with a full purge. */
 const purges = (p: SqlParams) => p.purge === '1' || (p.purge === 'auto' && !readsOnly(p.sql));
 
-async function execute(conn: PoolConnection, target: MoodleTarget, statement: string, params: SqlParams) {
+async function execute(conn: Connection, target: MoodleTarget, statement: string, params: SqlParams) {
   const [result] = await conn.query({ sql: expandTables(statement, target.db), namedPlaceholders: true }, binds(statement, params));
   return result;
 }

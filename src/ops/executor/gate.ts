@@ -57,23 +57,37 @@ export interface AdmitRequest {
   phpCap: number;
 }
 
+/** The gate's scripts, loaded once and called by their SHA (ioredis falls back to sending one again after a Redis restart). */
+interface GateScripts {
+  vmopsAdmit(...args: Array<string | number>): Promise<Admission>;
+  vmopsRelease(...args: Array<string | number>): Promise<number>;
+  vmopsTakePhp(...args: Array<string | number>): Promise<number>;
+}
+
 export class Gate {
+  private readonly scripts: GateScripts;
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: ExecutorKeys,
-  ) {}
+  ) {
+    redis.defineCommand('vmopsAdmit', { numberOfKeys: 5, lua: ADMIT });
+    redis.defineCommand('vmopsRelease', { numberOfKeys: 3, lua: RELEASE });
+    redis.defineCommand('vmopsTakePhp', { numberOfKeys: 1, lua: TAKE_PHP });
+    this.scripts = redis as unknown as GateScripts;
+  }
 
   async admit(r: AdmitRequest): Promise<Admission> {
-    return (await this.redis.eval(ADMIT, 5, this.keys.cancel(r.runId), this.keys.failures(r.runId), r.lockKey, r.slotsKey, r.phpSlotsKey,
-      r.maxFailures, r.jobId, r.holdMs, Date.now(), r.perServer, r.phpCap)) as Admission;
+    return this.scripts.vmopsAdmit(this.keys.cancel(r.runId), this.keys.failures(r.runId), r.lockKey, r.slotsKey, r.phpSlotsKey,
+      r.maxFailures, r.jobId, r.holdMs, Date.now(), r.perServer, r.phpCap);
   }
 
   async release(r: Pick<AdmitRequest, 'jobId' | 'lockKey' | 'slotsKey' | 'phpSlotsKey'>): Promise<void> {
-    await this.redis.eval(RELEASE, 3, r.lockKey, r.slotsKey, r.phpSlotsKey, r.jobId);
+    await this.scripts.vmopsRelease(r.lockKey, r.slotsKey, r.phpSlotsKey, r.jobId);
   }
 
   async takePhpSlot(slotsKey: string, owner: string, cap: number, holdMs: number): Promise<boolean> {
-    return (await this.redis.eval(TAKE_PHP, 1, slotsKey, owner, holdMs, Date.now(), cap)) === 1;
+    return (await this.scripts.vmopsTakePhp(slotsKey, owner, holdMs, Date.now(), cap)) === 1;
   }
 
   async releasePhpSlot(slotsKey: string, owner: string): Promise<void> {

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import mysql, { type Pool, type PoolConnection } from 'mysql2/promise';
+import mysql, { type Connection, type Pool, type PoolConnection } from 'mysql2/promise';
+import { Statements } from './statements.ts';
 import { qualifiedTable } from '../../db/identifiers.ts';
 import { errorFields, silentLogger, type Logger } from '../../log.ts';
 import { serverKey, type MoodleTarget } from './target.ts';
@@ -56,7 +57,7 @@ export class MoodleAccess {
    * Rolls back after a failure, which stays the error reported. A rollback that fails too (the connection broke) is
    * logged, and the connection is destroyed rather than handed back to the pool mid-transaction.
    */
-  async rollback(conn: PoolConnection): Promise<void> {
+  async rollback(conn: Connection): Promise<void> {
     try {
       await conn.rollback();
     } catch (err) {
@@ -70,25 +71,42 @@ export class MoodleAccess {
     return `${serverKey(target.db)}#${credentials}`;
   }
 
+  private connectionOptions(target: MoodleTarget) {
+    return {
+      host: target.db.host,
+      port: target.db.port,
+      user: target.db.user,
+      password: target.db.password,
+      connectTimeout: this.options.connectTimeoutMs,
+      charset: 'utf8mb4',
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+    };
+  }
+
+  /**
+   * The pool of the product's own SQL, whose connections take several statements per round trip (see Statements).
+   * An operator's SQL never runs on them.
+   */
   private pool(target: MoodleTarget): Pool {
     const key = this.poolKey(target);
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = mysql.createPool({
-        host: target.db.host,
-        port: target.db.port,
-        user: target.db.user,
-        password: target.db.password,
-        connectionLimit: this.options.perServer,
-        connectTimeout: this.options.connectTimeoutMs,
-        charset: 'utf8mb4',
-        supportBigNumbers: true,
-        bigNumberStrings: true,
-        dateStrings: true,
-      });
+      pool = mysql.createPool({ ...this.connectionOptions(target), connectionLimit: this.options.perServer, multipleStatements: true });
       this.pools.set(key, pool);
     }
     return pool;
+  }
+
+  /**
+   * A connection of its own for an operator's SQL: one statement per query, never pooled. It takes the place of one
+   * of the pool's connections (an idle one, or one opened to be closed), so that the pool and it together stay
+   * within the cap.
+   */
+  private async operatorConnection(target: MoodleTarget): Promise<Connection> {
+    (await this.pool(target).getConnection()).destroy();
+    return mysql.createConnection({ ...this.connectionOptions(target), multipleStatements: false });
   }
 
   /** `db`.`prefix_table` of this target. */
@@ -114,7 +132,7 @@ export class MoodleAccess {
    * Ends what a connection is running, from a second connection with the same login (`KILL QUERY`), then closes
    * it: the work that used it fails at once instead of going on after its target was given up.
    */
-  private async stop(target: MoodleTarget, conn: PoolConnection): Promise<void> {
+  private async stop(target: MoodleTarget, conn: Connection): Promise<void> {
     try {
       const killer = await mysql.createConnection({ host: target.db.host, port: target.db.port, user: target.db.user, password: target.db.password, connectTimeout: this.options.connectTimeoutMs });
       try {
@@ -128,13 +146,13 @@ export class MoodleAccess {
     conn.destroy();
   }
 
-  private async lease<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>, discard: boolean): Promise<T> {
+  private async lease<T, C extends Connection>(target: MoodleTarget, work: (conn: C) => Promise<T>, operator: boolean): Promise<T> {
     const signal = WORK_SIGNAL.getStore();
     signal?.throwIfAborted();
     const free = await this.slot(serverKey(target.db));
-    let conn: PoolConnection;
+    let conn: C;
     try {
-      conn = await this.pool(target).getConnection();
+      conn = (operator ? await this.operatorConnection(target) : await this.pool(target).getConnection()) as C;
     } catch (err) {
       free();
       throw err;
@@ -152,8 +170,8 @@ export class MoodleAccess {
       // A stopped connection is closed once its query is killed; the lease ends only then.
       if (stopped) await stopped;
       this.open--;
-      if (!stopped && discard) conn.destroy();
-      else if (!stopped) conn.release();
+      if (!stopped && operator) conn.destroy();
+      else if (!stopped) (conn as unknown as PoolConnection).release();
       free();
     }
   }
@@ -162,9 +180,34 @@ export class MoodleAccess {
     return this.lease(target, work, false);
   }
 
-  /** A connection for SQL an operator wrote; destroyed afterwards whatever it did to its session. */
-  withUserSqlConnection<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>): Promise<T> {
+  /** A connection for SQL an operator wrote: one statement per query, destroyed afterwards whatever it did to its session. */
+  withUserSqlConnection<T>(target: MoodleTarget, work: (conn: Connection) => Promise<T>): Promise<T> {
     return this.lease(target, work, true);
+  }
+
+  /**
+   * The product's SQL for one target in as few round trips as its reads allow, in a transaction of its own when
+   * `transaction` (begun with the first round trip, committed with the last, rolled back after a failure).
+   */
+  withStatements<T>(target: MoodleTarget, work: (sql: Statements) => Promise<T>, transaction = true): Promise<T> {
+    return this.withConnection(target, async (conn) => {
+      const sql = new Statements(conn);
+      if (!transaction) {
+        const result = await work(sql);
+        await sql.flush();
+        return result;
+      }
+      sql.write('START TRANSACTION');
+      try {
+        const result = await work(sql);
+        sql.write('COMMIT');
+        await sql.flush();
+        return result;
+      } catch (err) {
+        await this.rollback(conn);
+        throw err;
+      }
+    });
   }
 
   async withTransaction<T>(target: MoodleTarget, work: (conn: PoolConnection) => Promise<T>): Promise<T> {

@@ -1,7 +1,7 @@
 import { chmod, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
+import type { Statements } from './statements.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 
@@ -37,10 +37,21 @@ export interface MaintenanceSettings {
  * The site's maintenance as it is now, read in one query inside the caller's transaction (locked when `lock`), with
  * the rows as they are, which the log of a change records as old values.
  */
-export async function readMaintenance(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, lock = false): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
+export async function readMaintenance(access: MoodleAccess, sql: Statements, target: MoodleTarget, lock = false): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
+  return maintenanceOf(target, await sql.read(...maintenanceRead(access, target, lock)));
+}
+
+const MAINTENANCE_SETTINGS = ['maintenance_enabled', 'maintenance_message', 'maintenance_later'] as const;
+
+/** The read of the three maintenance settings, locked when they are about to be written. */
+export function maintenanceRead(access: MoodleAccess, target: MoodleTarget, lock: boolean): [string, unknown[]] {
+  return [`SELECT name, value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name IN (?, ?, ?)${lock ? ' FOR UPDATE' : ''}`, [...MAINTENANCE_SETTINGS]];
+}
+
+/** The state those rows describe (the CLI file is looked for in the dataroot). */
+export async function maintenanceOf(target: MoodleTarget, rows: Array<{ name: string; value: string }>): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
   const settings: MaintenanceSettings = { maintenance_enabled: null, maintenance_message: null, maintenance_later: null };
-  const [rows] = await conn.query(`SELECT name, value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name IN (?, ?, ?)${lock ? ' FOR UPDATE' : ''}`, Object.keys(settings));
-  for (const row of rows as Array<{ name: keyof MaintenanceSettings; value: string }>) settings[row.name] = row.value;
+  for (const row of rows) if ((MAINTENANCE_SETTINGS as readonly string[]).includes(row.name)) settings[row.name as keyof MaintenanceSettings] = row.value;
   const state = {
     enabled: settings.maintenance_enabled === '1',
     message: settings.maintenance_message ?? '',
@@ -79,8 +90,8 @@ export function parseMaintenanceText(text: string | null): Omit<MaintenanceState
 }
 
 /** The scheduled maintenance is cleared without a log row, as maintenance.php clears it. */
-export async function clearScheduledMaintenance(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget): Promise<void> {
-  await conn.query(`DELETE FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name = 'maintenance_later'`);
+export function clearScheduledMaintenance(access: MoodleAccess, sql: Statements, target: MoodleTarget): void {
+  sql.write(`DELETE FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name = 'maintenance_later'`);
 }
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -146,7 +157,7 @@ function plainPage(title: string, body: string): string {
  * under Moodle's title; else the site's climaintenance.template.html verbatim; else "<site> under maintenance".
  * With the site's `$CFG->filepermissions` as its mode.
  */
-export async function writeMaintenanceFile(access: MoodleAccess, conn: PoolConnection, target: MoodleTarget, message: string, mode: number): Promise<void> {
+export async function writeMaintenanceFile(access: MoodleAccess, sql: Statements, target: MoodleTarget, message: string, mode: number): Promise<void> {
   const dataroot = target.dataroot as string;
   let page: string;
   if (!htmlIsBlank(message)) {
@@ -156,8 +167,8 @@ export async function writeMaintenanceFile(access: MoodleAccess, conn: PoolConne
     if (template !== undefined) {
       page = template;
     } else {
-      const [rows] = await conn.query(`SELECT fullname FROM ${access.table(target, MOODLE_TABLES.course)} WHERE id = 1`);
-      const fullname = (rows as Array<{ fullname: string }>)[0]?.fullname ?? '';
+      const [site] = await sql.read<{ fullname: string }>(`SELECT fullname FROM ${access.table(target, MOODLE_TABLES.course)} WHERE id = 1`);
+      const fullname = site?.fullname ?? '';
       page = plainPage(`${escapeHtml(fullname)} under maintenance`, UNDER_MAINTENANCE);
     }
   }

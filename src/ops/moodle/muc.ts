@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { parsePhp, phpLiteral, type PhpNode } from './php-values.ts';
@@ -31,13 +31,27 @@ const sha1 = (s: string) => createHash('sha1').update(s).digest('hex');
  * the first cache use).
  */
 export async function readMucConfig(path: string): Promise<MucConfig | undefined> {
-  let code: string;
+  let seen: { mtimeMs: number; size: number };
   try {
-    code = await readFile(path, 'utf8');
+    seen = await stat(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
+  // Parsed once per version of the file: Moodle rewrites it when its stores or mappings change.
+  const known = parsed.get(path);
+  if (known && known.mtimeMs === seen.mtimeMs && known.size === seen.size) return known.config;
+  const config = parseMucConfig(await readFile(path, 'utf8'));
+  if (parsed.size >= PARSED_KEPT) parsed.clear();
+  parsed.set(path, { mtimeMs: seen.mtimeMs, size: seen.size, config });
+  return config;
+}
+
+/** Parsed MUC configurations by path, with the file's version they were read from. */
+const parsed = new Map<string, { mtimeMs: number; size: number; config: MucConfig }>();
+const PARSED_KEPT = 10_000;
+
+function parseMucConfig(code: string): MucConfig {
   const assignment = parsePhp(code, 'muc/config.php').children?.find((c) => c.kind === 'expressionstatement' && c.expression?.kind === 'assign' && c.expression.left?.name === 'configuration');
   if (!assignment?.expression?.right) throw new Error('muc/config.php has no $configuration');
   const raw = phpLiteral(assignment.expression.right) as Record<string, unknown>;

@@ -197,8 +197,11 @@ export async function benchExecutor(): Promise<void> {
     await worker.close();
     const left = Array.from({ length: TARGETS }, (_, i) => existsSync(coreConfigEntry(instance(i).datapath))).filter(Boolean).length;
 
+    const [pool] = (await probe.query("SHOW GLOBAL VARIABLES LIKE 'innodb_buffer_pool_size'"))[0] as Array<{ Value: string }>;
+    const poolMb = Number(pool?.Value ?? 0) / 2 ** 20;
     const table = new Table({ head: ['measure', 'value', 'goal', 'met'], style: { head: [], border: [] } });
     table.push(
+      ['server InnoDB buffer pool (the fleet\'s tables fit in memory)', `${poolMb.toFixed(0)} MB`, '≥ 512 MB', poolMb >= 512 ? 'yes' : 'NO: run and floor measure the disk'],
       ['plan: resolve + preview 1,000 targets', `${planMs.toFixed(0)} ms`, '', ''],
       ['run: submit → last result', `${runMs.toFixed(0)} ms`, '< 2000 ms', runMs < 2000 ? 'yes' : 'NO'],
       ['targets/s', (TARGETS / (runMs / 1000)).toFixed(0), '', ''],

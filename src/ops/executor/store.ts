@@ -22,14 +22,13 @@ export interface NodeTargetWaiting {
   started_at: number;
 }
 
-/** Results written at most this long after they arrive, together with the others that arrived meanwhile. */
-const RESULT_BATCH_MS = 20;
 
 /** Runs, their targets and their events, in the master database: the audit trail and the executor's state. */
 export class RunStore {
   readonly t: AuditTables;
   private pending: PendingResult[] = [];
-  private flushTimer: NodeJS.Timeout | undefined;
+  /** Whether results are being written now (the next batch gathers meanwhile), or a write is about to start. */
+  private flushing = false;
 
   constructor(
     readonly db: Knex,
@@ -104,14 +103,27 @@ export class RunStore {
   recordFinal(targetId: number, result: PendingResult['result']): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ targetId, result: { ...result }, done: { resolve, reject } });
-      this.flushTimer ??= setTimeout(() => void this.flush(), RESULT_BATCH_MS);
+      if (!this.flushing) {
+        // Group commit: the results of this turn of the event loop go together, and those that arrive while they are
+        // written go in the next write, which starts as soon as this one ends. No result waits on a timer.
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
     });
   }
 
   private async flush(): Promise<void> {
     const batch = this.pending;
     this.pending = [];
-    this.flushTimer = undefined;
+    try {
+      await this.write(batch);
+    } finally {
+      if (this.pending.length > 0) setImmediate(() => void this.flush());
+      else this.flushing = false;
+    }
+  }
+
+  private async write(batch: PendingResult[]): Promise<void> {
     const finishedAt = Date.now();
     try {
       await this.db.transaction(async (trx) => {

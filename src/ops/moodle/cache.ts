@@ -1,5 +1,5 @@
 import { readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
@@ -94,9 +94,12 @@ export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Pro
  * until its caches are purged.
  */
 export async function invalidateSettingCache(site: CacheSite, target: MoodleTarget, plugin: string): Promise<CacheOutcome> {
-  const dirs = await siteDirs(site, target);
-  if (!dirs) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
+  const { dataroot } = target;
+  if (!dataroot) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
+  const dirs = await sitePaths(site.codeRoot(target), dataroot);
   const muc = await readMucConfig(dirs.mucConfig);
+  // A MUC configuration read from under the dataroot shows it is reachable; otherwise that is checked (one stat less per write).
+  if (!(muc && dirs.mucConfig.startsWith(join(dataroot, sep))) && !(await isDir(dataroot))) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
   return settle(site, target, muc ? await invalidateConfigEntry(muc, dirs.cachedir, plugin, site.secrets) : await emptyDir(dirs.cachedir));
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { parsePhp, phpLiteral, type PhpNode } from './php-values.ts';
@@ -105,7 +105,10 @@ export async function invalidateConfigEntry(muc: MucConfig, cachedir: string, pl
   if (!store) return { unreachable: 'the MUC configuration maps no store to core/config' };
   const hashed = entryKey(muc, 'core', 'config', plugin);
   if (store.plugin === 'file') {
-    await rm(fileEntryPath(cachedir, store, 'core', 'config', hashed), { force: true });
+    // One unlink: an entry that is not cached is already invalidated.
+    await unlink(fileEntryPath(cachedir, store, 'core', 'config', hashed)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
     return 'done';
   }
   if (store.plugin === 'redis') return withStoreRedis(store, secrets, (redis) => redis.hdel(redisHashName(store, 'core', 'config'), hashed));

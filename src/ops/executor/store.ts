@@ -6,6 +6,9 @@ import { FINAL_STATES, FINAL_TARGET, type NewRun, type NewTarget, type RunEvent,
 
 export class RunNotFoundError extends errorKind('not_found') {}
 
+/** Results per UPDATE when many arrive at once. */
+const RESULTS_PER_STATEMENT = 200;
+
 interface PendingResult {
   targetId: number;
   result: TargetResult & { attempts?: number; old_known?: boolean };
@@ -126,15 +129,32 @@ export class RunStore {
   private async write(batch: PendingResult[]): Promise<void> {
     const finishedAt = Date.now();
     try {
-      await this.db.transaction(async (trx) => {
-        for (const { targetId, result } of batch) {
-          await trx(this.t.targets).where({ id: targetId }).whereNotIn('status', FINAL_TARGET as TargetStatus[]).update({ ...result, finished_at: finishedAt });
-        }
-      });
+      for (let i = 0; i < batch.length; i += RESULTS_PER_STATEMENT) await this.updateResults(batch.slice(i, i + RESULTS_PER_STATEMENT), finishedAt);
       for (const p of batch) p.done.resolve();
     } catch (err) {
       for (const p of batch) p.done.reject(err);
     }
+  }
+
+  /**
+   * Many targets' results in one UPDATE (one round trip, atomic): each column set by a CASE on the target id, for the
+   * targets with no final result yet. For one target given twice, the first result wins, as a second write would
+   * find the first final.
+   */
+  private async updateResults(batch: PendingResult[], finishedAt: number): Promise<void> {
+    const columns = [...new Set(batch.flatMap((p) => Object.keys(p.result)))];
+    const sets: string[] = [];
+    const bindings: unknown[] = [];
+    for (const column of columns) {
+      const given = batch.filter((p) => Object.hasOwn(p.result, column));
+      sets.push(`?? = CASE id ${given.map(() => 'WHEN ? THEN ?').join(' ')} ELSE ?? END`);
+      bindings.push(column, ...given.flatMap((p) => [p.targetId, p.result[column as keyof PendingResult['result']] ?? null]), column);
+    }
+    const ids = batch.map((p) => p.targetId);
+    await this.db.raw(
+      `UPDATE ?? SET ${sets.join(', ')}, finished_at = ? WHERE id IN (${ids.map(() => '?').join(', ')}) AND status NOT IN (${FINAL_TARGET.map(() => '?').join(', ')})`,
+      [this.t.targets, ...bindings, finishedAt, ...ids, ...FINAL_TARGET] as Knex.RawBinding[],
+    );
   }
 
   /** Targets of running or cancelling runs that wait in a node's queue, not yet started or between attempts. */

@@ -13,7 +13,7 @@ import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
 import { nodeOfDataroot, type NodeConfig } from '../nodes.ts';
-import { workSignal } from '../moodle/access.ts';
+import { workSignal } from '../moodle/work-signal.ts';
 import type { CommandContext, CommandDef, PhpRunner } from '../command.ts';
 import type { TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';

@@ -1,7 +1,7 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
 import { FORCED_MESSAGE, isIdempotent, placementOf, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
-import { stoppable } from '../moodle/access.ts';
+import { stoppable } from '../moodle/work-signal.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { settleRun } from './recovery.ts';
 import { targetParams } from './run-actions.ts';

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { workSignal } from './work-signal.ts';
 import mysql, { type Connection, type Pool, type PoolConnection } from 'mysql2/promise';
 import { Statements } from './statements.ts';
 import { qualifiedTable } from '../../db/identifiers.ts';
@@ -12,18 +12,6 @@ export interface AccessOptions {
   connectTimeoutMs: number;
   log?: Logger;
 }
-
-/**
- * The abort signal of the work under way (one target's apply): when it aborts, every connection that work holds has
- * its query killed and is closed. Commands need not pass it along.
- */
-const WORK_SIGNAL = new AsyncLocalStorage<AbortSignal>();
-
-/** Runs `work` so that aborting `signal` stops its database queries. */
-export const stoppable = <T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> => WORK_SIGNAL.run(signal, work);
-
-/** The abort signal of the work under way, for what it starts besides queries (a PHP process). */
-export const workSignal = (): AbortSignal | undefined => WORK_SIGNAL.getStore();
 
 export const DEFAULT_ACCESS: AccessOptions = { perServer: 20, connectTimeoutMs: 5_000 };
 
@@ -147,7 +135,7 @@ export class MoodleAccess {
   }
 
   private async lease<T, C extends Connection>(target: MoodleTarget, work: (conn: C) => Promise<T>, operator: boolean): Promise<T> {
-    const signal = WORK_SIGNAL.getStore();
+    const signal = workSignal();
     signal?.throwIfAborted();
     const free = await this.slot(serverKey(target.db));
     let conn: C;

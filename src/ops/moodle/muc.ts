@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { parsePhp, phpLiteral, type PhpNode } from './php-values.ts';
 
 /** A cache store of the site's MUC configuration (`$dataroot/muc/config.php`). */
@@ -123,7 +123,9 @@ async function withStoreRedis(store: MucStore, secrets: Secrets, work: (redis: R
   const [host, port] = store.configuration.server.split(':');
   const password = typeof store.configuration.password === 'string' && store.configuration.password ? store.configuration.password : undefined;
   if (password) secrets.add(password);
-  const redis = new Redis({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, retryStrategy: () => null });
+  // Loaded here: most commands never reach a Redis store, and the catalogue loads with every command line.
+  const { Redis: RedisClient } = await import('ioredis');
+  const redis = new RedisClient({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, retryStrategy: () => null });
   // A store that cannot be reached is reported by the result ("cache not purged"), with the connection's own error.
   let connectionError: Error | undefined;
   redis.on('error', (err: Error) => void (connectionError = err));

@@ -1,5 +1,10 @@
-import { Engine } from 'php-parser';
-import { serialize } from 'php-serialize';
+import { createRequire } from 'node:module';
+import type { Engine } from 'php-parser';
+
+// Loaded at first use: the catalogue, which every command line loads, only needs them when a command runs.
+const load = createRequire(import.meta.url);
+let engine: typeof Engine | undefined;
+let serializer: ((value: unknown) => string) | undefined;
 
 /**
  * A value as PHP's json_encode() writes it with no flags: `/` escaped as `\/`, and every character past ASCII as a
@@ -12,7 +17,10 @@ export function phpJsonEncode(value: unknown): string {
 }
 
 /** A value as PHP's serialize() writes it (an object becomes an array with string keys, in order). */
-export const phpSerialize = (value: unknown): string => serialize(value);
+export const phpSerialize = (value: unknown): string => {
+  serializer ??= (load('php-serialize') as { serialize: (value: unknown) => string }).serialize;
+  return serializer(value);
+};
 
 /** A node of php-parser's syntax tree, as far as the product reads one. */
 export interface PhpNode {
@@ -61,5 +69,6 @@ export function phpLiteral(node: PhpNode): unknown {
 
 /** Parses PHP source (a configuration file) into its syntax tree, never running it; a syntax error throws. */
 export function parsePhp(code: string, name: string): PhpNode {
-  return new Engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions: false } }).parseCode(code, name) as unknown as PhpNode;
+  engine ??= (load('php-parser') as { Engine: typeof Engine }).Engine;
+  return new engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions: false } }).parseCode(code, name) as unknown as PhpNode;
 }

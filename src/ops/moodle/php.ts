@@ -3,7 +3,7 @@ import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorKind } from '../../errors.ts';
 import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
-import { workSignal } from './access.ts';
+import { workSignal } from './work-signal.ts';
 import type { MoodleTarget } from './target.ts';
 
 /** How an option of a VMoodle CLI wrapper is given: a bare flag, or `--name=value` with a value matching the pattern. */

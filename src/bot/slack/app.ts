@@ -55,7 +55,7 @@ export async function startSlackBot(backend: Backend, rbac: Rbac, policy: Approv
   bolt.error(async (err) => {
     log.error({ ...errorFields(err.original ?? err) }, 'a Slack request failed');
   });
-  const ctx = new SlackContext(backend, new Chat(backend, rbac, policy, 'slack', SLACK_STYLE), rbac, policy, bolt.client, log);
+  const ctx = new SlackContext(backend, new Chat(backend, rbac, policy, 'slack', SLACK_STYLE), bolt.client, log);
   bolt.use(async ({ next }) => ctx.work.during(next()));
   registerEvents(bolt, ctx);
   registerCommands(bolt, ctx);

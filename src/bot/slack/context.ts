@@ -2,10 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
 import type { Backend } from '../../backend.ts';
 import type { Logger } from '../../log.ts';
-import type { ApprovalPolicy } from '../../ops/executor/approval-policy.ts';
 import type { RunRow } from '../../ops/executor/run-model.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
-import type { Rbac } from '../../verbs/rbac.ts';
 import type { Chat, ChatReply } from '../chat.ts';
 import { approvalBlocks, closedApprovalBlocks, previewBlocks, startBlocks } from './blocks.ts';
 import { mention } from './mrkdwn.ts';
@@ -31,8 +29,6 @@ export class SlackContext {
   constructor(
     readonly backend: Backend,
     readonly chat: Chat,
-    readonly rbac: Rbac,
-    readonly policy: ApprovalPolicy,
     readonly client: WebClient,
     readonly log: Logger,
   ) {
@@ -119,20 +115,19 @@ export class SlackContext {
 
   /**
    * Runs a run's report while holding its lease in Redis, refreshed as it goes, so that one bot process reports each
-   * run and another takes over within seconds of its death; false when another holds it.
+   * run and another takes over within seconds of its death; nothing when another holds it.
    */
-  private async withReportLease(runId: number, report: () => Promise<void>): Promise<boolean> {
+  private async withReportLease(runId: number, report: () => Promise<void>): Promise<void> {
     const rt = await this.ops();
     const key = this.leaseKey(rt, runId);
     const owner = randomUUID();
-    if ((await rt.redis.set(key, owner, 'PX', REPORT_LEASE_MS, 'NX')) !== 'OK') return false;
+    if ((await rt.redis.set(key, owner, 'PX', REPORT_LEASE_MS, 'NX')) !== 'OK') return;
     this.reporting.add(runId);
     const refresh = setInterval(() => {
       rt.redis.eval(REFRESH_LEASE, 1, key, owner, REPORT_LEASE_MS).catch((err) => this.log.warn({ runId, err: String(err) }, "a run report's lease could not be refreshed"));
     }, REPORT_LEASE_MS / 3);
     try {
       await report();
-      return true;
     } finally {
       clearInterval(refresh);
       this.reporting.delete(runId);

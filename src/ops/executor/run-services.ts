@@ -24,7 +24,7 @@ import { RunStore } from './store.ts';
 export const QUEUE_NAME = 'vmoodle-ops';
 
 /** A PHP run takes about a second (moodle-facts §1.5), so a free slot is looked for a few times a second. */
-const PHP_SLOT_POLL_MS = 200;
+export const PHP_SLOT_POLL_MS = 200;
 
 /** The queue of the work that must run on one node; its workers serve it besides the shared one. */
 export const nodeQueueName = (node: string) => `${QUEUE_NAME}@${node}`;

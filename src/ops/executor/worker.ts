@@ -10,7 +10,7 @@ import { errorKind } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
 import { redisConnection } from './redis.ts';
-import { nodeQueueName, QUEUE_NAME, type RunServices } from './run-services.ts';
+import { nodeQueueName, PHP_SLOT_POLL_MS, QUEUE_NAME, type RunServices } from './run-services.ts';
 import { findNode, nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
 import { heartbeat, HEARTBEAT_MS, NodeWatch } from './node-watch.ts';
 import { PhpStopped } from '../moodle/php.ts';
@@ -244,7 +244,7 @@ export class ExecutorWorker {
     const admission = await this.rt.gate.admit(request);
     if (admission === 'locked') await this.delay(job, token, 250);
     // A PHP run takes about a second (moodle-facts §1.5): waiting for a PHP slot is retried less eagerly than for a connection.
-    if (admission === 'busy') await this.delay(job, token, phpCap > 0 ? 200 : 50);
+    if (admission === 'busy') await this.delay(job, token, phpCap > 0 ? PHP_SLOT_POLL_MS : 50);
     if (admission === 'cancelled' || admission === 'braked') {
       const message = admission === 'cancelled' ? 'not started: the run was cancelled' : `not started: more than ${ctx.run.max_failures} targets failed (--max-failures)`;
       await this.record(ctx, row, { status: admission === 'cancelled' ? 'cancelled' : 'skipped', message });

@@ -35,7 +35,7 @@ async function isDir(path: string | undefined): Promise<boolean> {
 }
 
 /** The site's dataroot, cache folders and MUC configuration, or undefined when this node cannot reach the dataroot. */
-export async function siteDirs(site: Pick<CacheSite, 'codeRoot'>, target: MoodleTarget): Promise<(SitePaths & { dataroot: string }) | undefined> {
+async function siteDirs(site: Pick<CacheSite, 'codeRoot'>, target: MoodleTarget): Promise<(SitePaths & { dataroot: string }) | undefined> {
   if (!(await isDir(target.dataroot))) return undefined;
   const dataroot = target.dataroot as string;
   return { dataroot, ...(await sitePaths(site.codeRoot(target), dataroot)) };

@@ -4,7 +4,7 @@ import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
-import { invalidateConfigEntry, purgeRedisStores, readMucConfig, type Invalidation } from './muc.ts';
+import { applyCacheChanges, purgeRedisStores, readMucConfig, type CacheChange, type Invalidation } from './muc.ts';
 import { sitePaths, type SitePaths } from './code-config.ts';
 import type { PhpScripts } from './php.ts';
 import type { ApplyOutcome, CommandContext } from '../command.ts';
@@ -88,20 +88,24 @@ export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Pro
 }
 
 /**
- * Invalidates a setting change the way set_config does: only the core/config entry of its plugin (`core` for a core
- * setting), in the store the site's MUC configuration maps it to. A site with no MUC configuration yet has its
- * `cache/` emptied as before. False when the dataroot or the store cannot be reached: Moodle will not see the change
- * until its caches are purged.
+ * Invalidates what a write changed the way Moodle's own code does after it (see CacheChange), in the stores the
+ * site's MUC configuration maps each definition to. A site with no MUC configuration yet has its `cache/` emptied.
+ * Where the dataroot or a store cannot be reached from here, Moodle purges through its PHP on the node (or, with no
+ * node, the result says Moodle will not see the change until its caches are purged).
  */
-export async function invalidateSettingCache(site: CacheSite, target: MoodleTarget, plugin: string): Promise<CacheOutcome> {
+export async function invalidateCaches(site: CacheSite, target: MoodleTarget, changes: readonly CacheChange[]): Promise<CacheOutcome> {
   const { dataroot } = target;
   if (!dataroot) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
   const dirs = await sitePaths(site.codeRoot(target), dataroot);
   const muc = await readMucConfig(dirs.mucConfig);
   // A MUC configuration read from under the dataroot shows it is reachable; otherwise that is checked (one stat less per write).
   if (!(muc && dirs.mucConfig.startsWith(join(dataroot, sep))) && !(await isDir(dataroot))) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
-  return settle(site, target, muc ? await invalidateConfigEntry(muc, dirs.cachedir, plugin, site.secrets) : await emptyDir(dirs.cachedir));
+  return settle(site, target, muc ? await applyCacheChanges(muc, dirs.cachedir, changes, site.secrets) : await emptyDir(dirs.cachedir));
 }
+
+/** A setting change invalidated as set_config does: its plugin's core/config entry (`core` for a core setting). */
+export const invalidateSettingCache = (site: CacheSite, target: MoodleTarget, plugin: string) =>
+  invalidateCaches(site, target, [{ definition: 'core/config', keys: [plugin] }]);
 
 /**
  * The SQL side of purge_caches(): every rev moves strictly forward (cache-busting URLs depend on it) and every

@@ -3,7 +3,7 @@ import { isSensitiveSetting } from './sensitive.ts';
 import type { Statements } from './statements.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
-import { phpJsonEncode, phpSerialize } from './php-values.ts';
+import { CLI_ACTOR, logEvent, SYSTEM_CONTEXT, type LogActor, type LogStores, type PhpValue } from './events.ts';
 
 /** A setting: core (`plugin` undefined) in {config}, or a plugin's in {config_plugins}. */
 export interface SettingRef {
@@ -41,11 +41,8 @@ export async function readPluginSettings(access: MoodleAccess, sql: Statements, 
   return pluginSettingsOf(await sql.read(...pluginSettingsRead(access, target, plugin)));
 }
 
-/** The two settings that decide whether and how a change is logged by the standard log store (moodle-facts §3.1). */
-export interface LogStores {
-  enabledStores: string | null;
-  jsonformat: string | null;
-}
+export type { LogStores, LogActor } from './events.ts';
+export { CLI_ACTOR } from './events.ts';
 
 const STORES = { plugin: 'tool_log', name: 'enabled_stores' } as const;
 const JSONFORMAT = { plugin: 'logstore_standard', name: 'jsonformat' } as const;
@@ -71,31 +68,8 @@ export async function readForWrite(access: MoodleAccess, sql: Statements, target
   return { current: valueOf(setting), stores: logStoresOf(stores) };
 }
 
-/**
- * How the standard log store writes `other` once this change is made, or undefined when it is not enabled (no row
- * then). Moodle loads its stores at the first event, after the write: a change to these settings applies to its own
- * row.
- */
-function logFormat(stores: LogStores, ref: SettingRef, value: string | null): 'json' | 'serialize' | undefined {
-  const is = (s: SettingRef) => ref.plugin === s.plugin && ref.name === s.name;
-  const enabled = is(STORES) ? value : stores.enabledStores;
-  const jsonformat = is(JSONFORMAT) ? value : stores.jsonformat;
-  if (!(enabled ?? '').split(',').map((s) => s.trim()).includes('logstore_standard')) return undefined;
-  return jsonformat === '1' ? 'json' : 'serialize';
-}
-
 /** What Moodle's password settings write to config_log for a value that is not empty (admin_setting_configpasswordunmask). */
 const LOGGED_PASSWORD = '********';
-
-const CONFIG_LOG_CREATED = '\\core\\event\\config_log_created';
-
-/** Who a change is logged as: cfg.php's user 0 from the CLI, or the admin who saves an admin settings page. */
-export interface LogActor {
-  userid: number;
-  origin: 'cli' | 'web';
-}
-
-export const CLI_ACTOR: LogActor = { userid: 0, origin: 'cli' };
 
 /**
  * The site's main admin as get_admin() finds it: the first of `siteadmins` that is a user not deleted. A change an
@@ -111,56 +85,67 @@ export async function mainAdmin(access: MoodleAccess, sql: Statements, target: M
 }
 
 /**
- * What set_config and unset_config leave behind (moodle-facts §3.1): the config_log row (by user 0 from the CLI or an
- * admin, plugin NULL for core, oldvalue '0' for a setting that did not exist, value NULL for a removal) and, when the
- * standard log store is enabled, the `\core\event\config_log_created` row pointing at it, with `other` as the
- * store's format says. A sensitive setting is logged as Moodle's admin password settings log theirs: a value that
- * is not empty becomes ********. Queued with the write, so that change, log and commit go in one round trip.
+ * What Moodle's add_to_config_log() leaves behind (moodle-facts §3.1): the config_log row (by user 0 from the CLI or an
+ * admin; values as PHP casts them to text: false is '0', null is NULL) and, when the standard log store is enabled,
+ * the `config_log_created` row pointing at it, whose `other` keeps PHP's types. A sensitive setting is logged as
+ * Moodle's admin password settings log theirs: text that is not empty becomes ********. Queued with the write, so
+ * that change, log and commit go in one round trip.
  */
-function logConfigChange(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string | null, old: string | null, stores: LogStores, by: LogActor): void {
-  const sensitive = isSensitiveSetting(ref.name, ref.plugin);
-  const logged = (v: string | null) => (v !== null && v !== '' && sensitive ? LOGGED_PASSWORD : v);
+export function addToConfigLog(access: MoodleAccess, sql: Statements, target: MoodleTarget, entry: ConfigLogEntry, stores: LogStores, by: LogActor): void {
+  const sensitive = isSensitiveSetting(entry.name, entry.plugin);
+  const logged = (v: PhpValue) => (typeof v === 'string' && v !== '' && sensitive ? LOGGED_PASSWORD : v);
+  const [oldvalue, value] = [logged(entry.oldvalue), logged(entry.value)];
   const now = Math.floor(Date.now() / 1000);
   sql.write(
     `INSERT INTO ${access.table(target, MOODLE_TABLES.configLog)} (userid, timemodified, plugin, name, value, oldvalue) VALUES (?, ?, ?, ?, ?, ?)`,
-    [by.userid, now, ref.plugin ?? null, ref.name, logged(value), old === null ? '0' : logged(old)],
+    [by.userid, now, entry.plugin, entry.name, phpText(value), phpText(oldvalue)],
   );
-  const format = logFormat(stores, ref, value);
-  if (!format) return;
-  const other = { name: ref.name, oldvalue: old === null ? false : logged(old), value: logged(value), plugin: ref.plugin ?? null };
   // objectid is the config_log row's id, the last one inserted on this connection.
-  sql.write(
-    `INSERT INTO ${access.table(target, MOODLE_TABLES.logstoreStandardLog)}
-      (eventname, component, action, target, objecttable, objectid, crud, edulevel, contextid, contextlevel, contextinstanceid,
-       userid, courseid, relateduserid, anonymous, other, timecreated, origin, ip, realuserid)
-     VALUES (?, 'core', 'created', 'config_log', 'config_log', LAST_INSERT_ID(), 'c', 0, 1, 10, 0, ?, 0, NULL, 0, ?, ?, ?, NULL, NULL)`,
-    [CONFIG_LOG_CREATED, by.userid, format === 'json' ? phpJsonEncode(other) : phpSerialize(other), now, by.origin],
-  );
+  logEvent(access, sql, target, {
+    name: 'config_log_created', objecttable: 'config_log', objectid: 'LAST_INSERT_ID', crud: 'c', edulevel: 0, context: SYSTEM_CONTEXT,
+    other: { name: entry.name, oldvalue, value, plugin: entry.plugin },
+  }, stores, by, now);
 }
 
-/** Writes a setting as Moodle's set_config does: insert or update, and what it logs. Queued in the caller's transaction. */
-export function writeSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string, old: string | null, stores: LogStores, by = CLI_ACTOR): void {
+/** One add_to_config_log() call: the values as PHP passes them (a flag's old value may be false, a new one an int). */
+export interface ConfigLogEntry {
+  name: string;
+  plugin: string | null;
+  oldvalue: PhpValue;
+  value: PhpValue;
+}
+
+/** A scalar as PHP's database layer stores it in a text column: booleans as 0 and 1, null as NULL. */
+const phpText = (v: PhpValue): string | null => (v === null ? null : typeof v === 'boolean' ? (v ? '1' : '0') : typeof v === 'object' ? JSON.stringify(v) : String(v));
+
+/** What cfg.php logs for a setting change: the old value as get_config() gave it (false when there was none). */
+function logConfigChange(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string | null, old: string | null, stores: LogStores, by: LogActor): void {
+  addToConfigLog(access, sql, target, { name: ref.name, plugin: ref.plugin ?? null, oldvalue: old ?? false, value }, stores, by);
+}
+
+/**
+ * What set_config() (a value) or unset_config() (null) does to the row, and no more: Moodle's set_config logs nothing,
+ * its callers do. A write to the log store settings applies to the changes logged after it in the same transaction.
+ * Queued in the caller's transaction.
+ */
+export function storeSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string | null, old: string | null, stores: LogStores): void {
   const w = where(access, target, ref);
-  if (old === null) {
-    if (ref.plugin) sql.write(`INSERT INTO ${w.table} (plugin, name, value) VALUES (?, ?, ?)`, [ref.plugin, ref.name, value]);
-    else sql.write(`INSERT INTO ${w.table} (name, value) VALUES (?, ?)`, [ref.name, value]);
-  } else {
-    sql.write(`UPDATE ${w.table} SET value = ? WHERE ${w.sql}`, [value, ...w.binds]);
-  }
-  logConfigChange(access, sql, target, ref, value, old, stores, by);
-  followStores(stores, ref, value);
-}
-
-/** A write to the log store settings applies to the changes logged after it in the same transaction. */
-function followStores(stores: LogStores, ref: SettingRef, value: string | null): void {
+  if (value === null) sql.write(`DELETE FROM ${w.table} WHERE ${w.sql}`, w.binds);
+  else if (old === null && ref.plugin) sql.write(`INSERT INTO ${w.table} (plugin, name, value) VALUES (?, ?, ?)`, [ref.plugin, ref.name, value]);
+  else if (old === null) sql.write(`INSERT INTO ${w.table} (name, value) VALUES (?, ?)`, [ref.name, value]);
+  else sql.write(`UPDATE ${w.table} SET value = ? WHERE ${w.sql}`, [value, ...w.binds]);
   if (ref.plugin === STORES.plugin && ref.name === STORES.name) stores.enabledStores = value;
   if (ref.plugin === JSONFORMAT.plugin && ref.name === JSONFORMAT.name) stores.jsonformat = value;
 }
 
-/** Removes a setting as unset_config does (`cfg.php --unset`), with what it logs. Queued in the caller's transaction. */
+/** Writes a setting as cfg.php --set does: set_config, then its log. Queued in the caller's transaction. */
+export function writeSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string, old: string | null, stores: LogStores, by = CLI_ACTOR): void {
+  storeSetting(access, sql, target, ref, value, old, stores);
+  logConfigChange(access, sql, target, ref, value, old, stores, by);
+}
+
+/** Removes a setting as cfg.php --unset does: unset_config, then its log. Queued in the caller's transaction. */
 export function deleteSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, old: string | null, stores: LogStores): void {
-  const w = where(access, target, ref);
-  sql.write(`DELETE FROM ${w.table} WHERE ${w.sql}`, w.binds);
+  storeSetting(access, sql, target, ref, null, old, stores);
   logConfigChange(access, sql, target, ref, null, old, stores, CLI_ACTOR);
-  followStores(stores, ref, null);
 }

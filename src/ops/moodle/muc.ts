@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFile, stat, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { parsePhp, phpLiteral, type PhpNode } from './php-values.ts';
+import { parsePhp, phpLiteral, phpSerialize } from './php-values.ts';
 
 /** A cache store of the site's MUC configuration (`$dataroot/muc/config.php`). */
 export interface MucStore {
@@ -17,6 +17,8 @@ export interface MucConfig {
   stores: Record<string, MucStore>;
   modemappings: Array<{ mode: number; store: string; sort: number }>;
   definitionmappings: Array<{ definition: string; store: string; sort: number }>;
+  /** The definitions the site's configuration lists (Moodle writes every one), by `component/area`. */
+  definitions: Record<string, MucDefinition>;
 }
 
 /** MUC's application mode, the one core/config and core/roledefs are cached in. */
@@ -63,6 +65,11 @@ function parseMucConfig(code: string): MucConfig {
     }])),
     modemappings: list(raw.modemappings),
     definitionmappings: list(raw.definitionmappings),
+    definitions: Object.fromEntries(Object.entries((raw.definitions ?? {}) as Record<string, Record<string, unknown>>).map(([name, d]) => [name, {
+      mode: Number(d.mode),
+      simplekeys: d.simplekeys === true,
+      invalidationevents: Object.values((d.invalidationevents ?? {}) as Record<string, unknown>).map(String),
+    }])),
   };
 }
 
@@ -75,19 +82,8 @@ export function applicationStore(muc: MucConfig, definition: string): MucStore |
   return name ? muc.stores[name] : undefined;
 }
 
-/** An entry's key as MUC hashes it: sha1(P-K) with P = md5("1/<component>/<area>/<siteidentifier>"). */
-export function entryKey(muc: MucConfig, component: string, area: string, key: string): string {
-  return sha1(`${md5(`${MODE_APPLICATION}/${component}/${area}/${muc.siteidentifier}`)}-${key}`);
-}
-
-/** Where a file store keeps an entry: `<store path>/<component>_<area>/<k[0..2]>-cache/<k>.cache`. */
-export function fileEntryPath(cachedir: string, store: MucStore, component: string, area: string, hashed: string): string {
-  const base = typeof store.configuration.path === 'string' && store.configuration.path ? store.configuration.path : join(cachedir, 'cachestore_file', store.name);
-  return join(base, `${component}_${area}`, `${hashed.slice(0, 3)}-cache`, `${hashed}.cache`);
-}
-
 /** A Redis store's hash for one definition: `<prefix>` + md5("<mode> <component> <area>"), with no site identifier. */
-export const redisHashName = (store: MucStore, component: string, area: string) =>
+const redisHashName = (store: MucStore, component: string, area: string) =>
   `${String(store.configuration.prefix ?? '')}${md5(`${MODE_APPLICATION} ${component} ${area}`)}`;
 
 /** Done, or why a store could not be reached. */
@@ -96,23 +92,159 @@ export type Invalidation = 'done' | { unreachable: string };
 const unreachable = (store: MucStore, why: string): Invalidation => ({ unreachable: `cache store ${JSON.stringify(store.name)} (${store.plugin}) ${why}` });
 
 /**
- * Invalidates one core/config entry (a plugin's settings, or `core` for mdl_config) where the site caches it, as
- * set_config does: the one file of a file store, the hash field of a Redis store (moodle-facts §3.3). Another kind of
- * store is unreachable from here.
+ * What a write asks of Moodle's application caches, as Moodle's own code does after the same change: some entries of
+ * a definition deleted (set_config deletes its plugin's core/config entry, a role change its core/roledefs entry), a
+ * whole definition purged (the plugin manager's), or an invalidation event (`purge_by_event`: the application
+ * definitions it names purged, and the event recorded in core/eventinvalidation so sessions drop theirs).
  */
-export async function invalidateConfigEntry(muc: MucConfig, cachedir: string, plugin: string, secrets: Secrets): Promise<Invalidation> {
-  const store = applicationStore(muc, 'core/config');
-  if (!store) return { unreachable: 'the MUC configuration maps no store to core/config' };
-  const hashed = entryKey(muc, 'core', 'config', plugin);
-  if (store.plugin === 'file') {
-    // One unlink: an entry that is not cached is already invalidated.
-    await unlink(fileEntryPath(cachedir, store, 'core', 'config', hashed)).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
-    return 'done';
+export type CacheChange =
+  | { definition: string; keys: readonly string[] }
+  | { definition: string; purge: true }
+  | { event: string };
+
+/** What the product needs of a cache definition (Moodle's lib/db/caches.php, or the site's MUC configuration). */
+interface MucDefinition {
+  mode: number;
+  simplekeys: boolean;
+  invalidationevents: readonly string[];
+}
+
+/**
+ * The core definitions the product's writes touch, from Moodle 4.5's lib/db/caches.php; a site's MUC configuration,
+ * which lists every definition with its events, is read first.
+ */
+const CORE_DEFINITIONS: Readonly<Record<string, MucDefinition>> = {
+  'core/config': { mode: MODE_APPLICATION, simplekeys: false, invalidationevents: [] },
+  'core/roledefs': { mode: MODE_APPLICATION, simplekeys: true, invalidationevents: [] },
+  'core/plugin_manager': { mode: MODE_APPLICATION, simplekeys: true, invalidationevents: [] },
+  'core/coursecattree': { mode: MODE_APPLICATION, simplekeys: false, invalidationevents: ['changesincoursecat'] },
+  'core/eventinvalidation': { mode: MODE_APPLICATION, simplekeys: false, invalidationevents: [] },
+  'core/coursemodinfo': { mode: MODE_APPLICATION, simplekeys: true, invalidationevents: [] },
+  'core/course_image': { mode: MODE_APPLICATION, simplekeys: true, invalidationevents: [] },
+};
+
+const EVENT_INVALIDATION = 'core/eventinvalidation';
+
+function definitionOf(muc: MucConfig, name: string): MucDefinition {
+  return muc.definitions[name] ?? CORE_DEFINITIONS[name] ?? { mode: MODE_APPLICATION, simplekeys: false, invalidationevents: [] };
+}
+
+/** The application definitions an event purges: the site's own list when its configuration has one. */
+function definitionsOnEvent(muc: MucConfig, event: string): string[] {
+  const all = Object.keys(muc.definitions).length > 0 ? muc.definitions : CORE_DEFINITIONS;
+  return Object.entries(all).filter(([, d]) => d.mode === MODE_APPLICATION && d.invalidationevents.includes(event)).map(([name]) => name);
+}
+
+/**
+ * An entry's key as MUC makes it: P = md5("1/<component>/<area>/<siteidentifier>"), then sha1(P-K), or K-P for a
+ * definition with simple keys (moodle-facts §3.3).
+ */
+function storedKey(muc: MucConfig, definition: string, key: string): string {
+  const [component, area] = splitDefinition(definition);
+  const prefix = md5(`${MODE_APPLICATION}/${component}/${area}/${muc.siteidentifier}`);
+  return definitionOf(muc, definition).simplekeys ? `${key}-${prefix}` : sha1(`${prefix}-${key}`);
+}
+
+const splitDefinition = (definition: string) => definition.split('/') as [string, string];
+
+/**
+ * The token purge_by_event() records: microtime(true) as PHP prints it, then uniqid('', true) (13 hex digits and a
+ * random fraction), e.g. `1795499222.8512-6b0524d6cfcfb5.38376012`.
+ */
+export function purgeToken(now = Date.now()): string {
+  const seconds = Number((now / 1000).toPrecision(14)).toString();
+  const usec = Math.floor((now % 1000) * 1000 + Math.random() * 1000);
+  const hex = `${Math.floor(now / 1000).toString(16).padStart(8, '0')}${usec.toString(16).padStart(5, '0')}`;
+  return `${seconds}-${hex}${(Math.random() * 10).toFixed(8)}`;
+}
+
+/** What one store is asked: entries deleted, definitions purged, entries written. */
+interface StoreWork {
+  store: MucStore;
+  deletes: Array<{ definition: string; key: string }>;
+  purges: Set<string>;
+  sets: Array<{ definition: string; key: string; value: unknown }>;
+}
+
+/**
+ * Applies cache changes where the site keeps each definition (its own mapping, else the application store): files
+ * of a file store, hashes of a Redis store (moodle-facts §3.3). Another kind of store is unreachable from here.
+ */
+export async function applyCacheChanges(muc: MucConfig, cachedir: string, changes: readonly CacheChange[], secrets: Secrets): Promise<Invalidation> {
+  const byStore = new Map<string, StoreWork>();
+  const work = (definition: string): StoreWork | undefined => {
+    const store = applicationStore(muc, definition);
+    if (!store) return undefined;
+    let found = byStore.get(store.name);
+    if (!found) byStore.set(store.name, (found = { store, deletes: [], purges: new Set(), sets: [] }));
+    return found;
+  };
+  for (const change of changes) {
+    if ('keys' in change) {
+      const w = work(change.definition);
+      if (!w) return { unreachable: `the MUC configuration maps no store to ${change.definition}` };
+      for (const key of change.keys) w.deletes.push({ definition: change.definition, key });
+    } else if ('purge' in change) {
+      const w = work(change.definition);
+      if (!w) return { unreachable: `the MUC configuration maps no store to ${change.definition}` };
+      w.purges.add(change.definition);
+    } else {
+      for (const definition of definitionsOnEvent(muc, change.event)) work(definition)?.purges.add(definition);
+      const w = work(EVENT_INVALIDATION);
+      if (!w) return { unreachable: `the MUC configuration maps no store to ${EVENT_INVALIDATION}` };
+      w.sets.push({ definition: EVENT_INVALIDATION, key: change.event, value: { purged: purgeToken() } });
+    }
   }
-  if (store.plugin === 'redis') return withStoreRedis(store, secrets, (redis) => redis.hdel(redisHashName(store, 'core', 'config'), hashed));
-  return unreachable(store, 'is of a kind only Moodle itself can reach');
+  for (const w of byStore.values()) {
+    const result = w.store.plugin === 'file' ? await fileStoreWork(muc, cachedir, w) : w.store.plugin === 'redis' ? await redisStoreWork(muc, w, secrets) : unreachable(w.store, 'is of a kind only Moodle itself can reach');
+    if (result !== 'done') return result;
+  }
+  return 'done';
+}
+
+/** A file store's folder for one definition: `<store path>/<component>_<area>`. */
+function fileDefinitionDir(cachedir: string, store: MucStore, definition: string): string {
+  const base = typeof store.configuration.path === 'string' && store.configuration.path ? store.configuration.path : join(cachedir, 'cachestore_file', store.name);
+  return join(base, splitDefinition(definition).join('_'));
+}
+
+/** Where a file store keeps an entry: `<definition folder>/<k[0..2]>-cache/<k>.cache`. */
+function fileEntry(muc: MucConfig, cachedir: string, store: MucStore, definition: string, key: string): string {
+  const stored = storedKey(muc, definition, key);
+  return join(fileDefinitionDir(cachedir, store, definition), `${stored.slice(0, 3)}-cache`, `${stored}.cache`);
+}
+
+async function fileStoreWork(muc: MucConfig, cachedir: string, w: StoreWork): Promise<Invalidation> {
+  // One unlink per entry: an entry that is not cached is already invalidated.
+  await Promise.all(w.deletes.filter((d) => !w.purges.has(d.definition)).map((d) => unlink(fileEntry(muc, cachedir, w.store, d.definition, d.key)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+  })));
+  await Promise.all([...w.purges].map((d) => rm(fileDefinitionDir(cachedir, w.store, d), { recursive: true, force: true })));
+  for (const set of w.sets) {
+    // Written as cachestore_file writes: serialize()d, to a temporary file renamed into place.
+    const path = fileEntry(muc, cachedir, w.store, set.definition, set.key);
+    await mkdir(dirname(path), { recursive: true });
+    const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+    await writeFile(temp, phpSerialize(set.value));
+    await rename(temp, path);
+  }
+  return 'done';
+}
+
+async function redisStoreWork(muc: MucConfig, w: StoreWork, secrets: Secrets): Promise<Invalidation> {
+  const { configuration } = w.store;
+  // Entries are written as phpredis writes them with the PHP serializer (1) and no compressor; any other is Moodle's to write.
+  if (w.sets.length > 0 && (Number(configuration.serializer ?? 1) !== 1 || Number(configuration.compressor ?? 0) !== 0)) {
+    return unreachable(w.store, 'stores entries in a serializer or compressor only Moodle itself writes');
+  }
+  const hash = (definition: string) => redisHashName(w.store, ...splitDefinition(definition));
+  return withStoreRedis(w.store, secrets, async (redis) => {
+    const batch = redis.multi();
+    for (const d of w.deletes) if (!w.purges.has(d.definition)) batch.hdel(hash(d.definition), storedKey(muc, d.definition, d.key));
+    for (const d of w.purges) batch.del(hash(d), `${hash(d)}_ttl`);
+    for (const s of w.sets) batch.hset(hash(s.definition), storedKey(muc, s.definition, s.key), phpSerialize(s.value));
+    await batch.exec();
+  });
 }
 
 type Secrets = { add(...values: string[]): void; scrub(text: string): string };

@@ -1,4 +1,5 @@
 import type { ErrorReport } from '../errors.ts';
+import { comparisonOf, comparisonSummary } from '../ops/compare.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { countsText, DONE_OK, shownParams, statusCounts, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import { leftOutLine } from '../registry/selector.ts';
@@ -50,6 +51,8 @@ export function statusText(run: RunRow, targets: TargetRow[]): string {
   }
   const lines = [`Run ${run.id} ${run.state.replaceAll('_', ' ')}: ${countsText(statusCounts(targets))}`];
   for (const [key, hosts] of [...failures].slice(0, 10)) lines.push(`• ${key} — ${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ` and ${hosts.length - 5} more` : ''}`);
+  const comparison = comparisonOf(run, targets);
+  if (comparison) lines.push(...comparisonSummary(comparison).filter((l) => !l.includes(' could not be read: ')));
   return lines.join('\n');
 }
 

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CommandDef } from '../ops/command.ts';
+import { cellOf, comparisonOf, comparisonSummary, differences, type Comparison } from '../ops/compare.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { countsText, DONE_OK, FINAL_STATES, shownParams, statusCounts, type RunEvent, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import type { Host } from '../registry/fleet.ts';
@@ -59,12 +60,37 @@ function targetJson(t: TargetRow) {
   return { shortname: t.shortname, wwwroot: t.wwwroot, status: t.status, old: t.old_value, new: t.new_value, message: t.message, value: t.returned_value, attempts: t.attempts, durationMs: t.duration_ms };
 }
 
+/** Up to this many hosts, a comparison's table has a column per host; past it, the hosts that differ are listed. */
+const MATRIX_HOSTS = 8;
+
+/** A compare run's differences: the items hosts disagree on, as a table; the JSON form carries the whole matrix. */
+function printComparison(out: Output, cmp: Comparison): void {
+  for (const line of comparisonSummary(cmp).slice(0, 1)) out.line(line);
+  const diffs = differences(cmp);
+  if (diffs.length === 0) return;
+  const item = cmp.item.toUpperCase();
+  if (cmp.hosts.length <= MATRIX_HOSTS) {
+    out.table([item, ...cmp.hosts], diffs.map((d) => [d.item, ...cmp.hosts.map((h) => cellOf(cmp, d.item, h))]));
+  } else {
+    out.table([item, 'MOST HOSTS', 'THE OTHERS'], diffs.map((d) => [d.item, d.majority, d.odd.map((o) => `${o.host}=${o.value}`).join(' ')]));
+  }
+}
+
+const comparisonJson = (cmp: Comparison) => ({
+  item: cmp.item,
+  hosts: cmp.hosts,
+  matrix: Object.fromEntries(cmp.items.map((item) => [item, Object.fromEntries(cmp.hosts.map((h) => [h, cellOf(cmp, item, h)]))])),
+  differences: differences(cmp),
+});
+
 /** The end of a run (or of its canary): counts and every target that did not simply succeed. Returns whether all these succeeded. */
 export function printReport(out: Output, run: RunRow, targets: TargetRow[], head: object = {}): boolean {
   const counts = statusCounts(targets);
-  out.data({ ...head, run: run.id, state: run.state, counts: Object.fromEntries(counts), targets: targets.map(targetJson) });
+  const cmp = comparisonOf(run, targets);
+  out.data({ ...head, run: run.id, state: run.state, counts: Object.fromEntries(counts), targets: targets.map(targetJson), ...(cmp ? { comparison: comparisonJson(cmp) } : {}) });
   out.line(`Run ${run.id} ${run.state}: ${countsText(counts)}`);
-  const notable = targets.length <= FULL_REPORT ? targets : targets.filter((t) => !DONE_OK.includes(t.status) || t.returned_value);
+  if (cmp) printComparison(out, cmp);
+  const notable = cmp ? targets.filter((t) => !DONE_OK.includes(t.status)) : targets.length <= FULL_REPORT ? targets : targets.filter((t) => !DONE_OK.includes(t.status) || t.returned_value);
   if (notable.length > 0) out.table(['TARGET', 'STATUS', 'OLD', 'NEW', 'MESSAGE'], notable.map((t) => [t.shortname, t.status, t.old_value ?? '', t.new_value ?? '', t.returned_value ?? t.message ?? '']));
   return targets.every((t) => DONE_OK.includes(t.status));
 }

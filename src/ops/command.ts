@@ -106,6 +106,11 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
   needsSource: boolean;
   /** Changes targets at all (a read-only command never needs an approval for its size). */
   writes: boolean;
+  /**
+   * A read compared across its targets (plugin × host, capability × host): each target's result value is a JSON
+   * object of item → value, and the front ends show where hosts differ and the whole matrix. Says what an item is.
+   */
+  compares?: string;
   /** Where its work runs; any worker when unsaid. */
   runsOn?: Placement | ((params: P) => Placement);
   /** The VMoodle CLI wrappers it runs through `ctx.php`, with the options each may be given: nothing else runs. */

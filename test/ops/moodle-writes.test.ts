@@ -14,12 +14,12 @@ import { cancelRun, revertRun, startRun } from '../../src/ops/executor/run-actio
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { knownSecret } from '../support/secrets.ts';
 import { CONFIG_IN_REDIS, mucConfigPhp, redisStorePhp } from '../support/muc.ts';
+import { configLogEvent, type ConfigLogRow } from '../support/moodle-log.ts';
 
 let fx: OpsFixture;
 let site: TestDatabase;
 let conn: Connection;
 
-interface ConfigLogRow { id: number; userid: number; timemodified: number; plugin: string | null; name: string; value: string | null; oldvalue: string | null }
 
 async function run(...args: string[]): Promise<void> {
   const result = await runCli([...args, '--hosts', 'site', '--yes'], fx.env);
@@ -41,16 +41,7 @@ async function logged(since: number): Promise<{ log: ConfigLogRow; events: Array
 
 const lastLogId = async () => Number((await rows<{ id: number | null }>('SELECT MAX(id) AS id FROM {config_log}'))[0]?.id ?? 0);
 
-/**
- * The log store row moodle-facts §3.1 shows for a config_log row, `other` as given: from the CLI by user 0, or saved
- * by the admin (user 2 in the dump's `siteadmins`) on an admin page.
- */
-const eventRow = (log: ConfigLogRow, other: string, by: 'cli' | 'admin' = 'cli') => ({
-  eventname: '\\core\\event\\config_log_created', component: 'core', action: 'created', target: 'config_log',
-  objecttable: 'config_log', objectid: log.id, crud: 'c', edulevel: 0, contextid: 1, contextlevel: 10, contextinstanceid: 0,
-  userid: by === 'cli' ? 0 : 2, courseid: 0, relateduserid: null, anonymous: 0, other, timecreated: log.timemodified,
-  origin: by === 'cli' ? 'cli' : 'web', ip: null, realuserid: null,
-});
+const eventRow = configLogEvent;
 
 describe.runIf(testServices().moodleDump)("setting writes logged as Moodle's set_config and unset_config log them", () => {
   beforeAll(async () => {

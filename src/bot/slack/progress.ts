@@ -4,6 +4,7 @@ import type { RunServices } from '../../ops/executor/run-services.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
 import { followRun, waitingText } from '../../verbs/follow.ts';
 import { statusText } from '../chat-text.ts';
+import { comparisonCsv, comparisonOf } from '../../ops/compare.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';
@@ -52,5 +53,7 @@ export async function reportRun(client: WebClient, rt: RunServices, store: RunMe
   await client.chat.update({ channel, ts, text: `Run ${run.id} ${final.state}`, blocks: progressBlocks(final, targets.length, failedCount, findCommand(run.command).reversible, note) });
   await client.chat.postMessage({ channel, thread_ts: ts, text: escapeMrkdwn(statusText(final, targets)).slice(0, SLACK_LIMITS.sectionText) });
   await client.filesUploadV2({ channel_id: channel, thread_ts: ts, filename: `run-${run.id}.csv`, title: `Run ${run.id} results`, content: resultCsv(targets) });
+  const comparison = comparisonOf(final, targets);
+  if (comparison) await client.filesUploadV2({ channel_id: channel, thread_ts: ts, filename: `run-${run.id}-${comparison.item}s.csv`, title: `Run ${run.id}: ${comparison.item} × host`, content: comparisonCsv(comparison) });
   await store.save(run.id, channel, { reported_at: Date.now() });
 }

@@ -15,6 +15,7 @@ import {
 import { PhpError } from '../moodle/php.ts';
 import { isForced, sitePaths } from '../moodle/code-config.ts';
 import { ParamError } from '../params.ts';
+import { onceForSource } from './source-reads.ts';
 
 const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
 const PLUGIN_NAME = /^[a-z][a-z0-9_]{0,99}$/;
@@ -194,19 +195,9 @@ export const purgeCaches = defineCommand({
   },
 });
 
-/** A source's plugin settings are read once per run, however many targets receive them. */
-const sourceSettings = new WeakMap<MoodleTarget, Map<string, Promise<Map<string, string>>>>();
-
-function readSourcePlugin(ctx: CommandContext, plugin: string): Promise<Map<string, string>> {
-  let perPlugin = sourceSettings.get(ctx.source);
-  if (!perPlugin) sourceSettings.set(ctx.source, (perPlugin = new Map()));
-  let settings = perPlugin.get(plugin);
-  if (!settings) {
-    settings = ctx.moodle.withStatements(ctx.source, (sql) => readPluginSettings(ctx.moodle, sql, ctx.source, plugin), false);
-    perPlugin.set(plugin, settings);
-  }
-  return settings;
-}
+/** A source's plugin settings, read once per run however many targets receive them. */
+const readSourcePlugin = (ctx: CommandContext, plugin: string) =>
+  onceForSource(ctx, `plugin-settings:${plugin}`, () => ctx.moodle.withStatements(ctx.source, (sql) => readPluginSettings(ctx.moodle, sql, ctx.source, plugin), false));
 
 export const copyFullPluginConfig = defineCommand({
   name: 'generic/copyfullpluginconfig',
@@ -286,34 +277,24 @@ const COPY_PARAMS = [
 type CopyParams = ParamValues<typeof COPY_PARAMS>;
 
 /** A source table's query (and how many rows it selects) is worked out once per run, however many targets receive its rows. */
-const sourceQueries = new WeakMap<MoodleTarget, Map<string, Promise<SourceQuery>>>();
-
 function sourceQuery(ctx: CommandContext, p: CopyParams): Promise<SourceQuery> {
-  let perParams = sourceQueries.get(ctx.source);
-  if (!perParams) sourceQueries.set(ctx.source, (perParams = new Map()));
-  const key = JSON.stringify(p);
-  let query = perParams.get(key);
-  if (!query) {
-    query = (async () => {
-      const table = ctx.moodle.table(ctx.source, p.table);
-      const columns = await ctx.moodle.withConnection(ctx.source, async (conn) => {
-        const [rows] = await conn.query('SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ctx.source.db.database, ctx.source.db.prefix + p.table]);
-        return new Set((rows as Array<{ c: string }>).map((r) => r.c.toLowerCase()));
-      });
-      if (columns.size === 0) throw new ParamError(`generic/copytable: table: the source host has no table ${p.table}`);
-      let where: CompiledCondition | undefined;
-      try {
-        where = p.select.trim() ? compileCondition(p.select, { table: p.table, columns, params: p }) : undefined;
-      } catch (err) {
-        if (err instanceof SqlRefusal) throw new ParamError(`generic/copytable: select: ${err.message}`);
-        throw err;
-      }
-      const matching = await ctx.moodle.withConnection(ctx.source, (conn) => countRows(conn, `${table}${whereSql(where)}`, where?.binds ?? []));
-      return { table, where, matching };
-    })();
-    perParams.set(key, query);
-  }
-  return query;
+  return onceForSource(ctx, `copy:${JSON.stringify(p)}`, async () => {
+    const table = ctx.moodle.table(ctx.source, p.table);
+    const columns = await ctx.moodle.withConnection(ctx.source, async (conn) => {
+      const [rows] = await conn.query('SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ctx.source.db.database, ctx.source.db.prefix + p.table]);
+      return new Set((rows as Array<{ c: string }>).map((r) => r.c.toLowerCase()));
+    });
+    if (columns.size === 0) throw new ParamError(`generic/copytable: table: the source host has no table ${p.table}`);
+    let where: CompiledCondition | undefined;
+    try {
+      where = p.select.trim() ? compileCondition(p.select, { table: p.table, columns, params: p }) : undefined;
+    } catch (err) {
+      if (err instanceof SqlRefusal) throw new ParamError(`generic/copytable: select: ${err.message}`);
+      throw err;
+    }
+    const matching = await ctx.moodle.withConnection(ctx.source, (conn) => countRows(conn, `${table}${whereSql(where)}`, where?.binds ?? []));
+    return { table, where, matching };
+  });
 }
 
 export const copyTable = defineCommand({

@@ -72,16 +72,22 @@ export async function readForWrite(access: MoodleAccess, sql: Statements, target
 const LOGGED_PASSWORD = '********';
 
 /**
- * The site's main admin as get_admin() finds it: the first of `siteadmins` that is a user not deleted. A change an
- * admin settings page makes is logged as theirs; a site with none is logged as from the CLI.
+ * The read of the site's main admin as get_admin() finds it: the first of `siteadmins` that is a user not deleted.
+ * A change an admin page makes is logged as theirs; a site with none is logged as from the CLI (see adminOf).
  */
-export async function mainAdmin(access: MoodleAccess, sql: Statements, target: MoodleTarget): Promise<LogActor> {
+export function adminRead(access: MoodleAccess, target: MoodleTarget): [string, unknown[]] {
   const siteadmins = `(SELECT value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name = 'siteadmins')`;
-  const [admin] = await sql.read<{ id: string }>(
+  return [
     `SELECT id FROM ${access.table(target, MOODLE_TABLES.user)} WHERE deleted = 0 AND FIND_IN_SET(id, REPLACE(${siteadmins}, ' ', '')) > 0
      ORDER BY FIND_IN_SET(id, REPLACE(${siteadmins}, ' ', '')) LIMIT 1`,
-  );
-  return admin ? { userid: Number(admin.id), origin: 'web' } : CLI_ACTOR;
+    [],
+  ];
+}
+
+export const adminOf = (rows: Array<{ id: string }>): LogActor => (rows[0] ? { userid: Number(rows[0].id), origin: 'web' } : CLI_ACTOR);
+
+export async function mainAdmin(access: MoodleAccess, sql: Statements, target: MoodleTarget): Promise<LogActor> {
+  return adminOf(await sql.read<{ id: string }>(...adminRead(access, target)));
 }
 
 /**

@@ -68,7 +68,7 @@ export function differences(cmp: Comparison): Difference[] {
   return found;
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const plural = (n: number, word: string) => `${n} ${n === 1 ? word : word.replace(/y$/, 'ie')}${n === 1 ? '' : 's'}`;
 const HOST_LINES = 15;
 const ITEMS_PER_HOST = 8;
 

@@ -1,7 +1,8 @@
 import { defineCommand, type CommandContext, type CommandDef } from '../command.ts';
 import { invalidateCaches, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
+import { readAdminLog } from '../moodle/config.ts';
 import {
-  ALL_ROLE_DEFINITIONS, ALLOW_TABLES, assignCapability, changePermission, createRole, permissionName, readAllows, readLogSite, readRole, readRoleForWrite,
+  ALL_ROLE_DEFINITIONS, ALLOW_TABLES, assignCapability, changePermission, createRole, permissionName, readAllows, readRole, readRoleForWrite,
   roleCache, setAllow, unassignCapability, type AllowTable, type RoleDefinition,
 } from '../moodle/roles.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
@@ -175,7 +176,7 @@ export const allowSync = defineCommand({
       const drop = [...now].filter((r) => !wanted.has(r));
       const missing = [...wanted].filter((r) => !here.roles.has(r));
       if (add.length + drop.length > 0) {
-        const site = { access: ctx.moodle, sql, target, now: Math.floor(Date.now() / 1000), ...(await readLogSite(ctx.moodle, sql, target)) };
+        const site = { access: ctx.moodle, sql, target, now: Math.floor(Date.now() / 1000), ...(await readAdminLog(ctx.moodle, sql, target)) };
         for (const r of add) setAllow(site, table, fromId, here.roles.get(r) as string, true);
         for (const r of drop) setAllow(site, table, fromId, here.roles.get(r) as string, false);
       }

@@ -86,6 +86,12 @@ export function adminRead(access: MoodleAccess, target: MoodleTarget): [string, 
 
 export const adminOf = (rows: Array<{ id: string }>): LogActor => (rows[0] ? { userid: Number(rows[0].id), origin: 'web' } : CLI_ACTOR);
 
+/** The log store settings and the main admin: what a change made as an admin page makes it is logged with. */
+export async function readAdminLog(access: MoodleAccess, sql: Statements, target: MoodleTarget): Promise<{ stores: LogStores; actor: LogActor }> {
+  const [stores, admin] = await sql.readAll<[{ plugin: string; value: string }, { id: string }]>([logStoresRead(access, target), adminRead(access, target)]);
+  return { stores: logStoresOf(stores), actor: adminOf(admin) };
+}
+
 export async function mainAdmin(access: MoodleAccess, sql: Statements, target: MoodleTarget): Promise<LogActor> {
   return adminOf(await sql.read<{ id: string }>(...adminRead(access, target)));
 }

@@ -178,9 +178,3 @@ export function setAllow(site: Omit<RoleSite, 'known'>, table: AllowTable, fromI
 }
 
 export const ALL_ROLE_DEFINITIONS: CacheChange = { definition: 'core/roledefs', purge: true };
-
-/** The log store settings and the admin, for changes that need nothing else read first. */
-export async function readLogSite(access: MoodleAccess, sql: Statements, target: MoodleTarget): Promise<Pick<RoleSite, 'stores' | 'actor'>> {
-  const [stores, admin] = await sql.readAll<[{ plugin: string; value: string }, { id: string }]>([logStoresRead(access, target), adminRead(access, target)]);
-  return { stores: logStoresOf(stores), actor: adminOf(admin) };
-}

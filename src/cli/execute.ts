@@ -2,7 +2,7 @@ import { SingleBar } from 'cli-progress';
 import { UsageError } from '../errors.ts';
 import { approvalPolicy, needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import { FINAL_STATES, type RunRow } from '../ops/executor/run-model.ts';
+import { FINAL_STATES, scheduleText, type RunRow } from '../ops/executor/run-model.ts';
 import { followRun, waitingText } from '../verbs/follow.ts';
 import { invoke } from '../verbs/index.ts';
 import { cancel, startPlanned } from '../verbs/run-verbs.ts';
@@ -49,7 +49,7 @@ export async function executePlan(ctx: CliContext, out: Output, session: Session
   }
   const started = await invoke(session, startPlanned, { runId: run.id, hash: run.plan_hash });
   if (started.kind !== 'run') return;
-  out.line(`Run ${run.id} started.`);
+  out.line(`Run ${run.id} started.${scheduleText(started.run, await rt.store.getTargets(run.id))}`);
   if (opts.detach) {
     out.data({ run: run.id, state: 'running' });
     return;

@@ -111,6 +111,11 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
    * object of item → value, and the front ends show where hosts differ and the whole matrix. Says what an item is.
    */
   compares?: string;
+  /**
+   * A delayed command (VMoodle's adhoc delay): each target runs `minutes` after the run starts, plus a share of
+   * `spread` minutes chosen at random when the plan is made, so that a fleet's heavy work is spread out.
+   */
+  delay?(params: P): { minutes: number; spread: number };
   /** Where its work runs; any worker when unsaid. */
   runsOn?: Placement | ((params: P) => Placement);
   /** The VMoodle CLI wrappers it runs through `ctx.php`, with the options each may be given: nothing else runs. */

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { OpsError, UsageError } from '../errors.ts';
+import { scheduleText } from '../ops/executor/run-model.ts';
 import { parseAssignments } from '../ops/param-words.ts';
 import { afterPlan } from './plan-verbs.ts';
 import { defineVerb, type VerbDef } from './verb.ts';
@@ -83,7 +84,8 @@ export const startPlanned = defineVerb<{ runId: number; hash?: string }>({
     const { startRun, RunControlError } = await actions();
     const { started, run: after } = await startRun(rt, id, session.actor.id, shown);
     if (!started) throw new RunControlError(`run ${id} was already started`);
-    return { kind: 'run', run: after, summary: `Run ${id} started: ${run.command} on ${run.target_count} target${run.target_count === 1 ? '' : 's'}.`, follow: true };
+    const scheduled = scheduleText(after, await rt.store.getTargets(id));
+    return { kind: 'run', run: after, summary: `Run ${id} started: ${run.command} on ${run.target_count} target${run.target_count === 1 ? '' : 's'}.${scheduled}`, follow: true };
   },
 });
 
@@ -99,7 +101,7 @@ export const approve = defineVerb<{ runId: number; typed: string; hash?: string 
     const rt = await session.ops();
     const shown = hash ?? (await rt.store.getRun(id)).plan_hash;
     const run = await (await approvals()).approveRun(rt, id, session.actor.id, typed, shown, session.policy);
-    return { kind: 'run', run, summary: `Run ${id} approved by ${session.actor.id} and started.`, follow: true };
+    return { kind: 'run', run, summary: `Run ${id} approved by ${session.actor.id} and started.${scheduleText(run, await rt.store.getTargets(id))}`, follow: true };
   },
 });
 

@@ -31,12 +31,13 @@ export interface FakePhp {
  * core's unknown-option refusal (exit 2), `noisy-…` prints a lot with `secret` in it, `fails-…` dies with a PHP
  * fatal error; any other purges for `delayMs` and succeeds.
  */
-export function fakePhp(opts: { delayMs?: number; secret?: string } = {}): FakePhp {
+export function fakePhp(opts: { delayMs?: number; secret?: string; wrappers?: string[] } = {}): FakePhp {
   const root = mkdtempSync(join(tmpdir(), 'vmops-php-'));
   const codeRoot = join(root, 'moodle');
   const records = join(root, 'records');
   for (const dir of ['local/vmoodle/cli', 'admin/cli', '../records']) mkdirSync(join(codeRoot, dir), { recursive: true });
-  for (const script of ['local/vmoodle/cli/purge_caches.php', 'local/vmoodle/cli/cron.php', 'admin/cli/purge_caches.php', 'admin/cli/cron.php']) writeFileSync(join(codeRoot, script), '<?php // stand-in\n');
+  const wrappers = ['purge_caches', 'cron', ...(opts.wrappers ?? [])].map((w) => `local/vmoodle/cli/${w}.php`);
+  for (const script of [...wrappers, 'admin/cli/purge_caches.php', 'admin/cli/cron.php']) writeFileSync(join(codeRoot, script), '<?php // stand-in\n');
   const php = join(root, 'php');
   writeFileSync(php, `#!${process.execPath}
 const fs = require('node:fs');

@@ -2,6 +2,7 @@ import { defineCommand, type CommandContext, type CommandDef } from '../command.
 import { invalidateCaches, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import { readAdminLog } from '../moodle/config.ts';
 import { categoryByPath, COURSE_FIELDS, createCategories, findCourses, readCourseTree, setCategoryVisibility, setCourseVisibility, type CourseTree } from '../moodle/courses.ts';
+import { PhpError } from '../moodle/php.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 
 const IDNUMBER = /^[^\n]{1,100}$/;
@@ -154,4 +155,130 @@ export const courseVisibility = defineCommand({
   revertParams: (p, old) => ({ ...p, visible: old === 'visible' ? '1' : '0' }),
 });
 
-export const COURSE_COMMANDS: readonly CommandDef[] = [createCategory, categoryVisibility, checkCourse, courseVisibility];
+const A_WEEK = 7 * 24 * 60;
+const minutesProblem = (v: string) => (Number(v) >= 0 && Number(v) <= A_WEEK ? undefined : `from 0 to ${A_WEEK} minutes (a week)`);
+
+/** VMoodle's adhoc delay: each target waits `delay` minutes after the start, plus a random share of `spread`. */
+const DELAY_PARAMS = [
+  { name: 'delay', type: 'int', label: 'Minutes each target waits after the run starts', default: '0', validate: minutesProblem },
+  { name: 'spread', type: 'int', label: 'Minutes over which the targets are spread at random after that', default: '0', validate: minutesProblem },
+] as const;
+
+const delayOf = (p: { delay?: string; spread?: string }) => ({ minutes: Number(p.delay ?? 0), spread: Number(p.spread ?? 0) });
+
+const ID = /^\d{1,18}$/;
+const ONE_LINE = /^[^\0\r\n]{1,255}$/;
+
+/**
+ * The wrappers the product ships for these (php/local/vmoodle/cli, installed beside VMoodle's own on each node), with
+ * the options each takes: nothing else reaches Moodle's PHP.
+ */
+const COURSE_SCRIPTS = {
+  delete_course: { courseid: ID },
+  delete_category: { categoryid: ID },
+  empty_category: { categoryid: ID },
+  restore_course: {
+    file: /^\/(?!.*\/\.\.?(\/|$))[^\0\r\n]*\.mbz$/i, categoryid: ID, shortname: ONE_LINE, fullname: ONE_LINE, idnumber: ONE_LINE, visible: /^[01]$/,
+    enroladmins: /^(managers|siteadmins|adminsandmanagers)$/,
+  },
+} as const;
+
+/** Work Moodle's own code does, on the target's node: destructive, with VMoodle's delay and spread. */
+const THROUGH_PHP = { needsSource: false, writes: true, runsOn: 'php', phpScripts: COURSE_SCRIPTS, reversible: false, idempotent: true, delay: delayOf } as const;
+
+/** A wrapper run that must succeed; its last line says what Moodle did. */
+async function runWrapper(ctx: CommandContext, target: MoodleTarget, script: keyof typeof COURSE_SCRIPTS, options: Record<string, string>): Promise<string> {
+  const run = await ctx.php(target, script, options);
+  if (!run.ok) throw new PhpError(run.message);
+  return run.stdout.trim().split('\n').at(-1) ?? run.message;
+}
+
+export const deleteCourse = defineCommand({
+  name: 'courses/deletecourse',
+  category: 'courses',
+  summary: "Delete courses by short name, ID number or full name (LIKE) with Moodle's delete_course(), through its PHP on the node",
+  params: [fieldParam(COURSE_FIELDS), valueParam, ...DELAY_PARAMS],
+  destructive: true,
+  ...THROUGH_PHP,
+  async preview(ctx, target, p) {
+    const found = await ctx.moodle.withStatements(target, (sql) => findCourses(ctx.moodle, sql, target, p.field as (typeof COURSE_FIELDS)[number], p.value), false);
+    return { note: found.length ? `delete ${found.map((c) => c.shortname).join(', ')}`.slice(0, 200) : 'no such course here' };
+  },
+  async apply(ctx, target, p) {
+    const found = await ctx.moodle.withStatements(target, (sql) => findCourses(ctx.moodle, sql, target, p.field as (typeof COURSE_FIELDS)[number], p.value), false);
+    if (found.length === 0) return { status: 'already_applied', message: `no course with ${p.field} ${p.value} here` };
+    const said: string[] = [];
+    for (const course of found) said.push(await runWrapper(ctx, target, 'delete_course', { courseid: String(course.id) }));
+    return { status: 'applied', message: said.join('; '), cachePurged: true };
+  },
+});
+
+/** A category by its idnumber, as the PHP commands name it. */
+async function categoryId(ctx: CommandContext, target: MoodleTarget, idnumber: string): Promise<number | undefined> {
+  return (await treeOn(ctx, target)).categories.find((c) => c.idnumber === idnumber)?.id;
+}
+
+const idnumberParam = { name: 'idnumber', type: 'text', label: 'Category ID number', validate: (v: string) => (IDNUMBER.test(v) ? undefined : 'at most 100 characters on one line') } as const;
+
+/** deletecategory and emptycategory: one wrapper given the category's id. */
+function categoryCommand(name: 'deletecategory' | 'emptycategory', script: 'delete_category' | 'empty_category', summary: string, what: string) {
+  return defineCommand({
+    name: `courses/${name}`,
+    category: 'courses',
+    summary,
+    params: [idnumberParam, ...DELAY_PARAMS],
+    destructive: true,
+    ...THROUGH_PHP,
+    async preview(ctx, target, p) {
+      const id = await categoryId(ctx, target, p.idnumber);
+      return { note: id ? `${what} category ${id}` : `no category with idnumber ${p.idnumber} here` };
+    },
+    async apply(ctx, target, p) {
+      const id = await categoryId(ctx, target, p.idnumber);
+      if (id === undefined && name === 'deletecategory') return { status: 'already_applied', message: `no category with idnumber ${p.idnumber} here` };
+      if (id === undefined) throw new Error(`no category with idnumber ${p.idnumber} on ${target.host.shortname}`);
+      return { status: 'applied', message: await runWrapper(ctx, target, script, { categoryid: String(id) }), cachePurged: true };
+    },
+  });
+}
+
+export const deleteCategory = categoryCommand('deletecategory', 'delete_category', "Delete a course category with everything in it (core_course_category::delete_full()), through Moodle's PHP", 'delete');
+export const emptyCategory = categoryCommand('emptycategory', 'empty_category', "Delete a category's courses and subcategories, keeping the category, through Moodle's PHP", 'empty');
+
+export const restoreCourse = defineCommand({
+  name: 'courses/restorecourse',
+  category: 'courses',
+  summary: "Restore a course from a .mbz file on the target's node into a category, through Moodle's own restore",
+  params: [
+    { name: 'location', type: 'text', label: 'Absolute path of the .mbz on the node', validate: (v) => (COURSE_SCRIPTS.restore_course.file.test(v) ? undefined : 'an absolute path to a .mbz file, without . or .. parts') },
+    { name: 'catidnumber', type: 'text', label: 'ID number of the category to restore into', validate: (v) => (IDNUMBER.test(v) ? undefined : 'at most 100 characters on one line') },
+    { name: 'shortname', type: 'text', label: 'Short name of the new course', validate: (v) => (ONE_LINE.test(v) ? undefined : 'one line, at most 255 characters') },
+    { name: 'fullname', type: 'text', label: 'Full name of the new course', validate: (v) => (ONE_LINE.test(v) ? undefined : 'one line, at most 255 characters') },
+    { name: 'idnumber', type: 'text', label: 'ID number of the new course', default: '', validate: (v) => (v === '' || IDNUMBER.test(v) ? undefined : 'at most 100 characters on one line') },
+    { name: 'visible', type: 'boolean', label: 'Visible', default: '1' },
+    { name: 'enroladmins', type: 'enum', label: 'Enrol as editing teachers', choices: ['none', 'managers', 'siteadmins', 'adminsandmanagers'], default: 'none' },
+    ...DELAY_PARAMS,
+  ],
+  destructive: false,
+  ...THROUGH_PHP,
+  async preview(ctx, target, p) {
+    const tree = await treeOn(ctx, target);
+    const category = tree.categories.find((c) => c.idnumber === p.catidnumber);
+    if (!category) return { note: `refused: no category with idnumber ${p.catidnumber} here` };
+    if (tree.courses.some((c) => c.shortname === p.shortname)) return { note: `already there: a course ${p.shortname}` };
+    return { note: `restore into ${category.name} (id ${category.id})` };
+  },
+  async apply(ctx, target, p) {
+    const tree = await treeOn(ctx, target);
+    const category = tree.categories.find((c) => c.idnumber === p.catidnumber);
+    if (!category) throw new Error(`no category with idnumber ${p.catidnumber} on ${target.host.shortname}`);
+    if (tree.courses.some((c) => c.shortname === p.shortname)) return { status: 'already_applied', message: `a course ${p.shortname} is already there` };
+    if (p.idnumber && tree.courses.some((c) => c.idnumber === p.idnumber)) return { status: 'conflict', message: `the idnumber ${p.idnumber} is taken by another course; nothing restored` };
+    const options: Record<string, string> = { file: p.location, categoryid: String(category.id), shortname: p.shortname, fullname: p.fullname, visible: p.visible };
+    if (p.idnumber) options.idnumber = p.idnumber;
+    if (p.enroladmins !== 'none') options.enroladmins = p.enroladmins;
+    return { status: 'applied', message: await runWrapper(ctx, target, 'restore_course', options), cachePurged: true };
+  },
+});
+
+export const COURSE_COMMANDS: readonly CommandDef[] = [createCategory, categoryVisibility, checkCourse, courseVisibility, deleteCourse, deleteCategory, emptyCategory, restoreCourse];

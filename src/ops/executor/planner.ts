@@ -105,8 +105,20 @@ async function keepByValue(rt: RunServices, targets: MoodleTarget[], statement: 
   return { kept, leftOut: outcome.flatMap((o) => (o.problem ? [o.problem] : [])) };
 }
 
-/** What the plan records of one target: its database, and the preview read now (the CAS reference). */
-export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, { target, node }: PlacedTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'node' | 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known'>> {
+/** A delayed command's wait for one target: its delay and a random share of its spread, to the second. */
+function targetDelay(command: CommandDef, params: Params): number {
+  const delay = command.delay?.(params);
+  return delay ? Math.round((delay.minutes + Math.random() * delay.spread) * 60) * 1000 : 0;
+}
+
+/** A wait as people read it: "1 h 12 min". */
+export function waitText(ms: number): string {
+  const minutes = Math.round(ms / 60_000);
+  return minutes >= 60 ? `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ''}` : `${minutes} min`;
+}
+
+/** What the plan records of one target: its database, the preview read now (the CAS reference), when it runs. */
+export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, { target, node }: PlacedTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'node' | 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known' | 'delay_ms'>> {
   let preview: TargetPreview = {};
   let readable = true;
   if (command.preview) {
@@ -119,9 +131,11 @@ export async function previewTarget(rt: RunServices, command: CommandDef, source
   }
   const sensitive = preview.sensitive === true;
   const oldKnown = readable && preview.old !== undefined;
-  const note = [preview.note, placementNote(command, params, node)].filter(Boolean).join(' · ');
+  const delayMs = targetDelay(command, params);
+  const note = [preview.note, placementNote(command, params, node), delayMs ? `runs ${waitText(delayMs)} after the start` : ''].filter(Boolean).join(' · ');
   return {
     node,
+    delay_ms: delayMs,
     preview_old: maskIf(sensitive, preview.old),
     preview_new: maskIf(sensitive, preview.new),
     preview_note: note ? note.slice(0, 255) : null,

@@ -92,7 +92,7 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
   const alive = open.length - lost.length;
   if (again.length > 0) {
     // A flow of its own: a parent that ends the run once these targets are done, whatever became of the first flow.
-    const flow = rt.runFlow(runId, again, `recover${now}`);
+    const flow = rt.runFlow(run, again, `recover${now}`);
     await rt.store.db(rt.store.t.targets).whereIn('id', again.map((t) => t.id)).update({ status: 'pending', message: null });
     await rt.flows.add(flow);
   } else if (alive === 0) {

@@ -1,4 +1,5 @@
 import { errorKind, OpsError } from '../../errors.ts';
+import { errorFields } from '../../log.ts';
 import { findCommand } from '../catalog/index.ts';
 import type { CommandDef, Params } from '../command.ts';
 import { MASK } from '../moodle/sensitive.ts';
@@ -74,7 +75,7 @@ export async function startRun(rt: RunServices, runId: number, actor: string, ex
     return { started: false, run: await rt.store.getRun(runId) };
   }
   await onClaimed?.();
-  await rt.flows.add(rt.runFlow(runId, targets));
+  await rt.flows.add(rt.runFlow(await rt.store.getRun(runId), targets));
   await rt.store.addEvent(runId, 'start', actor);
   await rt.progress.publish(runId, { type: 'state', state: 'running' });
   await reportWaiting(rt, runId, targets);
@@ -90,11 +91,27 @@ export async function cancelRun(rt: RunServices, runId: number, actor: string): 
     await rt.progress.publish(runId, { type: 'state', state: 'cancelled' });
   } else if (await rt.store.transition(runId, ['running'], 'cancelling')) {
     await rt.progress.publish(runId, { type: 'state', state: 'cancelling' });
+    await promoteDelayed(rt, runId);
   }
   await rt.store.addEvent(runId, 'cancel', actor);
   // With no worker alive nobody would end it: the cancel does, so that a cancel always reaches a final state.
   if ((await rt.store.getRun(runId)).state === 'cancelling' && (await rt.queue.getWorkersCount()) === 0) await endCancelled(rt, runId);
   return rt.store.getRun(runId);
+}
+
+/**
+ * A cancelled run's targets still waiting for their time (a delayed command) are queued now, so that they end as
+ * cancelled at once instead of when they were due. One already taken by a worker runs its course.
+ */
+async function promoteDelayed(rt: RunServices, runId: number): Promise<void> {
+  for (const target of (await rt.store.getTargets(runId)).filter((t) => t.delay_ms > 0 && t.status === 'pending')) {
+    const job = await rt.queueOf(target.node).getJob(rt.targetJobId(runId, target.id));
+    try {
+      if (job && (await job.isDelayed())) await job.promote();
+    } catch (err) {
+      rt.log.warn({ ...errorFields(err), run: runId, target: target.shortname }, 'a delayed target of a cancelled run could not be queued now; it is cancelled when it is due');
+    }
+  }
 }
 
 /** Lets a canary run go on past its first targets. */

@@ -62,6 +62,8 @@ export interface TargetRow {
   db_prefix: string;
   /** The node whose queue runs this target (work on its files or through Moodle's PHP), or null for any worker. */
   node: string | null;
+  /** How long after the run starts this target's work is queued (a delayed command's delay and spread); 0: at once. */
+  delay_ms: number;
   preview_old: string | null;
   preview_new: string | null;
   preview_note: string | null;
@@ -125,4 +127,14 @@ export function shownParams(run: RunRow, targets: readonly Pick<TargetRow, 'para
     shown[key] = values.size === 1 ? ([...values][0] as string) : `(${values.size} values, one per target)`;
   }
   return shown;
+}
+
+const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
+/** When a started run's delayed targets are due: " Its targets are scheduled from … to … UTC."; empty when none waits. */
+export function scheduleText(run: Pick<RunRow, 'started_at'>, targets: ReadonlyArray<Pick<TargetRow, 'delay_ms'>>): string {
+  const delays = targets.map((t) => t.delay_ms).filter((d) => d > 0);
+  if (delays.length === 0 || run.started_at === null) return '';
+  const [first, last] = [run.started_at + Math.min(...delays), run.started_at + Math.max(...delays)];
+  return first === last ? ` Its targets are scheduled at ${utc(first)}.` : ` Its targets are scheduled from ${utc(first)} to ${utc(last)}.`;
 }

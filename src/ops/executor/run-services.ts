@@ -15,7 +15,7 @@ import { runVmoodleScript } from '../moodle/php.ts';
 import { nodeOfDataroot, type NodeConfig } from '../nodes.ts';
 import { workSignal } from '../moodle/work-signal.ts';
 import type { CommandContext, CommandDef, PhpRunner } from '../command.ts';
-import type { TargetRow } from './run-model.ts';
+import type { RunRow, TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
 import { ExecutorKeys } from './keys.ts';
 import { Progress } from './progress.ts';
@@ -120,10 +120,12 @@ export class RunServices {
 
   /**
    * A run's work as one BullMQ flow: the run as parent, ending it once every child is done, and one child per target
-   * (job data holds only ids). Job ids are fixed, so a flow added twice adds nothing; `attempt` names a later flow of
-   * the same run (a recovery).
+   * (job data holds only ids), each delayed until its time after the run's start. Job ids are fixed, so a flow added
+   * twice adds nothing; `attempt` names a later flow of the same run (a recovery).
    */
-  runFlow(runId: number, targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node'>>, attempt?: string): FlowJob {
+  runFlow(run: Pick<RunRow, 'id' | 'started_at'>, targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node' | 'delay_ms'>>, attempt?: string): FlowJob {
+    const runId = run.id;
+    const started = run.started_at ?? Date.now();
     const suffix = attempt ? `-${attempt}` : '';
     const kept = { removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } };
     return {
@@ -140,6 +142,7 @@ export class RunServices {
           attempts: this.config.executor.attempts,
           backoff: { type: 'exponential', delay: 500 },
           ignoreDependencyOnFailure: true,
+          ...(target.delay_ms > 0 ? { delay: Math.max(0, started + target.delay_ms - Date.now()) } : {}),
           ...kept,
         },
       })),

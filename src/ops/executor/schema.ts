@@ -164,6 +164,16 @@ const MIGRATIONS: Migration[] = [
       await db.schema.dropTableIfExists(t.slackMessages);
     },
   },
+  {
+    // A target of a delayed command (VMoodle's adhoc delay and spread) runs this long after its run starts.
+    name: '0007_target_delay',
+    async up(db, t) {
+      await db.schema.alterTable(t.targets, (table) => table.integer('delay_ms').notNullable().defaultTo(0));
+    },
+    async down(db, t) {
+      await db.schema.alterTable(t.targets, (table) => table.dropColumn('delay_ms'));
+    },
+  },
 ];
 
 /** Brings the audit tables to the latest version; safe to call from every process at start. */

@@ -209,5 +209,5 @@ function normaliseRun(row: Record<string, unknown>): RunRow {
 }
 
 function normaliseTarget(row: Record<string, unknown>): TargetRow {
-  return { ...(row as unknown as TargetRow), id: Number(row.id), run_id: Number(row.run_id), host_id: Number(row.host_id) };
+  return { ...(row as unknown as TargetRow), id: Number(row.id), run_id: Number(row.run_id), host_id: Number(row.host_id), delay_ms: Number(row.delay_ms) };
 }

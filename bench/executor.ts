@@ -78,19 +78,33 @@ export interface BenchFleet {
   instance(i: number): { db: string; prefix: string; datapath: string };
 }
 
+/** How many instances a bench fleet has, and what each holds. */
+export interface FleetShape {
+  targets: number;
+  /** Moodle tables each instance has, from the compact schema. */
+  tables: readonly string[];
+  /** Those of them with a fresh install's rows. */
+  rowsOf: readonly string[];
+  /** More rows, for a table prefix. */
+  seed(prefix: string): string;
+}
+
+/** The setconfig broadcast's fleet: 1,000 instances with the tables a setting write touches, the log store on. */
+const SETTING_FLEET: FleetShape = { targets: TARGETS, tables: SETTING_TABLES, rowsOf: [], seed: seedRows };
+
 /**
- * 1,000 instances (four databases of 250 table prefixes on one server, as VMoodle allows), registered in a scratch
- * master, each with the config and config_log tables a setconfig touches and a dataroot; all dropped afterwards.
+ * Instances (four databases of table prefixes on one server, as VMoodle allows), registered in a scratch master,
+ * each with the tables the shape names and a dataroot; all dropped afterwards.
  */
-export async function withBenchFleet(label: string, work: (fleet: BenchFleet) => Promise<void>): Promise<void> {
+export async function withBenchFleet(label: string, work: (fleet: BenchFleet) => Promise<void>, shape: FleetShape = SETTING_FLEET): Promise<void> {
   const dataRoot = mkdtempSync(join(tmpdir(), 'vmops-bench-'));
   const server = parseMysqlUrl(benchServer());
   const probe = await mysql.createConnection({ ...server, multipleStatements: true });
   const fleetDbs = Array.from({ length: DATABASES }, (_, i) => `vmops_bench_${label}${i}_${process.pid}`);
   try {
-    const prefixes = Array.from({ length: TARGETS }, (_, i) => `b${i}_`);
+    const prefixes = Array.from({ length: shape.targets }, (_, i) => `b${i}_`);
     const schema = await loadDump(COMPACT_SCHEMA_PATH);
-    const ddl = (prefix: string) => `${restoreSql(schema, { tables: SETTING_TABLES, rowsOf: [], prefix })}\n${seedRows(prefix)}`;
+    const ddl = (prefix: string) => `${restoreSql(schema, { tables: shape.tables, rowsOf: shape.rowsOf, prefix })}\n${shape.seed(prefix)}`;
     await mapLimit(fleetDbs, 2, async (db, d) => {
       await probe.query(`DROP DATABASE IF EXISTS \`${db}\`; CREATE DATABASE \`${db}\``);
       const conn = await mysql.createConnection({ ...server, database: db, multipleStatements: true });
@@ -107,7 +121,7 @@ export async function withBenchFleet(label: string, work: (fleet: BenchFleet) =>
       };
       const app = new Backend(loadConfig(env));
       const rt = await app.ops();
-      const rows = Array.from({ length: TARGETS }, (_, i) => {
+      const rows = Array.from({ length: shape.targets }, (_, i) => {
         const { db, prefix, datapath } = instance(i);
         mkdirSync(join(datapath, 'muc'), { recursive: true });
         writeFileSync(join(datapath, 'muc', 'config.php'), mucConfig);

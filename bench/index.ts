@@ -1,4 +1,5 @@
 import { benchCli } from './cli.ts';
+import { benchCompare } from './compare.ts';
 import { benchExecutor } from './executor.ts';
 import { benchMoodleBuilds } from './moodle.ts';
 import { benchRegistry } from './registry.ts';
@@ -9,6 +10,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   cli: benchCli,
   registry: benchRegistry,
   executor: benchExecutor,
+  compare: benchCompare,
   slack: benchSlack,
   moodle: benchMoodleBuilds,
 };

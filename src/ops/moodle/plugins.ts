@@ -1,7 +1,7 @@
 import { errorKind } from '../../errors.ts';
 import type { MoodleAccess } from './access.ts';
 import { adminOf, adminRead, addToConfigLog, logStoresOf, logStoresRead, storeSetting, type SettingRef } from './config.ts';
-import type { LogActor, LogStores, PhpValue } from './events.ts';
+import { CLI_ACTOR, type LogActor, type LogStores, type PhpValue } from './events.ts';
 import type { CacheChange } from './muc.ts';
 import type { Statements } from './statements.ts';
 import { MOODLE_TABLES } from './tables.ts';
@@ -413,17 +413,18 @@ const KINDS: Record<PluginType, PluginKind> = {
 export const statesOf = (type: PluginType) => KINDS[type].states;
 
 /**
- * Reads one type's plugins on a site in one round trip, with the log store's settings and the main admin (whose
- * name the admin pages log changes in), locked when they are about to be written.
+ * Reads one type's plugins on a site in one round trip. To write (`lock`), the rows are locked and the log store's
+ * settings and the main admin (whose name the admin pages log changes in) are read with them; an unlocked snapshot
+ * is for reading only.
  */
 export async function readType(access: MoodleAccess, sql: Statements, target: MoodleTarget, type: PluginType, lock: boolean): Promise<TypeSnapshot> {
   const kind = KINDS[type];
   const reads = kind.reads({ access, target }, type, lock);
-  const rows = (await sql.readAll([...reads, logStoresRead(access, target), adminRead(access, target)])) as unknown[][];
+  const rows = (await sql.readAll([...reads, ...(lock ? [logStoresRead(access, target), adminRead(access, target)] : [])])) as unknown[][];
   const site: PluginSite = {
     access, sql, target, now: Math.floor(Date.now() / 1000),
-    stores: logStoresOf(rows[reads.length] as Array<{ plugin: string; value: string }>),
-    actor: adminOf(rows[reads.length + 1] as Array<{ id: string }>),
+    stores: lock ? logStoresOf(rows[reads.length] as Array<{ plugin: string; value: string }>) : { enabledStores: null, jsonformat: null },
+    actor: lock ? adminOf(rows[reads.length + 1] as Array<{ id: string }>) : CLI_ACTOR,
   };
   return kind.snapshot(site, type, rows.slice(0, reads.length) as unknown[][]);
 }

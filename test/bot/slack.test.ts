@@ -285,6 +285,27 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     for (const secret of [SMTP, BOT_TOKEN.slice(5), SECRET, DB_PASSWORD, ...(server.password ? [server.password] : [])]) expect(everything).not.toContain(secret);
     for (const call of api.calls) assertWithinLimits(call);
   });
+  it("posts a compare run's differences by host in its thread and the whole matrix as a CSV file", async () => {
+    // The editors installed on every instance (their version rows), and one instance without tinymce in its list.
+    const instances = await fx.app.masterDb(fx.rt.registry.table).where('shortname', 'like', 't%').whereNot({ shortname: 'tlocked' }).select('shortname', 'vdbname', 'vdbprefix');
+    for (const i of instances) {
+      await fx.app.masterDb.raw("INSERT INTO ??.?? (plugin, name, value) VALUES ('editor_tiny', 'version', '1'), ('editor_atto', 'version', '1'), ('editor_tinymce', 'version', '1'), ('editor_textarea', 'version', '1')", [i.vdbname, `${i.vdbprefix}config_plugins`]);
+    }
+    const t7 = instances.find((i) => i.shortname === 't7');
+    await fx.app.masterDb.raw("UPDATE ??.?? SET value = 'tiny,atto,textarea' WHERE name = 'texteditors'", [t7.vdbname, `${t7.vdbprefix}config`]);
+    const before = api.calls.length;
+    await slash('UOP', "run plugins/compare --match 'https://t*' --exclude '*tlocked*' plugintype=editor");
+    const filled = (api.of('views.update').at(-1) as RecordedCall).params.view as { private_metadata: string };
+    await interact(viewSubmission('UOP', 'plan_modal', filled.private_metadata, {}));
+    const runCalls = api.calls.slice(before);
+    const summary = runCalls.filter((c) => c.method === 'chat.postMessage').map((c) => String(c.params.text)).find((t) => t.includes('differ'));
+    expect(summary).toMatch(/^Run \d+ succeeded: 60 applied\n1 of 4 plugins differs across 60 hosts:\n• t7 differs on 1: tinymce disabled \(most: enabled\)$/);
+    const files = runCalls.filter((c) => c.method === 'upload').map((c) => c.raw);
+    const matrix = files.find((f) => f.includes('plugin,t1,t2,'));
+    expect(matrix?.split(/\r?\n/)).toContain(`tinymce,${Array.from({ length: 60 }, (_, i) => (i === 6 ? 'disabled' : 'enabled')).join(',')}`);
+    expect(runCalls.some((c) => c.method === 'files.getUploadURLExternal' && String(c.params.filename).endsWith('-plugins.csv'))).toBe(true);
+  });
+
   it('escapes user and registry text in every Slack payload, so it can neither mention the channel nor hide a link', async () => {
     const registry = () => fx.app.masterDb(fx.rt.registry.table);
     await registry().where({ shortname: 't60' }).update({ shortname: 't60<!channel>' });

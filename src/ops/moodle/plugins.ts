@@ -163,7 +163,8 @@ function listKind(rules: ListRules): PluginKind {
     reads: (site, type, lock) => [
       configRead(site, [rules.setting, 'registerauth', 'sessiontimeout'], lock),
       installedRead(site, type),
-      [`SELECT id FROM ${t(site, MOODLE_TABLES.cacheFlags)} WHERE flagtype = ? AND name = '/1' LIMIT 1`, [DIRTY_CONTEXTS]],
+      // Only a write of a type that marks the system context dirty needs to know whether the flag is there.
+      ...(rules.dirtiesSystem && lock ? [[`SELECT id FROM ${t(site, MOODLE_TABLES.cacheFlags)} WHERE flagtype = ? AND name = '/1' LIMIT 1`, [DIRTY_CONTEXTS]] as Read] : []),
     ],
     snapshot(site, type, [config, installedRows, flag]) {
       let current = settingOf(config as unknown[], rules.setting);
@@ -175,7 +176,7 @@ function listKind(rules: ListRules): PluginKind {
         for (const name of installed) states.set(name, listed.has(name) ? 'enabled' : 'disabled');
       };
       refresh();
-      let flagged = (flag as unknown[]).length > 0;
+      let flagged = (flag ?? []).length > 0;
       return {
         states,
         set(name, wanted) {

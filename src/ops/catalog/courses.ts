@@ -3,6 +3,7 @@ import { invalidateCaches, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import { readAdminLog } from '../moodle/config.ts';
 import { categoryByPath, COURSE_FIELDS, createCategories, findCourses, readCourseTree, setCategoryVisibility, setCourseVisibility, type CourseTree } from '../moodle/courses.ts';
 import { PhpError } from '../moodle/php.ts';
+import { READ_ONLY } from './traits.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 
 const IDNUMBER = /^[^\n]{1,100}$/;
@@ -112,11 +113,7 @@ export const checkCourse = defineCommand({
   category: 'courses',
   summary: 'Find courses by short name, ID number or full name (LIKE) on each target',
   params: [fieldParam(COURSE_FIELDS), valueParam],
-  destructive: false,
-  reversible: false,
-  idempotent: true,
-  needsSource: false,
-  writes: false,
+  ...READ_ONLY,
   async apply(ctx, target, p) {
     const found = await ctx.moodle.withStatements(target, (sql) => findCourses(ctx.moodle, sql, target, p.field as (typeof COURSE_FIELDS)[number], p.value), false);
     return { status: 'applied', value: found.map((c) => `[${c.shortname}] ${c.fullname} (${c.idnumber})`).join('; '), message: `${found.length} course${found.length === 1 ? '' : 's'}` };

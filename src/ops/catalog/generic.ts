@@ -16,6 +16,7 @@ import { PhpError } from '../moodle/php.ts';
 import { isForced, sitePaths } from '../moodle/code-config.ts';
 import { ParamError } from '../params.ts';
 import { onceForSource } from './source-reads.ts';
+import { COPY_FROM_SOURCE } from './traits.ts';
 
 const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
 const PLUGIN_NAME = /^[a-z][a-z0-9_]{0,99}$/;
@@ -205,12 +206,7 @@ export const copyFullPluginConfig = defineCommand({
   summary: "Copy all of a plugin's settings from the source host (the master unless --fromhost), except its version",
   params: [{ name: 'plugin', type: 'text', label: 'Plugin (frankenstyle, e.g. auth_cas)', validate: (v) => (PLUGIN_NAME.test(v) ? undefined : `'${v}' is not a plugin name`) }],
   destructive: false,
-  reversible: false,
-  idempotent: true,
-  needsSource: true,
-  writes: true,
-  runsOn: 'node',
-  phpScripts: PURGE_THROUGH_MOODLE,
+  ...COPY_FROM_SOURCE,
   async preview(ctx, target, p) {
     const source = await readSourcePlugin(ctx, p.plugin);
     const current = await ctx.moodle.withStatements(target, (sql) => readPluginSettings(ctx.moodle, sql, target, p.plugin), false);

@@ -4,6 +4,7 @@ import type { CacheChange } from '../moodle/muc.ts';
 import { parsePlugin, PLUGIN_TYPES, readType, statesOf, WANTED_STATES, type PluginState, type PluginType } from '../moodle/plugins.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { onceForSource } from './source-reads.ts';
+import { COPY_FROM_SOURCE, READ_ONLY } from './traits.ts';
 
 const STATE_WORDS = Object.keys(WANTED_STATES) as Array<keyof typeof WANTED_STATES>;
 const wordOf = (state: PluginState) => STATE_WORDS.find((w) => WANTED_STATES[w] === state) as string;
@@ -85,12 +86,7 @@ export const syncStates = defineCommand({
   summary: "Give the targets the source host's states (--fromhost, default the master) for every plugin of one type",
   params: [typeParam],
   destructive: false,
-  reversible: false,
-  idempotent: true,
-  needsSource: true,
-  writes: true,
-  runsOn: 'node',
-  phpScripts: PURGE_THROUGH_MOODLE,
+  ...COPY_FROM_SOURCE,
   async check(ctx, p) {
     await sourceStates(ctx, p.plugintype as PluginType);
   },
@@ -120,11 +116,7 @@ export const compareStates = defineCommand({
   category: 'plugins',
   summary: 'Compare the states of every plugin of one type across the targets (plugin × host)',
   params: [typeParam],
-  destructive: false,
-  reversible: false,
-  idempotent: true,
-  needsSource: false,
-  writes: false,
+  ...READ_ONLY,
   compares: 'plugin',
   async apply(ctx, target, p) {
     const states = await statesOn(ctx, target, p.plugintype as PluginType);

@@ -1,5 +1,5 @@
 import { defineCommand, type CommandContext, type CommandDef } from '../command.ts';
-import { invalidateCaches, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
+import { invalidateCaches } from '../moodle/cache.ts';
 import { readAdminLog } from '../moodle/config.ts';
 import {
   ALL_ROLE_DEFINITIONS, ALLOW_TABLES, assignCapability, changePermission, createRole, permissionName, readAllows, readRole, readRoleForWrite,
@@ -8,6 +8,7 @@ import {
 import type { MoodleTarget } from '../moodle/target.ts';
 import { ParamError } from '../params.ts';
 import { onceForSource } from './source-reads.ts';
+import { COPY_FROM_SOURCE, READ_ONLY } from './traits.ts';
 
 const ROLE_NAME = /^[a-z0-9_-]{1,100}$/i;
 const CAPABILITY = /^[a-z][a-z0-9_]*\/[a-z0-9_]+:[a-z0-9_]+$/;
@@ -43,11 +44,7 @@ export const roleCompare = defineCommand({
   category: 'roles',
   summary: "Compare one role's system-context capabilities across the targets (capability × host)",
   params: [roleParam],
-  destructive: false,
-  reversible: false,
-  idempotent: true,
-  needsSource: false,
-  writes: false,
+  ...READ_ONLY,
   compares: 'capability',
   async apply(ctx, target, p) {
     const { role, capabilities } = await roleOn(ctx, target, p.role);
@@ -62,12 +59,7 @@ export const roleSync = defineCommand({
   summary: "Make a role's system-context capabilities the source host's (--fromhost, default the master), creating the role where it is missing",
   params: [roleParam],
   destructive: true,
-  reversible: false,
-  idempotent: true,
-  needsSource: true,
-  writes: true,
-  runsOn: 'node',
-  phpScripts: PURGE_THROUGH_MOODLE,
+  ...COPY_FROM_SOURCE,
   async check(ctx, p) {
     await sourceRole(ctx, p.role);
   },
@@ -102,12 +94,7 @@ export const capabilitySync = defineCommand({
   summary: "Give one capability of a role the source host's permission, as role_change_permission() does (a PROHIBIT stays)",
   params: [roleParam, { name: 'capability', type: 'text', label: 'Capability (e.g. moodle/course:update)', validate: (v) => (CAPABILITY.test(v) ? undefined : `'${v}' is not a capability name`) }],
   destructive: false,
-  reversible: false,
-  idempotent: true,
-  needsSource: true,
-  writes: true,
-  runsOn: 'node',
-  phpScripts: PURGE_THROUGH_MOODLE,
+  ...COPY_FROM_SOURCE,
   async check(ctx, p) {
     await sourceRole(ctx, p.role);
   },
@@ -148,12 +135,7 @@ export const allowSync = defineCommand({
   summary: "Make which roles a role may assign, override, switch to or view the source host's (--fromhost, default the master)",
   params: [tableParam, roleParam],
   destructive: true,
-  reversible: false,
-  idempotent: true,
-  needsSource: true,
-  writes: true,
-  runsOn: 'node',
-  phpScripts: PURGE_THROUGH_MOODLE,
+  ...COPY_FROM_SOURCE,
   async check(ctx, p) {
     const { roles } = await sourceAllows(ctx, p.table as AllowTable);
     if (!roles.has(p.role)) throw new ParamError(`role: the source host ${ctx.source.host.shortname} has no role '${p.role}'`);
@@ -194,11 +176,7 @@ export const allowCompare = defineCommand({
   category: 'roles',
   summary: 'Compare which roles each role may assign, override, switch to or view across the targets',
   params: [tableParam],
-  destructive: false,
-  reversible: false,
-  idempotent: true,
-  needsSource: false,
-  writes: false,
+  ...READ_ONLY,
   compares: 'allow',
   async apply(ctx, target, p) {
     const { pairs } = await ctx.moodle.withStatements(target, (sql) => readAllows(ctx.moodle, sql, target, p.table as AllowTable, false), false);

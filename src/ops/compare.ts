@@ -3,7 +3,7 @@ import { CATALOG } from './catalog/index.ts';
 import type { RunRow, TargetRow } from './executor/run-model.ts';
 
 /** What a host without an item shows in a comparison (a plugin not installed, a capability the role does not set). */
-export const ABSENT = '(none)';
+const ABSENT = '(none)';
 
 /** Items × hosts: each compared host's value of each item, from the targets a compare run read. */
 export interface Comparison {
@@ -18,7 +18,7 @@ export interface Comparison {
 }
 
 /** One item whose hosts do not agree: the value most of them have, and the hosts that have another. */
-export interface Difference {
+interface Difference {
   item: string;
   majority: string;
   odd: Array<{ host: string; value: string }>;

@@ -9,7 +9,7 @@ import type { MoodleTarget } from '../moodle/target.ts';
 const IDNUMBER = /^[^\n]{1,100}$/;
 
 /** `Faculty/Physics/Year 1`: names separated by `/`, none empty, each at most 255 characters as Moodle allows. */
-export function pathNames(path: string): string[] {
+function pathNames(path: string): string[] {
   return path.split('/').map((n) => n.trim());
 }
 

@@ -18,7 +18,7 @@ export interface SortCourse {
 }
 
 /** What fix_course_sortorder() changes: the columns each row gets, and the invalidation events it fires. */
-export interface SortFix {
+interface SortFix {
   categories: Map<number, Partial<Pick<SortCategory, 'sortorder' | 'coursecount'>>>;
   courses: Map<number, number>;
   events: Set<'changesincoursecat' | 'changesincourse'>;

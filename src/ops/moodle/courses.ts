@@ -8,16 +8,16 @@ import type { Statements } from './statements.ts';
 import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 
-export class CourseRefusal extends errorKind('target') {}
+class CourseRefusal extends errorKind('target') {}
 
-export interface CategoryRow extends SortCategory {
+interface CategoryRow extends SortCategory {
   name: string;
   idnumber: string | null;
   visible: number;
   visibleold: number;
 }
 
-export interface CourseRow extends SortCourse {
+interface CourseRow extends SortCourse {
   shortname: string;
   fullname: string;
   idnumber: string;

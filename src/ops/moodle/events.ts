@@ -28,7 +28,7 @@ export const CONTEXT = { system: 10, user: 30, coursecat: 40, course: 50, module
 export const SYSTEM_CONTEXT = { id: 1, level: CONTEXT.system, instance: 0 } as const;
 
 /** Where an event happened: its context, as `\core\event\base` records it. */
-export interface EventContext {
+interface EventContext {
   id: number | 'LAST_INSERT_ID';
   level: number;
   instance: number;
@@ -38,7 +38,7 @@ export interface EventContext {
  * One `\core\event\…` event as the standard log store writes it. Component, target and action come from the class
  * name as Moodle's event base derives them (`\core\event\course_category_created` → core, course_category, created).
  */
-export interface MoodleEvent {
+interface MoodleEvent {
   /** The event class without its namespace, e.g. `capability_assigned`. */
   name: string;
   objecttable: string | null;

@@ -151,7 +151,7 @@ const splitDefinition = (definition: string) => definition.split('/') as [string
  * The token purge_by_event() records: microtime(true) as PHP prints it, then uniqid('', true) (13 hex digits and a
  * random fraction), e.g. `1795499222.8512-6b0524d6cfcfb5.38376012`.
  */
-export function purgeToken(now = Date.now()): string {
+function purgeToken(now = Date.now()): string {
   const seconds = Number((now / 1000).toPrecision(14)).toString();
   const usec = Math.floor((now % 1000) * 1000 + Math.random() * 1000);
   const hex = `${Math.floor(now / 1000).toString(16).padStart(8, '0')}${usec.toString(16).padStart(5, '0')}`;

@@ -25,7 +25,7 @@ export type PluginState = 'enabled' | 'available' | 'disabled';
 /** What an operator asks for, as VMoodle's plugin control names it. */
 export const WANTED_STATES = { enable: 'enabled', available: 'available', disable: 'disabled' } as const satisfies Record<string, PluginState>;
 
-export class PluginRefusal extends errorKind('bad_parameter') {}
+class PluginRefusal extends errorKind('bad_parameter') {}
 
 /** A plugin named `type_name` (frankenstyle) or `type/name`, as VMoodle's commands take it. */
 export function parsePlugin(text: string): { type: PluginType; name: string } | undefined {
@@ -35,7 +35,7 @@ export function parsePlugin(text: string): { type: PluginType; name: string } | 
 }
 
 /** What a kind's writes need: where, in whose name, and the log store's settings. */
-export interface PluginSite {
+interface PluginSite {
   access: MoodleAccess;
   sql: Statements;
   target: MoodleTarget;
@@ -45,7 +45,7 @@ export interface PluginSite {
 }
 
 /** A type's plugins on one site, read once; `set` queues one plugin's change and keeps the snapshot current. */
-export interface TypeSnapshot {
+interface TypeSnapshot {
   /** Every installed plugin of the type with its state. */
   states: Map<string, PluginState>;
   /** Queues what Moodle writes to take a plugin to a state (nothing when it is there already); the cache changes to make. */

@@ -7,8 +7,8 @@ import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 
 /** CAP_INHERIT, CAP_ALLOW, CAP_PREVENT and CAP_PROHIBIT (moodle-facts §2.2). */
-export const PERMISSIONS = { INHERIT: 0, ALLOW: 1, PREVENT: -1, PROHIBIT: -1000 } as const;
-export type PermissionName = keyof typeof PERMISSIONS;
+const PERMISSIONS = { INHERIT: 0, ALLOW: 1, PREVENT: -1, PROHIBIT: -1000 } as const;
+type PermissionName = keyof typeof PERMISSIONS;
 
 export const permissionName = (value: number): PermissionName =>
   (Object.keys(PERMISSIONS) as PermissionName[]).find((k) => PERMISSIONS[k] === value) ?? 'INHERIT';
@@ -16,7 +16,7 @@ export const permissionName = (value: number): PermissionName =>
 export const ALLOW_TABLES = { assign: MOODLE_TABLES.roleAllowAssign, override: MOODLE_TABLES.roleAllowOverride, switch: MOODLE_TABLES.roleAllowSwitch, view: MOODLE_TABLES.roleAllowView } as const;
 export type AllowTable = keyof typeof ALLOW_TABLES;
 
-export interface RoleRow {
+interface RoleRow {
   id: string;
   name: string;
   shortname: string;
@@ -33,7 +33,7 @@ export interface RoleDefinition {
 }
 
 /** A site's side of a role change: its log store settings, the admin the change is made as, the capabilities it knows. */
-export interface RoleSite {
+interface RoleSite {
   access: MoodleAccess;
   sql: Statements;
   target: MoodleTarget;

@@ -71,6 +71,17 @@ export interface Config {
   log: { level: LogLevel | undefined; file: string | undefined };
   /** How long the command line and the chats wait for Redis before saying it cannot be reached, ms. */
   redisTimeoutMs: number;
+  /** MNET keys: their lifetime where a site sets none, and when they are renewed on their own. */
+  mnet: MnetSettings;
+}
+
+export interface MnetSettings {
+  /** Days a new key lasts where the site has no `mnetkeylifetime` of its own (Moodle's default is 28). */
+  keyDays: number;
+  /** A key that expires within this many hours is "expiring", and auto-renewal renews it. */
+  renewGapHours: number;
+  /** Auto-renewal: off, or the minutes of the UTC day in which it may renew (`02:00-05:00`). */
+  autorenew: { from: number; to: number } | undefined;
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -187,6 +198,14 @@ export const SETTINGS = {
   targetTimeout: setting('VMOODLE_TARGET_TIMEOUT', 'executor.target_timeout', 'seconds, a whole number from 1 to 86400', wholeNumber(1, 86_400)),
   attempts: setting('VMOODLE_ATTEMPTS', 'executor.attempts', 'a whole number from 1 to 20', wholeNumber(1, 20)),
   lockDuration: setting('VMOODLE_LOCK_DURATION', 'executor.lock_duration', 'milliseconds, from 1000 to 600000', wholeNumber(1000, 600_000)),
+  mnetKeyDays: setting('VMOODLE_MNET_KEY_DAYS', 'mnet.key_days', 'days, a whole number from 1 to 3650', wholeNumber(1, 3650)),
+  mnetRenewGap: setting('VMOODLE_MNET_RENEW_GAP', 'mnet.renew_gap_hours', 'hours, a whole number from 1 to 8760', wholeNumber(1, 8760)),
+  mnetAutorenew: setting('VMOODLE_MNET_AUTORENEW', 'mnet.autorenew', "'off', or the UTC time window keys may be renewed in, HH:MM-HH:MM (e.g. 02:00-05:00)", (v) => {
+    if (v === 'off') return undefined;
+    const m = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/.exec(v);
+    if (!m) throw new Error();
+    return { from: Number(m[1]) * 60 + Number(m[2]), to: Number(m[3]) * 60 + Number(m[4]) };
+  }),
   stalledInterval: setting('VMOODLE_STALLED_INTERVAL', 'executor.stalled_interval', 'milliseconds, from 500 to 600000', wholeNumber(500, 600_000)),
 } as const;
 
@@ -297,6 +316,7 @@ export function loadConfig(env: Source = process.env): Config {
     redisTimeoutMs: (get(SETTINGS.redisTimeout) ?? 10) * 1000,
     approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30, cli: get(SETTINGS.approvalCli) ?? 'off' },
     secretKeys: get(SETTINGS.secretKeys) ?? [],
+    mnet: { keyDays: get(SETTINGS.mnetKeyDays) ?? 28, renewGapHours: get(SETTINGS.mnetRenewGap) ?? 72, autorenew: get(SETTINGS.mnetAutorenew) },
   };
 }
 

@@ -1,6 +1,7 @@
 import type { MoodleTarget } from './moodle/target.ts';
 import type { MoodleAccess } from './moodle/access.ts';
 import type { PhpResult, PhpScripts } from './moodle/php.ts';
+import type { MnetSettings } from '../config.ts';
 
 /** Parameter types, as VMoodle's Command_Parameter has them. */
 export type ParamType = 'boolean' | 'enum' | 'menum' | 'text' | 'ltext' | 'int';
@@ -70,6 +71,10 @@ export interface CommandContext {
   codeRoot(target: MoodleTarget): string | undefined;
   /** Secrets a command comes across (a cache store's password), cut from every log line from then on. */
   secrets: { add(...values: string[]): void; scrub(text: string): string };
+  /** The hosts of the registry (the master too) with these wwwroots, where there are any (MNET peers). */
+  peers(wwwroots: readonly string[]): Promise<Map<string, MoodleTarget>>;
+  /** The product's MNET settings. */
+  mnet: MnetSettings;
 }
 
 /**

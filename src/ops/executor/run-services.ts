@@ -26,6 +26,9 @@ export const QUEUE_NAME = 'vmoodle-ops';
 /** A PHP run takes about a second (moodle-facts §1.5), so a free slot is looked for a few times a second. */
 export const PHP_SLOT_POLL_MS = 200;
 
+/** How long a registry read serves lookups of MNET peers. */
+const FLEET_REUSE_MS = 5_000;
+
 /** The queue of the work that must run on one node; its workers serve it besides the shared one. */
 export const nodeQueueName = (node: string) => `${QUEUE_NAME}@${node}`;
 
@@ -173,7 +176,25 @@ export class RunServices {
       const node = nodeOfDataroot(this.config.nodes, target.dataroot);
       return phpSlotHeld || !node ? run() : this.withPhpSlot(node, timeoutMs, run);
     };
-    return { moodle: this.moodle, source, php, secrets: this.secrets, codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot };
+    return {
+      moodle: this.moodle, source, php, secrets: this.secrets, mnet: this.config.mnet,
+      codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot,
+      peers: (wwwroots) => this.hostsByWwwroot(wwwroots),
+    };
+  }
+
+  private fleetRead: { at: number; fleet: Promise<Fleet> } | undefined;
+
+  /** Registry hosts by wwwroot, from a registry read at most a few seconds ago (a run's targets share one read). */
+  private async hostsByWwwroot(wwwroots: readonly string[]): Promise<Map<string, MoodleTarget>> {
+    if (!this.fleetRead || Date.now() - this.fleetRead.at > FLEET_REUSE_MS) this.fleetRead = { at: Date.now(), fleet: this.registry.loadFleet() };
+    const fleet = await this.fleetRead.fleet;
+    const found = new Map<string, MoodleTarget>();
+    for (const wwwroot of wwwroots) {
+      const host = [fleet.masterHost, ...fleet.hosts].find((h) => h.wwwroot.replace(/\/+$/, '').toLowerCase() === wwwroot.replace(/\/+$/, '').toLowerCase());
+      if (host) found.set(wwwroot, this.moodleTarget(fleet, host));
+    }
+    return found;
   }
 
   /** Runs `work` once one of the node's PHP slots is free, waiting as the executor waits for one; gives it back after. */

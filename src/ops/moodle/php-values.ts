@@ -5,6 +5,7 @@ import type { Engine } from 'php-parser';
 const load = createRequire(import.meta.url);
 let engine: typeof Engine | undefined;
 let serializer: ((value: unknown) => string) | undefined;
+let unserializer: ((text: string) => unknown) | undefined;
 
 /**
  * A value as PHP's json_encode() writes it with no flags: `/` escaped as `\/`, and every character past ASCII as a
@@ -20,6 +21,12 @@ export function phpJsonEncode(value: unknown): string {
 export const phpSerialize = (value: unknown): string => {
   serializer ??= (load('php-serialize') as { serialize: (value: unknown) => string }).serialize;
   return serializer(value);
+};
+
+/** A value PHP's serialize() wrote (arrays come back as objects keyed by their PHP keys); anything else throws. */
+export const phpUnserialize = (text: string): unknown => {
+  unserializer ??= (load('php-serialize') as { unserialize: (text: string) => unknown }).unserialize;
+  return unserializer(text);
 };
 
 /** A node of php-parser's syntax tree, as far as the product reads one. */

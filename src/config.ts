@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { parse as parseYaml } from 'yaml';
 import { parseMysqlUrl, redactUrl } from './db/mysql-url.ts';
 import { assertTablePrefix } from './db/identifiers.ts';
@@ -73,6 +74,31 @@ export interface Config {
   redisTimeoutMs: number;
   /** MNET keys: their lifetime where a site sets none, and when they are renewed on their own. */
   mnet: MnetSettings;
+  /** The fleet's cron (VMoodle's vcron). */
+  cron: CronSettings;
+  /** The Slack channel alerts go to (a cron that fails, a key renewed on its own); none: alerts are only logged. */
+  opsChannel: string | undefined;
+}
+
+export interface CronSettings {
+  /** A cron expression for the ticks (UTC), or undefined when the fleet's cron is off. */
+  schedule: string | undefined;
+  /** round robin: the next hosts after the last one run; lowest gap: those whose last cron is oldest past the period. */
+  strategy: 'roundrobin' | 'lowestgap';
+  /** Hosts started by one tick at the most. */
+  perTick: number;
+  /** Lowest gap: a host whose last cron is older than this many minutes is due. */
+  periodMinutes: number;
+  /** How a host's cron is run: VMoodle's CLI wrapper on its node, or its web cron page. */
+  trigger: 'php' | 'http';
+  /** Seconds a host's cron may take before it is stopped and reported. */
+  timeoutSeconds: number;
+  /** Whether the web cron's TLS certificate is checked. */
+  verifyTls: boolean;
+  /** Where each host's cron output is appended, one file a host. */
+  logDir: string;
+  /** A host's log is rotated past this size, keeping CRON_LOGS_KEPT older ones. */
+  logMaxBytes: number;
 }
 
 export interface MnetSettings {
@@ -206,6 +232,35 @@ export const SETTINGS = {
     if (!m) throw new Error();
     return { from: Number(m[1]) * 60 + Number(m[2]), to: Number(m[3]) * 60 + Number(m[4]) };
   }),
+  cron: setting('VMOODLE_CRON', 'cron.schedule', "'off', 'on' (every minute) or a cron expression of five fields, in UTC", (v) => {
+    if (v === 'off') return 'off';
+    const expression = v === 'on' ? '* * * * *' : v;
+    if (expression.trim().split(/\s+/).length !== 5) throw new Error();
+    // Loaded only when a schedule is set: every command line reads the configuration.
+    (createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser')).CronExpressionParser.parse(expression, { tz: 'UTC' });
+    return expression;
+  }),
+  cronStrategy: setting('VMOODLE_CRON_STRATEGY', 'cron.strategy', "'roundrobin' or 'lowestgap'", (v) => {
+    if (v !== 'roundrobin' && v !== 'lowestgap') throw new Error();
+    return v;
+  }),
+  cronPerTick: setting('VMOODLE_CRON_PER_TICK', 'cron.per_tick', 'hosts a tick, a whole number from 1 to 10000', wholeNumber(1, 10_000)),
+  cronPeriod: setting('VMOODLE_CRON_PERIOD', 'cron.period_minutes', 'minutes, a whole number from 1 to 10080', wholeNumber(1, 10_080)),
+  cronTrigger: setting('VMOODLE_CRON_TRIGGER', 'cron.trigger', "'php' (VMoodle's CLI wrapper on the node) or 'http' (the site's admin/cron.php)", (v) => {
+    if (v !== 'php' && v !== 'http') throw new Error();
+    return v;
+  }),
+  cronTimeout: setting('VMOODLE_CRON_TIMEOUT', 'cron.timeout', 'seconds, a whole number from 1 to 86400', wholeNumber(1, 86_400)),
+  cronVerifyTls: setting('VMOODLE_CRON_VERIFY_TLS', 'cron.verify_tls', "'on' or 'off'", (v) => {
+    if (v !== 'on' && v !== 'off') throw new Error();
+    return v === 'on';
+  }),
+  cronLogDir: setting('VMOODLE_CRON_LOG_DIR', 'cron.log_dir', 'a folder path for the hosts\' cron logs', (v) => resolve(v)),
+  cronLogBytes: setting('VMOODLE_CRON_LOG_BYTES', 'cron.log_max_bytes', 'bytes, a whole number from 1024 to 1073741824', wholeNumber(1024, 1_073_741_824)),
+  opsChannel: setting('VMOODLE_OPS_CHANNEL', 'slack.ops_channel', 'a Slack channel id (C…, G…)', (v) => {
+    if (!/^[CG][A-Z0-9]{2,}$/.test(v)) throw new Error();
+    return v;
+  }),
   stalledInterval: setting('VMOODLE_STALLED_INTERVAL', 'executor.stalled_interval', 'milliseconds, from 500 to 600000', wholeNumber(500, 600_000)),
 } as const;
 
@@ -316,6 +371,18 @@ export function loadConfig(env: Source = process.env): Config {
     redisTimeoutMs: (get(SETTINGS.redisTimeout) ?? 10) * 1000,
     approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30, cli: get(SETTINGS.approvalCli) ?? 'off' },
     secretKeys: get(SETTINGS.secretKeys) ?? [],
+    cron: {
+      schedule: ((c) => (c === 'off' ? undefined : c))(get(SETTINGS.cron) ?? 'off'),
+      strategy: get(SETTINGS.cronStrategy) ?? 'roundrobin',
+      perTick: get(SETTINGS.cronPerTick) ?? 16,
+      periodMinutes: get(SETTINGS.cronPeriod) ?? 15,
+      trigger: get(SETTINGS.cronTrigger) ?? 'php',
+      timeoutSeconds: get(SETTINGS.cronTimeout) ?? 300,
+      verifyTls: get(SETTINGS.cronVerifyTls) ?? true,
+      logDir: get(SETTINGS.cronLogDir) ?? resolve(get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data'), 'cron'),
+      logMaxBytes: get(SETTINGS.cronLogBytes) ?? 1_048_576,
+    },
+    opsChannel: get(SETTINGS.opsChannel),
     mnet: { keyDays: get(SETTINGS.mnetKeyDays) ?? 28, renewGapHours: get(SETTINGS.mnetRenewGap) ?? 72, autorenew: get(SETTINGS.mnetAutorenew) },
   };
 }

@@ -3,6 +3,7 @@ import { comparisonOf, comparisonSummary } from '../ops/compare.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { countsText, DONE_OK, shownParams, statusCounts, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import { leftOutLine } from '../registry/selector.ts';
+import { cronLate } from '../registry/status.ts';
 import type { View } from '../verbs/verb.ts';
 
 /**
@@ -92,6 +93,16 @@ export function viewText(view: View, style: ChatStyle): string {
       const { page } = view;
       const rows = page.items.map((i) => `${i.shortname}  ${i.vhostname}  ${i.enabled ? 'enabled' : 'disabled'}`);
       return `${page.total} instances, page ${page.page} of ${page.pages}\n${rows.join('\n')}`;
+    }
+    case 'cron': {
+      const now = Math.floor(Date.now() / 1000);
+      const rows = view.hosts.map((h) => {
+        const late = cronLate(h.instance, now);
+        const gap = h.instance.lastcron ? `${Math.round((now - h.instance.lastcron) / 60)} min ago` : 'never';
+        return `${late ? `${style.warning} ` : ''}${h.instance.shortname} ${h.instance.vhostname}: ${h.instance.croncount} crons, last ${gap}${h.outcome ? `, ${h.outcome}` : ''}`;
+      });
+      const head = `The fleet's cron: ${view.schedule ? `${view.strategy} on ${style.code(view.schedule)} (UTC)` : 'off'}; ${plural(view.total, 'enabled host')}, the longest waiting first`;
+      return [head, ...rows, view.total > view.hosts.length ? `… and ${view.total - view.hosts.length} more` : ''].filter(Boolean).join('\n');
     }
     case 'help': {
       if (view.command) {

@@ -163,6 +163,17 @@ export function printView(out: Output, view: View, program: Command): boolean {
       out.line(`page ${page.page} of ${page.pages}, ${plural(page.total, 'instance')}`);
       return true;
     }
+    case 'cron': {
+      const now = Math.floor(Date.now() / 1000);
+      out.data({ schedule: view.schedule ?? null, strategy: view.strategy, total: view.total, hosts: view.hosts.map((h) => ({ ...instanceJson(h.instance), outcome: h.outcome ?? null, outcomeAt: h.at ?? null, late: cronLate(h.instance, now) })) });
+      out.line(`The fleet's cron: ${view.schedule ? `${view.strategy} on '${view.schedule}' (UTC)` : 'off (VMOODLE_CRON)'}; ${plural(view.total, 'enabled host')}, the longest waiting first`);
+      out.table(['SHORTNAME', 'WWWROOT', 'CRONS', 'LAST CRON', 'GAP', 'LAST OUTCOME'], view.hosts.map((h) => [
+        h.instance.shortname, h.instance.vhostname, h.instance.croncount, formatTime(h.instance.lastcron),
+        h.instance.lastcron ? `${formatGap(now - h.instance.lastcron)}${cronLate(h.instance, now) ? ' LATE' : ''}` : 'never', h.outcome ?? '-',
+      ]));
+      if (view.total > view.hosts.length) out.line(`… and ${view.total - view.hosts.length} more (--limit)`);
+      return view.hosts.every((h) => !cronLate(h.instance, now) && (h.outcome ?? 'completed') === 'completed');
+    }
     case 'help': {
       if (view.command) {
         describeCommand(out, view.command);

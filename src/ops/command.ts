@@ -1,7 +1,8 @@
 import type { MoodleTarget } from './moodle/target.ts';
 import type { MoodleAccess } from './moodle/access.ts';
 import type { PhpResult, PhpScripts } from './moodle/php.ts';
-import type { MnetSettings } from '../config.ts';
+import type { CronSettings, MnetSettings } from '../config.ts';
+import type { CronRun } from './moodle/cron.ts';
 
 /** Parameter types, as VMoodle's Command_Parameter has them. */
 export type ParamType = 'boolean' | 'enum' | 'menum' | 'text' | 'ltext' | 'int';
@@ -60,7 +61,7 @@ export interface ApplyOutcome {
 export const FORCED_MESSAGE = 'forced by config: the database value has no effect';
 
 /** Runs one of the command's VMoodle CLI wrappers for a target, on the node that holds it (see moodle/php.ts). */
-export type PhpRunner = (target: MoodleTarget, script: string, options?: Readonly<Record<string, string | true>>) => Promise<PhpResult>;
+export type PhpRunner = (target: MoodleTarget, script: string, options?: Readonly<Record<string, string | true>>, timeoutMs?: number) => Promise<PhpResult>;
 
 export interface CommandContext {
   moodle: MoodleAccess;
@@ -75,6 +76,9 @@ export interface CommandContext {
   peers(wwwroots: readonly string[]): Promise<Map<string, MoodleTarget>>;
   /** The product's MNET settings. */
   mnet: MnetSettings;
+  /** The fleet's cron settings, and what follows a host's cron (its counters, log, outcome and alert). */
+  cron: CronSettings;
+  recordCron(target: MoodleTarget, run: CronRun): Promise<void>;
 }
 
 /**

@@ -65,6 +65,18 @@ export class Registry {
     return new Fleet(await this.loadAll(), this.master);
   }
 
+  /**
+   * A host's cron ran, as VMoodle counts it: `lastcron` is when it started, `lastcrongap` the time since the one
+   * before (0 for the first), `croncount` one more.
+   */
+  async recordCron(id: number, startedSeconds: number): Promise<void> {
+    await this.db(this.table).where({ id }).update({
+      lastcrongap: this.db.raw('IF(lastcron > 0, ? - lastcron, 0)', [startedSeconds]),
+      lastcron: startedSeconds,
+      croncount: this.db.raw('croncount + 1'),
+    });
+  }
+
   async list(query: ListQuery = {}): Promise<ListPage> {
     const perPage = query.perPage ?? DEFAULT_PAGE_SIZE;
     const page = Math.max(1, query.page ?? 1);

@@ -31,4 +31,30 @@ export const listInstances = defineVerb<{ filter?: string; state?: (typeof STATE
   run: async (session, query) => ({ kind: 'instances', page: await (await session.backend.registry()).list(query) }),
 });
 
-export const INFO_VERBS: readonly VerbDef<never>[] = [listInstances] as VerbDef<never>[];
+/** How many hosts the cron status shows unless asked for more. */
+const CRON_SHOWN = 35;
+
+export const cronStatus = defineVerb<{ limit: number }>({
+  path: ['cron', 'status'],
+  aliases: [],
+  role: 'viewer',
+  summary: "the enabled hosts by how long ago their cron last ran, the longest first, with its outcome; LATE past a day",
+  examples: ['cron status', 'cron status --limit 200'],
+  syntax: (cmd) => cmd.option('--limit <n>', 'hosts shown', String(CRON_SHOWN)),
+  args: (_operands, opts) => {
+    const limit = String(opts.limit ?? CRON_SHOWN);
+    if (!/^\d{1,6}$/.test(limit) || Number(limit) < 1) throw new UsageError('--limit takes a whole number from 1 to 999999');
+    return { limit: Number(limit) };
+  },
+  run: async (session, { limit }) => {
+    const rt = await session.ops();
+    const [fleet, outcomes] = await Promise.all([session.backend.fleet(), rt.redis.hgetall(rt.keys.cronOutcomes())]);
+    const hosts = fleet.instances.filter((i) => i.enabled).sort((a, b) => a.lastcron - b.lastcron || a.id - b.id).map((instance) => {
+      const [outcome, at] = (outcomes[String(instance.id)] ?? '').split(' ');
+      return { instance, outcome: outcome || undefined, at: at ? Number(at) : undefined };
+    });
+    return { kind: 'cron', hosts: hosts.slice(0, limit), total: hosts.length, schedule: rt.config.cron.schedule, strategy: rt.config.cron.strategy };
+  },
+});
+
+export const INFO_VERBS: readonly VerbDef<never>[] = [listInstances, cronStatus] as VerbDef<never>[];

@@ -78,19 +78,57 @@ export const plan = defineVerb<PlanArgs>({
       test: opts.test === true || command === 'showtargets',
     };
   },
-  run: async (session, args) => {
-    if (args.test) return selection(session, args.selector);
-    // Loaded when a plan is made, not when the command line starts (see run-verbs.ts).
-    const [{ findCommand }, { createPlan }] = await Promise.all([import('../ops/catalog/index.ts'), import('../ops/executor/planner.ts')]);
-    const command = findCommand(args.command);
-    session.authorize(plan, accessCategory(command));
-    const planned = await createPlan(await session.ops(), {
-      command: command.name, params: args.params, selector: args.selector, requestedBy: session.actor.id, via: session.via,
-      canary: args.canary, maxFailures: args.maxFailures, byValue: args.byValue,
-    });
-    return afterPlan(session, planned);
-  },
+  run: async (session, args) => (args.test ? selection(session, args.selector) : planCommand(session, args)),
 });
+
+/** Plans a command as `run` does: the caller's right to it checked against the command's category. */
+async function planCommand(session: Session, args: Omit<PlanArgs, 'test'>): Promise<View> {
+  // Loaded when a plan is made, not when the command line starts (see run-verbs.ts).
+  const [{ findCommand }, { createPlan }] = await Promise.all([import('../ops/catalog/index.ts'), import('../ops/executor/planner.ts')]);
+  const command = findCommand(args.command);
+  session.authorize(plan, accessCategory(command));
+  const planned = await createPlan(await session.ops(), {
+    command: command.name, params: args.params, selector: args.selector, requestedBy: session.actor.id, via: session.via,
+    canary: args.canary, maxFailures: args.maxFailures, byValue: args.byValue,
+  });
+  return afterPlan(session, planned);
+}
+
+/**
+ * A verb that plans one command, for the words ops type for it (`mnet renew --hosts law` is `run mnet/renew --hosts
+ * law`): the same target flags and name=value parameters, the same plan, preview and approval.
+ */
+function commandVerb(path: [string, string], command: string, summary: string, example: string): VerbDef<never> {
+  return defineVerb<Omit<PlanArgs, 'test'>>({
+    path,
+    aliases: [],
+    role: 'operator',
+    summary: `${summary} (run ${command})`,
+    examples: [example],
+    plans: true,
+    syntax: (cmd) => addTargetOptions(cmd)
+      .argument('[params...]', 'its parameters as name=value')
+      .option('--canary <n>', 'run this many targets first, then wait for a go')
+      .option('--max-failures <n|n%>', 'stop starting targets once more than this many failed (default 10%, at least 1)'),
+    args: (operands, opts) => ({
+      command,
+      params: parseAssignments((operands[0] as string[] | undefined) ?? []),
+      selector: selectorFrom(opts as Record<string, string | boolean | undefined>),
+      canary: wholeNumber('--canary')(opts.canary),
+      maxFailures: opts.maxFailures as string | undefined,
+    }),
+    run: planCommand,
+  }) as VerbDef<never>;
+}
+
+/** The MNET and cron verbs ops type, each planning its command. */
+const COMMAND_VERBS: readonly VerbDef<never>[] = [
+  commandVerb(['mnet', 'status'], 'mnet/status', "each host's MNET key: expiry, state and the peers holding a stale copy", "mnet status --match '*.campus.example.org'"),
+  commandVerb(['mnet', 'renew'], 'mnet/renew', "new key pairs for the hosts, and every copy their peers hold", 'mnet renew --hosts law,physics'),
+  commandVerb(['mnet', 'renewall'], 'mnet/renewall', "renew every selected host's pair at once (destructive: needs a second person)", "mnet renewall --tohosts '*' --include-disabled"),
+  commandVerb(['mnet', 'init'], 'mnet/init', 'MNET on (strict) with a key pair', 'mnet init --hosts law'),
+  commandVerb(['cron', 'run'], 'cron/run', "the hosts' Moodle cron now, as a tick runs it", 'cron run --hosts law via=php'),
+];
 
 export const showTargets = defineVerb<Selector>({
   path: ['showtargets'],
@@ -103,4 +141,4 @@ export const showTargets = defineVerb<Selector>({
   run: (session, selector) => selection(session, selector),
 });
 
-export const PLAN_VERBS: readonly VerbDef<never>[] = [plan, showTargets] as VerbDef<never>[];
+export const PLAN_VERBS: readonly VerbDef<never>[] = [plan, showTargets, ...COMMAND_VERBS] as VerbDef<never>[];

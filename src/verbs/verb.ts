@@ -6,11 +6,20 @@ import type { Plan } from '../ops/executor/planner.ts';
 import type { RunEvent, RunRow, TargetRow } from '../ops/executor/run-model.ts';
 import type { RunServices } from '../ops/executor/run-services.ts';
 import type { CommandDef } from '../ops/command.ts';
+import type { Instance } from '../registry/instance.ts';
 import type { ListPage } from '../registry/registry.ts';
 import type { Selection } from '../registry/selector.ts';
 import type { Guarded, Rbac, Role } from './rbac.ts';
 
 /** Who is acting, and where. The id comes from the signed Slack request, the terminal's user, or the command line's. */
+/** A host as the cron status shows it: its registry counters and its last cron's outcome. */
+export interface CronHost {
+  instance: Instance;
+  outcome: string | undefined;
+  /** When that cron started, unix ms. */
+  at: number | undefined;
+}
+
 export interface Actor {
   id: string;
   channel?: string;
@@ -29,6 +38,7 @@ export type View =
   | { kind: 'runs'; runs: RunRow[] }
   | { kind: 'selection'; selection: Selection; flags: string }
   | { kind: 'instances'; page: ListPage }
+  | { kind: 'cron'; hosts: CronHost[]; total: number; schedule: string | undefined; strategy: string }
   | { kind: 'help'; verbs: readonly VerbDef[]; commands: readonly CommandDef[]; command?: CommandDef; verb?: VerbDef };
 
 /**

@@ -26,7 +26,8 @@ export interface FakePhp {
 
 /**
  * A stand-in for PHP: a script that records its argv, environment and working directory, then behaves as Moodle
- * would for the wwwroot it is given, chosen by the first word of the host name: `slow-…` starts a child and never
+ * would for the wwwroot it is given, chosen by the first word of the host name (cron.php prints Moodle's cron lines,
+ * and refuses for `cronmaint-…`, `cronupgrade-…` and `crondisabled-…`, prints nothing for `cronempty-…`): `slow-…` starts a child and never
  * ends, `unknown-…` is VMoodle's "no configuration" die (exit 0), `wrongsite-…` runs for another site, `badopt-…` is
  * core's unknown-option refusal (exit 2), `noisy-…` prints a lot with `secret` in it, `fails-…` dies with a PHP
  * fatal error; any other purges for `delayMs` and succeeds.
@@ -75,6 +76,15 @@ if (kind === 'fails') {
   process.exit(255);
 }
 out('Arming for ' + host + '\\nConfig check : playing for ' + host + '\\n');
+// Moodle's cron says how it ended (moodle-facts §3.7); its refusals exit 1.
+const cron = process.argv[2].endsWith('/cron.php');
+const refusals = { cronmaint: 'CLI maintenance mode active, cron execution suspended.', cronupgrade: 'Moodle upgrade pending, cron execution suspended.', crondisabled: 'Cron is disabled. Use --force to override.' };
+if (cron && refusals[kind]) {
+  process.stderr.write(refusals[kind] + '\\n');
+  process.exit(1);
+}
+if (cron && kind === 'cronempty') process.exit(0);
+if (cron) out('Server Time: ' + new Date().toUTCString() + '\\n\\nExecute scheduled task: Cleanup old sessions (core\\\\task\\\\session_cleanup_task)\\nScheduled task complete: Cleanup old sessions (core\\\\task\\\\session_cleanup_task)\\nCron run completed correctly\\nCron completed at 10:00:00 in 0.05 seconds. Memory used: 40 MB.\\n');
 setTimeout(() => {
   record.end = Date.now();
   save();

@@ -42,6 +42,9 @@ redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
 return 1
 `;
 
+/** A lock let go of only by its holder. */
+const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
 export type Admission = 'go' | 'cancelled' | 'braked' | 'locked' | 'busy';
 
 export interface AdmitRequest {
@@ -62,6 +65,7 @@ interface GateScripts {
   vmopsAdmit(...args: Array<string | number>): Promise<Admission>;
   vmopsRelease(...args: Array<string | number>): Promise<number>;
   vmopsTakePhp(...args: Array<string | number>): Promise<number>;
+  vmopsUnlock(...args: Array<string | number>): Promise<number>;
 }
 
 export class Gate {
@@ -74,6 +78,7 @@ export class Gate {
     redis.defineCommand('vmopsAdmit', { numberOfKeys: 5, lua: ADMIT });
     redis.defineCommand('vmopsRelease', { numberOfKeys: 3, lua: RELEASE });
     redis.defineCommand('vmopsTakePhp', { numberOfKeys: 1, lua: TAKE_PHP });
+    redis.defineCommand('vmopsUnlock', { numberOfKeys: 1, lua: UNLOCK });
     this.scripts = redis as unknown as GateScripts;
   }
 
@@ -92,6 +97,15 @@ export class Gate {
 
   async releasePhpSlot(slotsKey: string, owner: string): Promise<void> {
     await this.redis.zrem(slotsKey, owner);
+  }
+
+  /** A lock of its own (a host's cron), held until let go or until it expires; false when another holds it. */
+  async lock(key: string, owner: string, holdMs: number): Promise<boolean> {
+    return (await this.redis.set(key, owner, 'PX', holdMs, 'NX')) === 'OK';
+  }
+
+  async unlock(key: string, owner: string): Promise<void> {
+    await this.scripts.vmopsUnlock(key, owner);
   }
 
   async countFailure(runId: number): Promise<void> {

@@ -42,6 +42,26 @@ export class ExecutorKeys {
     return `${this.prefix}:x:lock:${server}/${database}/${prefix}`;
   }
 
+  /** Held while a host's cron runs, so that no two workers run it at once. */
+  cronLock(instanceId: number): string {
+    return `${this.runs}:cron:lock:${instanceId}`;
+  }
+
+  /** The registry id of the last host a round-robin tick started. */
+  cronLastHost(): string {
+    return `${this.runs}:cron:lasthost`;
+  }
+
+  /** Each host's last cron outcome and when (`outcome time`), by registry id. */
+  cronOutcomes(): string {
+    return `${this.runs}:cron:outcomes`;
+  }
+
+  /** Alerts waiting for the chat to post them to the ops channel, oldest first. */
+  alerts(): string {
+    return `${this.runs}:alerts`;
+  }
+
   /** A sorted set of slot holders, scored by expiry, so a dead worker's slot frees itself. */
   serverSlots(server: string): string {
     return `${this.prefix}:x:slots:${server}`;

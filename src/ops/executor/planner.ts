@@ -20,7 +20,7 @@ export interface PlanRequest {
   params: Readonly<Record<string, string>>;
   selector: Selector;
   requestedBy: string;
-  via: 'cli' | 'console' | 'slack';
+  via: 'cli' | 'console' | 'slack' | 'schedule';
   /** Run this many targets first, then wait for a go. */
   canary?: number;
   /** Failures allowed before no new target starts: a count, or a percentage of the targets ("10%"). */

@@ -17,6 +17,7 @@ import { workSignal } from '../moodle/work-signal.ts';
 import type { CommandContext, CommandDef, PhpRunner } from '../command.ts';
 import type { RunRow, TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
+import { recordCron } from './vcron.ts';
 import { ExecutorKeys } from './keys.ts';
 import { Progress } from './progress.ts';
 import { RunStore } from './store.ts';
@@ -171,13 +172,14 @@ export class RunServices {
   commandContext(source: MoodleTarget, command?: CommandDef, phpSlotHeld = false): CommandContext {
     const allowed = command?.phpScripts ?? {};
     const timeoutMs = this.config.executor.targetTimeout * 1000;
-    const php: PhpRunner = async (target, script, options = {}) => {
-      const run = () => runVmoodleScript(this.config.nodes, target, script, options, { allowed, timeoutMs, redact: (text) => this.secrets.scrub(text) });
+    const php: PhpRunner = async (target, script, options = {}, ownTimeout = timeoutMs) => {
+      const run = () => runVmoodleScript(this.config.nodes, target, script, options, { allowed, timeoutMs: ownTimeout, redact: (text) => this.secrets.scrub(text) });
       const node = nodeOfDataroot(this.config.nodes, target.dataroot);
-      return phpSlotHeld || !node ? run() : this.withPhpSlot(node, timeoutMs, run);
+      return phpSlotHeld || !node ? run() : this.withPhpSlot(node, ownTimeout, run);
     };
     return {
-      moodle: this.moodle, source, php, secrets: this.secrets, mnet: this.config.mnet,
+      moodle: this.moodle, source, php, secrets: this.secrets, mnet: this.config.mnet, cron: this.config.cron,
+      recordCron: (target, run) => recordCron(this, target, run),
       codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot,
       peers: (wwwroots) => this.hostsByWwwroot(wwwroots),
     };

@@ -4,6 +4,8 @@ import { FORCED_MESSAGE, isIdempotent, placementOf, type ApplyOutcome, type Comm
 import { stoppable } from '../moodle/work-signal.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { settleRun } from './recovery.ts';
+import { autoRenew } from './mnet-autorenew.ts';
+import { CRON_HOST, CRON_TICK, cronTick, MNET_AUTORENEW, runCronJob, upsertSchedulers } from './vcron.ts';
 import { targetParams } from './run-actions.ts';
 import { sourceHostOf } from './planner.ts';
 import { errorKind } from '../../errors.ts';
@@ -120,6 +122,7 @@ export class ExecutorWorker {
     }
     this.watch = new NodeWatch(rt, this.log);
     this.watch.start();
+    void upsertSchedulers(rt);
     if (this.node) this.beat(this.node.name);
   }
 
@@ -146,6 +149,9 @@ export class ExecutorWorker {
       await this.delay(job, token, FOREIGN_JOB_DELAY_MS);
     }
     if (job.name === 'run') return this.finish(job.data.runId);
+    if (job.name === CRON_TICK) return cronTick(this.rt);
+    if (job.name === CRON_HOST) return runCronJob(this.rt, (job.data as unknown as { instanceId: number }).instanceId);
+    if (job.name === MNET_AUTORENEW) return autoRenew(this.rt);
     return this.runTarget(job, token);
   }
 

@@ -3,8 +3,22 @@ import { planModal } from '../blocks.ts';
 import { builderView } from '../builder.ts';
 import type { SlackContext } from '../context.ts';
 import type { ReplyTo } from '../replies.ts';
+import { findVerb } from '../../../verbs/index.ts';
+import { PLAN_VERBS } from '../../../verbs/plan-verbs.ts';
 
-/** `/vmoodle …`: acknowledged at once; bare, it opens the command builder; `run` shows its plan in a modal. */
+/** A line whose verb plans a command (`run`, `mnet renew`, `cron run`): its plan shows in a modal. */
+function opensPlan(text: string): boolean {
+  if (/\s--help\b/.test(text)) return false;
+  try {
+    const { verb } = findVerb(text.trim().split(/\s+/));
+    return PLAN_VERBS.includes(verb) && verb.path[0] !== 'showtargets';
+  } catch {
+    // An unknown verb is answered by the chat with what it is and what was meant.
+    return false;
+  }
+}
+
+/** `/vmoodle …`: acknowledged at once; bare, it opens the command builder; a verb that plans shows its plan in a modal. */
 export function registerCommands(bolt: App, ctx: SlackContext): void {
   bolt.command('/vmoodle', async ({ command, ack, respond }) => {
     await ack();
@@ -14,7 +28,7 @@ export function registerCommands(bolt: App, ctx: SlackContext): void {
       ctx.now(to, () => ctx.client.views.open({ trigger_id: command.trigger_id, view: builderView({ channel: command.channel_id }) }));
       return;
     }
-    if (/^\s*run\s/.test(command.text) && !/\s--help\b/.test(command.text)) {
+    if (opensPlan(command.text)) {
       // The plan shows in a modal opened at once, while the trigger is fresh, and filled in once computed.
       ctx.now(to, async () => {
         const opened = await ctx.client.views.open({ trigger_id: command.trigger_id, view: planModal(actor.channel, 'Computing the plan…') });

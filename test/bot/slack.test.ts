@@ -9,6 +9,7 @@ import { createPlan } from '../../src/ops/executor/planner.ts';
 import { testServices } from '../support/services.ts';
 import { approvalSubmission, buttonPayload, eventBody, FakeSlackApi, interactionBody, signedPost, slashBody, viewAction, viewSubmission, type RecordedCall } from '../support/slack.ts';
 import { CATALOG } from '../../src/ops/catalog/index.ts';
+import { pushAlert } from '../../src/ops/executor/alerts.ts';
 import { knownSecret } from '../support/secrets.ts';
 
 const SECRET = knownSecret('signing-secret-for-tests');
@@ -48,7 +49,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
   beforeAll(async () => {
     api = new FakeSlackApi();
     await api.start();
-    fx = await opsFixture('slack', undefined, { SLACK_API_URL: api.url });
+    fx = await opsFixture('slack', undefined, { SLACK_API_URL: api.url, VMOODLE_OPS_CHANNEL: 'COPS' });
     await thinFleet(fx, 60);
     await registerInstances(fx, [{ shortname: 'tlocked', database: 'moodle_locked' }]);
     await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'tlocked' }).update({ vdblogin: 'nobody', vdbpass: DB_PASSWORD });
@@ -304,6 +305,23 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     const matrix = files.find((f) => f.includes('plugin,t1,t2,'));
     expect(matrix?.split(/\r?\n/)).toContain(`tinymce,${Array.from({ length: 60 }, (_, i) => (i === 6 ? 'disabled' : 'enabled')).join(',')}`);
     expect(runCalls.some((c) => c.method === 'files.getUploadURLExternal' && String(c.params.filename).endsWith('-plugins.csv'))).toBe(true);
+  });
+
+  it("posts the workers' alerts to the ops channel, escaped, each once, and shows the cron's longest waits on the App Home", async () => {
+    await pushAlert(fx.rt, { kind: 'cron', text: 'Cron of t3 <!channel>: maintenance' });
+    let posted: RecordedCall | undefined;
+    for (let i = 0; i < 100 && !posted; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      posted = api.of('chat.postMessage').find((c) => c.params.channel === 'COPS');
+    }
+    expect(posted?.params.text).toBe(':alarm_clock: Cron of t3 &lt;!channel&gt;: maintenance');
+    expect(await fx.rt.redis.llen(fx.rt.keys.alerts())).toBe(0);
+    await fx.rt.redis.hset(fx.rt.keys.cronOutcomes(), String((await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 't1' }).first('id')).id), `maintenance ${Date.now()}`);
+    await signedPost(bot.url, SECRET, eventBody({ type: 'app_home_opened', user: 'UAPP', channel: 'D1', tab: 'home' }), { json: true });
+    await bot.idle();
+    const home = JSON.stringify((api.of('views.publish').at(-1) as RecordedCall).params);
+    expect(home).toContain('Cron: the longest waits');
+    expect(home).toContain(':red_circle: *t1* last cron never · maintenance');
   });
 
   it('escapes user and registry text in every Slack payload, so it can neither mention the channel nor hide a link', async () => {

@@ -87,7 +87,10 @@ export async function startSlackBot(backend: Backend, rbac: Rbac, policy: Approv
   groupTimer.unref();
   // Reports left unfinished by a bot process that stopped are taken over, now and once their lease runs out.
   await ctx.resumeReports();
-  const resumeTimer = setInterval(() => ctx.work.now(() => ctx.resumeReports()), REPORT_LEASE_MS / 2);
+  const resumeTimer = setInterval(() => ctx.work.now(async () => {
+    await ctx.resumeReports();
+    await ctx.postAlerts();
+  }), REPORT_LEASE_MS / 2);
   resumeTimer.unref();
 
   const stopTimers = () => {

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
 import type { Backend } from '../../backend.ts';
-import type { Logger } from '../../log.ts';
+import { errorFields, type Logger } from '../../log.ts';
+import { takeAlerts } from '../../ops/executor/alerts.ts';
 import type { RunRow } from '../../ops/executor/run-model.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import type { Chat, ChatReply } from '../chat.ts';
 import { approvalBlocks, closedApprovalBlocks, previewBlocks, startBlocks } from './blocks.ts';
-import { mention } from './mrkdwn.ts';
+import { escapeMrkdwn, mention } from './mrkdwn.ts';
 import { reportRun, startedLine, startedMessage } from './progress.ts';
 import { notInChannel, plain, Replies, type ReplyTo } from './replies.ts';
 import { RunMessageStore } from './run-messages.ts';
@@ -106,6 +107,22 @@ export class SlackContext {
     for (const { run_id: runId, channel, parent_ts: ts } of await store.unreported()) {
       if (this.reporting.has(runId) || (await rt.redis.exists(this.leaseKey(rt, runId)))) continue;
       this.work.now(() => this.withReportLease(runId, async () => reportRun(this.client, rt, store, { channel, ts }, await rt.store.getRun(runId))));
+    }
+  }
+
+  /**
+   * Posts the alerts workers left (a cron gone wrong, keys renewed on their own) to the ops channel. Without one
+   * configured they wait in Redis, the newest thousand kept; one the channel refuses is logged.
+   */
+  async postAlerts(): Promise<void> {
+    const channel = this.backend.config.opsChannel;
+    if (!channel) return;
+    for (const alert of await takeAlerts(await this.ops())) {
+      try {
+        await this.client.chat.postMessage({ channel, text: `${alert.kind === 'cron' ? ':alarm_clock:' : ':key:'} ${escapeMrkdwn(alert.text)}` });
+      } catch (err) {
+        this.log.warn({ ...errorFields(err), alert: alert.text }, 'an alert could not be posted to the ops channel');
+      }
     }
   }
 

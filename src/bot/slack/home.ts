@@ -19,8 +19,18 @@ function fleetRow(i: Instance): string {
   return `*${escapeMrkdwn(i.shortname)}* ${escapeMrkdwn(i.vhostname)} · ${instanceState(i)} · MNET ${mnetLabel(i.mnet)} · ${i.croncount} crons · last ${when(i.lastcron)} · gap ${cronLate(i) ? `:red_circle: ${gap}` : gap}`;
 }
 
-/** The App Home: the fleet table (one page of it), recent runs, and the approvals waiting for this user. */
-export function homeView(instances: Instance[], page: number, runs: RunRow[], pending: RunRow[]): View {
+/** The hosts that waited longest for their cron, with its last outcome: red past a day or when it did not complete. */
+function cronRows(instances: Instance[], outcomes: Record<string, string>): string {
+  const now = Math.floor(Date.now() / 1000);
+  return instances.filter((i) => i.enabled).sort((a, b) => a.lastcron - b.lastcron || a.id - b.id).slice(0, ROWS_PER_SECTION).map((i) => {
+    const outcome = outcomes[String(i.id)]?.split(' ')[0];
+    const bad = cronLate(i, now) || (outcome !== undefined && outcome !== 'completed');
+    return `${bad ? ':red_circle: ' : ''}*${escapeMrkdwn(i.shortname)}* last cron ${when(i.lastcron)}${outcome ? ` · ${escapeMrkdwn(outcome)}` : ''}`;
+  }).join('\n') || 'No enabled instance.';
+}
+
+/** The App Home: the fleet table (one page of it), the cron's longest waits, recent runs, and the approvals waiting for this user. */
+export function homeView(instances: Instance[], page: number, runs: RunRow[], pending: RunRow[], outcomes: Record<string, string> = {}): View {
   const perPage = ROWS_PER_SECTION * FLEET_SECTIONS;
   const pages = Math.max(1, Math.ceil(instances.length / perPage));
   const shown = instances.slice((page - 1) * perPage, page * perPage);
@@ -39,6 +49,8 @@ export function homeView(instances: Instance[], page: number, runs: RunRow[], pe
       ],
     });
   }
+  blocks.push({ type: 'divider' }, { type: 'header', text: { type: 'plain_text', text: 'Cron: the longest waits' } });
+  blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(cronRows(instances, outcomes)) } });
   blocks.push({ type: 'divider' }, { type: 'header', text: { type: 'plain_text', text: 'Recent runs' } });
   blocks.push({ type: 'section', text: { type: 'mrkdwn', text: fitSection(runs.map((r) => `#${r.id} ${r.state.replaceAll('_', ' ')} \`${escapeMrkdwn(r.command)}\` on ${r.target_count} by ${mention(r.requested_by)}`).join('\n') || 'No runs yet.') } });
   blocks.push({ type: 'header', text: { type: 'plain_text', text: 'Waiting for your approval' } });
@@ -53,5 +65,6 @@ export async function publishHome(ctx: SlackContext, user: string, page: number)
   const rt = await ctx.ops();
   const runs = await rt.store.listRuns(10);
   const pending = session.refusal(approve) ? [] : runs.filter((r) => r.state === 'awaiting_approval' && r.requested_by !== user);
-  await ctx.client.views.publish({ user_id: user, view: homeView(await (await ctx.backend.registry()).loadAll(), page, runs.slice(0, 5), pending) });
+  const outcomes = await rt.redis.hgetall(rt.keys.cronOutcomes());
+  await ctx.client.views.publish({ user_id: user, view: homeView(await (await ctx.backend.registry()).loadAll(), page, runs.slice(0, 5), pending, outcomes) });
 }

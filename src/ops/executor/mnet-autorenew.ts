@@ -3,6 +3,7 @@ import { errorFields } from '../../log.ts';
 import { describeError } from '../moodle/db-errors.ts';
 import { keyState, readMnet } from '../moodle/mnet.ts';
 import { mapLimit, createPlan } from './planner.ts';
+import { pushAlert } from './alerts.ts';
 import { startRun } from './run-actions.ts';
 import type { RunServices } from './run-services.ts';
 
@@ -33,7 +34,7 @@ export async function autoRenew(rt: RunServices, now = Date.now()): Promise<numb
       return keyState(site.local?.public_key_expires ?? 0, rt.config.mnet.renewGapHours, now) === 'valid' ? undefined : host;
     } catch (err) {
       rt.log.warn({ ...errorFields(err), host: host.shortname }, 'auto-renewal could not read a key');
-      await rt.redis.rpush(rt.keys.alerts(), JSON.stringify({ kind: 'mnet', text: `MNET auto-renewal could not read the key of ${host.shortname}: ${describeError(err)}`, at: Date.now() }));
+      await pushAlert(rt, { kind: 'mnet', text: `MNET auto-renewal could not read the key of ${host.shortname}: ${describeError(err)}` });
       return undefined;
     }
   });
@@ -41,6 +42,6 @@ export async function autoRenew(rt: RunServices, now = Date.now()): Promise<numb
   if (names.length === 0) return undefined;
   const plan = await createPlan(rt, { command: 'mnet/renew', params: {}, selector: { tohosts: names, includeDisabled: false }, requestedBy: 'auto-renewal', via: 'schedule' }, fleet);
   await startRun(rt, plan.run.id, 'auto-renewal', plan.run.plan_hash);
-  await rt.redis.rpush(rt.keys.alerts(), JSON.stringify({ kind: 'mnet', text: `MNET auto-renewal renews the keys of ${names.length} host${names.length === 1 ? '' : 's'} expiring within ${rt.config.mnet.renewGapHours} h: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''} (run ${plan.run.id}).`, at: Date.now() }));
+  await pushAlert(rt, { kind: 'mnet', text: `MNET auto-renewal renews the keys of ${names.length} host${names.length === 1 ? '' : 's'} expiring within ${rt.config.mnet.renewGapHours} h: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''} (run ${plan.run.id}).` });
   return plan.run.id;
 }

@@ -5,6 +5,7 @@ import { findCommand } from '../catalog/index.ts';
 import { runHostCron, type CronOutcome, type CronRun } from '../moodle/cron.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { nodeOfDataroot } from '../nodes.ts';
+import { pushAlert } from './alerts.ts';
 import { appendCronLog } from './cron-log.ts';
 import type { RunServices } from './run-services.ts';
 
@@ -53,7 +54,7 @@ export async function recordCron(rt: RunServices, target: MoodleTarget, run: Cro
     const text = run.outcome === 'completed'
       ? `Cron of ${host.shortname} (${host.wwwroot}) completes again.`
       : `Cron of ${host.shortname} (${host.wwwroot}): ${run.outcome}${run.note ? ` (${run.note})` : ''}. Its log: ${host.shortname}.log on ${rt.config.node}.`;
-    await rt.redis.rpush(rt.keys.alerts(), JSON.stringify({ kind: 'cron', host: host.shortname, outcome: run.outcome, text, at: Date.now() }));
+    await pushAlert(rt, { kind: 'cron', text });
   }
   if (run.outcome !== 'completed') rt.log.warn({ host: host.shortname, outcome: run.outcome, note: run.note }, 'cron did not complete');
 }

@@ -63,6 +63,15 @@ export const FORCED_MESSAGE = 'forced by config: the database value has no effec
 /** Runs one of the command's VMoodle CLI wrappers for a target, on the node that holds it (see moodle/php.ts). */
 export type PhpRunner = (target: MoodleTarget, script: string, options?: Readonly<Record<string, string | true>>, timeoutMs?: number) => Promise<PhpResult>;
 
+/** A registry host as MNET binding sees it. */
+export interface FleetMember {
+  target: MoodleTarget;
+  name: string;
+  /** VMoodle's mnet column: -1 no MNET, 0 bound to the master only, n > 0 subnet n. */
+  mnet: number;
+  enabled: boolean;
+}
+
 export interface CommandContext {
   moodle: MoodleAccess;
   /** The source host of copy commands (the master unless --fromhost says otherwise). */
@@ -74,6 +83,8 @@ export interface CommandContext {
   secrets: { add(...values: string[]): void; scrub(text: string): string };
   /** The hosts of the registry (the master too) with these wwwroots, where there are any (MNET peers). */
   peers(wwwroots: readonly string[]): Promise<Map<string, MoodleTarget>>;
+  /** Every host of the registry that can be reached, the master first, with its MNET subnet (the master's is 0). */
+  members(): Promise<FleetMember[]>;
   /** The product's MNET settings. */
   mnet: MnetSettings;
   /** The fleet's cron settings, and what follows a host's cron (its counters, log, outcome and alert). */

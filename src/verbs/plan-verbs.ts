@@ -127,6 +127,7 @@ const COMMAND_VERBS: readonly VerbDef<never>[] = [
   commandVerb(['mnet', 'renew'], 'mnet/renew', "new key pairs for the hosts, and every copy their peers hold", 'mnet renew --hosts law,physics'),
   commandVerb(['mnet', 'renewall'], 'mnet/renewall', "renew every selected host's pair at once (destructive: needs a second person)", "mnet renewall --tohosts '*' --include-disabled"),
   commandVerb(['mnet', 'init'], 'mnet/init', 'MNET on (strict) with a key pair', 'mnet init --hosts law'),
+  commandVerb(['mnet', 'bind'], 'mnet/bind', 'peers and services as the registry subnets say, on both sides', "mnet bind --match '*.campus.example.org'"),
   commandVerb(['cron', 'run'], 'cron/run', "the hosts' Moodle cron now, as a tick runs it", 'cron run --hosts law via=php'),
 ];
 

@@ -1,7 +1,11 @@
-import { defineCommand, type ApplyOutcome, type CommandContext, type CommandDef } from '../command.ts';
+import { defineCommand, type ApplyOutcome, type CommandContext, type CommandDef, type FleetMember } from '../command.ts';
 import { describeError } from '../moodle/db-errors.ts';
 import { invalidateCaches, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
-import { storeSetting } from '../moodle/config.ts';
+import { readSetting, storeSetting } from '../moodle/config.ts';
+import { bindPeer, DEFAULT_SERVICES, livePeers, MASTER_SIDE, mirrored, ownRecord, strategyServices, unbindPeer, type ServiceMap } from '../moodle/mnet-peers.ts';
+import { phpUnserialize } from '../moodle/php-values.ts';
+import { ParamError } from '../params.ts';
+import { onceForSource } from './source-reads.ts';
 import { generateKeyPair, keyState, peerCopy, readMnet, writeKeyPair, writePeerKey, type KeyPair, type MnetSite } from '../moodle/mnet.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { READ_ONLY } from './traits.ts';
@@ -145,4 +149,73 @@ export const initMnet = defineCommand({
   },
 });
 
-export const MNET_COMMANDS: readonly CommandDef[] = [mnetStatus, renewKeys, renewAllPairs, initMnet];
+/** How members of a subnet serve each other: the master's VMoodle settings `services` and `services_strategy`. */
+async function peerServices(ctx: CommandContext): Promise<ServiceMap> {
+  return onceForSource(ctx, 'mnet-services', async () => {
+    const [mode, strategy] = await ctx.moodle.withStatements(ctx.source, (sql) => Promise.all([
+      readSetting(ctx.moodle, sql, ctx.source, { plugin: 'local_vmoodle', name: 'services' }),
+      readSetting(ctx.moodle, sql, ctx.source, { plugin: 'local_vmoodle', name: 'services_strategy' }),
+    ]), false);
+    if (mode !== 'subnetwork') return DEFAULT_SERVICES;
+    if (!strategy) throw new ParamError("the master's VMoodle services are 'subnetwork' but its services_strategy is empty: set the strategy in VMoodle first");
+    return strategyServices(phpUnserialize(strategy) as Record<string, unknown>);
+  });
+}
+
+/** Who a target should be bound to: the enabled members of its subnet and the master (subnet 0: the master only; -1: none). */
+async function wantedPeers(ctx: CommandContext, target: MoodleTarget): Promise<{ self: FleetMember | undefined; wanted: FleetMember[]; fleet: FleetMember[] }> {
+  const fleet = await ctx.members();
+  const self = fleet.find((m) => m.target.host.kind === target.host.kind && m.target.host.id === target.host.id);
+  const master = fleet.find((m) => m.target.host.kind === 'master');
+  if (!self || self.mnet < 0) return { self, wanted: [], fleet };
+  const members = self.mnet > 0 ? fleet.filter((m) => m !== self && m.target.host.kind === 'instance' && m.enabled && m.mnet === self.mnet) : [];
+  return { self, wanted: [...(master && master !== self ? [master] : []), ...members], fleet };
+}
+
+const sameHost = (a: MoodleTarget, b: MoodleTarget) => a.host.kind === b.host.kind && a.host.id === b.host.id;
+
+export const bindSubnet = defineCommand({
+  name: 'mnet/bind',
+  category: 'mnet',
+  summary: "Bind each target to its registry MNET subnet (VMoodle's subnet binding): peer rows and services written on both sides, left subnets unbound",
+  params: [],
+  destructive: false,
+  reversible: false,
+  idempotent: true,
+  needsSource: false,
+  writes: true,
+  async check(ctx) {
+    await peerServices(ctx);
+  },
+  async preview(ctx, target) {
+    const { self, wanted, fleet } = await wantedPeers(ctx, target);
+    const live = await livePeers(ctx.moodle, target);
+    const leaving = fleet.filter((m) => live.includes(m.target.host.wwwroot) && !wanted.includes(m) && !sameHost(m.target, target));
+    return { note: `subnet ${self?.mnet ?? -1}: bind ${wanted.length} (${listed(wanted.map((m) => m.target.host.shortname))})${leaving.length ? `, unbind ${listed(leaving.map((m) => m.target.host.shortname))}` : ''}` };
+  },
+  async apply(ctx, target) {
+    const services = await peerServices(ctx);
+    const { self, wanted, fleet } = await wantedPeers(ctx, target);
+    const own = await ownRecord(ctx.moodle, target, self?.name ?? target.host.shortname);
+    const bound: string[] = [];
+    const unbound: string[] = [];
+    for (const peer of wanted) {
+      const theirs = await ownRecord(ctx.moodle, peer.target, peer.name);
+      // Towards the master, the main domain's services; between members, the subnet's, mirrored on the other side.
+      const mine = peer.target.host.kind === 'master' ? mirrored(MASTER_SIDE) : services;
+      const changedHere = await bindPeer(ctx.moodle, target, theirs, mine);
+      const changedThere = await bindPeer(ctx.moodle, peer.target, own, mirrored(mine));
+      if (changedHere || changedThere) bound.push(peer.target.host.shortname);
+    }
+    const live = await livePeers(ctx.moodle, target);
+    for (const peer of fleet.filter((m) => live.includes(m.target.host.wwwroot) && !wanted.includes(m) && !sameHost(m.target, target))) {
+      await unbindPeer(ctx.moodle, target, peer.target.host.wwwroot);
+      await unbindPeer(ctx.moodle, peer.target, target.host.wwwroot);
+      unbound.push(peer.target.host.shortname);
+    }
+    if (bound.length + unbound.length === 0) return { status: 'already_applied', message: `bound as subnet ${self?.mnet ?? -1} wants` };
+    return { status: 'applied', message: [bound.length ? `bound ${listed(bound)}` : '', unbound.length ? `unbound ${listed(unbound)}` : ''].filter(Boolean).join('; ') };
+  },
+});
+
+export const MNET_COMMANDS: readonly CommandDef[] = [mnetStatus, renewKeys, renewAllPairs, initMnet, bindSubnet];

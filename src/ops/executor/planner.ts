@@ -118,12 +118,12 @@ export function waitText(ms: number): string {
 }
 
 /** What the plan records of one target: its database, the preview read now (the CAS reference), when it runs. */
-export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, { target, node }: PlacedTarget, params: Params, keyId: string | null): Promise<Pick<NewTarget, 'node' | 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known' | 'delay_ms'>> {
+export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, { target, node }: PlacedTarget, params: Params, keyId: string | null, fleet?: Fleet): Promise<Pick<NewTarget, 'node' | 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known' | 'delay_ms'>> {
   let preview: TargetPreview = {};
   let readable = true;
   if (command.preview) {
     try {
-      preview = await command.preview(rt.commandContext(source, command), target, params);
+      preview = await command.preview(rt.commandContext(source, command, false, fleet), target, params);
     } catch (err) {
       readable = false;
       preview = { note: `not readable now: ${describeError(err)}`.slice(0, 255) };
@@ -179,7 +179,7 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
-  await command.check?.(rt.commandContext(source, command), params);
+  await command.check?.(rt.commandContext(source, command, false, loaded), params);
   const byValue = request.byValue ? await keepByValue(rt, targets, request.byValue) : undefined;
   if (byValue) targets = byValue.kept;
   const placement = placeTargets(rt.config.nodes, command, params, targets);
@@ -191,7 +191,7 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
 
   const rows: NewTarget[] = await mapLimit(placed, PREVIEW_CONCURRENCY, async (one, position) => ({
     ...targetIdentity(one.target, position),
-    ...(await previewTarget(rt, command, source, one, params, keyId)),
+    ...(await previewTarget(rt, command, source, one, params, keyId, loaded)),
     params: null,
   }));
   const plan = await storePlan(rt, { command, params, keyId, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });

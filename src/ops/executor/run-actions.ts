@@ -163,7 +163,7 @@ async function derivedPlan(rt: RunServices, parent: RunRow, kind: 'retry' | 'rev
   const rows = await Promise.all(placed.map(async (one, position) => {
     const original = picked[position] as TargetRow;
     const own = paramsFor(original);
-    const preview = await previewTarget(rt, command, source, one, { ...params, ...own }, keyId);
+    const preview = await previewTarget(rt, command, source, one, { ...params, ...own }, keyId, fleet);
     const expected = expectedOld?.(original);
     const changed = expected !== undefined && preview.old_known && preview.preview_old !== expected
       ? {

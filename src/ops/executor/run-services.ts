@@ -14,7 +14,7 @@ import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '..
 import { runVmoodleScript } from '../moodle/php.ts';
 import { nodeOfDataroot, type NodeConfig } from '../nodes.ts';
 import { workSignal } from '../moodle/work-signal.ts';
-import type { CommandContext, CommandDef, PhpRunner } from '../command.ts';
+import type { CommandContext, CommandDef, FleetMember, PhpRunner } from '../command.ts';
 import type { RunRow, TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
 import { recordCron } from './vcron.ts';
@@ -169,7 +169,7 @@ export class RunServices {
    * What a command is handed to preview, check or apply with: its PHP runs only the wrappers it declared, and within
    * its node's cap: work admitted without a PHP slot (`phpSlotHeld` false) takes one for the length of the run.
    */
-  commandContext(source: MoodleTarget, command?: CommandDef, phpSlotHeld = false): CommandContext {
+  commandContext(source: MoodleTarget, command?: CommandDef, phpSlotHeld = false, fleet?: Fleet): CommandContext {
     const allowed = command?.phpScripts ?? {};
     const timeoutMs = this.config.executor.targetTimeout * 1000;
     const php: PhpRunner = async (target, script, options = {}, ownTimeout = timeoutMs) => {
@@ -181,16 +181,30 @@ export class RunServices {
       moodle: this.moodle, source, php, secrets: this.secrets, mnet: this.config.mnet, cron: this.config.cron,
       recordCron: (target, run) => recordCron(this, target, run),
       codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot,
-      peers: (wwwroots) => this.hostsByWwwroot(wwwroots),
+      peers: (wwwroots) => this.hostsByWwwroot(wwwroots, fleet),
+      members: () => this.members(fleet),
     };
   }
 
   private fleetRead: { at: number; fleet: Promise<Fleet> } | undefined;
 
-  /** Registry hosts by wwwroot, from a registry read at most a few seconds ago (a run's targets share one read). */
-  private async hostsByWwwroot(wwwroots: readonly string[]): Promise<Map<string, MoodleTarget>> {
+  /** The registry as read at most a few seconds ago, where no caller had it at hand (a plan's previews share one read). */
+  private recentFleet(): Promise<Fleet> {
     if (!this.fleetRead || Date.now() - this.fleetRead.at > FLEET_REUSE_MS) this.fleetRead = { at: Date.now(), fleet: this.registry.loadFleet() };
-    const fleet = await this.fleetRead.fleet;
+    return this.fleetRead.fleet;
+  }
+
+  private async members(given?: Fleet): Promise<FleetMember[]> {
+    const fleet = given ?? (await this.recentFleet());
+    const mnet = new Map(fleet.instances.map((i) => [i.id, i.mnet]));
+    return [...(fleet.masterHost.wwwroot ? [fleet.masterHost] : []), ...fleet.hosts].map((host) => ({
+      target: this.moodleTarget(fleet, host), name: host.name, mnet: host.kind === 'master' ? 0 : (mnet.get(host.id) ?? -1), enabled: host.enabled,
+    }));
+  }
+
+  /** Registry hosts by wwwroot. */
+  private async hostsByWwwroot(wwwroots: readonly string[], given?: Fleet): Promise<Map<string, MoodleTarget>> {
+    const fleet = given ?? (await this.recentFleet());
     const found = new Map<string, MoodleTarget>();
     for (const wwwroot of wwwroots) {
       const host = [fleet.masterHost, ...fleet.hosts].find((h) => h.wwwroot.replace(/\/+$/, '').toLowerCase() === wwwroot.replace(/\/+$/, '').toLowerCase());

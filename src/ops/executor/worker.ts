@@ -3,6 +3,7 @@ import { findCommand } from '../catalog/index.ts';
 import { FORCED_MESSAGE, isIdempotent, placementOf, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
 import { stoppable } from '../moodle/work-signal.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
+import type { Fleet } from '../../registry/fleet.ts';
 import { settleRun } from './recovery.ts';
 import { autoRenew } from './mnet-autorenew.ts';
 import { CRON_HOST, CRON_TICK, cronTick, MNET_AUTORENEW, runCronJob, upsertSchedulers } from './vcron.ts';
@@ -30,6 +31,8 @@ const FOREIGN_JOB_DELAY_MS = 1_000;
 /** What a worker keeps of a run while it executes it: read once, not once per target. */
 interface RunContext {
   run: RunRow;
+  /** The registry as read when the run was picked up; its targets, and the hosts their commands look up, come from it. */
+  fleet: Fleet;
   command: CommandDef;
   source: MoodleTarget | Error;
   targets: Map<number, { row: TargetRow; target: MoodleTarget | Error }>;
@@ -185,7 +188,7 @@ export class ExecutorWorker {
         }),
       }]));
       this.log.info({ run: run.id, command: run.command, targets: rows.length, requestedBy: run.requested_by }, 'run picked up');
-      return { run, command: findCommand(run.command), source, targets };
+      return { run, fleet, command: findCommand(run.command), source, targets };
     })();
     this.contexts.set(runId, { context: ctx, loadedAt: now });
     ctx.catch(() => this.contexts.delete(runId));
@@ -272,7 +275,7 @@ export class ExecutorWorker {
         }
       }
       const outcome = await withDeadline(executor.targetTimeout * 1000, () =>
-        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0), target, params, {
+        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0, ctx.fleet), target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }));

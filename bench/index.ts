@@ -1,6 +1,7 @@
 import { benchCli } from './cli.ts';
 import { benchCompare } from './compare.ts';
 import { benchExecutor } from './executor.ts';
+import { benchMnetAndCron } from './mnet.ts';
 import { benchMoodleBuilds } from './moodle.ts';
 import { benchRegistry } from './registry.ts';
 import { benchSlack } from './slack.ts';
@@ -11,6 +12,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   registry: benchRegistry,
   executor: benchExecutor,
   compare: benchCompare,
+  mnet: benchMnetAndCron,
   slack: benchSlack,
   moodle: benchMoodleBuilds,
 };

@@ -1,4 +1,4 @@
-import { generateKeyPair as generateRsa } from 'node:crypto';
+import { generateKeyPair as generateRsa, sign } from 'node:crypto';
 import { promisify } from 'node:util';
 import forge from 'node-forge';
 import type { MoodleAccess } from './access.ts';
@@ -45,11 +45,10 @@ const cut = (text: string, length: number) => Array.from(text).slice(0, length).
  * subject (OID 2.5.29.17, which `mnet_peer::check_credentials` reads there), emailAddress (128).
  */
 export async function generateKeyPair(subject: KeySubject, days: number, now = Date.now()): Promise<KeyPair> {
-  const { privateKey } = await rsa('rsa', { modulusLength: 2048 });
+  const { privateKey, publicKey } = await rsa('rsa', { modulusLength: 2048 });
   const keypairPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  const key = forge.pki.privateKeyFromPem(keypairPem);
   const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  cert.publicKey = forge.pki.publicKeyFromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString());
   cert.serialNumber = '00';
   cert.validity.notBefore = new Date(Math.floor(now / 1000) * 1000);
   cert.validity.notAfter = new Date(Math.floor(now / 1000) * 1000 + days * 86_400_000);
@@ -66,7 +65,12 @@ export async function generateKeyPair(subject: KeySubject, days: number, now = D
   ] as unknown as forge.pki.CertificateField[];
   cert.setSubject(dn);
   cert.setIssuer(dn);
-  cert.sign(key, forge.md.sha256.create());
+  // forge lays the certificate out; Node signs it (RSA in JavaScript would be most of a renewal's time).
+  cert.signatureOid = forge.pki.oids.sha256WithRSAEncryption as string;
+  cert.siginfo.algorithmOid = cert.signatureOid;
+  cert.tbsCertificate = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  const tbs = Buffer.from(forge.asn1.toDer(cert.tbsCertificate).getBytes(), 'binary');
+  cert.signature = sign('sha256', tbs, privateKey).toString('binary');
   // PHP's openssl_x509_export() writes \n line ends.
   const certificate = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
   return { certificate, keypairPem, expires: Math.floor(cert.validity.notAfter.getTime() / 1000) };

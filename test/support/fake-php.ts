@@ -46,7 +46,12 @@ const { spawn } = require('node:child_process');
 const host = (process.argv.find((a) => a.startsWith('--host=')) || '').slice('--host='.length);
 const kind = host.replace(/^https?:\\/\\//, '').split(/[-.]/)[0];
 const record = { argv: process.argv.slice(2), env: { ...process.env }, cwd: process.cwd(), pid: process.pid, ppid: process.ppid, start: Date.now() };
-const save = () => fs.writeFileSync(${JSON.stringify(records)} + '/' + process.pid + '.json', JSON.stringify(record));
+// Written aside and renamed into place, so that a test reading the records never sees half of one.
+const save = () => {
+  const path = ${JSON.stringify(records)} + '/' + process.pid + '.json';
+  fs.writeFileSync(path + '.tmp', JSON.stringify(record));
+  fs.renameSync(path + '.tmp', path);
+};
 save();
 const out = (text) => process.stdout.write(text);
 if (kind === 'slow') {
@@ -95,7 +100,7 @@ setTimeout(() => {
   return {
     php,
     codeRoot,
-    records: () => readdirSync(records).map((f) => JSON.parse(readFileSync(join(records, f), 'utf8')) as PhpRecord),
+    records: () => readdirSync(records).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(records, f), 'utf8')) as PhpRecord),
   };
 }
 

@@ -99,27 +99,13 @@ async function renewPreview(ctx: CommandContext, target: MoodleTarget) {
 /** Renewal writes keys to the target and to its peers' databases, and is not undone: the old pair is archived. */
 const RENEWAL = { reversible: false, idempotent: false, needsSource: false, writes: true, runsOn: 'node', phpScripts: PURGE_THROUGH_MOODLE } as const;
 
-export const renewKeys = defineCommand({
-  name: 'mnet/renew',
-  category: 'mnet',
-  summary: "Renew each target's MNET key pair (the old one archived as Moodle does) and every copy of it the fleet's peers hold",
-  params: [],
-  destructive: false,
-  ...RENEWAL,
-  preview: renewPreview,
-  apply: (ctx, target) => renew(ctx, target, () => true),
+/** mnet/renew and VMoodle's "renew all pairs": the same renewal, the second destructive, since every MNET link changes at once. */
+const renewal = (name: string, summary: string, destructive: boolean) => defineCommand({
+  name, category: 'mnet', summary, params: [], destructive, ...RENEWAL, preview: renewPreview, apply: (ctx, target) => renew(ctx, target, () => true),
 });
 
-export const renewAllPairs = defineCommand({
-  name: 'mnet/renewall',
-  category: 'mnet',
-  summary: "VMoodle's \"renew all pairs\": every target's key pair and every peer's copy, at once (destructive: every MNET link changes)",
-  params: [],
-  destructive: true,
-  ...RENEWAL,
-  preview: renewPreview,
-  apply: (ctx, target) => renew(ctx, target, () => true),
-});
+export const renewKeys = renewal('mnet/renew', "Renew each target's MNET key pair (the old one archived as Moodle does) and every copy of it the fleet's peers hold", false);
+export const renewAllPairs = renewal('mnet/renewall', "VMoodle's \"renew all pairs\": every target's key pair and every peer's copy, at once (destructive: every MNET link changes)", true);
 
 export const initMnet = defineCommand({
   name: 'mnet/init',

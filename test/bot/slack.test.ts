@@ -324,6 +324,17 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect(home).toContain(':red_circle: *t1* last cron never · maintenance');
   });
 
+  it('plans `/vmoodle mnet renewall` and `cron run` in the plan modal as `run` does, renewing all pairs through a second person', async () => {
+    await slash('UOP', 'mnet renewall --hosts t10,t11');
+    const filled = (api.of('views.update').at(-1) as RecordedCall).params.view as { blocks: unknown[] };
+    expect(JSON.stringify(filled.blocks)).toContain('mnet/renewall');
+    expect(JSON.stringify(filled.blocks)).toContain('The approval request is in the channel.');
+    await slash('UOP', 'cron run --hosts t12 via=http');
+    const cron = (api.of('views.update').at(-1) as RecordedCall).params.view as { submit?: { text: string }; blocks: unknown[] };
+    expect(JSON.stringify(cron.blocks)).toContain('cron/run');
+    expect(cron.submit?.text).toBe('Run on 1');
+  });
+
   it('escapes user and registry text in every Slack payload, so it can neither mention the channel nor hide a link', async () => {
     const registry = () => fx.app.masterDb(fx.rt.registry.table);
     await registry().where({ shortname: 't60' }).update({ shortname: 't60<!channel>' });

@@ -51,11 +51,17 @@ export function parseDump(sql: string, prefix = 'mdl_'): MoodleDump {
 
 const cache = new Map<string, Promise<MoodleDump>>();
 
+/** Reads (and gunzips) a dump whose tables have this prefix, afresh (a template's, read once per use). */
+export async function readDump(path: string, prefix = 'mdl_'): Promise<MoodleDump> {
+  const bytes = await readFile(path);
+  return parseDump((path.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8'), prefix);
+}
+
 /** Reads (and gunzips) a dump once per process. */
 export function loadDump(path: string): Promise<MoodleDump> {
   let dump = cache.get(path);
   if (!dump) {
-    dump = readFile(path).then((bytes) => parseDump((path.endsWith('.gz') ? gunzipSync(bytes) : bytes).toString('utf8')));
+    dump = readDump(path);
     cache.set(path, dump);
   }
   return dump;
@@ -67,6 +73,8 @@ export interface RestoreOptions {
   /** Only these tables get their rows; all by default. The others are created empty. */
   rowsOf?: readonly string[];
   prefix?: string;
+  /** Rewrites the rows of a table (its INSERT statements) on the way, e.g. an old wwwroot for a new one. */
+  rewriteRows?(table: string, insert: string): string;
 }
 
 /**
@@ -80,7 +88,8 @@ export function restoreSql(dump: MoodleDump, opts: RestoreOptions = {}): string 
     const all = dump.tables.get(name);
     if (!all) throw new DumpError(`the dump has no table ${dump.prefix}${name}`);
     const keepRows = opts.rowsOf === undefined || opts.rowsOf.includes(name);
-    const statements = keepRows ? all : all.filter((s) => !s.startsWith('INSERT INTO'));
+    const kept = keepRows ? all : all.filter((s) => !s.startsWith('INSERT INTO'));
+    const statements = opts.rewriteRows ? kept.map((s) => (s.startsWith('INSERT INTO') ? (opts.rewriteRows as NonNullable<RestoreOptions['rewriteRows']>)(name, s) : s)) : kept;
     if (prefix === dump.prefix) return statements;
     return statements.map((s) => s.replace(`\`${dump.prefix}${name}\``, quoteId(prefix + name)));
   });

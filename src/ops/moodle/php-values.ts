@@ -5,7 +5,8 @@ import type { Engine } from 'php-parser';
 const load = createRequire(import.meta.url);
 let engine: typeof Engine | undefined;
 let serializer: ((value: unknown) => string) | undefined;
-let unserializer: ((text: string) => unknown) | undefined;
+type Unserialize = (text: string, scope?: Record<string, new () => object>) => unknown;
+let unserializer: Unserialize | undefined;
 
 /**
  * A value as PHP's json_encode() writes it with no flags: `/` escaped as `\/`, and every character past ASCII as a
@@ -23,10 +24,13 @@ export const phpSerialize = (value: unknown): string => {
   return serializer(value);
 };
 
-/** A value PHP's serialize() wrote (arrays come back as objects keyed by their PHP keys); anything else throws. */
-export const phpUnserialize = (text: string): unknown => {
-  unserializer ??= (load('php-serialize') as { unserialize: (text: string) => unknown }).unserialize;
-  return unserializer(text);
+/**
+ * A value PHP's serialize() wrote (arrays come back as objects keyed by their PHP keys); anything else throws. Objects
+ * of the classes in `scope` come back as those classes, so that serializing them again names the same class.
+ */
+export const phpUnserialize = (text: string, scope: Record<string, new () => object> = {}): unknown => {
+  unserializer ??= (load('php-serialize') as { unserialize: Unserialize }).unserialize;
+  return unserializer(text, scope);
 };
 
 /** A node of php-parser's syntax tree, as far as the product reads one. */

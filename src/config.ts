@@ -78,6 +78,15 @@ export interface Config {
   cron: CronSettings;
   /** The Slack channel alerts go to (a cron that fails, a key renewed on its own); none: alerts are only logged. */
   opsChannel: string | undefined;
+  /** Where snapshots are kept, and the only folder under which an instance's dataroot may be made or removed. */
+  lifecycle: LifecycleSettings;
+}
+
+export interface LifecycleSettings {
+  /** The templates folder: one folder per snapshot, on storage every node that creates or snapshots can reach. */
+  templatesDir: string;
+  /** Dataroots are created and removed only below this folder; unset, lifecycle create and destroy refuse to touch files. */
+  datarootRoot: string | undefined;
 }
 
 export interface CronSettings {
@@ -261,6 +270,12 @@ export const SETTINGS = {
     if (!/^[CG][A-Z0-9]{2,}$/.test(v)) throw new Error();
     return v;
   }),
+  templatesDir: setting('VMOODLE_TEMPLATES_DIR', 'lifecycle.templates_dir', 'a folder path for templates (snapshots of instances)', (v) => resolve(v)),
+  datarootRoot: setting('VMOODLE_DATAROOT_ROOT', 'lifecycle.dataroot_root', 'the absolute folder instance dataroots are made and removed under (not /)', (v) => {
+    const path = resolve(v);
+    if (!v.startsWith('/') || path === '/') throw new Error();
+    return path;
+  }),
   stalledInterval: setting('VMOODLE_STALLED_INTERVAL', 'executor.stalled_interval', 'milliseconds, from 500 to 600000', wholeNumber(500, 600_000)),
 } as const;
 
@@ -383,6 +398,10 @@ export function loadConfig(env: Source = process.env): Config {
       logMaxBytes: get(SETTINGS.cronLogBytes) ?? 1_048_576,
     },
     opsChannel: get(SETTINGS.opsChannel),
+    lifecycle: {
+      templatesDir: get(SETTINGS.templatesDir) ?? resolve(get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data'), 'templates'),
+      datarootRoot: get(SETTINGS.datarootRoot),
+    },
     mnet: { keyDays: get(SETTINGS.mnetKeyDays) ?? 28, renewGapHours: get(SETTINGS.mnetRenewGap) ?? 72, autorenew: get(SETTINGS.mnetAutorenew) },
   };
 }

@@ -4,6 +4,7 @@ import type { Plan } from '../ops/executor/planner.ts';
 import { countsText, DONE_OK, shownParams, statusCounts, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import { leftOutLine } from '../registry/selector.ts';
 import { cronLate } from '../registry/status.ts';
+import { templateLine } from '../registry/templates.ts';
 import type { View } from '../verbs/verb.ts';
 
 /**
@@ -104,6 +105,10 @@ export function viewText(view: View, style: ChatStyle): string {
       const head = `The fleet's cron: ${view.schedule ? `${view.strategy} on ${style.code(view.schedule)} (UTC)` : 'off'}; ${plural(view.total, 'enabled host')}, the longest waiting first`;
       return [head, ...rows, view.total > view.hosts.length ? `… and ${view.total - view.hosts.length} more` : ''].filter(Boolean).join('\n');
     }
+    case 'templates':
+      return view.templates.length ? [`${plural(view.templates.length, 'template')}, the newest first`, ...view.templates.map((t) => `• ${templateLine(t)}`)].join('\n') : 'No templates yet: lifecycle snapshot makes one.';
+    case 'template':
+      return `${view.deleted ? 'Deleted ' : ''}${templateLine(view.template)}`;
     case 'help': {
       if (view.command) {
         const c = view.command;

@@ -6,6 +6,7 @@ import { countsText, DONE_OK, FINAL_STATES, shownParams, statusCounts, type RunE
 import type { Host } from '../registry/fleet.ts';
 import { leftOutLine, type Selection } from '../registry/selector.ts';
 import { cronLate, instanceState, mnetLabel } from '../registry/status.ts';
+import { templateLine } from '../registry/templates.ts';
 import type { View } from '../verbs/verb.ts';
 import { instanceJson } from './instances.ts';
 import type { Output } from './output.ts';
@@ -174,6 +175,15 @@ export function printView(out: Output, view: View, program: Command): boolean {
       if (view.total > view.hosts.length) out.line(`… and ${view.total - view.hosts.length} more (--limit)`);
       return view.hosts.every((h) => !cronLate(h.instance, now) && (h.outcome ?? 'completed') === 'completed');
     }
+    case 'templates':
+      out.data(view.templates);
+      if (view.templates.length === 0) out.line('No templates yet: vmoodle lifecycle snapshot makes one.');
+      for (const t of view.templates) out.line(templateLine(t));
+      return true;
+    case 'template':
+      out.data(view.template);
+      out.line(`${view.deleted ? 'deleted ' : ''}${templateLine(view.template)}`);
+      return true;
     case 'help': {
       if (view.command) {
         describeCommand(out, view.command);

@@ -3,6 +3,8 @@ import type { MoodleAccess } from './moodle/access.ts';
 import type { PhpResult, PhpScripts } from './moodle/php.ts';
 import type { CronSettings, MnetSettings } from '../config.ts';
 import type { CronRun } from './moodle/cron.ts';
+import type { Registry } from '../registry/registry.ts';
+import type { TemplateStore } from '../registry/templates.ts';
 
 /** Parameter types, as VMoodle's Command_Parameter has them. */
 export type ParamType = 'boolean' | 'enum' | 'menum' | 'text' | 'ltext' | 'int';
@@ -90,6 +92,16 @@ export interface CommandContext {
   /** The fleet's cron settings, and what follows a host's cron (its counters, log, outcome and alert). */
   cron: CronSettings;
   recordCron(target: MoodleTarget, run: CronRun): Promise<void>;
+  /** Tells those following the run where this target's long work stands; a no-op outside a run. */
+  step(message: string): void;
+  /** Templates, the allowed dataroot folder and the registry, for snapshots and instance creation and destruction. */
+  lifecycle: LifecycleContext;
+}
+
+export interface LifecycleContext {
+  templates: TemplateStore;
+  datarootRoot: string | undefined;
+  registry: Registry;
 }
 
 /**
@@ -138,6 +150,13 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
   delay?(params: P): { minutes: number; spread: number };
   /** Where its work runs; any worker when unsaid. */
   runsOn?: Placement | ((params: P) => Placement);
+  /**
+   * The dataroot whose node runs the work, when not the target's own: an instance being created is placed by the
+   * folder it will have.
+   */
+  placedBy?(params: P): string;
+  /** Its only target is the master (`--master`): it acts beside the fleet, not on its instances. */
+  onMaster?: boolean;
   /** The VMoodle CLI wrappers it runs through `ctx.php`, with the options each may be given: nothing else runs. */
   phpScripts?: PhpScripts;
   /** Parameters whose values are secret for these parameters (the value of a sensitive setting). */
@@ -163,6 +182,10 @@ export const isIdempotent = (command: CommandDef, params: Params) =>
 
 export const isDestructive = (command: CommandDef, params: Params) =>
   typeof command.destructive === 'function' ? command.destructive(params) : command.destructive;
+
+/** The dataroot that decides which node runs a command's work on a target. */
+export const placingDataroot = (command: CommandDef, params: Params, target: MoodleTarget): string | undefined =>
+  command.placedBy ? command.placedBy(params) : target.dataroot;
 
 export const placementOf = (command: CommandDef, params: Params): Placement =>
   (typeof command.runsOn === 'function' ? command.runsOn(params) : command.runsOn) ?? 'any';

@@ -167,6 +167,14 @@ export class Registry {
     });
   }
 
+  /** Deletes an instance's row (lifecycle destroy, once its database and dataroot are gone). */
+  async remove(id: number): Promise<void> {
+    await this.locked(async (trx, all) => {
+      if (!all.some((i) => i.id === id)) throw new RegistryError(`no instance with id ${id}`);
+      await trx(this.table).where({ id }).delete();
+    });
+  }
+
   /**
    * The table has no unique index (VMoodle defines none), so uniqueness is kept by serialising writers on a
    * named lock held for the transaction.

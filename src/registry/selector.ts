@@ -18,6 +18,8 @@ export interface Selector {
   notContains?: string;
   /** `/pattern/flags`; the extra flag `n` negates. */
   regex?: string;
+  /** The master alone, which has no registry row (a snapshot of it, an instance created beside it). */
+  master?: boolean;
 }
 
 export interface SelectionCounts {
@@ -115,6 +117,20 @@ function resolveSource(fleet: Fleet, fromhost: string | undefined): Host {
   throw new SelectionError(`unknown host in --fromhost: '${fromhost}'${near ? ` (did you mean '${near}'?)` : ''}`);
 }
 
+/** The master as the only target, and its own source: no other target flag goes with it. */
+function masterSelection(fleet: Fleet, selector: Selector): Selection {
+  const others = (['tohosts', 'tohostsmatch', 'exclude', 'fromhost', 'contains', 'notContains', 'regex'] as const).filter((k) => selector[k] !== undefined);
+  if (others.length) throw new SelectionError(`--master selects the master alone: leave out ${others.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  const master = fleet.masterHost;
+  if (!master.wwwroot) throw new SelectionError('the master has no wwwroot: set VMOODLE_MASTER_WWWROOT');
+  return {
+    targets: [master],
+    source: master,
+    leftOut: [],
+    counts: { registry: fleet.hosts.length, matched: 1, excluded: 0, sourceLeftOut: 0, disabledLeftOut: 0, filteredOut: 0, targets: 1 },
+  };
+}
+
 const sameHost = (a: Host, b: Host) => a.kind === b.kind && a.id === b.id;
 
 /**
@@ -122,6 +138,7 @@ const sameHost = (a: Host, b: Host) => a.kind === b.kind && a.id === b.id;
  * result is an error that names the filter that emptied it.
  */
 export function resolveTargets(fleet: Fleet, selector: Selector): Selection {
+  if (selector.master) return masterSelection(fleet, selector);
   const compiled = compile(selector);
   const source = resolveSource(fleet, selector.fromhost);
 

@@ -29,6 +29,13 @@ export interface TemplateManifest {
   datarootBytes: number;
 }
 
+/** Bytes as operators read sizes. */
+export const mb = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MB`;
+
+/** A template in one line, as every front end lists it. */
+export const templateLine = (m: TemplateManifest) =>
+  `${m.name}: ${m.source.kind === 'master' ? 'the master' : m.source.shortname} (${m.source.wwwroot}), Moodle ${m.release || m.version}, ${m.tables} tables, ${mb(m.dumpBytes)} dump + ${mb(m.datarootBytes)} dataroot, taken ${new Date(m.createdAt).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
+
 /** Where a template's parts are kept. */
 export interface TemplatePaths {
   folder: string;

@@ -98,7 +98,7 @@ async function planCommand(session: Session, args: Omit<PlanArgs, 'test'>): Prom
  * A verb that plans one command, for the words ops type for it (`mnet renew --hosts law` is `run mnet/renew --hosts
  * law`): the same target flags and name=value parameters, the same plan, preview and approval.
  */
-function commandVerb(path: [string, string], command: string, summary: string, example: string): VerbDef<never> {
+function commandVerb(path: [string, string], command: string, summary: string, example: string, fixed: Selector = {}): VerbDef<never> {
   return defineVerb<Omit<PlanArgs, 'test'>>({
     path,
     aliases: [],
@@ -113,7 +113,7 @@ function commandVerb(path: [string, string], command: string, summary: string, e
     args: (operands, opts) => ({
       command,
       params: parseAssignments((operands[0] as string[] | undefined) ?? []),
-      selector: selectorFrom(opts as Record<string, string | boolean | undefined>),
+      selector: { ...selectorFrom(opts as Record<string, string | boolean | undefined>), ...fixed },
       canary: wholeNumber('--canary')(opts.canary),
       maxFailures: opts.maxFailures as string | undefined,
     }),
@@ -129,6 +129,9 @@ const COMMAND_VERBS: readonly VerbDef<never>[] = [
   commandVerb(['mnet', 'init'], 'mnet/init', 'MNET on (strict) with a key pair', 'mnet init --hosts law'),
   commandVerb(['mnet', 'bind'], 'mnet/bind', 'peers and services as the registry subnets say, on both sides', "mnet bind --match '*.campus.example.org'"),
   commandVerb(['cron', 'run'], 'cron/run', "the hosts' Moodle cron now, as a tick runs it", 'cron run --hosts law via=php'),
+  commandVerb(['lifecycle', 'snapshot'], 'lifecycle/snapshot', 'snapshot hosts (or --master) into templates', 'lifecycle snapshot --hosts law template=law-before-upgrade'),
+  commandVerb(['lifecycle', 'create'], 'lifecycle/create', 'a new instance from a template, beside the master', 'lifecycle create template=law-before-upgrade shortname=law2 name="Law 2" vhostname=https://law2.example.org vdbname=moodle_law2 vdatapath=/srv/moodledata/law2 mnet=0', { master: true }),
+  commandVerb(['lifecycle', 'destroy'], 'lifecycle/destroy', 'destroy disabled instances after a checked final snapshot (destructive)', 'lifecycle destroy --hosts law2', { includeDisabled: true }),
 ];
 
 export const showTargets = defineVerb<Selector>({

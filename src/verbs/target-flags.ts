@@ -16,7 +16,8 @@ export function addTargetOptions(cmd: Command): Command {
     .option('--include-disabled', 'also target disabled instances')
     .option('--contains <text>', 'keep hosts whose name, short name or wwwroot contains the text')
     .option('--not-contains <text>', 'keep hosts whose name, short name and wwwroot do not contain the text')
-    .option('--regex </pattern/flags>', 'keep hosts a name of which matches; the extra flag n negates');
+    .option('--regex </pattern/flags>', 'keep hosts a name of which matches; the extra flag n negates')
+    .option('--master', 'the master alone (it has no registry row)');
 }
 
 type TargetFlags = Record<string, string | boolean | undefined>;
@@ -39,6 +40,7 @@ export function selectorFrom(opts: TargetFlags): Selector {
     contains: opts.contains as string | undefined,
     notContains: opts.notContains as string | undefined,
     regex: opts.regex as string | undefined,
+    ...(opts.master === true ? { master: true } : {}),
   };
 }
 
@@ -54,6 +56,7 @@ export function selectorFlags(selector: Selector): string {
     selector.contains ? `--contains ${q(selector.contains)}` : '',
     selector.notContains ? `--not-contains ${q(selector.notContains)}` : '',
     selector.regex ? `--regex ${q(selector.regex)}` : '',
+    selector.master ? '--master' : '',
   ].filter(Boolean).join(' ');
 }
 

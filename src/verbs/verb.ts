@@ -9,6 +9,7 @@ import type { CommandDef } from '../ops/command.ts';
 import type { Instance } from '../registry/instance.ts';
 import type { ListPage } from '../registry/registry.ts';
 import type { Selection } from '../registry/selector.ts';
+import type { TemplateManifest } from '../registry/templates.ts';
 import type { Guarded, Rbac, Role } from './rbac.ts';
 
 /** Who is acting, and where. The id comes from the signed Slack request, the terminal's user, or the command line's. */
@@ -39,6 +40,8 @@ export type View =
   | { kind: 'selection'; selection: Selection; flags: string }
   | { kind: 'instances'; page: ListPage }
   | { kind: 'cron'; hosts: CronHost[]; total: number; schedule: string | undefined; strategy: string }
+  | { kind: 'templates'; templates: TemplateManifest[] }
+  | { kind: 'template'; template: TemplateManifest; deleted: boolean }
   | { kind: 'help'; verbs: readonly VerbDef[]; commands: readonly CommandDef[]; command?: CommandDef; verb?: VerbDef };
 
 /**

@@ -68,6 +68,9 @@ export interface InstanceSpec {
   unreachableDataroot?: boolean;
   /** Where its dataroot is, when not in the suite's data folder (created, with a cache to purge). */
   dataroot?: string;
+  /** Its wwwroot, when not https://<shortname>.campus.example.org. */
+  vhostname?: string;
+  mnet?: number;
 }
 
 /** Registers instances directly in the registry table, each with a dataroot folder holding a cache to purge. */
@@ -80,7 +83,8 @@ export async function registerInstances(fx: OpsFixture, specs: InstanceSpec[]): 
       ...INSTANCE_DEFAULTS,
       name: s.shortname,
       shortname: s.shortname,
-      vhostname: `https://${s.shortname.replaceAll('_', '-')}.campus.example.org`,
+      vhostname: s.vhostname ?? `https://${s.shortname.replaceAll('_', '-')}.campus.example.org`,
+      mnet: s.mnet ?? -1,
       vdbhost: s.vdbhost ?? `${server.host}:${server.port}`,
       vdblogin: server.user,
       vdbpass: server.password ?? '',

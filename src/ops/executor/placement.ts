@@ -1,4 +1,4 @@
-import { placementOf, type CommandDef, type Params } from '../command.ts';
+import { placementOf, placingDataroot, type CommandDef, type Params } from '../command.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
 import { PlanError } from './planner.ts';
@@ -22,9 +22,10 @@ export function placeTargets(nodes: readonly NodeConfig[], command: CommandDef, 
   const placed: PlacedTarget[] = [];
   const leftOut: string[] = [];
   for (const target of targets) {
-    const node = nodeOfDataroot(nodes, target.dataroot);
+    const dataroot = placingDataroot(command, params, target);
+    const node = nodeOfDataroot(nodes, dataroot);
     if (node) placed.push({ target, node: node.name });
-    else leftOut.push(`left out ${target.host.shortname} (${target.host.wwwroot}): ${noNodeReason(nodes, target.dataroot)}`);
+    else leftOut.push(`left out ${target.host.shortname} (${target.host.wwwroot}): ${noNodeReason(nodes, dataroot)}`);
   }
   return { placed, leftOut };
 }

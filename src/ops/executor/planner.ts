@@ -176,6 +176,7 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const params = resolveParams(command, request.params);
   const keyId = runKey(rt, command, params);
   const loaded = fleet ?? (await rt.registry.loadFleet());
+  if (command.onMaster && !request.selector.master) throw new PlanError(`${command.name} runs on the master alone: give --master instead of other target flags`);
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));

@@ -7,7 +7,9 @@ export type ProgressEvent =
   | { type: 'target'; targetId: number; shortname: string; status: TargetStatus; message: string | null }
   | { type: 'state'; state: RunState }
   /** Targets queued for a node that no worker serves: they wait (until the target timeout), they have not failed. */
-  | { type: 'waiting'; node: string; targets: number; message: string };
+  | { type: 'waiting'; node: string; targets: number; message: string }
+  /** Where a long target stands (a dump's tables, a creation's step), before its result. */
+  | { type: 'step'; targetId: number; shortname: string; message: string };
 
 /**
  * Events go to a Redis stream per run, so any number of front ends can follow a run from any point, blocking on

@@ -9,6 +9,7 @@ import type { Registry } from '../../registry/registry.ts';
 import type { Logger, SecretValues } from '../../log.ts';
 import { redisConnection, type RedisRole } from './redis.ts';
 import { Keyring } from '../keyring.ts';
+import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
@@ -55,6 +56,7 @@ export class RunServices {
   readonly gate: Gate;
   readonly progress: Progress;
   readonly keyring: Keyring;
+  readonly templates: TemplateStore;
   private readonly queues = new Map<string, Queue>();
   private flowInstance: FlowProducer | undefined;
 
@@ -89,6 +91,7 @@ export class RunServices {
     this.gate = new Gate(this.redis, this.keys);
     this.progress = new Progress(this.redis, this.keys);
     this.keyring = new Keyring(config.secretKeys);
+    this.templates = new TemplateStore(config.lifecycle.templatesDir);
   }
 
   /**
@@ -169,7 +172,7 @@ export class RunServices {
    * What a command is handed to preview, check or apply with: its PHP runs only the wrappers it declared, and within
    * its node's cap: work admitted without a PHP slot (`phpSlotHeld` false) takes one for the length of the run.
    */
-  commandContext(source: MoodleTarget, command?: CommandDef, phpSlotHeld = false, fleet?: Fleet): CommandContext {
+  commandContext(source: MoodleTarget, command?: CommandDef, phpSlotHeld = false, fleet?: Fleet, step: (message: string) => void = () => undefined): CommandContext {
     const allowed = command?.phpScripts ?? {};
     const timeoutMs = this.config.executor.targetTimeout * 1000;
     const php: PhpRunner = async (target, script, options = {}, ownTimeout = timeoutMs) => {
@@ -183,6 +186,8 @@ export class RunServices {
       codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot,
       peers: (wwwroots) => this.hostsByWwwroot(wwwroots, fleet),
       members: () => this.members(fleet),
+      step,
+      lifecycle: { templates: this.templates, datarootRoot: this.config.lifecycle.datarootRoot, registry: this.registry },
     };
   }
 

@@ -1,6 +1,6 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
 import { findCommand } from '../catalog/index.ts';
-import { FORCED_MESSAGE, isIdempotent, placementOf, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
+import { FORCED_MESSAGE, isIdempotent, placementOf, placingDataroot, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
 import { stoppable } from '../moodle/work-signal.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import type { Fleet } from '../../registry/fleet.ts';
@@ -232,7 +232,7 @@ export class ExecutorWorker {
       await this.record(ctx, row, { status: 'failed', message: describeError(err) }, job);
       return;
     }
-    const node = row.node ? this.nodeHolding(row.node, target) : undefined;
+    const node = row.node ? this.nodeHolding(row.node, placingDataroot(ctx.command, params, target)) : undefined;
     if (typeof node === 'string') {
       await this.record(ctx, row, { status: 'failed', message: `refused: ${node}` }, job);
       return;
@@ -275,7 +275,7 @@ export class ExecutorWorker {
         }
       }
       const outcome = await withDeadline(executor.targetTimeout * 1000, () =>
-        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0, ctx.fleet), target, params, {
+        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0, ctx.fleet, (message) => this.tellStep(ctx.run.id, row, message)), target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }));
@@ -301,11 +301,17 @@ export class ExecutorWorker {
     }
   }
 
+  /** A step of a long target, for those following the run; one that cannot be told is logged, the work goes on. */
+  private tellStep(runId: number, row: TargetRow, message: string): void {
+    this.rt.progress.publish(runId, { type: 'step', targetId: row.id, shortname: row.shortname, message })
+      .catch((err) => this.log.warn({ ...errorFields(err), run: runId, target: row.id }, 'could not tell a step of a target'));
+  }
+
   /** The node a target was queued for, when its dataroot is still under it; else why that node must not run it. */
-  private nodeHolding(node: string, target: MoodleTarget): NodeConfig | string {
-    const holder = nodeOfDataroot(this.rt.config.nodes, target.dataroot);
-    if (!holder) return noNodeReason(this.rt.config.nodes, target.dataroot);
-    if (holder.name !== node) return `its dataroot ${target.dataroot} is on node ${holder.name} now, not ${node}: the nodes or the registry changed since the plan (plan it again)`;
+  private nodeHolding(node: string, dataroot: string | undefined): NodeConfig | string {
+    const holder = nodeOfDataroot(this.rt.config.nodes, dataroot);
+    if (!holder) return noNodeReason(this.rt.config.nodes, dataroot);
+    if (holder.name !== node) return `its dataroot ${dataroot} is on node ${holder.name} now, not ${node}: the nodes or the registry changed since the plan (plan it again)`;
     return holder;
   }
 

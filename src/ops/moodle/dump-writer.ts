@@ -4,6 +4,7 @@ import { createGzip } from 'node:zlib';
 import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { quoteId } from '../../db/identifiers.ts';
+import { siteTables } from './site-tables.ts';
 import type { MoodleTarget } from './target.ts';
 
 /** Rows read, and written as one INSERT, at a time. */
@@ -11,6 +12,12 @@ const BATCH = 500;
 
 /** What mysqldump writes first, which parseDump keeps as the preamble. */
 const PREAMBLE = '/*!40101 SET NAMES utf8mb4 */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n';
+
+export interface DumpOptions {
+  /** Tables (without prefix) dumped without their rows: their rows hold what no copy should carry. */
+  rowsLeftOut?: readonly string[];
+  onTable?(done: number, total: number): void;
+}
 
 export interface DumpStats {
   tables: number;
@@ -23,7 +30,7 @@ export interface DumpStats {
  * snapshot, a batch of rows at a time (by id, which every Moodle table has), so a large site is never held in memory.
  * Values are escaped by the driver, newlines as `\n`: a `;` that ends a line always ends a statement.
  */
-export async function dumpSite(access: MoodleAccess, target: MoodleTarget, file: string, onTable?: (done: number, total: number) => void): Promise<DumpStats> {
+export async function dumpSite(access: MoodleAccess, target: MoodleTarget, file: string, opts: DumpOptions = {}): Promise<DumpStats> {
   const gzip = createGzip();
   const out = createWriteStream(file, { mode: 0o600 });
   gzip.pipe(out);
@@ -36,16 +43,13 @@ export async function dumpSite(access: MoodleAccess, target: MoodleTarget, file:
       await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await conn.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
       try {
-        const [found] = await conn.query(
-          "SELECT TABLE_NAME AS name FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME LIKE ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
-          [target.db.database, `${target.db.prefix.replace(/[\\%_]/g, '\\$&')}%`],
-        );
-        const names = (found as Array<{ name: string }>).map((r) => r.name);
+        const names = await siteTables(conn, target.db.database, target.db.prefix);
         await write(PREAMBLE);
         for (const [i, name] of names.entries()) {
-          stats.rows += await dumpTable(conn, target.db.database, name, write);
+          const rows = !opts.rowsLeftOut?.includes(name.slice(target.db.prefix.length));
+          stats.rows += await dumpTable(conn, target.db.database, name, write, rows);
           stats.tables++;
-          onTable?.(i + 1, names.length);
+          opts.onTable?.(i + 1, names.length);
         }
       } finally {
         await conn.query('COMMIT');
@@ -61,10 +65,11 @@ export async function dumpSite(access: MoodleAccess, target: MoodleTarget, file:
   return stats;
 }
 
-async function dumpTable(conn: PoolConnection, database: string, name: string, write: (text: string) => Promise<void>): Promise<number> {
+async function dumpTable(conn: PoolConnection, database: string, name: string, write: (text: string) => Promise<void>, withRows: boolean): Promise<number> {
   const qualified = `${quoteId(database)}.${quoteId(name)}`;
   const [[created]] = (await conn.query(`SHOW CREATE TABLE ${qualified}`)) as unknown as [[Record<string, string>]];
   await write(`DROP TABLE IF EXISTS ${quoteId(name)};\n${created['Create Table']};\n`);
+  if (!withRows) return 0;
   const [columns] = await conn.query(`SHOW COLUMNS FROM ${qualified} WHERE Field = 'id'`);
   const byId = (columns as unknown[]).length > 0;
   let rows = 0;

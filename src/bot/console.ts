@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Backend } from '../backend.ts';
 import type { CliIO } from '../cli/output.ts';
 import { approvalPolicy } from '../ops/executor/approval-policy.ts';
-import { followRun, waitingText } from '../verbs/follow.ts';
+import { followRun, waitingText, stepLine } from '../verbs/follow.ts';
 import { Rbac } from '../verbs/rbac.ts';
 import { Chat, type ChatReply } from './chat.ts';
 import { canaryText, statusText, TERMINAL_STYLE } from './chat-text.ts';
@@ -29,7 +29,7 @@ async function follow(io: CliIO, backend: Backend, reply: ChatReply): Promise<vo
     if (done / run.target_count < next) return;
     io.stdout(`  run ${run.id}: ${done}/${run.target_count} done\n`);
     while (done / run.target_count >= next) next += STEP;
-  }, { untilCanary: true, onWaiting: (w) => io.stdout(`  run ${started.id}: ${waitingText(w)}\n`) });
+  }, { untilCanary: true, onWaiting: (w) => io.stdout(`  run ${started.id}: ${waitingText(w)}\n`), onStep: (step) => io.stdout(`  run ${started.id}: ${stepLine(step)}\n`) });
   io.stdout(`${statusText(ended.run, ended.targets)}${ended.paused ? `\n${canaryText(ended.run, TERMINAL_STYLE)}` : ''}\n`);
 }
 

@@ -3,7 +3,7 @@ import { UsageError } from '../errors.ts';
 import { approvalPolicy, needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { FINAL_STATES, scheduleText, type RunRow } from '../ops/executor/run-model.ts';
-import { followRun, waitingText } from '../verbs/follow.ts';
+import { followRun, waitingText, stepLine } from '../verbs/follow.ts';
 import { invoke } from '../verbs/index.ts';
 import { cancel, startPlanned } from '../verbs/run-verbs.ts';
 import type { Session } from '../verbs/verb.ts';
@@ -94,12 +94,12 @@ export async function followOnTerminal(ctx: CliContext, out: Output, session: Se
   const [{ ExecutorWorker }, { servedNode }] = await Promise.all([import('../ops/executor/worker.ts'), import('../ops/nodes.ts')]);
   const local = (await rt.queue.getWorkersCount()) === 0 ? new ExecutorWorker(rt, { node: servedNode(rt.config.nodes, rt.config.node) }) : undefined;
   if (local) out.line('No worker is running: this command runs the targets itself.');
-  const bar = ctx.io.tty && !out.json ? new SingleBar({ format: 'targets [{bar}] {value}/{total} {failed} failed', stream: process.stderr }) : undefined;
+  const bar = ctx.io.tty && !out.json ? new SingleBar({ format: 'targets [{bar}] {value}/{total} {failed} failed {step}', stream: process.stderr }) : undefined;
   const total = run.target_count;
   let nextReport = 0.1;
   const interrupted = new AbortController();
   const release = ctx.io.onInterrupt?.(() => interrupted.abort());
-  bar?.start(total, 0, { failed: 0 });
+  bar?.start(total, 0, { failed: 0, step: '' });
   let ended;
   try {
     ended = await followRun(rt, run, ({ done, failed }) => {
@@ -107,7 +107,7 @@ export async function followOnTerminal(ctx: CliContext, out: Output, session: Se
       if (bar || done / total < nextReport) return;
       out.line(`  ${done}/${total} done, ${failed} not succeeded`);
       while (done / total >= nextReport) nextReport += 0.1;
-    }, { untilCanary: true, signal: interrupted.signal, onWaiting: (w) => out.line(`  ${waitingText(w)}`) });
+    }, { untilCanary: true, signal: interrupted.signal, onWaiting: (w) => out.line(`  ${waitingText(w)}`), onStep: (step) => (bar ? bar.increment(0, { step: stepLine(step) }) : out.line(`  ${stepLine(step)}`)) });
   } finally {
     release?.();
     bar?.stop();

@@ -25,7 +25,14 @@ export interface FollowOptions {
   signal?: AbortSignal;
   /** Targets wait for a node that no worker serves: worth telling, since they will not move until one starts. */
   onWaiting?(waiting: WaitingNotice): void | Promise<void>;
+  /** A long target's step (a dump's tables, a creation's step). */
+  onStep?(step: StepNotice): void | Promise<void>;
 }
+
+export type StepNotice = Extract<ProgressEvent, { type: 'step' }>;
+
+/** "law: dumped 120/494 tables", as every front end says it. */
+export const stepLine = (s: StepNotice) => `${s.shortname}: ${s.message}`;
 
 export type WaitingNotice = Extract<ProgressEvent, { type: 'waiting' }>;
 
@@ -40,6 +47,7 @@ export async function followRun(rt: RunServices, run: RunRow, onProgress: (p: Ru
     run.id,
     async (event) => {
       if (event.type === 'waiting') await options.onWaiting?.(event);
+      if (event.type === 'step') await options.onStep?.(event);
       if (event.type !== 'target') return;
       done++;
       if (!DONE_OK.includes(event.status)) failed++;

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import mysql, { type Connection } from 'mysql2/promise';
 import { unserialize } from 'php-serialize';
@@ -90,6 +91,23 @@ describe.runIf(testServices().moodleDump)('instance lifecycle: snapshot, create 
 
     const again = await cli('run', 'lifecycle/snapshot', '--hosts', 'a', 'template=tpl-a', '--yes');
     expect(again.json.targets[0]).toMatchObject({ status: 'failed', message: "a template 'tpl-a' exists already: choose another name, or delete it first (templates delete tpl-a)" });
+  });
+
+  it("snapshots the master (--master) without the registry's rows, which hold every instance's database login", async () => {
+    const result = await cli('lifecycle', 'snapshot', '--master', 'template=tpl-master', '--yes');
+    expect(result.stderr).toBe('');
+    expect(result.json.targets[0]).toMatchObject({ shortname: 'master', status: 'applied', new: 'tpl-master' });
+    expect((await cli('templates', 'show', 'tpl-master')).json.source).toMatchObject({ kind: 'master', shortname: 'master', wwwroot: 'https://master.example.org' });
+    const sql = gunzipSync(readFileSync(join(fx.rt.config.lifecycle.templatesDir, 'tpl-master', 'database.sql.gz'))).toString('utf8');
+    expect(sql).toContain('CREATE TABLE `mdl_local_vmoodle`');
+    expect(sql).not.toContain('INSERT INTO `mdl_local_vmoodle`');
+    expect(sql).not.toContain(siteA.name);
+
+    expect((await cli('templates', 'delete', 'tpl-master')).json).toMatchObject({ name: 'tpl-master', tables: 495 });
+    expect(existsSync(join(fx.rt.config.lifecycle.templatesDir, 'tpl-master'))).toBe(false);
+    const missing = await cli('templates', 'show', 'tpl-master');
+    expect(missing.stderr).toContain(`no template 'tpl-master' in ${fx.rt.config.lifecycle.templatesDir} (templates list shows them)`);
+    expect((await cli('templates', 'show', '../etc')).stderr).toContain("'../etc' is not a template name");
   });
 
   it('creates B from it: no trace of A outside the history tables, block settings rewritten, its own identity and key, registered and enabled', async () => {

@@ -2,7 +2,7 @@ import type { WebClient } from '@slack/web-api';
 import { findCommand } from '../../ops/catalog/index.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
-import { followRun, waitingText } from '../../verbs/follow.ts';
+import { followRun, stepLine, waitingText } from '../../verbs/follow.ts';
 import { statusText } from '../chat-text.ts';
 import { comparisonCsv, comparisonOf } from '../../ops/compare.ts';
 import { progressBlocks } from './blocks.ts';
@@ -42,11 +42,26 @@ export async function reportRun(client: WebClient, rt: RunServices, store: RunMe
   const { channel, ts } = at;
   let lastEdit = Date.now();
   let editing: Promise<unknown> = Promise.resolve();
-  const { run: final, targets } = await followRun(rt, run, ({ done, failed }) => {
+  let counts = { done: 0, failed: 0 };
+  let step: string | undefined;
+  // One edit every few seconds at most, whatever moved: a target's result or a long target's step.
+  const edit = () => {
     if (Date.now() - lastEdit < SLACK_LIMITS.progressEditMs) return;
     lastEdit = Date.now();
-    editing = editing.then(() => client.chat.update({ channel, ts, text: `Run ${run.id}: ${done}/${run.target_count}`, blocks: progressBlocks(run, done, failed) }));
-  }, { onWaiting: async (w) => void (await client.chat.postMessage({ channel, thread_ts: ts, text: `:hourglass: ${escapeMrkdwn(waitingText(w))}` })) });
+    const { done, failed } = counts;
+    const note = step && done < run.target_count ? escapeMrkdwn(step) : undefined;
+    editing = editing.then(() => client.chat.update({ channel, ts, text: `Run ${run.id}: ${done}/${run.target_count}`, blocks: progressBlocks(run, done, failed, false, note) }));
+  };
+  const { run: final, targets } = await followRun(rt, run, ({ done, failed }) => {
+    counts = { done, failed };
+    edit();
+  }, {
+    onWaiting: async (w) => void (await client.chat.postMessage({ channel, thread_ts: ts, text: `:hourglass: ${escapeMrkdwn(waitingText(w))}` })),
+    onStep: (s) => {
+      step = stepLine(s);
+      edit();
+    },
+  });
   await editing;
   const failedCount = targets.filter((t) => !DONE_OK.includes(t.status)).length;
   const note = await cancelledBy(rt, final);

@@ -1,6 +1,7 @@
 import { benchCli } from './cli.ts';
 import { benchCompare } from './compare.ts';
 import { benchExecutor } from './executor.ts';
+import { benchLifecycle } from './lifecycle.ts';
 import { benchMnetAndCron } from './mnet.ts';
 import { benchMoodleBuilds } from './moodle.ts';
 import { benchRegistry } from './registry.ts';
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   executor: benchExecutor,
   compare: benchCompare,
   mnet: benchMnetAndCron,
+  lifecycle: benchLifecycle,
   slack: benchSlack,
   moodle: benchMoodleBuilds,
 };

@@ -10,8 +10,17 @@ import type { MoodleTarget } from './target.ts';
 /** Rows read, and written as one INSERT, at a time. */
 const BATCH = 500;
 
-/** What mysqldump writes first, which parseDump keeps as the preamble. */
-const PREAMBLE = '/*!40101 SET NAMES utf8mb4 */;\n/*!40014 SET @OLD_FOREIGN_KEY_CHECKS=@@FOREIGN_KEY_CHECKS, FOREIGN_KEY_CHECKS=0 */;\n';
+/**
+ * What mysqldump sets first, which parseDump keeps as the preamble: a row whose id is 0 keeps it (NO_AUTO_VALUE_ON_ZERO),
+ * and no check runs row by row while a table is loaded.
+ */
+const PREAMBLE = [
+  '/*!40101 SET NAMES utf8mb4 */;',
+  "/*!40103 SET TIME_ZONE='+00:00' */;",
+  '/*!40014 SET UNIQUE_CHECKS=0, FOREIGN_KEY_CHECKS=0 */;',
+  "/*!40101 SET SQL_MODE='NO_AUTO_VALUE_ON_ZERO' */;",
+  '',
+].join('\n');
 
 export interface DumpOptions {
   /** Tables (without prefix) dumped without their rows: their rows hold what no copy should carry. */

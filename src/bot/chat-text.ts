@@ -105,6 +105,8 @@ export function viewText(view: View, style: ChatStyle): string {
       const head = `The fleet's cron: ${view.schedule ? `${view.strategy} on ${style.code(view.schedule)} (UTC)` : 'off'}; ${plural(view.total, 'enabled host')}, the longest waiting first`;
       return [head, ...rows, view.total > view.hosts.length ? `… and ${view.total - view.hosts.length} more` : ''].filter(Boolean).join('\n');
     }
+    case 'registry':
+      return view.summary;
     case 'templates':
       return view.templates.length ? [`${plural(view.templates.length, 'template')}, the newest first`, ...view.templates.map((t) => `• ${templateLine(t)}`)].join('\n') : 'No templates yet: lifecycle snapshot makes one.';
     case 'template':

@@ -5,10 +5,9 @@ import type { Plan } from '../ops/executor/planner.ts';
 import { countsText, DONE_OK, FINAL_STATES, shownParams, statusCounts, type RunEvent, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import type { Host } from '../registry/fleet.ts';
 import { leftOutLine, type Selection } from '../registry/selector.ts';
-import { cronLate, instanceState, mnetLabel } from '../registry/status.ts';
+import { cronLate, instanceJson, instanceState, mnetLabel } from '../registry/status.ts';
 import { templateLine } from '../registry/templates.ts';
 import type { View } from '../verbs/verb.ts';
-import { instanceJson } from './instances.ts';
 import type { Output } from './output.ts';
 
 const PREVIEW_SAMPLE = 10;
@@ -175,6 +174,10 @@ export function printView(out: Output, view: View, program: Command): boolean {
       if (view.total > view.hosts.length) out.line(`… and ${view.total - view.hosts.length} more (--limit)`);
       return view.hosts.every((h) => !cronLate(h.instance, now) && (h.outcome ?? 'completed') === 'completed');
     }
+    case 'registry':
+      out.data(view.data);
+      out.line(view.summary);
+      return true;
     case 'templates':
       out.data(view.templates);
       if (view.templates.length === 0) out.line('No templates yet: vmoodle lifecycle snapshot makes one.');

@@ -25,7 +25,7 @@ export function cliSession(ctx: CliContext): Session {
     kind: 'break-glass',
     rbac: rbacFile ? Rbac.fromFile(rbacFile) : undefined,
     user: userInfo().username,
-  });
+  }, ctx.io.env);
 }
 
 /** Options only the command line has, for verbs that make a plan: it confirms, starts and follows it itself. */

@@ -1,5 +1,5 @@
 import { statSync } from 'node:fs';
-import type { Instance } from './instance.ts';
+import { publicView, type Instance } from './instance.ts';
 
 export type InstanceState = 'enabled' | 'disabled' | 'broken';
 
@@ -30,4 +30,9 @@ export function mnetLabel(mnet: number): string {
   if (mnet < 0) return 'off';
   if (mnet === 0) return 'free';
   return `subnet ${mnet}`;
+}
+
+/** An instance as the command line and --json show it: never its password. */
+export function instanceJson(instance: Instance) {
+  return { ...publicView(instance), state: instanceState(instance), cronLate: cronLate(instance) };
 }

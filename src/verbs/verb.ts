@@ -41,6 +41,8 @@ export type View =
   | { kind: 'instances'; page: ListPage }
   | { kind: 'cron'; hosts: CronHost[]; total: number; schedule: string | undefined; strategy: string }
   | { kind: 'templates'; templates: TemplateManifest[] }
+  /** Registry rows changed: what --json prints, and the sentence that says it. */
+  | { kind: 'registry'; instances: Instance[]; data: unknown; summary: string }
   | { kind: 'template'; template: TemplateManifest; deleted: boolean }
   | { kind: 'help'; verbs: readonly VerbDef[]; commands: readonly CommandDef[]; command?: CommandDef; verb?: VerbDef };
 
@@ -59,6 +61,8 @@ export class Session {
     readonly via: Via,
     readonly policy: ApprovalPolicy,
     readonly access: Access,
+    /** Where database passwords may be read from: the command line's environment; a chat has none. */
+    readonly passwordSource?: Readonly<Record<string, string | undefined>>,
   ) {}
 
   ops(): Promise<RunServices> {

@@ -93,4 +93,26 @@ describe.runIf(testServices().moodleDump)('one verb, three front ends', () => {
     const { cli, chat, slack } = await everywhere(['run', '--help']);
     for (const text of [cli.out, chat, slack]) expect(text).toContain('--max-failures <n|n%>');
   });
+
+  it('disables, enables and edits an instance with the same words everywhere, and takes no password in chat', async () => {
+    const disabled = await everywhere(['instances', 'disable', 't3']);
+    expect(disabled.cli.out).toBe('disabled 1: t3\n');
+    expect([disabled.chat, disabled.slack].map((t) => t.includes('disabled 0 (1 already disabled)'))).toEqual([true, true]);
+    expect((await fx.rt.registry.get('t3')).enabled).toBe(false);
+    const enabled = await everywhere(['instances', 'enable', 't3']);
+    expect(enabled.cli.out).toBe('enabled 1: t3\n');
+    expect((await fx.rt.registry.get('t3')).enabled).toBe(true);
+
+    const edited = await everywhere(['instances', 'edit', 't3', '--name', 'Third']);
+    for (const text of [edited.cli.out, edited.chat, edited.slack]) expect(text).toContain('updated t3: name');
+    expect((await fx.rt.registry.get('t3')).name).toBe('Third');
+
+    const before = (await fx.rt.registry.get('t3')).vdbpass;
+    await signedPost(bot.url, SIGNING, slashBody('UADMIN', 'instances edit t3 --vdbpass-env SLACK_SIGNING_SECRET'));
+    await bot.idle();
+    const reply = api.calls.filter((c) => c.method === 'respond').at(-1)?.params.text as string;
+    expect(reply).toContain('a database password is never given in chat');
+    expect((await fx.rt.registry.get('t3')).vdbpass).toBe(before);
+  });
 });
+

@@ -1,0 +1,45 @@
+import { UsageError } from '../errors.ts';
+import type { Instance } from '../registry/instance.ts';
+import type { InstanceChanges } from '../registry/registry.ts';
+import { instanceJson } from '../registry/status.ts';
+import { addFieldOptions, fieldsFrom } from './instance-fields.ts';
+import { defineVerb, type VerbDef } from './verb.ts';
+
+/**
+ * Edits a registry row. Short name and wwwroot are the instance's identity and stay (VMoodle's edit form shows them
+ * read-only); a password comes only from the command line's environment or a file.
+ */
+export const editInstance = defineVerb<{ name: string; opts: Readonly<Record<string, unknown>> }>({
+  path: ['instances', 'edit'],
+  aliases: [],
+  role: 'operator',
+  summary: 'change registry fields of an instance (not its short name or wwwroot)',
+  examples: ['instances edit law --vdbhost=db2.example.org:3306 --mnet=NEW'],
+  syntax: (cmd) => addFieldOptions(cmd.argument('<name>', 'the instance, by id, short name or wwwroot'), false),
+  args: (operands, opts) => ({ name: String(operands[0]), opts }),
+  run: async (session, { name, opts }) => {
+    const changes = fieldsFrom(opts, session.passwordSource);
+    if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give at least one field option (see --help)');
+    const instance = await (await session.backend.registry()).edit(name, changes as InstanceChanges);
+    return { kind: 'registry', instances: [instance], data: instanceJson(instance), summary: `updated ${instance.shortname}: ${Object.keys(changes).join(', ')}` };
+  },
+});
+
+/** Enable and disable, the first half of the user guide's disable → destroy. */
+const stateVerb = (verb: 'enable' | 'disable') => defineVerb<{ names: string[] }>({
+  path: ['instances', verb],
+  aliases: [],
+  role: 'operator',
+  summary: `${verb} instances, by id, short name or wwwroot`,
+  examples: [`instances ${verb} physics chemistry`],
+  syntax: (cmd) => cmd.argument('<names...>', 'the instances'),
+  args: (operands) => ({ names: (operands[0] as string[]).map(String) }),
+  run: async (session, { names }) => {
+    const changed: Instance[] = await (await session.backend.registry()).setEnabled(names, verb === 'enable');
+    const already = names.length - changed.length;
+    const summary = `${verb}d ${changed.length}${changed.length ? `: ${changed.map((i) => i.shortname).join(', ')}` : ''}${already > 0 ? ` (${already} already ${verb}d)` : ''}`;
+    return { kind: 'registry', instances: changed, data: { changed: changed.map((i) => i.shortname) }, summary };
+  },
+});
+
+export const REGISTRY_VERBS: readonly VerbDef<never>[] = [editInstance, stateVerb('enable'), stateVerb('disable')] as VerbDef<never>[];

@@ -1,3 +1,4 @@
+import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
 import { defineCommand, type CommandContext, type CommandDef } from '../command.ts';
 import { instanceHost } from '../../registry/fleet.ts';
 import { INSTANCE_DEFAULTS, type Instance, type InstanceFields } from '../../registry/instance.ts';
@@ -97,7 +98,7 @@ async function newSite(ctx: CommandContext, p: CreateParams): Promise<{ target: 
     mnet: p.mnet.toLowerCase() === 'new' ? ('new' as const) : Number(p.mnet),
   };
   const host = { kind: 'instance' as const, id: 0, shortname: p.shortname, name: p.name, wwwroot: vhostname, enabled: true };
-  const target: MoodleTarget = { host, db: { ...server, database: p.vdbname, prefix: p.vdbprefix }, dataroot: p.vdatapath };
+  const target: MoodleTarget = { host, db: { ...server, database: assertDatabaseName(p.vdbname), prefix: assertTablePrefix(p.vdbprefix) }, dataroot: p.vdatapath };
   return { target, fields };
 }
 

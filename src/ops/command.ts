@@ -155,8 +155,12 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
    * folder it will have.
    */
   placedBy?(params: P): string;
-  /** Its only target is the master (`--master`): it acts beside the fleet, not on its instances. */
-  onMaster?: boolean;
+  /**
+   * Makes instances: its targets are the instances to be made, one a set of parameters, each locked by its own
+   * database and worked on from the master's side (the target `apply` gets is the master). Says how the new
+   * instance will be reached.
+   */
+  makes?(ctx: CommandContext, params: P): Promise<MoodleTarget>;
   /** The VMoodle CLI wrappers it runs through `ctx.php`, with the options each may be given: nothing else runs. */
   phpScripts?: PhpScripts;
   /** Parameters whose values are secret for these parameters (the value of a sensitive setting). */

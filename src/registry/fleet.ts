@@ -98,7 +98,8 @@ export class Fleet {
 
   /** A host by what a run recorded of it (kind and id), or undefined when it left the registry. */
   byKindAndId(kind: string, id: number): Host | undefined {
-    return kind === 'master' ? this.masterHost : this.hosts.find((h) => h.id === id);
+    // An instance being made is worked on from the master's side.
+    return kind === 'master' || kind === 'new' ? this.masterHost : this.hosts.find((h) => h.id === id);
   }
 
   get enabledCount(): number {

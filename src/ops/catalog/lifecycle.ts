@@ -137,8 +137,8 @@ export const create = defineCommand({
   needsSource: false,
   writes: true,
   runsOn: 'node',
-  onMaster: true,
   placedBy: (p) => p.vdatapath,
+  makes: async (ctx, p) => (await newSite(ctx, p)).target,
   async check(ctx, p) {
     const { fields } = await newSite(ctx, p);
     const all = await ctx.lifecycle.registry.loadAll();

@@ -176,7 +176,7 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const params = resolveParams(command, request.params);
   const keyId = runKey(rt, command, params);
   const loaded = fleet ?? (await rt.registry.loadFleet());
-  if (command.onMaster && !request.selector.master) throw new PlanError(`${command.name} runs on the master alone: give --master instead of other target flags`);
+  if (command.makes) return planNewInstances(rt, { ...request, lines: [request.params] }, loaded);
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
@@ -197,6 +197,45 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   }));
   const plan = await storePlan(rt, { command, params, keyId, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
   return { ...plan, leftOut: [...selection.leftOut.map(leftOutLine), ...(byValue?.leftOut ?? []), ...placement.leftOut] };
+}
+
+/**
+ * A plan of a command that makes instances: one target a set of parameters (a line of a nodelist), each checked,
+ * placed by its own dataroot and previewed, identified by the database it will have, so that two are made at once
+ * only on different databases.
+ */
+export async function planNewInstances(
+  rt: RunServices,
+  request: Omit<PlanRequest, 'params' | 'selector'> & { lines: ReadonlyArray<Readonly<Record<string, string>>> },
+  fleet?: Fleet,
+  derived: Pick<StoredPlanInput, 'kind' | 'parentId'> = { kind: 'run', parentId: null },
+): Promise<Plan> {
+  const command = findCommand(request.command);
+  const makes = command.makes;
+  if (!makes) throw new PlanError(`${command.name} does not make instances`);
+  if (request.lines.length === 0) throw new PlanError('no instance to make');
+  const loaded = fleet ?? (await rt.registry.loadFleet());
+  const selection = resolveTargets(loaded, { master: true });
+  const master = rt.moodleTarget(loaded, selection.source);
+  const ctx = rt.commandContext(master, command, false, loaded);
+  const lines = request.lines.map((line) => resolveParams(command, line));
+  const keyId = runKey(rt, command, lines[0] as Params);
+  const rows: NewTarget[] = await mapLimit(lines, PREVIEW_CONCURRENCY, async (params, position) => {
+    await command.check?.(ctx, params);
+    const made = await makes(ctx, params);
+    const placement = placeTargets(rt.config.nodes, command, params, [master]);
+    const placed = placement.placed[0];
+    if (!placed) throw new SelectionError(`${made.host.shortname}: ${placement.leftOut[0] ?? 'no node holds its dataroot'}`);
+    return {
+      position, host_kind: 'new', host_id: position + 1, shortname: made.host.shortname, wwwroot: made.host.wwwroot,
+      db_server: serverKey(made.db), db_name: made.db.database, db_prefix: made.db.prefix,
+      ...(await previewTarget(rt, command, master, placed, params, keyId, loaded)),
+      params: JSON.stringify(publicParams(command, params)),
+    };
+  });
+  const canary = request.canary ?? 0;
+  if (!Number.isInteger(canary) || canary < 0 || canary > rows.length) throw new PlanError(`--canary takes a whole number from 0 to ${rows.length} (the number of instances)`);
+  return storePlan(rt, { command, params: {}, keyId, source: selection.source, rows, request: { ...request, selector: { master: true } }, canary, maxFailures: parseMaxFailures(request.maxFailures, rows.length), ...derived });
 }
 
 export interface StoredPlanInput {

@@ -4,7 +4,7 @@ import { findCommand } from '../catalog/index.ts';
 import type { CommandDef, Params } from '../command.ts';
 import { MASK } from '../moodle/sensitive.ts';
 import { serverKey } from '../moodle/target.ts';
-import { planHash, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
+import { planHash, planNewInstances, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
 import { ParamError, resolveParams, secretNames } from '../params.ts';
 import { reportWaiting } from './node-watch.ts';
 import { placeTargets } from './placement.ts';
@@ -45,7 +45,8 @@ async function verifyPlan(rt: RunServices, run: RunRow, targets: TargetRow[], ex
   const fleet = await rt.registry.loadFleet();
   const changed: string[] = [];
   for (const t of targets) {
-    if (t.host_kind === 'master') continue;
+    // The master has no row, and an instance being made has none yet.
+    if (t.host_kind !== 'instance') continue;
     const host = fleet.hosts.find((h) => h.id === t.host_id);
     if (!host) {
       changed.push(`${t.shortname} (removed)`);
@@ -147,6 +148,10 @@ function derivedParams(rt: RunServices, command: CommandDef, parent: RunRow, giv
  */
 async function derivedPlan(rt: RunServices, parent: RunRow, kind: 'retry' | 'revert', picked: TargetRow[], actor: string, paramsFor: (t: TargetRow) => Params | undefined, given: Params = {}, expectedOld?: (t: TargetRow) => string | null): Promise<Plan> {
   const command = findCommand(parent.command);
+  if (command.makes) {
+    const lines = picked.map((t) => ({ ...(t.params ? (JSON.parse(t.params) as Params) : {}), ...given }));
+    return planNewInstances(rt, { command: command.name, lines, requestedBy: actor, via: parent.via as never, maxFailures: String(parent.max_failures) }, undefined, { kind, parentId: parent.id });
+  }
   const params = derivedParams(rt, command, parent, given);
   const keyId = runKey(rt, command, params);
   const fleet = await rt.registry.loadFleet();

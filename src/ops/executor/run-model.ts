@@ -53,7 +53,8 @@ export interface TargetRow {
   id: number;
   run_id: number;
   position: number;
-  host_kind: 'instance' | 'master';
+  /** `new`: an instance a command makes (lifecycle create), numbered within its run. */
+  host_kind: 'instance' | 'master' | 'new';
   host_id: number;
   shortname: string;
   wwwroot: string;

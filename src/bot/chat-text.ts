@@ -66,6 +66,10 @@ export function errorText(report: ErrorReport, style: ChatStyle): string {
   return `${style.warning} ${report.message} (${report.code})${report.hint ? `\n${report.hint}` : ''}`;
 }
 
+/** A file's check: its verdict, then each bad line. */
+export const lintText = (view: Extract<View, { kind: 'lint' }>) =>
+  [`${view.file}: ${plural(view.lines, 'line')} checked, ${view.problems.length ? plural(view.problems.length, 'problem') : 'no problem'}`, ...view.problems.map((p) => `line ${p.line}: ${p.message}`)].join('\n');
+
 /** Any view as chat text. */
 export function viewText(view: View, style: ChatStyle): string {
   switch (view.kind) {
@@ -107,6 +111,8 @@ export function viewText(view: View, style: ChatStyle): string {
     }
     case 'registry':
       return view.summary;
+    case 'lint':
+      return lintText(view);
     case 'templates':
       return view.templates.length ? [`${plural(view.templates.length, 'template')}, the newest first`, ...view.templates.map((t) => `• ${templateLine(t)}`)].join('\n') : 'No templates yet: lifecycle snapshot makes one.';
     case 'template':

@@ -8,6 +8,7 @@ import { leftOutLine, type Selection } from '../registry/selector.ts';
 import { cronLate, instanceJson, instanceState, mnetLabel } from '../registry/status.ts';
 import { templateLine } from '../registry/templates.ts';
 import type { View } from '../verbs/verb.ts';
+import { lintText } from '../bot/chat-text.ts';
 import type { Output } from './output.ts';
 
 const PREVIEW_SAMPLE = 10;
@@ -174,6 +175,10 @@ export function printView(out: Output, view: View, program: Command): boolean {
       if (view.total > view.hosts.length) out.line(`… and ${view.total - view.hosts.length} more (--limit)`);
       return view.hosts.every((h) => !cronLate(h.instance, now) && (h.outcome ?? 'completed') === 'completed');
     }
+    case 'lint':
+      out.data({ file: view.file, lines: view.lines, problems: view.problems });
+      out.line(lintText(view));
+      return view.problems.length === 0;
     case 'registry':
       out.data(view.data);
       out.line(view.summary);

@@ -4,6 +4,7 @@ import { UsageError } from '../errors.ts';
 import { accessCategory } from '../ops/command.ts';
 import { INFO_VERBS } from './info-verbs.ts';
 import { plan, PLAN_VERBS } from './plan-verbs.ts';
+import { NODELIST_VERBS } from './nodelist-verbs.ts';
 import { REGISTRY_VERBS } from './registry-verbs.ts';
 import { RUN_VERBS } from './run-verbs.ts';
 import { TEMPLATE_VERBS } from './template-verbs.ts';
@@ -28,7 +29,7 @@ export const help = defineVerb<{ name?: string }>({
 });
 
 /** Every control verb, for the command line, the terminal chat and Slack alike. */
-export const VERBS: readonly VerbDef<never>[] = [...PLAN_VERBS, ...RUN_VERBS, ...INFO_VERBS, ...REGISTRY_VERBS, ...TEMPLATE_VERBS, help as VerbDef<never>];
+export const VERBS: readonly VerbDef<never>[] = [...PLAN_VERBS, ...RUN_VERBS, ...INFO_VERBS, ...REGISTRY_VERBS, ...TEMPLATE_VERBS, ...NODELIST_VERBS, help as VerbDef<never>];
 
 /** The groups the command line nests verbs under (`vmoodle runs cancel`); chat takes both forms. */
 const GROUPS = new Set(VERBS.filter((v) => v.path.length > 1).map((v) => v.path[0] as string));

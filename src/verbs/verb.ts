@@ -10,6 +10,7 @@ import type { Instance } from '../registry/instance.ts';
 import type { ListPage } from '../registry/registry.ts';
 import type { Selection } from '../registry/selector.ts';
 import type { TemplateManifest } from '../registry/templates.ts';
+import type { LineProblem } from '../registry/nodelist.ts';
 import type { Guarded, Rbac, Role } from './rbac.ts';
 
 /** Who is acting, and where. The id comes from the signed Slack request, the terminal's user, or the command line's. */
@@ -41,6 +42,8 @@ export type View =
   | { kind: 'instances'; page: ListPage }
   | { kind: 'cron'; hosts: CronHost[]; total: number; schedule: string | undefined; strategy: string }
   | { kind: 'templates'; templates: TemplateManifest[] }
+  /** A file checked line by line (a nodelist's lint): how many lines, and each problem. */
+  | { kind: 'lint'; file: string; lines: number; problems: LineProblem[] }
   /** Registry rows changed: what --json prints, and the sentence that says it. */
   | { kind: 'registry'; instances: Instance[]; data: unknown; summary: string }
   | { kind: 'template'; template: TemplateManifest; deleted: boolean }

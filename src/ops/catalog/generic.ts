@@ -2,7 +2,7 @@ import type { PoolConnection } from 'mysql2/promise';
 import { defineCommand, FORCED_MESSAGE, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from '../command.ts';
 import { invalidateSettingCache, purgeAll, purgeDataCache, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import {
-  deleteSetting, logStoresOf, logStoresRead, mainAdmin, pluginSettingsOf, pluginSettingsRead, readForWrite, readPluginSettings, readSetting, writeSetting, type SettingRef,
+  deleteSetting, logStoresOf, PLUGIN_NAME, SETTING_NAME, logStoresRead, mainAdmin, pluginSettingsOf, pluginSettingsRead, readForWrite, readPluginSettings, readSetting, writeSetting, type SettingRef,
 } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
@@ -18,8 +18,6 @@ import { ParamError } from '../params.ts';
 import { onceForSource } from './source-reads.ts';
 import { COPY_FROM_SOURCE } from './traits.ts';
 
-const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
-const PLUGIN_NAME = /^[a-z][a-z0-9_]{0,99}$/;
 
 /**
  * Writes one setting with compare-and-set against the value the plan read: a target already at the new value is

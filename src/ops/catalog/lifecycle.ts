@@ -8,6 +8,7 @@ import { normaliseWwwroot, validateInstance, ValidationError } from '../../regis
 import { createFromTemplate, LifecycleError, stepText } from '../lifecycle/create.ts';
 import { datarootProblem, type DatarootGuard } from '../lifecycle/dataroot.ts';
 import { destroyInstance, type KeptDatabase } from '../lifecycle/destroy.ts';
+import { parseSiteSettings } from '../lifecycle/site-settings.ts';
 import { takeSnapshot } from '../lifecycle/snapshot.ts';
 import { readWwwroot } from '../moodle/site-identity.ts';
 import { instanceTarget, type MoodleTarget } from '../moodle/target.ts';
@@ -75,6 +76,17 @@ const CREATE_PARAMS = [
   { name: 'dbserver', type: 'text', default: 'master', label: 'Database server', help: "'master', or an instance whose server and login the new one shares (no password is ever typed)" },
   { name: 'mnet', type: 'text', default: '-1', label: 'MNET', help: '-1 off, 0 no subnet, n a subnet, new the next free one', validate: (v: string) => (MNET_VALUE.test(v) ? undefined : `mnet: '${v}' must be -1, 0, a subnet number or new`) },
   { name: 'description', type: 'text', default: '', label: 'Description' },
+  {
+    name: 'settings', type: 'ltext', default: '', label: 'Settings', help: 'JSON: [{"plugin": null or "auth_cas", "name": "…", "value": "…"}], written into the new site (a nodelist\'s config_ and component| columns)',
+    validate: (v: string) => {
+      try {
+        parseSiteSettings(v);
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    },
+  },
 ] as const;
 
 type CreateParams = Record<(typeof CREATE_PARAMS)[number]['name'], string>;
@@ -142,7 +154,10 @@ export const create = defineCommand({
   async check(ctx, p) {
     const { fields } = await newSite(ctx, p);
     const all = await ctx.lifecycle.registry.loadAll();
-    if (!p.template) return;
+    if (!p.template) {
+      if (p.settings) throw new ParamError('settings are written only into a site made from a template, never into an existing one');
+      return;
+    }
     await ctx.lifecycle.templates.get(p.template);
     const problem = datarootProblem(p.vdatapath, await datarootGuard(ctx));
     if (problem) throw new ParamError(`vdatapath: ${problem}`);
@@ -166,9 +181,9 @@ export const create = defineCommand({
       keyDays: ctx.mnet.keyDays,
       register: (f) => ctx.lifecycle.registry.add({ ...f, mnet: subnet }),
       onStep: (step) => ctx.step(stepText(step)),
-    }, p.template, { target, fields: { ...fields, mnet: subnet === 'new' ? 1 : subnet } });
+    }, p.template, { target, fields: { ...fields, mnet: subnet === 'new' ? 1 : subnet }, settings: parseSiteSettings(p.settings) });
     const blocks = created.unreadableBlocks.length ? `; blocks ${created.unreadableBlocks.join(', ')} could not be read and keep the template's address` : '';
-    return { status: 'applied', new: created.instance.vhostname, message: `created ${created.instance.shortname} (id ${created.instance.id}) from ${created.manifest.name}, Moodle ${created.manifest.release || created.manifest.version}; ${created.blocks} block settings rewritten${blocks}` };
+    return { status: 'applied', new: created.instance.vhostname, message: `created ${created.instance.shortname} (id ${created.instance.id}) from ${created.manifest.name}, Moodle ${created.manifest.release || created.manifest.version}; ${created.blocks} block settings rewritten${created.settings ? `; ${created.settings} settings of its own written` : ''}${blocks}` };
   },
 });
 

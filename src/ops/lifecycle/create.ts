@@ -14,12 +14,13 @@ import { copySql, finishCopy } from '../moodle/site-copy.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { copyTree, datarootProblem, exists, IDENTITY_FOLDERS, removeTree, type DatarootGuard } from './dataroot.ts';
 import { siteTables } from '../moodle/site-tables.ts';
+import { writeSiteSettings, type SiteSetting } from './site-settings.ts';
 import { describeError } from '../moodle/db-errors.ts';
 
 export class LifecycleError extends errorKind('bad_plan') {}
 
 /** The steps of a creation, in order: each is told before it starts, and any of them failing undoes those before. */
-export const CREATE_STEPS = ['check', 'database', 'load', 'identity', 'mnet', 'dataroot', 'register'] as const;
+export const CREATE_STEPS = ['check', 'database', 'load', 'identity', 'settings', 'mnet', 'dataroot', 'register'] as const;
 export type CreateStep = (typeof CREATE_STEPS)[number];
 
 const STEP_TEXT: Record<CreateStep, string> = {
@@ -27,6 +28,7 @@ const STEP_TEXT: Record<CreateStep, string> = {
   database: 'creating the database',
   load: 'loading the template',
   identity: 'making it a site of its own',
+  settings: 'writing its own settings',
   mnet: 'giving it an MNET key pair',
   dataroot: 'copying the dataroot',
   register: 'registering it',
@@ -38,6 +40,8 @@ export const stepText = (step: CreateStep) => STEP_TEXT[step];
 export interface NewSite {
   target: MoodleTarget;
   fields: NewInstance & { mnet: number };
+  /** Settings it starts with (a nodelist's `config_<name>` and `<component>|<name>` columns). */
+  settings?: readonly SiteSetting[];
 }
 
 export interface CreateDeps {
@@ -55,6 +59,8 @@ export interface Created {
   manifest: TemplateManifest;
   blocks: number;
   unreadableBlocks: number[];
+  /** Settings of its own written. */
+  settings: number;
 }
 
 /** A session cookie suffix of Moodle's own alphabet, so that sites on one host never share a login. */
@@ -111,6 +117,9 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
       sessioncookie: sessionCookie(),
     }));
 
+    await step('settings');
+    const settings = await writeSiteSettings(access, target, site.settings ?? []);
+
     await step('mnet');
     if (site.fields.mnet > -1) await giveKeyPair(access, target, deps.keyDays);
 
@@ -125,7 +134,7 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
 
     await step('register');
     const instance = await deps.register(site.fields);
-    return { instance, manifest, blocks: copied.blocks, unreadableBlocks: copied.unreadableBlocks };
+    return { instance, manifest, blocks: copied.blocks, unreadableBlocks: copied.unreadableBlocks, settings };
   } catch (err) {
     const left = await undo(access, target, made);
     if (left.length) throw new LifecycleError(`${describeError(err)}; then ${left.join(' and ')} could not be removed: remove ${left.length === 1 ? 'it' : 'them'} by hand`);

@@ -31,6 +31,12 @@ export function splitDbHost(vdbhost: string): { host: string; port: number } {
   return { host: m[1] === 'localhost' ? '127.0.0.1' : (m[1] as string), port: m[2] ? Number(m[2]) : 3306 };
 }
 
+/** A registry `vdbhost` as the server key serverKey gives its target. */
+export function dbHostKey(vdbhost: string): string {
+  const { host, port } = splitDbHost(vdbhost);
+  return `${host}:${port}`;
+}
+
 export function instanceTarget(host: Host, instance: Instance): MoodleTarget {
   if (instance.vdbtype === 'postgres') throw new TargetError(`${instance.shortname}: PostgreSQL instances are not supported`);
   return {

@@ -98,24 +98,31 @@ async function serverOf(ctx: CommandContext, dbserver: string): Promise<Pick<Moo
   return instanceTarget(instanceHost(other), other).db;
 }
 
-/** The new instance's registry fields and how to reach it. */
-async function newSite(ctx: CommandContext, p: CreateParams): Promise<{ target: MoodleTarget; fields: NewInstance & { mnet: number | 'new' } }> {
-  const server = await serverOf(ctx, p.dbserver);
-  const vhostname = normaliseWwwroot(p.vhostname);
-  const fields = {
+type NewFields = NewInstance & { mnet: number | 'new' };
+type Server = Awaited<ReturnType<typeof serverOf>>;
+
+/** The new instance's registry fields, unchecked (fieldProblems checks them). */
+function newFields(server: Server, p: CreateParams): NewFields {
+  return {
     ...INSTANCE_DEFAULTS,
-    name: p.name, shortname: p.shortname, vhostname, description: p.description,
+    name: p.name, shortname: p.shortname, vhostname: normaliseWwwroot(p.vhostname), description: p.description,
     vdbhost: `${server.host}:${server.port}`, vdblogin: server.user, vdbpass: server.password ?? '',
     vdbname: p.vdbname, vdbprefix: p.vdbprefix, vdatapath: p.vdatapath,
-    mnet: p.mnet.toLowerCase() === 'new' ? ('new' as const) : Number(p.mnet),
+    mnet: p.mnet.toLowerCase() === 'new' ? 'new' : Number(p.mnet),
   };
-  const host = { kind: 'instance' as const, id: 0, shortname: p.shortname, name: p.name, wwwroot: vhostname, enabled: true };
+}
+
+/** The new instance's registry fields and how to reach it, its database name and prefix checked as identifiers. */
+async function newSite(ctx: CommandContext, p: CreateParams): Promise<{ target: MoodleTarget; fields: NewFields }> {
+  const server = await serverOf(ctx, p.dbserver);
+  const fields = newFields(server, p);
+  const host = { kind: 'instance' as const, id: 0, shortname: p.shortname, name: p.name, wwwroot: fields.vhostname, enabled: true };
   const target: MoodleTarget = { host, db: { ...server, database: assertDatabaseName(p.vdbname), prefix: assertTablePrefix(p.vdbprefix) }, dataroot: p.vdatapath };
   return { target, fields };
 }
 
 /** Every problem with the new instance's fields at once, as the registry would find them, before anything is made. */
-function fieldProblems(fields: NewInstance & { mnet: number | 'new' }, all: readonly Instance[]): void {
+function fieldProblems(fields: NewFields, all: readonly Instance[]): void {
   const errors = validateInstance({ ...(fields as InstanceFields), mnet: fields.mnet === 'new' ? 1 : fields.mnet }, all);
   if (errors.length) throw new ValidationError(errors);
 }
@@ -152,7 +159,7 @@ export const create = defineCommand({
   placedBy: (p) => p.vdatapath,
   makes: async (ctx, p) => (await newSite(ctx, p)).target,
   async check(ctx, p) {
-    const { fields } = await newSite(ctx, p);
+    const fields = newFields(await serverOf(ctx, p.dbserver), p);
     const all = await ctx.lifecycle.registry.loadAll();
     if (!p.template) {
       if (p.settings) throw new ParamError('settings are written only into a site made from a template, never into an existing one');

@@ -237,6 +237,19 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     for (const action of ['same_command', 'same_targets', 'revert']) expect(buttons).toContain(action);
   });
 
+  it('writes the results file with formula-like cells neutralised, so a value typed into a site cannot run in a spreadsheet', async () => {
+    const before = api.calls.length;
+    await slash('UOP', `run generic/setconfig --hosts t32,t33 key=supportname value='=HYPERLINK("http://evil.example","x"),@1'`);
+    const filled = (api.of('views.update').at(-1) as RecordedCall).params.view as { private_metadata: string };
+    await interact(viewSubmission('UOP', 'plan_modal', filled.private_metadata, {}));
+    const csv = api.calls.slice(before).find((c) => c.method === 'upload') as RecordedCall;
+    const lines = csv.raw.split(/\r?\n/);
+    expect(lines).toContain('shortname,wwwroot,status,old,new,message,value,attempts,duration_ms');
+    const t32 = lines.find((l) => l.startsWith('t32,')) as string;
+    expect(t32).toContain(`,"'=HYPERLINK(""http://evil.example"",""x""),@1",`);
+    expect(lines.filter((l) => /,"?=/.test(l))).toEqual([]);
+  });
+
   it('offers to run a command on the hosts a preview showed', async () => {
     await slash('UOP', "showtargets --match 'https://t4*'");
     const preview = api.repliesTo('UOP').at(-1) as RecordedCall;

@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
+import { EXIT_USAGE } from '../errors.ts';
 import type { NewInstance } from '../registry/registry.ts';
 import { instanceJson } from '../registry/status.ts';
 import { addFieldOptions, fieldsFrom } from '../verbs/instance-fields.ts';
 import type { CliContext } from './context.ts';
 
 /**
- * The registry's maintenance on the command line alone: show, and add, whose password only the command line's
- * environment or a file gives (list, edit, enable and disable are verbs, the same in chat).
+ * The registry's maintenance on the command line alone: show; add, whose password only the command line's
+ * environment or a file gives; register, which reads files on this machine (list, edit, enable and disable are
+ * verbs, the same in chat).
  */
 export function registerInstances(program: Command, ctx: CliContext): void {
   const instances = program.command('instances').description('the registry of Moodle instances (VMoodle local_vmoodle)');
@@ -32,5 +34,36 @@ export function registerInstances(program: Command, ctx: CliContext): void {
       const instance = await (await ctx.app().registry()).add(fields);
       out.data(instanceJson(instance));
       out.line(`added ${instance.shortname} (${instance.vhostname}), id ${instance.id}${instance.enabled ? '' : ', disabled'}`);
+    });
+
+  instances
+    .command('register <config...>')
+    .description("register existing Moodles from their config.php files on this machine, read as text, never run (VMoodle's integrate_vmoodles.php)")
+    .option('-l, --lint', 'read every file and report each problem; register nothing')
+    .addHelpText('after', '\nExample:\n  vmoodle instances register /srv/law/moodle/config.php /srv/art/moodle/config.php --lint')
+    .action(async (files: string[], opts: { lint?: boolean }, cmd: Command) => {
+      const out = ctx.output(cmd);
+      const registry = await ctx.app().registry();
+      const { readRegistrations } = await import('../ops/lifecycle/register.ts');
+      const { registrations, problems } = await readRegistrations(files, await registry.loadAll(), ctx.app().config.master.wwwroot);
+      if (problems.length) {
+        out.data({ problems, registered: [] });
+        out.table(['FILE', 'PROBLEM'], problems.map((p) => [p.file, p.message]));
+        out.line(`${problems.length} problem${problems.length === 1 ? '' : 's'}, nothing registered`);
+        ctx.exitCode = EXIT_USAGE;
+        return;
+      }
+      const rows = registrations.map((r) => [r.fields.shortname, r.fields.vhostname, r.fields.name, `${r.fields.vdbhost}/${r.fields.vdbname} ${r.fields.vdbprefix}`, r.fields.vdatapath, r.vmoodleBoot ? 'VMoodle master' : '']);
+      if (opts.lint) {
+        out.data({ lint: true, instances: registrations.map((r) => ({ ...r.fields, vdbpass: r.fields.vdbpass ? 'set' : 'not set', file: r.file, vmoodleBoot: r.vmoodleBoot })) });
+        out.table(['SHORTNAME', 'WWWROOT', 'NAME', 'DATABASE', 'DATAROOT', 'NOTE'], rows);
+        out.line(`${registrations.length} file${registrations.length === 1 ? '' : 's'} can be registered; nothing registered (--lint)`);
+        return;
+      }
+      const added = [];
+      for (const r of registrations) added.push(await registry.add(r.fields));
+      out.data({ registered: added.map(instanceJson) });
+      out.table(['SHORTNAME', 'WWWROOT', 'NAME', 'DATABASE', 'DATAROOT', 'NOTE'], rows);
+      out.line(`registered ${added.length}: ${added.map((i) => `${i.shortname} (id ${i.id})`).join(', ')}`);
     });
 }

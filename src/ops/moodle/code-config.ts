@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { SettingRef } from './config.ts';
-import { parsePhp, phpLiteral, type PhpNode } from './php-values.ts';
+import { cfgProperty, parsePhp, phpLiteral, phpNodes, type PhpNode } from './php-values.ts';
 
 /** Settings a code tree's PHP sets, which then win over the database: core ones by name, plugins' by plugin. */
 export interface ForcedSettings {
@@ -33,23 +33,6 @@ function pathFor(node: PhpNode, dataroot: string): string | undefined {
   return undefined;
 }
 
-/** `$CFG->name`, or undefined for any other node. */
-function cfgProperty(node: PhpNode | undefined): string | undefined {
-  if (node?.kind !== 'propertylookup' || node.what?.kind !== 'variable' || node.what.name !== 'CFG') return undefined;
-  return node.offset?.kind === 'identifier' ? (node.offset.name as string) : undefined;
-}
-
-/** Every node of a tree, depth first. */
-function* nodes(node: unknown): Generator<PhpNode> {
-  if (!node || typeof node !== 'object') return;
-  if (Array.isArray(node)) {
-    for (const child of node) yield* nodes(child);
-    return;
-  }
-  if (typeof (node as PhpNode).kind === 'string') yield node as PhpNode;
-  for (const value of Object.values(node)) if (value && typeof value === 'object') yield* nodes(value);
-}
-
 /**
  * Reads what a configuration file forces, as text, never running it: every `$CFG->x = …` anywhere in it (a branch
  * may run), and `$CFG->forced_plugin_settings`, whole or entry by entry.
@@ -57,7 +40,7 @@ function* nodes(node: unknown): Generator<PhpNode> {
 export function forcedIn(code: string, name: string): ForcedSettings {
   const found: ForcedSettings = { core: new Set(), plugins: new Map(), paths: {} };
   const plugin = (p: string, setting: string) => found.plugins.set(p, (found.plugins.get(p) ?? new Set()).add(setting));
-  for (const node of nodes(parsePhp(code, name))) {
+  for (const node of phpNodes(parsePhp(code, name))) {
     if (node.kind !== 'assign') continue;
     const direct = cfgProperty(node.left);
     if (direct === 'forced_plugin_settings' && node.right?.kind === 'array') {

@@ -39,6 +39,8 @@ export interface PhpNode {
   value?: unknown;
   items?: Array<{ kind: string; key: PhpNode | null; value: PhpNode }>;
   type?: string;
+  /** An assignment's operator: `=`, `.=`, … */
+  operator?: string;
   what?: PhpNode;
   name?: string | PhpNode;
   offset?: PhpNode;
@@ -46,6 +48,8 @@ export interface PhpNode {
   right?: PhpNode;
   expression?: PhpNode;
   children?: PhpNode[];
+  /** Where it is in the file, when parsed with positions. */
+  loc?: { start: { line: number } };
 }
 
 /** A PHP number literal as written: `0x`, `0o`, `0b`, a leading 0 for octal (`02777`), `_` between digits. */
@@ -79,7 +83,24 @@ export function phpLiteral(node: PhpNode): unknown {
 }
 
 /** Parses PHP source (a configuration file) into its syntax tree, never running it; a syntax error throws. */
-export function parsePhp(code: string, name: string): PhpNode {
+export function parsePhp(code: string, name: string, withPositions = false): PhpNode {
   engine ??= (load('php-parser') as { Engine: typeof Engine }).Engine;
-  return new engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions: false } }).parseCode(code, name) as unknown as PhpNode;
+  return new engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions } }).parseCode(code, name) as unknown as PhpNode;
+}
+
+/** `$CFG->name`, or undefined for any other node. */
+export function cfgProperty(node: PhpNode | undefined): string | undefined {
+  if (node?.kind !== 'propertylookup' || node.what?.kind !== 'variable' || node.what.name !== 'CFG') return undefined;
+  return node.offset?.kind === 'identifier' ? (node.offset.name as string) : undefined;
+}
+
+/** Every node of a tree, depth first. */
+export function* phpNodes(node: unknown): Generator<PhpNode> {
+  if (!node || typeof node !== 'object') return;
+  if (Array.isArray(node)) {
+    for (const child of node) yield* phpNodes(child);
+    return;
+  }
+  if (typeof (node as PhpNode).kind === 'string') yield node as PhpNode;
+  for (const value of Object.values(node)) if (value && typeof value === 'object') yield* phpNodes(value);
 }

@@ -3,7 +3,7 @@ import type { Knex } from 'knex';
 import type { MasterHost } from '../config.ts';
 import { assertTablePrefix } from '../db/identifiers.ts';
 import { Fleet, HostLookupError } from './fleet.ts';
-import { fieldsToRow, INSTANCE_DEFAULTS, rowToInstance, type Instance, type InstanceFields } from './instance.ts';
+import { fieldsToRow, INSTANCE_DEFAULTS, rowToInstance, type Instance, type InstanceFields, type RegistryRow } from './instance.ts';
 import { ensureRegistryTable, REGISTRY_TABLE } from './table.ts';
 import { normaliseWwwroot, validateInstance, ValidationError } from './validation.ts';
 
@@ -59,6 +59,11 @@ export class Registry {
     const query = db.select('*').from(this.table).orderBy('id');
     const rows = await (forUpdate ? query.forUpdate() : query);
     return rows.map(rowToInstance);
+  }
+
+  /** The enabled rows as the table holds them (NULLs kept), for copies of the registry. */
+  async enabledRows(): Promise<RegistryRow[]> {
+    return this.db.select('*').from(this.table).where({ enabled: 1 }).orderBy('id');
   }
 
   async loadFleet(): Promise<Fleet> {

@@ -13,6 +13,7 @@ import { takeSnapshot } from '../lifecycle/snapshot.ts';
 import { readWwwroot } from '../moodle/site-identity.ts';
 import { instanceTarget, type MoodleTarget } from '../moodle/target.ts';
 import { ParamError } from '../params.ts';
+import { syncRegisters } from './register-sync.ts';
 
 /** `{shortname}` in a template name stands for each target's, so that one run can snapshot several. */
 const templateName = (pattern: string, target: MoodleTarget, now = new Date()) =>
@@ -238,4 +239,4 @@ export const destroy = defineCommand({
   },
 });
 
-export const LIFECYCLE_COMMANDS: readonly CommandDef[] = [snapshot, create, destroy];
+export const LIFECYCLE_COMMANDS: readonly CommandDef[] = [snapshot, create, destroy, syncRegisters];

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT_USAGE } from '../errors.ts';
+import { EXIT_USAGE, UsageError } from '../errors.ts';
 import type { NewInstance } from '../registry/registry.ts';
 import { instanceJson } from '../registry/status.ts';
 import { addFieldOptions, fieldsFrom } from '../verbs/instance-fields.ts';
@@ -65,5 +65,25 @@ export function registerInstances(program: Command, ctx: CliContext): void {
       out.data({ registered: added.map(instanceJson) });
       out.table(['SHORTNAME', 'WWWROOT', 'NAME', 'DATABASE', 'DATAROOT', 'NOTE'], rows);
       out.line(`registered ${added.length}: ${added.map((i) => `${i.shortname} (id ${i.id})`).join(', ')}`);
+    });
+
+  instances
+    .command('generateconfigs [names...]')
+    .description("write a standalone config.php for each instance (all enabled ones by default) into a folder, to run it without VMoodle (VMoodle's generateconfigs)")
+    .requiredOption('--out <folder>', 'the folder the config-<shortname>.php files go to (created, mode 0750)')
+    .option('--include-disabled', 'also the disabled instances')
+    .option('--replace', 'overwrite files already in the folder')
+    .addHelpText('after', '\nExample:\n  vmoodle instances generateconfigs --out /root/standalone-configs law arts')
+    .action(async (names: string[], opts: { out: string; includeDisabled?: boolean; replace?: boolean }, cmd: Command) => {
+      const out = ctx.output(cmd);
+      const registry = await ctx.app().registry();
+      const all = names.length ? await Promise.all(names.map((n) => registry.get(n))) : (await registry.loadAll()).filter((i) => opts.includeDisabled || i.enabled);
+      if (all.length === 0) throw new UsageError('no instance to write a config.php for');
+      const { writeStandaloneConfigs } = await import('../ops/lifecycle/standalone-config.ts');
+      // The registry is where the fleet keeps each instance's database password, as the executor reads it.
+      const written = await writeStandaloneConfigs(opts.out, all.map((instance) => ({ instance, password: instance.vdbpass })), opts.replace === true);
+      out.data({ written: written.map((path, i) => ({ shortname: all[i]?.shortname, path })) });
+      out.table(['SHORTNAME', 'FILE'], written.map((path, i) => [all[i]?.shortname ?? '', path]));
+      out.line(`wrote ${written.length} config.php file${written.length === 1 ? '' : 's'} (mode 0640) into ${opts.out}`);
     });
 }

@@ -1,9 +1,10 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { readSiteConfig } from '../../src/ops/moodle/site-config.ts';
 import { runCli } from '../support/cli.ts';
 import { createDatabase, thinInstances } from '../support/databases.ts';
 import { opsFixture, type OpsFixture } from '../support/fleet.ts';
@@ -205,5 +206,32 @@ $CFG->prefix = 'i1_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->ww
       { file: law, message: "vhostname 'https://law.campus.example.org' is already registered (instance law)" },
       { file: law, message: "vdatapath '/var/moodledata/law' is already the data folder of enabled instance law" },
     ]);
+  });
+
+  it('writes a standalone config.php per instance, mode 0640, that reads back as the registry row, and never overwrites one unasked', async () => {
+    const out = join(dir, 'standalone');
+    const result = await cli('instances', 'generateconfigs', '--out', out);
+    expect(result.code).toBe(0);
+    expect(result.stdout).not.toContain(HEREDOC_PASSWORD);
+    const files = ['config-law.php', 'config-arts.php', 'config-campus_notes.php'];
+    expect(readdirSync(out).sort()).toEqual([...files].sort());
+    const { host, port, user: root, password } = server();
+    for (const name of files) expect(statSync(join(out, name)).mode & 0o777).toBe(0o640);
+    const arts = readFileSync(join(out, 'config-arts.php'), 'utf8');
+    expect(arts).toContain(`$CFG->dbpass    = 'Ar\\'ts"p{w}9';`);
+    expect(arts).not.toContain('vmoodle/vconfig.php');
+    expect(readSiteConfig(arts, 'config-arts.php')).toEqual({
+      problems: [],
+      config: { wwwroot: 'https://arts.campus.example.org', dataroot: '/var/moodledata/arts', dbtype: 'mysqli', dbhost: host, dbname: database, dbuser: user, dbpass: HEREDOC_PASSWORD, prefix: 'i2_', dbport: port, dbpersist: true, dbsocket: undefined, vmoodleBoot: false },
+    });
+    expect(readSiteConfig(readFileSync(join(out, 'config-law.php'), 'utf8'), 'law').config).toMatchObject({ wwwroot: 'https://law.campus.example.org', dbuser: root, dbpass: password ?? '', prefix: 'i1_', dbpersist: false });
+
+    writeFileSync(join(out, 'config-law.php'), '<?php // edited by hand');
+    const again = await cli('instances', 'generateconfigs', '--out', out, 'law', 'arts');
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain(`${out} already holds config-law.php, config-arts.php: nothing written (--replace overwrites them)`);
+    expect(readFileSync(join(out, 'config-law.php'), 'utf8')).toBe('<?php // edited by hand');
+    expect((await cli('instances', 'generateconfigs', '--out', out, 'law', '--replace')).code).toBe(0);
+    expect(readFileSync(join(out, 'config-law.php'), 'utf8')).toContain("$CFG->wwwroot   = 'https://law.campus.example.org';");
   });
 });

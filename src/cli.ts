@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { Backend } from './backend.ts';
 import { registerInstances } from './cli/instances.ts';
+import { registerMigration } from './cli/migration.ts';
 import { makeContext, type CliContext } from './cli/context.ts';
 import { errorReport, EXIT_USAGE, exitCodeOf } from './errors.ts';
 import { processIO, type CliIO } from './cli/output.ts';
@@ -24,6 +25,7 @@ export function buildProgram(io: CliIO, app: () => Backend): { program: Command;
     .showSuggestionAfterError(true);
   const ctx = makeContext(io, app);
   registerInstances(program, ctx);
+  registerMigration(program, ctx);
   program.helpCommand(false);
   registerWorker(program, ctx);
   registerSandbox(program, ctx);

@@ -13,7 +13,8 @@ run() {
   if dry; then printf '+'; printf ' %q' "$@"; printf '\n'; else "$@"; fi
 }
 
-# Where the site's option files are: the pack's credentials folder, or VMOODLE_OPTIONS_DIR.
+# Where the site's option files are: the pack's credentials folder, or VMOODLE_OPTIONS_DIR. The step scripts read them.
+# shellcheck disable=SC2034
 options() {
   local dir="${VMOODLE_OPTIONS_DIR:-$PACK_DIR/credentials}"
   OLD_DB_OPTIONS="$dir/$SITE-old.cnf"

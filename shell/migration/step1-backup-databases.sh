@@ -4,7 +4,8 @@ if dry; then
   printf '+ mysqldump --defaults-extra-file=%q --single-transaction --quick --hex-blob %q <its tables starting %s> | gzip > %q\n' "$OLD_DB_OPTIONS" "$OLD_DB" "$PREFIX" "$file"
   exit 0
 fi
-mkdir -p -m 0700 "$BACKUP_DIR"
+mkdir -p "$BACKUP_DIR"
+chmod 700 "$BACKUP_DIR"
 ( umask 077; dump_old | gzip > "$file" )
 gzip -t "$file"
 say "backed up $OLD_DB ($PREFIX) into $file"

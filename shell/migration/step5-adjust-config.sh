@@ -5,10 +5,11 @@ if [ "$KIND" = master ]; then
   for pair in "dbhost=$NEW_DBHOST_NAME" "dbname=$NEW_DB" "dataroot=$NEW_DATAROOT"; do
     key="${pair%%=*}"
     value="${pair#*=}"
-    run sed -i -E "s|^([[:space:]]*[\$]CFG->$key[[:space:]]*=[[:space:]]*)'[^']*';|\\1'$value';|" "$config"
-    dry || grep -qE "^[[:space:]]*[\$]CFG->$key[[:space:]]*=[[:space:]]*'$value';" "$config" \
+    run sed -i -E "s|^([[:space:]]*[\$]CFG->${key}[[:space:]]*=[[:space:]]*)'[^']*';|\\1'$value';|" "$config"
+    dry || grep -qE "^[[:space:]]*[\$]CFG->${key}[[:space:]]*=[[:space:]]*'$value';" "$config" \
       || fail "$config: \$CFG->$key is not a plain quoted assignment, so it was not changed: set it to '$value' by hand"
   done
+  [ "${OLD_DBHOST##*:}" = "$NEW_DBPORT" ] || say "the new server listens on $NEW_DBPORT: set \$CFG->dboptions['dbport'] in $config by hand"
   say "$config now uses $NEW_DB and $NEW_DATAROOT"
 else
   # The instance's row in the new master's registry: VMoodle boots it from there.

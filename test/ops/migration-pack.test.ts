@@ -147,4 +147,36 @@ describe.runIf(testServices().moodleDump)('the N→N+1 migration pack', () => {
     expect(again.status).toBe(1);
     expect(again.stderr).toContain(`law: ${next(database)} already holds 3 tables starting i1_`);
   });
+
+  it("points the master's config.php in the new code tree at its new database and dataroot, and says when a line cannot be changed", async () => {
+    const dirroot = join(work, 'moodle50');
+    mkdirSync(dirroot, { recursive: true });
+    const out = join(work, 'master-pack');
+    expect((await cli('--out', out, '--new-dirroot', dirroot, '--new-dataroot-root', join(work, 'data50'))).code).toBe(0);
+    const { host } = parseMysqlUrl(testServices().mysqlServer);
+    const config = (dbname: string) => `<?php  // Moodle configuration file
+unset($CFG);
+global $CFG;
+$CFG = new stdClass();
+$CFG->dbtype    = 'mariadb';
+$CFG->dbhost    = 'db45.example.org';
+$CFG->dbname    = ${dbname};
+$CFG->prefix    = 'mdl_';
+$CFG->wwwroot   = 'https://master.example.org';
+$CFG->dataroot  = '/srv/moodledata45/master';
+include $CFG->dirroot.'/local/vmoodle/vconfig.php';
+require_once(__DIR__ . '/lib/setup.php');
+`;
+    writeFileSync(join(dirroot, 'config.php'), config("'moodle45'"));
+    const step = join(out, 'master', 'step5-adjust-config.sh');
+    const ran = spawnSync('bash', [step], { encoding: 'utf8' });
+    expect(ran.stderr).toBe('');
+    expect(ran.status).toBe(0);
+    expect(readFileSync(join(dirroot, 'config.php'), 'utf8')).toBe(config(`'${next(fx.master.name)}'`)
+      .replace("'db45.example.org'", `'${host}'`).replace("'/srv/moodledata45/master'", `'${join(work, 'data50', 'master')}'`));
+    writeFileSync(join(dirroot, 'config.php'), config("getenv('DB')"));
+    const refused = spawnSync('bash', [step], { encoding: 'utf8' });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain(`master: ${join(dirroot, 'config.php')}: $CFG->dbname is not a plain quoted assignment, so it was not changed: set it to '${next(fx.master.name)}' by hand`);
+  });
 });

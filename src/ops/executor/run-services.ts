@@ -48,6 +48,15 @@ export const defaultQueuePrefix = (installation: string) => `vmops-${installatio
  * Everything the planner, the executor and the front ends share in one process: the audit store, pooled access
  * to the fleet's databases, and the queue.
  */
+/**
+ * BullMQ passes the shared connection's errors on to each queue, and prints them with their stack when nothing
+ * listens. The connection logs them already, one line per change of state (see redis.ts), so here they are dropped.
+ */
+function quiet<T extends Queue | FlowProducer>(emitter: T): T {
+  (emitter as unknown as { on(event: 'error', listener: () => void): unknown }).on('error', () => undefined);
+  return emitter;
+}
+
 export class RunServices {
   readonly store: RunStore;
   readonly moodle: MoodleAccess;
@@ -109,7 +118,7 @@ export class RunServices {
   /** Jobs still waiting under the queue prefix used before installation ids, which this version's workers do not serve. */
   async legacyJobs(): Promise<number> {
     if (this.queuePrefix === LEGACY_QUEUE_PREFIX) return 0;
-    const legacy = new Queue(QUEUE_NAME, { connection: this.redis, prefix: LEGACY_QUEUE_PREFIX });
+    const legacy = quiet(new Queue(QUEUE_NAME, { connection: this.redis, prefix: LEGACY_QUEUE_PREFIX }));
     try {
       const counts = await legacy.getJobCounts('waiting', 'delayed', 'active', 'prioritized', 'waiting-children');
       return Object.values(counts).reduce((a, b) => a + b, 0);
@@ -164,7 +173,7 @@ export class RunServices {
   queueOf(node: string | null): Queue {
     const name = queueNameOf(node);
     let queue = this.queues.get(name);
-    if (!queue) this.queues.set(name, (queue = new Queue(name, { connection: this.redis, prefix: this.queuePrefix })));
+    if (!queue) this.queues.set(name, (queue = quiet(new Queue(name, { connection: this.redis, prefix: this.queuePrefix }))));
     return queue;
   }
 
@@ -235,7 +244,7 @@ export class RunServices {
   }
 
   get flows(): FlowProducer {
-    this.flowInstance ??= new FlowProducer({ connection: this.redis, prefix: this.queuePrefix });
+    this.flowInstance ??= quiet(new FlowProducer({ connection: this.redis, prefix: this.queuePrefix }));
     return this.flowInstance;
   }
 

@@ -350,12 +350,13 @@ export function loadConfig(env: Source = process.env): Config {
   const mysqlUrl = get(SETTINGS.mysqlUrl);
   const sandbox = mysqlUrl === undefined;
   const defaultDump = resolve(PROJECT_ROOT, '..', 'shared', 'fixtures', 'moodle-4.5.6-tpl.sql.gz');
+  const dataDir = get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data');
   return {
     sandbox,
     mysqlUrl: mysqlUrl ?? `${DEFAULT_MYSQL_SERVER}/${SANDBOX_MASTER_DB}`,
     masterPrefix: get(SETTINGS.masterPrefix) ?? 'mdl_',
     redisUrl: get(SETTINGS.redisUrl) ?? DEFAULT_REDIS_URL,
-    dataDir: get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data'),
+    dataDir,
     node: get(SETTINGS.node) ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
     master: {
       shortname: get(SETTINGS.masterShortname) ?? 'master',
@@ -394,12 +395,12 @@ export function loadConfig(env: Source = process.env): Config {
       trigger: get(SETTINGS.cronTrigger) ?? 'php',
       timeoutSeconds: get(SETTINGS.cronTimeout) ?? 300,
       verifyTls: get(SETTINGS.cronVerifyTls) ?? true,
-      logDir: get(SETTINGS.cronLogDir) ?? resolve(get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data'), 'cron'),
+      logDir: get(SETTINGS.cronLogDir) ?? resolve(dataDir, 'cron'),
       logMaxBytes: get(SETTINGS.cronLogBytes) ?? 1_048_576,
     },
     opsChannel: get(SETTINGS.opsChannel),
     lifecycle: {
-      templatesDir: get(SETTINGS.templatesDir) ?? resolve(get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data'), 'templates'),
+      templatesDir: get(SETTINGS.templatesDir) ?? resolve(dataDir, 'templates'),
       datarootRoot: get(SETTINGS.datarootRoot),
     },
     mnet: { keyDays: get(SETTINGS.mnetKeyDays) ?? 28, renewGapHours: get(SETTINGS.mnetRenewGap) ?? 72, autorenew: get(SETTINGS.mnetAutorenew) },

@@ -28,6 +28,9 @@ export function assertTableName(name: string): string {
   return name;
 }
 
+/** Text matched literally inside a LIKE pattern: its `\`, `%` and `_` escaped. */
+export const escapeLike = (text: string) => text.replace(/[\\%_]/g, '\\$&');
+
 export function quoteId(name: string): string {
   return `\`${name}\``;
 }

@@ -1,7 +1,7 @@
 import { errorKind } from '../errors.ts';
 import type { Knex } from 'knex';
 import type { MasterHost } from '../config.ts';
-import { assertTablePrefix } from '../db/identifiers.ts';
+import { assertTablePrefix, escapeLike } from '../db/identifiers.ts';
 import { Fleet, HostLookupError } from './fleet.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS, rowToInstance, type Instance, type InstanceFields, type RegistryRow } from './instance.ts';
 import { ensureRegistryTable, REGISTRY_TABLE } from './table.ts';
@@ -37,7 +37,6 @@ export const DEFAULT_PAGE_SIZE = 35;
 /** VMoodle's NEW subnet: one more than the highest in use. */
 const nextSubnet = (all: readonly Instance[]) => Math.max(0, ...all.map((i) => i.mnet)) + 1;
 
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, '\\$&');
 
 /** The fleet's registry: VMoodle's `{prefix}local_vmoodle` table in the master database. */
 export class Registry {

@@ -21,7 +21,7 @@ export const editInstance = defineVerb<{ name: string; opts: Readonly<Record<str
     const changes = fieldsFrom(opts, session.passwordSource);
     if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give at least one field option (see --help)');
     const instance = await (await session.backend.registry()).edit(name, changes as InstanceChanges);
-    return { kind: 'registry', instances: [instance], data: instanceJson(instance), summary: `updated ${instance.shortname}: ${Object.keys(changes).join(', ')}` };
+    return { kind: 'registry', data: instanceJson(instance), summary: `updated ${instance.shortname}: ${Object.keys(changes).join(', ')}` };
   },
 });
 
@@ -38,7 +38,7 @@ const stateVerb = (verb: 'enable' | 'disable') => defineVerb<{ names: string[] }
     const changed: Instance[] = await (await session.backend.registry()).setEnabled(names, verb === 'enable');
     const already = names.length - changed.length;
     const summary = `${verb}d ${changed.length}${changed.length ? `: ${changed.map((i) => i.shortname).join(', ')}` : ''}${already > 0 ? ` (${already} already ${verb}d)` : ''}`;
-    return { kind: 'registry', instances: changed, data: { changed: changed.map((i) => i.shortname) }, summary };
+    return { kind: 'registry', data: { changed: changed.map((i) => i.shortname) }, summary };
   },
 });
 

@@ -45,7 +45,7 @@ export type View =
   /** A file checked line by line (a nodelist's lint): how many lines, and each problem. */
   | { kind: 'lint'; file: string; lines: number; problems: LineProblem[] }
   /** Registry rows changed: what --json prints, and the sentence that says it. */
-  | { kind: 'registry'; instances: Instance[]; data: unknown; summary: string }
+  | { kind: 'registry'; data: unknown; summary: string }
   | { kind: 'template'; template: TemplateManifest; deleted: boolean }
   | { kind: 'help'; verbs: readonly VerbDef[]; commands: readonly CommandDef[]; command?: CommandDef; verb?: VerbDef };
 

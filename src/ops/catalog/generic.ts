@@ -18,7 +18,6 @@ import { ParamError } from '../params.ts';
 import { onceForSource } from './source-reads.ts';
 import { COPY_FROM_SOURCE } from './traits.ts';
 
-
 /**
  * Writes one setting with compare-and-set against the value the plan read: a target already at the new value is
  * "already applied" (so a redelivered job changes nothing), one changed by someone else since the plan is a conflict.

@@ -161,7 +161,6 @@ export const create = defineCommand({
   makes: async (ctx, p) => (await newSite(ctx, p)).target,
   async check(ctx, p) {
     const fields = newFields(await serverOf(ctx, p.dbserver), p);
-    const all = await ctx.lifecycle.registry.loadAll();
     if (!p.template) {
       if (p.settings) throw new ParamError('settings are written only into a site made from a template, never into an existing one');
       return;
@@ -169,7 +168,7 @@ export const create = defineCommand({
     await ctx.lifecycle.templates.get(p.template);
     const problem = datarootProblem(p.vdatapath, await datarootGuard(ctx));
     if (problem) throw new ParamError(`vdatapath: ${problem}`);
-    fieldProblems(fields, all);
+    fieldProblems(fields, await ctx.lifecycle.registry.loadAll());
   },
   async preview(_ctx, _target, p) {
     return {

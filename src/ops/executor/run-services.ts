@@ -43,11 +43,6 @@ export const LEGACY_QUEUE_PREFIX = 'vmops';
 /** Each master its own queue on a shared Redis, whatever address its database is reached by. */
 export const defaultQueuePrefix = (installation: string) => `vmops-${installation.slice(0, 12)}`;
 
-
-/**
- * Everything the planner, the executor and the front ends share in one process: the audit store, pooled access
- * to the fleet's databases, and the queue.
- */
 /**
  * BullMQ passes the shared connection's errors on to each queue, and prints them with their stack when nothing
  * listens. The connection logs them already, one line per change of state (see redis.ts), so here they are dropped.
@@ -57,6 +52,10 @@ function quiet<T extends Queue | FlowProducer>(emitter: T): T {
   return emitter;
 }
 
+/**
+ * Everything the planner, the executor and the front ends share in one process: the audit store, pooled access
+ * to the fleet's databases, and the queue.
+ */
 export class RunServices {
   readonly store: RunStore;
   readonly moodle: MoodleAccess;

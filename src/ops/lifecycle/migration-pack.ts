@@ -2,8 +2,8 @@ import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, posix } from 'node:path';
 import { PROJECT_ROOT } from '../../config.ts';
 import { errorKind } from '../../errors.ts';
-import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
-import type { MoodleTarget } from '../moodle/target.ts';
+import { assertDatabaseName, assertTablePrefix, escapeLike } from '../../db/identifiers.ts';
+import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 
 /** The pack's bash, kept as real scripts so that they can be read, linted and changed as such. */
 const SCRIPTS_DIR = join(PROJECT_ROOT, 'shell', 'migration');
@@ -12,22 +12,21 @@ type Env = Readonly<Record<string, string>>;
 
 interface MigrationStep {
   file: string;
-  kinds: ReadonlyArray<PackSite['kind']>;
   summary(env: Env): string;
 }
 
-/** Seed 003's "N+1 beside the live N", in VMoodle's generatecopyscripts order, each step a script per site. */
+/** Seed 003's "N+1 beside the live N", in VMoodle's generatecopyscripts order, each step a script per site (the master's step 5 differs inside). */
 export const MIGRATION_STEPS: readonly MigrationStep[] = [
-  { file: 'step1-backup-databases.sh', kinds: ['master', 'instance'], summary: (e) => `dump the tables of ${e.OLD_DB} starting ${e.PREFIX} on ${e.OLD_DBHOST} into ${e.BACKUP_DIR} (gzip, mode 0600)` },
-  { file: 'step2-create-new-databases.sh', kinds: ['master', 'instance'], summary: (e) => `create ${e.NEW_DB} on ${e.NEW_DBHOST} (utf8mb4), refusing if it holds tables starting ${e.PREFIX} already` },
-  { file: 'step3-copy-transform-database.sh', kinds: ['master', 'instance'], summary: (e) => `copy those tables into ${e.NEW_DB}, then point the settings that hold ${e.OLD_DATAROOT} at ${e.NEW_DATAROOT}` },
-  { file: 'step4-sync-dataroot.sh', kinds: ['master', 'instance'], summary: (e) => `rsync ${e.OLD_DATAROOT}/ to ${e.NEW_DATAROOT}/ with deletions, without caches, locks, sessions and temp (repeatable)` },
+  { file: 'step1-backup-databases.sh', summary: (e) => `dump the tables of ${e.OLD_DB} starting ${e.PREFIX} on ${e.OLD_DBHOST} into ${e.BACKUP_DIR} (gzip, mode 0600)` },
+  { file: 'step2-create-new-databases.sh', summary: (e) => `create ${e.NEW_DB} on ${e.NEW_DBHOST} (utf8mb4), refusing if it holds tables starting ${e.PREFIX} already` },
+  { file: 'step3-copy-transform-database.sh', summary: (e) => `copy those tables into ${e.NEW_DB}, then point the settings that hold ${e.OLD_DATAROOT} at ${e.NEW_DATAROOT}` },
+  { file: 'step4-sync-dataroot.sh', summary: (e) => `rsync ${e.OLD_DATAROOT}/ to ${e.NEW_DATAROOT}/ with deletions, without caches, locks, sessions and temp (repeatable)` },
   {
-    file: 'step5-adjust-config.sh', kinds: ['master', 'instance'],
+    file: 'step5-adjust-config.sh',
     summary: (e) => (e.KIND === 'master' ? `set $CFG->dbhost, dbname and dataroot in ${e.NEW_DIRROOT}/config.php to ${e.NEW_DBHOST_NAME}, ${e.NEW_DB} and ${e.NEW_DATAROOT}` : `point ${e.WWWROOT}'s row in ${e.NEW_MASTER_DB}.${e.NEW_MASTER_PREFIX}local_vmoodle at ${e.NEW_DBHOST}, ${e.NEW_DB} and ${e.NEW_DATAROOT}`),
   },
-  { file: 'step6-upgrade.sh', kinds: ['master', 'instance'], summary: (e) => `run mysql_compressed_rows --fix, then upgrade.php --non-interactive${e.KIND === 'master' ? '' : ` --host=${e.WWWROOT}`} from ${e.NEW_DIRROOT}${e.WEB_USER ? ` as ${e.WEB_USER}` : ''}` },
-  { file: 'step7-post-upgrade.sh', kinds: ['master', 'instance'], summary: () => 'purge the caches and update the language packs' },
+  { file: 'step6-upgrade.sh', summary: (e) => `run mysql_compressed_rows --fix, then upgrade.php --non-interactive${e.KIND === 'master' ? '' : ` --host=${e.WWWROOT}`} from ${e.NEW_DIRROOT}${e.WEB_USER ? ` as ${e.WEB_USER}` : ''}` },
+  { file: 'step7-post-upgrade.sh', summary: () => 'purge the caches and update the language packs' },
 ];
 
 export class MigrationPackError extends errorKind('usage') {}
@@ -74,14 +73,9 @@ function safePath(path: string, what: string): string {
 /** VMoodle's renaming: the version word swapped where a name holds it, else added, so the two never meet. */
 const renamed = (name: string, from: string, to: string, sep: string) => (name.includes(from) ? name.replaceAll(from, to) : `${name}${sep}${to}`);
 
-/** SQL LIKE for the tables of a prefix (its `_` taken literally). */
-const likePrefix = (prefix: string) => `${prefix.replaceAll('_', '\\_')}%`;
-
-const server = (t: MoodleTarget) => `${t.db.host}:${t.db.port}`;
-
 /** The next version's database: renamed on the same server; on another server, renamed only where it holds the version word. */
 function newDatabase(t: MoodleTarget, opts: PackOptions): string {
-  const sameServer = (opts.newDbHost ?? server(t)) === server(t);
+  const sameServer = (opts.newDbHost ?? serverKey(t.db)) === serverKey(t.db);
   return sameServer || t.db.database.includes(opts.from) ? renamed(t.db.database, opts.from, opts.to, '_') : t.db.database;
 }
 
@@ -90,7 +84,7 @@ function entryOf(site: PackSite, master: PackSite, opts: PackOptions): PackEntry
   if (!t.dataroot) throw new MigrationPackError(`${site.shortname}: no dataroot is known (set VMOODLE_MASTER_DATAROOT for the master)`);
   const oldDataroot = safePath(t.dataroot, `${site.shortname}: dataroot`);
   const newDataroot = opts.newDatarootRoot ? join(safePath(opts.newDatarootRoot, '--new-dataroot-root'), basename(oldDataroot)) : renamed(oldDataroot, opts.from, opts.to, '-');
-  const newHost = opts.newDbHost ?? server(t);
+  const newHost = opts.newDbHost ?? serverKey(t.db);
   const [host, port] = newHost.split(':') as [string, string];
   return {
     site,
@@ -101,8 +95,8 @@ function entryOf(site: PackSite, master: PackSite, opts: PackOptions): PackEntry
       OLD_DB: assertDatabaseName(t.db.database),
       NEW_DB: assertDatabaseName(newDatabase(t, opts)),
       PREFIX: assertTablePrefix(t.db.prefix),
-      PREFIX_LIKE: likePrefix(t.db.prefix),
-      OLD_DBHOST: server(t),
+      PREFIX_LIKE: `${escapeLike(t.db.prefix)}%`,
+      OLD_DBHOST: serverKey(t.db),
       NEW_DBHOST: newHost,
       NEW_DBHOST_NAME: host,
       NEW_DBPORT: port,
@@ -111,8 +105,6 @@ function entryOf(site: PackSite, master: PackSite, opts: PackOptions): PackEntry
       NEW_DATAROOT: safePath(newDataroot, `${site.shortname}: new dataroot`),
       NEW_MASTER_DB: assertDatabaseName(newDatabase(master.target, opts)),
       MASTER_SITE: master.shortname,
-      FROM: opts.from,
-      TO: opts.to,
       NEW_MASTER_PREFIX: assertTablePrefix(master.target.db.prefix),
       NEW_DIRROOT: safePath(opts.newDirroot, '--new-dirroot'),
       BACKUP_DIR: safePath(opts.backupDir, '--backup-dir'),
@@ -121,7 +113,6 @@ function entryOf(site: PackSite, master: PackSite, opts: PackOptions): PackEntry
     },
   };
 }
-
 
 /** Every site's names in the next version, checked: a name no database or folder may hold is refused before anything is written. */
 export function planPack(sites: readonly PackSite[], master: PackSite, opts: PackOptions): PackEntry[] {
@@ -149,7 +140,7 @@ export const shellWord = (value: string) => `'${value.replaceAll("'", `'\\''`)}'
 
 /** What each script of a site will do, in words: the pack's dry run. */
 export const stepSummaries = (entry: PackEntry): Array<{ file: string; summary: string }> =>
-  MIGRATION_STEPS.filter((s) => s.kinds.includes(entry.site.kind)).map((s) => ({ file: s.file, summary: s.summary(entry.env) }));
+  MIGRATION_STEPS.map((s) => ({ file: s.file, summary: s.summary(entry.env) }));
 
 /** A MySQL option file's value, in double quotes with its escapes. */
 const optionValue = (value: string) => `"${value.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
@@ -171,21 +162,20 @@ export async function writePack(out: string, entries: readonly PackEntry[], opts
     await chmod(path, mode);
     written.push(path);
   };
-  await put(join(out, 'lib.sh'), await readFile(join(SCRIPTS_DIR, 'lib.sh'), 'utf8'), 0o640);
+  const script = (file: string) => readFile(join(SCRIPTS_DIR, file), 'utf8');
+  const bodies = await Promise.all(MIGRATION_STEPS.map((step) => script(step.file)));
+  await put(join(out, 'lib.sh'), await script('lib.sh'), 0o640);
   await put(join(out, 'CHECKLIST.md'), checklist, 0o640);
   if (withCredentials) await mkdir(join(out, 'credentials'), { recursive: true, mode: 0o700 });
   for (const entry of entries) {
     const dir = join(out, entry.site.shortname);
     await mkdir(dir, { recursive: true, mode: 0o750 });
     await put(join(dir, 'env.sh'), `# ${entry.site.shortname}: ${opts.from} → ${opts.to}. Names and paths only; the logins are in the option files.\n${Object.entries(entry.env).map(([k, v]) => `${k}=${shellWord(v)}`).join('\n')}\n`, 0o640);
-    for (const step of MIGRATION_STEPS.filter((s) => s.kinds.includes(entry.site.kind))) {
-      await put(join(dir, step.file), scriptText(step, entry, await readFile(join(SCRIPTS_DIR, step.file), 'utf8')), 0o750);
-    }
+    for (const [i, step] of MIGRATION_STEPS.entries()) await put(join(dir, step.file), scriptText(step, entry, bodies[i] as string), 0o750);
     if (withCredentials) {
-      const t = entry.site.target;
-      const [newHost, newPort] = (entry.env.NEW_DBHOST as string).split(':') as [string, string];
-      await put(join(out, 'credentials', `${entry.site.shortname}-old.cnf`), optionFile(t.db.host, String(t.db.port), t.db.user, t.db.password), 0o600);
-      await put(join(out, 'credentials', `${entry.site.shortname}-new.cnf`), optionFile(newHost, newPort, t.db.user, t.db.password), 0o600);
+      const { db } = entry.site.target;
+      await put(join(out, 'credentials', `${entry.site.shortname}-old.cnf`), optionFile(db.host, String(db.port), db.user, db.password), 0o600);
+      await put(join(out, 'credentials', `${entry.site.shortname}-new.cnf`), optionFile(entry.env.NEW_DBHOST_NAME as string, entry.env.NEW_DBPORT as string, db.user, db.password), 0o600);
     }
   }
   return written;

@@ -2,6 +2,7 @@ import { describeError } from '../moodle/db-errors.ts';
 import { findCommand } from '../catalog/index.ts';
 import type { Params } from '../command.ts';
 import type { RunServices } from '../executor/run-services.ts';
+import type { Fleet } from '../../registry/fleet.ts';
 import { resolveParams } from '../params.ts';
 import { dbHostKey, serverKey, type MoodleTarget } from '../moodle/target.ts';
 import { settingColumn, type LineProblem, type Nodelist, type NodelistRow } from '../../registry/nodelist.ts';
@@ -21,8 +22,7 @@ interface KnownLogin {
   password: string;
 }
 
-async function knownLogins(rt: RunServices): Promise<KnownLogin[]> {
-  const fleet = await rt.registry.loadFleet();
+function knownLogins(rt: RunServices, fleet: Fleet): KnownLogin[] {
   const login = (dbserver: string, t: MoodleTarget) => ({ dbserver, server: serverKey(t.db), user: t.db.user, password: t.db.password ?? '' });
   return [login('master', rt.moodleTarget(fleet, fleet.masterHost)), ...fleet.hosts.map((h) => login(h.shortname, rt.moodleTarget(fleet, h)))];
 }
@@ -93,8 +93,8 @@ function duplicates(lines: readonly CreateLine[]): LineProblem[] {
 export async function readCreateLines(rt: RunServices, nodelist: Nodelist): Promise<{ lines: CreateLine[]; problems: LineProblem[] }> {
   const command = findCommand('lifecycle/create');
   const problems: LineProblem[] = [...nodelist.problems];
-  const logins = await knownLogins(rt);
   const fleet = await rt.registry.loadFleet();
+  const logins = knownLogins(rt, fleet);
   const ctx = rt.commandContext(rt.moodleTarget(fleet, fleet.masterHost), command, false, fleet);
   const lines: CreateLine[] = [];
   for (const row of nodelist.rows) {
@@ -111,8 +111,8 @@ export async function readCreateLines(rt: RunServices, nodelist: Nodelist): Prom
   return { lines: lines.filter((l) => !bad.has(l.line)), problems: problems.sort((a, b) => a.line - b.line) };
 }
 
-/** A registry field a destroy line names, compared with what the registry holds. */
-const COMPARED = [['vdbhost', 'vdbhost'], ['vdblogin', 'vdblogin'], ['vdbpass', 'vdbpass'], ['vdbname', 'vdbname'], ['vdbprefix', 'vdbprefix'], ['vdatapath', 'vdatapath']] as const;
+/** The registry fields a destroy line may name, each compared with what the registry holds. */
+const COMPARED = ['vdbhost', 'vdblogin', 'vdbpass', 'vdbname', 'vdbprefix', 'vdatapath'] as const;
 
 /**
  * The instances a nodelist names for destruction. The file's values are never used: each line's wwwroot names a
@@ -129,13 +129,13 @@ export async function readDestroyLines(rt: RunServices, nodelist: Nodelist): Pro
       problems.push({ line: row.line, message: `no registered instance has the wwwroot '${row.cells.vhostname ?? ''}'` });
       continue;
     }
-    const differing = COMPARED.filter(([cell, field]) => {
-      const given = row.cells[cell];
+    const differing = COMPARED.filter((field) => {
+      const given = row.cells[field];
       if (!given) return false;
       if (field === 'vdbhost') return dbHostKey(given) !== dbHostKey(instance.vdbhost);
       if (field === 'vdatapath') return resolveDataPath(given) !== resolveDataPath(instance.vdatapath);
       return given !== instance[field];
-    }).map(([cell]) => cell);
+    });
     if (differing.length) problems.push({ line: row.line, message: `${differing.join(', ')} not as the registry holds them for ${instance.shortname}: nothing of it is destroyed` });
     else shortnames.push(instance.shortname);
   }

@@ -35,11 +35,11 @@ export function shortnameOf(wwwroot: string): string {
 }
 
 /** The site's full name, read with the file's own login: it shows the database is the site's and can be reached. */
-async function siteName(config: SiteConfig): Promise<string> {
-  const database = assertDatabaseName(config.dbname);
-  const prefix = assertTablePrefix(config.prefix);
-  const { host, port } = splitDbHost(config.dbport ? `${config.dbhost}:${config.dbport}` : config.dbhost);
-  const conn = await mysql.createConnection({ host, port, user: config.dbuser, password: config.dbpass || undefined, database, connectTimeout: CONNECT_TIMEOUT_MS });
+async function siteName(fields: InstanceFields): Promise<string> {
+  const database = assertDatabaseName(fields.vdbname);
+  const prefix = assertTablePrefix(fields.vdbprefix);
+  const { host, port } = splitDbHost(fields.vdbhost);
+  const conn = await mysql.createConnection({ host, port, user: fields.vdblogin, password: fields.vdbpass || undefined, database, connectTimeout: CONNECT_TIMEOUT_MS });
   try {
     const [rows] = await conn.query('SELECT fullname FROM ?? WHERE id = 1', [`${prefix}${MOODLE_TABLES.course}`]);
     const site = (rows as Array<{ fullname: string }>)[0];
@@ -91,7 +91,7 @@ async function registrationOf(file: string, taken: readonly Instance[], master: 
   const invalid = validateInstance({ ...fields, name: 'x' }, taken).map((e) => `${e.field} ${e.message}`);
   if (invalid.length) return { problems: invalid };
   try {
-    fields.name = (await siteName(config)).slice(0, 255) || fields.shortname;
+    fields.name = (await siteName(fields)).slice(0, 255) || fields.shortname;
   } catch (err) {
     return { problems: [`its database cannot be read with the file's login: ${describeError(err)}`] };
   }

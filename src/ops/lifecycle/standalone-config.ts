@@ -1,8 +1,9 @@
-import { access, chmod, mkdir, open } from 'node:fs/promises';
+import { chmod, mkdir, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorKind } from '../../errors.ts';
 import type { Instance } from '../../registry/instance.ts';
 import { splitDbHost } from '../moodle/target.ts';
+import { exists } from './dataroot.ts';
 
 /** Only its group (the web server's) may read a file that holds a database password. */
 export const CONFIG_FILE_MODE = 0o640;
@@ -55,8 +56,6 @@ require_once(__DIR__ . '/lib/setup.php');
 }
 
 export class ConfigFilesError extends errorKind('usage') {}
-
-const exists = (path: string) => access(path).then(() => true, () => false);
 
 /** VMoodle's name for an instance's generated file. */
 export const configFileName = (instance: Instance) => `config-${instance.shortname.replace(/[^A-Za-z0-9._-]/g, '_')}.php`;

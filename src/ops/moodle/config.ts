@@ -5,11 +5,11 @@ import { MOODLE_TABLES } from './tables.ts';
 import type { MoodleTarget } from './target.ts';
 import { CLI_ACTOR, logEvent, SYSTEM_CONTEXT, type LogActor, type LogStores, type PhpValue } from './events.ts';
 
-/** A setting: core (`plugin` undefined) in {config}, or a plugin's in {config_plugins}. */
 /** What a setting's name and a plugin's (frankenstyle) name may be, as the product accepts them. */
 export const SETTING_NAME = /^[a-z0-9_]{1,100}$/i;
 export const PLUGIN_NAME = /^[a-z][a-z0-9_]{0,99}$/;
 
+/** A setting: core (`plugin` undefined) in {config}, or a plugin's in {config_plugins}. */
 export interface SettingRef {
   name: string;
   plugin?: string;

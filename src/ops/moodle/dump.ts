@@ -89,7 +89,8 @@ export function restoreSql(dump: MoodleDump, opts: RestoreOptions = {}): string 
     if (!all) throw new DumpError(`the dump has no table ${dump.prefix}${name}`);
     const keepRows = opts.rowsOf === undefined || opts.rowsOf.includes(name);
     const kept = keepRows ? all : all.filter((s) => !s.startsWith('INSERT INTO'));
-    const statements = opts.rewriteRows ? kept.map((s) => (s.startsWith('INSERT INTO') ? (opts.rewriteRows as NonNullable<RestoreOptions['rewriteRows']>)(name, s) : s)) : kept;
+    const rewrite = opts.rewriteRows;
+    const statements = rewrite ? kept.map((s) => (s.startsWith('INSERT INTO') ? rewrite(name, s) : s)) : kept;
     if (prefix === dump.prefix) return statements;
     return statements.map((s) => s.replace(`\`${dump.prefix}${name}\``, quoteId(prefix + name)));
   });

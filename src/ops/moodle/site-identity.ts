@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Connection } from 'mysql2/promise';
-import { qualifiedTable } from '../../db/identifiers.ts';
+import { escapeLike, qualifiedTable } from '../../db/identifiers.ts';
 import { MOODLE_TABLES } from './tables.ts';
 
 export interface SiteIdentity {
@@ -13,8 +13,6 @@ export interface SiteIdentity {
   fullname: string;
   shortname: string;
 }
-
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, '\\$&');
 
 /** The wwwroot a database holds: its local mnet_host row is the only copy of it in the database. */
 export async function readWwwroot(conn: Connection, database: string, prefix: string): Promise<string> {

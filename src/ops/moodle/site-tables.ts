@@ -1,6 +1,5 @@
 import type { Connection } from 'mysql2/promise';
-
-const escapeLike = (s: string) => s.replace(/[\\%_]/g, '\\$&');
+import { escapeLike } from '../../db/identifiers.ts';
 
 /**
  * The tables of one Moodle: those of its prefix in its database, nothing else of a database that several instances

@@ -15,6 +15,10 @@ export interface NodeConfig {
   php: string;
   /** Moodle PHP processes at most at once on this node, across all its workers. */
   maxPhp: number;
+  /** The system user delivery runs its commands on the code trees as (through `sudo -n -u`); the worker's own when unset. */
+  deliveryUser?: string;
+  /** The command that resets PHP's opcode cache on this node after new code is served (a PHP-FPM reload), as argv. */
+  opcacheReset?: string[];
 }
 
 export class NodesError extends errorKind('config') {}
@@ -26,7 +30,20 @@ const KEYS: Record<string, string> = {
   dataroots: 'a list of absolute path prefixes of the moodledata folders it mounts',
   php: 'the PHP CLI binary (an absolute path; default /usr/bin/php)',
   max_php: 'Moodle PHP processes at most at once on the node (1 to 64; default 4)',
+  delivery_user: 'the system user delivery runs its commands on the code trees as, through sudo -n (default: the worker\'s own)',
+  opcache_reset: "the command that resets PHP's opcode cache after a delivery, a list whose first word is an absolute path",
 };
+
+const SYSTEM_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
+
+function opcacheCommand(value: unknown, where: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || !value.every((w) => typeof w === 'string' && !/[\0\n\r]/.test(w))) {
+    throw new NodesError(`${where}: expected ${KEYS.opcache_reset}`);
+  }
+  absolutePath(value[0], where);
+  return value as string[];
+}
 
 function absolutePath(value: unknown, where: string): string {
   if (typeof value !== 'string' || !isAbsolute(value) || /[\0\n\r]/.test(value)) throw new NodesError(`${where}: expected an absolute path`);
@@ -54,6 +71,7 @@ export function parseNodes(doc: unknown): NodeConfig[] {
       dataroots: dataroots.map((d, i) => absolutePath(d, `node ${name}: dataroots[${i}]`)),
       php: absolutePath(spec.php ?? '/usr/bin/php', `node ${name}: php`),
       maxPhp,
+      ...deliverySettings(name, spec),
     };
   });
   const owner = new Map<string, string>();
@@ -65,6 +83,13 @@ export function parseNodes(doc: unknown): NodeConfig[] {
     }
   }
   return nodes;
+}
+
+function deliverySettings(name: string, spec: Record<string, unknown>): Pick<NodeConfig, 'deliveryUser' | 'opcacheReset'> {
+  const user = spec.delivery_user;
+  if (user !== undefined && (typeof user !== 'string' || !SYSTEM_USER.test(user))) throw new NodesError(`node ${name}: delivery_user: expected a system user name`);
+  const reset = opcacheCommand(spec.opcache_reset, `node ${name}: opcache_reset`);
+  return { ...(user !== undefined ? { deliveryUser: user } : {}), ...(reset ? { opcacheReset: reset } : {}) };
 }
 
 const under = (path: string, prefix: string) => prefix === '/' || path === prefix || path.startsWith(`${prefix}/`);

@@ -32,6 +32,16 @@ export class ExecutorKeys {
     return `${this.prefix}:x:node:${node}:php`;
   }
 
+  /** Held while a delivery step works on a node's code trees: one step at a time per node, whoever asked. */
+  deliveryLock(node: string): string {
+    return `${this.prefix}:x:node:${node}:delivery:lock`;
+  }
+
+  /** What a node said of its delivery state after its last step, for status views that cannot read its files. */
+  deliveryState(node: string): string {
+    return `${this.prefix}:x:node:${node}:delivery:state`;
+  }
+
   /** Held by the worker looking at waiting node work this round, so that one looks, not all. */
   nodeWatch(): string {
     return `${this.runs}:nodewatch`;

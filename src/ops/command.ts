@@ -5,6 +5,10 @@ import type { CronSettings, MnetSettings } from '../config.ts';
 import type { CronRun } from './moodle/cron.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { TemplateStore } from '../registry/templates.ts';
+import type { NodeConfig } from './nodes.ts';
+import type { NodeTaskName, NodeTasks } from './delivery/node-tasks.ts';
+import type { NodeReport } from './delivery/steps.ts';
+import type { Journal } from './delivery/journal.ts';
 
 /** Parameter types, as VMoodle's Command_Parameter has them. */
 export type ParamType = 'boolean' | 'enum' | 'menum' | 'text' | 'ltext' | 'int';
@@ -96,6 +100,23 @@ export interface CommandContext {
   step(message: string): void;
   /** Templates, the allowed dataroot folder and the registry, for snapshots and instance creation and destruction. */
   lifecycle: LifecycleContext;
+  /** The run this work belongs to; undefined while a plan is made. */
+  run: { id: number; requestedBy: string } | undefined;
+  /** The web nodes' own workers and the journal, for delivery's work on the code trees. */
+  delivery: DeliveryServices;
+}
+
+export interface DeliveryServices {
+  /** The configured web nodes. */
+  nodes: readonly NodeConfig[];
+  /**
+   * Has a node's own worker do a task and waits for its answer, for as long as the target's deadline allows,
+   * telling those following the run while no worker of the node is alive.
+   */
+  onNode<K extends NodeTaskName>(node: string, task: K, payload: NodeTasks[K]['payload']): Promise<NodeTasks[K]['answer']>;
+  /** What the node said of its state after its last step, or when its worker started. */
+  lastReport(node: string): Promise<NodeReport | undefined>;
+  journal: Journal;
 }
 
 export interface LifecycleContext {
@@ -148,6 +169,8 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
    * `spread` minutes chosen at random when the plan is made, so that a fleet's heavy work is spread out.
    */
   delay?(params: P): { minutes: number; spread: number };
+  /** How long one target may take, in seconds, when longer than the executor's target timeout (a delivery step). */
+  timeoutSeconds?: number;
   /** Where its work runs; any worker when unsaid. */
   runsOn?: Placement | ((params: P) => Placement);
   /**

@@ -30,7 +30,8 @@ export interface FakePhp {
  * and refuses for `cronmaint-…`, `cronupgrade-…` and `crondisabled-…`, prints nothing for `cronempty-…`): `slow-…` starts a child and never
  * ends, `unknown-…` is VMoodle's "no configuration" die (exit 0), `wrongsite-…` runs for another site, `badopt-…` is
  * core's unknown-option refusal (exit 2), `noisy-…` prints a lot with `secret` in it, `fails-…` dies with a PHP
- * fatal error; any other purges for `delayMs` and succeeds.
+ * fatal error; upgrade.php answers as Moodle's does (`uptodate-…` has none pending, `upfails-…` fails); any other purges
+ * for `delayMs` and succeeds.
  */
 export function fakePhp(opts: { delayMs?: number; secret?: string; wrappers?: string[] } = {}): FakePhp {
   const root = mkdtempSync(join(tmpdir(), 'vmops-php-'));
@@ -81,6 +82,22 @@ if (kind === 'fails') {
   process.exit(255);
 }
 out('Arming for ' + host + '\\nConfig check : playing for ' + host + '\\n');
+// Moodle's upgrade.php as moodle-facts §3.7 has it: --is-pending exits 2 while an upgrade is pending (never for
+// \`uptodate-…\`), and the upgrade of \`upfails-…\` dies with a database error.
+const upgrade = process.argv[2].endsWith('/upgrade.php');
+if (upgrade && process.argv.includes('--is-pending')) {
+  if (kind === 'uptodate') {
+    process.stderr.write('No upgrade needed for the installed version 4.5.6 (Build: 20250811) (2024100706). Thanks for coming anyway!\\n\\n');
+    process.exit(0);
+  }
+  process.stderr.write('An upgrade is pending\\n');
+  process.exit(2);
+}
+if (upgrade && kind === 'upfails') {
+  process.stderr.write('Default exception handler: Error writing to database Debug: Duplicate entry\\n');
+  process.exit(1);
+}
+if (upgrade) out('== Setting new default values ==\\nCommand line upgrade from 4.5.6 (Build: 20250811) to 4.5.7 (Build: 20251006) completed successfully.\\n');
 // Moodle's cron says how it ended (moodle-facts §3.7); its refusals exit 1.
 const cron = process.argv[2].endsWith('/cron.php');
 const refusals = { cronmaint: 'CLI maintenance mode active, cron execution suspended.', cronupgrade: 'Moodle upgrade pending, cron execution suspended.', crondisabled: 'Cron is disabled. Use --force to override.' };

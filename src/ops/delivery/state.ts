@@ -45,6 +45,8 @@ export interface HistoryEntry {
   by: string;
   ok: boolean;
   summary: string;
+  /** How long it took, in ms. */
+  ms: number;
   component?: string;
 }
 
@@ -90,7 +92,7 @@ export async function writeState(layout: DeliveryLayout, state: NodeState): Prom
 }
 
 /** The steps a node's state allows, in tool_delivery's order: production 1–2, delivery 3–4, rollback whenever SAVE can serve. */
-export function allowedSteps(state: NodeState | undefined, hasSave: boolean): Step[] {
+export function allowedSteps(state: Pick<NodeState, 'mode' | 'secured'> | undefined, hasSave: boolean): Step[] {
   if (!state) return ['convert'];
   if (state.mode === 'production') return ['secure', ...(state.secured ? (['switch'] as const) : []), ...(hasSave ? (['rollback'] as const) : [])];
   return ['update', 'restore'];
@@ -104,6 +106,24 @@ const WHY: Record<Step, string> = {
   restore: 'restore serves the updated tree again, in delivery',
   rollback: 'rollback serves the SAVE copy again, in production, once there is one',
 };
+
+/** The mode and SAVE copy a step leaves a node in, for checking a sequence of steps before it runs. */
+export function after(step: Step, state: Pick<NodeState, 'mode' | 'secured'> | undefined, hasSave: boolean, component?: string): { state: Pick<NodeState, 'mode' | 'secured'>; hasSave: boolean } {
+  const now = state ?? { mode: 'production' as const, secured: false };
+  switch (step) {
+    case 'convert':
+      return { state: { mode: 'production', secured: false }, hasSave };
+    case 'secure':
+      return { state: { ...now, secured: component === undefined || now.secured }, hasSave: true };
+    case 'switch':
+    case 'rollback':
+      return { state: { ...now, mode: 'delivery' }, hasSave };
+    case 'update':
+      return { state: now, hasSave };
+    case 'restore':
+      return { state: { mode: 'production', secured: false }, hasSave };
+  }
+}
 
 /** Why a step may not run now on this node, or undefined. */
 export function refusal(layout: DeliveryLayout, state: NodeState | undefined, hasSave: boolean, step: Step): string | undefined {

@@ -24,6 +24,9 @@ export interface NodeReport {
   ok: boolean;
   summary: string;
   mode: NodeState['mode'] | 'unconverted';
+  /** Whether SAVE holds a copy of the live code taken since it last changed. */
+  secured: boolean;
+  hasSave: boolean;
   /** The tree the served path points to (`moodle-VCS`), or what the path is. */
   live: string;
   allowed: Step[];
@@ -58,13 +61,16 @@ async function liveOf(layout: DeliveryLayout): Promise<string> {
 /** The state as a report, with the steps it allows. */
 export async function nodeReport(layout: DeliveryLayout, ok = true, summary = ''): Promise<NodeReport> {
   const state = await readState(layout);
+  const hasSave = await exists(layout.save);
   return {
     node: layout.node,
     ok,
     summary,
     mode: state?.mode ?? 'unconverted',
+    secured: state?.secured ?? false,
+    hasSave,
     live: await liveOf(layout),
-    allowed: allowedSteps(state, await exists(layout.save)),
+    allowed: allowedSteps(state, hasSave),
     ...(state?.history.length ? { lastStep: state.history.at(-1) } : {}),
   };
 }
@@ -162,11 +168,11 @@ export async function runStep(layout: DeliveryLayout, req: StepRequest, lock: No
     const entry = { step: req.step, at: Date.now(), by: req.by, ...(req.component ? { component: req.component } : {}) };
     try {
       const done = await work(layout, before, req, opts);
-      await writeState(layout, { ...done.state, history: [...before.history, { ...entry, ok: true, summary: done.summary }] });
+      await writeState(layout, { ...done.state, history: [...before.history, { ...entry, ok: true, summary: done.summary, ms: Date.now() - entry.at }] });
       return { ...(await nodeReport(layout, true, done.summary)), ...(done.changes ? { changes: done.changes } : {}) };
     } catch (err) {
       const summary = describeError(err);
-      if (state) await writeState(layout, { ...before, history: [...before.history, { ...entry, ok: false, summary }] });
+      if (state) await writeState(layout, { ...before, history: [...before.history, { ...entry, ok: false, summary, ms: Date.now() - entry.at }] });
       return nodeReport(layout, false, summary);
     }
   } finally {

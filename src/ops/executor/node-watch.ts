@@ -29,6 +29,11 @@ async function lastSeen(rt: RunServices, nodes: readonly string[]): Promise<Map<
 
 const alive = (seen: number | null | undefined, now: number) => seen !== null && seen !== undefined && now - seen < ALIVE_MS;
 
+/** Whether a worker of the node said it was alive lately. */
+export async function nodeAlive(rt: RunServices, node: string): Promise<boolean> {
+  return alive((await lastSeen(rt, [node])).get(node), Date.now());
+}
+
 /** Marks targets that wait for a node without a worker, and tells the run's followers once per node. */
 async function noteWaiting(rt: RunServices, runId: number, node: string, targetIds: number[]): Promise<void> {
   const message = waitingMessage(node);

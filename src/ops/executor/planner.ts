@@ -13,6 +13,7 @@ import { ParamError, publicParams, resolveParams, secretNames, secretParams } fr
 import { describeError } from '../moodle/db-errors.ts';
 import { placeTargets, placementNote, type PlacedTarget } from './placement.ts';
 import type { RunServices } from './run-services.ts';
+import { mapLimit } from '../map-limit.ts';
 import type { NewTarget, RunRow, TargetRow } from './run-model.ts';
 
 export interface PlanRequest {
@@ -40,19 +41,6 @@ export interface Plan {
 export class PlanError extends errorKind('bad_plan') {}
 
 const PREVIEW_CONCURRENCY = 16;
-
-/** Runs `work` over items, `limit` at a time, keeping order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index] as T, index);
-    }
-  }));
-  return results;
-}
 
 export function parseMaxFailures(spec: string | undefined, targets: number): number {
   const raw = spec ?? '10%';

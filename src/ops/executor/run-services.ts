@@ -1,19 +1,24 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { FlowProducer, Queue, type FlowJob } from 'bullmq';
+import { FlowProducer, Job, Queue, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Knex } from 'knex';
 import type { Config } from '../../config.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import type { Registry } from '../../registry/registry.ts';
-import type { Logger, SecretValues } from '../../log.ts';
+import { errorFields, type Logger, type SecretValues } from '../../log.ts';
 import { redisConnection, type RedisRole } from './redis.ts';
 import { Keyring } from '../keyring.ts';
 import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
-import { nodeOfDataroot, type NodeConfig } from '../nodes.ts';
+import { findNode, nodeOfDataroot, type NodeConfig } from '../nodes.ts';
+import type { NodeTaskName, NodeTasks } from '../delivery/node-tasks.ts';
+import type { NodeReport } from '../delivery/steps.ts';
+import { Journal } from '../delivery/journal.ts';
+import { nodeAlive, waitingMessage } from './node-watch.ts';
+import { errorKind } from '../../errors.ts';
 import { workSignal } from '../moodle/work-signal.ts';
 import type { CommandContext, CommandDef, FleetMember, PhpRunner } from '../command.ts';
 import type { RunRow, TargetRow } from './run-model.ts';
@@ -24,6 +29,14 @@ import { Progress } from './progress.ts';
 import { RunStore } from './store.ts';
 
 export const QUEUE_NAME = 'vmoodle-ops';
+
+/** The job name of work one node's own worker does for a run (see CommandContext.onNode). */
+export const NODE_TASK = 'node-task';
+
+/** How often a run waiting for a node's task looks at it. */
+const NODE_TASK_POLL_MS = 200;
+
+export class NodeTaskError extends errorKind('target') {}
 
 /** A PHP run takes about a second (moodle-facts §1.5), so a free slot is looked for a few times a second. */
 export const PHP_SLOT_POLL_MS = 200;
@@ -65,6 +78,8 @@ export class RunServices {
   readonly progress: Progress;
   readonly keyring: Keyring;
   readonly templates: TemplateStore;
+  /** The delivery journal: sessions and every step's outcome per node. */
+  readonly journal: Journal;
   private readonly queues = new Map<string, Queue>();
   private flowInstance: FlowProducer | undefined;
 
@@ -100,6 +115,7 @@ export class RunServices {
     this.progress = new Progress(this.redis, this.keys);
     this.keyring = new Keyring(config.secretKeys);
     this.templates = new TemplateStore(config.lifecycle.templatesDir);
+    this.journal = new Journal(parts.store.db, parts.store.t);
   }
 
   /**
@@ -180,7 +196,7 @@ export class RunServices {
    * What a command is handed to preview, check or apply with: its PHP runs only the wrappers it declared, and within
    * its node's cap: work admitted without a PHP slot (`phpSlotHeld` false) takes one for the length of the run.
    */
-  commandContext(source: MoodleTarget, command?: CommandDef, phpSlotHeld = false, fleet?: Fleet, step: (message: string) => void = () => undefined): CommandContext {
+  commandContext(source: MoodleTarget, command?: Pick<CommandDef, 'phpScripts'>, phpSlotHeld = false, fleet?: Fleet, step: (message: string) => void = () => undefined, run?: CommandContext['run']): CommandContext {
     const allowed = command?.phpScripts ?? {};
     const timeoutMs = this.config.executor.targetTimeout * 1000;
     const php: PhpRunner = async (target, script, options = {}, ownTimeout = timeoutMs) => {
@@ -196,7 +212,45 @@ export class RunServices {
       members: () => this.members(fleet),
       step,
       lifecycle: { templates: this.templates, datarootRoot: this.config.lifecycle.datarootRoot, registry: this.registry },
+      run,
+      delivery: {
+        nodes: this.config.nodes,
+        onNode: (node, task, payload) => this.onNode(node, task, payload, step),
+        lastReport: async (node) => {
+          const text = await this.redis.get(this.keys.deliveryState(node));
+          return text ? (JSON.parse(text) as NodeReport) : undefined;
+        },
+        journal: this.journal,
+      },
     };
+  }
+
+  /** See CommandContext.onNode: a job on the node's queue, looked at until it ends or the work is stopped. */
+  private async onNode<K extends NodeTaskName>(node: string, task: K, payload: NodeTasks[K]['payload'], step: (message: string) => void): Promise<NodeTasks[K]['answer']> {
+    findNode(this.config.nodes, node);
+    const queue = this.queueOf(node);
+    const added = await queue.add(NODE_TASK, { installation: this.installation, task, payload }, { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });
+    const signal = workSignal();
+    let told = false;
+    for (;;) {
+      const job = await Job.fromId(queue, added.id as string);
+      if (!job) throw new NodeTaskError(`node ${node}: the ${task} job left the queue before it ended`);
+      if (job.finishedOn) {
+        if (job.failedReason) throw new NodeTaskError(`node ${node}: ${task} failed: ${job.failedReason}`);
+        return job.returnvalue as NodeTasks[K]['answer'];
+      }
+      if (!told && !(await nodeAlive(this, node))) {
+        told = true;
+        step(waitingMessage(node));
+      }
+      try {
+        await delay(NODE_TASK_POLL_MS, undefined, signal ? { signal } : {});
+      } catch (err) {
+        // Stopped: work not yet taken must not run later, behind the operator's back.
+        await job.remove().catch((removal) => this.log.warn({ ...errorFields(removal), node, task }, 'a stopped node task was already running on its node'));
+        throw err;
+      }
+    }
   }
 
   private fleetRead: { at: number; fleet: Promise<Fleet> } | undefined;

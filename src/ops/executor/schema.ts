@@ -9,11 +9,13 @@ export interface AuditTables {
   migrations: string;
   installation: string;
   slackMessages: string;
+  deliverySessions: string;
+  deliveryLog: string;
 }
 
 export function auditTables(prefix: string): AuditTables {
   assertTablePrefix(prefix);
-  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation`, slackMessages: `${prefix}slack_messages` };
+  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation`, slackMessages: `${prefix}slack_messages`, deliverySessions: `${prefix}delivery_sessions`, deliveryLog: `${prefix}delivery_log` };
 }
 
 async function longValues(db: Knex, t: AuditTables, type: 'text' | 'mediumtext'): Promise<void> {
@@ -172,6 +174,44 @@ const MIGRATIONS: Migration[] = [
     },
     async down(db, t) {
       await db.schema.alterTable(t.targets, (table) => table.dropColumn('delay_ms'));
+    },
+  },
+  {
+    // tool_delivery's journal: sessions (title, description, impact, report) and every delivery step's outcome per node.
+    name: '0008_delivery_journal',
+    async up(db, t) {
+      await db.schema.createTable(t.deliverySessions, (table) => {
+        table.bigIncrements('id');
+        table.string('title', 255).notNullable();
+        table.text('description').notNullable();
+        table.text('impact').notNullable();
+        table.string('opened_by', 255).notNullable();
+        table.bigInteger('opened_at').notNullable();
+        table.string('closed_by', 255).nullable();
+        table.bigInteger('closed_at').nullable().index();
+        table.text('followup').nullable();
+        table.text('report', 'mediumtext').nullable();
+        table.string('slack_channel', 32).nullable();
+        table.string('slack_ts', 32).nullable();
+      });
+      await db.schema.createTable(t.deliveryLog, (table) => {
+        table.bigIncrements('id');
+        table.bigInteger('session_id').nullable().index();
+        table.bigInteger('run_id').nullable();
+        table.string('step', 16).notNullable();
+        table.string('node', 64).notNullable();
+        table.string('component', 255).nullable();
+        table.text('comment').nullable();
+        table.boolean('ok').notNullable();
+        table.text('summary').notNullable();
+        table.text('detail', 'mediumtext').nullable();
+        table.string('by', 255).notNullable();
+        table.bigInteger('at').notNullable();
+      });
+    },
+    async down(db, t) {
+      await db.schema.dropTableIfExists(t.deliveryLog);
+      await db.schema.dropTableIfExists(t.deliverySessions);
     },
   },
 ];

@@ -13,11 +13,17 @@ import { errorKind } from '../../errors.ts';
 import { errorFields, type Logger } from '../../log.ts';
 import { describeError, isTransient } from '../moodle/db-errors.ts';
 import { redisConnection } from './redis.ts';
-import { nodeQueueName, PHP_SLOT_POLL_MS, QUEUE_NAME, type RunServices } from './run-services.ts';
+import { NODE_TASK, nodeQueueName, PHP_SLOT_POLL_MS, QUEUE_NAME, type RunServices } from './run-services.ts';
+import { publishNodeReport, runNodeTask, type NodeTaskName } from '../delivery/node-tasks.ts';
 import { findNode, nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
 import { heartbeat, HEARTBEAT_MS, NodeWatch } from './node-watch.ts';
 import { PhpStopped } from '../moodle/php.ts';
 import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
+
+interface NodeTaskJob {
+  task: NodeTaskName;
+  payload: never;
+}
 
 interface TargetJob {
   runId: number;
@@ -126,7 +132,11 @@ export class ExecutorWorker {
     this.watch = new NodeWatch(rt, this.log);
     this.watch.start();
     void upsertSchedulers(rt);
-    if (this.node) this.beat(this.node.name);
+    if (this.node) {
+      this.beat(this.node.name);
+      const node = this.node;
+      publishNodeReport(rt, node).catch((err) => this.log.warn({ ...errorFields(err), node: node.name }, 'could not tell Redis where the delivery on this node stands'));
+    }
   }
 
   /** Says every few seconds that this node has a worker, so that its queued work is not reported as waiting. */
@@ -155,7 +165,14 @@ export class ExecutorWorker {
     if (job.name === CRON_TICK) return cronTick(this.rt);
     if (job.name === CRON_HOST) return runCronJob(this.rt, (job.data as unknown as { instanceId: number }).instanceId);
     if (job.name === MNET_AUTORENEW) return autoRenew(this.rt);
+    if (job.name === NODE_TASK) return this.nodeTask(job as unknown as Job<NodeTaskJob>);
     return this.runTarget(job, token);
+  }
+
+  /** A task a run asked of this node: only a node's worker takes jobs from the node's queue. */
+  private nodeTask(job: Job<NodeTaskJob>): Promise<unknown> {
+    if (!this.node) throw new Error(`a node task (${job.data.task}) reached a worker that serves no node`);
+    return runNodeTask(this.rt, this.node, job.data.task, job.data.payload);
   }
 
   private context(runId: number): Promise<RunContext> {
@@ -238,7 +255,8 @@ export class ExecutorWorker {
       return;
     }
     const phpCap = node && placementOf(ctx.command, params) === 'php' ? node.maxPhp : 0;
-    const holdMs = executor.targetTimeout * 1000 + 30_000;
+    const timeoutMs = Math.max(executor.targetTimeout, ctx.command.timeoutSeconds ?? 0) * 1000;
+    const holdMs = timeoutMs + 30_000;
     const request = {
       runId: ctx.run.id,
       jobId: job.id as string,
@@ -274,8 +292,9 @@ export class ExecutorWorker {
           return;
         }
       }
-      const outcome = await withDeadline(executor.targetTimeout * 1000, () =>
-        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0, ctx.fleet, (message) => this.tellStep(ctx.run.id, row, message)), target, params, {
+      const run = { id: ctx.run.id, requestedBy: ctx.run.requested_by };
+      const outcome = await withDeadline(timeoutMs, () =>
+        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0, ctx.fleet, (message) => this.tellStep(ctx.run.id, row, message), run), target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }));

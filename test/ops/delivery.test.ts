@@ -1,0 +1,158 @@
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPlan } from '../../src/ops/executor/planner.ts';
+import { startRun } from '../../src/ops/executor/run-actions.ts';
+import { FINAL_STATES, type RunRow, type TargetRow } from '../../src/ops/executor/run-model.ts';
+import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
+import { deliveryLayout, readState } from '../../src/ops/delivery/state.ts';
+import { createDatabase, thinInstances } from '../support/databases.ts';
+import { fakePhp, type FakePhp, type PhpRecord } from '../support/fake-php.ts';
+import { opsFixture, registerInstances, type OpsFixture } from '../support/fleet.ts';
+import { releaseFiles, releaseRepo, servedDirectory, treeFiles } from '../support/code-trees.ts';
+import { testServices } from '../support/services.ts';
+
+describe.runIf(testServices().moodleDump)('delivery across two web nodes', () => {
+  let fx: OpsFixture;
+  let fake: FakePhp;
+  const code: Record<string, string> = {};
+  const workers: Record<string, ExecutorWorker> = {};
+  let opcacheLog: string;
+
+  const layout = (node: string) => deliveryLayout(fx.rt.config.nodes.find((n) => n.name === node) as (typeof fx.rt.config.nodes)[number]);
+  const served = (node: string) => readlinkSync(join(code[node] as string));
+  const plan = (command: string, params: Record<string, string> = {}) =>
+    createPlan(fx.rt, { command, params, selector: { master: true }, requestedBy: 'alice', via: 'cli' });
+  const start = async (command: string, params: Record<string, string> = {}) => {
+    const planned = await plan(command, params);
+    await startRun(fx.rt, planned.run.id, 'alice', planned.run.plan_hash);
+    return planned.run.id;
+  };
+  const finished = async (runId: number): Promise<{ run: RunRow; target: TargetRow }> => {
+    await fx.rt.progress.follow(runId, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
+    return { run: await fx.rt.store.getRun(runId), target: (await fx.rt.store.getTargets(runId))[0] as TargetRow };
+  };
+  const run = async (command: string, params: Record<string, string> = {}) => finished(await start(command, params));
+  const upgrades = (flag: string): PhpRecord[] => fake.records().filter((r) => r.argv[0]?.endsWith('/upgrade.php') && r.argv.includes(flag));
+  const startNodeWorker = async (node: string) => {
+    workers[node] = new ExecutorWorker(fx.rt, { node });
+    await workers[node].waitUntilReady();
+  };
+  const reported = async (node: string) => {
+    for (let i = 0; i < 100 && !(await fx.rt.redis.get(fx.rt.keys.deliveryState(node))); i++) await new Promise((r) => setTimeout(r, 50));
+  };
+
+  beforeAll(async () => {
+    fake = fakePhp();
+    const repo = releaseRepo();
+    const base = mkdtempSync(join(tmpdir(), 'vmops-delivery-'));
+    opcacheLog = join(base, 'opcache.log');
+    const nodes = ['web1', 'web2'].map((name) => {
+      code[name] = servedDirectory(repo, name);
+      return `${name}:\n  code_root: ${code[name]}\n  dataroots: [${join(base, name)}]\n  php: ${fake.php}\n  max_php: 2\n  opcache_reset: [/bin/sh, -c, 'echo ${name} >> ${opcacheLog}']\n`;
+    });
+    const nodesFile = join(base, 'nodes.yml');
+    writeFileSync(nodesFile, nodes.join(''));
+    fx = await opsFixture('delivery', undefined, { VMOODLE_NODES: nodesFile });
+    const specs = [
+      { shortname: 'a1', dataroot: join(base, 'web1', 'a1') },
+      { shortname: 'a2', dataroot: join(base, 'web1', 'a2') },
+      { shortname: 'b1', dataroot: join(base, 'web2', 'b1') },
+      { shortname: 'd1', dataroot: join(base, 'web2', 'd1'), enabled: false },
+      { shortname: 'upfails_b2', dataroot: join(base, 'web2', 'b2'), enabled: false },
+    ];
+    const db = await createDatabase('delivery');
+    const prefixes = await thinInstances(db.name, specs.length, { tables: ['config', 'course'], rowsOf: ['config', 'course'] });
+    await registerInstances(fx, specs.map((s, i) => ({ ...s, database: db.name, prefix: prefixes[i] as string })));
+    await startNodeWorker('web1');
+    await startNodeWorker('web2');
+    await Promise.all([reported('web1'), reported('web2')]);
+  });
+  afterAll(async () => {
+    await Promise.all(Object.values(workers).map((w) => w.close()));
+  });
+
+  it('refuses any step before the nodes are converted, naming the node and what it allows', async () => {
+    await expect(plan('delivery/secure')).rejects.toThrow('secure is not allowed now: node web1 is not converted yet and allows convert');
+    await expect(plan('delivery/steps', { steps: 'convert,switch' })).rejects.toThrow('switch is not allowed at that point of convert, switch: node web1 is in production with no SAVE copy secured since the code last changed and allows secure');
+  });
+
+  it('converts every node once, under CLI maintenance, leaving a working symlink', async () => {
+    // A site already in CLI maintenance stays in it: the conversion removes only the pages it wrote.
+    writeFileSync(join(fx.rt.config.nodes[0]?.dataroots[0] as string, 'a1', 'climaintenance.html'), 'ours');
+    const { run: done, target } = await run('delivery/convert');
+    expect(done.state, target.message ?? '').toBe('succeeded');
+    for (const node of ['web1', 'web2']) {
+      expect(served(node)).toBe('moodle-VCS');
+      expect(treeFiles(code[node] as string)).toEqual(releaseFiles(1));
+    }
+    const dataroot = (node: number, site: string) => join(fx.rt.config.nodes[node]?.dataroots[0] as string, site);
+    expect(readFileSync(join(dataroot(0, 'a1'), 'climaintenance.html'), 'utf8')).toBe('ours');
+    expect(existsSync(join(dataroot(0, 'a2'), 'climaintenance.html'))).toBe(false);
+    expect(existsSync(join(dataroot(1, 'b1'), 'climaintenance.html'))).toBe(false);
+
+    await expect(plan('delivery/convert')).rejects.toThrow('convert is not allowed now: node web1 is in production and allows secure');
+    expect(served('web1')).toBe('moodle-VCS');
+  });
+
+  it('starts step 3 only once both nodes finished step 2', async () => {
+    expect((await run('delivery/secure')).run.state).toBe('succeeded');
+    // web2's worker is away while the switch and the update are asked for together.
+    await workers.web2?.close();
+    const runId = await start('delivery/steps', { steps: 'switch,update', ref: 'v2' });
+    for (let i = 0; i < 100 && served('web1') !== 'moodle-SAVE'; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(served('web1')).toBe('moodle-SAVE');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(treeFiles(layout('web1').vcs)).toEqual(releaseFiles(1));
+    expect(served('web2')).toBe('moodle-VCS');
+    expect((await fx.rt.store.getRun(runId)).state).toBe('running');
+
+    await startNodeWorker('web2');
+    const { run: done, target } = await finished(runId);
+    expect(done.state, target.message ?? '').toBe('succeeded');
+    expect(target.message).toContain('A mod/forum/new.php');
+    const history = async (node: string) => (await readState(layout(node)))?.history ?? [];
+    const web1Update = (await history('web1')).find((h) => h.step === 'update');
+    const web2Switch = (await history('web2')).find((h) => h.step === 'switch');
+    expect(web1Update && web2Switch && web1Update.at >= web2Switch.at + web2Switch.ms).toBe(true);
+    for (const node of ['web1', 'web2']) {
+      expect(served(node)).toBe('moodle-SAVE');
+      expect(treeFiles(layout(node).vcs)).toEqual(releaseFiles(2));
+    }
+  });
+
+  it('restores: every node serves the new code, then each site is upgraded once and each opcode cache reset', async () => {
+    const { run: done, target } = await run('delivery/restore');
+    expect(done.state, target.message ?? '').toBe('succeeded');
+    for (const node of ['web1', 'web2']) expect(treeFiles(code[node] as string)).toEqual(releaseFiles(2));
+    const upgraded = upgrades('--non-interactive');
+    expect(upgraded.map((r) => r.argv.find((a) => a.startsWith('--host='))).sort()).toEqual(['a1', 'a2', 'b1'].map((s) => `--host=https://${s}.campus.example.org`));
+    expect(upgrades('--is-pending')).toHaveLength(3);
+    // No site was upgraded before both nodes served the new code.
+    const swapsEnded = await Promise.all(['web1', 'web2'].map(async (n) => {
+      const swap = (await readState(layout(n)))?.history.findLast((h) => h.step === 'restore');
+      return (swap?.at ?? 0) + (swap?.ms ?? 0);
+    }));
+    expect(Math.min(...upgraded.map((r) => r.start))).toBeGreaterThanOrEqual(Math.max(...swapsEnded));
+    expect(readFileSync(opcacheLog, 'utf8').split('\n').filter(Boolean).sort()).toEqual(['web1', 'web2']);
+    expect(target.message).toContain('upgrade of 3 sites: 3 upgraded, 0 up to date, 0 failed; not upgraded, disabled: d1, upfails_b2');
+  });
+
+  it('leaves the nodes where a rollback works when an upgrade fails', async () => {
+    await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'upfails_b2' }).update({ enabled: 1 });
+    expect((await run('delivery/rollback')).run.state).toBe('succeeded');
+    const { run: failed, target } = await run('delivery/restore');
+    expect(failed.state).toBe('failed');
+    expect(target.message).toContain('upfails_b2: upgrade.php exited 1: Default exception handler: Error writing to database');
+    expect(target.message).toContain('roll back');
+    for (const node of ['web1', 'web2']) expect(served(node)).toBe('moodle-VCS');
+
+    const { run: back } = await run('delivery/rollback');
+    expect(back.state).toBe('succeeded');
+    for (const node of ['web1', 'web2']) {
+      expect(served(node)).toBe('moodle-SAVE');
+      expect(treeFiles(code[node] as string)).toEqual(releaseFiles(1));
+    }
+  });
+});

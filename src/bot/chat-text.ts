@@ -70,6 +70,47 @@ export function errorText(report: ErrorReport, style: ChatStyle): string {
 export const lintText = (view: Extract<View, { kind: 'lint' }>) =>
   [`${view.file}: ${plural(view.lines, 'line')} checked, ${view.problems.length ? plural(view.problems.length, 'problem') : 'no problem'}`, ...view.problems.map((p) => `line ${p.line}: ${p.message}`)].join('\n');
 
+const ago = (ms: number) => {
+  const minutes = Math.round((Date.now() - ms) / 60_000);
+  return minutes < 60 ? `${minutes} min ago` : minutes < 2880 ? `${Math.round(minutes / 60)} h ago` : `${Math.round(minutes / 1440)} d ago`;
+};
+
+type DeliveryView = Extract<View, { kind: 'delivery' }>;
+
+/** One node's delivery state in a line: its mode, the tree it serves and its last step. */
+export function nodeLine({ node, report }: DeliveryView['nodes'][number]): string {
+  if (!report) return `${node}: no report yet: start its worker (vmoodle worker --node ${node})`;
+  const last = report.lastStep;
+  const step = last ? `; last ${last.step} by ${last.by} ${ago(last.at)}: ${last.ok ? 'ok' : `failed: ${last.summary}`}` : '';
+  return `${node}: ${report.mode}, serves ${report.live}${step}; allows ${report.allowed.join(', ')}`;
+}
+
+/** The steps every node that reported allows: what a delivery may run next. */
+export const allowedEverywhere = (view: DeliveryView) => {
+  const reports = view.nodes.flatMap((n) => (n.report ? [n.report] : []));
+  return reports.length === 0 ? [] : (reports[0]?.allowed ?? []).filter((step) => reports.every((r) => r.allowed.includes(step)));
+};
+
+export const sessionLine = (view: DeliveryView, style: ChatStyle) =>
+  view.session
+    ? `Delivery session ${view.session.id} open: ${view.session.title} (by ${view.session.opened_by}); ${style.code('deliver close')} ends it with its report`
+    : `No delivery session open: ${style.code('deliver open "<title>"')} starts a journal`;
+
+export const journalLine = (e: DeliveryView['recent'][number]) =>
+  `${new Date(e.at).toISOString().slice(0, 16).replace('T', ' ')} ${e.step} on ${e.node === '*' ? 'the fleet' : e.node} by ${e.by}: ${e.ok ? 'ok' : 'FAILED'}: ${e.summary}`;
+
+function deliveryText(view: DeliveryView, style: ChatStyle): string {
+  if (view.nodes.length === 0) return 'No web nodes are configured (VMOODLE_NODES): delivery works on their code trees.';
+  const next = allowedEverywhere(view);
+  return [
+    `Delivery on ${plural(view.nodes.length, 'node')}:`,
+    ...view.nodes.map((n) => `• ${nodeLine(n)}`),
+    next.length ? `Next: ${next.map((s) => style.code(`deliver ${s}`)).join(', ')}` : `${style.warning} The nodes allow no common step: bring them to one state first`,
+    sessionLine(view, style),
+    ...(view.recent.length ? ['Latest steps:', ...view.recent.slice(0, 5).map((e) => `• ${journalLine(e)}`)] : []),
+  ].join('\n');
+}
+
 /** Any view as chat text. */
 export function viewText(view: View, style: ChatStyle): string {
   switch (view.kind) {
@@ -117,6 +158,10 @@ export function viewText(view: View, style: ChatStyle): string {
       return view.templates.length ? [`${plural(view.templates.length, 'template')}, the newest first`, ...view.templates.map((t) => `• ${templateLine(t)}`)].join('\n') : 'No templates yet: lifecycle snapshot makes one.';
     case 'template':
       return `${view.deleted ? 'Deleted ' : ''}${templateLine(view.template)}`;
+    case 'delivery':
+      return deliveryText(view, style);
+    case 'delivery-session':
+      return view.report ?? `Delivery session ${view.session.id} opened: ${view.session.title}. Every step is logged into it until ${style.code('deliver close')}.`;
     case 'help': {
       if (view.command) {
         const c = view.command;

@@ -8,7 +8,7 @@ import { leftOutLine, type Selection } from '../registry/selector.ts';
 import { cronLate, instanceJson, instanceState, mnetLabel } from '../registry/status.ts';
 import { templateLine } from '../registry/templates.ts';
 import type { View } from '../verbs/verb.ts';
-import { lintText } from '../bot/chat-text.ts';
+import { journalLine, lintText, sessionLine, TERMINAL_STYLE, viewText } from '../bot/chat-text.ts';
 import type { Output } from './output.ts';
 
 const PREVIEW_SAMPLE = 10;
@@ -191,6 +191,18 @@ export function printView(out: Output, view: View, program: Command): boolean {
     case 'template':
       out.data(view.template);
       out.line(`${view.deleted ? 'deleted ' : ''}${templateLine(view.template)}`);
+      return true;
+    case 'delivery':
+      out.data({ nodes: view.nodes, session: view.session ?? null, recent: view.recent });
+      out.table(['NODE', 'MODE', 'SERVES', 'LAST STEP', 'ALLOWS'], view.nodes.map(({ node, report }) => [
+        node, report?.mode ?? 'no report', report?.live ?? '-', report?.lastStep ? `${report.lastStep.step} ${report.lastStep.ok ? 'ok' : 'failed'} ${time(report.lastStep.at)}` : '-', report?.allowed.join(', ') ?? '-',
+      ]));
+      out.line(sessionLine(view, TERMINAL_STYLE));
+      for (const entry of view.recent) out.line(journalLine(entry));
+      return view.nodes.every((n) => n.report);
+    case 'delivery-session':
+      out.data({ session: view.session, entries: view.entries });
+      out.line(viewText(view, TERMINAL_STYLE));
       return true;
     case 'help': {
       if (view.command) {

@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { closest } from 'fastest-levenshtein';
 import { UsageError } from '../errors.ts';
 import { accessCategory } from '../ops/command.ts';
+import { DELIVERY_VERBS } from './delivery-verbs.ts';
 import { INFO_VERBS } from './info-verbs.ts';
 import { plan, PLAN_VERBS } from './plan-verbs.ts';
 import { NODELIST_VERBS } from './nodelist-verbs.ts';
@@ -29,7 +30,7 @@ export const help = defineVerb<{ name?: string }>({
 });
 
 /** Every control verb, for the command line, the terminal chat and Slack alike. */
-export const VERBS: readonly VerbDef<never>[] = [...PLAN_VERBS, ...RUN_VERBS, ...INFO_VERBS, ...REGISTRY_VERBS, ...TEMPLATE_VERBS, ...NODELIST_VERBS, help as VerbDef<never>];
+export const VERBS: readonly VerbDef<never>[] = [...PLAN_VERBS, ...RUN_VERBS, ...INFO_VERBS, ...REGISTRY_VERBS, ...TEMPLATE_VERBS, ...NODELIST_VERBS, ...DELIVERY_VERBS, help as VerbDef<never>];
 
 /** The groups the command line nests verbs under (`vmoodle runs cancel`); chat takes both forms. */
 const GROUPS = new Set(VERBS.filter((v) => v.path.length > 1).map((v) => v.path[0] as string));

@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { UsageError } from '../errors.ts';
 import { accessCategory } from '../ops/command.ts';
 import { needsApproval } from '../ops/executor/approval-policy.ts';
@@ -98,15 +99,19 @@ async function planCommand(session: Session, args: Omit<PlanArgs, 'test'>): Prom
  * A verb that plans one command, for the words ops type for it (`mnet renew --hosts law` is `run mnet/renew --hosts
  * law`): the same target flags and name=value parameters, the same plan, preview and approval.
  */
-function commandVerb(path: [string, string], command: string, summary: string, example: string, fixed: Selector = {}): VerbDef<never> {
-  return defineVerb<Omit<PlanArgs, 'test'>>({
+export type CommandVerbArgs = Omit<PlanArgs, 'test'>;
+
+export function commandVerb(path: [string, string], command: string, summary: string, example: string, fixed: Selector = {}): VerbDef<CommandVerbArgs> {
+  // The master alone takes no other target flag.
+  const targets = (cmd: Command) => (fixed.master ? cmd : addTargetOptions(cmd));
+  return defineVerb<CommandVerbArgs>({
     path,
     aliases: [],
     role: 'operator',
     summary: `${summary} (run ${command})`,
     examples: [example],
     plans: true,
-    syntax: (cmd) => addTargetOptions(cmd)
+    syntax: (cmd) => targets(cmd)
       .argument('[params...]', 'its parameters as name=value')
       .option('--canary <n>', 'run this many targets first, then wait for a go')
       .option('--max-failures <n|n%>', 'stop starting targets once more than this many failed (default 10%, at least 1)'),
@@ -118,11 +123,11 @@ function commandVerb(path: [string, string], command: string, summary: string, e
       maxFailures: opts.maxFailures as string | undefined,
     }),
     run: planCommand,
-  }) as VerbDef<never>;
+  });
 }
 
 /** The MNET and cron verbs ops type, each planning its command. */
-const COMMAND_VERBS: readonly VerbDef<never>[] = [
+const COMMAND_VERBS = [
   commandVerb(['mnet', 'status'], 'mnet/status', "each host's MNET key: expiry, state and the peers holding a stale copy", "mnet status --match '*.campus.example.org'"),
   commandVerb(['mnet', 'renew'], 'mnet/renew', "new key pairs for the hosts, and every copy their peers hold", 'mnet renew --hosts law,physics'),
   commandVerb(['mnet', 'renewall'], 'mnet/renewall', "renew every selected host's pair at once (destructive: needs a second person)", "mnet renewall --tohosts '*' --include-disabled"),

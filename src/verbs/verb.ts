@@ -11,6 +11,8 @@ import type { ListPage } from '../registry/registry.ts';
 import type { Selection } from '../registry/selector.ts';
 import type { TemplateManifest } from '../registry/templates.ts';
 import type { LineProblem } from '../registry/nodelist.ts';
+import type { NodeReport } from '../ops/delivery/steps.ts';
+import type { LogRow, SessionRow } from '../ops/delivery/journal.ts';
 import type { Guarded, Rbac, Role } from './rbac.ts';
 
 /** Who is acting, and where. The id comes from the signed Slack request, the terminal's user, or the command line's. */
@@ -47,6 +49,10 @@ export type View =
   /** Registry rows changed: what --json prints, and the sentence that says it. */
   | { kind: 'registry'; data: unknown; summary: string }
   | { kind: 'template'; template: TemplateManifest; deleted: boolean }
+  /** Each web node's delivery state as it last reported it (none: its worker never did), the open session, the latest journal. */
+  | { kind: 'delivery'; nodes: Array<{ node: string; report: NodeReport | undefined }>; session: SessionRow | undefined; recent: LogRow[] }
+  /** A delivery session opened, shown, or closed with its report. */
+  | { kind: 'delivery-session'; event: 'opened' | 'shown' | 'closed'; session: SessionRow; entries: LogRow[]; report: string | undefined }
   | { kind: 'help'; verbs: readonly VerbDef[]; commands: readonly CommandDef[]; command?: CommandDef; verb?: VerbDef };
 
 /**

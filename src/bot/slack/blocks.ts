@@ -121,3 +121,22 @@ export function progressBlocks(run: RunRow, done: number, failed: number, revers
   }
   return blocks;
 }
+
+/** The steps a delivery status offers: only those every node allows now; serving another tree is styled as dangerous. */
+export function deliveryBlocks(text: string, steps: readonly string[], serving: readonly string[]): KnownBlock[] {
+  const blocks = textBlocks(text).slice(0, SLACK_LIMITS.blocksPerMessage - 1);
+  if (steps.length === 0) return blocks;
+  return [...blocks, {
+    type: 'actions',
+    elements: steps.map((step) => ({
+      type: 'button' as const,
+      action_id: `${DELIVERY_ACTION}${step}`,
+      text: { type: 'plain_text' as const, text: `${step[0]?.toUpperCase()}${step.slice(1)}${serving.includes(step) ? '…' : ''}` },
+      value: step,
+      ...(serving.includes(step) ? { style: 'danger' as const } : {}),
+    })),
+  }];
+}
+
+/** The action ids of delivery step buttons: this prefix and the step. */
+export const DELIVERY_ACTION = 'deliver_';

@@ -6,7 +6,10 @@ import { takeAlerts } from '../../ops/executor/alerts.ts';
 import type { RunRow } from '../../ops/executor/run-model.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import type { Chat, ChatReply } from '../chat.ts';
-import { approvalBlocks, closedApprovalBlocks, previewBlocks, startBlocks } from './blocks.ts';
+import { approvalBlocks, closedApprovalBlocks, deliveryBlocks, previewBlocks, startBlocks } from './blocks.ts';
+import { allowedEverywhere } from '../chat-text.ts';
+import { SERVING_STEPS } from '../../ops/delivery/state.ts';
+import type { View } from '../../verbs/verb.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';
 import { reportRun, startedLine, startedMessage } from './progress.ts';
 import { notInChannel, plain, Replies, type ReplyTo } from './replies.ts';
@@ -70,7 +73,25 @@ export class SlackContext {
     else if (view?.kind === 'plan') await this.replies.send(to, { ...plain(reply.text), blocks: startBlocks(reply.text, view.plan.run) });
     else if (view?.kind === 'selection') await this.replies.send(to, { ...plain(reply.text), blocks: previewBlocks(reply.text, view.flags) });
     else if (view?.kind === 'run' && view.follow) await this.startReport(to, view.run);
+    else if (view?.kind === 'delivery') await this.replies.send(to, { ...plain(reply.text), blocks: deliveryBlocks(reply.text, allowedEverywhere(view), SERVING_STEPS) });
+    else if (view?.kind === 'delivery-session' && view.event !== 'shown') await this.postSession(to, reply.text, view);
     else await this.replies.send(to, plain(reply.text));
+  }
+
+  /**
+   * A session opened is posted in the channel, and its thread keeps it: closing it posts the report there (or, when it
+   * was opened elsewhere, where it is closed).
+   */
+  private async postSession(to: ReplyTo, text: string, view: Extract<View, { kind: 'delivery-session' }>): Promise<void> {
+    const { session } = view;
+    const thread = view.event === 'closed' && session.slack_channel && session.slack_ts ? { channel: session.slack_channel, thread_ts: session.slack_ts } : undefined;
+    if (thread) {
+      await this.client.chat.postMessage({ ...thread, ...plain(text) });
+      await this.replies.send(to, plain(`Delivery session ${session.id} closed; its report is in its thread.`));
+      return;
+    }
+    const ts = await this.replies.post(to, plain(text));
+    if (ts && view.event === 'opened') await (await this.ops()).journal.placeInSlack(session.id, to.channel, ts);
   }
 
   private async requestApproval(to: ReplyTo, text: string, run: RunRow): Promise<void> {

@@ -1,6 +1,6 @@
 import { defineCommand, type CommandContext, type CommandDef, type ParamSpec } from '../command.ts';
 import { hostKey, servedSites, type UpgradeReport } from '../delivery/node-tasks.ts';
-import { after, allowedSteps, DeliveryStateError, STEPS, type Step } from '../delivery/state.ts';
+import { after, allowedSteps, DeliveryStateError, SERVING_STEPS, STEPS, type Step } from '../delivery/state.ts';
 import { checkComponent, type NodeReport, type StepRequest } from '../delivery/steps.ts';
 import { checkRef } from '../delivery/vcs.ts';
 import { mapLimit } from '../map-limit.ts';
@@ -160,9 +160,6 @@ const STEP_WORK: Record<Step, (ctx: CommandContext, p: DeliveryParams) => Promis
   rollback: (ctx, p) => onEveryNode(ctx, { step: 'rollback' }, p.comment ?? ''),
 };
 
-/** Steps that change what users are served: a second person approves them. */
-const SERVING: readonly Step[] = ['convert', 'switch', 'restore', 'rollback'];
-
 /** Runs steps in order, each on every node, the next only once every node finished the one before. */
 async function runSteps(ctx: CommandContext, steps: readonly Step[], p: DeliveryParams) {
   const done: string[] = [];
@@ -213,7 +210,7 @@ const stepCommand = (step: Step): CommandDef => defineCommand({
   name: `delivery/${step}`,
   summary: SUMMARIES[step],
   params: [...STEP_PARAMS[step], PARAMS.comment],
-  destructive: SERVING.includes(step),
+  destructive: SERVING_STEPS.includes(step),
   check: (ctx, p) => checkOrder(ctx, [step], p),
   preview: (ctx) => previewNodes(ctx),
   apply: (ctx, _code, p) => runSteps(ctx, [step], p),
@@ -230,7 +227,7 @@ const sequence = defineCommand({
     { name: 'steps', type: 'menum', choices: STEPS, label: 'Steps, in order', validate: (v) => (v.split(',').length > new Set(v.split(',')).size ? 'a step is named twice' : undefined) },
     PARAMS.component, PARAMS.supersave, PARAMS.ref, PARAMS.comment,
   ],
-  destructive: (p) => stepsOf(p).some((s) => SERVING.includes(s)),
+  destructive: (p) => stepsOf(p).some((s) => SERVING_STEPS.includes(s)),
   check: (ctx, p) => checkOrder(ctx, stepsOf(p), p),
   preview: (ctx) => previewNodes(ctx),
   apply: (ctx, _code, p) => runSteps(ctx, stepsOf(p), p),

@@ -39,6 +39,9 @@ export type Mode = 'production' | 'delivery';
 export const STEPS = ['convert', 'secure', 'switch', 'update', 'restore', 'rollback'] as const;
 export type Step = (typeof STEPS)[number];
 
+/** Steps that change the code users are served: destructive, so a second person approves them in chat. */
+export const SERVING_STEPS: readonly Step[] = ['convert', 'switch', 'restore', 'rollback'];
+
 export interface HistoryEntry {
   step: Step;
   at: number;

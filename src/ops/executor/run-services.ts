@@ -216,13 +216,16 @@ export class RunServices {
       delivery: {
         nodes: this.config.nodes,
         onNode: (node, task, payload) => this.onNode(node, task, payload, step),
-        lastReport: async (node) => {
-          const text = await this.redis.get(this.keys.deliveryState(node));
-          return text ? (JSON.parse(text) as NodeReport) : undefined;
-        },
+        lastReport: (node) => this.deliveryReport(node),
         journal: this.journal,
       },
     };
+  }
+
+  /** What a node said of its delivery state after its last step, or when its worker started; undefined if never. */
+  async deliveryReport(node: string): Promise<NodeReport | undefined> {
+    const text = await this.redis.get(this.keys.deliveryState(node));
+    return text ? (JSON.parse(text) as NodeReport) : undefined;
   }
 
   /** See CommandContext.onNode: a job on the node's queue, looked at until it ends or the work is stopped. */

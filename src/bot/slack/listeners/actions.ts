@@ -7,7 +7,8 @@ import { approve, cancel, reject, retry, revert, startPlanned } from '../../../v
 import { selectorFlags } from '../../../verbs/target-flags.ts';
 import type { Actor } from '../../../verbs/verb.ts';
 import type { ChatReply } from '../../chat.ts';
-import { approvalModal, parseRunButton } from '../blocks.ts';
+import { approvalModal, DELIVERY_ACTION, parseRunButton } from '../blocks.ts';
+import { STEP_VERBS } from '../../../verbs/delivery-verbs.ts';
 import { BUILDER, builderView, type BuilderState } from '../builder.ts';
 import { decisionText, type SlackContext } from '../context.ts';
 import { publishHome } from '../home.ts';
@@ -118,6 +119,15 @@ export function registerActions(bolt: App, ctx: SlackContext): void {
         if (actionId === 'reject' && (await closedRequest(ctx, to, runId))) return;
         await ctx.deliver(to, await press(to.actor, runId, hash));
       });
+    });
+  }
+
+  // A delivery status's step buttons plan that step as the one who pressed, as `/vmoodle deliver <step>` would.
+  for (const [step, verb] of Object.entries(STEP_VERBS)) {
+    handlers[`${DELIVERY_ACTION}${step}`] = on<ButtonAction>(async ({ ack, body, respond }) => {
+      await ack();
+      const to = { ...replyTo(body), respond };
+      ctx.later(to, async () => ctx.deliver(to, await ctx.chat.call(verb, verb.args([], {}), to.actor)));
     });
   }
 

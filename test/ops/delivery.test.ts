@@ -12,6 +12,15 @@ import { fakePhp, type FakePhp, type PhpRecord } from '../support/fake-php.ts';
 import { opsFixture, registerInstances, type OpsFixture } from '../support/fleet.ts';
 import { releaseFiles, releaseRepo, servedDirectory, treeFiles } from '../support/code-trees.ts';
 import { testServices } from '../support/services.ts';
+import { Backend } from '../../src/backend.ts';
+import { startSlackBot } from '../../src/bot/slack/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { confirmationText } from '../../src/ops/executor/approvals.ts';
+import { Rbac } from '../../src/verbs/rbac.ts';
+import { approvalSubmission, buttonPayload, FakeSlackApi, interactionBody, signedPost, slashBody, type RecordedCall } from '../support/slack.ts';
+import { knownSecret } from '../support/secrets.ts';
+
+const SLACK_SECRET = knownSecret('0123456789abcdef-delivery');
 
 describe.runIf(testServices().moodleDump)('delivery across two web nodes', () => {
   let fx: OpsFixture;
@@ -153,6 +162,65 @@ describe.runIf(testServices().moodleDump)('delivery across two web nodes', () =>
     for (const node of ['web1', 'web2']) {
       expect(served(node)).toBe('moodle-SAVE');
       expect(treeFiles(code[node] as string)).toEqual(releaseFiles(1));
+    }
+  });
+
+  it('in Slack: shows the steps the nodes allow as buttons, has a second person approve a restore, and posts the session report in its thread', async () => {
+    await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'upfails_b2' }).update({ enabled: 0 });
+    const api = new FakeSlackApi();
+    await api.start();
+    const app = new Backend(loadConfig({ ...fx.env, SLACK_API_URL: api.url }));
+    const bot = await startSlackBot(app, new Rbac({ roles: { operator: ['UOPS'], approver: ['UAPP'] } }), { threshold: 50, ttlMs: 60_000 }, { signingSecret: SLACK_SECRET, botToken: 'xoxb-delivery', port: 0 });
+    const slash = async (user: string, line: string) => {
+      await signedPost(bot.url, SLACK_SECRET, slashBody(user, line));
+      await bot.idle();
+    };
+    const press = async (user: string, actionId: string, value: string) => {
+      await signedPost(bot.url, SLACK_SECRET, interactionBody(buttonPayload(user, actionId, value)));
+      await bot.idle();
+    };
+    try {
+      await slash('UOPS', 'deliver open "Moodle 4.5.7" --impact "a few minutes of maintenance per site"');
+      const opened = api.of('chat.postMessage').at(-1) as RecordedCall;
+      expect(opened.params).toMatchObject({ channel: 'C1' });
+      expect(String(opened.params.text)).toContain('Delivery session');
+
+      await slash('UOPS', 'deliver');
+      const status = api.of('respond').at(-1) as RecordedCall;
+      expect(String(status.params.text)).toContain('web1: delivery, serves moodle-SAVE');
+      const buttons = (status.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; style?: string }> }>).find((b) => b.type === 'actions')?.elements ?? [];
+      expect(buttons.map((b) => [b.action_id, b.style ?? ''])).toEqual([['deliver_update', ''], ['deliver_restore', 'danger']]);
+
+      // Restore serves other code: the button asks a second person, who approves it in the modal.
+      await press('UOPS', 'deliver_restore', 'restore');
+      const request = api.of('chat.postMessage').at(-1) as RecordedCall;
+      const value = (request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')?.elements?.find((e) => e.action_id === 'approve')?.value as string;
+      expect(value).toBeDefined();
+      const runId = Number(value.split(':')[0]);
+      expect((await fx.rt.store.getRun(runId)).state).toBe('awaiting_approval');
+      await press('UOPS', 'approve', value);
+      expect(api.repliesTo('UOPS').at(-1)?.params.text).toBe('approve needs the approver role; you are operator');
+      await press('UAPP', 'approve', value);
+      const modal = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
+      await signedPost(bot.url, SLACK_SECRET, interactionBody(approvalSubmission('UAPP', modal.private_metadata, await confirmationText(fx.rt, await fx.rt.store.getRun(runId)))));
+      await bot.idle();
+      const { run: done, target } = await finished(runId);
+      expect(done.state, target.message ?? '').toBe('succeeded');
+      for (const node of ['web1', 'web2']) expect(served(node)).toBe('moodle-VCS');
+
+      await slash('UOPS', 'deliver close --followup "check the quiz reports on Monday"');
+      const report = api.of('chat.postMessage').at(-1) as RecordedCall;
+      expect(report.params).toMatchObject({ channel: 'C1', thread_ts: opened.answer?.ts });
+      const text = String(report.params.text);
+      expect(text).toContain('Moodle 4.5.7');
+      expect(text).toContain('Follow-up: check the quiz reports on Monday');
+      expect(text).toMatch(/restore on web1 by UOPS \(run \d+\): ok: moodle now serves moodle-VCS/);
+      expect(text).toMatch(/restore on the fleet by UOPS \(run \d+\): ok: upgrade of 3 sites: 3 upgraded/);
+      await expect(app.ops().then((rt) => rt.journal.openSession())).resolves.toBeUndefined();
+    } finally {
+      await bot.close();
+      await app.close();
+      await api.close();
     }
   });
 });

@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync, lstatSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisNodeLock } from '../../src/ops/delivery/lock.ts';
 import { deliveryLayout, readState, type DeliveryLayout } from '../../src/ops/delivery/state.ts';
 import { runStep, swapLink, type NodeLock, type StepRequest } from '../../src/ops/delivery/steps.ts';
+import { failureText, runTool } from '../../src/ops/delivery/tools.ts';
 import { silentLogger } from '../../src/log.ts';
 import type { NodeConfig } from '../../src/ops/nodes.ts';
 import { releaseFiles, releaseRepo, servedDirectory, treeFiles, type ReleaseRepo } from '../support/code-trees.ts';
@@ -147,5 +149,38 @@ describe('delivery steps on one node, with real git trees and symlinks', () => {
     expect(swaps).toBeGreaterThan(20);
     expect(reads).toBeGreaterThan(1000);
     expect(misses).toBe(0);
+  });
+});
+
+describe('delivery commands that cannot run', () => {
+  it("maps a command's failure to what the operator must fix, as tool_delivery's runner tells exit codes apart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmops-tools-'));
+    const noexec = join(dir, 'noexec');
+    writeFileSync(noexec, '#!/bin/sh\n', { mode: 0o644 });
+    await expect(runTool([noexec], { node: 'web1' })).rejects.toThrow(`permission problem on node web1: ${noexec} could not be run (EACCES)`);
+    await expect(runTool(['/nonexistent/git'], { node: 'web1' })).rejects.toThrow('command not found on node web1: /nonexistent/git is not installed');
+    await expect(runTool(['sh', '-c', 'exit 126'], { node: 'web1' })).rejects.toThrow('permission problem on node web1: sh could not be run (exit 126)');
+    await expect(runTool(['sh', '-c', 'exit 127'], { node: 'web1', user: 'moodleadm' })).rejects.toThrow(/^command not found on node web1: (sh is not installed for moodleadm \(exit 127\)|sudo is not installed)$/);
+    await expect(runTool(['sh', '-c', 'echo "fatal: not a git repository" >&2; exit 128'], { node: 'web1' })).rejects.toThrow('sh failed on node web1 (exit 128): fatal: not a git repository');
+    expect(failureText('svn', 'web1', 1, 'sudo: a password is required\n', 'moodleadm')).toBe("sudo on node web1 asks for a password to run svn as moodleadm: give the worker's user a NOPASSWD rule for it");
+  });
+
+  it('says so when a tree is an svn working copy and svn is not installed, and changes nothing', async () => {
+    const repo = releaseRepo();
+    const layout = deliveryLayout(node('web1', servedDirectory(repo, 'svn')));
+    rmSync(join(layout.link, '.git'), { recursive: true });
+    mkdirSync(join(layout.link, '.svn'));
+    const redis = new Redis(testServices().redisUrl);
+    const lock = redisNodeLock(redis, (n) => `${testServices().runId}:delivery-svn:${n}`, silentLogger());
+    try {
+      for (const step of ['convert', 'secure', 'switch'] as const) expect((await runStep(layout, { step, by: 'alice' }, lock)).ok).toBe(true);
+      const update = await runStep(layout, { step: 'update', by: 'alice' }, lock);
+      const svn = await new Promise<boolean>((resolve) => spawn('svn', ['--version'], { stdio: 'ignore' }).once('error', () => resolve(false)).once('close', () => resolve(true)));
+      if (!svn) expect(update).toMatchObject({ ok: false, summary: 'command not found on node web1: svn is not installed', mode: 'delivery', live: 'moodle-SAVE' });
+      else expect(update.ok).toBe(false);
+      expect(treeFiles(layout.vcs)).toEqual(releaseFiles(1));
+    } finally {
+      await redis.quit();
+    }
   });
 });

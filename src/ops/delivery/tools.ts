@@ -61,7 +61,9 @@ export function runTool(argv: readonly string[], opts: ToolOptions): Promise<Too
       clearTimeout(timer);
       reject(new ToolError(err.code === 'ENOENT'
         ? `command not found on node ${opts.node}: ${file} is not installed`
-        : `${file} could not be started on node ${opts.node}: ${err.code ?? err.message}`));
+        : err.code === 'EACCES'
+          ? `permission problem on node ${opts.node}: ${file} could not be run (EACCES)`
+          : `${file} could not be started on node ${opts.node}: ${err.code ?? err.message}`));
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);

@@ -12,6 +12,7 @@ import { fakePhp, type FakePhp, type PhpRecord } from '../support/fake-php.ts';
 import { opsFixture, registerInstances, type OpsFixture } from '../support/fleet.ts';
 import { releaseFiles, releaseRepo, servedDirectory, treeFiles } from '../support/code-trees.ts';
 import { testServices } from '../support/services.ts';
+import { runCli } from '../support/cli.ts';
 import { Backend } from '../../src/backend.ts';
 import { startSlackBot } from '../../src/bot/slack/app.ts';
 import { loadConfig } from '../../src/config.ts';
@@ -222,5 +223,25 @@ describe.runIf(testServices().moodleDump)('delivery across two web nodes', () =>
       await app.close();
       await api.close();
     }
+  });
+
+  it('on the command line: prints where each node stands, and asks a serving step for its typed confirmation', async () => {
+    const status = await runCli(['deliver', 'status'], fx.env);
+    expect(status.code, status.stderr).toBe(0);
+    expect(status.stdout).toMatch(/web1\s+production\s+moodle-VCS\s+restore ok .*secure, rollback/);
+    expect(status.stdout).toContain('No delivery session open');
+
+    const unconfirmed = await runCli(['deliver', 'rollback', '--yes'], fx.env);
+    expect(unconfirmed.code, unconfirmed.stderr).toBe(2);
+    expect(unconfirmed.stderr).toMatch(/is destructive: confirm with --confirm=1 \(the number of targets\); nothing was run/);
+    expect(served('web1')).toBe('moodle-VCS');
+
+    const refused = await runCli(['deliver', 'update', '--yes'], fx.env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('update is not allowed now: node web1 is in production and allows secure, rollback');
+
+    const rolledBack = await runCli(['deliver', 'rollback', '--yes', '--confirm=1'], fx.env);
+    expect(rolledBack.code, rolledBack.stderr).toBe(0);
+    for (const node of ['web1', 'web2']) expect(served(node)).toBe('moodle-SAVE');
   });
 });

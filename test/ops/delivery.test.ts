@@ -54,9 +54,9 @@ describe.runIf(testServices().moodleDump)('delivery across two web nodes', () =>
   };
 
   beforeAll(async () => {
-    fake = fakePhp();
-    const repo = releaseRepo();
     const base = mkdtempSync(join(tmpdir(), 'vmops-delivery-'));
+    fake = fakePhp({ maintenanceUnder: base });
+    const repo = releaseRepo();
     opcacheLog = join(base, 'opcache.log');
     const nodes = ['web1', 'web2'].map((name) => {
       code[name] = servedDirectory(repo, name);
@@ -93,6 +93,7 @@ describe.runIf(testServices().moodleDump)('delivery across two web nodes', () =>
     writeFileSync(join(fx.rt.config.nodes[0]?.dataroots[0] as string, 'a1', 'climaintenance.html'), 'ours');
     const { run: done, target } = await run('delivery/convert');
     expect(done.state, target.message ?? '').toBe('succeeded');
+    expect(target.message).toContain('2 sites put in CLI maintenance for the move and taken out after');
     for (const node of ['web1', 'web2']) {
       expect(served(node)).toBe('moodle-VCS');
       expect(treeFiles(code[node] as string)).toEqual(releaseFiles(1));
@@ -139,6 +140,11 @@ describe.runIf(testServices().moodleDump)('delivery across two web nodes', () =>
     const upgraded = upgrades('--non-interactive');
     expect(upgraded.map((r) => r.argv.find((a) => a.startsWith('--host='))).sort()).toEqual(['a1', 'a2', 'b1'].map((s) => `--host=https://${s}.campus.example.org`));
     expect(upgrades('--is-pending')).toHaveLength(3);
+    // Each upgrade ran with its own site in CLI maintenance (upgrades on other sites run meanwhile).
+    const own = { a1: 'web1/a1', a2: 'web1/a2', b1: 'web2/b1' } as Record<string, string>;
+    for (const r of upgraded) expect(r.maintenance).toContain(own[r.argv.find((a) => a.startsWith('--host='))?.slice(15, 17) as string]);
+    for (const site of ['web1/a2', 'web2/b1']) expect(existsSync(join(fx.rt.config.nodes[0]?.dataroots[0] as string, '..', site, 'climaintenance.html'))).toBe(false);
+    expect(existsSync(join(fx.rt.config.nodes[0]?.dataroots[0] as string, 'a1', 'climaintenance.html'))).toBe(true);
     // No site was upgraded before both nodes served the new code.
     const swapsEnded = await Promise.all(['web1', 'web2'].map(async (n) => {
       const swap = (await readState(layout(n)))?.history.findLast((h) => h.step === 'restore');

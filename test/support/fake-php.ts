@@ -12,6 +12,8 @@ export interface PhpRecord {
   ppid: number;
   /** A process it started and left running (the `slow` behaviour). */
   child?: number;
+  /** The folders under `maintenanceUnder` (two levels down) holding a CLI maintenance page as it started. */
+  maintenance?: string[];
   start: number;
   end?: number;
 }
@@ -33,7 +35,7 @@ export interface FakePhp {
  * fatal error; upgrade.php answers as Moodle's does (`uptodate-…` has none pending, `upfails-…` fails); any other purges
  * for `delayMs` and succeeds.
  */
-export function fakePhp(opts: { delayMs?: number; secret?: string; wrappers?: string[] } = {}): FakePhp {
+export function fakePhp(opts: { delayMs?: number; secret?: string; wrappers?: string[]; maintenanceUnder?: string } = {}): FakePhp {
   const root = mkdtempSync(join(tmpdir(), 'vmops-php-'));
   const codeRoot = join(root, 'moodle');
   const records = join(root, 'records');
@@ -47,6 +49,11 @@ const { spawn } = require('node:child_process');
 const host = (process.argv.find((a) => a.startsWith('--host=')) || '').slice('--host='.length);
 const kind = host.replace(/^https?:\\/\\//, '').split(/[-.]/)[0];
 const record = { argv: process.argv.slice(2), env: { ...process.env }, cwd: process.cwd(), pid: process.pid, ppid: process.ppid, start: Date.now() };
+const watched = ${JSON.stringify(opts.maintenanceUnder ?? null)};
+if (watched) {
+  const list = (dir) => { try { return fs.readdirSync(dir); } catch { return []; } };
+  record.maintenance = list(watched).flatMap((a) => list(watched + '/' + a).map((b) => a + '/' + b)).filter((d) => fs.existsSync(watched + '/' + d + '/climaintenance.html'));
+}
 // Written aside and renamed into place, so that a test reading the records never sees half of one.
 const save = () => {
   const path = ${JSON.stringify(records)} + '/' + process.pid + '.json';

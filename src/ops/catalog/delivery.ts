@@ -60,13 +60,16 @@ async function checkOrder(ctx: CommandContext, steps: readonly Step[], p: Delive
   }
 }
 
-/** Where each node stands, for the preview. */
-async function previewNodes(ctx: CommandContext): Promise<{ note: string }> {
+/** Said before a rollback serves the older code again. */
+const ROLLBACK_WARNING = 'database upgrades already made may not be reversible: the older code may not run on them';
+
+/** Where each node stands, for the preview, with the rollback's warning when the steps hold one. */
+async function previewNodes(ctx: CommandContext, steps: readonly Step[]): Promise<{ note: string }> {
   const parts = await Promise.all(nodesOf(ctx).map(async (node) => {
     const report = await ctx.delivery.lastReport(node.name);
     return report ? `${node.name}: ${report.mode}, serves ${report.live}` : `${node.name}: no report yet (start its worker)`;
   }));
-  return { note: parts.join('; ') };
+  return { note: [...(steps.includes('rollback') ? [`WARNING: ${ROLLBACK_WARNING}`] : []), ...parts].join('; ') };
 }
 
 const changedFiles = (report: NodeReport) => {
@@ -144,7 +147,9 @@ async function convert(ctx: CommandContext, p: DeliveryParams): Promise<string> 
   try {
     const refused = made.flatMap((m, i) => (m.status === 'rejected' ? [`${nodes[i]?.name}: ${describeError(m.reason)}`] : []));
     if (refused.length > 0) throw new DeliveryError(`CLI maintenance could not be turned on (${refused.join('; ')}); nothing was converted`);
-    return await onEveryNode(ctx, { step: 'convert' }, p.comment ?? '');
+    const moved = await onEveryNode(ctx, { step: 'convert' }, p.comment ?? '');
+    const sites = made.reduce((n, m) => n + (m.status === 'fulfilled' ? m.value.hosts.length : 0), 0);
+    return `${moved}; ${sites} site${sites === 1 ? '' : 's'} put in CLI maintenance for the move and taken out after`;
   } finally {
     await Promise.all(made.flatMap((m) => (m.status === 'fulfilled' ? [ctx.delivery.onNode(m.value.node, 'delivery-maintenance', { on: false, hosts: m.value.hosts })] : [])));
   }
@@ -197,7 +202,7 @@ const SUMMARIES: Record<Step, string> = {
   switch: 'Step 2: serve the SAVE copy on every node (an atomic symlink swap), so that the code can be updated',
   update: 'Step 3: update the version-controlled tree on every node (git fetch and check out a branch, tag or commit; svn update), whole or one component, showing what changed',
   restore: "Step 4: serve the updated tree on every node, then upgrade each site once (upgrade.php --is-pending first, under CLI maintenance), purge its caches and reset each node's opcode cache",
-  rollback: 'Emergency rollback: serve the SAVE copy again on every node; database upgrades already made may not be reversible',
+  rollback: `Emergency rollback: serve the SAVE copy again on every node (${ROLLBACK_WARNING})`,
 };
 
 /** The parameters each step uses. */
@@ -212,7 +217,7 @@ const stepCommand = (step: Step): CommandDef => defineCommand({
   params: [...STEP_PARAMS[step], PARAMS.comment],
   destructive: SERVING_STEPS.includes(step),
   check: (ctx, p) => checkOrder(ctx, [step], p),
-  preview: (ctx) => previewNodes(ctx),
+  preview: (ctx) => previewNodes(ctx, [step]),
   apply: (ctx, _code, p) => runSteps(ctx, [step], p),
 });
 
@@ -229,7 +234,7 @@ const sequence = defineCommand({
   ],
   destructive: (p) => stepsOf(p).some((s) => SERVING_STEPS.includes(s)),
   check: (ctx, p) => checkOrder(ctx, stepsOf(p), p),
-  preview: (ctx) => previewNodes(ctx),
+  preview: (ctx, _code, p) => previewNodes(ctx, stepsOf(p)),
   apply: (ctx, _code, p) => runSteps(ctx, stepsOf(p), p),
 });
 

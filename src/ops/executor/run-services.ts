@@ -234,7 +234,8 @@ export class RunServices {
     const queue = this.queueOf(node);
     const added = await queue.add(NODE_TASK, { installation: this.installation, task, payload }, { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });
     const signal = workSignal();
-    let told = false;
+    const patienceMs = this.config.executor.targetTimeout * 1000;
+    let absentSince: number | undefined;
     for (;;) {
       const job = await Job.fromId(queue, added.id as string);
       if (!job) throw new NodeTaskError(`node ${node}: the ${task} job left the queue before it ended`);
@@ -242,9 +243,16 @@ export class RunServices {
         if (job.failedReason) throw new NodeTaskError(`node ${node}: ${task} failed: ${job.failedReason}`);
         return job.returnvalue as NodeTasks[K]['answer'];
       }
-      if (!told && !(await nodeAlive(this, node))) {
-        told = true;
-        step(waitingMessage(node));
+      // As for a target queued for a node: it waits for a worker of the node, told once, for the target timeout at most.
+      if (await nodeAlive(this, node)) {
+        absentSince = undefined;
+      } else {
+        if (absentSince === undefined) step(waitingMessage(node));
+        absentSince ??= Date.now();
+        if (Date.now() - absentSince > patienceMs && !(await job.isActive())) {
+          await job.remove();
+          throw new NodeTaskError(`no worker of node ${node} took its ${task} within ${patienceMs / 1000} s (start one there: vmoodle worker --node ${node}); the other nodes' work stands`);
+        }
       }
       try {
         await delay(NODE_TASK_POLL_MS, undefined, signal ? { signal } : {});

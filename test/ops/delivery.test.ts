@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -249,5 +249,35 @@ describe.runIf(testServices().moodleDump)('delivery across two web nodes', () =>
     const rolledBack = await runCli(['deliver', 'rollback', '--yes', '--confirm=1'], fx.env);
     expect(rolledBack.code, rolledBack.stderr).toBe(0);
     for (const node of ['web1', 'web2']) expect(served(node)).toBe('moodle-SAVE');
+  });
+});
+
+describe.runIf(testServices().moodleDump)('delivery with a node that has no worker', () => {
+  let fx: OpsFixture;
+  let worker: ExecutorWorker;
+  const code: Record<string, string> = {};
+
+  beforeAll(async () => {
+    const repo = releaseRepo();
+    const base = mkdtempSync(join(tmpdir(), 'vmops-delivery-absent-'));
+    code.web1 = servedDirectory(repo, 'absent1');
+    code.web9 = servedDirectory(repo, 'absent9');
+    const nodesFile = join(base, 'nodes.yml');
+    writeFileSync(nodesFile, Object.entries(code).map(([name, root]) => `${name}:\n  code_root: ${root}\n  dataroots: [${join(base, name)}]\n`).join(''));
+    fx = await opsFixture('delivery_absent', undefined, { VMOODLE_NODES: nodesFile, VMOODLE_TARGET_TIMEOUT: '3' });
+    worker = new ExecutorWorker(fx.rt, { node: 'web1' });
+    await worker.waitUntilReady();
+  });
+  afterAll(() => worker.close());
+
+  it('ends the step within the target timeout, naming the node, and converts nothing', async () => {
+    const planned = await createPlan(fx.rt, { command: 'delivery/convert', params: {}, selector: { master: true }, requestedBy: 'alice', via: 'cli' });
+    await startRun(fx.rt, planned.run.id, 'alice', planned.run.plan_hash);
+    await fx.rt.progress.follow(planned.run.id, () => {}, (e) => e.type === 'state' && FINAL_STATES.includes(e.state));
+    const [target] = await fx.rt.store.getTargets(planned.run.id);
+    expect((await fx.rt.store.getRun(planned.run.id)).state).toBe('failed');
+    expect(target?.message).toContain('no worker of node web9 took its delivery-maintenance within 3 s (start one there: vmoodle worker --node web9)');
+    expect(target?.message).toContain('nothing was converted');
+    for (const root of Object.values(code)) expect(lstatSync(root).isDirectory()).toBe(true);
   });
 });

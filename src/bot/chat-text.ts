@@ -78,7 +78,7 @@ const ago = (ms: number) => {
 type DeliveryView = Extract<View, { kind: 'delivery' }>;
 
 /** One node's delivery state in a line: its mode, the tree it serves and its last step. */
-export function nodeLine({ node, report }: DeliveryView['nodes'][number]): string {
+function nodeLine({ node, report }: DeliveryView['nodes'][number]): string {
   if (!report) return `${node}: no report yet: start its worker (vmoodle worker --node ${node})`;
   const last = report.lastStep;
   const step = last ? `; last ${last.step} by ${last.by} ${ago(last.at)}: ${last.ok ? 'ok' : `failed: ${last.summary}`}` : '';

@@ -6,7 +6,6 @@ import { checkRef } from '../delivery/vcs.ts';
 import { mapLimit } from '../map-limit.ts';
 import { describeError } from '../moodle/db-errors.ts';
 import { errorKind } from '../../errors.ts';
-import { nodeOfDataroot } from '../nodes.ts';
 
 export class DeliveryError extends errorKind('target') {}
 
@@ -123,8 +122,7 @@ async function restore(ctx: CommandContext, p: DeliveryParams): Promise<string> 
   const swapped = await onEveryNode(ctx, { step: 'restore' }, p.comment ?? '');
   const { served, disabled } = await servedSites(ctx, nodes);
   ctx.step(`upgrading ${served.length} site${served.length === 1 ? '' : 's'}`);
-  const upgrades = await mapLimit(served, UPGRADE_CONCURRENCY, (target) =>
-    ctx.delivery.onNode(nodeOfDataroot(nodes, target.dataroot)?.name as string, 'delivery-upgrade', { host: hostKey(target) }));
+  const upgrades = await mapLimit(served, UPGRADE_CONCURRENCY, ({ target, node }) => ctx.delivery.onNode(node, 'delivery-upgrade', { host: hostKey(target) }));
   const upgraded = upgradeLine(upgrades, disabled);
   const failed = upgrades.filter((u) => !u.ok);
   await ctx.delivery.journal.log({

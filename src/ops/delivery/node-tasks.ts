@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommandContext } from '../command.ts';
 import { sitePaths } from '../moodle/code-config.ts';
@@ -12,6 +11,7 @@ import { redisNodeLock } from './lock.ts';
 import { deliveryLayout } from './state.ts';
 import { nodeReport, runStep, type NodeReport, type StepRequest } from './steps.ts';
 import { runTool } from './tools.ts';
+import { exists } from '../lifecycle/dataroot.ts';
 
 /** VMoodle's wrappers a restore runs for each instance: core's upgrade.php and purge_caches.php with --host. */
 export const UPGRADE_SCRIPTS: PhpScripts = {
@@ -35,7 +35,6 @@ export interface UpgradeReport {
 /** The work a delivery asks of one node's own worker, by name, with what each is given and answers. */
 export interface NodeTasks {
   'delivery-step': { payload: StepRequest; answer: NodeReport };
-  'delivery-report': { payload: Record<string, never>; answer: NodeReport };
   /** CLI maintenance on for the served sites whose dataroot the node mounts (those it made, by host key), or off again. */
   'delivery-maintenance': { payload: { on: true } | { on: false; hosts: string[] }; answer: { hosts: string[] } };
   'delivery-upgrade': { payload: { host: string }; answer: UpgradeReport };
@@ -46,15 +45,19 @@ export type NodeTaskName = keyof NodeTasks;
 
 export const hostKey = (target: MoodleTarget) => `${target.host.kind}:${target.host.id}`;
 
-const exists = (path: string) => access(path).then(() => true, () => false);
-
 /**
  * The sites a delivery's code serves: the master and the enabled instances whose dataroot is on a node. Disabled
  * ones are named, since their database will need the upgrade before they are enabled again.
  */
-export async function servedSites(ctx: CommandContext, nodes: readonly NodeConfig[]): Promise<{ served: MoodleTarget[]; disabled: string[] }> {
-  const members = (await ctx.members()).filter((m) => nodeOfDataroot(nodes, m.target.dataroot));
-  return { served: members.filter((m) => m.enabled).map((m) => m.target), disabled: members.filter((m) => !m.enabled).map((m) => m.name) };
+export async function servedSites(ctx: CommandContext, nodes: readonly NodeConfig[]): Promise<{ served: Array<{ target: MoodleTarget; node: string }>; disabled: string[] }> {
+  const placed = (await ctx.members()).flatMap((m) => {
+    const node = nodeOfDataroot(nodes, m.target.dataroot);
+    return node ? [{ member: m, node: node.name }] : [];
+  });
+  return {
+    served: placed.filter((p) => p.member.enabled).map((p) => ({ target: p.member.target, node: p.node })),
+    disabled: placed.filter((p) => !p.member.enabled).map((p) => p.member.name),
+  };
 }
 
 /** Writes Moodle's CLI maintenance page into a site's dataroot, as maintenance.php --enable does; false when it was there. */
@@ -114,17 +117,19 @@ export async function publishNodeReport(rt: RunServices, node: NodeConfig): Prom
 /** Runs one task on this node, for the delivery run that asked for it. */
 export async function runNodeTask<K extends NodeTaskName>(rt: RunServices, node: NodeConfig, task: K, payload: NodeTasks[K]['payload']): Promise<NodeTasks[K]['answer']> {
   const layout = deliveryLayout(node);
-  const fleet = await rt.registry.loadFleet();
-  const ctx = rt.commandContext(rt.moodleTarget(fleet, fleet.masterHost), { phpScripts: UPGRADE_SCRIPTS }, false, fleet);
+  // Only the tasks on sites read the registry: a step on the trees needs none of it.
+  const sites = async () => {
+    const fleet = await rt.registry.loadFleet();
+    return { fleet, ctx: rt.commandContext(rt.moodleTarget(fleet, fleet.masterHost), { phpScripts: UPGRADE_SCRIPTS }, false, fleet) };
+  };
   const answer = async (): Promise<unknown> => {
     switch (task) {
       case 'delivery-step':
         return publish(rt, await runStep(layout, payload as StepRequest, redisNodeLock(rt.redis, (n) => rt.keys.deliveryLock(n), rt.log)));
-      case 'delivery-report':
-        return publish(rt, await nodeReport(layout));
       case 'delivery-maintenance': {
         const asked = payload as NodeTasks['delivery-maintenance']['payload'];
-        const mine = (await servedSites(ctx, [node])).served;
+        const { ctx } = await sites();
+        const mine = (await servedSites(ctx, [node])).served.map((s) => s.target);
         if (!asked.on) {
           for (const target of mine.filter((t) => asked.hosts.includes(hostKey(t)))) await removeMaintenanceFile(target);
           return { hosts: asked.hosts };
@@ -134,6 +139,7 @@ export async function runNodeTask<K extends NodeTaskName>(rt: RunServices, node:
         return { hosts: made };
       }
       case 'delivery-upgrade': {
+        const { fleet, ctx } = await sites();
         const [kind, id] = (payload as { host: string }).host.split(':');
         const host = fleet.byKindAndId(kind as string, Number(id));
         if (!host) return { host: (payload as { host: string }).host, shortname: '?', ok: false, outcome: 'failed', message: 'no longer in the registry' } satisfies UpgradeReport;

@@ -1,10 +1,11 @@
-import { access, readlink } from 'node:fs/promises';
+import { readlink } from 'node:fs/promises';
 import { basename, dirname, join, normalize } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describeError } from '../moodle/db-errors.ts';
 import { allowedSteps, pathKind, readState, refusal, writeState, type DeliveryLayout, type NodeState, type Step } from './state.ts';
 import { runTool, ToolError, type ToolOptions } from './tools.ts';
 import { checkRef, updateTree, type Changes } from './vcs.ts';
+import { exists } from '../lifecycle/dataroot.ts';
 
 export interface StepRequest {
   step: Step;
@@ -49,8 +50,6 @@ export function checkComponent(component: string): string | undefined {
   }
   return undefined;
 }
-
-const exists = (path: string) => access(path).then(() => true, () => false);
 
 /** Where the served path points, as a tree name, or what it is instead. */
 async function liveOf(layout: DeliveryLayout): Promise<string> {

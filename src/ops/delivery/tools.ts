@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { errorKind } from '../../errors.ts';
+import { lastLine } from '../moodle/php.ts';
 
 /** A delivery command failed, or could not start; its message says which and why, in words an operator acts on. */
 export class ToolError extends errorKind('target') {
@@ -27,8 +28,6 @@ export interface ToolOptions {
   node: string;
   timeoutMs?: number;
 }
-
-const lastLine = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
 
 /**
  * Why a command failed, as tool_delivery's runner tells its exit codes apart (126 permission, 127 not found), and

@@ -1,6 +1,6 @@
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runTool, ToolError, type ToolOptions } from './tools.ts';
+import { exists } from '../lifecycle/dataroot.ts';
 
 /** What an update changed in the version-controlled tree, shown before the tree is served. */
 export interface Changes {
@@ -19,8 +19,6 @@ const REF = /^(?!-)(?!.*\.\.)[A-Za-z0-9._/@^~-]{1,200}$/;
 export function checkRef(ref: string): string | undefined {
   return REF.test(ref) ? undefined : `'${ref}' is not a branch, tag or commit name`;
 }
-
-const exists = (path: string) => access(path).then(() => true, () => false);
 
 const lines = (text: string) => text.split('\n').map((l) => l.trimEnd()).filter(Boolean);
 

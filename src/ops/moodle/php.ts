@@ -96,7 +96,8 @@ const MOODLE_MESSAGES: readonly MoodleMessage[] = [
 /** VMoodle's wrappers print the wwwroot they switched to; any other one means the run acted on the wrong site. */
 const PLAYING_FOR = /Config check : playing for (\S+)/;
 
-function lastLine(text: string): string | undefined {
+/** A command's last non-empty line of output, where its error usually is. */
+export function lastLine(text: string): string | undefined {
   return text.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
 }
 

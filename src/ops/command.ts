@@ -6,7 +6,8 @@ import type { CronRun } from './moodle/cron.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { TemplateStore } from '../registry/templates.ts';
 import type { NodeConfig } from './nodes.ts';
-import type { NodeTaskName, NodeTasks } from './delivery/node-tasks.ts';
+import type { NodeTaskName, NodeTasks } from './node-tasks.ts';
+import type { ContentTransfer } from './files/transfer.ts';
 import type { NodeReport } from './delivery/steps.ts';
 import type { Journal } from './delivery/journal.ts';
 
@@ -102,18 +103,20 @@ export interface CommandContext {
   lifecycle: LifecycleContext;
   /** The run this work belongs to; undefined while a plan is made. */
   run: { id: number; requestedBy: string } | undefined;
-  /** The web nodes' own workers and the journal, for delivery's work on the code trees. */
+  /**
+   * Has a node's own worker do a task and waits for its answer, for as long as the target's deadline allows,
+   * telling those following the run while no worker of the node is alive.
+   */
+  onNode<K extends NodeTaskName>(node: string, task: K, payload: NodeTasks[K]['payload']): Promise<NodeTasks[K]['answer']>;
+  /** Brings file contents from the source host's pool into a target's, from whichever node holds them. */
+  contents: ContentTransfer;
+  /** The web nodes and the journal, for delivery's work on the code trees. */
   delivery: DeliveryServices;
 }
 
 export interface DeliveryServices {
   /** The configured web nodes. */
   nodes: readonly NodeConfig[];
-  /**
-   * Has a node's own worker do a task and waits for its answer, for as long as the target's deadline allows,
-   * telling those following the run while no worker of the node is alive.
-   */
-  onNode<K extends NodeTaskName>(node: string, task: K, payload: NodeTasks[K]['payload']): Promise<NodeTasks[K]['answer']>;
   /** What the node said of its state after its last step, or when its worker started. */
   lastReport(node: string): Promise<NodeReport | undefined>;
   journal: Journal;

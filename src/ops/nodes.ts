@@ -19,6 +19,11 @@ export interface NodeConfig {
   deliveryUser?: string;
   /** The command that resets PHP's opcode cache on this node after new code is served (a PHP-FPM reload), as argv. */
   opcacheReset?: string[];
+  /**
+   * A folder this node shares with other nodes (mounted wherever each has it): file copies between two nodes that
+   * both have one move through it, else in chunks through Redis.
+   */
+  transferDir?: string;
 }
 
 export class NodesError extends errorKind('config') {}
@@ -32,6 +37,7 @@ const KEYS: Record<string, string> = {
   max_php: 'Moodle PHP processes at most at once on the node (1 to 64; default 4)',
   delivery_user: 'the system user delivery runs its commands on the code trees as, through sudo -n (default: the worker\'s own)',
   opcache_reset: "the command that resets PHP's opcode cache after a delivery, a list whose first word is an absolute path",
+  transfer_dir: 'a folder shared with the other nodes, through which file copies between nodes go (an absolute path; default: through Redis)',
 };
 
 const SYSTEM_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
@@ -72,6 +78,7 @@ export function parseNodes(doc: unknown): NodeConfig[] {
       php: absolutePath(spec.php ?? '/usr/bin/php', `node ${name}: php`),
       maxPhp,
       ...deliverySettings(name, spec),
+      ...(spec.transfer_dir !== undefined ? { transferDir: absolutePath(spec.transfer_dir, `node ${name}: transfer_dir`) } : {}),
     };
   });
   const owner = new Map<string, string>();

@@ -1,5 +1,6 @@
 import { defineCommand, type CommandContext, type CommandDef, type ParamSpec } from '../command.ts';
-import { hostKey, servedSites, type UpgradeReport } from '../delivery/node-tasks.ts';
+import { servedSites } from '../delivery/sites.ts';
+import { hostKey, type UpgradeReport } from '../moodle/upgrade.ts';
 import { after, allowedSteps, DeliveryStateError, SERVING_STEPS, STEPS, type Step } from '../delivery/state.ts';
 import { checkComponent, type NodeReport, type StepRequest } from '../delivery/steps.ts';
 import { checkRef } from '../delivery/vcs.ts';
@@ -85,7 +86,7 @@ const by = (ctx: CommandContext) => ctx.run?.requestedBy ?? 'unknown';
 async function onEveryNode(ctx: CommandContext, req: Omit<StepRequest, 'by'>, comment: string): Promise<string> {
   const nodes = nodesOf(ctx);
   ctx.step(`${req.step} on ${nodes.length} node${nodes.length === 1 ? '' : 's'}`);
-  const reports = await Promise.all(nodes.map((node) => ctx.delivery.onNode(node.name, 'delivery-step', { ...req, by: by(ctx) })));
+  const reports = await Promise.all(nodes.map((node) => ctx.onNode(node.name, 'delivery-step', { ...req, by: by(ctx) })));
   for (const report of reports) {
     await ctx.delivery.journal.log({
       run_id: ctx.run?.id ?? null, step: req.step, node: report.node, component: req.component ?? null, comment: comment || null,
@@ -122,14 +123,14 @@ async function restore(ctx: CommandContext, p: DeliveryParams): Promise<string> 
   const swapped = await onEveryNode(ctx, { step: 'restore' }, p.comment ?? '');
   const { served, disabled } = await servedSites(ctx, nodes);
   ctx.step(`upgrading ${served.length} site${served.length === 1 ? '' : 's'}`);
-  const upgrades = await mapLimit(served, UPGRADE_CONCURRENCY, ({ target, node }) => ctx.delivery.onNode(node, 'delivery-upgrade', { host: hostKey(target) }));
+  const upgrades = await mapLimit(served, UPGRADE_CONCURRENCY, ({ target, node }) => ctx.onNode(node, 'delivery-upgrade', { host: hostKey(target) }));
   const upgraded = upgradeLine(upgrades, disabled);
   const failed = upgrades.filter((u) => !u.ok);
   await ctx.delivery.journal.log({
     run_id: ctx.run?.id ?? null, step: 'restore', node: '*', component: null, comment: null, ok: failed.length === 0,
     summary: `upgrade of ${upgraded}`, detail: upgrades.map((u) => `${u.shortname}: ${u.outcome}: ${u.message}`).join('\n'), by: by(ctx),
   });
-  const resets = await Promise.all(nodes.map(async (node) => ({ node: node.name, ...(await ctx.delivery.onNode(node.name, 'delivery-opcache', {})) })));
+  const resets = await Promise.all(nodes.map(async (node) => ({ node: node.name, ...(await ctx.onNode(node.name, 'delivery-opcache', {})) })));
   const resetLine = resets.map((r) => `${r.node}: ${r.message}`).join('; ');
   if (failed.length > 0 || resets.some((r) => !r.ok)) {
     const what = failed.length > 0 ? `${failed.length} of ${upgrades.length} site upgrades failed` : 'an opcode cache reset failed';
@@ -141,7 +142,7 @@ async function restore(ctx: CommandContext, p: DeliveryParams): Promise<string> 
 /** Once per node: every site goes into CLI maintenance before any node moves its code, and leaves it whatever happened. */
 async function convert(ctx: CommandContext, p: DeliveryParams): Promise<string> {
   const nodes = nodesOf(ctx);
-  const made = await Promise.allSettled(nodes.map(async (node) => ({ node: node.name, ...(await ctx.delivery.onNode(node.name, 'delivery-maintenance', { on: true })) })));
+  const made = await Promise.allSettled(nodes.map(async (node) => ({ node: node.name, ...(await ctx.onNode(node.name, 'delivery-maintenance', { on: true })) })));
   try {
     const refused = made.flatMap((m, i) => (m.status === 'rejected' ? [`${nodes[i]?.name}: ${describeError(m.reason)}`] : []));
     if (refused.length > 0) throw new DeliveryError(`CLI maintenance could not be turned on (${refused.join('; ')}); nothing was converted`);
@@ -149,7 +150,7 @@ async function convert(ctx: CommandContext, p: DeliveryParams): Promise<string> 
     const sites = made.reduce((n, m) => n + (m.status === 'fulfilled' ? m.value.hosts.length : 0), 0);
     return `${moved}; ${sites} site${sites === 1 ? '' : 's'} put in CLI maintenance for the move and taken out after`;
   } finally {
-    await Promise.all(made.flatMap((m) => (m.status === 'fulfilled' ? [ctx.delivery.onNode(m.value.node, 'delivery-maintenance', { on: false, hosts: m.value.hosts })] : [])));
+    await Promise.all(made.flatMap((m) => (m.status === 'fulfilled' ? [ctx.onNode(m.value.node, 'delivery-maintenance', { on: false, hosts: m.value.hosts })] : [])));
   }
 }
 

@@ -4,6 +4,7 @@ import type { CommandDef } from '../command.ts';
 import { COURSE_COMMANDS } from './courses.ts';
 import { CRON_COMMANDS } from './cron.ts';
 import { DELIVERY_COMMANDS } from './delivery.ts';
+import { FILE_COMMANDS } from './files.ts';
 import { GENERIC_COMMANDS } from './generic.ts';
 import { LIFECYCLE_COMMANDS } from './lifecycle.ts';
 import { MNET_COMMANDS } from './mnet.ts';
@@ -12,7 +13,7 @@ import { ROLE_COMMANDS } from './roles.ts';
 import { SQL_COMMANDS } from './sql.ts';
 
 /** Every command, by name. Adding a command is adding its definition to a category module. */
-export const CATALOG: ReadonlyMap<string, CommandDef> = new Map([...GENERIC_COMMANDS, ...SQL_COMMANDS, ...PLUGIN_COMMANDS, ...ROLE_COMMANDS, ...COURSE_COMMANDS, ...MNET_COMMANDS, ...CRON_COMMANDS, ...LIFECYCLE_COMMANDS, ...DELIVERY_COMMANDS].map((c) => [c.name, c]));
+export const CATALOG: ReadonlyMap<string, CommandDef> = new Map([...GENERIC_COMMANDS, ...FILE_COMMANDS, ...SQL_COMMANDS, ...PLUGIN_COMMANDS, ...ROLE_COMMANDS, ...COURSE_COMMANDS, ...MNET_COMMANDS, ...CRON_COMMANDS, ...LIFECYCLE_COMMANDS, ...DELIVERY_COMMANDS].map((c) => [c.name, c]));
 
 export class UnknownCommandError extends errorKind('unknown_command') {}
 

@@ -42,6 +42,11 @@ export class ExecutorKeys {
     return `${this.prefix}:x:node:${node}:delivery:state`;
   }
 
+  /** One chunk of a file content on its way from a source's node to a target's (see files/transfer.ts). */
+  transferChunk(transfer: string, hash: string, index: number): string {
+    return `${this.prefix}:x:transfer:${transfer}:${hash}:${index}`;
+  }
+
   /** Held by the worker looking at waiting node work this round, so that one looks, not all. */
   nodeWatch(): string {
     return `${this.runs}:nodewatch`;

@@ -14,7 +14,9 @@ import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
 import { findNode, nodeOfDataroot, type NodeConfig } from '../nodes.ts';
-import type { NodeTaskName, NodeTasks } from '../delivery/node-tasks.ts';
+import type { NodeTaskName, NodeTasks } from '../node-tasks.ts';
+import { ContentMover } from '../files/transfer.ts';
+import { sitePaths } from '../moodle/code-config.ts';
 import type { NodeReport } from '../delivery/steps.ts';
 import { Journal } from '../delivery/journal.ts';
 import { nodeAlive, waitingMessage } from './node-watch.ts';
@@ -213,9 +215,17 @@ export class RunServices {
       step,
       lifecycle: { templates: this.templates, datarootRoot: this.config.lifecycle.datarootRoot, registry: this.registry },
       run,
+      onNode: (node, task, payload) => this.onNode(node, task, payload, step),
+      contents: new ContentMover({
+        nodes: this.config.nodes,
+        redis: this.redis,
+        keys: this.keys,
+        runId: run?.id,
+        sourcePool: async (site) => (await sitePaths(nodeOfDataroot(this.config.nodes, site.dataroot)?.codeRoot, site.dataroot as string)).filedir,
+        send: (node, req) => this.onNode(node, 'files-send', req, step),
+      }),
       delivery: {
         nodes: this.config.nodes,
-        onNode: (node, task, payload) => this.onNode(node, task, payload, step),
         lastReport: (node) => this.deliveryReport(node),
         journal: this.journal,
       },

@@ -14,13 +14,16 @@ export interface ForcedSettings {
   childDefaultsExclude?: string;
   /** Where the caches and their configuration are, as written (a literal, or `$CFG->dataroot . '…'`). */
   paths: Partial<Record<SitePathName, PhpNode>>;
-  /** `$CFG->filepermissions`, when a literal. */
+  /** `$CFG->filepermissions` and `$CFG->directorypermissions`, when literals. */
   filePermissions?: number;
+  directoryPermissions?: number;
 }
 
 export type CacheDirName = 'cachedir' | 'localcachedir';
-type SitePathName = CacheDirName | 'altcacheconfigpath';
-const SITE_PATHS: ReadonlySet<string> = new Set<SitePathName>(['cachedir', 'localcachedir', 'altcacheconfigpath']);
+/** The folders of a site's files that config.php may move out of its dataroot. */
+export type FileDirName = 'filedir' | 'trashdir' | 'langlocalroot';
+type SitePathName = CacheDirName | FileDirName | 'altcacheconfigpath';
+const SITE_PATHS: ReadonlySet<string> = new Set<SitePathName>(['cachedir', 'localcachedir', 'filedir', 'trashdir', 'langlocalroot', 'altcacheconfigpath']);
 
 /** A path expression of config.php for one site: literals, and `$CFG->dataroot` joined with `.`; undefined otherwise. */
 function pathFor(node: PhpNode, dataroot: string): string | undefined {
@@ -52,8 +55,8 @@ export function forcedIn(code: string, name: string): ForcedSettings {
       if (node.right?.kind === 'string') found.childDefaultsExclude = node.right.value as string;
     } else if (direct && SITE_PATHS.has(direct) && node.right) {
       found.paths[direct as SitePathName] = node.right;
-    } else if (direct === 'filepermissions') {
-      if (node.right?.kind === 'number') found.filePermissions = Number(phpLiteral(node.right));
+    } else if (direct === 'filepermissions' || direct === 'directorypermissions') {
+      if (node.right?.kind === 'number') found[direct === 'filepermissions' ? 'filePermissions' : 'directoryPermissions'] = Number(phpLiteral(node.right));
     } else if (direct) {
       found.core.add(direct);
     } else if (node.left?.kind === 'offsetlookup' && node.left.what?.kind === 'offsetlookup' && cfgProperty(node.left.what.what) === 'forced_plugin_settings') {
@@ -115,20 +118,25 @@ export async function isForced(codeRoot: string, site: SiteOfCode, ref: SettingR
   return [config, defaults].some((f) => f && (ref.plugin ? f.plugins.get(ref.plugin)?.has(ref.name) : f.core.has(ref.name)));
 }
 
-/** Where a site keeps its caches, their configuration, and the mode Moodle gives the files it writes. */
-export interface SitePaths extends Record<CacheDirName, string> {
+/**
+ * Where a site keeps its caches, their configuration, its file pool, trash and local language packs, and the modes
+ * Moodle gives the files and folders it makes.
+ */
+export interface SitePaths extends Record<CacheDirName | FileDirName, string> {
   /** The MUC configuration file. */
   mucConfig: string;
   filePermissions: number;
+  directoryPermissions: number;
 }
 
-/** Moodle's default `$CFG->filepermissions`. */
+/** Moodle's default `$CFG->filepermissions` and `$CFG->directorypermissions` (lib/setup.php). */
 const DEFAULT_FILE_PERMISSIONS = 0o666;
+const DEFAULT_DIRECTORY_PERMISSIONS = 0o2777;
 
 /**
- * Where a site keeps its caches: `$CFG->cachedir`, `$CFG->localcachedir` and `$CFG->altcacheconfigpath` from the code
- * tree's config.php (read as text; a value other than a literal or `$CFG->dataroot . '…'` cannot be known and counts
- * as unset), else in its dataroot; and `$CFG->filepermissions`.
+ * Where a site keeps its caches and files: `$CFG->cachedir`, `localcachedir`, `filedir`, `trashdir`, `langlocalroot`
+ * and `altcacheconfigpath` from the code tree's config.php (read as text; a value other than a literal or
+ * `$CFG->dataroot . '…'` cannot be known and counts as unset), else in its dataroot; and the permissions it sets.
  */
 export async function sitePaths(codeRoot: string | undefined, dataroot: string): Promise<SitePaths> {
   const config = codeRoot ? await forcedByFile(join(codeRoot, 'config.php')) : undefined;
@@ -139,8 +147,12 @@ export async function sitePaths(codeRoot: string | undefined, dataroot: string):
   return {
     cachedir: path('cachedir') ?? join(dataroot, 'cache'),
     localcachedir: path('localcachedir') ?? join(dataroot, 'localcache'),
+    filedir: path('filedir') ?? join(dataroot, 'filedir'),
+    trashdir: path('trashdir') ?? join(dataroot, 'trashdir'),
+    langlocalroot: path('langlocalroot') ?? join(dataroot, 'lang'),
     mucConfig: await mucConfigPath(path('altcacheconfigpath'), dataroot),
     filePermissions: config?.filePermissions ?? DEFAULT_FILE_PERMISSIONS,
+    directoryPermissions: config?.directoryPermissions ?? DEFAULT_DIRECTORY_PERMISSIONS,
   };
 }
 

@@ -2844,6 +2844,51 @@ INSERT INTO `mdl_context` VALUES
 (10,80,5,'/1/10',2,0);
 /*!40000 ALTER TABLE `mdl_context` ENABLE KEYS */;
 UNLOCK TABLES;
+DROP TABLE IF EXISTS `mdl_files`;
+/*!40101 SET @saved_cs_client     = @@character_set_client */;
+/*!40101 SET character_set_client = utf8mb4 */;
+CREATE TABLE `mdl_files` (
+  `id` bigint(10) NOT NULL AUTO_INCREMENT,
+  `contenthash` varchar(40) NOT NULL DEFAULT '',
+  `pathnamehash` varchar(40) NOT NULL DEFAULT '',
+  `contextid` bigint(10) NOT NULL,
+  `component` varchar(100) NOT NULL DEFAULT '',
+  `filearea` varchar(50) NOT NULL DEFAULT '',
+  `itemid` bigint(10) NOT NULL,
+  `filepath` varchar(255) NOT NULL DEFAULT '',
+  `filename` varchar(255) NOT NULL DEFAULT '',
+  `userid` bigint(10) DEFAULT NULL,
+  `filesize` bigint(10) NOT NULL,
+  `mimetype` varchar(100) DEFAULT NULL,
+  `status` bigint(10) NOT NULL DEFAULT 0,
+  `source` longtext DEFAULT NULL,
+  `author` varchar(255) DEFAULT NULL,
+  `license` varchar(255) DEFAULT NULL,
+  `timecreated` bigint(10) NOT NULL,
+  `timemodified` bigint(10) NOT NULL,
+  `sortorder` bigint(10) NOT NULL DEFAULT 0,
+  `referencefileid` bigint(10) DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `mdl_file_pat_uix` (`pathnamehash`),
+  KEY `mdl_file_comfilconite_ix` (`component`,`filearea`,`contextid`,`itemid`),
+  KEY `mdl_file_con_ix` (`contenthash`),
+  KEY `mdl_file_lic_ix` (`license`),
+  KEY `mdl_file_fil_ix` (`filename`),
+  KEY `mdl_file_con2_ix` (`contextid`),
+  KEY `mdl_file_use_ix` (`userid`),
+  KEY `mdl_file_ref_ix` (`referencefileid`)
+) ENGINE=InnoDB AUTO_INCREMENT=6 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci ROW_FORMAT=COMPRESSED COMMENT='description of files, content is stored in sha1 file pool';
+/*!40101 SET character_set_client = @saved_cs_client */;
+LOCK TABLES `mdl_files` WRITE;
+/*!40000 ALTER TABLE `mdl_files` DISABLE KEYS */;
+INSERT INTO `mdl_files` VALUES
+(1,'5f8e911d0da441e36f47c5c46f4393269211ca56','508e674d49c30d4fde325fe6c7f6fd3d56b247e1',1,'assignfeedback_editpdf','stamps',0,'/','smile.png',2,1085,'image/png',0,NULL,NULL,NULL,1795415096,1795415096,0,NULL),
+(2,'da39a3ee5e6b4b0d3255bfef95601890afd80709','70b7cdade7b4e27d4e83f0cdaad10d6a3c0cccb5',1,'assignfeedback_editpdf','stamps',0,'/','.',2,0,NULL,0,NULL,NULL,NULL,1795415096,1795415096,0,NULL),
+(3,'75c101cb8cb34ea573cd25ac38f8157b1de901b8','68317eab56c67d32aeaee5acf509a0c4aa828b6b',1,'assignfeedback_editpdf','stamps',0,'/','sad.png',2,966,'image/png',0,NULL,NULL,NULL,1795415096,1795415096,0,NULL),
+(4,'0c5190a24c3943966541401c883eacaa20ca20cb','695a55ff780e61c9e59428aa425430b0d6bde53b',1,'assignfeedback_editpdf','stamps',0,'/','tick.png',2,1039,'image/png',0,NULL,NULL,NULL,1795415096,1795415096,0,NULL),
+(5,'8c96a486d5801e0f4ab8c411f561f1c687e1f865','373e63af262a9b8466ba8632551520be793c37ff',1,'assignfeedback_editpdf','stamps',0,'/','cross.png',2,861,'image/png',0,NULL,NULL,NULL,1795415096,1795415096,0,NULL);
+/*!40000 ALTER TABLE `mdl_files` ENABLE KEYS */;
+UNLOCK TABLES;
 DROP TABLE IF EXISTS `mdl_modules`;
 /*!40101 SET @saved_cs_client     = @@character_set_client */;
 /*!40101 SET character_set_client = utf8mb4 */;

@@ -11,6 +11,7 @@ export const MOODLE_TABLES = {
   courseCategories: 'course_categories',
   courseModules: 'course_modules',
   context: 'context',
+  files: 'files',
   modules: 'modules',
   block: 'block',
   filterActive: 'filter_active',

@@ -32,7 +32,8 @@ export interface FakePhp {
  * and refuses for `cronmaint-…`, `cronupgrade-…` and `crondisabled-…`, prints nothing for `cronempty-…`): `slow-…` starts a child and never
  * ends, `unknown-…` is VMoodle's "no configuration" die (exit 0), `wrongsite-…` runs for another site, `badopt-…` is
  * core's unknown-option refusal (exit 2), `noisy-…` prints a lot with `secret` in it, `fails-…` dies with a PHP
- * fatal error; upgrade.php answers as Moodle's does (`uptodate-…` has none pending, `upfails-…` fails); any other purges
+ * fatal error; upgrade.php answers as Moodle's does (`uptodate-…` has none pending, `hashonly-…` needs no maintenance,
+ * `older-…` has code older than its database, `upfails-…` fails); any other purges
  * for `delayMs` and succeeds.
  */
 export function fakePhp(opts: { delayMs?: number; secret?: string; wrappers?: string[]; maintenanceUnder?: string } = {}): FakePhp {
@@ -90,7 +91,8 @@ if (kind === 'fails') {
 }
 out('Arming for ' + host + '\\nConfig check : playing for ' + host + '\\n');
 // Moodle's upgrade.php as moodle-facts §3.7 has it: --is-pending exits 2 while an upgrade is pending (never for
-// \`uptodate-…\`), and the upgrade of \`upfails-…\` dies with a database error.
+// \`uptodate-…\`), --is-maintenance-required exits 2 saying users will see maintenance (3 and not for \`hashonly-…\`),
+// the upgrade of \`older-…\` refuses code older than the database and that of \`upfails-…\` dies with a database error.
 const upgrade = process.argv[2].endsWith('/upgrade.php');
 if (upgrade && process.argv.includes('--is-pending')) {
   if (kind === 'uptodate') {
@@ -99,6 +101,23 @@ if (upgrade && process.argv.includes('--is-pending')) {
   }
   process.stderr.write('An upgrade is pending\\n');
   process.exit(2);
+}
+if (upgrade && process.argv.includes('--is-maintenance-required')) {
+  if (kind === 'uptodate') {
+    process.stderr.write('No upgrade needed for the installed version 4.5.6 (Build: 20250811) (2024100706). Thanks for coming anyway!\\n\\n');
+    process.exit(0);
+  }
+  out('An upgrade is pending\\n');
+  if (kind === 'hashonly') {
+    out('This upgrade WILL NOT result in maintenance mode for users.\\n');
+    process.exit(3);
+  }
+  out('This upgrade WILL result in maintenance mode for users.\\n');
+  process.exit(2);
+}
+if (upgrade && kind === 'older') {
+  process.stderr.write('Error: The code you are using is older than the version recorded in the database.\\n');
+  process.exit(1);
 }
 if (upgrade && kind === 'upfails') {
   process.stderr.write('Default exception handler: Error writing to database Debug: Duplicate entry\\n');

@@ -54,7 +54,7 @@ async function readIfThere(path: string): Promise<string | undefined> {
 
 async function subfolders(dir: string): Promise<string[]> {
   try {
-    return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && /^[a-z][a-z0-9_]*$/.test(d.name)).map((d) => d.name);
+    return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && /^[a-z][a-z0-9_]*$/.test(d.name)).map((d) => d.name).sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;

@@ -91,6 +91,7 @@ const MOODLE_MESSAGES: readonly MoodleMessage[] = [
   { pattern: /Moodle upgrade pending, cron execution suspended\./, failed: true, says: () => 'cron suspended: an upgrade is pending' },
   { pattern: /Cron is disabled\. Use --force to override\./, failed: true, says: () => 'cron is disabled on this site (cron_enabled = 0)' },
   { pattern: /Error: The code you are using is older than the version recorded in the database\./, failed: true, says: () => "the code on this node is older than the instance's database" },
+  { pattern: /Cannot downgrade (\S+) from (\S+) to (\S+?)\.?$/m, failed: true, says: (m) => `Moodle cannot downgrade ${m[1]} from ${m[2]} to ${m[3]}: this node's code of it is older than the database` },
 ];
 
 /** VMoodle's wrappers print the wwwroot they switched to; any other one means the run acted on the wrong site. */

@@ -12,7 +12,7 @@ import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { testServices } from '../support/services.ts';
 
 /** Sites named for how the stand-in upgrade.php answers them (see fake-php.ts); newerdb_1's database is newer than the code. */
-const SITES = ['pending_1', 'hashonly_1', 'uptodate_1', 'upfails_1', 'badopt_1', 'older_1', 'newerdb_1'];
+const SITES = ['pending_1', 'hashonly_1', 'uptodate_1', 'upfails_1', 'badopt_1', 'older_1', 'downgrade_1', 'newerdb_1'];
 
 describe.runIf(testServices().moodleDump)("upgrade check and upgrade through Moodle's upgrade.php", () => {
   let fx: OpsFixture;
@@ -88,6 +88,7 @@ describe.runIf(testServices().moodleDump)("upgrade check and upgrade through Moo
     expect(result('uptodate_1')).toEqual(['already_applied', '4.5.6 (Build: 20250811) (2024100706)', '4.5.6 (Build: 20250811) (2024100706)', 'no upgrade pending; caches purged']);
     expect(result('upfails_1').slice(0, 1).concat(result('upfails_1').slice(3))).toEqual(['failed', 'upgrade.php exited 1: Default exception handler: Error writing to database Debug: Duplicate entry; CLI maintenance is as it was before']);
     expect(by.older_1?.message).toBe("upgrade.php: the code on this node is older than the instance's database; CLI maintenance is as it was before");
+    expect(by.downgrade_1?.message).toBe("upgrade.php: Moodle cannot downgrade mod_forum from 2024100701 to 2024100700: this node's code of it is older than the database; CLI maintenance is as it was before");
     // Exit 2 without "An upgrade is pending" is core's refusal of an option, not a pending upgrade.
     expect(by.badopt_1?.message).toBe('upgrade.php: Moodle rejected the options --bogus');
     expect(phpRuns('badopt_1', '--non-interactive')).toEqual([]);

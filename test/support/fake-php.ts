@@ -33,7 +33,7 @@ export interface FakePhp {
  * ends, `unknown-…` is VMoodle's "no configuration" die (exit 0), `wrongsite-…` runs for another site, `badopt-…` is
  * core's unknown-option refusal (exit 2), `noisy-…` prints a lot with `secret` in it, `fails-…` dies with a PHP
  * fatal error; upgrade.php answers as Moodle's does (`uptodate-…` has none pending, `hashonly-…` needs no maintenance,
- * `older-…` has code older than its database, `upfails-…` fails); any other purges
+ * `older-…` has code older than its database, `downgrade-…` a plugin's, `upfails-…` fails); any other purges
  * for `delayMs` and succeeds.
  */
 export function fakePhp(opts: { delayMs?: number; secret?: string; wrappers?: string[]; maintenanceUnder?: string } = {}): FakePhp {
@@ -92,7 +92,8 @@ if (kind === 'fails') {
 out('Arming for ' + host + '\\nConfig check : playing for ' + host + '\\n');
 // Moodle's upgrade.php as moodle-facts §3.7 has it: --is-pending exits 2 while an upgrade is pending (never for
 // \`uptodate-…\`), --is-maintenance-required exits 2 saying users will see maintenance (3 and not for \`hashonly-…\`),
-// the upgrade of \`older-…\` refuses code older than the database and that of \`upfails-…\` dies with a database error.
+// the upgrade of \`older-…\` refuses code older than the database, that of \`downgrade-…\` a plugin's, and that of
+// \`upfails-…\` dies with a database error.
 const upgrade = process.argv[2].endsWith('/upgrade.php');
 if (upgrade && process.argv.includes('--is-pending')) {
   if (kind === 'uptodate') {
@@ -117,6 +118,10 @@ if (upgrade && process.argv.includes('--is-maintenance-required')) {
 }
 if (upgrade && kind === 'older') {
   process.stderr.write('Error: The code you are using is older than the version recorded in the database.\\n');
+  process.exit(1);
+}
+if (upgrade && kind === 'downgrade') {
+  process.stderr.write('Cannot downgrade mod_forum from 2024100701 to 2024100700.\\n');
   process.exit(1);
 }
 if (upgrade && kind === 'upfails') {

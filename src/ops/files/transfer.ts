@@ -80,11 +80,9 @@ const missingMessage = (err: unknown, hash: string) =>
 export async function sendContents(redis: Redis, keys: ExecutorKeys, node: NodeConfig, sourceFiledir: string, req: SendRequest): Promise<SendAnswer> {
   const answer: SendAnswer = { sent: [], failed: [] };
   if (!/^[a-z0-9-]{1,64}$/.test(req.transfer)) throw new ContentError('a transfer name holds only lower-case letters, digits and dashes');
-  const folder = req.via === 'folder' ? join(node.transferDir ?? '', req.transfer) : undefined;
-  if (folder !== undefined) {
-    if (!node.transferDir) throw new ContentError(`node ${node.name} has no transfer_dir`);
-    await mkdir(folder, { recursive: true, mode: 0o700 });
-  }
+  if (req.via === 'folder' && !node.transferDir) throw new ContentError(`node ${node.name} has no transfer_dir`);
+  const folder = req.via === 'folder' ? join(node.transferDir as string, req.transfer) : undefined;
+  if (folder !== undefined) await mkdir(folder, { recursive: true, mode: 0o700 });
   for (const hash of req.hashes) {
     if (!CONTENT_HASH.test(hash)) {
       answer.failed.push({ hash, message: 'not a content hash' });

@@ -3,6 +3,7 @@ import type { ApplyOutcome, CommandContext, TargetPreview } from '../command.ts'
 import { invalidateCaches } from '../moodle/cache.ts';
 import { sitePaths } from '../moodle/code-config.ts';
 import { adminOf, adminRead } from '../moodle/config.ts';
+import type { Statements } from '../moodle/statements.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { ParamError } from '../params.ts';
 import { onceForSource } from '../catalog/source-reads.ts';
@@ -62,51 +63,50 @@ interface CopyPlan {
   aliases: number;
 }
 
-async function planCopy(ctx: CommandContext, target: MoodleTarget, src: SourceFiles, skip: number, lock: boolean): Promise<CopyPlan> {
+/** Reads, on the caller's connection, where the files go on the target; `lock` holds those places for the writes that follow. */
+async function planCopy(ctx: CommandContext, sql: Statements, target: MoodleTarget, src: SourceFiles, skip: number, lock: boolean): Promise<CopyPlan> {
   const files = src.files.slice(skip);
   const wanted = [...new Set([...files, ...src.dirs].map((f) => src.contexts.get(f.contextid) as PortableContext))];
-  return ctx.moodle.withStatements(target, async (sql) => {
-    const mapped = await mapContexts(ctx.moodle, sql, target, wanted);
-    const unplaced = new Map<string, { files: number; why: string }>();
-    const where = (f: FileRow): number | undefined => {
-      const found = mapped.get(src.contexts.get(f.contextid) as PortableContext) as MappedContext;
-      if ('id' in found) return found.id;
-      if (f.filename !== '.') {
-        const label = contextLabel(src.contexts.get(f.contextid) as PortableContext);
-        unplaced.set(label, { files: (unplaced.get(label)?.files ?? 0) + 1, why: found.missing });
-      }
-      return undefined;
-    };
-    const placedFiles = files.flatMap((f) => {
-      const contextid = where(f);
-      return contextid === undefined ? [] : [place(f, contextid)];
-    });
-    const folders = new Map<string, CopyPlan['folders'][number]>();
-    const addFolders = (row: Pick<FileRow, 'component' | 'filearea' | 'itemid' | 'filepath'>, contextid: number) => {
-      for (const filepath of folderChain(row.filepath)) {
-        const hash = pathnameHash({ ...row, filepath, filename: '.', contextid });
-        if (!folders.has(hash)) folders.set(hash, { row: { ...row, filepath }, contextid, pathnamehash: hash });
-      }
-    };
-    for (const p of placedFiles) addFolders(p.row, p.contextid);
-    for (const d of src.dirs) {
-      const contextid = where(d);
-      if (contextid !== undefined) addFolders(d, contextid);
+  const mapped = await mapContexts(ctx.moodle, sql, target, wanted);
+  const unplaced = new Map<string, { files: number; why: string }>();
+  const where = (f: FileRow): number | undefined => {
+    const found = mapped.get(src.contexts.get(f.contextid) as PortableContext) as MappedContext;
+    if ('id' in found) return found.id;
+    if (f.filename !== '.') {
+      const label = contextLabel(src.contexts.get(f.contextid) as PortableContext);
+      unplaced.set(label, { files: (unplaced.get(label)?.files ?? 0) + 1, why: found.missing });
     }
-    const existing = await existingAt(ctx.moodle, sql, target, [...placedFiles.map((p) => p.pathnamehash), ...folders.keys()], lock);
-    const writes = placedFiles.flatMap((placed) => {
-      const there = existing.get(placed.pathnamehash);
-      return there?.contenthash === placed.row.contenthash ? [] : [{ placed, ...(there ? { replaces: there } : {}) }];
-    });
-    return {
-      writes,
-      unchanged: placedFiles.length - writes.length,
-      folders: [...folders.values()].filter((f) => !existing.has(f.pathnamehash)),
-      unplaced,
-      skipped: Math.min(skip, src.files.length),
-      aliases: src.aliases.length,
-    };
-  }, lock);
+    return undefined;
+  };
+  const placedFiles = files.flatMap((f) => {
+    const contextid = where(f);
+    return contextid === undefined ? [] : [place(f, contextid)];
+  });
+  const folders = new Map<string, CopyPlan['folders'][number]>();
+  const addFolders = (row: Pick<FileRow, 'component' | 'filearea' | 'itemid' | 'filepath'>, contextid: number) => {
+    for (const filepath of folderChain(row.filepath)) {
+      const hash = pathnameHash({ ...row, filepath, filename: '.', contextid });
+      if (!folders.has(hash)) folders.set(hash, { row: { ...row, filepath }, contextid, pathnamehash: hash });
+    }
+  };
+  for (const p of placedFiles) addFolders(p.row, p.contextid);
+  for (const d of src.dirs) {
+    const contextid = where(d);
+    if (contextid !== undefined) addFolders(d, contextid);
+  }
+  const existing = await existingAt(ctx.moodle, sql, target, [...placedFiles.map((p) => p.pathnamehash), ...folders.keys()], lock);
+  const writes = placedFiles.flatMap((placed) => {
+    const there = existing.get(placed.pathnamehash);
+    return there?.contenthash === placed.row.contenthash ? [] : [{ placed, ...(there ? { replaces: there } : {}) }];
+  });
+  return {
+    writes,
+    unchanged: placedFiles.length - writes.length,
+    folders: [...folders.values()].filter((f) => !existing.has(f.pathnamehash)),
+    unplaced,
+    skipped: Math.min(skip, src.files.length),
+    aliases: src.aliases.length,
+  };
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -117,7 +117,7 @@ const unplacedText = (unplaced: CopyPlan['unplaced']) =>
 
 export async function previewCopy(ctx: CommandContext, target: MoodleTarget, req: CopyRequest): Promise<TargetPreview> {
   const src = await sourceFiles(ctx, req);
-  const plan = await planCopy(ctx, target, src, req.skip, false);
+  const plan = await ctx.moodle.withStatements(target, (sql) => planCopy(ctx, sql, target, src, req.skip, false), false);
   const bytes = plan.writes.reduce((sum, w) => sum + w.placed.row.filesize, 0);
   const replaced = plan.writes.filter((w) => w.replaces).length;
   const notes = [
@@ -140,15 +140,15 @@ export async function applyCopy(ctx: CommandContext, target: MoodleTarget, req: 
   if (!target.dataroot) throw new FileCopyError("the target's dataroot is not known, so its file pool cannot be written");
   const src = await sourceFiles(ctx, req);
   const paths = await sitePaths(ctx.codeRoot(target), target.dataroot);
-  const planned = await planCopy(ctx, target, src, req.skip, false);
+  const planned = await ctx.moodle.withStatements(target, (sql) => planCopy(ctx, sql, target, src, req.skip, false), false);
   const wanted = new Map(planned.writes.map((w) => [w.placed.row.contenthash, w.placed.row.filesize]));
   if (wanted.size > 0) ctx.step(`copying ${plural(wanted.size, 'content')}`);
   const fetched = await ctx.contents.fetch(ctx.source, target, { ...paths }, [...wanted].map(([hash, size]) => ({ hash, size })));
   if (planned.folders.length > 0) await storeContent(paths.filedir, EMPTY_CONTENT, [Buffer.alloc(0)], paths);
 
   const done = await ctx.moodle.withStatements(target, async (sql) => {
-    // Planned again under lock: a concurrent change to the same places is seen, and nothing is written twice.
-    const plan = await planCopy(ctx, target, src, req.skip, true);
+    // Planned again, locking the places in the transaction that writes them: a concurrent change to them is seen, and nothing is written twice.
+    const plan = await planCopy(ctx, sql, target, src, req.skip, true);
     const by = { userid: adminOf(await sql.read<{ id: string }>(...adminRead(ctx.moodle, target))).userid || null, now: Math.floor(Date.now() / 1000) };
     const writes = plan.writes.filter((w) => fetched.stored.has(w.placed.row.contenthash));
     for (const w of writes) writeFile(ctx.moodle, sql, target, w.placed, w.replaces?.id, by);

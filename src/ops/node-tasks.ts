@@ -35,13 +35,14 @@ export async function runNodeTask<K extends NodeTaskName>(rt: RunServices, node:
   // Only the tasks on sites read the registry: a step on the trees needs none of it.
   const sites = async () => {
     const fleet = await rt.registry.loadFleet();
-    const ctx = rt.commandContext(rt.moodleTarget(fleet, fleet.masterHost), { phpScripts: UPGRADE_SCRIPTS }, false, fleet);
     const site = (key: string): MoodleTarget | undefined => {
       const [kind, id] = key.split(':');
       const host = fleet.byKindAndId(kind as string, Number(id));
       return host ? rt.moodleTarget(fleet, host) : undefined;
     };
-    return { ctx, site };
+    // Only the work on sites through Moodle needs a command's context; reading a site's files needs its paths alone.
+    const context = () => rt.commandContext(rt.moodleTarget(fleet, fleet.masterHost), { phpScripts: UPGRADE_SCRIPTS }, false, fleet);
+    return { context, site };
   };
   const paths = async (key: string) => {
     const target = (await sites()).site(key);
@@ -53,13 +54,13 @@ export async function runNodeTask<K extends NodeTaskName>(rt: RunServices, node:
       case 'delivery-step':
         return publishReport(rt, await runStep(layout, payload as StepRequest, redisNodeLock(rt.redis, (n) => rt.keys.deliveryLock(n), rt.log)));
       case 'delivery-maintenance':
-        return maintenanceOnNode(await sites().then((s) => s.ctx), node, payload as NodeTasks['delivery-maintenance']['payload']);
+        return maintenanceOnNode((await sites()).context(), node, payload as NodeTasks['delivery-maintenance']['payload']);
       case 'delivery-upgrade': {
-        const { ctx, site } = await sites();
+        const { context, site } = await sites();
         const key = (payload as { host: string }).host;
         const target = site(key);
         if (!target) return { host: key, shortname: '?', ok: false, outcome: 'failed', message: 'no longer in the registry' } satisfies UpgradeReport;
-        return upgradeSite(ctx, target);
+        return upgradeSite(context(), target);
       }
       case 'delivery-opcache': {
         if (!node.opcacheReset) return { ok: true, message: 'no opcache_reset command configured' };

@@ -2,9 +2,9 @@ import { defineCommand, type CommandContext, type CommandDef } from '../command.
 import { invalidateCaches, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import { sitePaths } from '../moodle/code-config.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
-import { nodeOfDataroot } from '../nodes.ts';
 import type { PortableContext } from '../files/contexts.ts';
 import { applyCopy, previewCopy, sourceFiles, type CopyRequest } from '../files/copy.ts';
+import { sourceSide } from '../files/transfer.ts';
 import { COMPONENT, LANG_CODE, readLangLocal, writeLangLocal, type LangFile, type LangRequest } from '../files/lang-local.ts';
 import { MOODLE_TABLES } from '../moodle/tables.ts';
 import { hostKey } from '../moodle/upgrade.ts';
@@ -106,17 +106,10 @@ const langRequest = (p: { components: string; langs: string }): LangRequest => (
 
 /** The source's customisations: read where its dataroot is, on this node or by its own node's worker. */
 function sourceLang(ctx: CommandContext, target: MoodleTarget, req: LangRequest): Promise<LangFile[]> {
-  const nodes = ctx.delivery.nodes;
-  const from = nodeOfDataroot(nodes, ctx.source.dataroot);
-  const here = nodeOfDataroot(nodes, target.dataroot);
-  const local = nodes.length === 0 || (from !== undefined && from.name === here?.name);
-  return onceForSource(ctx, `lang:${local ? 'here' : from?.name}:${JSON.stringify(req)}`, async () => {
-    if (local) {
-      if (!ctx.source.dataroot) throw new Error("the source host's dataroot is not known, so its language customisations cannot be read");
-      return readLangLocal((await sitePaths(ctx.codeRoot(ctx.source), ctx.source.dataroot)).langlocalroot, req);
-    }
-    if (!from) throw new Error("the source host's dataroot is under no configured node, so its language customisations cannot be read");
-    return ctx.onNode(from.name, 'lang-read', { ...req, host: hostKey(ctx.source) });
+  const side = sourceSide(ctx.delivery.nodes, ctx.source, target, 'language customisations');
+  return onceForSource(ctx, `lang:${side.local ? 'here' : side.from.name}:${JSON.stringify(req)}`, async () => {
+    if (!side.local) return ctx.onNode(side.from.name, 'lang-read', { ...req, host: hostKey(ctx.source) });
+    return readLangLocal((await sitePaths(ctx.codeRoot(ctx.source), ctx.source.dataroot as string)).langlocalroot, req);
   });
 }
 

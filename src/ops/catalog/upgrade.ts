@@ -22,10 +22,13 @@ interface Versions {
   node: string;
 }
 
-async function readVersions(ctx: CommandContext, target: MoodleTarget): Promise<Versions> {
+const readDatabase = (ctx: CommandContext, target: MoodleTarget) => ctx.moodle.withStatements(target, (sql) => databaseVersions(ctx.moodle, sql, target), false);
+
+/** The database's versions (read now unless given) against the code of the site's node. */
+async function readVersions(ctx: CommandContext, target: MoodleTarget, known?: SiteVersions): Promise<Versions> {
   const codeRoot = ctx.codeRoot(target);
   if (!codeRoot) throw new UpgradeRefusal("no node holds this site's dataroot, so there is no code to compare its database with");
-  const db = await ctx.moodle.withStatements(target, (sql) => databaseVersions(ctx.moodle, sql, target), false);
+  const db = known ?? (await readDatabase(ctx, target));
   const code = await codeVersions(codeRoot);
   return { db, code, gaps: versionGaps(db, code), node: codeRoot };
 }
@@ -99,12 +102,10 @@ export const upgrade = defineCommand({
   phpScripts: UPGRADE_SCRIPTS,
   timeoutSeconds: UPGRADE_TIMEOUT_MS / 1000,
   async preview(ctx, target) {
-    const db = await ctx.moodle.withStatements(target, (sql) => databaseVersions(ctx.moodle, sql, target), false);
-    const codeRoot = ctx.codeRoot(target);
+    const db = await readDatabase(ctx, target);
+    if (!ctx.codeRoot(target)) return { old: versionText(db), note: 'no node holds its dataroot: it cannot be upgraded' };
     try {
-      if (!codeRoot) return { old: versionText(db), note: 'no node holds its dataroot: it cannot be upgraded' };
-      const versions = { db, code: await codeVersions(codeRoot), node: codeRoot };
-      const v = { ...versions, gaps: versionGaps(versions.db, versions.code) };
+      const v = await readVersions(ctx, target, db);
       return { old: versionText(db), new: versionText(v.code), note: downgrade(v) ?? gapsText(v).join('; ') };
     } catch (err) {
       // The plan may be made where the nodes' code cannot be read; the node reads it before upgrading.
@@ -118,7 +119,7 @@ export const upgrade = defineCommand({
     const report = await upgradeSite(ctx, target);
     if (!report.ok) throw new PhpError(report.message);
     if (report.outcome === 'up to date') return { status: 'already_applied', old: versionText(versions.db), new: versionText(versions.db), message: report.message };
-    const after = await ctx.moodle.withStatements(target, (sql) => databaseVersions(ctx.moodle, sql, target), false);
+    const after = await readDatabase(ctx, target);
     return { status: 'applied', old: report.from ?? versionText(versions.db), new: report.to ?? versionText(after), message: report.message };
   },
 });

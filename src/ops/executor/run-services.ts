@@ -206,10 +206,11 @@ export class RunServices {
       const node = nodeOfDataroot(this.config.nodes, target.dataroot);
       return phpSlotHeld || !node ? run() : this.withPhpSlot(node, ownTimeout, run);
     };
+    const codeRoot = (target: MoodleTarget) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot;
     return {
       moodle: this.moodle, source, php, secrets: this.secrets, mnet: this.config.mnet, cron: this.config.cron,
       recordCron: (target, run) => recordCron(this, target, run),
-      codeRoot: (target) => nodeOfDataroot(this.config.nodes, target.dataroot)?.codeRoot,
+      codeRoot,
       peers: (wwwroots) => this.hostsByWwwroot(wwwroots, fleet),
       members: () => this.members(fleet),
       step,
@@ -221,7 +222,7 @@ export class RunServices {
         redis: this.redis,
         keys: this.keys,
         runId: run?.id,
-        sourcePool: async (site) => (await sitePaths(nodeOfDataroot(this.config.nodes, site.dataroot)?.codeRoot, site.dataroot as string)).filedir,
+        sourcePool: async (site) => (await sitePaths(codeRoot(site), site.dataroot as string)).filedir,
         send: (node, req) => this.onNode(node, 'files-send', req, step),
       }),
       delivery: {

@@ -7,6 +7,7 @@ import { describeError } from '../moodle/db-errors.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
 import type { ExecutorKeys } from '../executor/keys.ts';
+import { hostKey } from '../moodle/upgrade.ts';
 import { ContentError, CONTENT_HASH, pooledSize, readContent, storeContent, type PoolModes } from './filedir.ts';
 
 /** How much of a content one Redis value holds. */
@@ -51,6 +52,21 @@ export interface FetchReport {
 /** Moves file contents from the source's pool to a target's; see ContentMover. */
 export interface ContentTransfer {
   fetch(source: MoodleTarget, target: MoodleTarget, into: TargetPool, wanted: ReadonlyArray<{ hash: string; size: number }>): Promise<FetchReport>;
+}
+
+/**
+ * Where a source's files are read for a target: by the target's own worker when one node holds both (or on a single
+ * machine without nodes), else by the worker of the source's node.
+ */
+export function sourceSide(nodes: readonly NodeConfig[], source: MoodleTarget, target: MoodleTarget, what: string): { local: true } | { local: false; from: NodeConfig; here: NodeConfig | undefined } {
+  if (nodes.length === 0) {
+    if (!source.dataroot) throw new ContentError(`the source host's dataroot is not known, so its ${what} cannot be read`);
+    return { local: true };
+  }
+  const from = nodeOfDataroot(nodes, source.dataroot);
+  if (!from) throw new ContentError(`the source host's ${what} cannot be read: ${noNodeReason(nodes, source.dataroot)}`);
+  const here = nodeOfDataroot(nodes, target.dataroot);
+  return from.name === here?.name ? { local: true } : { local: false, from, here };
 }
 
 /** A content's bytes in Redis-sized chunks. */
@@ -158,11 +174,7 @@ export class ContentMover implements ContentTransfer {
   ) {}
 
   async fetch(source: MoodleTarget, target: MoodleTarget, into: TargetPool, wanted: ReadonlyArray<{ hash: string; size: number }>): Promise<FetchReport> {
-    const { nodes } = this.deps;
-    const from = nodeOfDataroot(nodes, source.dataroot);
-    const here = nodeOfDataroot(nodes, target.dataroot);
-    if (nodes.length > 0 && !from) throw new ContentError(`the source host's files cannot be read: ${noNodeReason(nodes, source.dataroot)}`);
-    if (nodes.length === 0 && !source.dataroot) throw new ContentError("the source host's dataroot is not known, so its files cannot be read");
+    const side = sourceSide(this.deps.nodes, source, target, 'files');
     const report: FetchReport = { via: 'this node', stored: new Set(), moved: 0, failed: new Map() };
     const missing: Array<{ hash: string; size: number }> = [];
     for (const w of wanted) {
@@ -170,7 +182,7 @@ export class ContentMover implements ContentTransfer {
       else missing.push(w);
     }
     if (missing.length === 0) return report;
-    if (!from || from.name === here?.name) {
+    if (side.local) {
       const pool = await this.deps.sourcePool(source);
       for (const { hash } of missing) {
         try {
@@ -183,11 +195,12 @@ export class ContentMover implements ContentTransfer {
       }
       return report;
     }
+    const { from, here } = side;
     const viaFolder = from.transferDir !== undefined && here?.transferDir !== undefined;
     report.via = viaFolder ? 'the transfer folder' : 'Redis';
     for (const batch of batches(missing)) {
       const transfer = `r${this.deps.runId ?? 0}-${randomBytes(6).toString('hex')}`;
-      const answer = await this.deps.send(from.name, { host: `${source.host.kind}:${source.host.id}`, hashes: batch.map((b) => b.hash), transfer, via: viaFolder ? 'folder' : 'redis' });
+      const answer = await this.deps.send(from.name, { host: hostKey(source), hashes: batch.map((b) => b.hash), transfer, via: viaFolder ? 'folder' : 'redis' });
       for (const f of answer.failed) report.failed.set(f.hash, f.message);
       const folder = viaFolder ? join(here?.transferDir as string, transfer) : undefined;
       try {

@@ -1,0 +1,218 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { type AddressInfo } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import mysql from 'mysql2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Chat } from '../../src/bot/chat.ts';
+import { TERMINAL_STYLE } from '../../src/bot/chat-text.ts';
+import { Rbac } from '../../src/verbs/rbac.ts';
+import { runCli } from '../support/cli.ts';
+import { leaseMoodleDatabase, serverConnection, type TestDatabase } from '../support/databases.ts';
+import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
+import { knownSecret } from '../support/secrets.ts';
+import { testServices } from '../support/services.ts';
+
+/**
+ * An operator in chat (no approver role, no database credentials) tries every way the product could hand over a
+ * credential, a database or a folder that is not theirs. Each test is one attack class of docs/security.md.
+ */
+let fx: OpsFixture;
+let site: TestDatabase;
+const me = userInfo().username;
+const SMTP_SECRET = 'Smtp-Pass-Never-Returned-42';
+const cli = async (...args: string[]) => {
+  const result = await runCli(['--json', ...args], fx.env);
+  let json: any;
+  try {
+    json = result.stdout ? JSON.parse(result.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...result, json };
+};
+
+const ROLES = { roles: { admin: ['boss'], approver: ['checker', me], operator: ['ops'], viewer: ['watcher'] }, os_users: { ops: me } };
+
+function chat(rbac = new Rbac(ROLES)): Chat {
+  return new Chat(fx.app, rbac, { threshold: 50, ttlMs: 60_000 }, 'console', TERMINAL_STYLE);
+}
+
+/** A fake MySQL server on loopback that counts the connections it is offered and never finishes a handshake. */
+async function fakeMysql(): Promise<{ port: number; connections: () => number; close: () => void }> {
+  let connections = 0;
+  const server = mysql.createServer((conn) => {
+    connections++;
+    conn.stream.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server as unknown as { _server: { address(): AddressInfo } })._server.address().port;
+  return { port, connections: () => connections, close: () => server.close() };
+}
+
+describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat reaches nothing that is not theirs', () => {
+  let root: string;
+
+  beforeAll(async () => {
+    const master = await leaseMoodleDatabase();
+    site = await leaseMoodleDatabase();
+    root = mkdtempSync(join(tmpdir(), 'vmops-trust-'));
+    afterAll(() => rmSync(root, { recursive: true, force: true }));
+    fx = await opsFixture('trust', master, { VMOODLE_DATAROOT_ROOT: join(root, 'dataroots') });
+    mkdirSync(join(root, 'dataroots'), { recursive: true });
+    await registerInstances(fx, [{ shortname: 'alpha', database: site.name, dataroot: join(root, 'dataroots', 'alpha') }]);
+    const conn = await serverConnection();
+    await conn.query(`UPDATE \`${site.name}\`.mdl_config SET value = ? WHERE name = 'smtppass'`, [knownSecret(SMTP_SECRET)]);
+    await conn.end();
+    const rbacFile = join(fx.dataDir, 'settings.yml');
+    writeFileSync(rbacFile, `rbac:\n  roles:\n${Object.entries(ROLES.roles).map(([role, ids]) => `    ${role}: [${ids.join(', ')}]`).join('\n')}\n  os_users:\n    ops: ${me}\ndb_servers:\n  - server: 127.0.0.1:3306\n`);
+    // The security settings go into the master; each test below shows what they stop.
+    await cli('settings', 'import', rbacFile);
+    startWorker(fx);
+  });
+
+  describe('database credentials go only to the servers an admin allowed', () => {
+    it('refuses an operator who edits where an instance database lives, from chat', async () => {
+      const fake = await fakeMysql();
+      afterAll(fake.close);
+      const reply = await chat().handle(`instances edit alpha --vdbhost=127.0.0.1:${fake.port}`, { id: 'ops' });
+      expect(reply.text).toMatch(/instances edit of vdbhost needs the admin role; you are operator/);
+      expect((await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'alpha' }).first()).vdbhost).toBe('127.0.0.1:3306');
+      await chat().handle('run generic/setconfig --hosts alpha key=theme value=classic', { id: 'ops' });
+      expect(fake.connections()).toBe(0);
+    });
+
+    it('never connects a login to a server that is not on the allowed list, whoever wrote the registry row', async () => {
+      const fake = await fakeMysql();
+      afterAll(fake.close);
+      await registerInstances(fx, [{ shortname: 'rogue', database: site.name, vdbhost: `127.0.0.1:${fake.port}`, dataroot: join(root, 'dataroots', 'rogue') }]);
+      const result = await cli('run', 'generic/setconfig', '--hosts', 'rogue', 'key=theme', 'value=classic', '--yes');
+      expect(JSON.stringify(result.json ?? result.stderr)).toMatch(new RegExp(`127\\.0\\.0\\.1:${fake.port} is not an allowed database server`));
+      expect(fake.connections()).toBe(0);
+      await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'rogue' }).delete();
+    });
+  });
+
+  describe('operator SQL reads what the instance owns, nothing else', () => {
+    it.each([
+      ['the registry of the master', ['--master'], 'SELECT vdblogin, vdbpass FROM {local_vmoodle}', /local_vmoodle is protected/],
+      ['the registry by a schema-qualified name', ['--hosts', 'alpha'], 'SELECT vdbpass FROM MASTER.mdl_local_vmoodle', /name tables as \{name\}/],
+      ['a bare table name', ['--hosts', 'alpha'], 'SELECT value FROM mdl_config', /name tables as \{name\}: mdl_config/],
+      ["the server's accounts", ['--hosts', 'alpha'], 'SELECT user, password FROM mysql.user', /name tables as \{name\}/],
+      ['a prepared statement', ['--hosts', 'alpha'], "PREPARE s FROM 'SELECT vdbpass FROM MASTER.mdl_local_vmoodle'", /PREPARE statements are not allowed/],
+      ['password hashes', ['--hosts', 'alpha'], 'SELECT username, password FROM {user}', /user\.password is protected/],
+      ['every column of a table holding secrets', ['--hosts', 'alpha'], 'SELECT * FROM {user} WHERE id = 2', /user\.password is protected/],
+      ['tokens', ['--hosts', 'alpha'], 'SELECT token FROM {external_tokens}', /external_tokens is protected/],
+    ])('refuses a returned SELECT of %s before anything is planned', async (_label, target, statement, message) => {
+      const runsBefore = (await fx.rt.store.listRuns(1000)).length;
+      const result = await cli('run', 'sql/sql', ...target, 'returned=1', `sql=${statement.replace('MASTER', fx.master.name)}`, '--yes');
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(message);
+      expect((await fx.rt.store.listRuns(1000)).length).toBe(runsBefore);
+    });
+
+    it('returns a password setting masked, in the run, its CSV and the audit', async () => {
+      const result = await cli('run', 'sql/sql', '--hosts', 'alpha', 'returned=1', "sql=SELECT name, value FROM {config} WHERE name = 'smtppass'", '--yes');
+      expect(result.json.targets[0].status).toBe('applied');
+      const [rows] = await fx.app.masterDb.raw(`SELECT * FROM ${fx.rt.store.t.targets} WHERE run_id = ?`, [result.json.run]);
+      expect(JSON.stringify(rows)).not.toContain(SMTP_SECRET);
+      expect(JSON.stringify(result.json)).not.toContain(SMTP_SECRET);
+      expect(JSON.stringify(result.json)).toContain('smtppass');
+    });
+
+    it('keeps the sql commands for approvers when the RBAC says nothing of them, and SQL on the master for admins', async () => {
+      expect((await chat().handle('run sql/sql --hosts alpha sql="SELECT 1"', { id: 'ops' })).text).toMatch(/sql commands need the approver role; you are operator/);
+      const everyone = new Rbac({ roles: ROLES.roles, categories: { sql: 'operator' } });
+      expect((await chat(everyone).handle('run sql/sql --master sql="SELECT 1"', { id: 'ops' })).text).toMatch(/SQL on the master needs the admin role; you are operator/);
+    });
+  });
+
+  describe('paths never leave their root', () => {
+    it('neither empties nor removes a cache folder that is a link, and says so', async () => {
+      const victim = join(root, 'victim-cache');
+      mkdirSync(victim, { recursive: true });
+      writeFileSync(join(victim, 'precious.txt'), 'keep me');
+      const dataroot = join(root, 'dataroots', 'alpha');
+      rmSync(join(dataroot, 'cache'), { recursive: true, force: true });
+      symlinkSync(victim, join(dataroot, 'cache'));
+      const result = await cli('run', 'generic/purgecaches', '--hosts', 'alpha', '--yes');
+      expect(readFileSync(join(victim, 'precious.txt'), 'utf8')).toBe('keep me');
+      expect(JSON.stringify(result.json)).toContain(`cache not purged: ${join(dataroot, 'cache')} is a link`);
+    });
+
+    it('writes generated config.php files through no link in the output folder', async () => {
+      const out = join(root, 'configs');
+      mkdirSync(out);
+      const victim = join(root, 'victim.txt');
+      writeFileSync(victim, 'original');
+      symlinkSync(victim, join(out, 'config-alpha.php'));
+      const result = await cli('instances', 'generateconfigs', 'alpha', '--out', out, '--replace');
+      expect(readFileSync(victim, 'utf8')).toBe('original');
+      expect(result.code).not.toBe(0);
+    });
+
+    it("refuses a registry dataroot inside the master's", async () => {
+      const result = await cli('instances', 'edit', 'alpha', `--vdatapath=${join(fx.env.VMOODLE_MASTER_DATAROOT as string, 'sub')}`);
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/lies in the master's dataroot/);
+    });
+
+    it('creates no dataroot through a linked folder under the dataroot root', async () => {
+      const outside = join(root, 'outside');
+      mkdirSync(outside);
+      symlinkSync(outside, join(root, 'dataroots', 'linked'));
+      const result = await cli('run', 'lifecycle/create', '--master', 'template=none', 'shortname=evil', 'name=Evil', 'vhostname=https://evil.campus.example.org', `vdbname=${testServices().runId}_evil`, `vdatapath=${join(root, 'dataroots', 'linked', 'evil')}`, '--yes');
+      expect(result.code).not.toBe(0);
+      expect(existsSync(join(outside, 'evil'))).toBe(false);
+      expect(result.stderr + JSON.stringify(result.json ?? '')).toMatch(/is a link|leads out of/);
+    });
+  });
+
+  describe('approvals cannot be forged or self-given', () => {
+    const requestDestructive = async () => {
+      const everyone = new Rbac({ roles: ROLES.roles, categories: { sql: 'operator' } });
+      const reply = await chat(everyone).handle('run sql/multisql --hosts alpha sql="UPDATE {config} SET value = \'fr\' WHERE name = \'lang\'"', { id: 'ops' });
+      expect(reply.view?.kind).toBe('plan');
+      return (reply.view as { plan: { run: { id: number } } }).plan.run.id;
+    };
+
+    it("refuses a command-line approval by the requester's own operating-system user", async () => {
+      const id = await requestDestructive();
+      const result = await cli('runs', 'approve', String(id), 'alpha');
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/you requested this run as ops/);
+      expect((await fx.rt.store.getRun(id)).state).toBe('awaiting_approval');
+    });
+
+    it('ignores an RBAC file named by the caller', async () => {
+      const id = await requestDestructive();
+      const file = join(fx.dataDir, 'mine.yml');
+      writeFileSync(file, `roles:\n  approver: [${me}]\n`);
+      const result = await runCli(['runs', 'approve', String(id), 'alpha'], { ...fx.env, VMOODLE_RBAC: file });
+      expect(result.code).not.toBe(0);
+      expect((await fx.rt.store.getRun(id)).state).toBe('awaiting_approval');
+    });
+
+    it('refuses a waiting plan rewritten in the master database with its plain hash recomputed', async () => {
+      const id = await requestDestructive();
+      const run = await fx.rt.store.getRun(id);
+      const targets = await fx.rt.store.getTargets(id);
+      const params = JSON.parse(run.params) as Record<string, string>;
+      params.sql = "UPDATE {config} SET value = 'pwned' WHERE name = 'theme'";
+      const canonical = JSON.stringify({
+        command: run.command,
+        params: Object.entries(params).sort(([a], [b]) => a.localeCompare(b)),
+        source: run.source,
+        targets: targets.map((t) => [t.host_kind, t.host_id, t.wwwroot, t.db_server, t.db_name, t.db_prefix, t.params]),
+      });
+      await fx.app.masterDb(fx.rt.store.t.runs).where({ id }).update({ params: JSON.stringify(params), plan_hash: createHash('sha256').update(canonical).digest('hex') });
+      const reply = await chat().handle(`approve ${id} alpha`, { id: 'checker' });
+      expect(reply.text).toMatch(/changed since|tampered/);
+      const conn = await serverConnection();
+      const [rows] = await conn.query(`SELECT value FROM \`${site.name}\`.mdl_config WHERE name = 'theme'`);
+      await conn.end();
+      expect((rows as Array<{ value: string }>)[0]?.value).not.toBe('pwned');
+    });
+  });
+});

@@ -9,6 +9,8 @@ import type { RedisRole } from './ops/executor/redis.ts';
 import type { Fleet } from './registry/fleet.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
+import { SettingsStore, type SecuritySettings } from './settings.ts';
+import { auditTables, migrateAudit } from './ops/executor/schema.ts';
 
 const FLEET_CACHE_MS = 2000;
 
@@ -29,6 +31,8 @@ export class Backend {
   private knex: Knex | undefined;
   private registryReady: Promise<Registry> | undefined;
   private opsReady: Promise<RunServices> | undefined;
+  private auditReady: Promise<void> | undefined;
+  private settingsStore: SettingsStore | undefined;
   private fleetCache: { at: number; fleet: Promise<Fleet> } | undefined;
   /** Secret values this process has seen, cut out of every log line. */
   readonly secrets = new SecretValues();
@@ -58,7 +62,7 @@ export class Backend {
   /** The registry, its table checked (or created) once per process. */
   registry(): Promise<Registry> {
     this.registryReady ??= (async () => {
-      const registry = new Registry(this.masterDb, this.config.masterPrefix, this.config.master);
+      const registry = new Registry(this.masterDb, this.config.masterPrefix, this.config.master, [{ path: this.config.lifecycle.templatesDir, what: 'the templates folder' }]);
       try {
         await registry.ensureTable();
       } catch (err) {
@@ -83,6 +87,31 @@ export class Backend {
     return this.fleetCache.fleet;
   }
 
+  /** The product's own tables brought to the latest version, once per process. */
+  private migrated(): Promise<void> {
+    this.auditReady ??= migrateAudit(this.masterDb, this.config.executor.tablePrefix).catch((err: unknown) => {
+      this.auditReady = undefined;
+      throw this.explain(err);
+    });
+    return this.auditReady;
+  }
+
+  /** The security settings' store in the master database (see settings.ts). */
+  async settings(): Promise<SettingsStore> {
+    await this.migrated();
+    this.settingsStore ??= new SettingsStore(this.masterDb, auditTables(this.config.executor.tablePrefix).settings);
+    return this.settingsStore;
+  }
+
+  /** The security settings as an admin last wrote them (read again every few seconds). */
+  async security(): Promise<SecuritySettings> {
+    try {
+      return await (await this.settings()).read();
+    } catch (err) {
+      throw this.explain(err);
+    }
+  }
+
   /** The executor's side: audit tables migrated once per process, queue, pooled access to the fleet. */
   ops(): Promise<RunServices> {
     this.opsReady ??= (async () => {
@@ -93,14 +122,14 @@ export class Backend {
       ]);
       const store = new RunStore(this.masterDb, this.config.executor.tablePrefix);
       let installation: string;
+      const settings = await this.settings();
       try {
-        await store.migrate();
         installation = await store.installationId();
       } catch (err) {
         throw this.explain(err);
       }
       const runtime = new RunServices({
-        config: this.config, redisUrl: this.urls.redisUrl, mysqlUrl: this.urls.mysqlUrl, store, registry, log: this.log, secrets: this.secrets, installation, redisRole: this.redisRole,
+        config: this.config, redisUrl: this.urls.redisUrl, mysqlUrl: this.urls.mysqlUrl, store, registry, log: this.log, secrets: this.secrets, installation, redisRole: this.redisRole, settings,
       });
       try {
         if (this.redisRole === 'front') await assertRedisAnswers(runtime.redis, this.urls.redisUrl, this.config.redisTimeoutMs);
@@ -134,5 +163,7 @@ export class Backend {
     await this.knex?.destroy();
     this.knex = undefined;
     this.registryReady = undefined;
+    this.auditReady = undefined;
+    this.settingsStore = undefined;
   }
 }

@@ -1,5 +1,6 @@
 import { errorKind, OpsError } from './errors.ts';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -60,10 +61,6 @@ export interface Config {
   executor: ExecutorSettings;
   /** The web nodes that hold Moodle's code and mount dataroots; none means this machine holds everything. */
   nodes: NodeConfig[];
-  /** Who may do what in chat; without it the console lets its own user do everything (see README). */
-  rbacFile: string | undefined;
-  /** `require`: a CLI write above the approval policy waits for a chat approval, as a chat one does. */
-  approval: { threshold: number; ttlMinutes: number; cli: 'require' | 'off' };
   /** Keys that keep secret parameters encrypted while their run waits; the first seals, all open. */
   secretKeys: SecretKey[];
   /** Slack credentials: HTTP mode needs the bot token and signing secret; Socket Mode the bot and app tokens. */
@@ -207,18 +204,7 @@ export const SETTINGS = {
   redisTimeout: setting('VMOODLE_REDIS_TIMEOUT', 'redis_timeout', 'seconds, a whole number from 1 to 300', wholeNumber(1, 300)),
   logFile: setting('VMOODLE_LOG_FILE', 'log.file', 'the path of a file the log is appended to (default: standard error)', (v) => resolve(v)),
   slackPort: setting('SLACK_PORT', 'slack.port', 'a TCP port from 1 to 65535', wholeNumber(1, 65_535)),
-  rbacFile: setting('VMOODLE_RBAC', 'rbac_file', 'the path of the RBAC YAML file', (v) => {
-    const path = resolve(v);
-    if (!existsSync(path)) throw new Error();
-    return path;
-  }),
   nodes: setting('VMOODLE_NODES', 'nodes_file', 'the path of the nodes YAML file (see README)', (v) => parseNodes(readYamlFile(resolve(v), 'VMOODLE_NODES'))),
-  approvalThreshold: setting('VMOODLE_APPROVAL_THRESHOLD', 'approval.threshold', 'a whole number of targets from 0 to 1000000', wholeNumber(0, 1_000_000)),
-  approvalTtl: setting('VMOODLE_APPROVAL_TTL', 'approval.ttl_minutes', 'minutes, a whole number from 1 to 1440', wholeNumber(1, 1440)),
-  approvalCli: setting('VMOODLE_APPROVAL_CLI', 'approval.cli', "'require' (CLI writes above the approval policy wait for a chat approval) or 'off'", (v) => {
-    if (v !== 'require' && v !== 'off') throw new Error();
-    return v;
-  }),
   secretKeys: setting('VMOODLE_SECRET_KEYS', 'secrets.keys', 'id:key pairs, comma separated, each key 32 random bytes in base64 (openssl rand -base64 32)', parseKeyring),
   queuePrefix: setting('VMOODLE_QUEUE_PREFIX', 'executor.queue_prefix', 'a Redis key prefix of letters, digits, {}, _ and -', (v) => {
     if (!/^[A-Za-z0-9{}_-]{1,40}$/.test(v)) throw new Error();
@@ -374,7 +360,6 @@ export function loadConfig(env: Source = process.env): Config {
       lockDuration: get(SETTINGS.lockDuration) ?? 30_000,
       stalledInterval: get(SETTINGS.stalledInterval) ?? 30_000,
     },
-    rbacFile: get(SETTINGS.rbacFile),
     nodes: get(SETTINGS.nodes) ?? [],
     slack: {
       botToken: get(SETTINGS.slackBotToken),
@@ -385,8 +370,7 @@ export function loadConfig(env: Source = process.env): Config {
     },
     log: { level: get(SETTINGS.logLevel), file: get(SETTINGS.logFile) },
     redisTimeoutMs: (get(SETTINGS.redisTimeout) ?? 10) * 1000,
-    approval: { threshold: get(SETTINGS.approvalThreshold) ?? 50, ttlMinutes: get(SETTINGS.approvalTtl) ?? 30, cli: get(SETTINGS.approvalCli) ?? 'off' },
-    secretKeys: get(SETTINGS.secretKeys) ?? [],
+    secretKeys: get(SETTINGS.secretKeys) ?? (sandbox ? sandboxKeys(dataDir) : []),
     cron: {
       schedule: ((c) => (c === 'off' ? undefined : c))(get(SETTINGS.cron) ?? 'off'),
       strategy: get(SETTINGS.cronStrategy) ?? 'roundrobin',
@@ -405,6 +389,24 @@ export function loadConfig(env: Source = process.env): Config {
     },
     mnet: { keyDays: get(SETTINGS.mnetKeyDays) ?? 28, renewGapHours: get(SETTINGS.mnetRenewGap) ?? 72, autorenew: get(SETTINGS.mnetAutorenew) },
   };
+}
+
+/**
+ * The sandbox's own key, kept in its data folder (mode 0600): plans are signed under a key, and a demo should not
+ * ask for one. A configured master always names its keys (VMOODLE_SECRET_KEYS).
+ */
+function sandboxKeys(dataDir: string): SecretKey[] {
+  const file = resolve(dataDir, 'secret-keys');
+  if (!existsSync(file)) {
+    mkdirSync(dataDir, { recursive: true });
+    try {
+      writeFileSync(file, `sandbox:${randomBytes(32).toString('base64')}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (err) {
+      // Another process of the sandbox made it first: its key is the one.
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+  return parseKeyring(readFileSync(file, 'utf8').trim());
 }
 
 /** A URL as it may be shown: never with its password. */

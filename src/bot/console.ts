@@ -4,17 +4,17 @@ import type { Backend } from '../backend.ts';
 import type { CliIO } from '../cli/output.ts';
 import { approvalPolicy } from '../ops/executor/approval-policy.ts';
 import { followRun, waitingText, stepLine } from '../verbs/follow.ts';
-import { Rbac } from '../verbs/rbac.ts';
+import { Rbac, type RbacConfig } from '../verbs/rbac.ts';
 import { Chat, type ChatReply } from './chat.ts';
 import { canaryText, statusText, TERMINAL_STYLE } from './chat-text.ts';
 
 /**
- * With an RBAC file the console is its operating-system user, with that user's roles, and nobody else: `as` is
- * refused, so nobody approves their own run. Without one it is a one-person demo: its own user may do everything,
- * and `as approver`, `as operator` or `as viewer` tries the loop with those roles on one terminal.
+ * With an RBAC in the master's settings the console is its operating-system user, with that user's roles, and
+ * nobody else: `as` is refused, so nobody approves their own run. Without one it is a one-person demo: its own user
+ * may do everything, and `as approver`, `as operator` or `as viewer` tries the loop with those roles on one terminal.
  */
-export function consoleRbac(backend: Backend): { rbac: Rbac; demo: boolean } {
-  if (backend.config.rbacFile) return { rbac: Rbac.fromFile(backend.config.rbacFile), demo: false };
+export function consoleRbac(rbac: RbacConfig | undefined): { rbac: Rbac; demo: boolean } {
+  if (rbac) return { rbac: new Rbac(rbac), demo: false };
   return { rbac: new Rbac({ roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] } }), demo: true };
 }
 
@@ -38,13 +38,14 @@ async function follow(io: CliIO, backend: Backend, reply: ChatReply): Promise<vo
  * verbs as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
  */
 export async function consoleChat(io: CliIO, backend: Backend, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
-  const { rbac, demo } = consoleRbac(backend);
-  const chat = new Chat(backend, rbac, approvalPolicy(backend.config), 'console', TERMINAL_STYLE);
+  const security = await backend.security();
+  const { rbac, demo } = consoleRbac(security.rbac);
+  const chat = new Chat(backend, rbac, approvalPolicy(security.approval), 'console', TERMINAL_STYLE);
   let actor = userInfo().username;
   const rl = createInterface({ input, terminal: false });
   const who = demo
-    ? `No RBAC file (VMOODLE_RBAC): this is a one-person demo; as <user> switches to approver, operator or viewer. You are ${actor}.`
-    : `You are ${actor}, the operating-system user, with the roles of the RBAC file.`;
+    ? `No RBAC in the master's settings (vmoodle settings import): this is a one-person demo; as <user> switches to approver, operator or viewer. You are ${actor}.`
+    : `You are ${actor}, the operating-system user, with the roles of the master's RBAC.`;
   io.stdout(`${who} Type help, a command (e.g. showtargets --match '*.example.org'), or quit.\n${actor}> `);
   const stop = () => rl.close();
   process.once('SIGINT', stop);
@@ -55,7 +56,7 @@ export async function consoleChat(io: CliIO, backend: Backend, input: NodeJS.Rea
       if (line === 'quit' || line === 'exit') break;
       const as = /^as\s+(\S+)$/.exec(line);
       if (as && demo) actor = as[1] as string;
-      else if (as) io.stdout(`${TERMINAL_STYLE.warning} as is refused: with an RBAC file the terminal chat acts as the operating-system user\n`);
+      else if (as) io.stdout(`${TERMINAL_STYLE.warning} as is refused: with an RBAC the terminal chat acts as the operating-system user\n`);
       else if (line !== '') {
         const reply = await chat.handle(line, { id: actor });
         io.stdout(`${reply.text}\n`);

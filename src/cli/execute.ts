@@ -43,7 +43,7 @@ export async function executePlan(ctx: CliContext, out: Output, session: Session
   const rt = await session.ops();
   // The command line is the break-glass path: who confirmed, and how, is in the audit like a chat approval.
   await rt.store.addEvent(run.id, 'cli_confirm', session.actor.id, confirmed);
-  if (rt.config.approval.cli === 'require' && needsApproval(run, plan.command.writes, session.policy)) {
+  if (session.policy.cli === 'require' && needsApproval(run, plan.command.writes, session.policy)) {
     await awaitChatApproval(ctx, out, session, plan, opts);
     return;
   }
@@ -69,7 +69,7 @@ async function awaitChatApproval(ctx: CliContext, out: Output, session: Session,
   const { confirmationText, expireApprovals, requestApproval } = await import('../ops/executor/approvals.ts');
   await requestApproval(rt, run.id, session.actor.id);
   const expected = await confirmationText(rt, run);
-  out.line(`Run ${run.id} waits for a chat approval by a second person: approve ${run.id} ${expected} (within ${rt.config.approval.ttlMinutes} min).`);
+  out.line(`Run ${run.id} waits for a chat approval by a second person: approve ${run.id} ${expected} (within ${Math.round(session.policy.ttlMs / 60_000)} min).`);
   if (opts.detach) {
     out.data({ run: run.id, state: 'awaiting_approval' });
     return;
@@ -77,7 +77,7 @@ async function awaitChatApproval(ctx: CliContext, out: Output, session: Session,
   let now = await rt.store.getRun(run.id);
   while (now.state === 'awaiting_approval') {
     await new Promise((resolve) => setTimeout(resolve, APPROVAL_POLL_MS));
-    await expireApprovals(rt, approvalPolicy(rt.config));
+    await expireApprovals(rt, session.policy);
     now = await rt.store.getRun(run.id);
   }
   if (now.state === 'cancelled') throw new UsageError(`run ${run.id} was rejected or its approval expired; nothing was run`);

@@ -2,12 +2,18 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { Backend } from '../backend.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
+import { parseMysqlUrl } from '../db/mysql-url.ts';
+import { serverName } from '../ops/moodle/db-servers.ts';
 
 /** Restores the sandbox master when needed, then adds `count` instances. */
 export async function prepareSandboxMaster(app: Backend, out: Output): Promise<void> {
   if (!app.config.sandbox) return;
   const { ensureSandboxMaster } = await import('../sandbox/fleet.ts');
   await ensureSandboxMaster({ config: app.config, mysqlUrl: app.urls.mysqlUrl, log: (l) => out.line(l) });
+  // The sandbox's instances live on its own server, which it allows as an admin would (docs/security.md).
+  const store = await app.settings();
+  const current = await store.read();
+  if (!current.dbServers) await store.write({ ...current, dbServers: [{ server: serverName(parseMysqlUrl(app.urls.mysqlUrl)), tls: false }] }, 'sandbox');
 }
 
 export async function buildSandbox(app: Backend, out: Output, count: number) {

@@ -11,11 +11,12 @@ async function serveSlack(app: Backend, out: Output): Promise<void> {
   const [{ startSlackBot }, { Rbac }, { approvalPolicy }] = await Promise.all([
     import('../bot/slack/app.ts'), import('../verbs/rbac.ts'), import('../ops/executor/approval-policy.ts'),
   ]);
+  const security = await app.security();
   // A service logs its runs; the terminal chat shows them itself, and its terminal is not a log.
   app.logRunsAt('info');
   const { slack } = app.config;
-  if (!app.config.rbacFile) throw new Error('serving Slack needs VMOODLE_RBAC: without it nobody would have access');
-  const bot = await startSlackBot(app, Rbac.fromFile(app.config.rbacFile), approvalPolicy(app.config), {
+  if (!security.rbac) throw new Error("serving Slack needs an RBAC in the master's settings (vmoodle settings import): without it nobody would have access");
+  const bot = await startSlackBot(app, new Rbac(security.rbac), approvalPolicy(security.approval), {
     botToken: slack.botToken as string,
     signingSecret: slack.signingSecret,
     appToken: slack.appToken,

@@ -17,13 +17,16 @@ const GROUPS: Record<string, string> = {
   instances: 'the registry of Moodle instances (VMoodle local_vmoodle)',
 };
 
-/** The command line's session: break-glass, audited as user@cli; approving is checked against the RBAC file. */
-export function cliSession(ctx: CliContext): Session {
+/**
+ * The command line's session: break-glass, audited as user@cli; approving is checked against the RBAC in the
+ * master's settings, never a file the caller's environment names.
+ */
+export async function cliSession(ctx: CliContext): Promise<Session> {
   const backend = ctx.app();
-  const { rbacFile } = backend.config;
-  return new Session(backend, { id: cliActor() }, 'cli', approvalPolicy(backend.config), {
+  const security = await backend.security();
+  return new Session(backend, { id: cliActor() }, 'cli', approvalPolicy(security.approval), {
     kind: 'break-glass',
-    rbac: rbacFile ? Rbac.fromFile(rbacFile) : undefined,
+    rbac: security.rbac ? new Rbac(security.rbac) : undefined,
     user: userInfo().username,
   }, ctx.io.env);
 }
@@ -39,7 +42,7 @@ function addConfirmOptions(cmd: Command): Command {
 async function act(ctx: CliContext, verb: VerbDef<never>, cmd: Command): Promise<void> {
   const out = ctx.output(cmd);
   const opts = cmd.opts();
-  const session = cliSession(ctx);
+  const session = await cliSession(ctx);
   const view = await invoke(session, verb, verb.args(cmd.processedArgs, opts));
   if (view.kind === 'plan') {
     printPlan(out, view.plan);

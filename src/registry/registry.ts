@@ -6,6 +6,7 @@ import { Fleet, HostLookupError } from './fleet.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS, rowToInstance, type Instance, type InstanceFields, type RegistryRow } from './instance.ts';
 import { ensureRegistryTable, REGISTRY_TABLE } from './table.ts';
 import { normaliseWwwroot, validateInstance, ValidationError } from './validation.ts';
+import { confinementProblem, type KeptFolder } from '../paths.ts';
 
 export class RegistryError extends errorKind('registry') {}
 
@@ -46,6 +47,8 @@ export class Registry {
     private readonly db: Knex,
     prefix: string,
     private readonly master: MasterHost,
+    /** Folders no instance's dataroot may be, hold or lie in, besides the master's and the other instances' (the templates). */
+    private readonly keptFolders: readonly KeptFolder[] = [],
   ) {
     this.table = assertTablePrefix(prefix) + REGISTRY_TABLE;
   }
@@ -129,6 +132,7 @@ export class Registry {
       const fields: InstanceFields = { ...INSTANCE_DEFAULTS, ...input, mnet, vhostname: normaliseWwwroot(input.vhostname) };
       const errors = validateInstance(fields, all);
       if (errors.length > 0) throw new ValidationError(errors);
+      await this.checkDataroot(fields, all);
       const [id] = await trx.insert({ ...fieldsToRow(fields), timecreated: Math.floor(Date.now() / 1000) }).into(this.table);
       return rowToInstance((await trx.select('*').from(this.table).where({ id }))[0]);
     });
@@ -145,9 +149,24 @@ export class Registry {
       const fields: InstanceFields = { ...current, ...resolved };
       const errors = validateInstance(fields, all.filter((i) => i.id !== current.id));
       if (errors.length > 0) throw new ValidationError(errors);
+      if (changes.vdatapath !== undefined) await this.checkDataroot(fields, all.filter((i) => i.id !== current.id));
       await trx(this.table).where({ id: current.id }).update(fieldsToRow(resolved));
       return rowToInstance((await trx.select('*').from(this.table).where({ id: current.id }))[0]);
     });
+  }
+
+  /**
+   * A dataroot, where it really leads, is neither the master's, another instance's, nor a folder the product keeps,
+   * and holds none of them: a snapshot or a destroy of the row would otherwise copy or remove what is not its own.
+   */
+  private async checkDataroot(fields: InstanceFields, others: readonly Instance[]): Promise<void> {
+    const keep = [
+      ...(this.master.dataroot ? [{ path: this.master.dataroot, what: "the master's dataroot" }] : []),
+      ...others.filter((o) => o.vdatapath.startsWith('/')).map((o) => ({ path: o.vdatapath, what: `the dataroot of instance ${o.shortname}` })),
+      ...this.keptFolders,
+    ];
+    const problem = await confinementProblem(fields.vdatapath, { keep });
+    if (problem) throw new ValidationError([{ field: 'vdatapath', message: problem }]);
   }
 
   /** Enables or disables instances; returns the ones whose state changed. */

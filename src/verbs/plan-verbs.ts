@@ -88,6 +88,10 @@ async function planCommand(session: Session, args: Omit<PlanArgs, 'test'>): Prom
   const [{ findCommand }, { createPlan }] = await Promise.all([import('../ops/catalog/index.ts'), import('../ops/executor/planner.ts')]);
   const command = findCommand(args.command);
   session.authorize(plan, accessCategory(command));
+  // The master's database holds the registry and the product's records: SQL there is an admin's, whatever the RBAC says.
+  if (accessCategory(command) === 'sql' && resolveTargets(await session.backend.fleet(), args.selector).targets.some((t) => t.kind === 'master')) {
+    session.authorize({ label: 'SQL on the master', role: 'admin' });
+  }
   const planned = await createPlan(await session.ops(), {
     command: command.name, params: args.params, selector: args.selector, requestedBy: session.actor.id, via: session.via,
     canary: args.canary, maxFailures: args.maxFailures, byValue: args.byValue,

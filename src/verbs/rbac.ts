@@ -1,9 +1,6 @@
-import { errorKind } from '../errors.ts';
-import { readYamlFile } from '../config.ts';
+import { ROLES, type RbacConfig, type Role } from '../settings.ts';
 
-/** Roles in increasing power: each has what the ones before it have. */
-export const ROLES = ['viewer', 'operator', 'approver', 'admin'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type RbacConfig, type Role };
 
 /** What a verb is known by in a refusal, and the least role it needs. */
 export interface Guarded {
@@ -11,36 +8,38 @@ export interface Guarded {
   role: Role;
 }
 
-export interface RbacConfig {
-  /** Role → Slack user ids or user group ids (S…), or console user names. */
-  roles: Partial<Record<Role, string[]>>;
-  /** Category → the least role that may run its commands (e.g. sql: admin). */
-  categories?: Record<string, Role>;
-  /** Channel id → the categories that may be run there; channels not listed allow all. */
-  channels?: Record<string, string[]>;
-}
-
-export class RbacError extends errorKind('config') {}
+/** The least role of a category the RBAC does not name: operator SQL reaches data, so it needs an approver. */
+const DEFAULT_CATEGORIES: Readonly<Record<string, Role>> = { sql: 'approver' };
 
 const rank = (role: Role) => ROLES.indexOf(role);
 
 /** Slack user group ids start with S; user ids with U or W. */
 const GROUP_ID = /^S[A-Z0-9]{2,}$/;
 
-/** Who may do what, from the RBAC file. A user it does not name has no access at all. */
+/** Who may do what, from the RBAC in the master's settings. A user it does not name has no access at all. */
 export class Rbac {
   private readonly members = new Map<string, ReadonlySet<string>>();
 
-  constructor(private readonly config: RbacConfig) {
-    for (const role of Object.keys(config.roles)) {
-      if (!ROLES.includes(role as Role)) throw new RbacError(`RBAC: unknown role '${role}' (roles: ${ROLES.join(', ')})`);
-    }
+  constructor(private config: RbacConfig) {}
+
+  /** An admin's new RBAC, taken by a long-running front end without a restart. */
+  replace(config: RbacConfig): void {
+    this.config = config;
   }
 
-  static fromFile(path: string): Rbac {
-    const doc = readYamlFile(path, 'VMOODLE_RBAC', RbacError);
-    if (!doc || typeof doc !== 'object' || !('roles' in doc)) throw new RbacError(`VMOODLE_RBAC: ${path} needs a 'roles' mapping`);
-    return new Rbac(doc as RbacConfig);
+  /**
+   * The person behind an id: a chat user mapped to the operating-system user they log in as, and a command line's
+   * `user@cli` as that user, so a person is one identity whichever front end they use.
+   */
+  person(id: string): string {
+    const os = this.config.os_users?.[id];
+    if (os) return `os:${os}`;
+    const cli = /^(.+)@cli$/.exec(id);
+    return cli ? `os:${cli[1]}` : id;
+  }
+
+  samePerson(a: string, b: string): boolean {
+    return a === b || this.person(a) === this.person(b);
   }
 
   /** The user groups the file names, whose members the Slack front end looks up. */
@@ -60,10 +59,10 @@ export class Rbac {
   /** Why the user may not use the verb (on that command's category, in that channel), or undefined when allowed. */
   refusal(user: string, verb: Guarded, category?: string, channel?: string): string | undefined {
     const role = this.roleOf(user);
-    if (!role) return 'you have no access to vmoodle-ops; ask an admin to add you to its RBAC file';
+    if (!role) return 'you have no access to vmoodle-ops; ask an admin to add you to its RBAC (vmoodle settings import)';
     if (rank(role) < rank(verb.role)) return `${verb.label} needs the ${verb.role} role; you are ${role}`;
     if (category) {
-      const least = this.config.categories?.[category];
+      const least = this.config.categories?.[category] ?? DEFAULT_CATEGORIES[category];
       if (least && rank(role) < rank(least)) return `${category} commands need the ${least} role; you are ${role}`;
       const allowed = channel ? this.config.channels?.[channel] : undefined;
       if (allowed && !allowed.includes(category)) return `${category} commands cannot be run in this channel`;

@@ -6,6 +6,12 @@ import { addFieldOptions, fieldsFrom } from './instance-fields.ts';
 import { defineVerb, type VerbDef } from './verb.ts';
 
 /**
+ * The fields that decide where a login is sent and which folders are the instance's: only an admin changes them
+ * (docs/security.md), since a row pointed elsewhere hands the instance's password, or another's files, to whoever is there.
+ */
+const ADMIN_FIELDS = ['vdbtype', 'vdbhost', 'vdbname', 'vdblogin', 'vdbpass', 'vdbprefix', 'vdatapath'];
+
+/**
  * Edits a registry row. Short name and wwwroot are the instance's identity and stay (VMoodle's edit form shows them
  * read-only); a password comes only from the command line's environment or a file.
  */
@@ -20,6 +26,8 @@ export const editInstance = defineVerb<{ name: string; opts: Readonly<Record<str
   run: async (session, { name, opts }) => {
     const changes = fieldsFrom(opts, session.passwordSource);
     if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give at least one field option (see --help)');
+    const guarded = Object.keys(changes).filter((field) => ADMIN_FIELDS.includes(field));
+    if (guarded.length > 0) session.authorize({ label: `instances edit of ${guarded.join(', ')}`, role: 'admin' });
     const instance = await (await session.backend.registry()).edit(name, changes as InstanceChanges);
     return { kind: 'registry', data: instanceJson(instance), summary: `updated ${instance.shortname}: ${Object.keys(changes).join(', ')}` };
   },

@@ -100,7 +100,9 @@ export const approve = defineVerb<{ runId: number; typed: string; hash?: string 
   run: async (session, { runId: id, typed, hash }) => {
     const rt = await session.ops();
     const shown = hash ?? (await rt.store.getRun(id)).plan_hash;
-    const run = await (await approvals()).approveRun(rt, id, session.actor.id, typed, shown, session.policy);
+    const run = await (await approvals()).approveRun(rt, id, session.actor.id, typed, shown, session.policy, (_, requester) => session.isSamePerson(requester));
+    // The command line is the break-glass path: its decisions stand out in the audit.
+    if (session.via === 'cli') await rt.store.addEvent(id, 'break_glass', session.actor.id, 'approved on the command line');
     return { kind: 'run', run, summary: `Run ${id} approved by ${session.actor.id} and started.${scheduleText(run, await rt.store.getTargets(id))}`, follow: true };
   },
 });

@@ -86,6 +86,11 @@ export class Session {
     return access.rbac.refusal(access.user, verb, category, this.actor.channel);
   }
 
+  /** Whether another id is the actor under another name (see Rbac.person). */
+  isSamePerson(other: string): boolean {
+    return this.access.rbac?.samePerson(this.actor.id, other) ?? this.actor.id === other;
+  }
+
   authorize(verb: Guarded, category?: string): void {
     const why = this.refusal(verb, category);
     if (why) throw new OpsError('access_denied', why);

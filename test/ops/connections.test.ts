@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { MoodleAccess } from '../../src/ops/moodle/access.ts';
 import type { MoodleTarget } from '../../src/ops/moodle/target.ts';
+import { serverName } from '../../src/ops/moodle/db-servers.ts';
 import { createDatabase, type TestDatabase } from '../support/databases.ts';
 import { testServices } from '../support/services.ts';
 
@@ -13,7 +14,7 @@ describe('connections to an instance database', () => {
   let db: TestDatabase;
   let admin: mysql.Connection;
   let target: MoodleTarget;
-  const access = new MoodleAccess({ perServer: 3, connectTimeoutMs: 5_000 });
+  const access = new MoodleAccess({ perServer: 3, connectTimeoutMs: 5_000, allowedServers: async () => [{ server: serverName(parseMysqlUrl(testServices().mysqlServer)), tls: false }] });
 
   const open = async () => {
     const [rows] = await admin.query('SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ?', [USER]);

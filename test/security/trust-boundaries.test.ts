@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { type AddressInfo } from 'node:net';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { AddressInfo, Server, Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2';
@@ -44,11 +44,12 @@ async function fakeMysql(): Promise<{ port: number; connections: () => number; c
   let connections = 0;
   const server = mysql.createServer((conn) => {
     connections++;
-    conn.stream.destroy();
+    (conn as unknown as { stream: Socket }).stream.destroy();
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const port = (server as unknown as { _server: { address(): AddressInfo } })._server.address().port;
-  return { port, connections: () => connections, close: () => server.close() };
+  const listening = (server as unknown as { _server: Server })._server;
+  await new Promise<void>((resolve) => listening.listen(0, '127.0.0.1', resolve));
+  const port = (listening.address() as AddressInfo).port;
+  return { port, connections: () => connections, close: () => listening.close() };
 }
 
 describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat reaches nothing that is not theirs', () => {
@@ -98,7 +99,7 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
     it.each([
       ['the registry of the master', ['--master'], 'SELECT vdblogin, vdbpass FROM {local_vmoodle}', /local_vmoodle is protected/],
       ['the registry by a schema-qualified name', ['--hosts', 'alpha'], 'SELECT vdbpass FROM MASTER.mdl_local_vmoodle', /name tables as \{name\}/],
-      ['a bare table name', ['--hosts', 'alpha'], 'SELECT value FROM mdl_config', /name tables as \{name\}: mdl_config/],
+      ['a bare table name', ['--hosts', 'alpha'], 'SELECT value FROM mdl_config', /name tables as \{name\}.*: mdl_config is not/],
       ["the server's accounts", ['--hosts', 'alpha'], 'SELECT user, password FROM mysql.user', /name tables as \{name\}/],
       ['a prepared statement', ['--hosts', 'alpha'], "PREPARE s FROM 'SELECT vdbpass FROM MASTER.mdl_local_vmoodle'", /PREPARE statements are not allowed/],
       ['password hashes', ['--hosts', 'alpha'], 'SELECT username, password FROM {user}', /user\.password is protected/],
@@ -149,7 +150,8 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       symlinkSync(victim, join(out, 'config-alpha.php'));
       const result = await cli('instances', 'generateconfigs', 'alpha', '--out', out, '--replace');
       expect(readFileSync(victim, 'utf8')).toBe('original');
-      expect(result.code).not.toBe(0);
+      expect(result.code).toBe(0);
+      expect(lstatSync(join(out, 'config-alpha.php')).isSymbolicLink()).toBe(false);
     });
 
     it("refuses a registry dataroot inside the master's", async () => {
@@ -165,7 +167,7 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       const result = await cli('run', 'lifecycle/create', '--master', 'template=none', 'shortname=evil', 'name=Evil', 'vhostname=https://evil.campus.example.org', `vdbname=${testServices().runId}_evil`, `vdatapath=${join(root, 'dataroots', 'linked', 'evil')}`, '--yes');
       expect(result.code).not.toBe(0);
       expect(existsSync(join(outside, 'evil'))).toBe(false);
-      expect(result.stderr + JSON.stringify(result.json ?? '')).toMatch(/is a link|leads out of/);
+      expect(result.stderr + JSON.stringify(result.json ?? '')).toMatch(/which leads to .*outside\/evil\) is not under the allowed dataroot folder/);
     });
   });
 
@@ -208,7 +210,7 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       });
       await fx.app.masterDb(fx.rt.store.t.runs).where({ id }).update({ params: JSON.stringify(params), plan_hash: createHash('sha256').update(canonical).digest('hex') });
       const reply = await chat().handle(`approve ${id} alpha`, { id: 'checker' });
-      expect(reply.text).toMatch(/changed since|tampered/);
+      expect(reply.text).toMatch(/was changed after it was planned/);
       const conn = await serverConnection();
       const [rows] = await conn.query(`SELECT value FROM \`${site.name}\`.mdl_config WHERE name = 'theme'`);
       await conn.end();

@@ -6,6 +6,8 @@ import { afterAll } from 'vitest';
 import { Backend } from '../../src/backend.ts';
 import { loadConfig } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { serverName } from '../../src/ops/moodle/db-servers.ts';
+import { parseSettings } from '../../src/settings.ts';
 import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../../src/registry/instance.ts';
@@ -48,7 +50,14 @@ export async function opsFixture(label: string, master?: TestDatabase, extraEnv:
   const app = new Backend(loadConfig(env));
   const rt = await app.ops();
   afterAll(() => app.close());
+  await allowTestServer(app);
   return { env, app, rt, master: db, dataDir };
+}
+
+/** The security settings of a test master: its one database server allowed, nothing else set. */
+export async function allowTestServer(app: Backend): Promise<void> {
+  const server = serverName(parseMysqlUrl(testServices().mysqlServer));
+  await (await app.settings()).write(parseSettings({ db_servers: [{ server }] }), 'test');
 }
 
 /** An in-process worker for the suite, closed after it. */

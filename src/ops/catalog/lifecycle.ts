@@ -165,9 +165,9 @@ export const create = defineCommand({
       if (p.settings) throw new ParamError('settings are written only into a site made from a template, never into an existing one');
       return;
     }
-    await ctx.lifecycle.templates.get(p.template);
-    const problem = datarootProblem(p.vdatapath, await datarootGuard(ctx));
+    const problem = await datarootProblem(p.vdatapath, await datarootGuard(ctx));
     if (problem) throw new ParamError(`vdatapath: ${problem}`);
+    await ctx.lifecycle.templates.get(p.template);
     fieldProblems(fields, await ctx.lifecycle.registry.loadAll());
   },
   async preview(_ctx, _target, p) {
@@ -207,7 +207,7 @@ export const destroy = defineCommand({
   runsOn: 'node',
   async preview(ctx, target, p) {
     const instance = await ctx.lifecycle.registry.get(String(target.host.id));
-    const problem = instance.vdatapath ? datarootProblem(instance.vdatapath, await datarootGuard(ctx, instance.id)) : undefined;
+    const problem = instance.vdatapath ? await datarootProblem(instance.vdatapath, await datarootGuard(ctx, instance.id)) : undefined;
     const notes = [
       instance.enabled ? 'ENABLED: will be refused (disable it first)' : '',
       problem ? `its dataroot will be refused: ${problem}` : '',

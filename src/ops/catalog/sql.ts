@@ -3,15 +3,34 @@ import { defineCommand, type CommandContext, type CommandDef, type ParamValues }
 import { ParamError } from '../params.ts';
 import { describeError } from '../moodle/db-errors.ts';
 import { purgeAll, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
-import { commitsImplicitly, expandTables, namedParameters, splitStatements } from '../moodle/sql.ts';
-import { isReadOnlyStatement } from '../moodle/sql-parse.ts';
+import { commitsImplicitly, namedParameters, splitStatements } from '../moodle/sql.ts';
+import { isReadOnlyStatement, SqlRefusal } from '../moodle/sql-parse.ts';
+import { checkOperatorStatement, expandOperatorStatement } from '../moodle/operator-sql.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 
 /** Every statement only reads: there is nothing to purge after it. */
 const readsOnly = (sql: string) => splitStatements(sql).every((s) => isReadOnlyStatement(s));
 
-const sqlParams = [
-  { name: 'sql', type: 'ltext', label: 'SQL (tables as {name}, values as :name)', binds: true },
+/** Every statement checked as operator SQL (see operator-sql.ts); the first refusal, with its statement's number. */
+function sqlProblem(sql: string, ddl: boolean): string | undefined {
+  const statements = splitStatements(sql);
+  for (const [i, statement] of statements.entries()) {
+    try {
+      checkOperatorStatement(statement, { ddl });
+    } catch (err) {
+      if (!(err instanceof SqlRefusal)) throw err;
+      return statements.length > 1 ? `statement ${i + 1}: ${err.message}` : err.message;
+    }
+  }
+  return undefined;
+}
+
+const sqlParams = (ddl: boolean) => [
+  {
+    name: 'sql', type: 'ltext', label: 'SQL (tables as {name}, values as :name)', binds: true,
+    help: ddl ? 'SELECT, INSERT, UPDATE, DELETE, and DDL on the instance\'s own {tables}' : 'one SELECT, INSERT, UPDATE or DELETE on the instance\'s own {tables}',
+    validate: (v: string) => sqlProblem(v, ddl),
+  },
   {
     name: 'purge', type: 'enum', choices: ['auto', '1', '0'], default: 'auto', label: 'Purge caches afterwards, as purgecaches does',
     help: 'auto: after a write, none after a read-only SELECT; 1 is refused with a read-only SELECT, which changes nothing to purge',
@@ -24,13 +43,14 @@ function binds(statement: string, params: SqlParams): Record<string, string | un
   return Object.fromEntries(namedParameters(statement).map((n) => [n, params[n]]));
 }
 
-type SqlParams = ParamValues<typeof sqlParams>;
+type SqlParams = ParamValues<ReturnType<typeof sqlParams>>;
 
 /** Whether a run of this SQL ends with a full purge. */
 const purges = (p: SqlParams) => p.purge === '1' || (p.purge === 'auto' && !readsOnly(p.sql));
 
-async function execute(conn: Connection, target: MoodleTarget, statement: string, params: SqlParams) {
-  const [result] = await conn.query({ sql: expandTables(statement, target.db), namedPlaceholders: true }, binds(statement, params));
+async function execute(conn: Connection, target: MoodleTarget, statement: string, params: SqlParams, ddl = false) {
+  const sql = expandOperatorStatement(statement, target.db, checkOperatorStatement(statement, { ddl }));
+  const [result] = await conn.query({ sql, namedPlaceholders: true }, binds(statement, params));
   return result;
 }
 
@@ -59,7 +79,7 @@ export const sql = defineCommand({
   category: 'sql',
   summary: 'Run one SQL statement; with returned=1 the first row comes back as the result',
   params: [
-    ...sqlParams,
+    ...sqlParams(false),
     { name: 'returned', type: 'boolean', label: 'Return the first row', default: '0' },
   ],
   ...SQL_TRAITS,
@@ -83,7 +103,7 @@ export const multiSql = defineCommand({
   name: 'sql/multisql',
   category: 'sql',
   summary: 'Run several SQL statements in order, in one transaction when they allow it, stopping at the first error',
-  params: sqlParams,
+  params: sqlParams(true),
   ...SQL_TRAITS,
   idempotent: false,
   async apply(ctx, target, p) {
@@ -96,7 +116,7 @@ export const multiSql = defineCommand({
       if (transactional) await conn.beginTransaction();
       for (const [i, statement] of statements.entries()) {
         try {
-          total += affected(await execute(conn, target, statement, p));
+          total += affected(await execute(conn, target, statement, p, true));
         } catch (err) {
           if (transactional) await ctx.moodle.rollback(conn);
           const kept = transactional ? 'nothing was changed (rolled back)' : i > 0 ? `statements 1 to ${i} stay applied (statement ${ddl + 1} commits implicitly, so no transaction)` : 'nothing was changed';
@@ -117,6 +137,8 @@ export const multiSql = defineCommand({
 export function byValueProbe(statement: string): (ctx: CommandContext, target: MoodleTarget) => Promise<boolean> {
   const statements = splitStatements(statement);
   if (statements.length !== 1 || !isReadOnlyStatement(statements[0] as string)) throw new ParamError('--by-value takes one read-only statement (a SELECT)');
+  const problem = sqlProblem(statement, false);
+  if (problem) throw new ParamError(`--by-value: ${problem}`);
   const params = { sql: statement, purge: '0' } as SqlParams;
   return async (ctx, target) => {
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statements[0] as string, params));

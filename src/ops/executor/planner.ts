@@ -1,5 +1,4 @@
 import { errorKind } from '../../errors.ts';
-import { createHash } from 'node:crypto';
 import { KEYRING_SETTING } from '../keyring.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import { leftOutLine, resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
@@ -52,8 +51,10 @@ export function parseMaxFailures(spec: string | undefined, targets: number): num
 }
 
 /**
- * The identity of a plan: command, every parameter, the source and each frozen target with its database. A secret
- * parameter enters it as an HMAC under the run's key, so the hash, shown and carried in buttons, reveals nothing.
+ * The identity of a plan: command, every parameter, the source and each frozen target with its database, as an
+ * HMAC under the run's key. Someone who can write the master database but holds no key cannot make a plan that
+ * matches its hash; a secret parameter enters it as an HMAC too, so the hash, shown and carried in buttons,
+ * reveals nothing.
  */
 export function planHash(rt: RunServices, command: CommandDef, params: Params, keyId: string | null, source: string, targets: ReadonlyArray<Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>>): string {
   const secret = secretNames(command, params);
@@ -63,7 +64,7 @@ export function planHash(rt: RunServices, command: CommandDef, params: Params, k
     source,
     targets: targets.map((t) => [t.host_kind, t.host_id, t.wwwroot, t.db_server, t.db_name, t.db_prefix, t.params]),
   });
-  return createHash('sha256').update(canonical).digest('hex');
+  return rt.keyring.mac(keyId, canonical);
 }
 
 export const sourceKey = (host: Host) => `${host.kind}:${host.id}:${host.wwwroot}`;
@@ -146,13 +147,14 @@ export function targetIdentity(target: MoodleTarget, position: number): Pick<New
   };
 }
 
-/** The key a new run seals its secrets with; a run with secrets and no key is refused before anything is read. */
-export function runKey(rt: RunServices, command: CommandDef, params: Params): string | null {
+/** The key a new run is signed with and seals its secrets with; without one nothing is planned or read. */
+export function runKey(rt: RunServices, command: CommandDef, params: Params): string {
+  const key = rt.keyring.currentId;
+  if (key) return key;
   const secret = [...secretNames(command, params)];
-  if (secret.length > 0 && !rt.keyring.currentId) {
-    throw new ParamError(`${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`);
-  }
-  return rt.keyring.currentId ?? null;
+  throw new ParamError(secret.length > 0
+    ? `${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`
+    : `plans are signed under a secret key so that nobody without it can forge one: set ${KEYRING_SETTING}`);
 }
 
 /**

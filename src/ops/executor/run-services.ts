@@ -9,6 +9,7 @@ import type { Registry } from '../../registry/registry.ts';
 import { errorFields, type Logger, type SecretValues } from '../../log.ts';
 import { redisConnection, type RedisRole } from './redis.ts';
 import { Keyring } from '../keyring.ts';
+import type { SettingsStore } from '../../settings.ts';
 import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
@@ -73,6 +74,8 @@ function quiet<T extends Queue | FlowProducer>(emitter: T): T {
  */
 export class RunServices {
   readonly store: RunStore;
+  /** The security settings an admin wrote in the master (settings.ts). */
+  readonly settings: SettingsStore;
   readonly moodle: MoodleAccess;
   readonly redis: Redis;
   readonly keys: ExecutorKeys;
@@ -98,7 +101,7 @@ export class RunServices {
 
   constructor(parts: {
     config: Config; redisUrl: string; mysqlUrl: string; store: RunStore; registry: Registry; log: Logger; secrets: SecretValues;
-    installation: string; redisRole: RedisRole;
+    installation: string; redisRole: RedisRole; settings: SettingsStore;
   }) {
     const { config, log } = parts;
     this.config = config;
@@ -110,7 +113,11 @@ export class RunServices {
     this.installation = parts.installation;
     this.queuePrefix = config.executor.queuePrefix ?? defaultQueuePrefix(parts.installation);
     this.store = parts.store;
-    this.moodle = new MoodleAccess({ perServer: config.executor.perServer, connectTimeoutMs: 5_000, log: log.child({ component: 'moodle' }) });
+    this.settings = parts.settings;
+    this.moodle = new MoodleAccess({
+      perServer: config.executor.perServer, connectTimeoutMs: 5_000, log: log.child({ component: 'moodle' }),
+      allowedServers: async () => (await parts.settings.read()).dbServers,
+    });
     this.redis = redisConnection(parts.redisUrl, parts.redisRole, log.child({ component: 'redis' }), config.redisTimeoutMs);
     this.keys = new ExecutorKeys(this.queuePrefix, this.installation);
     this.gate = new Gate(this.redis, this.keys);

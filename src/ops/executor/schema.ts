@@ -11,11 +11,12 @@ export interface AuditTables {
   slackMessages: string;
   deliverySessions: string;
   deliveryLog: string;
+  settings: string;
 }
 
 export function auditTables(prefix: string): AuditTables {
   assertTablePrefix(prefix);
-  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation`, slackMessages: `${prefix}slack_messages`, deliverySessions: `${prefix}delivery_sessions`, deliveryLog: `${prefix}delivery_log` };
+  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation`, slackMessages: `${prefix}slack_messages`, deliverySessions: `${prefix}delivery_sessions`, deliveryLog: `${prefix}delivery_log`, settings: `${prefix}settings` };
 }
 
 async function longValues(db: Knex, t: AuditTables, type: 'text' | 'mediumtext'): Promise<void> {
@@ -212,6 +213,21 @@ const MIGRATIONS: Migration[] = [
     async down(db, t) {
       await db.schema.dropTableIfExists(t.deliveryLog);
       await db.schema.dropTableIfExists(t.deliverySessions);
+    },
+  },
+  {
+    // The security settings (src/settings.ts): written by admins, read by every process.
+    name: '0009_settings',
+    async up(db, t) {
+      await db.schema.createTable(t.settings, (table) => {
+        table.string('name', 64).primary();
+        table.text('value', 'mediumtext').notNullable();
+        table.string('updated_by', 255).notNullable();
+        table.bigInteger('updated_at').notNullable();
+      });
+    },
+    async down(db, t) {
+      await db.schema.dropTableIfExists(t.settings);
     },
   },
 ];

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { errorKind } from '../../errors.ts';
 import type { Knex } from 'knex';
-import { auditTables, migrateAudit, type AuditTables } from './schema.ts';
+import { auditTables, type AuditTables } from './schema.ts';
 import { FINAL_STATES, FINAL_TARGET, type NewRun, type NewTarget, type RunEvent, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 export class RunNotFoundError extends errorKind('not_found') {}
@@ -38,10 +38,6 @@ export class RunStore {
     tablePrefix: string,
   ) {
     this.t = auditTables(tablePrefix);
-  }
-
-  migrate(): Promise<void> {
-    return migrateAudit(this.db, this.t.runs.slice(0, -'runs'.length));
   }
 
   async createRun(run: NewRun, targets: NewTarget[]): Promise<number> {

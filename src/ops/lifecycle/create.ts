@@ -81,7 +81,7 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
   try {
     await step('check');
     const manifest = await deps.templates.get(templateName);
-    const problem = datarootProblem(dataroot, deps.guard);
+    const problem = await datarootProblem(dataroot, deps.guard);
     if (problem) throw new LifecycleError(`vdatapath: ${problem}`);
     if (await exists(dataroot)) throw new LifecycleError(`the dataroot ${dataroot} exists already: a new instance starts with a folder of its own`);
     const databaseExists = await access.withConnection(target, async (conn) => {

@@ -1,5 +1,6 @@
-import { cp, lstat, readdir, realpath, rm } from 'node:fs/promises';
-import { join, relative, resolve, sep } from 'node:path';
+import { cp, lstat, readdir, rm } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { confinementProblem, type KeptFolder } from '../../paths.ts';
 
 /** What a snapshot leaves out of a dataroot: caches, sessions and scratch space, which Moodle makes again. */
 export const TRANSIENT_FOLDERS: readonly string[] = ['cache', 'localcache', 'sessions', 'temp', 'trashdir'];
@@ -11,44 +12,23 @@ export const IDENTITY_FOLDERS: readonly string[] = ['cache', 'localcache'];
 export interface DatarootGuard {
   /** The configured folder dataroots are made and removed under. */
   root: string | undefined;
-  keep: ReadonlyArray<{ path: string; what: string }>;
+  keep: readonly KeptFolder[];
 }
 
-const inside = (parent: string, child: string) => child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
-
 /**
- * Why a dataroot may not be made or removed, or undefined. It must be an absolute, plain path strictly under the
- * allowed root, and neither the same as, nor a folder above or below, any folder the guard keeps.
+ * Why a dataroot may not be made or removed, or undefined: it must lead, links followed, strictly under the
+ * allowed root, and neither be, hold, nor lie in any folder the guard keeps (see paths.ts).
  */
-export function datarootProblem(path: string, guard: DatarootGuard): string | undefined {
+export async function datarootProblem(path: string, guard: DatarootGuard): Promise<string | undefined> {
   if (!guard.root) return 'no folder is allowed for instance dataroots: set VMOODLE_DATAROOT_ROOT (lifecycle.dataroot_root)';
-  if (path.startsWith('/') && resolve(path) === '/') return `'${path}' is never an instance's dataroot`;
-  if (!path.startsWith('/') || resolve(path) !== path.replace(/\/+$/, '')) return `'${path}' is not an absolute path without '..', '.' or '//'`;
-  const clean = resolve(path);
-  if (!inside(guard.root, clean) || clean === guard.root) return `${clean} is not under the allowed dataroot folder ${guard.root}`;
-  for (const kept of guard.keep) {
-    const other = resolve(kept.path);
-    if (inside(clean, other) || inside(other, clean)) return `${clean} ${clean === other ? 'is' : inside(clean, other) ? 'holds' : 'lies in'} ${kept.what} (${other})`;
-  }
-  return undefined;
+  return confinementProblem(path, { root: { path: guard.root, what: 'the allowed dataroot folder' }, keep: guard.keep });
 }
 
-/**
- * The same check on the folder a path leads to once links are followed, for a dataroot about to be removed: a link
- * inside the allowed root must not lead the removal elsewhere. A missing folder has nothing to remove.
- */
+/** The same check for a dataroot about to be removed; a missing folder has nothing to remove. */
 export async function realDatarootProblem(path: string, guard: DatarootGuard): Promise<string | undefined | 'missing'> {
-  const plain = datarootProblem(path, guard);
-  if (plain) return plain;
-  let real: string;
-  try {
-    real = await realpath(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
-    throw err;
-  }
-  const root = await realpath(guard.root as string).catch(() => guard.root as string);
-  return real === path ? undefined : datarootProblem(real, { ...guard, root });
+  const problem = await datarootProblem(path, guard);
+  if (problem) return problem;
+  return (await exists(path)) ? undefined : 'missing';
 }
 
 export const exists = (path: string) => lstat(path).then(() => true, (err: NodeJS.ErrnoException) => {

@@ -1,5 +1,6 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join, posix } from 'node:path';
+import { mkdir, readFile } from 'node:fs/promises';
+import { basename, dirname, join, posix } from 'node:path';
+import { assertConfined, writeFileSafely } from '../../paths.ts';
 import { PROJECT_ROOT } from '../../config.ts';
 import { errorKind } from '../../errors.ts';
 import { assertDatabaseName, assertTablePrefix, escapeLike } from '../../db/identifiers.ts';
@@ -157,9 +158,10 @@ function optionFile(host: string, port: string, user: string, password: string |
 export async function writePack(out: string, entries: readonly PackEntry[], opts: PackOptions, checklist: string, withCredentials: boolean): Promise<string[]> {
   await mkdir(out, { recursive: true, mode: 0o750 });
   const written: string[] = [];
+  // Every file is written without following a link planted in the output folder, and every folder stays inside it.
   const put = async (path: string, text: string, mode: number) => {
-    await writeFile(path, text, { mode });
-    await chmod(path, mode);
+    await assertConfined(dirname(path), { root: { path: out, what: 'the output folder' }, keep: [], rootItself: true });
+    await writeFileSafely(path, text, mode, true);
     written.push(path);
   };
   const script = (file: string) => readFile(join(SCRIPTS_DIR, file), 'utf8');

@@ -1,4 +1,5 @@
-import { chmod, mkdir, open } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileSafely } from '../../paths.ts';
 import { join } from 'node:path';
 import { errorKind } from '../../errors.ts';
 import type { Instance } from '../../registry/instance.ts';
@@ -73,13 +74,8 @@ export async function writeStandaloneConfigs(folder: string, sites: ReadonlyArra
   const written: string[] = [];
   for (const { instance, password } of sites) {
     const path = join(folder, configFileName(instance));
-    const file = await open(path, replace ? 'w' : 'wx', CONFIG_FILE_MODE);
-    try {
-      await file.writeFile(standaloneConfig(instance, password));
-    } finally {
-      await file.close();
-    }
-    await chmod(path, CONFIG_FILE_MODE);
+    // Never through a link planted in the folder: a new file beside it replaces whatever is at its place.
+    await writeFileSafely(path, standaloneConfig(instance, password), CONFIG_FILE_MODE, replace);
     written.push(path);
   }
   return written;

@@ -5,15 +5,18 @@ import { Statements } from './statements.ts';
 import { qualifiedTable } from '../../db/identifiers.ts';
 import { errorFields, silentLogger, type Logger } from '../../log.ts';
 import { serverKey, type MoodleTarget } from './target.ts';
+import type { DbServerRule } from '../../settings.ts';
+import { allowedServer, connectionSecurity } from './db-servers.ts';
 
 export interface AccessOptions {
   /** Connections at most per DB server, whatever the logins; well under MariaDB's default max_connections of 151. */
   perServer: number;
   connectTimeoutMs: number;
   log?: Logger;
+  /** The servers an admin allowed (the settings' db_servers), read before every new connection. */
+  allowedServers: () => Promise<readonly DbServerRule[] | undefined>;
 }
 
-export const DEFAULT_ACCESS: AccessOptions = { perServer: 20, connectTimeoutMs: 5_000 };
 
 interface ServerSlots {
   used: number;
@@ -37,7 +40,7 @@ export class MoodleAccess {
 
   private readonly log: Logger;
 
-  constructor(private readonly options: AccessOptions = DEFAULT_ACCESS) {
+  constructor(private readonly options: AccessOptions) {
     this.log = options.log ?? silentLogger();
   }
 
@@ -59,8 +62,14 @@ export class MoodleAccess {
     return `${serverKey(target.db)}#${credentials}`;
   }
 
-  private connectionOptions(target: MoodleTarget) {
+  /**
+   * How to reach a target's server: only one an admin allowed, with the TLS and login rules its entry sets; the
+   * master as its own configuration (MYSQL_URL), which only its admin sets, says. Checked before every connection is opened, so nothing reaches a server that is not listed.
+   */
+  private async connectionOptions(target: MoodleTarget) {
+    const rule = target.host.kind === 'master' ? undefined : allowedServer(await this.options.allowedServers(), target.db);
     return {
+      ...(rule ? connectionSecurity(rule) : {}),
       host: target.db.host,
       port: target.db.port,
       user: target.db.user,
@@ -77,11 +86,13 @@ export class MoodleAccess {
    * The pool of the product's own SQL, whose connections take several statements per round trip (see Statements).
    * An operator's SQL never runs on them.
    */
-  private pool(target: MoodleTarget): Pool {
+  private async pool(target: MoodleTarget): Promise<Pool> {
     const key = this.poolKey(target);
+    // Checked for every lease, so that a server an admin takes off the list gets no new connection from a pool opened before.
+    const options = await this.connectionOptions(target);
     let pool = this.pools.get(key);
     if (!pool) {
-      pool = mysql.createPool({ ...this.connectionOptions(target), connectionLimit: this.options.perServer, multipleStatements: true });
+      pool = mysql.createPool({ ...options, connectionLimit: this.options.perServer, multipleStatements: true });
       this.pools.set(key, pool);
     }
     return pool;
@@ -93,8 +104,8 @@ export class MoodleAccess {
    * within the cap.
    */
   private async operatorConnection(target: MoodleTarget): Promise<Connection> {
-    (await this.pool(target).getConnection()).destroy();
-    return mysql.createConnection({ ...this.connectionOptions(target), multipleStatements: false });
+    (await (await this.pool(target)).getConnection()).destroy();
+    return mysql.createConnection({ ...(await this.connectionOptions(target)), multipleStatements: false });
   }
 
   /** `db`.`prefix_table` of this target. */
@@ -122,7 +133,7 @@ export class MoodleAccess {
    */
   private async stop(target: MoodleTarget, conn: Connection): Promise<void> {
     try {
-      const killer = await mysql.createConnection({ host: target.db.host, port: target.db.port, user: target.db.user, password: target.db.password, connectTimeout: this.options.connectTimeoutMs });
+      const killer = await mysql.createConnection(await this.connectionOptions(target));
       try {
         await killer.query('KILL QUERY ?', [conn.threadId]);
       } finally {
@@ -140,7 +151,7 @@ export class MoodleAccess {
     const free = await this.slot(serverKey(target.db));
     let conn: C;
     try {
-      conn = (operator ? await this.operatorConnection(target) : await this.pool(target).getConnection()) as C;
+      conn = (operator ? await this.operatorConnection(target) : await (await this.pool(target)).getConnection()) as C;
     } catch (err) {
       free();
       throw err;

@@ -1,5 +1,6 @@
-import { readdir, rm, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
+import { emptyFolder, isLink } from '../../paths.ts';
 import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
@@ -63,17 +64,16 @@ async function settle(site: CacheSite, target: MoodleTarget, result: Invalidatio
 }
 
 /**
- * Empties a cache folder; why not when it could not (a permission), so that the target is reported "cache not
- * purged" rather than purged. No folder at all is an empty cache.
+ * Empties a cache folder; why not when it could not (a permission, or a folder that is a link, which is neither
+ * emptied through nor removed), so that the target is reported "cache not purged" rather than purged.
  */
 async function emptyDir(path: string): Promise<Invalidation> {
   try {
-    const entries = await readdir(path);
-    await Promise.all(entries.map((e) => rm(join(path, e), { recursive: true, force: true })));
-    return 'done';
+    const emptied = await emptyFolder(path);
+    return emptied === 'done' ? 'done' : { unreachable: `cache not purged: ${emptied.refused}` };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? 'done' : { unreachable: `the cache folder ${path} could not be emptied (${code ?? (err as Error).message})` };
+    return { unreachable: `the cache folder ${path} could not be emptied (${code ?? (err as Error).message})` };
   }
 }
 
@@ -100,6 +100,7 @@ export async function invalidateCaches(site: CacheSite, target: MoodleTarget, ch
   const muc = await readMucConfig(dirs.mucConfig);
   // A MUC configuration read from under the dataroot shows it is reachable; otherwise that is checked (one stat less per write).
   if (!(muc && dirs.mucConfig.startsWith(join(dataroot, sep))) && !(await isDir(dataroot))) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
+  if (await isLink(dirs.cachedir)) return settle(site, target, { unreachable: `cache not purged: ${dirs.cachedir} is a link` });
   return settle(site, target, muc ? await applyCacheChanges(muc, dirs.cachedir, changes, site.secrets) : await emptyDir(dirs.cachedir));
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { confinementProblem } from '../../paths.ts';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { parsePhp, phpLiteral, phpSerialize } from './php-values.ts';
@@ -214,7 +215,16 @@ function fileEntry(muc: MucConfig, cachedir: string, store: MucStore, definition
   return join(fileDefinitionDir(cachedir, store, definition), `${stored.slice(0, 3)}-cache`, `${stored}.cache`);
 }
 
+/** The folder a file store's entries must stay in: its own configured path, else the cache folder. */
+const storeRoot = (cachedir: string, store: MucStore) => (typeof store.configuration.path === 'string' && store.configuration.path ? store.configuration.path : cachedir);
+
 async function fileStoreWork(muc: MucConfig, cachedir: string, w: StoreWork): Promise<Invalidation> {
+  const definitions = new Set([...w.deletes, ...w.sets].map((d) => d.definition).concat([...w.purges]));
+  for (const definition of definitions) {
+    // A link on the way to a definition's folder would lead the deletes elsewhere: nothing is touched through it.
+    const problem = await confinementProblem(fileDefinitionDir(cachedir, w.store, definition), { root: { path: storeRoot(cachedir, w.store), what: 'its cache store' }, keep: [], rootItself: true });
+    if (problem) return { unreachable: `cache not purged: ${problem}` };
+  }
   // One unlink per entry: an entry that is not cached is already invalidated.
   await Promise.all(w.deletes.filter((d) => !w.purges.has(d.definition)).map((d) => unlink(fileEntry(muc, cachedir, w.store, d.definition, d.key)).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'ENOENT') throw err;

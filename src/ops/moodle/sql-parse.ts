@@ -43,7 +43,7 @@ export const hasComment = (sql: string) => /\/\*|--|#/.test(unquoted(sql));
 /** A comment MariaDB executes: what it holds runs, though a parser sees a comment. */
 export const hasExecutableComment = (sql: string) => /\/\*M?!/.test(unquoted(sql));
 
-type Node = Record<string, unknown> & { type?: string };
+export type Node = Record<string, unknown> & { type?: string };
 
 /** Functions a condition may call: pure ones over strings, numbers and times. */
 const CONDITION_FUNCTIONS = new Set([
@@ -60,7 +60,7 @@ const BINARY = new Set([
 const UNARY = new Set(['NOT', '!', '-', '+']);
 
 /** Functions that change state or reach outside the database: a SELECT calling one is not a read. */
-const STATEFUL_FUNCTIONS = new Set([
+export const STATEFUL_FUNCTIONS = new Set([
   'NEXTVAL', 'SETVAL', 'LASTVAL', 'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS', 'SLEEP', 'BENCHMARK', 'LOAD_FILE',
   'MASTER_POS_WAIT', 'MASTER_GTID_WAIT', 'SYS_EXEC', 'SYS_EVAL',
 ]);
@@ -93,6 +93,20 @@ function parse(sql: string): Node[] {
     const column = (err as { location?: { start?: { column?: number } } }).location?.start?.column;
     throw Object.assign(new SqlRefusal('not valid SQL'), { column });
   }
+}
+
+/** A statement's tree with the tables and columns it names (`kind::db::table`, `kind::table::column`), as the parser lists them. */
+export function parseStatement(sql: string): { ast: Node; tables: string[]; columns: string[] } {
+  let result: { ast: Node | Node[]; tableList: string[]; columnList: string[] };
+  try {
+    result = parser.parse(sql, DIALECT) as unknown as typeof result;
+  } catch (err) {
+    const column = (err as { location?: { start?: { column?: number } } }).location?.start?.column;
+    throw Object.assign(new SqlRefusal('not valid SQL'), { column });
+  }
+  const asts = Array.isArray(result.ast) ? result.ast : [result.ast];
+  if (asts.length !== 1) throw new SqlRefusal('one statement at a time');
+  return { ast: asts[0] as Node, tables: result.tableList, columns: result.columnList };
 }
 
 export interface CompiledCondition {
@@ -196,7 +210,7 @@ export function compileCondition(text: string, scope: ConditionScope): CompiledC
 }
 
 /** Whether a tree holds a function call from a set (a deep walk: subqueries and unions included). */
-function callsAny(node: unknown, names: ReadonlySet<string>): boolean {
+export function callsAny(node: unknown, names: ReadonlySet<string>): boolean {
   if (!node || typeof node !== 'object') return false;
   if ((node as Node).type === 'function' && names.has(functionName(node as Node))) return true;
   return Object.values(node).some((child) => callsAny(child, names));

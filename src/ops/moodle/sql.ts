@@ -1,6 +1,4 @@
 import { mysqlSplitterOptions, splitQuery } from 'dbgate-query-splitter';
-import { qualifiedTable } from '../../db/identifiers.ts';
-import type { MoodleDb } from './target.ts';
 
 /**
  * An operator's SQL as statements: split at `;` outside quotes and comments (and DELIMITER blocks), comments
@@ -10,11 +8,6 @@ export function splitStatements(sql: string): string[] {
   return (splitQuery(sql, { ...mysqlSplitterOptions, ignoreComments: false }) as string[])
     .map((s) => s.trim())
     .filter((s) => s.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|#[^\n]*/g, '').trim() !== '');
-}
-
-/** `{table}` → `db`.`prefix_table`, as Moodle's $DB does it; the name is checked before use. */
-export function expandTables(sql: string, db: MoodleDb): string {
-  return sql.replace(/\{([a-z][a-z0-9_]*)\}/g, (_, name: string) => qualifiedTable(db.database, db.prefix, name));
 }
 
 const strip = (s: string) => s.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|#[^\n]*/g, ' ').trim();

@@ -10,14 +10,21 @@ export async function prepareSandboxMaster(app: Backend, out: Output): Promise<v
   if (!app.config.sandbox) return;
   const { ensureSandboxMaster } = await import('../sandbox/fleet.ts');
   await ensureSandboxMaster({ config: app.config, mysqlUrl: app.urls.mysqlUrl, log: (l) => out.line(l) });
-  // The sandbox's instances live on its own server, which it allows as an admin would (docs/security.md).
+  await allowSandboxServer(app);
+}
+
+/** The sandbox's instances live on the master's server, which it allows as an admin would (docs/security.md). */
+async function allowSandboxServer(app: Backend): Promise<void> {
   const store = await app.settings();
   const current = await store.read();
-  if (!current.dbServers) await store.write({ ...current, dbServers: [{ server: serverName(parseMysqlUrl(app.urls.mysqlUrl)), tls: false }] }, 'sandbox');
+  const server = serverName(parseMysqlUrl(app.urls.mysqlUrl));
+  if (current.dbServers?.some((r) => r.server === server)) return;
+  await store.write({ ...current, dbServers: [...(current.dbServers ?? []), { server, tls: false }] }, 'sandbox');
 }
 
 export async function buildSandbox(app: Backend, out: Output, count: number) {
   await prepareSandboxMaster(app, out);
+  await allowSandboxServer(app);
   const { createSandbox } = await import('../sandbox/fleet.ts');
   return createSandbox({ config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l) => out.line(l) }, count);
 }

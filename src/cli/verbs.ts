@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { approvalPolicy } from '../ops/executor/approval-policy.ts';
 import { invoke, VERBS } from '../verbs/index.ts';
 import { Rbac } from '../verbs/rbac.ts';
+import { NO_SETTINGS } from '../settings.ts';
 import { FINAL_STATES } from '../ops/executor/run-model.ts';
 import { Session, type VerbDef } from '../verbs/verb.ts';
 import type { CliContext } from './context.ts';
@@ -21,9 +22,10 @@ const GROUPS: Record<string, string> = {
  * The command line's session: break-glass, audited as user@cli; approving is checked against the RBAC in the
  * master's settings, never a file the caller's environment names.
  */
-export async function cliSession(ctx: CliContext): Promise<Session> {
+export async function cliSession(ctx: CliContext, verb: Pick<VerbDef, 'role' | 'plans'>): Promise<Session> {
   const backend = ctx.app();
-  const security = await backend.security();
+  // Only approving and planning read the policy; help and the registry's pages work without the settings.
+  const security = verb.role === 'approver' || verb.plans ? await backend.security() : NO_SETTINGS;
   return new Session(backend, { id: cliActor() }, 'cli', approvalPolicy(security.approval), {
     kind: 'break-glass',
     rbac: security.rbac ? new Rbac(security.rbac) : undefined,
@@ -42,7 +44,7 @@ function addConfirmOptions(cmd: Command): Command {
 async function act(ctx: CliContext, verb: VerbDef<never>, cmd: Command): Promise<void> {
   const out = ctx.output(cmd);
   const opts = cmd.opts();
-  const session = await cliSession(ctx);
+  const session = await cliSession(ctx, verb);
   const view = await invoke(session, verb, verb.args(cmd.processedArgs, opts));
   if (view.kind === 'plan') {
     printPlan(out, view.plan);

@@ -1,5 +1,6 @@
 import { errorKind } from '../errors.ts';
 import type { Knex } from 'knex';
+import { resolve } from 'node:path';
 import type { MasterHost } from '../config.ts';
 import { assertTablePrefix, escapeLike } from '../db/identifiers.ts';
 import { Fleet, HostLookupError } from './fleet.ts';
@@ -162,7 +163,9 @@ export class Registry {
   private async checkDataroot(fields: InstanceFields, others: readonly Instance[]): Promise<void> {
     const keep = [
       ...(this.master.dataroot ? [{ path: this.master.dataroot, what: "the master's dataroot" }] : []),
-      ...others.filter((o) => o.vdatapath.startsWith('/')).map((o) => ({ path: o.vdatapath, what: `the dataroot of instance ${o.shortname}` })),
+      // A disabled row may keep the folder of the instance that replaced it (VMoodle allows it); nesting never.
+      ...others.filter((o) => o.vdatapath.startsWith('/') && !(resolve(o.vdatapath) === resolve(fields.vdatapath) && !(o.enabled && fields.enabled)))
+        .map((o) => ({ path: o.vdatapath, what: `the dataroot of instance ${o.shortname}` })),
       ...this.keptFolders,
     ];
     const problem = await confinementProblem(fields.vdatapath, { keep });

@@ -82,7 +82,7 @@ export class Session {
   refusal(verb: Guarded, category?: string): string | undefined {
     const { access } = this;
     if (access.kind === 'break-glass' && verb.role !== 'approver') return undefined;
-    if (!access.rbac) return `${verb.label} on the command line needs VMOODLE_RBAC naming ${access.user} an approver`;
+    if (!access.rbac) return `${verb.label} on the command line needs the master's RBAC (vmoodle settings import) to name ${access.user} an approver`;
     return access.rbac.refusal(access.user, verb, category, this.actor.channel);
   }
 

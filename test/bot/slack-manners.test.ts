@@ -136,10 +136,9 @@ describe.runIf(testServices().moodleDump)('Slack manners', () => {
   });
 
   it('goes on with the same messages after the bot process is killed mid-run and started again', async () => {
-    const rbacFile = join(nodeData, 'rbac.yml');
-    writeFileSync(rbacFile, `roles:\n${Object.entries(ROLES).map(([role, ids]) => `  ${role}: [${ids.join(', ')}]`).join('\n')}\n`);
+    await (await fx.app.settings()).write({ ...(await fx.app.security()), rbac: { roles: ROLES } }, 'test');
     const port = await freePort();
-    const env = { ...process.env, ...fx.env, SLACK_BOT_TOKEN: TOKEN, SLACK_SIGNING_SECRET: SECRET, SLACK_PORT: String(port), VMOODLE_RBAC: rbacFile };
+    const env = { ...process.env, ...fx.env, SLACK_BOT_TOKEN: TOKEN, SLACK_SIGNING_SECRET: SECRET, SLACK_PORT: String(port) };
     const children: ChildProcess[] = [];
     const startBot = async () => {
       const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -20,7 +20,8 @@ let fx: OpsFixture;
 let api: FakeSlackApi;
 let bot: SlackBot;
 
-const rbac = new Rbac({ roles: { admin: ['UADMIN'], operator: ['UOP'], approver: ['UAPP', 'UAPP2', 'SLEADS'], viewer: ['UVIEW'] } });
+// Operators may request SQL here (approvers decide); without the category, sql needs an approver to request it.
+const rbac = new Rbac({ roles: { admin: ['UADMIN'], operator: ['UOP'], approver: ['UAPP', 'UAPP2', 'SLEADS'], viewer: ['UVIEW'] }, categories: { sql: 'operator' } });
 const DB_PASSWORD = knownSecret('Db-Pa55-never-in-slack');
 
 async function slash(user: string, text: string, channel = 'C1'): Promise<Response> {

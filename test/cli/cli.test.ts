@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,7 @@ beforeAll(async () => {
     VMOODLE_MOODLE_DUMP: COMPACT_SCHEMA_PATH,
     REDIS_URL: testServices().redisUrl,
     VMOODLE_QUEUE_PREFIX: `${testServices().runId}-cli`,
+    VMOODLE_SECRET_KEYS: `k1:${knownSecret(randomBytes(32).toString('base64'))}`,
   };
   const created = await cli('sandbox', 'create', '--count', '12');
   expect(created.stderr).toBe('');

@@ -9,7 +9,7 @@ import { createPlan, type PlanRequest } from '../../src/ops/executor/planner.ts'
 import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { FINAL_STATES, type RunRow, type TargetRow } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
-import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { allowTestServer, opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
 import { knownSecret } from '../support/secrets.ts';
 
@@ -55,6 +55,7 @@ describe.runIf(testServices().moodleDump)('executor', () => {
     fx = await opsFixture('exec');
     fleet = await thinFleet(fx, 60);
     await registerInstances(fx, [{ shortname: 'unreachable', database: 'moodle_gone', vdbhost: '127.0.0.1:1' }]);
+    await allowTestServer(fx.app, ['127.0.0.1:1']);
     startWorker(fx);
   });
 

@@ -29,33 +29,39 @@ async function chat(env: Record<string, string | undefined>, lines: string[]): P
 }
 
 describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat and on the command line', () => {
-  let rbacEnv: Record<string, string | undefined>;
+  /** Writes the master's settings as an admin does, from a YAML file. */
+  const settings = async (yaml: string) => {
+    const file = join(fx.dataDir, 'settings.yml');
+    writeFileSync(file, `${yaml}db_servers:\n  - server: 127.0.0.1:3306\n`);
+    const result = await runCli(['settings', 'import', file], fx.env);
+    expect(result.stderr).toBe('');
+  };
+  const RBAC = `rbac:\n  roles:\n    admin: [${me}]\n    approver: [approver]\n`;
 
   beforeAll(async () => {
     fx = await opsFixture('identity');
     await thinFleet(fx, 3);
     startWorker(fx);
-    const rbacFile = join(fx.dataDir, 'rbac.yml');
-    writeFileSync(rbacFile, `roles:\n  admin: [${me}]\n  approver: [approver]\n`);
-    rbacEnv = { ...fx.env, VMOODLE_RBAC: rbacFile };
   });
 
-  it('with an RBAC file, acts as the operating-system user and refuses as, so nobody approves their own run', async () => {
-    const out = await chat(rbacEnv, [
+  it('with an RBAC, acts as the operating-system user and refuses as, so nobody approves their own run', async () => {
+    await settings(RBAC);
+    const out = await chat(fx.env, [
       'run sql/multisql --hosts t1 sql="UPDATE {config} SET value = \'fr\' WHERE name = \'lang\'"',
       'as approver',
       'approve 1 t1',
     ]);
-    expect(out).toContain(`You are ${me}, the operating-system user, with the roles of the RBAC file.`);
-    expect(out).toContain('Warning: as is refused: with an RBAC file the terminal chat acts as the operating-system user');
+    expect(out).toContain(`You are ${me}, the operating-system user, with the roles of the master's RBAC.`);
+    expect(out).toContain('Warning: as is refused: with an RBAC the terminal chat acts as the operating-system user');
     expect(out).toContain('Warning: you requested this run; a second person must approve it (approval)');
     expect((await fx.rt.store.getRun(1)).state).toBe('awaiting_approval');
     expect((await fx.rt.store.events(1)).map((e) => e.kind)).toEqual(['plan', 'approval_requested']);
   });
 
-  it('without an RBAC file, says it is a one-person demo', async () => {
+  it('without an RBAC, says it is a one-person demo', async () => {
+    await settings('');
     const out = await chat(fx.env, ['as approver', 'runs']);
-    expect(out).toContain('No RBAC file (VMOODLE_RBAC): this is a one-person demo');
+    expect(out).toContain("No RBAC in the master's settings (vmoodle settings import): this is a one-person demo");
     expect(out).toContain('approver> ');
   });
 
@@ -68,7 +74,8 @@ describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat a
   });
 
   it('with approval.cli: require, makes a CLI write above the policy wait for a chat approval', async () => {
-    const env = { ...rbacEnv, VMOODLE_APPROVAL_CLI: 'require' };
+    await settings(`${RBAC}approval:\n  cli: require\n`);
+    const env = fx.env;
     const result = await runCli(['run', 'sql/multisql', '--hosts', 't3', "sql=UPDATE {config} SET value = 'de' WHERE name = 'lang'", '--confirm=1', '--detach'], env);
     expect(result.code).toBe(0);
     const runId = Number(/Run (\d+):/.exec(result.stdout)?.[1]);

@@ -76,11 +76,15 @@ describe.runIf(testServices().moodleDump)('operator SQL cannot read what it must
     expect((rows as Array<{ name: string }>).map((r) => r.name)).toEqual(['bigbluebuttonbn', 'forum', 'quiz', 'subsection', 'survey']);
   });
 
-  it('treats SELECT … INTO/**/OUTFILE and other disguised writes as destructive SQL', async () => {
-    for (const sql of ["SELECT * FROM {config} INTO/**/OUTFILE '/tmp/vmops-leak'", "SELECT 1 /*!INTO OUTFILE '/tmp/vmops-leak2' */", 'SELECT * FROM {config} FOR UPDATE']) {
+  it('refuses SELECT … INTO/**/OUTFILE and executable comments, and treats a locking read as destructive SQL', async () => {
+    for (const [sql, message] of [
+      ["SELECT * FROM {config} INTO/**/OUTFILE '/tmp/vmops-leak'", /SELECT … INTO is not allowed/],
+      ["SELECT 1 /*!INTO OUTFILE '/tmp/vmops-leak2' */", /comments MariaDB runs .* are not allowed/],
+      ['SELECT * FROM {config} FOR UPDATE', /is destructive: confirm with --confirm=1/],
+    ] as const) {
       const result = await run('run', 'sql/sql', '--hosts', 'alpha', `sql=${sql}`, '--yes');
       expect(result.code, sql).toBe(2);
-      expect(result.stderr, sql).toMatch(/is destructive: confirm with --confirm=1/);
+      expect(result.stderr, sql).toMatch(message);
     }
     const read = await run('--json', 'run', 'sql/sql', '--hosts', 'alpha', "sql=SELECT value FROM {config} WHERE name = 'theme'", '--yes');
     expect(read.code).toBe(0);

@@ -54,10 +54,10 @@ export async function opsFixture(label: string, master?: TestDatabase, extraEnv:
   return { env, app, rt, master: db, dataDir };
 }
 
-/** The security settings of a test master: its one database server allowed, nothing else set. */
-export async function allowTestServer(app: Backend): Promise<void> {
+/** The security settings of a test master: its database server allowed (and any others named), nothing else set. */
+export async function allowTestServer(app: Backend, others: string[] = []): Promise<void> {
   const server = serverName(parseMysqlUrl(testServices().mysqlServer));
-  await (await app.settings()).write(parseSettings({ db_servers: [{ server }] }), 'test');
+  await (await app.settings()).write(parseSettings({ db_servers: [server, ...others].map((s) => ({ server: s })) }), 'test');
 }
 
 /** An in-process worker for the suite, closed after it. */

@@ -1,5 +1,5 @@
 import { errorKind } from '../../errors.ts';
-import { KEYRING_SETTING } from '../keyring.ts';
+import { KEYRING_SETTING, KeyringError } from '../keyring.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import { leftOutLine, resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
 import { findCommand } from '../catalog/index.ts';
@@ -152,9 +152,8 @@ export function runKey(rt: RunServices, command: CommandDef, params: Params): st
   const key = rt.keyring.currentId;
   if (key) return key;
   const secret = [...secretNames(command, params)];
-  throw new ParamError(secret.length > 0
-    ? `${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`
-    : `plans are signed under a secret key so that nobody without it can forge one: set ${KEYRING_SETTING}`);
+  if (secret.length > 0) throw new ParamError(`${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`);
+  throw new KeyringError(`plans are signed under a secret key so that nobody without it can forge one: set ${KEYRING_SETTING}`);
 }
 
 /**

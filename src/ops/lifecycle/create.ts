@@ -102,7 +102,7 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
     const paths = deps.templates.paths(templateName);
     const dump = await readDump(paths.dump, manifest.prefix);
     made.tables = true;
-    await runSqlIn({ ...target.db, socketPath: undefined }, target.db.database, copySql(dump, { prefix: target.db.prefix, from: manifest.source.wwwroot, to: target.host.wwwroot }));
+    await runSqlIn(await access.connectionOptions(target), target.db.database, copySql(dump, { prefix: target.db.prefix, from: manifest.source.wwwroot, to: target.host.wwwroot }));
 
     await step('identity');
     const copied = await access.withConnection(target, (conn) => finishCopy(conn, {

@@ -1,5 +1,5 @@
 import { cp, lstat, readdir, rm } from 'node:fs/promises';
-import { join, relative, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
 import { confinementProblem, type KeptFolder } from '../../paths.ts';
 
 /** What a snapshot leaves out of a dataroot: caches, sessions and scratch space, which Moodle makes again. */
@@ -21,6 +21,7 @@ export interface DatarootGuard {
  */
 export async function datarootProblem(path: string, guard: DatarootGuard): Promise<string | undefined> {
   if (!guard.root) return 'no folder is allowed for instance dataroots: set VMOODLE_DATAROOT_ROOT (lifecycle.dataroot_root)';
+  if (path.startsWith('/') && resolve(path) === '/') return `'${path}' is never an instance's dataroot`;
   return confinementProblem(path, { root: { path: guard.root, what: 'the allowed dataroot folder' }, keep: guard.keep });
 }
 

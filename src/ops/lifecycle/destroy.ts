@@ -56,7 +56,7 @@ async function verifySnapshot(access: MoodleAccess, target: MoodleTarget, templa
   const scratch = `vmops_check_${randomBytes(6).toString('hex')}`;
   try {
     const dump = await readDump(templates.paths(manifest.name).dump, manifest.prefix);
-    await runSqlIn({ ...target.db, socketPath: undefined }, scratch, restoreSql(dump));
+    await runSqlIn(await access.connectionOptions(target), scratch, restoreSql(dump));
     const restored = await access.withConnection(target, (conn) => siteTables(conn, scratch, manifest.prefix));
     if (restored.length !== manifest.tables) {
       throw new LifecycleError(`the final snapshot ${manifest.name} restored ${restored.length} tables, not the ${manifest.tables} it dumped: nothing was dropped`);

@@ -66,7 +66,7 @@ export class MoodleAccess {
    * How to reach a target's server: only one an admin allowed, with the TLS and login rules its entry sets; the
    * master as its own configuration (MYSQL_URL), which only its admin sets, says. Checked before every connection is opened, so nothing reaches a server that is not listed.
    */
-  private async connectionOptions(target: MoodleTarget) {
+  async connectionOptions(target: MoodleTarget) {
     const rule = target.host.kind === 'master' ? undefined : allowedServer(await this.options.allowedServers(), target.db);
     return {
       ...(rule ? connectionSecurity(rule) : {}),

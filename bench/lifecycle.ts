@@ -61,7 +61,7 @@ export async function benchLifecycle(): Promise<void> {
             const wwwroot = `https://new${n}.bench.example.org`;
             const target = { host: { ...host, shortname: `new${n}`, wwwroot }, db: { ...server, database, prefix: 'mdl_' }, dataroot };
             const { instance } = await createFromTemplate({ access: rt.moodle, templates: rt.templates, guard: { root: join(folder, 'roots'), keep: [] }, keyDays: 28, register: (f) => rt.registry.add(f) }, 'bench', {
-              target, fields: { name: `New ${n}`, shortname: `new${n}`, vhostname: wwwroot, vdbname: database, vdatapath: dataroot, mnet: -1, vdbhost: `${server.host}:${server.port}`, vdblogin: server.user, vdbpass: server.password ?? '' },
+              target, login: { user: 'vmi_benchlogin', password: 'bench' }, fields: { name: `New ${n}`, shortname: `new${n}`, vhostname: wwwroot, vdbname: database, vdatapath: dataroot, mnet: -1, vdbhost: `${server.host}:${server.port}`, vdblogin: 'vmi_benchlogin', vdbpass: 'bench' },
             });
             await drop(database);
             rmSync(dataroot, { recursive: true, force: true });

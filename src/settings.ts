@@ -39,6 +39,8 @@ export interface DbServerRule {
   /** TLS with the certificate checked against `ca` (a PEM file), or the system's CAs without one. */
   tls: boolean;
   ca?: string;
+  /** The account that makes and drops instance logins on this server; its password sealed under the keyring. */
+  provisioning?: { login: string; password: string };
 }
 
 export interface SecuritySettings {
@@ -118,7 +120,11 @@ function parseDbServers(v: unknown): DbServerRule[] {
     const tls = entry.tls ?? false;
     if (typeof tls !== 'boolean') throw new SettingsError(`${where}.tls must be true or false`);
     if (entry.ca !== undefined && (typeof entry.ca !== 'string' || !isAbsolute(entry.ca) || !tls)) throw new SettingsError(`${where}.ca must be the absolute path of a PEM file, with tls: true`);
-    return { server: entry.server.toLowerCase(), tls, ...(entry.ca ? { ca: entry.ca as string } : {}) };
+    const p = entry.provisioning;
+    if (p !== undefined && (!isMap(p) || typeof p.login !== 'string' || !/^\S{1,80}$/.test(p.login) || typeof p.password !== 'string' || p.password.split(':').length !== 4)) {
+      throw new SettingsError(`${where}.provisioning must be { login, password } with the password sealed by vmoodle settings provisioning`);
+    }
+    return { server: entry.server.toLowerCase(), tls, ...(entry.ca ? { ca: entry.ca as string } : {}), ...(p ? { provisioning: { login: p.login as string, password: p.password as string } } : {}) };
   });
 }
 

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { dbHostKey } from '../ops/moodle/target.ts';
 import { readSettingsFile, settingsDocument, settingsYaml } from '../settings.ts';
+import { UsageError } from '../errors.ts';
+import { Keyring } from '../ops/keyring.ts';
 import { cliActor } from './verbs.ts';
 import type { CliContext } from './context.ts';
 
@@ -35,6 +37,28 @@ export function registerSettings(program: Command, ctx: CliContext): void {
       await (await ctx.app().settings()).write(parsed, cliActor());
       out.data({ settings: settingsDocument(parsed) });
       out.line(`settings written: ${parsed.rbac ? `RBAC with ${Object.values(parsed.rbac.roles).flat().length} members` : 'no RBAC'}, approval above ${parsed.approval.threshold} targets, ${parsed.dbServers ? `${parsed.dbServers.length} allowed database servers` : 'no allowed database servers'}`);
+    });
+
+  settings
+    .command('provisioning <server>')
+    .description("seal the account that makes each new instance's login on an allowed server (the master's own login serves the master's server)")
+    .requiredOption('--login <name>', 'the account, with CREATE USER and GRANT OPTION on the instance databases')
+    .requiredOption('--password-env <variable>', 'the environment variable holding its password (never an argument)')
+    .addHelpText('after', '\nExample:\n  DB2_PROVISION=… vmoodle settings provisioning db2.example.org:3306 --login vmops_provision --password-env DB2_PROVISION')
+    .action(async (server: string, opts: { login: string; passwordEnv: string }, cmd: Command) => {
+      const out = ctx.output(cmd);
+      const password = ctx.io.env[opts.passwordEnv];
+      if (password === undefined) throw new UsageError(`--password-env: the variable ${opts.passwordEnv} is not set`);
+      const app = ctx.app();
+      const store = await app.settings();
+      const current = await store.read();
+      const name = server.toLowerCase();
+      if (!current.dbServers?.some((r) => r.server === name)) throw new UsageError(`${name} is not in db_servers: allow it first (vmoodle settings import)`);
+      const sealed = new Keyring(app.config.secretKeys).seal(password);
+      const dbServers = current.dbServers.map((r) => (r.server === name ? { ...r, provisioning: { login: opts.login, password: sealed } } : r));
+      await store.write({ ...current, dbServers }, cliActor());
+      out.data({ server: name, login: opts.login });
+      out.line(`provisioning account for ${name}: ${opts.login} (its password sealed)`);
     });
 
   settings

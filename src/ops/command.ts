@@ -1,4 +1,4 @@
-import type { MoodleTarget } from './moodle/target.ts';
+import type { MoodleDb, MoodleTarget } from './moodle/target.ts';
 import type { MoodleAccess } from './moodle/access.ts';
 import type { PhpResult, PhpScripts } from './moodle/php.ts';
 import type { CronSettings, MnetSettings } from '../config.ts';
@@ -126,6 +126,8 @@ export interface LifecycleContext {
   templates: TemplateStore;
   datarootRoot: string | undefined;
   registry: Registry;
+  /** The account that makes and drops instance logins on a server (see db-logins.ts), when one is known. */
+  provisioning(server: Pick<MoodleDb, 'host' | 'port'>): Promise<Pick<MoodleDb, 'user' | 'password'> | undefined>;
 }
 
 /**

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
 import type { Config } from '../config.ts';
-import { quoteId } from '../db/identifiers.ts';
+import { grantLogin } from '../ops/moodle/db-logins.ts';
 import { parseMysqlUrl, type MysqlServer } from '../db/mysql-url.ts';
 import { restoreSql, runSqlIn } from '../ops/moodle/dump.ts';
 import { moodleSource } from '../ops/moodle/moodle-source.ts';
@@ -104,14 +104,9 @@ async function sandboxAccount(server: MysqlServer, masterDatabase: string, exist
   const user = sandboxAccountName(masterDatabase);
   const dbPrefix = sandboxDbPrefix(masterDatabase);
   const password = existing.find((i) => i.vdblogin === user && i.vdbpass)?.vdbpass ?? randomBytes(18).toString('base64url');
-  const databases = `${dbPrefix.replace(/[_%\\]/g, '\\$&')}%`;
   const conn = await mysql.createConnection(server);
   try {
-    for (const host of ['localhost', '%']) {
-      await conn.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [user, host, password]);
-      await conn.query('ALTER USER ?@? IDENTIFIED BY ?', [user, host, password]);
-      await conn.query(`GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, INDEX ON ${quoteId(databases)}.* TO ?@?`, [user, host]);
-    }
+    await grantLogin(conn, user, password, { like: dbPrefix });
   } finally {
     await conn.end();
   }

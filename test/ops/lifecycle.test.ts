@@ -175,9 +175,11 @@ describe.runIf(testServices().moodleDump)('instance lifecycle: snapshot, create 
       onStep: (step: CreateStep) => {
         if (step === at) throw new Error(`injected at ${step}`);
       },
-    }, 'tpl-a', { target, fields: { name: 'Failing', shortname: 'failing', vhostname: target.host.wwwroot, vdbname: database, vdatapath: dataroot, mnet: 0 } });
+    }, 'tpl-a', { target, login: { user: 'vmi_failing0000', password: 'x' }, fields: { name: 'Failing', shortname: 'failing', vhostname: target.host.wwwroot, vdbname: database, vdatapath: dataroot, mnet: 0 } });
     await expect(creation).rejects.toThrow(at === 'inside register' ? 'the registry went away' : `injected at ${at}`);
     expect(await databaseExists(database)).toBe(false);
+    const [logins] = await conn.query("SELECT User FROM mysql.user WHERE User = 'vmi_failing0000'");
+    expect(logins).toEqual([]);
     expect(existsSync(dataroot)).toBe(false);
     expect((await fx.rt.registry.loadAll()).map((i) => i.shortname)).toEqual(['a', 'peer', 'b']);
   });

@@ -4,12 +4,14 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2';
+import mysqlPromise from 'mysql2/promise';
+import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chat } from '../../src/bot/chat.ts';
 import { TERMINAL_STYLE } from '../../src/bot/chat-text.ts';
 import { Rbac } from '../../src/verbs/rbac.ts';
 import { runCli } from '../support/cli.ts';
-import { leaseMoodleDatabase, serverConnection, type TestDatabase } from '../support/databases.ts';
+import { dropDatabase, leaseMoodleDatabase, serverConnection, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
 import { knownSecret } from '../support/secrets.ts';
 import { testServices } from '../support/services.ts';
@@ -92,6 +94,36 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       expect(JSON.stringify(result.json ?? result.stderr)).toMatch(new RegExp(`127\\.0\\.0\\.1:${fake.port} is not an allowed database server`));
       expect(fake.connections()).toBe(0);
       await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'rogue' }).delete();
+    });
+  });
+
+  describe('no instance gets the master\'s login', () => {
+    it('creates an instance with a login of its own that reads its own database and no other, and drops it on destroy', async () => {
+      expect((await cli('run', 'lifecycle/snapshot', '--hosts', 'alpha', 'template=tpl-trust', '--yes')).code).toBe(0);
+      const database = `${testServices().runId}_trust_beta`;
+      afterAll(() => dropDatabase(database));
+      const created = await cli('run', 'lifecycle/create', '--master', 'template=tpl-trust', 'shortname=beta', 'name=Beta', 'vhostname=https://beta.campus.example.org', `vdbname=${database}`, `vdatapath=${join(root, 'dataroots', 'beta')}`, '--yes');
+      expect(created.json?.targets?.[0]?.status, created.stderr + created.stdout).toBe('applied');
+      const row = await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'beta' }).first();
+      expect(row.vdblogin).toMatch(/^vmi_[0-9a-f]{12}$/);
+      expect(row.vdblogin).not.toBe(parseMysqlUrl(testServices().mysqlServer).user);
+      const login = await mysqlPromise.createConnection({ host: '127.0.0.1', port: 3306, user: row.vdblogin, password: row.vdbpass });
+      try {
+        const [own] = await login.query(`SELECT COUNT(*) AS n FROM \`${database}\`.mdl_config`);
+        expect(Number((own as Array<{ n: number }>)[0]?.n)).toBeGreaterThan(100);
+        await expect(login.query(`SELECT COUNT(*) FROM \`${site.name}\`.mdl_config`)).rejects.toThrow(/denied/);
+        await expect(login.query(`SELECT vdbpass FROM \`${fx.master.name}\`.mdl_local_vmoodle`)).rejects.toThrow(/denied/);
+        await expect(login.query('SELECT user FROM mysql.user')).rejects.toThrow(/denied/);
+      } finally {
+        await login.end();
+      }
+      expect((await cli('instances', 'disable', 'beta')).code).toBe(0);
+      const destroyed = await cli('run', 'lifecycle/destroy', '--hosts', 'beta', '--include-disabled', 'snapshot=skip', '--confirm=1');
+      expect(destroyed.json?.targets?.[0]?.message, destroyed.stderr + destroyed.stdout).toContain(`login ${row.vdblogin} dropped`);
+      const conn = await serverConnection();
+      const [users] = await conn.query('SELECT User FROM mysql.user WHERE User = ?', [row.vdblogin]);
+      await conn.end();
+      expect(users).toEqual([]);
     });
   });
 

@@ -12,6 +12,8 @@ import { parseSiteSettings } from '../lifecycle/site-settings.ts';
 import { takeSnapshot } from '../lifecycle/snapshot.ts';
 import { readWwwroot } from '../moodle/site-identity.ts';
 import { instanceTarget, type MoodleTarget } from '../moodle/target.ts';
+import { serverName } from '../moodle/db-servers.ts';
+import { grantLogin, instanceLoginName, newLoginPassword } from '../moodle/db-logins.ts';
 import { ParamError } from '../params.ts';
 import { syncRegisters } from './register-sync.ts';
 
@@ -74,7 +76,7 @@ const CREATE_PARAMS = [
   { name: 'vdbname', type: 'text', label: 'Database' },
   { name: 'vdbprefix', type: 'text', default: 'mdl_', label: 'Table prefix' },
   { name: 'vdatapath', type: 'text', label: 'Dataroot', help: 'under VMOODLE_DATAROOT_ROOT' },
-  { name: 'dbserver', type: 'text', default: 'master', label: 'Database server', help: "'master', or an instance whose server and login the new one shares (no password is ever typed)" },
+  { name: 'dbserver', type: 'text', default: 'master', label: 'Database server', help: "'master', or an instance whose server the new one shares; it gets a login of its own there (no password is ever typed)" },
   { name: 'mnet', type: 'text', default: '-1', label: 'MNET', help: '-1 off, 0 no subnet, n a subnet, new the next free one', validate: (v: string) => (MNET_VALUE.test(v) ? undefined : `mnet: '${v}' must be -1, 0, a subnet number or new`) },
   { name: 'description', type: 'text', default: '', label: 'Description' },
   {
@@ -92,17 +94,17 @@ const CREATE_PARAMS = [
 
 type CreateParams = Record<(typeof CREATE_PARAMS)[number]['name'], string>;
 
-/** The server and login a new instance is reached with: the master's, or another instance's. */
-async function serverOf(ctx: CommandContext, dbserver: string): Promise<Pick<MoodleTarget['db'], 'host' | 'port' | 'user' | 'password'>> {
+/** The server a new instance's database goes to: the master's, or another instance's. */
+async function serverOf(ctx: CommandContext, dbserver: string): Promise<Pick<MoodleTarget['db'], 'host' | 'port'>> {
   if (dbserver === 'master') return ctx.source.db;
   const other = await ctx.lifecycle.registry.get(dbserver);
   return instanceTarget(instanceHost(other), other).db;
 }
 
 type NewFields = NewInstance & { mnet: number | 'new' };
-type Server = Awaited<ReturnType<typeof serverOf>>;
+type Server = Pick<MoodleTarget['db'], 'host' | 'port' | 'user' | 'password'>;
 
-/** The new instance's registry fields, unchecked (fieldProblems checks them). */
+/** The new instance's registry fields, unchecked (fieldProblems checks them), with the login of its own. */
 function newFields(server: Server, p: CreateParams): NewFields {
   return {
     ...INSTANCE_DEFAULTS,
@@ -113,13 +115,19 @@ function newFields(server: Server, p: CreateParams): NewFields {
   };
 }
 
-/** The new instance's registry fields and how to reach it, its database name and prefix checked as identifiers. */
-async function newSite(ctx: CommandContext, p: CreateParams): Promise<{ target: MoodleTarget; fields: NewFields }> {
+/**
+ * The new instance: its registry fields with a login of its own (see db-logins.ts), and how it is reached while it
+ * is made, with the server's provisioning account, which alone may create its database and login.
+ */
+async function newSite(ctx: CommandContext, p: CreateParams): Promise<{ target: MoodleTarget; fields: NewFields; login: { user: string; password: string } }> {
   const server = await serverOf(ctx, p.dbserver);
-  const fields = newFields(server, p);
+  const db = { host: server.host, port: server.port, database: assertDatabaseName(p.vdbname), prefix: assertTablePrefix(p.vdbprefix) };
+  const provisioning = await ctx.lifecycle.provisioning(server);
+  if (!provisioning) throw new ParamError(`dbserver: no provisioning account for ${serverName(server)}, which makes each new instance a login of its own: an admin seals one with vmoodle settings provisioning ${serverName(server)}`);
+  const login = { user: instanceLoginName(db), password: newLoginPassword() };
+  const fields = newFields({ ...server, ...login }, p);
   const host = { kind: 'instance' as const, id: 0, shortname: p.shortname, name: p.name, wwwroot: fields.vhostname, enabled: true };
-  const target: MoodleTarget = { host, db: { ...server, database: assertDatabaseName(p.vdbname), prefix: assertTablePrefix(p.vdbprefix) }, dataroot: p.vdatapath };
-  return { target, fields };
+  return { target: { host, db: { ...db, ...provisioning }, dataroot: p.vdatapath }, fields, login };
 }
 
 /** Every problem with the new instance's fields at once, as the registry would find them, before anything is made. */
@@ -130,7 +138,7 @@ function fieldProblems(fields: NewFields, all: readonly Instance[]): void {
 
 /** Create without a template: an instance whose database is there already, registered, or re-enabled when it was. */
 async function registerExisting(ctx: CommandContext, p: CreateParams) {
-  const { target, fields } = await newSite(ctx, p);
+  const { target, fields, login } = await newSite(ctx, p);
   const all = await ctx.lifecycle.registry.loadAll();
   const known = all.find((i) => i.shortname.toLowerCase() === p.shortname.toLowerCase());
   if (known) {
@@ -142,6 +150,7 @@ async function registerExisting(ctx: CommandContext, p: CreateParams) {
   fieldProblems(fields, all);
   const found = await ctx.moodle.withConnection(target, (conn) => readWwwroot(conn, target.db.database, target.db.prefix));
   if (normaliseWwwroot(found) !== target.host.wwwroot) throw new LifecycleError(`${target.db.database} (prefix ${target.db.prefix}) is the Moodle of ${found}, not ${target.host.wwwroot}: nothing was registered`);
+  await ctx.moodle.withConnection(target, (conn) => grantLogin(conn, login.user, login.password, { name: target.db.database }));
   const instance = await ctx.lifecycle.registry.add(fields);
   return { status: 'applied' as const, new: 'registered', message: `registered ${instance.shortname} (id ${instance.id}) on its existing database` };
 }
@@ -160,7 +169,7 @@ export const create = defineCommand({
   placedBy: (p) => p.vdatapath,
   makes: async (ctx, p) => (await newSite(ctx, p)).target,
   async check(ctx, p) {
-    const fields = newFields(await serverOf(ctx, p.dbserver), p);
+    const { fields } = await newSite(ctx, p);
     if (!p.template) {
       if (p.settings) throw new ParamError('settings are written only into a site made from a template, never into an existing one');
       return;
@@ -178,7 +187,7 @@ export const create = defineCommand({
   },
   async apply(ctx, _master, p) {
     if (!p.template) return registerExisting(ctx, p);
-    const { target, fields } = await newSite(ctx, p);
+    const { target, fields, login } = await newSite(ctx, p);
     const guard = await datarootGuard(ctx);
     const subnet = fields.mnet;
     const created = await createFromTemplate({
@@ -188,7 +197,7 @@ export const create = defineCommand({
       keyDays: ctx.mnet.keyDays,
       register: (f) => ctx.lifecycle.registry.add({ ...f, mnet: subnet }),
       onStep: (step) => ctx.step(stepText(step)),
-    }, p.template, { target, fields: { ...fields, mnet: subnet === 'new' ? 1 : subnet }, settings: parseSiteSettings(p.settings) });
+    }, p.template, { target, fields: { ...fields, mnet: subnet === 'new' ? 1 : subnet }, login, settings: parseSiteSettings(p.settings) });
     const blocks = created.unreadableBlocks.length ? `; blocks ${created.unreadableBlocks.join(', ')} could not be read and keep the template's address` : '';
     return { status: 'applied', new: created.instance.vhostname, message: `created ${created.instance.shortname} (id ${created.instance.id}) from ${created.manifest.name}, Moodle ${created.manifest.release || created.manifest.version}; ${created.blocks} block settings rewritten${created.settings ? `; ${created.settings} settings of its own written` : ''}${blocks}` };
   },
@@ -218,7 +227,9 @@ export const destroy = defineCommand({
   async apply(ctx, target, p) {
     const instance = await ctx.lifecycle.registry.get(String(target.host.id));
     const guard = await datarootGuard(ctx, instance.id);
+    const provisioning = await ctx.lifecycle.provisioning(target.db);
     const done = await destroyInstance({
+      provisioning: provisioning ? { ...target, db: { ...target.db, ...provisioning } } : undefined,
       access: ctx.moodle,
       templates: ctx.lifecycle.templates,
       guard,
@@ -231,6 +242,7 @@ export const destroy = defineCommand({
       done.snapshot ? `final snapshot ${done.snapshot.name} (checked: ${done.snapshot.tables} tables)` : 'no final snapshot',
       done.dropped === 'database' ? `database ${target.db.database} dropped` : `the ${target.db.prefix} tables of ${target.db.database} dropped (the database is shared)`,
       done.datarootRemoved ? `dataroot ${instance.vdatapath} removed` : 'no dataroot to remove',
+      done.loginDropped ? `login ${instance.vdblogin} dropped` : '',
       done.peersCleaned.length ? `removed from ${done.peersCleaned.length} peers` : '',
       done.peersFailed.length ? `NOT removed from ${done.peersFailed.join(', ')}` : '',
     ].filter(Boolean).join('; ');

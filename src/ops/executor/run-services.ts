@@ -12,7 +12,9 @@ import { Keyring } from '../keyring.ts';
 import type { SettingsStore } from '../../settings.ts';
 import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
-import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { instanceTarget, masterTarget, serverKey, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { serverName } from '../moodle/db-servers.ts';
+import { parseMysqlUrl } from '../../db/mysql-url.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
 import { findNode, nodeOfDataroot, type NodeConfig } from '../nodes.ts';
 import type { NodeTaskName, NodeTasks } from '../node-tasks.ts';
@@ -221,7 +223,7 @@ export class RunServices {
       peers: (wwwroots) => this.hostsByWwwroot(wwwroots, fleet),
       members: () => this.members(fleet),
       step,
-      lifecycle: { templates: this.templates, datarootRoot: this.config.lifecycle.datarootRoot, registry: this.registry },
+      lifecycle: { templates: this.templates, datarootRoot: this.config.lifecycle.datarootRoot, registry: this.registry, provisioning: (server) => this.provisioning(server) },
       run,
       onNode: (node, task, payload) => this.onNode(node, task, payload, step),
       contents: new ContentMover({
@@ -328,6 +330,21 @@ export class RunServices {
   get flows(): FlowProducer {
     this.flowInstance ??= quiet(new FlowProducer({ connection: this.redis, prefix: this.queuePrefix }));
     return this.flowInstance;
+  }
+
+  /**
+   * The account that makes instance logins on a server: the one an admin sealed in the settings for it, else the
+   * master's own login on the master's server.
+   */
+  async provisioning(server: Pick<MoodleTarget['db'], 'host' | 'port'>): Promise<Pick<MoodleTarget['db'], 'user' | 'password'> | undefined> {
+    const rule = (await this.settings.read()).dbServers?.find((r) => r.server === serverName(server));
+    if (rule?.provisioning) {
+      const password = this.keyring.open(rule.provisioning.password);
+      this.secrets.add(password);
+      return { user: rule.provisioning.login, password };
+    }
+    const master = parseMysqlUrl(this.mysqlUrl);
+    return serverKey(master) === serverKey(server) ? { user: master.user, password: master.password } : undefined;
   }
 
   /** How to reach a host's database and dataroot, from the registry as loaded. */

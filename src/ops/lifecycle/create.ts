@@ -16,6 +16,7 @@ import { copyTree, datarootProblem, exists, IDENTITY_FOLDERS, removeTree, type D
 import { siteTables } from '../moodle/site-tables.ts';
 import { writeSiteSettings, type SiteSetting } from './site-settings.ts';
 import { describeError } from '../moodle/db-errors.ts';
+import { dropLogin, grantLogin } from '../moodle/db-logins.ts';
 
 export class LifecycleError extends errorKind('bad_plan') {}
 
@@ -40,6 +41,8 @@ export const stepText = (step: CreateStep) => STEP_TEXT[step];
 export interface NewSite {
   target: MoodleTarget;
   fields: NewInstance & { mnet: number };
+  /** The login of its own its registry row names, made with its database by the target's provisioning account. */
+  login: { user: string; password: string };
   /** Settings it starts with (a nodelist's `config_<name>` and `<component>|<name>` columns). */
   settings?: readonly SiteSetting[];
 }
@@ -76,7 +79,7 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
   const { access } = deps;
   const { target } = site;
   const dataroot = target.dataroot as string;
-  const made = { database: false, tables: false, dataroot: false };
+  const made = { database: false, tables: false, dataroot: false, login: false };
   const step = async (name: CreateStep) => deps.onStep?.(name);
   try {
     await step('check');
@@ -97,6 +100,8 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
       await access.withConnection(target, (conn) => conn.query(`CREATE DATABASE ${quoteId(target.db.database)} DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`));
       made.database = true;
     }
+    await access.withConnection(target, (conn) => grantLogin(conn, site.login.user, site.login.password, { name: target.db.database }));
+    made.login = true;
 
     await step('load');
     const paths = deps.templates.paths(templateName);
@@ -136,7 +141,7 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
     const instance = await deps.register(site.fields);
     return { instance, manifest, blocks: copied.blocks, unreadableBlocks: copied.unreadableBlocks, settings };
   } catch (err) {
-    const left = await undo(access, target, made);
+    const left = await undo(access, target, made, site.login.user);
     if (left.length) throw new LifecycleError(`${describeError(err)}; then ${left.join(' and ')} could not be removed: remove ${left.length === 1 ? 'it' : 'them'} by hand`);
     throw err;
   }
@@ -157,8 +162,9 @@ async function giveKeyPair(access: MoodleAccess, target: MoodleTarget, keyDays: 
  * Removes what a failed creation made; says what could not be removed. Each part is tried even when another fails,
  * and one that stays is named in the error the caller gets, beside the failure itself.
  */
-async function undo(access: MoodleAccess, target: MoodleTarget, made: { database: boolean; tables: boolean; dataroot: boolean }): Promise<string[]> {
+async function undo(access: MoodleAccess, target: MoodleTarget, made: { database: boolean; tables: boolean; dataroot: boolean; login: boolean }, login: string): Promise<string[]> {
   const left: string[] = [];
+  if (made.login) await access.withConnection(target, (conn) => dropLogin(conn, login)).catch((err: Error) => left.push(`the login ${login} (${err.message})`));
   if (made.dataroot) await removeTree(target.dataroot as string).catch((err: Error) => left.push(`the folder ${target.dataroot} (${err.message})`));
   if (made.database) {
     await access.withConnection(target, (conn) => conn.query(`DROP DATABASE IF EXISTS ${quoteId(target.db.database)}`)).catch((err: Error) => left.push(`the database ${target.db.database} (${err.message})`));

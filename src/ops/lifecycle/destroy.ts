@@ -4,6 +4,7 @@ import type { Instance } from '../../registry/instance.ts';
 import type { TemplateManifest, TemplateStore } from '../../registry/templates.ts';
 import type { MoodleAccess } from '../moodle/access.ts';
 import { describeError } from '../moodle/db-errors.ts';
+import { dropLogin, isInstanceLogin } from '../moodle/db-logins.ts';
 import { readDump, restoreSql, runSqlIn } from '../moodle/dump.ts';
 import { siteTables } from '../moodle/site-tables.ts';
 import { MOODLE_TABLES } from '../moodle/tables.ts';
@@ -31,6 +32,11 @@ export interface DestroyDeps {
   finalSnapshot: boolean;
   unregister(instance: Instance): Promise<void>;
   onStep?(step: DestroyStep, detail?: string): void;
+  /**
+   * The instance's database reached with its server's provisioning account, which checks the final snapshot in a
+   * scratch database and drops the instance's own login; without one, its own login checks and nothing is dropped.
+   */
+  provisioning?: MoodleTarget;
 }
 
 export interface Destroyed {
@@ -38,6 +44,8 @@ export interface Destroyed {
   /** The whole database, or only its tables of this prefix (a database shared with other sites). */
   dropped: 'database' | 'tables';
   datarootRemoved: boolean;
+  /** Its login of its own, dropped (a login it shared with others, or one made by hand, stays). */
+  loginDropped: boolean;
   peersCleaned: string[];
   peersFailed: string[];
 }
@@ -115,12 +123,15 @@ export async function destroyInstance(deps: DestroyDeps, target: MoodleTarget, i
       kind: 'instance', onStep: (message) => step('snapshot', message),
     });
     step('verify');
-    await verifySnapshot(access, target, deps.templates, snapshot);
+    await verifySnapshot(access, deps.provisioning ?? target, deps.templates, snapshot);
   }
 
   step('database');
   if (shared) await dropTables(access, target);
   else await access.withConnection(target, (conn) => conn.query(`DROP DATABASE ${quoteId(target.db.database)}`));
+
+  const ownLogin = deps.provisioning && isInstanceLogin(instance.vdblogin) && !deps.others.some((o) => serverKey(o.target.db) === serverKey(target.db) && o.target.db.user === instance.vdblogin);
+  if (ownLogin) await access.withConnection(deps.provisioning as MoodleTarget, (conn) => dropLogin(conn, instance.vdblogin));
 
   step('dataroot');
   if (problem !== 'missing') await removeTree(dataroot);
@@ -138,5 +149,5 @@ export async function destroyInstance(deps: DestroyDeps, target: MoodleTarget, i
 
   step('unregister');
   await deps.unregister(instance);
-  return { snapshot, dropped: shared ? 'tables' : 'database', datarootRemoved: problem !== 'missing', peersCleaned: peersCleaned.sort(), peersFailed };
+  return { snapshot, dropped: shared ? 'tables' : 'database', datarootRemoved: problem !== 'missing', loginDropped: Boolean(ownLogin), peersCleaned: peersCleaned.sort(), peersFailed };
 }

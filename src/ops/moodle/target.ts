@@ -72,4 +72,4 @@ export function masterTarget(host: Host, config: Config, mysqlUrl: string): Mood
  * The DB server a target's connections go to: connection caps, instance locks and the audit name it. Pools are
  * per server and credentials (see MoodleAccess).
  */
-export const serverKey = (db: MoodleDb) => `${db.host}:${db.port}`;
+export const serverKey = (db: Pick<MoodleDb, 'host' | 'port'>) => `${db.host}:${db.port}`;

@@ -1,4 +1,4 @@
-import { stringify } from 'csv-stringify/sync';
+import { safeCsv } from '../csv.ts';
 import { CATALOG } from './catalog/index.ts';
 import type { RunRow, TargetRow } from './executor/run-model.ts';
 
@@ -94,5 +94,5 @@ export function comparisonSummary(cmp: Comparison): string[] {
 
 /** The full matrix: a row per item, a column per host. */
 export function comparisonCsv(cmp: Comparison): string {
-  return stringify([[cmp.item, ...cmp.hosts], ...cmp.items.map((item) => [item, ...cmp.hosts.map((h) => cellOf(cmp, item, h))])]);
+  return safeCsv([[cmp.item, ...cmp.hosts], ...cmp.items.map((item) => [item, ...cmp.hosts.map((h) => cellOf(cmp, item, h))])]);
 }

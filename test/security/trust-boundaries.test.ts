@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server, Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chat } from '../../src/bot/chat.ts';
 import { TERMINAL_STYLE } from '../../src/bot/chat-text.ts';
 import { Rbac } from '../../src/verbs/rbac.ts';
+import { buildComparison, comparisonCsv } from '../../src/ops/compare.ts';
+import type { TargetRow } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
 import { dropDatabase, leaseMoodleDatabase, serverConnection, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
@@ -124,6 +126,35 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       const [users] = await conn.query('SELECT User FROM mysql.user WHERE User = ?', [row.vdblogin]);
       await conn.end();
       expect(users).toEqual([]);
+    });
+
+    it("refuses to create from a template that records no wwwroot, whose addresses could not be rewritten", async () => {
+      const templates = fx.rt.config.lifecycle.templatesDir;
+      cpSync(join(templates, 'tpl-trust'), join(templates, 'tpl-blank'), { recursive: true });
+      const manifest = JSON.parse(readFileSync(join(templates, 'tpl-blank', 'manifest.json'), 'utf8'));
+      writeFileSync(join(templates, 'tpl-blank', 'manifest.json'), JSON.stringify({ ...manifest, name: 'tpl-blank', source: { ...manifest.source, wwwroot: '' } }));
+      const result = await cli('run', 'lifecycle/create', '--master', 'template=tpl-blank', 'shortname=gamma', 'name=Gamma', 'vhostname=https://gamma.campus.example.org', `vdbname=${testServices().runId}_trust_gamma`, `vdatapath=${join(root, 'dataroots', 'gamma')}`, '--yes');
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toContain('template tpl-blank records no wwwroot for its source');
+      expect(existsSync(join(root, 'dataroots', 'gamma'))).toBe(false);
+    });
+  });
+
+  describe('small ones', () => {
+    it('neutralises formula cells in a comparison CSV, as in the results CSV', () => {
+      const target = (shortname: string, value: Record<string, string>) => ({ position: 0, shortname, status: 'applied', message: null, returned_value: JSON.stringify(value) }) as unknown as TargetRow;
+      const csv = comparisonCsv(buildComparison('plugin', [target('=HYPERLINK("http://x")', { '@mod_evil': '+1', mod_forum: 'on' })]));
+      expect(csv).toContain(`'=HYPERLINK`);
+      expect(csv).toContain(`'@mod_evil,'+1`);
+      expect(csv).not.toMatch(/(^|,)[=+@-]/m);
+    });
+
+    it('says a config.php value built with backticks is one only PHP could work out, and registers nothing', async () => {
+      const file = join(root, 'config.php');
+      writeFileSync(file, "<?php\n$CFG = new stdClass();\n$CFG->wwwroot = 'https://delta.campus.example.org';\n$CFG->dataroot = '/srv/delta';\n$CFG->dbtype = 'mariadb';\n$CFG->dbhost = '127.0.0.1';\n$CFG->dbname = 'delta';\n$CFG->dbuser = 'delta';\n$CFG->dbpass = `cat /etc/delta-secret`;\n$CFG->prefix = 'mdl_';\n");
+      const result = await cli('instances', 'register', file, '--lint');
+      expect(JSON.stringify(result.json)).toContain('$CFG->dbpass (line 9) is built with backticks, a shell command: only PHP could work this out');
+      expect(JSON.stringify(result.json)).not.toContain('cat /etc/delta-secret');
     });
   });
 

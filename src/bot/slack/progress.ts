@@ -4,24 +4,18 @@ import type { RunServices } from '../../ops/executor/run-services.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
 import { followRun, stepLine, waitingText } from '../../verbs/follow.ts';
 import { statusText } from '../chat-text.ts';
-import { stringify } from 'csv-stringify/sync';
+import { safeCsv } from '../../csv.ts';
 import { comparisonCsv, comparisonOf } from '../../ops/compare.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';
 import type { RunMessageStore } from './run-messages.ts';
 
-/**
- * A cell a spreadsheet would read as a formula (OWASP's list: = + - @, tab and carriage return first) gets a leading
- * quote, so that a value taken from a site or typed by an operator cannot run when an admin opens the file.
- */
-const neutralised = (s: string) => (/^[=+\-@\t\r]/.test(s) ? `'${s}` : s);
-
 /** Every target's result, as the CSV file the thread gets (values of sensitive settings are already masked). */
 export function resultCsv(targets: TargetRow[]): string {
   const head = ['shortname', 'wwwroot', 'status', 'old', 'new', 'message', 'value', 'attempts', 'duration_ms'];
   const rows = targets.map((t) => [t.shortname, t.wwwroot, t.status, t.old_value, t.new_value, t.message, t.returned_value, t.attempts, t.duration_ms]);
-  return stringify([head, ...rows], { cast: { string: neutralised } });
+  return safeCsv([head, ...rows]);
 }
 
 /** The start of a run's report: its parent message's first state, and the thread's first line. */

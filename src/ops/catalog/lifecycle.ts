@@ -5,7 +5,7 @@ import { INSTANCE_DEFAULTS, type Instance, type InstanceFields } from '../../reg
 import type { NewInstance } from '../../registry/registry.ts';
 import { mb, templateNameProblem } from '../../registry/templates.ts';
 import { normaliseWwwroot, validateInstance, ValidationError } from '../../registry/validation.ts';
-import { createFromTemplate, LifecycleError, stepText } from '../lifecycle/create.ts';
+import { assertRewritable, createFromTemplate, LifecycleError, stepText } from '../lifecycle/create.ts';
 import { datarootProblem, type DatarootGuard } from '../lifecycle/dataroot.ts';
 import { destroyInstance, type KeptDatabase } from '../lifecycle/destroy.ts';
 import { parseSiteSettings } from '../lifecycle/site-settings.ts';
@@ -176,7 +176,7 @@ export const create = defineCommand({
     }
     const problem = await datarootProblem(p.vdatapath, await datarootGuard(ctx));
     if (problem) throw new ParamError(`vdatapath: ${problem}`);
-    await ctx.lifecycle.templates.get(p.template);
+    assertRewritable(await ctx.lifecycle.templates.get(p.template));
     fieldProblems(fields, await ctx.lifecycle.registry.loadAll());
   },
   async preview(_ctx, _target, p) {

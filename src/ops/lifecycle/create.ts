@@ -66,6 +66,15 @@ export interface Created {
   settings: number;
 }
 
+/**
+ * A template whose source has no wwwroot (a snapshot taken by a process that was not told the master's) cannot be
+ * made a site of its own: its addresses could not be found to rewrite.
+ */
+export function assertRewritable(manifest: TemplateManifest): TemplateManifest {
+  if (!manifest.source.wwwroot) throw new LifecycleError(`template ${manifest.name} records no wwwroot for its source, so its addresses cannot be rewritten: take the snapshot again (the master's is VMOODLE_MASTER_WWWROOT)`);
+  return manifest;
+}
+
 /** A session cookie suffix of Moodle's own alphabet, so that sites on one host never share a login. */
 const sessionCookie = () => randomBytes(6).toString('hex');
 
@@ -83,7 +92,7 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
   const step = async (name: CreateStep) => deps.onStep?.(name);
   try {
     await step('check');
-    const manifest = await deps.templates.get(templateName);
+    const manifest = assertRewritable(await deps.templates.get(templateName));
     const problem = await datarootProblem(dataroot, deps.guard);
     if (problem) throw new LifecycleError(`vdatapath: ${problem}`);
     if (await exists(dataroot)) throw new LifecycleError(`the dataroot ${dataroot} exists already: a new instance starts with a folder of its own`);

@@ -39,6 +39,8 @@ function textOf(node: PhpNode | undefined, known: ReadonlyMap<string, unknown>):
     case 'boolean':
       return node.value as boolean;
     case 'encapsed': {
+      // Backticks run a shell command: its output, not its text, would be the value.
+      if (node.type === 'shell') return undefined;
       const parts = (node.value as Array<{ expression: PhpNode }>).map((p) => textOf(p.expression, known));
       return parts.every((p) => p !== undefined) ? parts.join('') : undefined;
     }
@@ -97,7 +99,10 @@ export function readSiteConfig(code: string, file: string): { config?: SiteConfi
       : expression.operator === '.=' && assigned !== undefined && (typeof before === 'string' || typeof before === 'number') ? `${before}${assigned}` : undefined;
     if (value === undefined) {
       known.delete(name);
-      unreadable.set(name, `$CFG->${name} (line ${line(statement)}) is not a value that can be read without running PHP`);
+      const shell = [...phpNodes(expression.right)].some((n) => n.kind === 'encapsed' && n.type === 'shell');
+      unreadable.set(name, shell
+        ? `$CFG->${name} (line ${line(statement)}) is built with backticks, a shell command: only PHP could work this out, and it is never run here`
+        : `$CFG->${name} (line ${line(statement)}) is not a value that can be read without running PHP`);
     } else {
       known.set(name, value);
       unreadable.delete(name);

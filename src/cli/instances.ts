@@ -2,8 +2,19 @@ import type { Command } from 'commander';
 import { EXIT_USAGE, UsageError } from '../errors.ts';
 import type { NewInstance } from '../registry/registry.ts';
 import { instanceJson } from '../registry/status.ts';
+import { dbHostKey, type Instance } from '../registry/instance.ts';
+import { parseMysqlUrl } from '../db/mysql-url.ts';
+import type { Backend } from '../backend.ts';
 import { addFieldOptions, fieldsFrom } from '../verbs/instance-fields.ts';
 import type { CliContext } from './context.ts';
+
+/** Says so when a row reaches its database with the master's own login, which can read the master's registry. */
+function sharedLoginWarning(app: Backend, rows: ReadonlyArray<Pick<Instance, 'shortname' | 'vdbhost' | 'vdblogin'>>): string | undefined {
+  const master = parseMysqlUrl(app.urls.mysqlUrl);
+  const shared = rows.filter((r) => r.vdblogin === master.user && dbHostKey(r.vdbhost) === dbHostKey(`${master.host}:${master.port}`)).map((r) => r.shortname);
+  if (shared.length === 0) return undefined;
+  return `Warning: ${shared.join(', ')} ${shared.length === 1 ? 'uses' : 'use'} the master's database login (${master.user}): SQL run there can read the master's registry and every other database it can; give ${shared.length === 1 ? 'it a login' : 'each a login'} of its own (docs/security.md, hardening)`;
+}
 
 /**
  * The registry's maintenance on the command line alone: show; add, whose password only the command line's
@@ -34,6 +45,8 @@ export function registerInstances(program: Command, ctx: CliContext): void {
       const instance = await (await ctx.app().registry()).add(fields);
       out.data(instanceJson(instance));
       out.line(`added ${instance.shortname} (${instance.vhostname}), id ${instance.id}${instance.enabled ? '' : ', disabled'}`);
+      const warning = sharedLoginWarning(ctx.app(), [instance]);
+      if (warning) out.line(warning);
     });
 
   instances
@@ -65,6 +78,8 @@ export function registerInstances(program: Command, ctx: CliContext): void {
       out.data({ registered: added.map(instanceJson) });
       out.table(['SHORTNAME', 'WWWROOT', 'NAME', 'DATABASE', 'DATAROOT', 'NOTE'], rows);
       out.line(`registered ${added.length}: ${added.map((i) => `${i.shortname} (id ${i.id})`).join(', ')}`);
+      const warning = sharedLoginWarning(ctx.app(), added);
+      if (warning) out.line(warning);
     });
 
   instances

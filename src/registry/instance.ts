@@ -84,3 +84,15 @@ export function fieldsToRow(fields: Partial<InstanceFields>): RegistryRow {
 export function publicView(instance: Instance): Omit<Instance, 'vdbpass'> & { vdbpass: 'set' | 'not set' } {
   return { ...instance, vdbpass: instance.vdbpass ? 'set' : 'not set' };
 }
+
+/** VMoodle's vdbhost is `host` or `host:port`. */
+export function splitDbHost(vdbhost: string): { host: string; port: number } {
+  const m = /^(.*?)(?::(\d+))?$/.exec(vdbhost.trim()) as RegExpExecArray;
+  return { host: m[1] === 'localhost' ? '127.0.0.1' : (m[1] as string), port: m[2] ? Number(m[2]) : 3306 };
+}
+
+/** A registry `vdbhost` as the server key serverKey gives its target. */
+export function dbHostKey(vdbhost: string): string {
+  const { host, port } = splitDbHost(vdbhost);
+  return `${host}:${port}`;
+}

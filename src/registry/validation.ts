@@ -1,6 +1,6 @@
 import { OpsError } from '../errors.ts';
 import { posix } from 'node:path';
-import type { Instance, InstanceFields } from './instance.ts';
+import { dbHostKey, type Instance, type InstanceFields } from './instance.ts';
 
 export interface FieldError {
   field: keyof InstanceFields;
@@ -97,6 +97,9 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
   else if (fields.vdbname.includes('-')) fail('vdbname', `'${fields.vdbname}' must not contain '-'`);
   else if (fields.vdbname.endsWith('_')) fail('vdbname', `'${fields.vdbname}' must not end with '_'`);
   else if (!/^[A-Za-z0-9_$]{1,64}$/.test(fields.vdbname)) fail('vdbname', `'${fields.vdbname}' may hold only letters, digits, _ and $ (64 at most)`);
+
+  const sameTables = others.find((o) => dbHostKey(o.vdbhost) === dbHostKey(fields.vdbhost) && o.vdbname === fields.vdbname && o.vdbprefix === fields.vdbprefix);
+  if (sameTables) fail('vdbname', `${fields.vdbname} with the prefix ${fields.vdbprefix} holds the tables of instance ${sameTables.shortname}`);
 
   if (fields.vdbprefix === 'vmoodle_') fail('vdbprefix', "'vmoodle_' is reserved by VMoodle");
   else if (!/^[a-z_][a-z0-9_]{0,9}$/.test(fields.vdbprefix)) {

@@ -209,7 +209,7 @@ describe.runIf(testServices().moodleDump)('instance lifecycle: snapshot, create 
     const result = await cli('run', 'lifecycle/destroy', '--hosts', 'b', '--include-disabled', '--confirm=1');
     expect(result.stderr).toBe('');
     expect(result.json.targets[0].status).toBe('applied');
-    expect(result.json.targets[0].message).toMatch(new RegExp(`^final snapshot b-final-\\d{8}T\\d{6} \\(checked: 494 tables\\); database ${bDatabase} dropped; dataroot ${join(root, 'b')} removed; removed from 1 peers$`));
+    expect(result.json.targets[0].message).toMatch(new RegExp(`^final snapshot b-final-\\d{8}T\\d{6} \\(checked: 494 tables\\); database ${bDatabase} dropped; dataroot ${join(root, 'b')} removed; login vmi_[0-9a-f]{12} dropped; removed from 1 peers$`));
     expect(await databaseExists(bDatabase)).toBe(false);
     expect(existsSync(join(root, 'b'))).toBe(false);
     expect(await p.rows('SELECT id FROM {mnet_host} WHERE wwwroot = ?', [B])).toEqual([]);

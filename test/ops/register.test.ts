@@ -161,7 +161,7 @@ $CFG->prefix = 'mdl_'; $CFG->wwwroot = 'https://master.example.org'; $CFG->datar
 `);
     const wrongLogin = sample('wrong', `<?php
 $CFG->dbtype = 'mariadb'; $CFG->dbhost = '${server().host}'; $CFG->dbname = '${database}'; $CFG->dbuser = '${user}'; $CFG->dbpass = 'not-it';
-$CFG->prefix = 'i1_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->wwwroot = 'https://wrong.campus.example.org'; $CFG->dataroot = '/var/moodledata/wrong';
+$CFG->prefix = 'i9_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->wwwroot = 'https://wrong.campus.example.org'; $CFG->dataroot = '/var/moodledata/wrong';
 `);
     const broken = sample('broken', '<?php $CFG->wwwroot = ;');
     for (const flags of [['--lint'], []]) {
@@ -204,6 +204,7 @@ $CFG->prefix = 'i1_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->ww
     expect(again.json.problems).toEqual([
       { file: law, message: "shortname 'law' is already used by https://law.campus.example.org" },
       { file: law, message: "vhostname 'https://law.campus.example.org' is already registered (instance law)" },
+      { file: law, message: `vdbname ${database} with the prefix i1_ holds the tables of instance law` },
       { file: law, message: "vdatapath '/var/moodledata/law' is already the data folder of enabled instance law" },
     ]);
   });

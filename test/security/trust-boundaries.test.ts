@@ -141,6 +141,17 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
   });
 
   describe('small ones', () => {
+    it("refuses a second row on an instance's tables, and warns of a row that shares the master's login", async () => {
+      const add = (prefix: string) => runCli(['instances', 'add', '--vhostname=https://eps.campus.example.org', '--shortname=eps', '--name=Eps', `--vdbname=${site.name}`, `--vdbprefix=${prefix}`, `--vdatapath=${join(root, 'dataroots', 'eps')}`, '--vdbhost=127.0.0.1:3306', `--vdblogin=${parseMysqlUrl(testServices().mysqlServer).user}`], fx.env);
+      const twice = await add('mdl_');
+      expect(twice.code).toBe(2);
+      expect(twice.stderr).toContain(`vdbname: ${site.name} with the prefix mdl_ holds the tables of instance alpha`);
+      const shared = await add('eps_');
+      expect(shared.code).toBe(0);
+      expect(shared.stdout).toContain("Warning: eps uses the master's database login");
+      await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'eps' }).delete();
+    });
+
     it('neutralises formula cells in a comparison CSV, as in the results CSV', () => {
       const target = (shortname: string, value: Record<string, string>) => ({ position: 0, shortname, status: 'applied', message: null, returned_value: JSON.stringify(value) }) as unknown as TargetRow;
       const csv = comparisonCsv(buildComparison('plugin', [target('=HYPERLINK("http://x")', { '@mod_evil': '+1', mod_forum: 'on' })]));

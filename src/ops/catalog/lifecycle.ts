@@ -115,17 +115,22 @@ function newFields(server: Server, p: CreateParams): NewFields {
   };
 }
 
+/** The new instance's server, its login of its own, and its registry fields, none of them checked yet. */
+async function siteFields(ctx: CommandContext, p: CreateParams) {
+  const server = await serverOf(ctx, p.dbserver);
+  const login = { user: instanceLoginName({ ...server, database: p.vdbname, prefix: p.vdbprefix }), password: newLoginPassword() };
+  return { server, login, fields: newFields({ ...server, ...login }, p) };
+}
+
 /**
  * The new instance: its registry fields with a login of its own (see db-logins.ts), and how it is reached while it
  * is made, with the server's provisioning account, which alone may create its database and login.
  */
 async function newSite(ctx: CommandContext, p: CreateParams): Promise<{ target: MoodleTarget; fields: NewFields; login: { user: string; password: string } }> {
-  const server = await serverOf(ctx, p.dbserver);
+  const { server, login, fields } = await siteFields(ctx, p);
   const db = { host: server.host, port: server.port, database: assertDatabaseName(p.vdbname), prefix: assertTablePrefix(p.vdbprefix) };
   const provisioning = await ctx.lifecycle.provisioning(server);
   if (!provisioning) throw new ParamError(`dbserver: no provisioning account for ${serverName(server)}, which makes each new instance a login of its own: an admin seals one with vmoodle settings provisioning ${serverName(server)}`);
-  const login = { user: instanceLoginName(db), password: newLoginPassword() };
-  const fields = newFields({ ...server, ...login }, p);
   const host = { kind: 'instance' as const, id: 0, shortname: p.shortname, name: p.name, wwwroot: fields.vhostname, enabled: true };
   return { target: { host, db: { ...db, ...provisioning }, dataroot: p.vdatapath }, fields, login };
 }
@@ -169,7 +174,7 @@ export const create = defineCommand({
   placedBy: (p) => p.vdatapath,
   makes: async (ctx, p) => (await newSite(ctx, p)).target,
   async check(ctx, p) {
-    const { fields } = await newSite(ctx, p);
+    const { fields } = await siteFields(ctx, p);
     if (!p.template) {
       if (p.settings) throw new ParamError('settings are written only into a site made from a template, never into an existing one');
       return;

@@ -3,7 +3,9 @@ import type { Config } from '../../config.ts';
 import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
 import { parseMysqlUrl } from '../../db/mysql-url.ts';
 import type { Host } from '../../registry/fleet.ts';
-import type { Instance } from '../../registry/instance.ts';
+import { splitDbHost, type Instance } from '../../registry/instance.ts';
+
+export { dbHostKey, splitDbHost } from '../../registry/instance.ts';
 
 /** Where one Moodle's database lives. The password stays here, in memory; it is never written to jobs or logs. */
 export interface MoodleDb {
@@ -24,18 +26,6 @@ export interface MoodleTarget {
 }
 
 export class TargetError extends errorKind('target') {}
-
-/** VMoodle's vdbhost is `host` or `host:port`. */
-export function splitDbHost(vdbhost: string): { host: string; port: number } {
-  const m = /^(.*?)(?::(\d+))?$/.exec(vdbhost.trim()) as RegExpExecArray;
-  return { host: m[1] === 'localhost' ? '127.0.0.1' : (m[1] as string), port: m[2] ? Number(m[2]) : 3306 };
-}
-
-/** A registry `vdbhost` as the server key serverKey gives its target. */
-export function dbHostKey(vdbhost: string): string {
-  const { host, port } = splitDbHost(vdbhost);
-  return `${host}:${port}`;
-}
 
 export function instanceTarget(host: Host, instance: Instance): MoodleTarget {
   if (instance.vdbtype === 'postgres') throw new TargetError(`${instance.shortname}: PostgreSQL instances are not supported`);

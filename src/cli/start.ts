@@ -60,8 +60,7 @@ export function registerStart(program: Command, ctx: CliContext): void {
         out.line(`${fleet.hosts.length} instances in the registry, ${fleet.enabledCount} enabled.`);
         const rt = await app.ops();
         const worker = new ExecutorWorker(rt, { node: servedNode(config.nodes, config.node) });
-        const legacy = await rt.legacyWarning();
-        if (legacy) out.line(`Warning: ${legacy}`);
+        for (const warning of [await rt.legacyWarning(), await rt.serverWarning()]) if (warning) out.line(`Warning: ${warning}`);
         out.line(`A worker runs targets here (${config.executor.concurrency} at a time); more can join with vmoodle worker.`);
         try {
           if (config.slack.botToken) await serveSlack(app, out);

@@ -18,8 +18,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       const rt = await ctx.app().ops();
       const worker = new ExecutorWorker(rt, { node });
       await worker.waitUntilReady();
-      const legacy = await rt.legacyWarning();
-      if (legacy) out.line(`Warning: ${legacy}`);
+      for (const warning of [await rt.legacyWarning(), await rt.serverWarning()]) if (warning) out.line(`Warning: ${warning}`);
       const php = worker.node ? `; node ${worker.node.name}'s work too (code root ${worker.node.codeRoot}, ${worker.node.maxPhp} PHP processes at most)` : '';
       out.line(`Worker ${node ?? rt.config.node} ready: ${rt.config.executor.concurrency} targets at a time, ${rt.config.executor.perServer} connections at most per DB server${php}.`);
       await new Promise<void>((resolve) => {

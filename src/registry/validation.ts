@@ -98,8 +98,9 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
   else if (fields.vdbname.endsWith('_')) fail('vdbname', `'${fields.vdbname}' must not end with '_'`);
   else if (!/^[A-Za-z0-9_$]{1,64}$/.test(fields.vdbname)) fail('vdbname', `'${fields.vdbname}' may hold only letters, digits, _ and $ (64 at most)`);
 
-  const sameTables = others.find((o) => dbHostKey(o.vdbhost) === dbHostKey(fields.vdbhost) && o.vdbname === fields.vdbname && o.vdbprefix === fields.vdbprefix);
-  if (sameTables) fail('vdbname', `${fields.vdbname} with the prefix ${fields.vdbprefix} holds the tables of instance ${sameTables.shortname}`);
+  // As with data folders, a disabled row may keep the tables of the instance that replaced it; two enabled ones never.
+  const sameTables = fields.enabled && others.find((o) => o.enabled && dbHostKey(o.vdbhost) === dbHostKey(fields.vdbhost) && o.vdbname === fields.vdbname && o.vdbprefix === fields.vdbprefix);
+  if (sameTables) fail('vdbname', `${fields.vdbname} with the prefix ${fields.vdbprefix} holds the tables of enabled instance ${sameTables.shortname}`);
 
   if (fields.vdbprefix === 'vmoodle_') fail('vdbprefix', "'vmoodle_' is reserved by VMoodle");
   else if (!/^[a-z_][a-z0-9_]{0,9}$/.test(fields.vdbprefix)) {

@@ -204,7 +204,7 @@ $CFG->prefix = 'i9_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->ww
     expect(again.json.problems).toEqual([
       { file: law, message: "shortname 'law' is already used by https://law.campus.example.org" },
       { file: law, message: "vhostname 'https://law.campus.example.org' is already registered (instance law)" },
-      { file: law, message: `vdbname ${database} with the prefix i1_ holds the tables of instance law` },
+      { file: law, message: `vdbname ${database} with the prefix i1_ holds the tables of enabled instance law` },
       { file: law, message: "vdatapath '/var/moodledata/law' is already the data folder of enabled instance law" },
     ]);
   });

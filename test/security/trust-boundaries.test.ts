@@ -95,6 +95,7 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       const result = await cli('run', 'generic/setconfig', '--hosts', 'rogue', 'key=theme', 'value=classic', '--yes');
       expect(JSON.stringify(result.json ?? result.stderr)).toMatch(new RegExp(`127\\.0\\.0\\.1:${fake.port} is not an allowed database server`));
       expect(fake.connections()).toBe(0);
+      expect(await fx.rt.serverWarning()).toContain(`instances on 127.0.0.1:${fake.port} cannot be reached: it is not among the allowed database servers`);
       await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'rogue' }).delete();
     });
   });
@@ -145,7 +146,7 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       const add = (prefix: string) => runCli(['instances', 'add', '--vhostname=https://eps.campus.example.org', '--shortname=eps', '--name=Eps', `--vdbname=${site.name}`, `--vdbprefix=${prefix}`, `--vdatapath=${join(root, 'dataroots', 'eps')}`, '--vdbhost=127.0.0.1:3306', `--vdblogin=${parseMysqlUrl(testServices().mysqlServer).user}`], fx.env);
       const twice = await add('mdl_');
       expect(twice.code).toBe(2);
-      expect(twice.stderr).toContain(`vdbname: ${site.name} with the prefix mdl_ holds the tables of instance alpha`);
+      expect(twice.stderr).toContain(`vdbname: ${site.name} with the prefix mdl_ holds the tables of enabled instance alpha`);
       const shared = await add('eps_');
       expect(shared.code).toBe(0);
       expect(shared.stdout).toContain("Warning: eps uses the master's database login");

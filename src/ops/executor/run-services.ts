@@ -12,7 +12,7 @@ import { Keyring } from '../keyring.ts';
 import type { SettingsStore } from '../../settings.ts';
 import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
-import { instanceTarget, masterTarget, serverKey, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { instanceTarget, masterTarget, serverKey, splitDbHost, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { serverName } from '../moodle/db-servers.ts';
 import { parseMysqlUrl } from '../../db/mysql-url.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
@@ -330,6 +330,14 @@ export class RunServices {
   get flows(): FlowProducer {
     this.flowInstance ??= quiet(new FlowProducer({ connection: this.redis, prefix: this.queuePrefix }));
     return this.flowInstance;
+  }
+
+  /** What a starting worker says of registry servers no admin allowed: their instances cannot be reached. */
+  async serverWarning(): Promise<string | undefined> {
+    const allowed = new Set(((await this.settings.read()).dbServers ?? []).map((r) => r.server));
+    const used = [...new Set((await this.registry.loadAll()).map((i) => serverName(splitDbHost(i.vdbhost))))].filter((s) => !allowed.has(s)).sort();
+    if (used.length === 0) return undefined;
+    return `the registry's instances on ${used.join(', ')} cannot be reached: ${used.length === 1 ? 'it is' : 'they are'} not among the allowed database servers (vmoodle settings propose, then vmoodle settings import; docs/security.md)`;
   }
 
   /**

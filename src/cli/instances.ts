@@ -83,6 +83,27 @@ export function registerInstances(program: Command, ctx: CliContext): void {
     });
 
   instances
+    .command('own-login <names...>')
+    .description("give instances a database login of their own (vmi_…, Moodle's rights on their own database only), made by their server's provisioning account")
+    .addHelpText('after', '\nExample:\n  vmoodle instances own-login law arts')
+    .action(async (names: string[], _opts, cmd: Command) => {
+      const out = ctx.output(cmd);
+      const app = ctx.app();
+      const [rt, registry] = [await app.ops(), await app.registry()];
+      const { giveOwnLogin } = await import('../ops/lifecycle/own-login.ts');
+      const moved: Array<{ shortname: string; login: string }> = [];
+      for (const name of names) {
+        const instance = await registry.get(name);
+        const login = await giveOwnLogin(rt.moodle, instance, (server) => rt.provisioning(server));
+        await registry.edit(instance.shortname, { vdblogin: login.user, vdbpass: login.password });
+        moved.push({ shortname: instance.shortname, login: login.user });
+      }
+      out.data({ moved });
+      out.table(['SHORTNAME', 'LOGIN'], moved.map((m) => [m.shortname, m.login]));
+      out.line(`${moved.length} instance${moved.length === 1 ? '' : 's'} moved to a login of ${moved.length === 1 ? 'its' : 'their'} own; the old login is left as it was`);
+    });
+
+  instances
     .command('generateconfigs [names...]')
     .description("write a standalone config.php for each instance (all enabled ones by default) into a folder, to run it without VMoodle (VMoodle's generateconfigs)")
     .requiredOption('--out <folder>', 'the folder the config-<shortname>.php files go to (created, mode 0750)')

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { dbHostKey } from '../ops/moodle/target.ts';
+import { splitDbHost } from '../ops/moodle/target.ts';
+import { serverName } from '../ops/moodle/db-servers.ts';
 import { readSettingsFile, settingsDocument, settingsYaml } from '../settings.ts';
 import { UsageError } from '../errors.ts';
 import { Keyring } from '../ops/keyring.ts';
@@ -69,7 +70,7 @@ export function registerSettings(program: Command, ctx: CliContext): void {
       const out = ctx.output(cmd);
       const app = ctx.app();
       const current = await app.security();
-      const used = [...new Set((await (await app.registry()).loadAll()).map((i) => dbHostKey(i.vdbhost).toLowerCase()))].sort();
+      const used = [...new Set((await (await app.registry()).loadAll()).map((i) => serverName(splitDbHost(i.vdbhost))))].sort();
       const listed = new Map((current.dbServers ?? []).map((r) => [r.server, r]));
       const proposed = { ...current, dbServers: [...(current.dbServers ?? []), ...used.filter((s) => !listed.has(s)).map((server) => ({ server, tls: false }))] };
       out.data({ settings: settingsDocument(proposed), registryServers: used });

@@ -101,8 +101,8 @@ export const approve = defineVerb<{ runId: number; typed: string; hash?: string 
     const rt = await session.ops();
     const shown = hash ?? (await rt.store.getRun(id)).plan_hash;
     const run = await (await approvals()).approveRun(rt, id, session.actor.id, typed, shown, session.policy, (_, requester) => session.isSamePerson(requester));
-    // The command line is the break-glass path: its decisions stand out in the audit.
-    if (session.via === 'cli') await rt.store.addEvent(id, 'break_glass', session.actor.id, 'approved on the command line');
+    // The command line is the break-glass path: its decisions stand out in the audit and in the run's thread.
+    if (session.via === 'cli') await (await import('../ops/executor/alerts.ts')).pushBreakGlass(rt, { runId: id, text: `Run ${id} was approved on the command line by ${session.actor.id} (break-glass).` });
     return { kind: 'run', run, summary: `Run ${id} approved by ${session.actor.id} and started.${scheduleText(run, await rt.store.getTargets(id))}`, follow: true };
   },
 });

@@ -11,6 +11,8 @@ import { approvalSubmission, buttonPayload, eventBody, FakeSlackApi, interaction
 import { CATALOG } from '../../src/ops/catalog/index.ts';
 import { pushAlert } from '../../src/ops/executor/alerts.ts';
 import { knownSecret } from '../support/secrets.ts';
+import { runCli } from '../support/cli.ts';
+import { userInfo } from 'node:os';
 
 const SECRET = knownSecret('signing-secret-for-tests');
 const BOT_TOKEN = knownSecret('xoxb-test-token-never-shown');
@@ -176,6 +178,32 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     } finally {
       await hasty.close();
     }
+  });
+
+  it('tells a command-line approval in the approval request’s thread, as break-glass, and closes the request', async () => {
+    await slash('UOP', 'run sql/multisql --hosts t10 sql="DELETE FROM {config_log}"');
+    const request = api.of('chat.postMessage').at(-1) as RecordedCall;
+    const value = ((request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find((b) => b.type === 'actions')?.elements?.[0]?.value) as string;
+    const runId = Number(value.split(':')[0]);
+    const settings = await fx.app.settings();
+    const before = await fx.app.security();
+    await settings.write({ ...before, rbac: { roles: { approver: [userInfo().username] } } }, 'test');
+    try {
+      const approved = await runCli(['runs', 'approve', String(runId), 't10'], fx.env);
+      expect(approved.stderr).toBe('');
+    } finally {
+      await settings.write(before, 'test');
+    }
+    let told: RecordedCall | undefined;
+    for (let i = 0; i < 100 && !told; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      told = api.of('chat.postMessage').find((c) => c.params.thread_ts === request.answer?.ts && String(c.params.text).includes('break-glass'));
+    }
+    expect(told?.params.text).toBe(`:rotating_light: Run ${runId} was approved on the command line by ${userInfo().username}@cli (break-glass).`);
+    const closed = api.of('chat.update').filter((c) => c.params.ts === request.answer?.ts).at(-1) as RecordedCall;
+    expect(closed.params.text).toBe(`Run ${runId} approved by ${userInfo().username}@cli and started.`);
+    expect(JSON.stringify(closed.params.blocks)).not.toContain('"actions"');
+    expect((await fx.rt.store.events(runId)).map((e) => e.kind)).toContain('break_glass');
   });
 
   it('refuses an approval replayed for a plan other than the one shown', async () => {

@@ -141,6 +141,24 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
     });
   });
 
+  describe('a template that leads out of its folder', () => {
+    it('copies nothing from a template whose dataroot is a link out of the templates folder', async () => {
+      const templates = fx.rt.config.lifecycle.templatesDir;
+      const secretDir = join(root, 'secret-dataroot');
+      mkdirSync(secretDir, { recursive: true });
+      writeFileSync(join(secretDir, 'private.txt'), 'another site');
+      cpSync(join(templates, 'tpl-trust'), join(templates, 'tpl-linked'), { recursive: true });
+      const manifest = JSON.parse(readFileSync(join(templates, 'tpl-linked', 'manifest.json'), 'utf8'));
+      writeFileSync(join(templates, 'tpl-linked', 'manifest.json'), JSON.stringify({ ...manifest, name: 'tpl-linked' }));
+      rmSync(join(templates, 'tpl-linked', 'dataroot'), { recursive: true, force: true });
+      symlinkSync(secretDir, join(templates, 'tpl-linked', 'dataroot'));
+      const result = await cli('run', 'lifecycle/create', '--master', 'template=tpl-linked', 'shortname=zeta', 'name=Zeta', 'vhostname=https://zeta.campus.example.org', `vdbname=${testServices().runId}_trust_zeta`, `vdatapath=${join(root, 'dataroots', 'zeta')}`, '--yes');
+      expect(JSON.stringify(result.json ?? result.stderr)).toMatch(/template tpl-linked: .*dataroot \(which leads to .*secret-dataroot\) is not under the templates folder/);
+      expect(existsSync(join(root, 'dataroots', 'zeta'))).toBe(false);
+      expect(await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'zeta' }).first()).toBeUndefined();
+    });
+  });
+
   describe('small ones', () => {
     it("refuses a second row on an instance's tables, and warns of a row that shares the master's login", async () => {
       const add = (prefix: string) => runCli(['instances', 'add', '--vhostname=https://eps.campus.example.org', '--shortname=eps', '--name=Eps', `--vdbname=${site.name}`, `--vdbprefix=${prefix}`, `--vdatapath=${join(root, 'dataroots', 'eps')}`, '--vdbhost=127.0.0.1:3306', `--vdblogin=${parseMysqlUrl(testServices().mysqlServer).user}`], fx.env);
@@ -290,6 +308,28 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       const [rows] = await conn.query(`SELECT value FROM \`${site.name}\`.mdl_config WHERE name = 'theme'`);
       await conn.end();
       expect((rows as Array<{ value: string }>)[0]?.value).not.toBe('pwned');
+    });
+  });
+
+  describe('a row moved off a shared login', () => {
+    it("gives alpha a login of its own, which reads alpha's tables and not the master's registry", async () => {
+      const moved = await cli('instances', 'own-login', 'alpha');
+      expect(moved.stderr).toBe('');
+      const row = await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'alpha' }).first();
+      expect(row.vdblogin).toMatch(/^vmi_[0-9a-f]{12}$/);
+      afterAll(async () => {
+        const conn = await serverConnection();
+        await conn.query("DROP USER IF EXISTS ?@'%', ?@'localhost'", [row.vdblogin, row.vdblogin]);
+        await conn.end();
+      });
+      const login = await mysqlPromise.createConnection({ host: '127.0.0.1', port: 3306, user: row.vdblogin, password: row.vdbpass });
+      try {
+        await expect(login.query(`SELECT vdbpass FROM \`${fx.master.name}\`.mdl_local_vmoodle`)).rejects.toThrow(/denied/);
+      } finally {
+        await login.end();
+      }
+      const read = await cli('run', 'sql/sql', '--hosts', 'alpha', 'returned=1', 'sql=SELECT COUNT(*) AS n FROM {course}', '--yes');
+      expect(read.json?.targets?.[0]?.status, read.stderr).toBe('applied');
     });
   });
 });

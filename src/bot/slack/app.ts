@@ -70,8 +70,14 @@ export async function startSlackBot(backend: Backend, rbac: Rbac, policy: Approv
   const sweepTimer = setInterval(() => ctx.work.now(sweep), Math.min(60_000, Math.max(1000, policy.ttlMs / 10)));
   sweepTimer.unref();
 
-  // User groups named in the RBAC file: their members are looked up now and every few minutes.
+  // The RBAC an admin last imported, and the members of the user groups it names: now and every few minutes.
   const refreshGroups = async () => {
+    try {
+      const { rbac: current } = await backend.security();
+      if (current) rbac.replace(current);
+    } catch (err) {
+      log.warn({ ...errorFields(err) }, 'the RBAC could not be read again from the master; the one known so far stays');
+    }
     for (const group of rbac.groupIds()) {
       try {
         const answer = await bolt.client.usergroups.users.list({ usergroup: group });

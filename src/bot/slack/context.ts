@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
 import type { Backend } from '../../backend.ts';
 import { errorFields, type Logger } from '../../log.ts';
-import { takeAlerts } from '../../ops/executor/alerts.ts';
+import { takeAlerts, takeBreakGlass } from '../../ops/executor/alerts.ts';
 import type { RunRow } from '../../ops/executor/run-model.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import type { Chat, ChatReply } from '../chat.ts';
@@ -136,6 +136,7 @@ export class SlackContext {
    * configured they wait in Redis, the newest thousand kept; one the channel refuses is logged.
    */
   async postAlerts(): Promise<void> {
+    await this.postBreakGlass();
     const channel = this.backend.config.opsChannel;
     if (!channel) return;
     for (const alert of await takeAlerts(await this.ops())) {
@@ -143,6 +144,27 @@ export class SlackContext {
         await this.client.chat.postMessage({ channel, text: `${alert.kind === 'cron' ? ':alarm_clock:' : ':key:'} ${escapeMrkdwn(alert.text)}` });
       } catch (err) {
         this.log.warn({ ...errorFields(err), alert: alert.text }, 'an alert could not be posted to the ops channel');
+      }
+    }
+  }
+
+  /**
+   * Decisions taken on the command line, each told in its run's thread (its approval request closed, as a chat
+   * decision closes it), or in the ops channel for a run planned elsewhere.
+   */
+  private async postBreakGlass(): Promise<void> {
+    const rt = await this.ops();
+    const store = await this.messages();
+    for (const notice of await takeBreakGlass(rt)) {
+      const at = await store.get(notice.runId);
+      const thread = at?.approval_ts ?? at?.parent_ts;
+      const where = thread && at ? { channel: at.channel, thread_ts: thread } : this.backend.config.opsChannel ? { channel: this.backend.config.opsChannel } : undefined;
+      try {
+        if (where) await this.client.chat.postMessage({ ...where, text: `:rotating_light: ${escapeMrkdwn(notice.text)}` });
+        else this.log.warn({ run: notice.runId }, notice.text);
+        await this.closeApproval(notice.runId);
+      } catch (err) {
+        this.log.warn({ ...errorFields(err), run: notice.runId }, 'a command-line decision could not be told in Slack');
       }
     }
   }

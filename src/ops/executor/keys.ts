@@ -72,6 +72,11 @@ export class ExecutorKeys {
     return `${this.runs}:cron:outcomes`;
   }
 
+  /** Command-line decisions on runs (break-glass) waiting for the chat to post them in each run's thread. */
+  breakGlass(): string {
+    return `${this.runs}:break-glass`;
+  }
+
   /** Alerts waiting for the chat to post them to the ops channel, oldest first. */
   alerts(): string {
     return `${this.runs}:alerts`;

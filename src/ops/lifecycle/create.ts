@@ -16,6 +16,7 @@ import { copyTree, datarootProblem, exists, IDENTITY_FOLDERS, removeTree, type D
 import { siteTables } from '../moodle/site-tables.ts';
 import { writeSiteSettings, type SiteSetting } from './site-settings.ts';
 import { describeError } from '../moodle/db-errors.ts';
+import { confinementProblem } from '../../paths.ts';
 import { dropLogin, grantLogin } from '../moodle/db-logins.ts';
 
 export class LifecycleError extends errorKind('bad_plan') {}
@@ -93,6 +94,11 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
   try {
     await step('check');
     const manifest = assertRewritable(await deps.templates.get(templateName));
+    // A template's parts are read where they really are: one that leads out of the templates folder is not copied.
+    for (const part of [deps.templates.paths(templateName).dump, deps.templates.paths(templateName).dataroot]) {
+      const outside = await confinementProblem(part, { root: { path: deps.templates.dir, what: 'the templates folder' }, keep: [] });
+      if (outside) throw new LifecycleError(`template ${templateName}: ${outside}`);
+    }
     const problem = await datarootProblem(dataroot, deps.guard);
     if (problem) throw new LifecycleError(`vdatapath: ${problem}`);
     if (await exists(dataroot)) throw new LifecycleError(`the dataroot ${dataroot} exists already: a new instance starts with a folder of its own`);

@@ -1,4 +1,5 @@
 import type { MoodleDb, MoodleTarget } from './moodle/target.ts';
+import type { Role } from '../settings.ts';
 import type { MoodleAccess } from './moodle/access.ts';
 import type { PhpResult, PhpScripts } from './moodle/php.ts';
 import type { CronSettings, MnetSettings } from '../config.ts';
@@ -150,6 +151,8 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
   category: string;
   /** The RBAC category its runs are checked against, when not its own (copytable changes data as SQL does). */
   rbacCategory?: string;
+  /** The least role that may plan it, whatever the RBAC's categories say (an edit of where logins go: admin). */
+  role?: Role;
   summary: string;
   params: readonly ParamSpec[];
   /** Deletes or replaces data; needs typed confirmation and, in chat, a second person. */

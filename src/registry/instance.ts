@@ -96,3 +96,7 @@ export function dbHostKey(vdbhost: string): string {
   const { host, port } = splitDbHost(vdbhost);
   return `${host}:${port}`;
 }
+
+/** The fields that decide where an instance's login is sent and which folder is its own (docs/security.md). */
+export const WHERE_FIELDS = ['vdbtype', 'vdbhost', 'vdbname', 'vdblogin', 'vdbprefix', 'vdatapath'] as const;
+export type WhereField = (typeof WHERE_FIELDS)[number];

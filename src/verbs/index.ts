@@ -1,10 +1,9 @@
 import { Command, CommanderError } from 'commander';
 import { closest } from 'fastest-levenshtein';
 import { UsageError } from '../errors.ts';
-import { accessCategory } from '../ops/command.ts';
 import { DELIVERY_VERBS } from './delivery-verbs.ts';
 import { INFO_VERBS } from './info-verbs.ts';
-import { plan, PLAN_VERBS } from './plan-verbs.ts';
+import { commandRefusal, PLAN_VERBS } from './plan-verbs.ts';
 import { NODELIST_VERBS } from './nodelist-verbs.ts';
 import { REGISTRY_VERBS } from './registry-verbs.ts';
 import { RUN_VERBS } from './run-verbs.ts';
@@ -22,7 +21,7 @@ export const help = defineVerb<{ name?: string }>({
   run: async (session, { name }) => {
     const { CATALOG, findCommand } = await import('../ops/catalog/index.ts');
     const verbs = VERBS.filter((v) => !session.refusal(v));
-    const commands = [...CATALOG.values()].filter((c) => !session.refusal(plan, accessCategory(c)));
+    const commands = [...CATALOG.values()].filter((c) => !commandRefusal(session, c));
     if (name?.includes('/')) return { kind: 'help', verbs, commands, command: findCommand(name) };
     if (name) return { kind: 'help', verbs, commands, verb: findVerb(name.split(/\s+/)).verb };
     return { kind: 'help', verbs, commands };

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { UsageError } from '../errors.ts';
-import { accessCategory } from '../ops/command.ts';
+import { OpsError, UsageError } from '../errors.ts';
+import { accessCategory, type CommandDef } from '../ops/command.ts';
 import { needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { mergeParameters, parseAssignments, parseAttributes } from '../ops/param-words.ts';
@@ -82,16 +82,27 @@ export const plan = defineVerb<PlanArgs>({
   run: async (session, args) => (args.test ? selection(session, args.selector) : planCommand(session, args)),
 });
 
+/**
+ * The caller's right to plan a command (a new plan, a retry, a revert): its RBAC category, the least role it names
+ * itself, and for SQL on the master an admin, whatever the RBAC says, since the master's database holds the
+ * registry and the product's records.
+ */
+export function authorizeCommand(session: Session, command: CommandDef, onMaster: boolean): void {
+  const why = commandRefusal(session, command);
+  if (why) throw new OpsError('access_denied', why);
+  if (accessCategory(command) === 'sql' && onMaster) session.authorize({ label: 'SQL on the master', role: 'admin' });
+}
+
+/** Why the caller may not plan a command at all (its category, or the least role it names), or undefined. */
+export const commandRefusal = (session: Session, command: CommandDef): string | undefined =>
+  session.refusal(plan, accessCategory(command)) ?? (command.role ? session.refusal({ label: command.name, role: command.role }) : undefined);
+
 /** Plans a command as `run` does: the caller's right to it checked against the command's category. */
 async function planCommand(session: Session, args: Omit<PlanArgs, 'test'>): Promise<View> {
   // Loaded when a plan is made, not when the command line starts (see run-verbs.ts).
   const [{ findCommand }, { createPlan }] = await Promise.all([import('../ops/catalog/index.ts'), import('../ops/executor/planner.ts')]);
   const command = findCommand(args.command);
-  session.authorize(plan, accessCategory(command));
-  // The master's database holds the registry and the product's records: SQL there is an admin's, whatever the RBAC says.
-  if (accessCategory(command) === 'sql' && resolveTargets(await session.backend.fleet(), args.selector).targets.some((t) => t.kind === 'master')) {
-    session.authorize({ label: 'SQL on the master', role: 'admin' });
-  }
+  authorizeCommand(session, command, resolveTargets(await session.backend.fleet(), args.selector).targets.some((t) => t.kind === 'master'));
   const planned = await createPlan(await session.ops(), {
     command: command.name, params: args.params, selector: args.selector, requestedBy: session.actor.id, via: session.via,
     canary: args.canary, maxFailures: args.maxFailures, byValue: args.byValue,

@@ -2,8 +2,8 @@ import type { Command } from 'commander';
 import { OpsError, UsageError } from '../errors.ts';
 import { scheduleText } from '../ops/executor/run-model.ts';
 import { parseAssignments } from '../ops/param-words.ts';
-import { afterPlan } from './plan-verbs.ts';
-import { defineVerb, type VerbDef } from './verb.ts';
+import { afterPlan, authorizeCommand } from './plan-verbs.ts';
+import { defineVerb, type Session, type VerbDef } from './verb.ts';
 
 // The command line builds every verb's syntax when it starts; what a verb does (the queue, the databases) is
 // loaded when it runs, so that `vmoodle --help` or a malformed line answers at once.
@@ -17,6 +17,13 @@ export function runId(value: unknown): number {
 }
 
 const byId = (operands: readonly unknown[]) => ({ runId: runId(operands[0]) });
+
+/** A retry or a revert plans the run's command again: the caller needs the same rights as for a new plan of it. */
+async function authorizeRerun(session: Session, id: number): Promise<void> {
+  const rt = await session.ops();
+  const [{ findCommand }, run] = await Promise.all([import('../ops/catalog/index.ts'), rt.store.getRun(id)]);
+  authorizeCommand(session, findCommand(run.command), (await rt.store.getTargets(id)).some((t) => t.host_kind === 'master'));
+}
 
 /** The syntax of a verb that takes one run and nothing else. */
 const ONE_RUN = { syntax: (cmd: Command) => cmd.argument('<id>', 'the run'), args: byId };
@@ -162,7 +169,10 @@ export const retry = defineVerb<{ runId: number; host?: string; given: Record<st
     given: parseAssignments((operands[1] as string[] | undefined) ?? []),
     ...(typeof opts.host === 'string' ? { host: opts.host } : {}),
   }),
-  run: async (session, { runId: id, host, given }) => afterPlan(session, await (await actions()).retryRun(await session.ops(), id, session.actor.id, host, given)),
+  run: async (session, { runId: id, host, given }) => {
+    await authorizeRerun(session, id);
+    return afterPlan(session, await (await actions()).retryRun(await session.ops(), id, session.actor.id, host, given));
+  },
 });
 
 export const revert = defineVerb<{ runId: number }>({
@@ -173,7 +183,10 @@ export const revert = defineVerb<{ runId: number }>({
   examples: ['runs revert 42'],
   plans: true,
   ...ONE_RUN,
-  run: async (session, { runId: id }) => afterPlan(session, await (await actions()).revertRun(await session.ops(), id, session.actor.id)),
+  run: async (session, { runId: id }) => {
+    await authorizeRerun(session, id);
+    return afterPlan(session, await (await actions()).revertRun(await session.ops(), id, session.actor.id));
+  },
 });
 
 export const recover = defineVerb<{ runId: number }>({

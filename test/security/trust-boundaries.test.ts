@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import mysql from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { connectionSecurity } from '../../src/ops/moodle/db-servers.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chat } from '../../src/bot/chat.ts';
 import { TERMINAL_STYLE } from '../../src/bot/chat-text.ts';
@@ -86,6 +87,34 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       expect((await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'alpha' }).first()).vdbhost).toBe('127.0.0.1:3306');
       await chat().handle('run generic/setconfig --hosts alpha key=theme value=classic', { id: 'ops' });
       expect(fake.connections()).toBe(0);
+    });
+
+    it("plans an admin's chat edit of where an instance lives for a second person, old → new, and changes nothing before", async () => {
+      const before = join(root, 'dataroots', 'alpha');
+      const moved = join(root, 'dataroots', 'alpha2');
+      const reply = await chat().handle(`instances edit alpha --vdatapath=${moved}`, { id: 'boss' });
+      const plan = (reply.view as { plan: { run: { id: number; state: string; destructive: number | boolean }; targets: Array<{ preview_old: string; preview_new: string }> } }).plan;
+      expect(plan.run.state).toBe('awaiting_approval');
+      expect(plan.targets[0]).toMatchObject({ preview_old: `vdatapath=${before}`, preview_new: `vdatapath=${moved}` });
+      const row = () => fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'alpha' }).first();
+      expect((await row()).vdatapath).toBe(before);
+      expect((await chat().handle(`approve ${plan.run.id} alpha`, { id: 'checker' })).text).toContain(`Run ${plan.run.id} approved by checker`);
+      for (let i = 0; i < 100 && (await row()).vdatapath === before; i++) await new Promise((r) => setTimeout(r, 100));
+      expect((await row()).vdatapath).toBe(moved);
+      expect((await cli('instances', 'edit', 'alpha', `--vdatapath=${before}`)).code).toBe(0);
+      expect((await chat().handle(`run registry/edit --hosts alpha vdbhost=127.0.0.1:1`, { id: 'ops' })).text).toMatch(/registry\/edit needs the admin role; you are operator/);
+    });
+
+    it('sends no password in clear or under a key the server chose without TLS, and checks the certificate with it', () => {
+      const plain = connectionSecurity({ server: '127.0.0.1:3306', tls: false });
+      const handshake = { connection: { config: { password: 'Never-Sent-Pa55' } }, command: 'auth' } as never;
+      const scramble = Buffer.alloc(20, 7);
+      expect(() => plain.authPlugins?.sha256_password?.(handshake)(scramble)).toThrow(/would expose the password without TLS; nothing was sent/);
+      expect(() => plain.authPlugins?.mysql_clear_password?.(handshake)(scramble)).toThrow(/would expose the password without TLS/);
+      const sha2 = plain.authPlugins?.caching_sha2_password?.(handshake) as (data: Buffer) => unknown;
+      expect(Buffer.isBuffer(sha2(scramble))).toBe(true);
+      expect(() => sha2(Buffer.from([4]))).toThrow(/caching_sha2_password full authentication/);
+      expect(connectionSecurity({ server: 'db.example.org:3306', tls: true })).toEqual({ ssl: { rejectUnauthorized: true } });
     });
 
     it('never connects a login to a server that is not on the allowed list, whoever wrote the registry row', async () => {

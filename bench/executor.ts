@@ -6,7 +6,6 @@ import { dirname, join } from 'node:path';
 import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
 import { Backend } from '../src/backend.ts';
-import { loadConfig } from '../src/config.ts';
 import { parseMysqlUrl, type MysqlServer } from '../src/db/mysql-url.ts';
 import { startRun } from '../src/ops/executor/run-actions.ts';
 import { createPlan } from '../src/ops/executor/planner.ts';
@@ -17,7 +16,7 @@ import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
 import { loadDump, restoreSql } from '../src/ops/moodle/dump.ts';
 import { COMPACT_SCHEMA_PATH } from '../src/ops/moodle/moodle-source.ts';
-import { benchServer, withScratchDatabase } from './support.ts';
+import { benchServer, withScratchDatabase, benchBackend } from './support.ts';
 
 const TARGETS = 1000;
 const DATABASES = 4;
@@ -120,7 +119,7 @@ export async function withBenchFleet(label: string, work: (fleet: BenchFleet) =>
         ...process.env, MYSQL_URL: url, VMOODLE_DATA_DIR: dataRoot, VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
         VMOODLE_QUEUE_PREFIX: queuePrefix, VMOODLE_WORKER_CONCURRENCY: String(PER_SERVER), VMOODLE_DB_SERVER_CAP: String(PER_SERVER),
       };
-      const app = new Backend(loadConfig(env));
+      const app = await benchBackend((env));
       const rt = await app.ops();
       const rows = Array.from({ length: shape.targets }, (_, i) => {
         const { db, prefix, datapath } = instance(i);

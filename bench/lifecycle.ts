@@ -3,13 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
-import { Backend } from '../src/backend.ts';
 import { loadConfig } from '../src/config.ts';
 import { parseMysqlUrl } from '../src/db/mysql-url.ts';
 import { createFromTemplate } from '../src/ops/lifecycle/create.ts';
 import { takeSnapshot } from '../src/ops/lifecycle/snapshot.ts';
 import { readDump, restoreSql, runSqlIn } from '../src/ops/moodle/dump.ts';
-import { benchServer, time, withScratchDatabase } from './support.ts';
+import { benchServer, time, withScratchDatabase, benchBackend } from './support.ts';
 
 const RUNS = 3;
 const GOAL_RATIO = 1.5;
@@ -34,7 +33,7 @@ export async function benchLifecycle(): Promise<void> {
     await withScratchDatabase('lcsource', async (_sourceUrl, sourceDb) => {
       await withScratchDatabase('lcmaster', async (masterUrl) => {
         await runSqlIn(server, sourceDb, restoreSql(await readDump(config.moodleDump as string)));
-        const app = new Backend(loadConfig({
+        const app = await benchBackend(({
           ...process.env, MYSQL_URL: masterUrl, VMOODLE_DATA_DIR: join(folder, 'data'), VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
           VMOODLE_DATAROOT_ROOT: join(folder, 'roots'), VMOODLE_TEMPLATES_DIR: join(folder, 'templates'), VMOODLE_QUEUE_PREFIX: `vmops-bench-lc-${process.pid}`,
         }));

@@ -5,8 +5,6 @@ import Table from 'cli-table3';
 import { generateKeyPair } from 'node:crypto';
 import { promisify } from 'node:util';
 import mysql from 'mysql2/promise';
-import { Backend } from '../src/backend.ts';
-import { loadConfig } from '../src/config.ts';
 import { parseMysqlUrl } from '../src/db/mysql-url.ts';
 import { createPlan } from '../src/ops/executor/planner.ts';
 import { startRun } from '../src/ops/executor/run-actions.ts';
@@ -15,7 +13,7 @@ import { cronTick } from '../src/ops/executor/vcron.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
 import { withBenchFleet } from './executor.ts';
-import { benchServer, time, withScratchDatabase } from './support.ts';
+import { benchServer, time, withScratchDatabase, benchBackend } from './support.ts';
 
 const rsa = promisify(generateKeyPair);
 const RENEWED = 200;
@@ -79,7 +77,7 @@ async function benchTick(table: Table.Table): Promise<void> {
     await withScratchDatabase(`tick${strategy.slice(0, 2)}`, async (url) => {
       const dataDir = mkdtempSync(join(tmpdir(), 'vmops-tick-'));
       const queuePrefix = `vmops-bench-tick-${process.pid}`;
-      const app = new Backend(loadConfig({ ...process.env, MYSQL_URL: url, VMOODLE_DATA_DIR: dataDir, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: queuePrefix, VMOODLE_CRON_STRATEGY: strategy, VMOODLE_CRON_TRIGGER: 'http' }));
+      const app = await benchBackend(({ ...process.env, MYSQL_URL: url, VMOODLE_DATA_DIR: dataDir, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: queuePrefix, VMOODLE_CRON_STRATEGY: strategy, VMOODLE_CRON_TRIGGER: 'http' }));
       try {
         const rt = await app.ops();
         await rt.registry.ensureTable();

@@ -1,15 +1,13 @@
 import { createServer } from 'node:http';
 import { App as BoltApp, HTTPReceiver, LogLevel } from '@slack/bolt';
 import Table from 'cli-table3';
-import { Backend } from '../src/backend.ts';
 import { Rbac } from '../src/verbs/rbac.ts';
 import { startSlackBot } from '../src/bot/slack/app.ts';
-import { loadConfig } from '../src/config.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
 import { FakeSlackApi, runWithApproval, signedPost, slashBody } from '../test/support/slack.ts';
 import { withBenchFleet } from './executor.ts';
-import { withScratchDatabase } from './support.ts';
+import { withScratchDatabase, benchBackend } from './support.ts';
 
 const SECRET = 'bench-signing-secret';
 const rbac = new Rbac({ roles: { operator: ['UOP'], approver: ['UAPP'] } });
@@ -59,7 +57,7 @@ export async function benchSlack(): Promise<void> {
   process.env.SLACK_API_URL = api.url;
   const table = new Table({ head: ['measure', 'bot', 'bare Bolt', 'goal', 'met'], style: { head: [], border: [] } });
   await withScratchDatabase('slack', async (url) => {
-    const app = new Backend(loadConfig({ ...process.env, MYSQL_URL: url, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: `vmops-bench-slack-${process.pid}` }));
+    const app = await benchBackend(({ ...process.env, MYSQL_URL: url, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: `vmops-bench-slack-${process.pid}` }));
     const registry = await app.registry();
     await app.masterDb.batchInsert(registry.table, Array.from({ length: 200 }, (_, i) => fieldsToRow({
       ...INSTANCE_DEFAULTS, name: `B${i}`, shortname: `b${i}`, vhostname: `https://b${i}.bench.example.org`, vdbname: `m${i}`, vdatapath: `/srv/b${i}`,

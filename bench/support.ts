@@ -1,6 +1,10 @@
 import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
-import { DEFAULT_MYSQL_SERVER } from '../src/config.ts';
+import { randomBytes } from 'node:crypto';
+import { Backend } from '../src/backend.ts';
+import { DEFAULT_MYSQL_SERVER, loadConfig } from '../src/config.ts';
+import { serverName } from '../src/ops/moodle/db-servers.ts';
+import { parseSettings } from '../src/settings.ts';
 import { parseMysqlUrl, withDatabase } from '../src/db/mysql-url.ts';
 
 /** The server benchmarks use: MYSQL_URL's (its database ignored) or the default one. */
@@ -53,4 +57,12 @@ export function printTable(title: string, rows: Row[]): void {
     ]);
   }
   console.log(`\n${title}\n${table.toString()}`);
+}
+
+/** A bench master's backend: a key of its own, and its one database server allowed, as an admin would set them. */
+export async function benchBackend(env: Record<string, string | undefined>): Promise<Backend> {
+  const app = new Backend(loadConfig({ VMOODLE_SECRET_KEYS: `bench:${randomBytes(32).toString('base64')}`, ...env }));
+  const server = serverName(parseMysqlUrl(env.MYSQL_URL ?? DEFAULT_MYSQL_SERVER));
+  await (await app.settings()).write(parseSettings({ db_servers: [{ server }] }), 'bench');
+  return app;
 }

@@ -1,6 +1,6 @@
 import { SingleBar } from 'cli-progress';
 import { UsageError } from '../errors.ts';
-import { approvalPolicy, needsApproval } from '../ops/executor/approval-policy.ts';
+import { needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { FINAL_STATES, scheduleText, type RunRow } from '../ops/executor/run-model.ts';
 import { followRun, waitingText, stepLine } from '../verbs/follow.ts';

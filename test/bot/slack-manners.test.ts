@@ -6,7 +6,6 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/config.ts';
 import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
-import { createPlan } from '../../src/ops/executor/planner.ts';
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { Rbac } from '../../src/verbs/rbac.ts';

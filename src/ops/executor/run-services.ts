@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { FlowProducer, Job, Queue, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
-import type { Knex } from 'knex';
 import type { Config } from '../../config.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import type { Registry } from '../../registry/registry.ts';

@@ -227,6 +227,8 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       ['password hashes', ['--hosts', 'alpha'], 'SELECT username, password FROM {user}', /user\.password is protected/],
       ['every column of a table holding secrets', ['--hosts', 'alpha'], 'SELECT * FROM {user} WHERE id = 2', /user\.password is protected/],
       ['tokens', ['--hosts', 'alpha'], 'SELECT token FROM {external_tokens}', /external_tokens is protected/],
+      ['every column of a join with such a table', ['--hosts', 'alpha'], 'SELECT * FROM {user} u JOIN {course} c ON c.id = u.id', /user\.password is protected/],
+      ['a password copied into a readable table', ['--hosts', 'alpha'], "UPDATE {course} SET fullname = (SELECT value FROM {config} WHERE name = 'smtppass') WHERE id = 1", /UPDATE on \{config\} may not read another table/],
     ])('refuses a returned SELECT of %s before anything is planned', async (_label, target, statement, message) => {
       const runsBefore = (await fx.rt.store.listRuns(1000)).length;
       const result = await cli('run', 'sql/sql', ...target, 'returned=1', `sql=${statement.replace('MASTER', fx.master.name)}`, '--yes');
@@ -235,7 +237,12 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       expect((await fx.rt.store.listRuns(1000)).length).toBe(runsBefore);
     });
 
-    it('returns a password setting masked, in the run, its CSV and the audit', async () => {
+    it('returns a password setting masked, in the run, its CSV and the audit, from the settings and their log', async () => {
+      const conn = await serverConnection();
+      await conn.query(`INSERT INTO \`${site.name}\`.mdl_config_log (userid, timemodified, plugin, name, value, oldvalue) VALUES (2, 0, NULL, 'smtppass', ?, ?)`, [SMTP_SECRET, SMTP_SECRET]);
+      await conn.end();
+      const log = await cli('run', 'sql/sql', '--hosts', 'alpha', 'returned=1', "sql=SELECT value, oldvalue FROM {config_log} WHERE name = 'smtppass' AND value LIKE 'Smtp%'", '--yes');
+      expect(log.json.targets[0]).toMatchObject({ status: 'applied', value: '' });
       const result = await cli('run', 'sql/sql', '--hosts', 'alpha', 'returned=1', "sql=SELECT name, value FROM {config} WHERE name = 'smtppass'", '--yes');
       expect(result.json.targets[0].status).toBe('applied');
       const [rows] = await fx.app.masterDb.raw(`SELECT * FROM ${fx.rt.store.t.targets} WHERE run_id = ?`, [result.json.run]);

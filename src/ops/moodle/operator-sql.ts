@@ -39,8 +39,16 @@ const PROTECTED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
   badge_backpack_oauth2: ['token', 'refreshtoken'],
 };
 
-/** Settings tables: their password-type rows are read masked, and written only through generic/setconfig. */
-const SETTING_TABLES: Readonly<Record<string, readonly string[]>> = { config: ['id', 'name', 'value'], config_plugins: ['id', 'plugin', 'name', 'value'] };
+/**
+ * Settings tables, and the setting log that holds their old and new values: their password-type rows are read
+ * masked, and written only by literal name (generic/setconfig writes any setting). `plugin` says whose rows they
+ * are: core's, a plugin's, or either (the log's plugin is NULL for core).
+ */
+const SETTING_TABLES: Readonly<Record<string, { columns: readonly string[]; masked: readonly string[]; plugin: 'core' | 'plugin' | 'either' }>> = {
+  config: { columns: ['id', 'name', 'value'], masked: ['value'], plugin: 'core' },
+  config_plugins: { columns: ['id', 'plugin', 'name', 'value'], masked: ['value'], plugin: 'plugin' },
+  config_log: { columns: ['id', 'userid', 'timemodified', 'plugin', 'name', 'value', 'oldvalue'], masked: ['value', 'oldvalue'], plugin: 'either' },
+};
 
 const KINDS = ['select', 'insert', 'update', 'delete'];
 const DDL_KINDS = ['create', 'alter', 'drop', 'truncate', 'rename'];
@@ -96,7 +104,6 @@ export function checkOperatorStatement(statement: string, opts: { ddl: boolean }
     for (const table of owners) {
       const secret = PROTECTED_COLUMNS[table];
       if (!secret) continue;
-      if (column === '(.*)' && owner === 'null' && tables.length > 1) continue;
       const hit = column === '(.*)' ? secret[0] : secret.find((c) => c === column.toLowerCase());
       if (hit) throw new SqlRefusal(`${table}.${hit} is protected${column === '(.*)' ? ' (and * would read it): name the columns you need' : ''}`);
     }
@@ -163,13 +170,13 @@ const sqlList = (values: Iterable<string>) => [...values].map((v) => `'${v.repla
 
 /** A settings table as a read sees it: password-type values masked, so no query on it returns or tests one. */
 function maskedSettings(db: MoodleDb, table: string): string {
-  const real = qualifiedTable(db.database, db.prefix, table);
-  const pattern = `'${SENSITIVE_PATTERN.source.replace(/'/g, "''")}'`;
-  const secret = table === 'config'
-    ? `name IN (${sqlList(SENSITIVE_CORE)}) OR name REGEXP ${pattern}`
-    : `CONCAT(plugin, '/', name) IN (${sqlList(SENSITIVE_PLUGIN)}) OR name REGEXP ${pattern}`;
-  const columns = (SETTING_TABLES[table] as readonly string[]).filter((c) => c !== 'value').map((c) => `\`${c}\``).join(', ');
-  return `(SELECT ${columns}, IF(${secret}, '${MASK}', \`value\`) AS \`value\` FROM ${real})`;
+  const { columns, masked, plugin } = SETTING_TABLES[table] as (typeof SETTING_TABLES)[string];
+  const pattern = `name REGEXP '${SENSITIVE_PATTERN.source.replace(/'/g, "''")}'`;
+  const core = `(name IN (${sqlList(SENSITIVE_CORE)}) OR ${pattern})`;
+  const ofPlugin = `(CONCAT(plugin, '/', name) IN (${sqlList(SENSITIVE_PLUGIN)}) OR ${pattern})`;
+  const secret = plugin === 'core' ? core : plugin === 'plugin' ? ofPlugin : `IF(plugin IS NULL OR plugin IN ('core', 'moodle'), ${core}, ${ofPlugin})`;
+  const select = columns.map((c) => (masked.includes(c) ? `IF(${secret}, '${MASK}', \`${c}\`) AS \`${c}\`` : `\`${c}\``)).join(', ');
+  return `(SELECT ${select} FROM ${qualifiedTable(db.database, db.prefix, table)})`;
 }
 
 /** Words after a table that are SQL, not an alias the operator gave it. */

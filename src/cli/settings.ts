@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { splitDbHost } from '../ops/moodle/target.ts';
-import { serverName } from '../ops/moodle/db-servers.ts';
+import { serverName, splitDbHost } from '../ops/moodle/target.ts';
 import { readSettingsFile, settingsDocument, settingsYaml } from '../settings.ts';
 import { UsageError } from '../errors.ts';
 import { Keyring } from '../ops/keyring.ts';

@@ -6,7 +6,7 @@ import { afterAll } from 'vitest';
 import { Backend } from '../../src/backend.ts';
 import { loadConfig } from '../../src/config.ts';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
-import { serverName } from '../../src/ops/moodle/db-servers.ts';
+import { serverName } from '../../src/ops/moodle/target.ts';
 import { parseSettings } from '../../src/settings.ts';
 import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';

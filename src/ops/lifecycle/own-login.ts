@@ -3,8 +3,7 @@ import { instanceHost } from '../../registry/fleet.ts';
 import type { Instance } from '../../registry/instance.ts';
 import type { MoodleAccess } from '../moodle/access.ts';
 import { grantLogin, instanceLoginName, newLoginPassword } from '../moodle/db-logins.ts';
-import { serverName } from '../moodle/db-servers.ts';
-import { instanceTarget, type MoodleDb } from '../moodle/target.ts';
+import { instanceTarget, serverName, type MoodleDb } from '../moodle/target.ts';
 
 export class OwnLoginError extends errorKind('registry') {}
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
 import { OpsError } from '../../errors.ts';
 import type { DbServerRule } from '../../settings.ts';
-import type { MoodleDb } from './target.ts';
+import { serverName, type MoodleDb } from './target.ts';
 
 /**
  * The one gate every login to a fleet database passes: a server an admin did not list in the settings' db_servers
@@ -15,8 +15,6 @@ export class ServerNotAllowedError extends OpsError {
   }
 }
 
-/** How a server is named in the list and in refusals. */
-export const serverName = (db: Pick<MoodleDb, 'host' | 'port'> & { socketPath?: string }) => (db.socketPath ? `unix:${db.socketPath}` : `${db.host.includes(':') ? `[${db.host}]` : db.host}:${db.port}`.toLowerCase());
 
 /** The rule that lets a login reach this server; refused with the reason otherwise. */
 export function allowedServer(rules: readonly DbServerRule[] | undefined, db: Pick<MoodleDb, 'host' | 'port'>): DbServerRule {

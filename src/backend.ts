@@ -10,6 +10,7 @@ import type { Fleet } from './registry/fleet.ts';
 import { Registry } from './registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from './services/index.ts';
 import { SettingsStore, type SecuritySettings } from './settings.ts';
+import { Keyring } from './ops/keyring.ts';
 import { auditTables, migrateAudit } from './ops/executor/schema.ts';
 
 const FLEET_CACHE_MS = 2000;
@@ -120,7 +121,7 @@ export class Backend {
       const [{ RunServices }, { assertRedisAnswers }, { RunStore }] = await Promise.all([
         import('./ops/executor/run-services.ts'), import('./ops/executor/redis.ts'), import('./ops/executor/store.ts'),
       ]);
-      const store = new RunStore(this.masterDb, this.config.executor.tablePrefix);
+      const store = new RunStore(this.masterDb, this.config.executor.tablePrefix, new Keyring(this.config.secretKeys));
       let installation: string;
       const settings = await this.settings();
       try {

@@ -9,6 +9,9 @@ export interface SecretKey {
 
 export class KeyringError extends errorKind('config') {}
 
+/** The mark of a value sealed at rest. */
+const SEALED_AT_REST = 'sealed:';
+
 /** Where an operator sets the keyring: named in every refusal that needs it. */
 export const KEYRING_SETTING = 'VMOODLE_SECRET_KEYS (secrets.keys)';
 
@@ -46,6 +49,24 @@ export class Keyring {
     const decipher = createDecipheriv('aes-256-gcm', this.key(id).key, Buffer.from(iv ?? '', 'base64'));
     decipher.setAuthTag(Buffer.from(tag ?? '', 'base64'));
     return Buffer.concat([decipher.update(Buffer.from(body ?? '', 'base64')), decipher.final()]).toString('utf8');
+  }
+
+  /**
+   * A value kept at rest that may hold what a site returned (a row an operator's SQL read): sealed under the current
+   * key, marked so that values kept before sealing are still read as they are.
+   */
+  sealAtRest(plain: string): string {
+    return `${SEALED_AT_REST}${this.seal(plain)}`;
+  }
+
+  /** A value sealAtRest kept, opened; one sealed under a key no longer configured says so. */
+  openAtRest(stored: string): string {
+    if (!stored.startsWith(SEALED_AT_REST)) return stored;
+    try {
+      return this.open(stored.slice(SEALED_AT_REST.length));
+    } catch {
+      return `(sealed under a key no longer in ${KEYRING_SETTING})`;
+    }
   }
 
   /** An HMAC of a secret under the key a run was sealed with (64 hex characters). */

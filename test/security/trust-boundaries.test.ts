@@ -228,6 +228,7 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       ['every column of a table holding secrets', ['--hosts', 'alpha'], 'SELECT * FROM {user} WHERE id = 2', /user\.password is protected/],
       ['tokens', ['--hosts', 'alpha'], 'SELECT token FROM {external_tokens}', /external_tokens is protected/],
       ['every column of a join with such a table', ['--hosts', 'alpha'], 'SELECT * FROM {user} u JOIN {course} c ON c.id = u.id', /user\.password is protected/],
+      ['a password told by the rows a write changed', ['--hosts', 'alpha'], "DELETE FROM {config_log} WHERE name = 'smtppass' AND value LIKE 'S%'", /DELETE on \{config_log\} may not read value, which may hold a password/],
       ['a password copied into a readable table', ['--hosts', 'alpha'], "UPDATE {course} SET fullname = (SELECT value FROM {config} WHERE name = 'smtppass') WHERE id = 1", /UPDATE on \{config\} may not read another table/],
     ])('refuses a returned SELECT of %s before anything is planned', async (_label, target, statement, message) => {
       const runsBefore = (await fx.rt.store.listRuns(1000)).length;
@@ -247,6 +248,9 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       expect(result.json.targets[0].status).toBe('applied');
       const [rows] = await fx.app.masterDb.raw(`SELECT * FROM ${fx.rt.store.t.targets} WHERE run_id = ?`, [result.json.run]);
       expect(JSON.stringify(rows)).not.toContain(SMTP_SECRET);
+      // What it returned rests sealed; the run shows it opened.
+      expect((rows as Array<{ returned_value: string }>)[0]?.returned_value).toMatch(/^sealed:/);
+      expect(JSON.stringify(rows)).not.toContain('smtppass');
       expect(JSON.stringify(result.json)).not.toContain(SMTP_SECRET);
       expect(JSON.stringify(result.json)).toContain('smtppass');
     });

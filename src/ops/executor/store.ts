@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { errorKind } from '../../errors.ts';
 import type { Knex } from 'knex';
 import { auditTables, type AuditTables } from './schema.ts';
+import type { Keyring } from '../keyring.ts';
 import { FINAL_STATES, FINAL_TARGET, type NewRun, type NewTarget, type RunEvent, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 export class RunNotFoundError extends errorKind('not_found') {}
@@ -36,8 +37,15 @@ export class RunStore {
   constructor(
     readonly db: Knex,
     tablePrefix: string,
+    /** Opens what targets returned, which is kept sealed (see Keyring.sealAtRest). */
+    private readonly keyring: Keyring,
   ) {
     this.t = auditTables(tablePrefix);
+  }
+
+  private target(row: Record<string, unknown>): TargetRow {
+    const target = normaliseTarget(row);
+    return target.returned_value === null ? target : { ...target, returned_value: this.keyring.openAtRest(target.returned_value) };
   }
 
   async createRun(run: NewRun, targets: NewTarget[]): Promise<number> {
@@ -62,7 +70,7 @@ export class RunStore {
   }
 
   async getTargets(runId: number): Promise<TargetRow[]> {
-    return (await this.db.select('*').from(this.t.targets).where({ run_id: runId }).orderBy('position')).map(normaliseTarget);
+    return (await this.db.select('*').from(this.t.targets).where({ run_id: runId }).orderBy('position')).map((row) => this.target(row));
   }
 
   /**
@@ -86,7 +94,7 @@ export class RunStore {
   async claimTarget(targetId: number): Promise<{ claimed: boolean; row: TargetRow }> {
     const claimed = (await this.db(this.t.targets).where({ id: targetId }).whereIn('status', ['pending', 'retrying'])
       .update({ status: 'applying', started_at: Date.now(), attempts: this.db.raw('attempts + 1') })) === 1;
-    const row = normaliseTarget(await this.db.select('*').from(this.t.targets).where({ id: targetId }).first());
+    const row = this.target(await this.db.select('*').from(this.t.targets).where({ id: targetId }).first());
     return { claimed, row };
   }
 

@@ -352,7 +352,8 @@ export class ExecutorWorker {
       old_value: outcome.old ?? null,
       new_value: outcome.new ?? null,
       message: message || null,
-      returned_value: outcome.value ?? null,
+      // What a site returned may be anyone's data (a row an operator's SQL read): it rests sealed.
+      returned_value: outcome.value === undefined ? null : this.rt.keyring.sealAtRest(outcome.value),
       duration_ms: duration,
       ...(outcome.old !== undefined ? { old_known: true } : {}),
     };

@@ -1,6 +1,6 @@
 import { qualifiedTable } from '../../db/identifiers.ts';
 import { hasExecutableComment, parseStatement, SqlRefusal, type Node } from './sql-parse.ts';
-import { MASK, SENSITIVE_CORE, SENSITIVE_PATTERN, SENSITIVE_PLUGIN, isSensitiveSetting } from './sensitive.ts';
+import { MASK, SENSITIVE_CORE, SENSITIVE_PATTERN, SENSITIVE_PLUGIN } from './sensitive.ts';
 import type { MoodleDb } from './target.ts';
 
 /**
@@ -108,7 +108,7 @@ export function checkOperatorStatement(statement: string, opts: { ddl: boolean }
       if (hit) throw new SqlRefusal(`${table}.${hit} is protected${column === '(.*)' ? ' (and * would read it): name the columns you need' : ''}`);
     }
   }
-  if (kind !== 'select') checkSettingWrite(parsed.ast, kind, tables);
+  if (kind !== 'select') checkSettingWrite(kind, tables, parsed.columns);
   return { kind, tables };
 }
 
@@ -116,54 +116,18 @@ function refusedKind(kind: string, allowed: readonly string[]): SqlRefusal {
   return new SqlRefusal(`${kind} statements are not allowed (allowed: ${allowed.map((k) => k.toUpperCase()).join(', ')})`);
 }
 
-/** A literal's text, or undefined for anything else. */
-const literal = (node: Node | undefined): string | undefined =>
-  node && ['single_quote_string', 'double_quote_string', 'string'].includes(String(node.type)) ? String(node.value) : undefined;
-
-/** The setting names a WHERE pins, when a top-level AND holds `name = '…'` or `name IN ('…', …)`. */
-function pinnedNames(where: Node | undefined): string[] | undefined {
-  if (!where) return undefined;
-  if (where.type === 'binary_expr' && String(where.operator).toUpperCase() === 'AND') return pinnedNames(where.left as Node) ?? pinnedNames(where.right as Node);
-  if (where.type !== 'binary_expr') return undefined;
-  const left = where.left as Node;
-  const column = typeof left.column === 'string' ? left.column : String((left.column as { expr?: { value?: string } } | undefined)?.expr?.value ?? '');
-  if (left.type !== 'column_ref' || column.toLowerCase() !== 'name') return undefined;
-  const op = String(where.operator).toUpperCase();
-  if (op === '=') {
-    const value = literal(where.right as Node);
-    return value === undefined ? undefined : [value];
-  }
-  if (op === 'IN') {
-    const values = ((where.right as Node).value as Node[] | undefined)?.map(literal);
-    return values && values.every((v) => v !== undefined) ? (values as string[]) : undefined;
-  }
-  return undefined;
-}
-
 /**
- * A write to a settings table may name only settings that hold no secret, by literal names, and read no other
- * table: otherwise a password could be copied where it is readable, or tested row by row.
+ * A write to a settings table may read neither its values (a WHERE on them, or the rows it changed, would tell a
+ * password bit by bit) nor another table (a password could be copied where it is readable).
  */
-function checkSettingWrite(ast: Node, kind: string, tables: readonly string[]): void {
+function checkSettingWrite(kind: string, tables: readonly string[], columns: readonly string[]): void {
   const setting = tables.find((t) => t in SETTING_TABLES);
   if (!setting) return;
   const refuse = (why: string) => new SqlRefusal(`${kind.toUpperCase()} on {${setting}} ${why}; generic/setconfig and generic/setpluginconfig write any setting`);
   if (new Set(tables).size > 1) throw refuse('may not read another table');
-  let names: string[] | undefined;
-  if (kind === 'insert') {
-    const columns = ((ast.columns as Array<string | { value?: string }> | null) ?? []).map((c) => (typeof c === 'string' ? c : String(c.value ?? '')).toLowerCase());
-    const at = columns.indexOf('name');
-    const rows = ((ast.values as Node | undefined)?.values as Node[] | undefined) ?? (Array.isArray(ast.values) ? (ast.values as Node[]) : []);
-    const values = rows.map((row) => literal((row.value as Node[] | undefined)?.[at]));
-    names = at >= 0 && values.length > 0 && values.every((v) => v !== undefined) ? (values as string[]) : undefined;
-  } else if (kind === 'update' || kind === 'delete') {
-    names = pinnedNames(ast.where as Node | undefined);
-  } else {
-    throw refuse('is not allowed');
-  }
-  if (!names) throw refuse("must name its settings with name = '…' or name IN ('…')");
-  const secret = names.find((n) => isSensitiveSetting(n) || [...SENSITIVE_PLUGIN].some((p) => p.endsWith(`/${n}`)));
-  if (secret) throw refuse(`may not touch ${secret}, which holds a secret`);
+  const masked = (SETTING_TABLES[setting] as (typeof SETTING_TABLES)[string]).masked;
+  const read = columns.filter((c) => c.startsWith('select::')).map((c) => (c.split('::')[2] ?? '').toLowerCase()).find((c) => masked.includes(c) || c === '(.*)');
+  if (read) throw refuse(`may not read ${read === '(.*)' ? 'every column' : read}, which may hold a password`);
 }
 
 const sqlList = (values: Iterable<string>) => [...values].map((v) => `'${v.replace(/'/g, "''")}'`).join(', ');

@@ -17,7 +17,7 @@ import { testServices } from '../support/services.ts';
 /**
  * Every command of the catalogue, with hostile values in every parameter it takes as text, run on one instance as an
  * operator's plan would be: nothing outside that instance may change, neither a table of another database (by
- * CHECKSUM TABLE) nor a file under the dataroots, templates, transfer and output folders (by hash), and no cell of
+ * CHECKSUM TABLE, and the rights logins hold on them) nor a file under the dataroots, templates, transfer and output folders (by hash), and no cell of
  * a results CSV may be a formula. The walk reads the catalogue when it runs, so a command added to it is covered
  * with no test of its own.
  */
@@ -50,7 +50,7 @@ async function databaseState(): Promise<Map<string, string>> {
   const conn = await serverConnection();
   try {
     const [tables] = await conn.query(
-      "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND (TABLE_SCHEMA IN (?, ?) OR (TABLE_SCHEMA = 'mysql' AND TABLE_NAME IN ('user', 'global_priv', 'db', 'tables_priv'))) AND TABLE_NAME NOT LIKE 'vmops\\_%'",
+      "SELECT TABLE_SCHEMA AS db, TABLE_NAME AS t FROM information_schema.TABLES WHERE TABLE_TYPE = 'BASE TABLE' AND TABLE_SCHEMA IN (?, ?) AND TABLE_NAME NOT LIKE 'vmops\\_%'",
       [bystander.name, fx.master.name],
     );
     const registry = `${fx.master.name}.${fx.rt.registry.table}`;
@@ -58,7 +58,10 @@ async function databaseState(): Promise<Map<string, string>> {
     const [sums] = await conn.query(`CHECKSUM TABLE ${names.join(', ')}`);
     // The target's own registry row is its own (a cron run counts there, as VMoodle's does); every other row is not.
     const [rows] = await conn.query(`SELECT * FROM \`${fx.master.name}\`.\`${fx.rt.registry.table}\` WHERE shortname <> 'alpha' ORDER BY id`);
-    return new Map([...(sums as Array<{ Table: string; Checksum: string }>).map((r) => [r.Table, String(r.Checksum)] as const), [registry, createHash('sha256').update(JSON.stringify(rows)).digest('hex')]]);
+    // Rights on those databases (other suites make and drop logins of their own on the server meanwhile).
+    const [grants] = await conn.query("SELECT * FROM mysql.db WHERE REPLACE(Db, '\\\\_', '_') IN (?, ?)", [bystander.name, fx.master.name]);
+    const hash = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
+    return new Map([...(sums as Array<{ Table: string; Checksum: string }>).map((r) => [r.Table, String(r.Checksum)] as const), [registry, hash(rows)], ['mysql.db', hash(grants)]]);
   } finally {
     await conn.end();
   }

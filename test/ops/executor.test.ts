@@ -105,7 +105,7 @@ describe.runIf(testServices().moodleDump)('executor', () => {
   });
 
   it('reports a redelivered target of a command that is unsafe to repeat as interrupted, and does not run it again', async () => {
-    const plan = await createPlan(fx.rt, request('sql/multisql', { sql: "UPDATE {config} SET value = CONCAT(value, '!') WHERE name = 'lang'" }, ['t12']));
+    const plan = await createPlan(fx.rt, request('sql/multisql', { sql: "UPDATE {config} SET value = 'fr' WHERE name = 'lang'" }, ['t12']));
     await fx.app.masterDb(fx.rt.store.t.targets).where({ id: plan.targets[0]!.id }).update({ status: 'applying', attempts: 1 });
     await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
     const { targets } = await waitForRun(fx.rt, plan.run.id);

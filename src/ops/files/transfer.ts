@@ -98,8 +98,12 @@ export async function sendContents(redis: Redis, keys: ExecutorKeys, node: NodeC
   if (!/^[a-z0-9-]{1,64}$/.test(req.transfer)) throw new ContentError('a transfer name holds only lower-case letters, digits and dashes');
   if (req.via === 'folder' && !node.transferDir) throw new ContentError(`node ${node.name} has no transfer_dir`);
   const folder = req.via === 'folder' ? join(node.transferDir as string, req.transfer) : undefined;
-  if (folder !== undefined) await mkdir(folder, { recursive: true, mode: 0o700 });
-  for (const hash of req.hashes) {
+  if (folder !== undefined) {
+    // The batch's folder is new (its name is random) and its files too: nothing planted there is written through.
+    await mkdir(node.transferDir as string, { recursive: true, mode: 0o700 });
+    await mkdir(folder, { mode: 0o700 });
+  }
+  for (const hash of new Set(req.hashes)) {
     if (!CONTENT_HASH.test(hash)) {
       answer.failed.push({ hash, message: 'not a content hash' });
       continue;
@@ -108,7 +112,7 @@ export async function sendContents(redis: Redis, keys: ExecutorKeys, node: NodeC
     let chunks = 0;
     try {
       if (folder !== undefined) {
-        const file = await open(join(folder, hash), 'w', 0o600);
+        const file = await open(join(folder, hash), 'wx', 0o600);
         try {
           for await (const chunk of readContent(sourceFiledir, hash)) (await file.write(chunk), (size += chunk.length));
         } finally {

@@ -3,8 +3,7 @@ import mysql from 'mysql2/promise';
 import { randomBytes } from 'node:crypto';
 import { Backend } from '../src/backend.ts';
 import { DEFAULT_MYSQL_SERVER, loadConfig } from '../src/config.ts';
-import { serverName } from '../src/ops/moodle/target.ts';
-import { parseSettings } from '../src/settings.ts';
+import { parseSettings, serverName } from '../src/settings.ts';
 import { parseMysqlUrl, withDatabase } from '../src/db/mysql-url.ts';
 
 /** The server benchmarks use: MYSQL_URL's (its database ignored) or the default one. */

@@ -109,6 +109,16 @@ function parseApproval(v: unknown): ApprovalSettings {
   };
 }
 
+/**
+ * How a database server is named in db_servers and in every check against it: `host:port` in lower case, localhost
+ * as 127.0.0.1 (as a registry vdbhost is read), an IPv6 address in brackets; or `unix:/path` for a socket.
+ */
+export function serverName(db: { host: string; port: number; socketPath?: string }): string {
+  if (db.socketPath) return `unix:${db.socketPath}`;
+  const host = db.host.toLowerCase() === 'localhost' ? '127.0.0.1' : db.host.toLowerCase();
+  return `${host.includes(':') ? `[${host}]` : host}:${db.port}`;
+}
+
 /** `host:port` with a host name or an IP address (IPv6 in brackets), or `unix:/absolute/path`. */
 const SERVER = /^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9a-fA-F:.]+\]):\d{1,5}|unix:\/[^\0]*)$/;
 
@@ -124,7 +134,9 @@ function parseDbServers(v: unknown): DbServerRule[] {
     if (p !== undefined && (!isMap(p) || typeof p.login !== 'string' || !/^\S{1,80}$/.test(p.login) || typeof p.password !== 'string' || p.password.split(':').length !== 4)) {
       throw new SettingsError(`${where}.provisioning must be { login, password } with the password sealed by vmoodle settings provisioning`);
     }
-    return { server: entry.server.toLowerCase(), tls, ...(entry.ca ? { ca: entry.ca as string } : {}), ...(p ? { provisioning: { login: p.login as string, password: p.password as string } } : {}) };
+    const address = /^\[?(.+?)\]?:(\d+)$/.exec(entry.server);
+    const server = entry.server.startsWith('unix:') || !address ? entry.server : serverName({ host: address[1] as string, port: Number(address[2]) });
+    return { server, tls, ...(entry.ca ? { ca: entry.ca as string } : {}), ...(p ? { provisioning: { login: p.login as string, password: p.password as string } } : {}) };
   });
 }
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { serverName, splitDbHost } from '../ops/moodle/target.ts';
-import { readSettingsFile, settingsDocument, settingsYaml } from '../settings.ts';
+import { splitDbHost } from '../ops/moodle/target.ts';
+import { readSettingsFile, serverName, settingsDocument, settingsYaml } from '../settings.ts';
 import { UsageError } from '../errors.ts';
 import { Keyring } from '../ops/keyring.ts';
 import { cliActor } from './verbs.ts';

@@ -7,6 +7,8 @@ import mysql from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { connectionSecurity } from '../../src/ops/moodle/db-servers.ts';
+import { splitDbHost } from '../../src/ops/moodle/target.ts';
+import { parseSettings, serverName } from '../../src/settings.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chat } from '../../src/bot/chat.ts';
 import { TERMINAL_STYLE } from '../../src/bot/chat-text.ts';
@@ -103,6 +105,12 @@ describe.runIf(testServices().moodleDump)('trust boundaries: an operator in chat
       expect((await row()).vdatapath).toBe(moved);
       expect((await cli('instances', 'edit', 'alpha', `--vdatapath=${before}`)).code).toBe(0);
       expect((await chat().handle(`run registry/edit --hosts alpha vdbhost=127.0.0.1:1`, { id: 'ops' })).text).toMatch(/registry\/edit needs the admin role; you are operator/);
+    });
+
+    it('names a server one way however it is written (localhost is 127.0.0.1), in the settings and in every check', () => {
+      expect(parseSettings({ db_servers: [{ server: 'LOCALHOST:3306' }] }).dbServers?.[0]?.server).toBe('127.0.0.1:3306');
+      expect(serverName({ host: 'localhost', port: 3306 })).toBe('127.0.0.1:3306');
+      expect(serverName({ host: 'localhost', port: 3306 })).toBe(serverName(splitDbHost('localhost')));
     });
 
     it('sends no password in clear or under a key the server chose without TLS, and checks the certificate with it', () => {

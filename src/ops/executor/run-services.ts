@@ -8,10 +8,10 @@ import type { Registry } from '../../registry/registry.ts';
 import { errorFields, type Logger, type SecretValues } from '../../log.ts';
 import { redisConnection, type RedisRole } from './redis.ts';
 import { Keyring } from '../keyring.ts';
-import type { SettingsStore } from '../../settings.ts';
+import { serverName, type SettingsStore } from '../../settings.ts';
 import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
-import { instanceTarget, masterTarget, serverKey, serverName, splitDbHost, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { instanceTarget, masterTarget, splitDbHost, TargetError, type MoodleTarget } from '../moodle/target.ts';
 import { parseMysqlUrl } from '../../db/mysql-url.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
 import { findNode, nodeOfDataroot, type NodeConfig } from '../nodes.ts';
@@ -350,7 +350,7 @@ export class RunServices {
       return { user: rule.provisioning.login, password };
     }
     const master = parseMysqlUrl(this.mysqlUrl);
-    return serverKey(master) === serverKey(server) ? { user: master.user, password: master.password } : undefined;
+    return serverName(master) === serverName(server) ? { user: master.user, password: master.password } : undefined;
   }
 
   /** How to reach a host's database and dataroot, from the registry as loaded. */

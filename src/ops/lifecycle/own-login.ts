@@ -3,7 +3,8 @@ import { instanceHost } from '../../registry/fleet.ts';
 import type { Instance } from '../../registry/instance.ts';
 import type { MoodleAccess } from '../moodle/access.ts';
 import { grantLogin, instanceLoginName, newLoginPassword } from '../moodle/db-logins.ts';
-import { instanceTarget, serverName, type MoodleDb } from '../moodle/target.ts';
+import { instanceTarget, type MoodleDb } from '../moodle/target.ts';
+import { serverName } from '../../settings.ts';
 
 export class OwnLoginError extends errorKind('registry') {}
 

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
 import { OpsError } from '../../errors.ts';
-import type { DbServerRule } from '../../settings.ts';
-import { serverName, type MoodleDb } from './target.ts';
+import { serverName, type DbServerRule } from '../../settings.ts';
+import type { MoodleDb } from './target.ts';
 
 /**
  * The one gate every login to a fleet database passes: a server an admin did not list in the settings' db_servers

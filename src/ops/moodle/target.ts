@@ -63,6 +63,3 @@ export function masterTarget(host: Host, config: Config, mysqlUrl: string): Mood
  * per server and credentials (see MoodleAccess).
  */
 export const serverKey = (db: Pick<MoodleDb, 'host' | 'port'>) => `${db.host}:${db.port}`;
-
-/** How a server is named in the settings' db_servers and in refusals (an IPv6 address in brackets). */
-export const serverName = (db: Pick<MoodleDb, 'host' | 'port'> & { socketPath?: string }) => (db.socketPath ? `unix:${db.socketPath}` : `${db.host.includes(':') ? `[${db.host}]` : db.host}:${db.port}`.toLowerCase());

@@ -121,7 +121,8 @@ export class Backend {
       const [{ RunServices }, { assertRedisAnswers }, { RunStore }] = await Promise.all([
         import('./ops/executor/run-services.ts'), import('./ops/executor/redis.ts'), import('./ops/executor/store.ts'),
       ]);
-      const store = new RunStore(this.masterDb, this.config.executor.tablePrefix, new Keyring(this.config.secretKeys));
+      const keyring = new Keyring(this.config.secretKeys);
+      const store = new RunStore(this.masterDb, this.config.executor.tablePrefix, keyring);
       let installation: string;
       const settings = await this.settings();
       try {
@@ -130,7 +131,7 @@ export class Backend {
         throw this.explain(err);
       }
       const runtime = new RunServices({
-        config: this.config, redisUrl: this.urls.redisUrl, mysqlUrl: this.urls.mysqlUrl, store, registry, log: this.log, secrets: this.secrets, installation, redisRole: this.redisRole, settings,
+        config: this.config, redisUrl: this.urls.redisUrl, mysqlUrl: this.urls.mysqlUrl, store, registry, log: this.log, secrets: this.secrets, installation, redisRole: this.redisRole, settings, keyring,
       });
       try {
         if (this.redisRole === 'front') await assertRedisAnswers(runtime.redis, this.urls.redisUrl, this.config.redisTimeoutMs);

@@ -1,7 +1,7 @@
 import type { Knex } from 'knex';
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { parse as parseYaml, stringify as toYaml } from 'yaml';
+import { stringify as toYaml } from 'yaml';
+import { readYamlFile } from './config.ts';
 import { errorKind } from './errors.ts';
 
 /**
@@ -153,15 +153,7 @@ export function parseSettings(doc: unknown): SecuritySettings {
   };
 }
 
-export function readSettingsFile(path: string): SecuritySettings {
-  let doc: unknown;
-  try {
-    doc = parseYaml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new SettingsError(`cannot read ${path}: ${(err as Error).message.split('\n')[0]}`);
-  }
-  return parseSettings(doc);
-}
+export const readSettingsFile = (path: string): SecuritySettings => parseSettings(readYamlFile(path, 'settings import', SettingsError));
 
 /** The settings as the document an admin reads and edits. */
 export function settingsDocument(s: SecuritySettings): Record<string, unknown> {

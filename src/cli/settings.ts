@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { splitDbHost } from '../ops/moodle/target.ts';
+import { splitDbHost } from '../registry/instance.ts';
 import { readSettingsFile, serverName, settingsDocument, settingsYaml } from '../settings.ts';
 import { UsageError } from '../errors.ts';
 import { Keyring } from '../ops/keyring.ts';

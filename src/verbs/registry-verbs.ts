@@ -6,7 +6,6 @@ import { addFieldOptions, fieldsFrom } from './instance-fields.ts';
 import { defineVerb, type Session, type VerbDef, type View } from './verb.ts';
 import { afterPlan } from './plan-verbs.ts';
 
-
 /**
  * The fields that decide where a login is sent and which folders are the instance's: only an admin changes them
  * (docs/security.md), since a row pointed elsewhere hands the instance's password, or another's files, to whoever is there.

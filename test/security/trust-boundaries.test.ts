@@ -7,7 +7,7 @@ import mysql from 'mysql2';
 import mysqlPromise from 'mysql2/promise';
 import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
 import { connectionSecurity } from '../../src/ops/moodle/db-servers.ts';
-import { splitDbHost } from '../../src/ops/moodle/target.ts';
+import { splitDbHost } from '../../src/registry/instance.ts';
 import { parseSettings, serverName } from '../../src/settings.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Chat } from '../../src/bot/chat.ts';

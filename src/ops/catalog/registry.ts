@@ -3,7 +3,6 @@ import type { InstanceChanges } from '../../registry/registry.ts';
 import { ParamError } from '../params.ts';
 import { WHERE_FIELDS, type WhereField } from '../../registry/instance.ts';
 
-
 const given = (p: Readonly<Record<string, string | undefined>>) => WHERE_FIELDS.filter((f) => (p[f] ?? '') !== '');
 
 /**
@@ -33,12 +32,12 @@ export const registryEdit = defineCommand({
   },
   async apply(ctx, target, p) {
     const instance = await ctx.lifecycle.registry.get(String(target.host.id));
-    const changing = given(p).filter((f) => String(instance[f]) !== p[f]);
-    const old = given(p).map((f) => `${f}=${instance[f]}`).join(', ');
+    const fields = given(p);
+    const changing = fields.filter((f) => String(instance[f]) !== p[f]);
+    const old = fields.map((f) => `${f}=${instance[f]}`).join(', ');
     if (changing.length === 0) return { status: 'already_applied', old, new: old };
-    const changes = Object.fromEntries(changing.map((f: WhereField) => [f, p[f]])) as InstanceChanges;
-    await ctx.lifecycle.registry.edit(String(instance.id), changes);
-    return { status: 'applied', old, new: given(p).map((f) => `${f}=${p[f]}`).join(', ') };
+    await ctx.lifecycle.registry.edit(String(instance.id), Object.fromEntries(changing.map((f: WhereField) => [f, p[f]])) as InstanceChanges);
+    return { status: 'applied', old, new: fields.map((f) => `${f}=${p[f]}`).join(', ') };
   },
 });
 

@@ -10,9 +10,17 @@ export interface Alert {
 /** Alerts kept while no chat takes them (no ops channel, no bot running): the newest this many. */
 const KEPT = 1000;
 
-export async function pushAlert(rt: RunServices, alert: Omit<Alert, 'at'>): Promise<void> {
-  await rt.redis.multi().rpush(rt.keys.alerts(), JSON.stringify({ ...alert, at: Date.now() })).ltrim(rt.keys.alerts(), -KEPT, -1).exec();
+/** Adds to a list the chat takes from, keeping the newest KEPT. */
+async function keep(rt: RunServices, key: string, value: unknown): Promise<void> {
+  await rt.redis.multi().rpush(key, JSON.stringify(value)).ltrim(key, -KEPT, -1).exec();
 }
+
+/** The oldest entries of such a list, taken: each is given to one taker only, however many bot processes ask. */
+async function take<T>(rt: RunServices, key: string, count: number): Promise<T[]> {
+  return ((await rt.redis.lpop(key, count)) ?? []).map((a) => JSON.parse(a) as T);
+}
+
+export const pushAlert = (rt: RunServices, alert: Omit<Alert, 'at'>) => keep(rt, rt.keys.alerts(), { ...alert, at: Date.now() });
 
 /** A decision taken on the command line, the break-glass path: audited, and told in the run's thread by the chat. */
 export interface BreakGlass {
@@ -22,17 +30,11 @@ export interface BreakGlass {
 
 export async function pushBreakGlass(rt: RunServices, notice: BreakGlass): Promise<void> {
   await rt.store.addEvent(notice.runId, 'break_glass', 'vmoodle-ops', notice.text);
-  await rt.redis.multi().rpush(rt.keys.breakGlass(), JSON.stringify(notice)).ltrim(rt.keys.breakGlass(), -KEPT, -1).exec();
+  await keep(rt, rt.keys.breakGlass(), notice);
 }
 
-/** The command-line decisions waiting to be told, taken once whichever bot asks. */
-export async function takeBreakGlass(rt: RunServices, count = 20): Promise<BreakGlass[]> {
-  const taken = await rt.redis.lpop(rt.keys.breakGlass(), count);
-  return (taken ?? []).map((a) => JSON.parse(a) as BreakGlass);
-}
+/** The command-line decisions waiting to be told. */
+export const takeBreakGlass = (rt: RunServices, count = 20) => take<BreakGlass>(rt, rt.keys.breakGlass(), count);
 
-/** The oldest alerts waiting, taken: each is given to one taker only, however many bot processes ask. */
-export async function takeAlerts(rt: RunServices, count = 20): Promise<Alert[]> {
-  const taken = await rt.redis.lpop(rt.keys.alerts(), count);
-  return (taken ?? []).map((a) => JSON.parse(a) as Alert);
-}
+/** The oldest alerts waiting. */
+export const takeAlerts = (rt: RunServices, count = 20) => take<Alert>(rt, rt.keys.alerts(), count);

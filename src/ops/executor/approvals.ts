@@ -28,12 +28,12 @@ async function requestedAt(rt: RunServices, runId: number): Promise<number> {
  * was asked, for the plan whose hash they were shown. The start is the executor's conditional one, so two
  * approvers at once start one run.
  */
-export async function approveRun(rt: RunServices, runId: number, approver: string, typed: string, shownHash: string, policy: ApprovalPolicy = DEFAULT_APPROVAL_POLICY, samePerson: (a: string, b: string) => boolean = (a, b) => a === b): Promise<RunRow> {
+export async function approveRun(rt: RunServices, runId: number, approver: string, typed: string, shownHash: string, policy: ApprovalPolicy = DEFAULT_APPROVAL_POLICY, samePerson?: (a: string, b: string) => boolean): Promise<RunRow> {
   const run = await rt.store.getRun(runId);
   if (run.state !== 'awaiting_approval') throw new ApprovalError(`run ${runId} is not awaiting approval (it is ${run.state.replaceAll('_', ' ')})`);
   if (approver === run.requested_by) throw new ApprovalError('you requested this run; a second person must approve it');
   // One person under two names (a chat user and the operating-system user the RBAC maps them to) is still one.
-  if (samePerson(approver, run.requested_by)) throw new ApprovalError(`you requested this run as ${run.requested_by}; a second person must approve it`);
+  if (samePerson?.(approver, run.requested_by)) throw new ApprovalError(`you requested this run as ${run.requested_by}; a second person must approve it`);
   if (Date.now() - (await requestedAt(rt, runId)) > policy.ttlMs) {
     await expire(rt, runId);
     throw new ApprovalError(`the approval request for run ${runId} expired; plan it again`);

@@ -7,11 +7,12 @@ import type { Fleet, Host } from '../../registry/fleet.ts';
 import type { Registry } from '../../registry/registry.ts';
 import { errorFields, type Logger, type SecretValues } from '../../log.ts';
 import { redisConnection, type RedisRole } from './redis.ts';
-import { Keyring } from '../keyring.ts';
+import type { Keyring } from '../keyring.ts';
 import { serverName, type SettingsStore } from '../../settings.ts';
 import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
-import { instanceTarget, masterTarget, splitDbHost, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
+import { splitDbHost } from '../../registry/instance.ts';
 import { parseMysqlUrl } from '../../db/mysql-url.ts';
 import { runVmoodleScript } from '../moodle/php.ts';
 import { findNode, nodeOfDataroot, type NodeConfig } from '../nodes.ts';
@@ -101,7 +102,7 @@ export class RunServices {
 
   constructor(parts: {
     config: Config; redisUrl: string; mysqlUrl: string; store: RunStore; registry: Registry; log: Logger; secrets: SecretValues;
-    installation: string; redisRole: RedisRole; settings: SettingsStore;
+    installation: string; redisRole: RedisRole; settings: SettingsStore; keyring: Keyring;
   }) {
     const { config, log } = parts;
     this.config = config;
@@ -122,7 +123,7 @@ export class RunServices {
     this.keys = new ExecutorKeys(this.queuePrefix, this.installation);
     this.gate = new Gate(this.redis, this.keys);
     this.progress = new Progress(this.redis, this.keys);
-    this.keyring = new Keyring(config.secretKeys);
+    this.keyring = parts.keyring;
     this.templates = new TemplateStore(config.lifecycle.templatesDir);
     this.journal = new Journal(parts.store.db, parts.store.t);
   }

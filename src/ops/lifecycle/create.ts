@@ -94,8 +94,9 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
   try {
     await step('check');
     const manifest = assertRewritable(await deps.templates.get(templateName));
+    const paths = deps.templates.paths(templateName);
     // A template's parts are read where they really are: one that leads out of the templates folder is not copied.
-    for (const part of [deps.templates.paths(templateName).dump, deps.templates.paths(templateName).dataroot]) {
+    for (const part of [paths.dump, paths.dataroot]) {
       const outside = await confinementProblem(part, { root: { path: deps.templates.dir, what: 'the templates folder' }, keep: [] });
       if (outside) throw new LifecycleError(`template ${templateName}: ${outside}`);
     }
@@ -119,7 +120,6 @@ export async function createFromTemplate(deps: CreateDeps, templateName: string,
     made.login = true;
 
     await step('load');
-    const paths = deps.templates.paths(templateName);
     const dump = await readDump(paths.dump, manifest.prefix);
     made.tables = true;
     await runSqlIn(await access.connectionOptions(target), target.db.database, copySql(dump, { prefix: target.db.prefix, from: manifest.source.wwwroot, to: target.host.wwwroot }));

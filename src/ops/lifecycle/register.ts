@@ -1,12 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import mysql from 'mysql2/promise';
 import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
-import { INSTANCE_DEFAULTS, type Instance, type InstanceFields } from '../../registry/instance.ts';
+import { INSTANCE_DEFAULTS, splitDbHost, type Instance, type InstanceFields } from '../../registry/instance.ts';
 import type { NewInstance } from '../../registry/registry.ts';
 import { normaliseWwwroot, validateInstance } from '../../registry/validation.ts';
 import { describeError } from '../moodle/db-errors.ts';
 import { readSiteConfig, type SiteConfig } from '../moodle/site-config.ts';
-import { splitDbHost } from '../moodle/target.ts';
 import { MOODLE_TABLES } from '../moodle/tables.ts';
 
 /** A config.php bigger than this is not a Moodle configuration file. */

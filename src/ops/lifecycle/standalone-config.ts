@@ -2,8 +2,7 @@ import { mkdir } from 'node:fs/promises';
 import { writeFileSafely } from '../../paths.ts';
 import { join } from 'node:path';
 import { errorKind } from '../../errors.ts';
-import type { Instance } from '../../registry/instance.ts';
-import { splitDbHost } from '../moodle/target.ts';
+import { splitDbHost, type Instance } from '../../registry/instance.ts';
 import { exists } from './dataroot.ts';
 
 /** Only its group (the web server's) may read a file that holds a database password. */

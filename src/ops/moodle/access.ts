@@ -17,7 +17,6 @@ export interface AccessOptions {
   allowedServers: () => Promise<readonly DbServerRule[] | undefined>;
 }
 
-
 interface ServerSlots {
   used: number;
   waiting: Array<() => void>;
@@ -64,7 +63,8 @@ export class MoodleAccess {
 
   /**
    * How to reach a target's server: only one an admin allowed, with the TLS and login rules its entry sets; the
-   * master as its own configuration (MYSQL_URL), which only its admin sets, says. Checked before every connection is opened, so nothing reaches a server that is not listed.
+   * master as its own configuration (MYSQL_URL), which only its admin sets, says. Asked before every connection is
+   * leased or opened, so nothing reaches a server that is not listed, even from a pool opened before it was taken off.
    */
   async connectionOptions(target: MoodleTarget) {
     const rule = target.host.kind === 'master' ? undefined : allowedServer(await this.options.allowedServers(), target.db);
@@ -86,10 +86,8 @@ export class MoodleAccess {
    * The pool of the product's own SQL, whose connections take several statements per round trip (see Statements).
    * An operator's SQL never runs on them.
    */
-  private async pool(target: MoodleTarget): Promise<Pool> {
+  private pool(target: MoodleTarget, options: Awaited<ReturnType<MoodleAccess['connectionOptions']>>): Pool {
     const key = this.poolKey(target);
-    // Checked for every lease, so that a server an admin takes off the list gets no new connection from a pool opened before.
-    const options = await this.connectionOptions(target);
     let pool = this.pools.get(key);
     if (!pool) {
       pool = mysql.createPool({ ...options, connectionLimit: this.options.perServer, multipleStatements: true });
@@ -104,8 +102,9 @@ export class MoodleAccess {
    * within the cap.
    */
   private async operatorConnection(target: MoodleTarget): Promise<Connection> {
-    (await (await this.pool(target)).getConnection()).destroy();
-    return mysql.createConnection({ ...(await this.connectionOptions(target)), multipleStatements: false });
+    const options = await this.connectionOptions(target);
+    (await this.pool(target, options).getConnection()).destroy();
+    return mysql.createConnection({ ...options, multipleStatements: false });
   }
 
   /** `db`.`prefix_table` of this target. */
@@ -151,7 +150,7 @@ export class MoodleAccess {
     const free = await this.slot(serverKey(target.db));
     let conn: C;
     try {
-      conn = (operator ? await this.operatorConnection(target) : await (await this.pool(target)).getConnection()) as C;
+      conn = (operator ? await this.operatorConnection(target) : await this.pool(target, await this.connectionOptions(target)).getConnection()) as C;
     } catch (err) {
       free();
       throw err;

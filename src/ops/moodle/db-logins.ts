@@ -30,7 +30,8 @@ export const newLoginPassword = () => randomBytes(24).toString('base64url');
  * run by the server's provisioning account.
  */
 export async function grantLogin(conn: Connection, login: string, password: string, databases: { name: string } | { like: string }): Promise<void> {
-  const scope = 'name' in databases ? quoteId(databases.name.replace(/[_%]/g, '\\$&')) : quoteId(`${escapeLike(databases.like)}%`);
+  // A database-level grant reads its name as a LIKE pattern: `_` and `%` are escaped to mean themselves.
+  const scope = quoteId('name' in databases ? escapeLike(databases.name) : `${escapeLike(databases.like)}%`);
   for (const host of LOGIN_HOSTS) {
     await conn.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [login, host, password]);
     await conn.query('ALTER USER ?@? IDENTIFIED BY ?', [login, host, password]);

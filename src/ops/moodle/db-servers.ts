@@ -15,7 +15,6 @@ export class ServerNotAllowedError extends OpsError {
   }
 }
 
-
 /** The rule that lets a login reach this server; refused with the reason otherwise. */
 export function allowedServer(rules: readonly DbServerRule[] | undefined, db: Pick<MoodleDb, 'host' | 'port'>): DbServerRule {
   const name = serverName(db);

@@ -60,7 +60,7 @@ const BINARY = new Set([
 const UNARY = new Set(['NOT', '!', '-', '+']);
 
 /** Functions that change state or reach outside the database: a SELECT calling one is not a read. */
-export const STATEFUL_FUNCTIONS = new Set([
+const STATEFUL_FUNCTIONS = new Set([
   'NEXTVAL', 'SETVAL', 'LASTVAL', 'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS', 'SLEEP', 'BENCHMARK', 'LOAD_FILE',
   'MASTER_POS_WAIT', 'MASTER_GTID_WAIT', 'SYS_EXEC', 'SYS_EVAL',
 ]);
@@ -210,7 +210,7 @@ export function compileCondition(text: string, scope: ConditionScope): CompiledC
 }
 
 /** Whether a tree holds a function call from a set (a deep walk: subqueries and unions included). */
-export function callsAny(node: unknown, names: ReadonlySet<string>): boolean {
+function callsAny(node: unknown, names: ReadonlySet<string>): boolean {
   if (!node || typeof node !== 'object') return false;
   if ((node as Node).type === 'function' && names.has(functionName(node as Node))) return true;
   return Object.values(node).some((child) => callsAny(child, names));

@@ -5,8 +5,6 @@ import { parseMysqlUrl } from '../../db/mysql-url.ts';
 import type { Host } from '../../registry/fleet.ts';
 import { splitDbHost, type Instance } from '../../registry/instance.ts';
 
-export { dbHostKey, splitDbHost } from '../../registry/instance.ts';
-
 /** Where one Moodle's database lives. The password stays here, in memory; it is never written to jobs or logs. */
 export interface MoodleDb {
   host: string;

@@ -69,8 +69,9 @@ describe.runIf(testServices().moodleDump)("the fleet's cron through VMoodle's wr
   const names = ['r1', 'r2', 'r3', 'r4', 'r5', 'cronmaint-m1', 'slow-h1', 'cronempty-e1'];
   const hostArgs = (since: number) => fake.records().sort((a, b) => a.start - b.start).slice(since).map((r) => (r.argv.find((a) => a.startsWith('--host=')) as string).replace(/^--host=https:\/\/|\.campus\.example\.org$/g, ''));
   const registryRow = async (shortname: string) => fx.app.masterDb(fx.rt.registry.table).where({ shortname }).first('id', 'lastcron', 'lastcrongap', 'croncount');
+  // Each cron is a stand-in PHP process: under a full suite on two cores, two of them can take longer than 10 s.
   const until = async <T>(what: string, probe: () => Promise<T | undefined>): Promise<T> => {
-    for (let i = 0; i < 200; i++) {
+    for (let i = 0; i < 600; i++) {
       const found = await probe();
       if (found !== undefined) return found;
       await new Promise((r) => setTimeout(r, 50));

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { PROJECT_ROOT } from '../src/config.ts';
+import { PROJECT_ROOT } from '../src/core/config.ts';
 import { printTable, time, type Row } from './support.ts';
 
 const RUNS = 7;

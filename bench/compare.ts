@@ -1,6 +1,6 @@
 import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
-import { comparisonCsv, comparisonOf, comparisonSummary, differences } from '../src/ops/compare.ts';
+import { comparisonCsv, comparisonOf, comparisonSummary, differences } from '../src/verbs/compare.ts';
 import { createPlan } from '../src/ops/executor/planner.ts';
 import { startRun } from '../src/ops/executor/run-actions.ts';
 import { FINAL_STATES } from '../src/ops/executor/run-model.ts';

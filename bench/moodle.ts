@@ -1,8 +1,8 @@
-import { parseMysqlUrl } from '../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../src/core/db/mysql-url.ts';
 import { loadDump, restoreSql, runSqlIn } from '../src/ops/moodle/dump.ts';
 import { COMPACT_SCHEMA_PATH } from '../src/ops/moodle/moodle-source.ts';
-import { loadConfig } from '../src/config.ts';
-import { buildThinInstances } from '../src/sandbox/thin.ts';
+import { loadConfig } from '../src/core/config.ts';
+import { buildThinInstances } from '../src/ops/lifecycle/sandbox-thin.ts';
 import { printTable, time, withScratchDatabase, type Row } from './support.ts';
 
 /** What test fleets cost to build: a full restore, a compact one, and thin instances. */

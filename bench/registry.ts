@@ -1,7 +1,7 @@
-import { openDatabase } from '../src/db/knex.ts';
+import { openDatabase } from '../src/core/db/knex.ts';
 import { Registry } from '../src/registry/registry.ts';
 import { resolveTargets, type Selector } from '../src/registry/selector.ts';
-import { sandboxInstance } from '../src/sandbox/fleet.ts';
+import { sandboxInstance } from '../src/ops/lifecycle/sandbox-fleet.ts';
 import { printTable, time, withScratchDatabase, type Row } from './support.ts';
 
 const FLEET_SIZE = 10_000;

@@ -1,10 +1,10 @@
 import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
 import { randomBytes } from 'node:crypto';
-import { Backend } from '../src/backend.ts';
-import { DEFAULT_MYSQL_SERVER, loadConfig } from '../src/config.ts';
-import { parseSettings, serverName } from '../src/settings.ts';
-import { parseMysqlUrl, withDatabase } from '../src/db/mysql-url.ts';
+import { Backend } from '../src/verbs/backend.ts';
+import { DEFAULT_MYSQL_SERVER, loadConfig } from '../src/core/config.ts';
+import { parseSettings, serverName } from '../src/core/settings.ts';
+import { parseMysqlUrl, withDatabase } from '../src/core/db/mysql-url.ts';
 
 /** The server benchmarks use: MYSQL_URL's (its database ignored) or the default one. */
 export const benchServer = () => withDatabase(process.env.MYSQL_URL ?? DEFAULT_MYSQL_SERVER, '');

@@ -1,4 +1,4 @@
-import { main } from './cli.ts';
+import { main } from './app/program.ts';
 
 // A command line ends when its verb has: a driver's reconnect timer left behind (Redis that went away) must not
 // hold the process open. On Linux, writes to a terminal, a file or a pipe are synchronous, so nothing printed is lost.

@@ -1,12 +1,12 @@
 import parseArgs from 'string-argv';
-import type { Backend } from '../backend.ts';
-import { errorReport, type ErrorReport } from '../errors.ts';
-import { errorFields } from '../log.ts';
+import type { Backend } from '../verbs/backend.ts';
+import { errorReport, type ErrorReport } from '../core/errors.ts';
+import { errorFields } from '../core/log.ts';
 import type { ApprovalPolicy } from '../ops/executor/approval-policy.ts';
 import { invoke, parseLine } from '../verbs/index.ts';
 import type { Rbac } from '../verbs/rbac.ts';
 import { Session, type Actor, type VerbDef, type Via, type View } from '../verbs/verb.ts';
-import { errorText, viewText, type ChatStyle } from './chat-text.ts';
+import { errorText, viewText, type ChatStyle } from '../verbs/text-views.ts';
 
 /** What a chat shows for one line or button: the verb's view (or the error, or the help asked for) and its text. */
 export interface ChatReply {

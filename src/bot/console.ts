@@ -1,12 +1,12 @@
 import { userInfo } from 'node:os';
 import { createInterface } from 'node:readline';
-import type { Backend } from '../backend.ts';
-import type { CliIO } from '../cli/output.ts';
+import type { Backend } from '../verbs/backend.ts';
+import type { TerminalIO } from '../core/terminal.ts';
 import { approvalPolicy } from '../ops/executor/approval-policy.ts';
 import { followRun, waitingText, stepLine } from '../verbs/follow.ts';
 import { Rbac, type RbacConfig } from '../verbs/rbac.ts';
 import { Chat, type ChatReply } from './chat.ts';
-import { canaryText, statusText, TERMINAL_STYLE } from './chat-text.ts';
+import { canaryText, statusText, TERMINAL_STYLE } from '../verbs/text-views.ts';
 
 /**
  * With an RBAC in the master's settings the console is its operating-system user, with that user's roles, and
@@ -21,7 +21,7 @@ export function consoleRbac(rbac: RbacConfig | undefined): { rbac: Rbac; demo: b
 const STEP = 0.25;
 
 /** Follows a run the reply started, a line every quarter; a canary run comes back to the prompt when it pauses. */
-async function follow(io: CliIO, backend: Backend, reply: ChatReply): Promise<void> {
+async function follow(io: TerminalIO, backend: Backend, reply: ChatReply): Promise<void> {
   if (reply.view?.kind !== 'run' || !reply.view.follow) return;
   let next = STEP;
   const started = reply.view.run;
@@ -37,7 +37,7 @@ async function follow(io: CliIO, backend: Backend, reply: ChatReply): Promise<vo
  * A terminal chat: each line is a `/vmoodle` line (the leading `/vmoodle` may be left out), handled by the same
  * verbs as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
  */
-export async function consoleChat(io: CliIO, backend: Backend, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+export async function consoleChat(io: TerminalIO, backend: Backend, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
   const security = await backend.security();
   const { rbac, demo } = consoleRbac(security.rbac);
   const chat = new Chat(backend, rbac, approvalPolicy(security.approval), 'console', TERMINAL_STYLE);

@@ -1,5 +1,5 @@
 import { SingleBar } from 'cli-progress';
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { FINAL_STATES, scheduleText, type RunRow } from '../ops/executor/run-model.ts';
@@ -91,8 +91,8 @@ async function awaitChatApproval(ctx: CliContext, out: Output, session: Session,
  */
 export async function followOnTerminal(ctx: CliContext, out: Output, session: Session, run: RunRow): Promise<void> {
   const rt = await session.ops();
-  const [{ ExecutorWorker }, { servedNode }] = await Promise.all([import('../ops/executor/worker.ts'), import('../ops/nodes.ts')]);
-  const local = (await rt.queue.getWorkersCount()) === 0 ? new ExecutorWorker(rt, { node: servedNode(rt.config.nodes, rt.config.node) }) : undefined;
+  const [{ ExecutorWorker }, { servedNode }, { FLEET_SCHEDULES }] = await Promise.all([import('../ops/executor/worker.ts'), import('../core/nodes.ts'), import('../ops/schedules/index.ts')]);
+  const local = (await rt.queue.getWorkersCount()) === 0 ? new ExecutorWorker(rt, { node: servedNode(rt.config.nodes, rt.config.node), schedules: FLEET_SCHEDULES }) : undefined;
   if (local) out.line('No worker is running: this command runs the targets itself.');
   const bar = ctx.io.tty && !out.json ? new SingleBar({ format: 'targets [{bar}] {value}/{total} {failed} failed {step}', stream: process.stderr }) : undefined;
   const total = run.target_count;

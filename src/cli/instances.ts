@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { EXIT_USAGE, UsageError } from '../errors.ts';
+import { EXIT_USAGE, UsageError } from '../core/errors.ts';
 import type { NewInstance } from '../registry/registry.ts';
 import { instanceJson } from '../registry/status.ts';
 import { dbHostKey, type Instance } from '../registry/instance.ts';
-import { parseMysqlUrl } from '../db/mysql-url.ts';
-import type { Backend } from '../backend.ts';
+import { parseMysqlUrl } from '../core/db/mysql-url.ts';
+import type { Backend } from '../verbs/backend.ts';
 import { addFieldOptions, fieldsFrom } from '../verbs/instance-fields.ts';
 import type { CliContext } from './context.ts';
 

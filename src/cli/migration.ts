@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { instanceHost } from '../registry/fleet.ts';
 import { instanceTarget, masterTarget } from '../ops/moodle/target.ts';
 import type { CliContext } from './context.ts';

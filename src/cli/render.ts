@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { CommandDef } from '../ops/command.ts';
-import { cellOf, comparisonOf, comparisonSummary, differences, type Comparison } from '../ops/compare.ts';
+import type { CommandDef } from '../ops/commands/command.ts';
+import { cellOf, comparisonOf, comparisonSummary, differences, type Comparison } from '../verbs/compare.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import { countsText, DONE_OK, FINAL_STATES, shownParams, statusCounts, type RunEvent, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
 import type { Host } from '../registry/fleet.ts';
@@ -8,7 +8,7 @@ import { leftOutLine, type Selection } from '../registry/selector.ts';
 import { cronLate, instanceJson, instanceState, mnetLabel } from '../registry/status.ts';
 import { templateLine } from '../registry/templates.ts';
 import type { View } from '../verbs/verb.ts';
-import { journalLine, lintText, sessionLine, TERMINAL_STYLE, viewText } from '../bot/chat-text.ts';
+import { journalLine, lintText, sessionLine, TERMINAL_STYLE, viewText } from '../verbs/text-views.ts';
 import type { Output } from './output.ts';
 
 const PREVIEW_SAMPLE = 10;

@@ -1,14 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
-import type { Backend } from '../backend.ts';
+import type { Backend } from '../verbs/backend.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
-import { parseMysqlUrl } from '../db/mysql-url.ts';
-import { serverName } from '../settings.ts';
+import { parseMysqlUrl } from '../core/db/mysql-url.ts';
+import { serverName } from '../core/settings.ts';
 
 /** Restores the sandbox master when needed, then adds `count` instances. */
 export async function prepareSandboxMaster(app: Backend, out: Output): Promise<void> {
   if (!app.config.sandbox) return;
-  const { ensureSandboxMaster } = await import('../sandbox/fleet.ts');
+  const { ensureSandboxMaster } = await import('../ops/lifecycle/sandbox-fleet.ts');
   await ensureSandboxMaster({ config: app.config, mysqlUrl: app.urls.mysqlUrl, log: (l) => out.line(l) });
   await allowSandboxServer(app);
 }
@@ -25,7 +25,7 @@ async function allowSandboxServer(app: Backend): Promise<void> {
 export async function buildSandbox(app: Backend, out: Output, count: number) {
   await prepareSandboxMaster(app, out);
   await allowSandboxServer(app);
-  const { createSandbox } = await import('../sandbox/fleet.ts');
+  const { createSandbox } = await import('../ops/lifecycle/sandbox-fleet.ts');
   return createSandbox({ config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l) => out.line(l) }, count);
 }
 

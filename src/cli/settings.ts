@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { splitDbHost } from '../registry/instance.ts';
-import { readSettingsFile, serverName, settingsDocument, settingsYaml } from '../settings.ts';
-import { UsageError } from '../errors.ts';
-import { Keyring } from '../ops/keyring.ts';
+import { readSettingsFile, serverName, settingsDocument, settingsYaml } from '../core/settings.ts';
+import { UsageError } from '../core/errors.ts';
+import { Keyring } from '../core/keyring.ts';
 import { cliActor } from './verbs.ts';
 import type { CliContext } from './context.ts';
 

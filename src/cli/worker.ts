@@ -9,14 +9,14 @@ export function registerWorker(program: Command, ctx: CliContext): void {
     .addHelpText('after', '\nExamples:\n  VMOODLE_WORKER_CONCURRENCY=64 vmoodle worker\n  vmoodle worker --node web1')
     .action(async (opts: { node?: string }, cmd: Command) => {
       const out = ctx.output(cmd);
-      const { ExecutorWorker } = await import('../ops/executor/worker.ts');
-      const { servedNode } = await import('../ops/nodes.ts');
+      const [{ ExecutorWorker }, { FLEET_SCHEDULES }] = await Promise.all([import('../ops/executor/worker.ts'), import('../ops/schedules/index.ts')]);
+      const { servedNode } = await import('../core/nodes.ts');
       const { config } = ctx.app();
       const node = servedNode(config.nodes, config.node, opts.node);
       ctx.app().logRunsAt('info');
       ctx.app().redisRole = 'worker';
       const rt = await ctx.app().ops();
-      const worker = new ExecutorWorker(rt, { node });
+      const worker = new ExecutorWorker(rt, { node, schedules: FLEET_SCHEDULES });
       await worker.waitUntilReady();
       for (const warning of [await rt.legacyWarning(), await rt.serverWarning()]) if (warning) out.line(`Warning: ${warning}`);
       const php = worker.node ? `; node ${worker.node.name}'s work too (code root ${worker.node.codeRoot}, ${worker.node.maxPhp} PHP processes at most)` : '';

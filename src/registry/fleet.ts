@@ -1,6 +1,6 @@
-import { errorKind } from '../errors.ts';
+import { errorKind } from '../core/errors.ts';
 import { closest } from 'fastest-levenshtein';
-import type { MasterHost } from '../config.ts';
+import type { MasterHost } from '../core/config.ts';
 import type { Instance } from './instance.ts';
 import { brokenRows, normaliseWwwroot } from './validation.ts';
 

@@ -1,4 +1,4 @@
-import { errorKind } from '../errors.ts';
+import { errorKind } from '../core/errors.ts';
 /**
  * Host globs, as operators expect them and unlike VMoodle's: the whole wwwroot must match, letters match
  * regardless of case, `*` is any run of characters, `?` exactly one, and every other character is itself

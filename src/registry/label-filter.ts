@@ -1,4 +1,4 @@
-import { errorKind } from '../errors.ts';
+import { errorKind } from '../core/errors.ts';
 /**
  * The filters of VMoodle's web target picker: contains, does not contain, and `/regex/flags` where an extra
  * `n` flag negates. They test an instance's name, short name and wwwroot.

@@ -1,13 +1,13 @@
-import { errorKind } from '../errors.ts';
+import { errorKind } from '../core/errors.ts';
 import type { Knex } from 'knex';
 import { resolve } from 'node:path';
-import type { MasterHost } from '../config.ts';
-import { assertTablePrefix, escapeLike } from '../db/identifiers.ts';
+import type { MasterHost } from '../core/config.ts';
+import { assertTablePrefix, escapeLike } from '../core/db/identifiers.ts';
 import { Fleet, HostLookupError } from './fleet.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS, rowToInstance, type Instance, type InstanceFields, type RegistryRow } from './instance.ts';
 import { ensureRegistryTable, REGISTRY_TABLE } from './table.ts';
 import { normaliseWwwroot, validateInstance, ValidationError } from './validation.ts';
-import { confinementProblem, type KeptFolder } from '../paths.ts';
+import { confinementProblem, type KeptFolder } from '../core/paths.ts';
 
 export class RegistryError extends errorKind('registry') {}
 

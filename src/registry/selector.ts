@@ -1,4 +1,4 @@
-import { errorKind, OpsError } from '../errors.ts';
+import { errorKind, OpsError } from '../core/errors.ts';
 import { compileGlobList, type HostGlob } from './glob.ts';
 import type { Fleet, Host, LeftOutHost } from './fleet.ts';
 import { containsFilter, notContainsFilter, regexFilter, type LabelFilter } from './label-filter.ts';

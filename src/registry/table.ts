@@ -1,6 +1,6 @@
-import { errorKind } from '../errors.ts';
+import { errorKind } from '../core/errors.ts';
 import type { Knex } from 'knex';
-import { assertTablePrefix, quoteId } from '../db/identifiers.ts';
+import { assertTablePrefix, quoteId } from '../core/db/identifiers.ts';
 
 /** VMoodle's registry table, `{prefix}local_vmoodle`, as its db/install.xml defines it. */
 export const REGISTRY_TABLE = 'local_vmoodle';

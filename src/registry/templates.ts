@@ -1,6 +1,6 @@
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorKind } from '../errors.ts';
+import { errorKind } from '../core/errors.ts';
 
 /** A template's name: what `templates show` and `template=` take, and its folder's name. */
 const TEMPLATE_NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/i;

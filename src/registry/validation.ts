@@ -1,4 +1,4 @@
-import { OpsError } from '../errors.ts';
+import { OpsError } from '../core/errors.ts';
 import { posix } from 'node:path';
 import { dbHostKey, type Instance, type InstanceFields } from './instance.ts';
 

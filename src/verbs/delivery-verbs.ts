@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 import type { Step } from '../ops/delivery/state.ts';
 import { commandVerb, type CommandVerbArgs } from './plan-verbs.ts';
 import { runId } from './run-verbs.ts';

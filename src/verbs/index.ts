@@ -1,6 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { closest } from 'fastest-levenshtein';
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { DELIVERY_VERBS } from './delivery-verbs.ts';
 import { INFO_VERBS } from './info-verbs.ts';
 import { commandRefusal, PLAN_VERBS } from './plan-verbs.ts';
@@ -19,7 +19,7 @@ export const help = defineVerb<{ name?: string }>({
   syntax: (cmd) => cmd.argument('[name]', 'a command (category/name) or a verb'),
   args: (operands) => (typeof operands[0] === 'string' ? { name: operands[0] } : {}),
   run: async (session, { name }) => {
-    const { CATALOG, findCommand } = await import('../ops/catalog/index.ts');
+    const { CATALOG, findCommand } = await import('../ops/commands/index.ts');
     const verbs = VERBS.filter((v) => !session.refusal(v));
     const commands = [...CATALOG.values()].filter((c) => !commandRefusal(session, c));
     if (name?.includes('/')) return { kind: 'help', verbs, commands, command: findCommand(name) };

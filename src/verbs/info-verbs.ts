@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { defineVerb, type VerbDef } from './verb.ts';
 
 const STATES = ['enabled', 'disabled', 'all'] as const;

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { parseNodelist, type LineProblem } from '../registry/nodelist.ts';
 import { afterPlan, wholeNumber } from './plan-verbs.ts';
 import { defineVerb, type Session, type VerbDef } from './verb.ts';
@@ -60,7 +60,7 @@ export const bulkCreate = defineVerb<NodelistArgs>({
   run: async (session, args) => {
     const nodelist = await readNodelist(session, args);
     const rt = await session.ops();
-    const { readCreateLines } = await import('../ops/lifecycle/nodelist-plan.ts');
+    const { readCreateLines } = await import('./nodelist-plan.ts');
     const { lines, problems } = await readCreateLines(rt, nodelist);
     if (args.lint) return { kind: 'lint', file: args.file, lines: nodelist.count, problems };
     if (problems.length) refused(args.file, problems);
@@ -83,7 +83,7 @@ export const bulkDestroy = defineVerb<NodelistArgs>({
   run: async (session, args) => {
     const nodelist = await readNodelist(session, args);
     const rt = await session.ops();
-    const { readDestroyLines } = await import('../ops/lifecycle/nodelist-plan.ts');
+    const { readDestroyLines } = await import('./nodelist-plan.ts');
     const { shortnames, problems } = await readDestroyLines(rt, nodelist);
     if (problems.length) refused(args.file, problems);
     if (shortnames.length === 0) throw new UsageError(`${args.file}: no instance named (only a header and comments)`);

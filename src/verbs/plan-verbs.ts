@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { OpsError, UsageError } from '../errors.ts';
-import { accessCategory, type CommandDef } from '../ops/command.ts';
+import { OpsError, UsageError } from '../core/errors.ts';
+import { accessCategory, type CommandDef } from '../ops/commands/command.ts';
 import { needsApproval } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import { mergeParameters, parseAssignments, parseAttributes } from '../ops/param-words.ts';
+import { mergeParameters, parseAssignments, parseAttributes } from '../ops/commands/param-words.ts';
 import { resolveTargets, type Selector } from '../registry/selector.ts';
 import { addTargetOptions, selectorFlags, selectorFrom } from './target-flags.ts';
 import { defineVerb, type Session, type VerbDef, type View } from './verb.ts';
@@ -100,7 +100,7 @@ export const commandRefusal = (session: Session, command: CommandDef): string | 
 /** Plans a command as `run` does: the caller's right to it checked against the command's category. */
 async function planCommand(session: Session, args: Omit<PlanArgs, 'test'>): Promise<View> {
   // Loaded when a plan is made, not when the command line starts (see run-verbs.ts).
-  const [{ findCommand }, { createPlan }] = await Promise.all([import('../ops/catalog/index.ts'), import('../ops/executor/planner.ts')]);
+  const [{ findCommand }, { createPlan }] = await Promise.all([import('../ops/commands/index.ts'), import('../ops/executor/planner.ts')]);
   const command = findCommand(args.command);
   authorizeCommand(session, command, resolveTargets(await session.backend.fleet(), args.selector).targets.some((t) => t.kind === 'master'));
   const planned = await createPlan(await session.ops(), {

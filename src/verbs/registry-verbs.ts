@@ -1,4 +1,4 @@
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 import { WHERE_FIELDS, type Instance } from '../registry/instance.ts';
 import type { InstanceChanges } from '../registry/registry.ts';
 import { instanceJson } from '../registry/status.ts';

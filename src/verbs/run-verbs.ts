@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { OpsError, UsageError } from '../errors.ts';
+import { OpsError, UsageError } from '../core/errors.ts';
 import { scheduleText } from '../ops/executor/run-model.ts';
-import { parseAssignments } from '../ops/param-words.ts';
+import { parseAssignments } from '../ops/commands/param-words.ts';
 import { afterPlan, authorizeCommand } from './plan-verbs.ts';
 import { defineVerb, type Session, type VerbDef } from './verb.ts';
 
@@ -21,7 +21,7 @@ const byId = (operands: readonly unknown[]) => ({ runId: runId(operands[0]) });
 /** A retry or a revert plans the run's command again: the caller needs the same rights as for a new plan of it. */
 async function authorizeRerun(session: Session, id: number): Promise<void> {
   const rt = await session.ops();
-  const [{ findCommand }, run] = await Promise.all([import('../ops/catalog/index.ts'), rt.store.getRun(id)]);
+  const [{ findCommand }, run] = await Promise.all([import('../ops/commands/index.ts'), rt.store.getRun(id)]);
   authorizeCommand(session, findCommand(run.command), (await rt.store.getTargets(id)).some((t) => t.host_kind === 'master'));
 }
 

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import parseArgs from 'string-argv';
 import type { Selector } from '../registry/selector.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError } from '../core/errors.ts';
 
 /** The target flags of VMoodle's run_command.php, plus the short aliases and the web picker's filters. */
 export function addTargetOptions(cmd: Command): Command {

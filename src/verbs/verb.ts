@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import type { Backend } from '../backend.ts';
-import { OpsError } from '../errors.ts';
+import type { Backend } from './backend.ts';
+import { OpsError } from '../core/errors.ts';
 import type { ApprovalPolicy } from '../ops/executor/approval-policy.ts';
 import type { Plan } from '../ops/executor/planner.ts';
 import type { RunEvent, RunRow, TargetRow } from '../ops/executor/run-model.ts';
 import type { RunServices } from '../ops/executor/run-services.ts';
-import type { CommandDef } from '../ops/command.ts';
+import type { CommandDef } from '../ops/commands/command.ts';
 import type { Instance } from '../registry/instance.ts';
 import type { ListPage } from '../registry/registry.ts';
 import type { Selection } from '../registry/selector.ts';

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.ts';
+import { PROJECT_ROOT } from '../../src/core/config.ts';
 import { COMPACT_SCHEMA_PATH } from '../../src/ops/moodle/moodle-source.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, type OpsFixture } from '../support/fleet.ts';

@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.ts';
+import { PROJECT_ROOT } from '../../src/core/config.ts';
 import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
@@ -106,7 +106,7 @@ describe.runIf(testServices().moodleDump)('Slack manners', () => {
   it('asks Slack who it is once, at start, not before each request', async () => {
     const own = new FakeSlackApi();
     await own.start();
-    const app = new (await import('../../src/backend.ts')).Backend((await import('../../src/config.ts')).loadConfig({ ...fx.env, SLACK_API_URL: own.url }));
+    const app = new (await import('../../src/verbs/backend.ts')).Backend((await import('../../src/core/config.ts')).loadConfig({ ...fx.env, SLACK_API_URL: own.url }));
     const second = await startSlackBot(app, new Rbac({ roles: ROLES }), { threshold: 50, ttlMs: 60_000 }, { signingSecret: SECRET, botToken: TOKEN, port: 0 });
     try {
       for (let i = 0; i < 4; i++) await signedPost(second.url, SECRET, slashBody('UVIEW', 'help'));

@@ -4,12 +4,12 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.ts';
+import { PROJECT_ROOT } from '../../src/core/config.ts';
 import { COMPACT_SCHEMA_PATH } from '../../src/ops/moodle/moodle-source.ts';
 import { runCli } from '../support/cli.ts';
 import { createDatabase } from '../support/databases.ts';
 import { testServices } from '../support/services.ts';
-import { main } from '../../src/cli.ts';
+import { main } from '../../src/app/program.ts';
 import { knownSecret } from '../support/secrets.ts';
 
 let env: Record<string, string | undefined>;

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/config.ts';
+import { PROJECT_ROOT } from '../../src/core/config.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';

@@ -1,9 +1,9 @@
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { MoodleAccess } from '../../src/ops/moodle/access.ts';
 import type { MoodleTarget } from '../../src/ops/moodle/target.ts';
-import { serverName } from '../../src/settings.ts';
+import { serverName } from '../../src/core/settings.ts';
 import { createDatabase, type TestDatabase } from '../support/databases.ts';
 import { testServices } from '../support/services.ts';
 

@@ -8,8 +8,8 @@ import { redisNodeLock } from '../../src/ops/delivery/lock.ts';
 import { deliveryLayout, readState, type DeliveryLayout } from '../../src/ops/delivery/state.ts';
 import { runStep, swapLink, type NodeLock, type StepRequest } from '../../src/ops/delivery/steps.ts';
 import { failureText, runTool } from '../../src/ops/delivery/tools.ts';
-import { silentLogger } from '../../src/log.ts';
-import type { NodeConfig } from '../../src/ops/nodes.ts';
+import { silentLogger } from '../../src/core/log.ts';
+import type { NodeConfig } from '../../src/core/nodes.ts';
 import { releaseFiles, releaseRepo, servedDirectory, treeFiles, type ReleaseRepo } from '../support/code-trees.ts';
 import { testServices } from '../support/services.ts';
 

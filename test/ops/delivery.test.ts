@@ -13,9 +13,9 @@ import { opsFixture, registerInstances, type OpsFixture } from '../support/fleet
 import { releaseFiles, releaseRepo, servedDirectory, treeFiles } from '../support/code-trees.ts';
 import { testServices } from '../support/services.ts';
 import { runCli } from '../support/cli.ts';
-import { Backend } from '../../src/backend.ts';
+import { Backend } from '../../src/verbs/backend.ts';
 import { startSlackBot } from '../../src/bot/slack/app.ts';
-import { loadConfig } from '../../src/config.ts';
+import { loadConfig } from '../../src/core/config.ts';
 import { confirmationText } from '../../src/ops/executor/approvals.ts';
 import { Rbac } from '../../src/verbs/rbac.ts';
 import { approvalSubmission, buttonPayload, FakeSlackApi, interactionBody, signedPost, slashBody, type RecordedCall } from '../support/slack.ts';

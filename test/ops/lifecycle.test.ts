@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import mysql, { type Connection } from 'mysql2/promise';
 import { unserialize } from 'php-serialize';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { createFromTemplate, CREATE_STEPS, type CreateStep } from '../../src/ops/lifecycle/create.ts';
 import { runCli } from '../support/cli.ts';
 import { dropDatabase, leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts';

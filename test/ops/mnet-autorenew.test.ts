@@ -1,7 +1,7 @@
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
-import { autoRenew, inWindow } from '../../src/ops/executor/mnet-autorenew.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
+import { autoRenew, inWindow } from '../../src/ops/schedules/mnet-autorenew.ts';
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { createDatabase, thinInstances } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';

@@ -1,6 +1,6 @@
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { loadDump, restoreSql, runSqlIn } from '../../src/ops/moodle/dump.ts';
 import { runCli } from '../support/cli.ts';
 import { createDatabase, thinInstances } from '../support/databases.ts';

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { cancelRun } from '../../src/ops/executor/run-actions.ts';
 import { runCli } from '../support/cli.ts';

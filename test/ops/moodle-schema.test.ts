@@ -1,6 +1,6 @@
 import mysql from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { loadDump, restoreSql, runSqlIn } from '../../src/ops/moodle/dump.ts';
 import { COMPACT_SCHEMA_PATH } from '../../src/ops/moodle/moodle-source.ts';
 import { makeDistinctSite, readWwwroot } from '../../src/ops/moodle/site-identity.ts';

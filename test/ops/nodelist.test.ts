@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { takeSnapshot } from '../../src/ops/lifecycle/snapshot.ts';
 import { runCli } from '../support/cli.ts';
 import { dropDatabase, leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts';

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { MoodleTarget } from '../../src/ops/moodle/target.ts';
 import { PhpError, PhpStopped, runVmoodleScript, type PhpScripts } from '../../src/ops/moodle/php.ts';
-import type { NodeConfig } from '../../src/ops/nodes.ts';
-import { SecretValues } from '../../src/log.ts';
+import type { NodeConfig } from '../../src/core/nodes.ts';
+import { SecretValues } from '../../src/core/log.ts';
 import { fakePhp, isRunning, type FakePhp } from '../support/fake-php.ts';
 import { knownSecret } from '../support/secrets.ts';
 

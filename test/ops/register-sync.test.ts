@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { registryDdl } from '../../src/registry/table.ts';
 import { runCli } from '../support/cli.ts';
 import { createDatabase, thinInstances } from '../support/databases.ts';

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { runCli } from '../support/cli.ts';
 import { leaseMoodleDatabase, type TestDatabase } from '../support/databases.ts';
 import { opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../../src/db/knex.ts';
+import { openDatabase } from '../../src/core/db/knex.ts';
 import { Registry, RegistryError } from '../../src/registry/registry.ts';
 import { cronLate, instanceState } from '../../src/registry/status.ts';
 import { RegistryTableError } from '../../src/registry/table.ts';

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import mysql, { type Connection } from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Backend } from '../../src/backend.ts';
-import { loadConfig } from '../../src/config.ts';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
+import { Backend } from '../../src/verbs/backend.ts';
+import { loadConfig } from '../../src/core/config.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';

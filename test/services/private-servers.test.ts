@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config.ts';
-import { parseMysqlUrl } from '../../src/db/mysql-url.ts';
-import { mysqlProblem, redisProblem } from '../../src/services/probe.ts';
-import { ensureServices } from '../../src/services/index.ts';
-import { startPrivateMariadb } from '../../src/services/private-mariadb.ts';
-import { startPrivateRedis } from '../../src/services/private-redis.ts';
-import { findBinary } from '../../src/services/private-server.ts';
+import { loadConfig } from '../../src/core/config.ts';
+import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
+import { mysqlProblem, redisProblem } from '../../src/core/services/probe.ts';
+import { ensureServices } from '../../src/core/services/index.ts';
+import { startPrivateMariadb } from '../../src/core/services/private-mariadb.ts';
+import { startPrivateRedis } from '../../src/core/services/private-redis.ts';
+import { findBinary } from '../../src/core/services/private-server.ts';
 
 const scratch = () => mkdtempSync(join(tmpdir(), 'vmops-services-'));
 

@@ -1,4 +1,4 @@
-import { main } from '../../src/cli.ts';
+import { main } from '../../src/app/program.ts';
 
 export interface CliResult {
   code: number;

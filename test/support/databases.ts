@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import { afterAll } from 'vitest';
-import { quoteId } from '../../src/db/identifiers.ts';
-import { parseMysqlUrl, withDatabase } from '../../src/db/mysql-url.ts';
+import { quoteId } from '../../src/core/db/identifiers.ts';
+import { parseMysqlUrl, withDatabase } from '../../src/core/db/mysql-url.ts';
 import { loadDump, restoreSql, runSqlIn, type RestoreOptions } from '../../src/ops/moodle/dump.ts';
-import { buildThinInstances } from '../../src/sandbox/thin.ts';
+import { buildThinInstances } from '../../src/ops/lifecycle/sandbox-thin.ts';
 import { testServices } from './services.ts';
 
 export interface TestDatabase {

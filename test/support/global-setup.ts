@@ -5,10 +5,10 @@ import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
 import type { TestProject } from 'vitest/node';
-import { loadConfig, PROJECT_ROOT } from '../../src/config.ts';
-import { parseMysqlUrl, withDatabase } from '../../src/db/mysql-url.ts';
+import { loadConfig, PROJECT_ROOT } from '../../src/core/config.ts';
+import { parseMysqlUrl, withDatabase } from '../../src/core/db/mysql-url.ts';
 import { loadDump, restoreSql, runSqlIn } from '../../src/ops/moodle/dump.ts';
-import { ensureServices } from '../../src/services/index.ts';
+import { ensureServices } from '../../src/core/services/index.ts';
 import type { TestServices } from './services.ts';
 
 /** Restored Moodle databases made ready before the suites start; a suite that finds none left restores its own. */

@@ -1,4 +1,4 @@
-import type { MasterHost } from '../../src/config.ts';
+import type { MasterHost } from '../../src/core/config.ts';
 import { Fleet } from '../../src/registry/fleet.ts';
 import { INSTANCE_DEFAULTS, type Instance } from '../../src/registry/instance.ts';
 

@@ -1,13 +1,13 @@
 import { createServer, type Server } from 'node:http';
 import { App as BoltApp, HTTPReceiver } from '@slack/bolt';
 import { WebClient } from '@slack/web-api';
-import type { Backend } from '../../backend.ts';
-import { errorFields } from '../../log.ts';
+import type { Backend } from '../../verbs/backend.ts';
+import { errorFields } from '../../core/log.ts';
 import { expireApprovals } from '../../ops/executor/approvals.ts';
 import { type ApprovalPolicy } from '../../ops/executor/approval-policy.ts';
 import type { Rbac } from '../../verbs/rbac.ts';
 import { Chat } from '../chat.ts';
-import { SLACK_STYLE } from '../chat-text.ts';
+import { SLACK_STYLE } from '../../verbs/text-views.ts';
 import { boltLogger } from './bolt-logger.ts';
 import { REPORT_LEASE_MS, SlackContext } from './context.ts';
 import { SLACK_LIMITS } from './limits.ts';

@@ -1,5 +1,5 @@
 import { LogLevel, type Logger as BoltLogger } from '@slack/bolt';
-import { errorFields, type Logger } from '../../log.ts';
+import { errorFields, type Logger } from '../../core/log.ts';
 
 /** A message of Bolt's or the Web API client's: errors by code and one line, everything else as text. */
 function line(parts: unknown[]): { fields: object; text: string } {

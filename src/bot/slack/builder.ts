@@ -1,7 +1,7 @@
 import type { KnownBlock, View } from '@slack/types';
-import { CATALOG } from '../../ops/catalog/index.ts';
-import type { ParamSpec } from '../../ops/command.ts';
-import { UsageError } from '../../errors.ts';
+import { CATALOG } from '../../ops/commands/index.ts';
+import type { ParamSpec } from '../../ops/commands/command.ts';
+import { UsageError } from '../../core/errors.ts';
 import type { Selector } from '../../registry/selector.ts';
 import type { PlanArgs } from '../../verbs/plan-verbs.ts';
 import { parseSelectorFlags } from '../../verbs/target-flags.ts';

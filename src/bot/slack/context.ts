@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
-import type { Backend } from '../../backend.ts';
-import { errorFields, type Logger } from '../../log.ts';
+import type { Backend } from '../../verbs/backend.ts';
+import { errorFields, type Logger } from '../../core/log.ts';
 import { takeAlerts, takeBreakGlass } from '../../ops/executor/alerts.ts';
 import type { RunRow } from '../../ops/executor/run-model.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import type { Chat, ChatReply } from '../chat.ts';
 import { approvalBlocks, closedApprovalBlocks, deliveryBlocks, previewBlocks, startBlocks } from './blocks.ts';
-import { allowedEverywhere } from '../chat-text.ts';
+import { allowedEverywhere } from '../../verbs/text-views.ts';
 import { SERVING_STEPS } from '../../ops/delivery/state.ts';
 import type { View } from '../../verbs/verb.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';

@@ -1,11 +1,11 @@
 import type { WebClient } from '@slack/web-api';
-import { findCommand } from '../../ops/catalog/index.ts';
+import { findCommand } from '../../ops/commands/index.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import { DONE_OK, type RunRow, type TargetRow } from '../../ops/executor/run-model.ts';
 import { followRun, stepLine, waitingText } from '../../verbs/follow.ts';
-import { statusText } from '../chat-text.ts';
-import { safeCsv } from '../../csv.ts';
-import { comparisonCsv, comparisonOf } from '../../ops/compare.ts';
+import { statusText } from '../../verbs/text-views.ts';
+import { safeCsv } from '../../core/csv.ts';
+import { comparisonCsv, comparisonOf } from '../../verbs/compare.ts';
 import { progressBlocks } from './blocks.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { escapeMrkdwn, mention } from './mrkdwn.ts';

@@ -1,5 +1,5 @@
-import type { Logger } from '../../log.ts';
-import { errorFields } from '../../log.ts';
+import type { Logger } from '../../core/log.ts';
+import { errorFields } from '../../core/log.ts';
 
 /** How many requests' work runs at once after their acks. */
 const WORK_CONCURRENCY = 4;

@@ -1,6 +1,6 @@
 import type { Knex } from 'knex';
-import { OpsError } from '../../errors.ts';
-import type { AuditTables } from '../executor/schema.ts';
+import { OpsError } from '../../core/errors.ts';
+import type { AuditTables } from '../../core/db/schema.ts';
 import type { Step } from './state.ts';
 
 /** A delivery session, tool_delivery's journal: what is delivered, why, and what it changes for users. */

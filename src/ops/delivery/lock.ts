@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../log.ts';
-import { errorFields } from '../../log.ts';
+import type { Logger } from '../../core/log.ts';
+import { errorFields } from '../../core/log.ts';
 import type { NodeLock } from './steps.ts';
 
 /** How long a held lock lives without renewal: a worker that died frees its node after this. */

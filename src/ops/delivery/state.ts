@@ -1,7 +1,7 @@
 import { lstat, readFile, rename, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { errorKind } from '../../errors.ts';
-import type { NodeConfig } from '../nodes.ts';
+import { errorKind } from '../../core/errors.ts';
+import type { NodeConfig } from '../../core/nodes.ts';
 
 /**
  * Where a node's code trees are. The node's code root is the path the web server serves (`…/moodle`); beside it

@@ -1,11 +1,11 @@
 import { readlink } from 'node:fs/promises';
 import { basename, dirname, join, normalize } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { describeError } from '../moodle/db-errors.ts';
+import { describeError } from '../../core/db/db-errors.ts';
 import { allowedSteps, pathKind, readState, refusal, writeState, type DeliveryLayout, type NodeState, type Step } from './state.ts';
 import { runTool, ToolError, type ToolOptions } from './tools.ts';
 import { checkRef, updateTree, type Changes } from './vcs.ts';
-import { exists } from '../lifecycle/dataroot.ts';
+import { exists } from '../moodle/dataroot.ts';
 
 export interface StepRequest {
   step: Step;

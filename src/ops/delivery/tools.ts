@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import { lastLine } from '../moodle/php.ts';
 
 /** A delivery command failed, or could not start; its message says which and why, in words an operator acts on. */

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { runTool, ToolError, type ToolOptions } from './tools.ts';
-import { exists } from '../lifecycle/dataroot.ts';
+import { exists } from '../moodle/dataroot.ts';
 
 /** What an update changed in the version-controlled tree, shown before the tree is served. */
 export interface Changes {

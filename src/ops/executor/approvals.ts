@@ -1,4 +1,4 @@
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import { startRun } from './run-actions.ts';
 import type { RunServices } from './run-services.ts';
 import type { RunRow } from './run-model.ts';

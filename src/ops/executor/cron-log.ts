@@ -1,5 +1,9 @@
 import { appendFile, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { CronRun } from '../moodle/host-cron.ts';
+import type { MoodleTarget } from '../moodle/target.ts';
+import { pushAlert } from './alerts.ts';
+import type { RunServices } from './run-services.ts';
 
 /** Older logs a host keeps once its log is rotated: `<host>.log.1` (the newest) to `<host>.log.5`. */
 export const CRON_LOGS_KEPT = 5;
@@ -26,4 +30,25 @@ export async function appendCronLog(dir: string, shortname: string, entry: strin
     await rename(path, `${path}.1`);
   }
   await appendFile(path, entry);
+}
+
+/**
+ * What follows one host's cron: the registry's counters (VMoodle's), its log, its outcome kept for the status, and an
+ * alert when it went wrong in a new way or came right again.
+ */
+export async function recordCron(rt: RunServices, target: MoodleTarget, run: CronRun): Promise<void> {
+  const { host } = target;
+  if (host.kind === 'instance') await rt.registry.recordCron(host.id, Math.floor(run.started / 1000));
+  const header = `== ${new Date(run.started).toISOString()} ${run.outcome} in ${(run.durationMs / 1000).toFixed(1)} s${run.note ? ` (${run.note})` : ''} ==\n`;
+  await appendCronLog(rt.config.cron.logDir, host.shortname, `${header}${run.output.trimEnd()}\n`, rt.config.cron.logMaxBytes);
+  const previous = await rt.redis.hget(rt.keys.cronOutcomes(), String(host.id));
+  await rt.redis.hset(rt.keys.cronOutcomes(), String(host.id), `${run.outcome} ${run.started}`);
+  const before = previous?.split(' ')[0] ?? 'completed';
+  if (run.outcome !== before) {
+    const text = run.outcome === 'completed'
+      ? `Cron of ${host.shortname} (${host.wwwroot}) completes again.`
+      : `Cron of ${host.shortname} (${host.wwwroot}): ${run.outcome}${run.note ? ` (${run.note})` : ''}. Its log: ${host.shortname}.log on ${rt.config.node}.`;
+    await pushAlert(rt, { kind: 'cron', text });
+  }
+  if (run.outcome !== 'completed') rt.log.warn({ host: host.shortname, outcome: run.outcome, note: run.note }, 'cron did not complete');
 }

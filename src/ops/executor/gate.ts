@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ExecutorKeys } from './keys.ts';
+import type { RedisKeys } from '../../core/redis-keys.ts';
 
 /**
  * Whether a target may start now, decided in one Redis round trip: cancelled runs and runs past their failure
@@ -73,7 +73,7 @@ export class Gate {
 
   constructor(
     private readonly redis: Redis,
-    private readonly keys: ExecutorKeys,
+    private readonly keys: RedisKeys,
   ) {
     redis.defineCommand('vmopsAdmit', { numberOfKeys: 5, lua: ADMIT });
     redis.defineCommand('vmopsRelease', { numberOfKeys: 3, lua: RELEASE });

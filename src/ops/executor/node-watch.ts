@@ -1,5 +1,5 @@
 import type { Job } from 'bullmq';
-import { errorFields, type Logger } from '../../log.ts';
+import { errorFields, type Logger } from '../../core/log.ts';
 import { settleRun } from './recovery.ts';
 import type { NodeTargetWaiting } from './store.ts';
 import type { RunServices } from './run-services.ts';

@@ -1,7 +1,10 @@
-import { placementOf, placingDataroot, type CommandDef, type Params } from '../command.ts';
+import { placementOf, placingDataroot, type CommandDef, type Params } from '../commands/command.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
-import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
-import { PlanError } from './planner.ts';
+import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../../core/nodes.ts';
+import { errorKind } from '../../core/errors.ts';
+
+/** A plan that cannot be made as asked: the operator changes the request. */
+export class PlanError extends errorKind('bad_plan') {}
 
 export interface PlacedTarget {
   target: MoodleTarget;

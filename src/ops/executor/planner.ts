@@ -1,18 +1,18 @@
-import { errorKind } from '../../errors.ts';
-import { KEYRING_SETTING, KeyringError } from '../keyring.ts';
+import { commandContext } from './command-contexts.ts';
+import { KEYRING_SETTING, KeyringError } from '../../core/keyring.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import { leftOutLine, resolveTargets, SelectionError, type Selector } from '../../registry/selector.ts';
-import { findCommand } from '../catalog/index.ts';
-import { byValueProbe } from '../catalog/sql.ts';
-import { isDestructive, type CommandDef, type Params, type TargetPreview } from '../command.ts';
-import { errorFields } from '../../log.ts';
+import { findCommand } from '../commands/index.ts';
+import { byValueProbe } from '../commands/sql.ts';
+import { isDestructive, type CommandDef, type Params, type TargetPreview } from '../commands/command.ts';
+import { errorFields } from '../../core/log.ts';
 import { maskIf } from '../moodle/sensitive.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
-import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../params.ts';
-import { describeError } from '../moodle/db-errors.ts';
-import { placeTargets, placementNote, type PlacedTarget } from './placement.ts';
+import { ParamError, publicParams, resolveParams, secretNames, secretParams } from '../commands/params.ts';
+import { describeError } from '../../core/db/db-errors.ts';
+import { PlanError, placeTargets, placementNote, type PlacedTarget } from './placement.ts';
 import type { RunServices } from './run-services.ts';
-import { mapLimit } from '../map-limit.ts';
+import { mapLimit } from '../../core/map-limit.ts';
 import type { NewTarget, RunRow, TargetRow } from './run-model.ts';
 
 export interface PlanRequest {
@@ -37,7 +37,6 @@ export interface Plan {
   leftOut?: string[];
 }
 
-export class PlanError extends errorKind('bad_plan') {}
 
 const PREVIEW_CONCURRENCY = 16;
 
@@ -83,7 +82,7 @@ async function keepByValue(rt: RunServices, targets: MoodleTarget[], statement: 
   const probe = byValueProbe(statement);
   const outcome = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target) => {
     try {
-      return { keep: await probe(rt.commandContext(target), target) };
+      return { keep: await probe(commandContext(rt, target), target) };
     } catch (err) {
       rt.log.warn({ ...errorFields(err), target: target.host.shortname }, '--by-value could not be read on a target');
       return { keep: false, problem: `left out ${target.host.shortname} (${target.host.wwwroot}): --by-value could not be read: ${describeError(err)}` };
@@ -112,7 +111,7 @@ export async function previewTarget(rt: RunServices, command: CommandDef, source
   let readable = true;
   if (command.preview) {
     try {
-      preview = await command.preview(rt.commandContext(source, command, false, fleet), target, params);
+      preview = await command.preview(commandContext(rt, source, command, false, fleet), target, params);
     } catch (err) {
       readable = false;
       preview = { note: `not readable now: ${describeError(err)}`.slice(0, 255) };
@@ -169,7 +168,7 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const selection = resolveTargets(loaded, request.selector);
   const source = rt.moodleTarget(loaded, selection.source);
   let targets = selection.targets.map((host) => rt.moodleTarget(loaded, host));
-  await command.check?.(rt.commandContext(source, command, false, loaded), params);
+  await command.check?.(commandContext(rt, source, command, false, loaded), params);
   const byValue = request.byValue ? await keepByValue(rt, targets, request.byValue) : undefined;
   if (byValue) targets = byValue.kept;
   const placement = placeTargets(rt.config.nodes, command, params, targets);
@@ -206,7 +205,7 @@ export async function planNewInstances(
   const loaded = fleet ?? (await rt.registry.loadFleet());
   const selection = resolveTargets(loaded, { master: true });
   const master = rt.moodleTarget(loaded, selection.source);
-  const ctx = rt.commandContext(master, command, false, loaded);
+  const ctx = commandContext(rt, master, command, false, loaded);
   const lines = request.lines.map((line) => resolveParams(command, line));
   const keyId = runKey(rt, command, lines[0] as Params);
   const rows: NewTarget[] = await mapLimit(lines, PREVIEW_CONCURRENCY, async (params, position) => {

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { ExecutorKeys } from './keys.ts';
+import type { RedisKeys } from '../../core/redis-keys.ts';
 import type { RunState, TargetStatus } from './run-model.ts';
 
 /** What a front end hears about a run: each target's result as it lands, and state changes. Never a secret. */
@@ -18,7 +18,7 @@ export type ProgressEvent =
 export class Progress {
   constructor(
     private readonly redis: Redis,
-    private readonly keys: ExecutorKeys,
+    private readonly keys: RedisKeys,
   ) {}
 
   async publish(runId: number, event: ProgressEvent): Promise<void> {

@@ -1,7 +1,8 @@
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import type { RunRow, RunState, StatusCounts, TargetRow } from './run-model.ts';
 import { DONE_OK, FINAL_STATES, WARNING } from './run-model.ts';
-import { queueNameOf, type RunServices } from './run-services.ts';
+import { type RunServices } from './run-services.ts';
+import { queueNameOf } from './queues.ts';
 
 export class RecoveryError extends errorKind('run_state') {}
 

@@ -1,11 +1,11 @@
-import { errorKind, OpsError } from '../../errors.ts';
-import { errorFields } from '../../log.ts';
-import { findCommand } from '../catalog/index.ts';
-import type { CommandDef, Params } from '../command.ts';
+import { errorKind, OpsError } from '../../core/errors.ts';
+import { errorFields } from '../../core/log.ts';
+import { findCommand } from '../commands/index.ts';
+import type { CommandDef, Params } from '../commands/command.ts';
 import { MASK } from '../moodle/sensitive.ts';
 import { serverKey } from '../moodle/target.ts';
 import { planHash, planNewInstances, previewTarget, runKey, sourceHostOf, storePlan, targetIdentity, type Plan } from './planner.ts';
-import { ParamError, resolveParams, secretNames } from '../params.ts';
+import { ParamError, resolveParams, secretNames } from '../commands/params.ts';
 import { reportWaiting } from './node-watch.ts';
 import { placeTargets } from './placement.ts';
 import { endCancelled } from './recovery.ts';

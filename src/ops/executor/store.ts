@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import type { Knex } from 'knex';
-import { auditTables, type AuditTables } from './schema.ts';
-import type { Keyring } from '../keyring.ts';
+import { auditTables, type AuditTables } from '../../core/db/schema.ts';
+import type { Keyring } from '../../core/keyring.ts';
 import { FINAL_STATES, FINAL_TARGET, type NewRun, type NewTarget, type RunEvent, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
 
 export class RunNotFoundError extends errorKind('not_found') {}

@@ -1,22 +1,23 @@
 import { DelayedError, Worker, type Job } from 'bullmq';
-import { findCommand } from '../catalog/index.ts';
-import { FORCED_MESSAGE, isIdempotent, placementOf, placingDataroot, type ApplyOutcome, type CommandDef, type Params } from '../command.ts';
+import { findCommand } from '../commands/index.ts';
+import { FORCED_MESSAGE, isIdempotent, placementOf, placingDataroot, type ApplyOutcome, type CommandDef, type Params } from '../commands/command.ts';
 import { stoppable } from '../moodle/work-signal.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import type { Fleet } from '../../registry/fleet.ts';
 import { settleRun } from './recovery.ts';
-import { autoRenew } from './mnet-autorenew.ts';
-import { CRON_HOST, CRON_TICK, cronTick, MNET_AUTORENEW, runCronJob, upsertSchedulers } from './vcron.ts';
 import { targetParams } from './run-actions.ts';
 import { sourceHostOf } from './planner.ts';
-import { errorKind } from '../../errors.ts';
-import { errorFields, type Logger } from '../../log.ts';
-import { describeError, isTransient } from '../moodle/db-errors.ts';
-import { redisConnection } from './redis.ts';
-import { NODE_TASK, nodeQueueName, PHP_SLOT_POLL_MS, QUEUE_NAME, type RunServices } from './run-services.ts';
-import { runNodeTask, type NodeTaskName } from '../node-tasks.ts';
+import { errorKind } from '../../core/errors.ts';
+import { errorFields, type Logger } from '../../core/log.ts';
+import { describeError, isTransient } from '../../core/db/db-errors.ts';
+import { redisConnection } from '../../core/redis.ts';
+import { type RunServices } from './run-services.ts';
+import { NODE_TASK, nodeQueueName, QUEUE_NAME } from './queues.ts';
+import { commandContext, PHP_SLOT_POLL_MS } from './command-contexts.ts';
+import { runNodeTask } from './node-task-runner.ts';
+import type { NodeTaskName } from '../commands/node-tasks.ts';
 import { publishNodeReport } from '../delivery/sites.ts';
-import { findNode, nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
+import { findNode, nodeOfDataroot, noNodeReason, type NodeConfig } from '../../core/nodes.ts';
 import { heartbeat, HEARTBEAT_MS, NodeWatch } from './node-watch.ts';
 import { PhpStopped } from '../moodle/php.ts';
 import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
@@ -86,6 +87,15 @@ async function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
 }
 
 /**
+ * Work the clock starts (ops/schedules): the jobs it handles on the shared queue, by name, and how its job schedulers
+ * are declared as a worker starts. Handed in by whoever starts the worker, since schedules sit above the executor.
+ */
+export interface ScheduledWork {
+  readonly handlers: Readonly<Record<string, (rt: RunServices, data: unknown) => Promise<unknown>>>;
+  declare(rt: RunServices): Promise<void>;
+}
+
+/**
  * Runs the executor's jobs: one per target, then one per run when all its targets are done. Several of these,
  * in several processes or on several hosts, may serve one queue.
  */
@@ -102,7 +112,10 @@ export class ExecutorWorker {
   private readonly watch: NodeWatch;
   private heartbeat: NodeJS.Timeout | undefined;
 
-  constructor(private readonly rt: RunServices, options: { node?: string } = {}) {
+  private readonly schedules: ScheduledWork | undefined;
+
+  constructor(private readonly rt: RunServices, options: { node?: string; schedules?: ScheduledWork } = {}) {
+    this.schedules = options.schedules;
     this.log = rt.log.child({ component: 'worker' });
     this.node = options.node === undefined ? undefined : findNode(rt.config.nodes, options.node);
     const { concurrency, lockDuration, stalledInterval } = rt.config.executor;
@@ -132,7 +145,7 @@ export class ExecutorWorker {
     }
     this.watch = new NodeWatch(rt, this.log);
     this.watch.start();
-    void upsertSchedulers(rt);
+    void this.schedules?.declare(rt);
     if (this.node) {
       this.beat(this.node.name);
       const node = this.node;
@@ -163,9 +176,8 @@ export class ExecutorWorker {
       await this.delay(job, token, FOREIGN_JOB_DELAY_MS);
     }
     if (job.name === 'run') return this.finish(job.data.runId);
-    if (job.name === CRON_TICK) return cronTick(this.rt);
-    if (job.name === CRON_HOST) return runCronJob(this.rt, (job.data as unknown as { instanceId: number }).instanceId);
-    if (job.name === MNET_AUTORENEW) return autoRenew(this.rt);
+    const scheduled = this.schedules?.handlers[job.name];
+    if (scheduled) return scheduled(this.rt, job.data);
     if (job.name === NODE_TASK) return this.nodeTask(job as unknown as Job<NodeTaskJob>);
     return this.runTarget(job, token);
   }
@@ -295,7 +307,7 @@ export class ExecutorWorker {
       }
       const run = { id: ctx.run.id, requestedBy: ctx.run.requested_by };
       const outcome = await withDeadline(timeoutMs, () =>
-        ctx.command.apply(this.rt.commandContext(source, ctx.command, phpCap > 0, ctx.fleet, (message) => this.tellStep(ctx.run.id, row, message), run), target, params, {
+        ctx.command.apply(commandContext(this.rt, source, ctx.command, phpCap > 0, ctx.fleet, (message) => this.tellStep(ctx.run.id, row, message), run), target, params, {
           preview: {},
           matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
         }));

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 
 /**
  * Moodle's file pool (file_system_filedir): each content once, named by the sha1 of its bytes, under

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import type { PoolModes } from './filedir.ts';
 
 /**

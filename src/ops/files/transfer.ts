@@ -3,11 +3,11 @@ import { createReadStream } from 'node:fs';
 import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { describeError } from '../moodle/db-errors.ts';
+import { describeError } from '../../core/db/db-errors.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
-import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
-import type { ExecutorKeys } from '../executor/keys.ts';
-import { hostKey } from '../moodle/upgrade.ts';
+import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../../core/nodes.ts';
+import type { RedisKeys } from '../../core/redis-keys.ts';
+import { hostKey } from '../moodle/site-upgrade.ts';
 import { ContentError, CONTENT_HASH, pooledSize, readContent, storeContent, type PoolModes } from './filedir.ts';
 
 /** How much of a content one Redis value holds. */
@@ -93,7 +93,7 @@ const missingMessage = (err: unknown, hash: string) =>
  * On the node holding the source's dataroot: reads each content from its pool (checking it against its hash) and
  * leaves it where the target's node can take it, in the transfer folder both mount or in chunks in Redis.
  */
-export async function sendContents(redis: Redis, keys: ExecutorKeys, node: NodeConfig, sourceFiledir: string, req: SendRequest): Promise<SendAnswer> {
+export async function sendContents(redis: Redis, keys: RedisKeys, node: NodeConfig, sourceFiledir: string, req: SendRequest): Promise<SendAnswer> {
   const answer: SendAnswer = { sent: [], failed: [] };
   if (!/^[a-z0-9-]{1,64}$/.test(req.transfer)) throw new ContentError('a transfer name holds only lower-case letters, digits and dashes');
   if (req.via === 'folder' && !node.transferDir) throw new ContentError(`node ${node.name} has no transfer_dir`);
@@ -134,11 +134,11 @@ export async function sendContents(redis: Redis, keys: ExecutorKeys, node: NodeC
   return answer;
 }
 
-async function dropChunks(redis: Redis, keys: ExecutorKeys, transfer: string, hash: string, chunks: number): Promise<void> {
+async function dropChunks(redis: Redis, keys: RedisKeys, transfer: string, hash: string, chunks: number): Promise<void> {
   if (chunks > 0) await redis.del(...Array.from({ length: chunks }, (_, i) => keys.transferChunk(transfer, hash, i)));
 }
 
-async function* redisChunks(redis: Redis, keys: ExecutorKeys, transfer: string, hash: string, chunks: number): AsyncGenerator<Buffer> {
+async function* redisChunks(redis: Redis, keys: RedisKeys, transfer: string, hash: string, chunks: number): AsyncGenerator<Buffer> {
   for (let i = 0; i < chunks; i++) {
     const chunk = await redis.getBuffer(keys.transferChunk(transfer, hash, i));
     if (!chunk) throw new ContentError(`chunk ${i + 1} of ${chunks} of ${hash} is no longer in Redis`);
@@ -170,7 +170,7 @@ export class ContentMover implements ContentTransfer {
     private readonly deps: {
       nodes: readonly NodeConfig[];
       redis: Redis;
-      keys: ExecutorKeys;
+      keys: RedisKeys;
       runId: number | undefined;
       sourcePool(source: MoodleTarget): Promise<string>;
       send(node: string, req: SendRequest): Promise<SendAnswer>;

@@ -1,22 +1,22 @@
 import { mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { quoteId } from '../../db/identifiers.ts';
-import { errorKind } from '../../errors.ts';
+import { quoteId } from '../../core/db/identifiers.ts';
+import { errorKind } from '../../core/errors.ts';
 import type { Instance } from '../../registry/instance.ts';
 import type { NewInstance } from '../../registry/registry.ts';
 import type { TemplateManifest, TemplateStore } from '../../registry/templates.ts';
 import type { MoodleAccess } from '../moodle/access.ts';
 import { readDump, runSqlIn } from '../moodle/dump.ts';
 import { storeSetting } from '../moodle/config.ts';
-import { generateKeyPair, readMnet, writeKeyPair } from '../moodle/mnet.ts';
+import { generateKeyPair, readMnet, writeKeyPair } from '../moodle/mnet-keys.ts';
 import { copySql, finishCopy } from '../moodle/site-copy.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
-import { copyTree, datarootProblem, exists, IDENTITY_FOLDERS, removeTree, type DatarootGuard } from './dataroot.ts';
+import { copyTree, datarootProblem, exists, IDENTITY_FOLDERS, removeTree, type DatarootGuard } from '../moodle/dataroot.ts';
 import { siteTables } from '../moodle/site-tables.ts';
 import { writeSiteSettings, type SiteSetting } from './site-settings.ts';
-import { describeError } from '../moodle/db-errors.ts';
-import { confinementProblem } from '../../paths.ts';
+import { describeError } from '../../core/db/db-errors.ts';
+import { confinementProblem } from '../../core/paths.ts';
 import { dropLogin, grantLogin } from '../moodle/db-logins.ts';
 
 export class LifecycleError extends errorKind('bad_plan') {}

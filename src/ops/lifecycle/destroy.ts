@@ -1,16 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { quoteId } from '../../db/identifiers.ts';
+import { quoteId } from '../../core/db/identifiers.ts';
 import type { Instance } from '../../registry/instance.ts';
 import type { TemplateManifest, TemplateStore } from '../../registry/templates.ts';
 import type { MoodleAccess } from '../moodle/access.ts';
-import { describeError } from '../moodle/db-errors.ts';
+import { describeError } from '../../core/db/db-errors.ts';
 import { dropLogin, isInstanceLogin } from '../moodle/db-logins.ts';
 import { readDump, restoreSql, runSqlIn } from '../moodle/dump.ts';
 import { siteTables } from '../moodle/site-tables.ts';
 import { MOODLE_TABLES } from '../moodle/tables.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 import { dropTables, LifecycleError } from './create.ts';
-import { realDatarootProblem, removeTree, type DatarootGuard } from './dataroot.ts';
+import { realDatarootProblem, removeTree, type DatarootGuard } from '../moodle/dataroot.ts';
 import { takeSnapshot } from './snapshot.ts';
 
 export const DESTROY_STEPS = ['check', 'snapshot', 'verify', 'database', 'dataroot', 'peers', 'unregister'] as const;

@@ -1,9 +1,9 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
-import { assertConfined, writeFileSafely } from '../../paths.ts';
-import { PROJECT_ROOT } from '../../config.ts';
-import { errorKind } from '../../errors.ts';
-import { assertDatabaseName, assertTablePrefix, escapeLike } from '../../db/identifiers.ts';
+import { assertConfined, writeFileSafely } from '../../core/paths.ts';
+import { PROJECT_ROOT } from '../../core/config.ts';
+import { errorKind } from '../../core/errors.ts';
+import { assertDatabaseName, assertTablePrefix, escapeLike } from '../../core/db/identifiers.ts';
 import { serverKey, type MoodleTarget } from '../moodle/target.ts';
 
 /** The pack's bash, kept as real scripts so that they can be read, linted and changed as such. */

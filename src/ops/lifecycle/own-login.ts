@@ -1,10 +1,10 @@
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import { instanceHost } from '../../registry/fleet.ts';
 import type { Instance } from '../../registry/instance.ts';
 import type { MoodleAccess } from '../moodle/access.ts';
 import { grantLogin, instanceLoginName, newLoginPassword } from '../moodle/db-logins.ts';
 import { instanceTarget, type MoodleDb } from '../moodle/target.ts';
-import { serverName } from '../../settings.ts';
+import { serverName } from '../../core/settings.ts';
 
 export class OwnLoginError extends errorKind('registry') {}
 

@@ -1,10 +1,10 @@
 import { readFile, stat } from 'node:fs/promises';
 import mysql from 'mysql2/promise';
-import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
+import { assertDatabaseName, assertTablePrefix } from '../../core/db/identifiers.ts';
 import { INSTANCE_DEFAULTS, splitDbHost, type Instance, type InstanceFields } from '../../registry/instance.ts';
 import type { NewInstance } from '../../registry/registry.ts';
 import { normaliseWwwroot, validateInstance } from '../../registry/validation.ts';
-import { describeError } from '../moodle/db-errors.ts';
+import { describeError } from '../../core/db/db-errors.ts';
 import { readSiteConfig, type SiteConfig } from '../moodle/site-config.ts';
 import { MOODLE_TABLES } from '../moodle/tables.ts';
 

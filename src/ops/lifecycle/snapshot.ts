@@ -4,7 +4,7 @@ import { dumpSite } from '../moodle/dump-writer.ts';
 import { MOODLE_TABLES } from '../moodle/tables.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { TemplateError, type TemplateManifest, type TemplateStore } from '../../registry/templates.ts';
-import { copyTree, exists, TRANSIENT_FOLDERS, treeBytes } from './dataroot.ts';
+import { copyTree, exists, TRANSIENT_FOLDERS, treeBytes } from '../moodle/dataroot.ts';
 
 /**
  * Tables whose rows no snapshot keeps: the registry (it holds every instance's database password) and sessions (the

@@ -1,9 +1,9 @@
 import { mkdir } from 'node:fs/promises';
-import { writeFileSafely } from '../../paths.ts';
+import { writeFileSafely } from '../../core/paths.ts';
 import { join } from 'node:path';
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import { splitDbHost, type Instance } from '../../registry/instance.ts';
-import { exists } from './dataroot.ts';
+import { exists } from '../moodle/dataroot.ts';
 
 /** Only its group (the web server's) may read a file that holds a database password. */
 export const CONFIG_FILE_MODE = 0o640;

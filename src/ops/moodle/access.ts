@@ -2,10 +2,10 @@ import { createHmac, randomBytes } from 'node:crypto';
 import { workSignal } from './work-signal.ts';
 import mysql, { type Connection, type Pool, type PoolConnection } from 'mysql2/promise';
 import { Statements } from './statements.ts';
-import { qualifiedTable } from '../../db/identifiers.ts';
-import { errorFields, silentLogger, type Logger } from '../../log.ts';
+import { qualifiedTable } from '../../core/db/identifiers.ts';
+import { errorFields, silentLogger, type Logger } from '../../core/log.ts';
 import { serverKey, type MoodleTarget } from './target.ts';
-import type { DbServerRule } from '../../settings.ts';
+import type { DbServerRule } from '../../core/settings.ts';
 import { allowedServer, connectionSecurity } from './db-servers.ts';
 
 export interface AccessOptions {

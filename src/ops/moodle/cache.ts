@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
-import { emptyFolder, isLink } from '../../paths.ts';
+import { emptyFolder, isLink } from '../../core/paths.ts';
 import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
 import { MOODLE_TABLES } from './tables.ts';
@@ -8,17 +8,22 @@ import type { MoodleTarget } from './target.ts';
 import { applyCacheChanges, purgeRedisStores, readMucConfig, type CacheChange, type Invalidation } from './muc.ts';
 import { sitePaths, type SitePaths } from './code-config.ts';
 import type { PhpScripts } from './php.ts';
-import type { ApplyOutcome, CommandContext } from '../command.ts';
-import { describeError } from './db-errors.ts';
+import type { MoodleSite } from './site.ts';
+import { describeError } from '../../core/db/db-errors.ts';
 
 /**
  * What cache work needs of a command's context: where the site's code tree is (its config.php may move the caches),
  * the secrets list, and Moodle's PHP for the stores only Moodle can reach.
  */
-type CacheSite = Pick<CommandContext, 'codeRoot' | 'secrets' | 'php'>;
+type CacheSite = Pick<MoodleSite, 'codeRoot' | 'secrets' | 'php'>;
 
 /** What a write says of the caches: purged or not, and how, or why not. */
-export type CacheOutcome = Pick<ApplyOutcome, 'cachePurged' | 'cacheNote'>;
+export interface CacheOutcome {
+  /** Whether Moodle's caches were invalidated after a write (false when the dataroot or a store is out of reach). */
+  cachePurged?: boolean;
+  /** How the caches were purged when not directly, or why they were not. */
+  cacheNote?: string;
+}
 
 /** The VMoodle wrapper a command that writes declares, for the caches it cannot purge itself. */
 export const PURGE_THROUGH_MOODLE: PhpScripts = { purge_caches: {} };

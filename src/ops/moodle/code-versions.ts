@@ -1,6 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import type { MoodleAccess } from './access.ts';
 import { parsePhp, phpNodes, type PhpNode } from './php-values.ts';
 import type { Statements } from './statements.ts';

@@ -1,4 +1,4 @@
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 
 /** What fix_course_sortorder() reads of a category. */
 export interface SortCategory {

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Connection } from 'mysql2/promise';
-import { escapeLike, quoteId } from '../../db/identifiers.ts';
+import { escapeLike, quoteId } from '../../core/db/identifiers.ts';
 import { serverKey, type MoodleDb } from './target.ts';
 
 /**

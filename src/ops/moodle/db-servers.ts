@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
-import { OpsError } from '../../errors.ts';
-import { serverName, type DbServerRule } from '../../settings.ts';
+import { OpsError } from '../../core/errors.ts';
+import { serverName, type DbServerRule } from '../../core/settings.ts';
 import type { MoodleDb } from './target.ts';
 
 /**

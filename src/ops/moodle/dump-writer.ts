@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createGzip } from 'node:zlib';
 import type { PoolConnection } from 'mysql2/promise';
 import type { MoodleAccess } from './access.ts';
-import { quoteId } from '../../db/identifiers.ts';
+import { quoteId } from '../../core/db/identifiers.ts';
 import { siteTables } from './site-tables.ts';
 import type { MoodleTarget } from './target.ts';
 

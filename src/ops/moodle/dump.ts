@@ -1,9 +1,9 @@
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import mysql from 'mysql2/promise';
-import { assertDatabaseName, assertTablePrefix, quoteId } from '../../db/identifiers.ts';
-import type { MysqlServer } from '../../db/mysql-url.ts';
+import { assertDatabaseName, assertTablePrefix, quoteId } from '../../core/db/identifiers.ts';
+import type { MysqlServer } from '../../core/db/mysql-url.ts';
 
 /** A mysqldump of one Moodle database, split so that all of it or only some tables can be restored. */
 export interface MoodleDump {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { confinementProblem } from '../../paths.ts';
+import { confinementProblem } from '../../core/paths.ts';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { parsePhp, phpLiteral, phpSerialize } from './php-values.ts';

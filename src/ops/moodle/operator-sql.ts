@@ -1,4 +1,4 @@
-import { qualifiedTable } from '../../db/identifiers.ts';
+import { qualifiedTable } from '../../core/db/identifiers.ts';
 import { hasExecutableComment, parseStatement, SqlRefusal, type Node } from './sql-parse.ts';
 import { MASK, SENSITIVE_CORE, SENSITIVE_PATTERN, SENSITIVE_PLUGIN } from './sensitive.ts';
 import type { MoodleDb } from './target.ts';

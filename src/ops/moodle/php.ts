@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorKind } from '../../errors.ts';
-import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../nodes.ts';
+import { errorKind } from '../../core/errors.ts';
+import { nodeOfDataroot, noNodeReason, type NodeConfig } from '../../core/nodes.ts';
 import { workSignal } from './work-signal.ts';
 import type { MoodleTarget } from './target.ts';
 

@@ -1,5 +1,5 @@
 import type { Connection } from 'mysql2/promise';
-import { qualifiedTable } from '../../db/identifiers.ts';
+import { qualifiedTable } from '../../core/db/identifiers.ts';
 import { restoreSql, type MoodleDump } from './dump.ts';
 import { phpSerialize, phpUnserialize } from './php-values.ts';
 import { makeDistinctSite, type SiteIdentity } from './site-identity.ts';

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Connection } from 'mysql2/promise';
-import { escapeLike, qualifiedTable } from '../../db/identifiers.ts';
+import { escapeLike, qualifiedTable } from '../../core/db/identifiers.ts';
 import { MOODLE_TABLES } from './tables.ts';
 
 export interface SiteIdentity {

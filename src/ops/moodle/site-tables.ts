@@ -1,5 +1,5 @@
 import type { Connection } from 'mysql2/promise';
-import { escapeLike } from '../../db/identifiers.ts';
+import { escapeLike } from '../../core/db/identifiers.ts';
 
 /**
  * The tables of one Moodle: those of its prefix in its database, nothing else of a database that several instances

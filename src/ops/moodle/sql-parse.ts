@@ -1,4 +1,4 @@
-import { errorKind } from '../../errors.ts';
+import { errorKind } from '../../core/errors.ts';
 import mariadb from 'node-sql-parser/build/mariadb.js';
 
 /**

@@ -1,7 +1,7 @@
-import { errorKind } from '../../errors.ts';
-import type { Config } from '../../config.ts';
-import { assertDatabaseName, assertTablePrefix } from '../../db/identifiers.ts';
-import { parseMysqlUrl } from '../../db/mysql-url.ts';
+import { errorKind } from '../../core/errors.ts';
+import type { Config } from '../../core/config.ts';
+import { assertDatabaseName, assertTablePrefix } from '../../core/db/identifiers.ts';
+import { parseMysqlUrl } from '../../core/db/mysql-url.ts';
 import type { Host } from '../../registry/fleet.ts';
 import { splitDbHost, type Instance } from '../../registry/instance.ts';
 

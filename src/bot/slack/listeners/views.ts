@@ -2,7 +2,7 @@ import type { App, SlackViewMiddlewareArgs, ViewSubmitAction } from '@slack/bolt
 import { cancelRun } from '../../../ops/executor/run-actions.ts';
 import { plan as planVerb } from '../../../verbs/plan-verbs.ts';
 import { approve, startPlanned } from '../../../verbs/run-verbs.ts';
-import { planText, SLACK_STYLE } from '../../chat-text.ts';
+import { planText, SLACK_STYLE } from '../../../verbs/text-views.ts';
 import { parseRunButton } from '../blocks.ts';
 import { BUILDER, builderArgs, type BuilderState } from '../builder.ts';
 import type { SlackContext } from '../context.ts';

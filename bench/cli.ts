@@ -13,8 +13,16 @@ export async function benchCli(): Promise<void> {
   const rows: Row[] = [
     { what: 'node -e "" (the floor)', timing: floor },
     { what: 'vmoodle --help', timing: await time(RUNS, node([BIN, '--help'])), goalMs: 500 },
-    { what: 'vmoodle help generic/setconfig (loads the catalogue)', timing: await time(RUNS, node([BIN, 'help', 'generic/setconfig'])), goalMs: 500 },
-    { what: 'vmoodle runs show abc (a malformed line, exit 2)', timing: await time(RUNS, node([BIN, 'runs', 'show', 'abc'])), goalMs: 500 },
+    {
+      what: 'vmoodle help generic/setconfig (loads the catalogue)',
+      timing: await time(RUNS, node([BIN, 'help', 'generic/setconfig'])),
+      goalMs: 500,
+    },
+    {
+      what: 'vmoodle runs show abc (a malformed line, exit 2)',
+      timing: await time(RUNS, node([BIN, 'runs', 'show', 'abc'])),
+      goalMs: 500,
+    },
   ];
   for (const row of rows.slice(1)) row.note = `${(row.timing.median / floor.median).toFixed(1)}× the floor`;
   printTable('Command line start (compiled JavaScript in dist/)', rows);

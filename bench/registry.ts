@@ -16,8 +16,14 @@ export async function benchRegistry(): Promise<void> {
     const rows = Array.from({ length: FLEET_SIZE }, (_, k) => {
       const plan = sandboxInstance(k + 1);
       return {
-        name: plan.name, shortname: plan.shortname, vhostname: plan.vhostname, enabled: plan.enabled ? 1 : 0,
-        vdbname: `moodle_${plan.shortname}`, vdatapath: `/var/moodledata/${plan.shortname}`, mnet: -1, vdbtype: 'mariadb',
+        name: plan.name,
+        shortname: plan.shortname,
+        vhostname: plan.vhostname,
+        enabled: plan.enabled ? 1 : 0,
+        vdbname: `moodle_${plan.shortname}`,
+        vdatapath: `/var/moodledata/${plan.shortname}`,
+        mnet: -1,
+        vdbtype: 'mariadb',
       };
     });
     await db.batchInsert(registry.table, rows, 1000);
@@ -31,10 +37,17 @@ export async function benchRegistry(): Promise<void> {
       [`--tohosts (${named.length} names)`, { tohosts: named }],
       ["--tohostsmatch '*physics*,*law*' --regex '/test/in'", { tohostsmatch: '*physics*,*law*', regex: '/test/in' }],
     ];
-    const rowsOut: Row[] = [{ what: `load ${FLEET_SIZE.toLocaleString('en')} instances (query + index)`, timing: load, goalMs: 500 }];
+    const rowsOut: Row[] = [
+      { what: `load ${FLEET_SIZE.toLocaleString('en')} instances (query + index)`, timing: load, goalMs: 500 },
+    ];
     for (const [label, selector] of selectors) {
       const count = resolveTargets(fleet, selector).targets.length;
-      rowsOut.push({ what: `showtargets ${label}`, timing: await time(50, () => resolveTargets(fleet, selector)), goalMs: 50, note: `${count} targets` });
+      rowsOut.push({
+        what: `showtargets ${label}`,
+        timing: await time(50, () => resolveTargets(fleet, selector)),
+        goalMs: 50,
+        note: `${count} targets`,
+      });
     }
     printTable(`Registry: ${FLEET_SIZE.toLocaleString('en')} instances`, rowsOut);
     await db.destroy();

@@ -17,12 +17,23 @@ const policy = { threshold: 50, ttlMs: 30 * 60_000 };
 async function bareBolt(slackApiUrl: string): Promise<{ url: string; close(): Promise<void> }> {
   const receiver = new HTTPReceiver({ signingSecret: SECRET, logLevel: LogLevel.ERROR });
   // Told who it is, as the bot is, so that it asks the Web API nothing per request.
-  const bolt = new BoltApp({ receiver, token: 'xoxb-bare', botId: 'BBOT', botUserId: 'UBOT', tokenVerificationEnabled: false, logLevel: LogLevel.ERROR, clientOptions: { slackApiUrl } });
+  const bolt = new BoltApp({
+    receiver,
+    token: 'xoxb-bare',
+    botId: 'BBOT',
+    botUserId: 'UBOT',
+    tokenVerificationEnabled: false,
+    logLevel: LogLevel.ERROR,
+    clientOptions: { slackApiUrl },
+  });
   bolt.command('/vmoodle', async ({ ack }) => ack());
   const server = createServer((req, res) => receiver.requestListener(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
-  return { url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/slack/events`, close: () => new Promise((r) => server.close(() => r())) };
+  return {
+    url: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/slack/events`,
+    close: () => new Promise((r) => server.close(() => r())),
+  };
 }
 
 const quantile = (values: number[], q: number) => {
@@ -31,16 +42,22 @@ const quantile = (values: number[], q: number) => {
 };
 
 /** `count` commands sent at once: each one's ack time, and when it was sent (for what it started later). */
-async function burst(url: string, count: number, line: (i: number) => string): Promise<{ ms: number[]; ok: number; sent: Map<string, number> }> {
+async function burst(
+  url: string,
+  count: number,
+  line: (i: number) => string,
+): Promise<{ ms: number[]; ok: number; sent: Map<string, number> }> {
   const sent = new Map<string, number>();
-  const times = await Promise.all(Array.from({ length: count }, async (_, i) => {
-    const body = slashBody('UOP', line(i));
-    const start = performance.now();
-    sent.set(new URLSearchParams(body).get('trigger_id') as string, start);
-    const res = await signedPost(url, SECRET, body);
-    await res.arrayBuffer();
-    return { ms: performance.now() - start, ok: res.status === 200 };
-  }));
+  const times = await Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const body = slashBody('UOP', line(i));
+      const start = performance.now();
+      sent.set(new URLSearchParams(body).get('trigger_id') as string, start);
+      const res = await signedPost(url, SECRET, body);
+      await res.arrayBuffer();
+      return { ms: performance.now() - start, ok: res.status === 200 };
+    }),
+  );
   return { ms: times.map((t) => t.ms), ok: times.filter((t) => t.ok).length, sent };
 }
 
@@ -57,11 +74,27 @@ export async function benchSlack(): Promise<void> {
   process.env.SLACK_API_URL = api.url;
   const table = new Table({ head: ['measure', 'bot', 'bare Bolt', 'goal', 'met'], style: { head: [], border: [] } });
   await withScratchDatabase('slack', async (url) => {
-    const app = await benchBackend(({ ...process.env, MYSQL_URL: url, VMOODLE_MASTER_WWWROOT: 'https://master.example.org', VMOODLE_QUEUE_PREFIX: `vmops-bench-slack-${process.pid}` }));
+    const app = await benchBackend({
+      ...process.env,
+      MYSQL_URL: url,
+      VMOODLE_MASTER_WWWROOT: 'https://master.example.org',
+      VMOODLE_QUEUE_PREFIX: `vmops-bench-slack-${process.pid}`,
+    });
     const registry = await app.registry();
-    await app.masterDb.batchInsert(registry.table, Array.from({ length: 200 }, (_, i) => fieldsToRow({
-      ...INSTANCE_DEFAULTS, name: `B${i}`, shortname: `b${i}`, vhostname: `https://b${i}.bench.example.org`, vdbname: `m${i}`, vdatapath: `/srv/b${i}`,
-    })), 200);
+    await app.masterDb.batchInsert(
+      registry.table,
+      Array.from({ length: 200 }, (_, i) =>
+        fieldsToRow({
+          ...INSTANCE_DEFAULTS,
+          name: `B${i}`,
+          shortname: `b${i}`,
+          vhostname: `https://b${i}.bench.example.org`,
+          vdbname: `m${i}`,
+          vdatapath: `/srv/b${i}`,
+        }),
+      ),
+      200,
+    );
     const bot = await startSlackBot(app, rbac, policy, { signingSecret: SECRET, botToken: 'xoxb-bench', port: 0 });
     const bare = await bareBolt(api.url);
     for (const n of [50, 200]) {
@@ -78,16 +111,36 @@ export async function benchSlack(): Promise<void> {
         floor.push(...b.ms);
         ok += a.ok;
       }
-      const [p50, p99, floor50, floor99] = [quantile(mine, 0.5), quantile(mine, 0.99), quantile(floor, 0.5), quantile(floor, 0.99)];
-      table.push([`ack p50 / p99, ${n} at once (${ROUNDS} rounds)`, `${p50.toFixed(0)} / ${p99.toFixed(0)} ms (${ok} ok)`, `${floor50.toFixed(0)} / ${floor99.toFixed(0)} ms`, 'bot p99 ≤ 1.5× bare', p99 <= 1.5 * floor99 ? 'yes' : 'NO']);
+      const [p50, p99, floor50, floor99] = [
+        quantile(mine, 0.5),
+        quantile(mine, 0.99),
+        quantile(floor, 0.5),
+        quantile(floor, 0.99),
+      ];
+      table.push([
+        `ack p50 / p99, ${n} at once (${ROUNDS} rounds)`,
+        `${p50.toFixed(0)} / ${p99.toFixed(0)} ms (${ok} ok)`,
+        `${floor50.toFixed(0)} / ${floor99.toFixed(0)} ms`,
+        'bot p99 ≤ 1.5× bare',
+        p99 <= 1.5 * floor99 ? 'yes' : 'NO',
+      ]);
     }
     // A bare /vmoodle opens the command builder: its trigger_id lasts 3 s, so the modal must open well within it.
     const before = api.calls.length;
     const opened = await burst(bot.url, 200, () => '');
     await bot.idle();
-    const delays = api.calls.slice(before).filter((c) => c.method === 'views.open').map((c) => c.at - (opened.sent.get(c.params.trigger_id as string) as number));
+    const delays = api.calls
+      .slice(before)
+      .filter((c) => c.method === 'views.open')
+      .map((c) => c.at - (opened.sent.get(c.params.trigger_id as string) as number));
     const slowest = Math.max(...delays);
-    table.push(['request to views.open, 200 at once', `p50 ${quantile(delays, 0.5).toFixed(0)} ms, p99 ${quantile(delays, 0.99).toFixed(0)} ms, max ${slowest.toFixed(0)} ms (${delays.length} opened)`, '', 'every one ≤ 2,500 ms', delays.length === 200 && slowest <= 2500 ? 'yes' : 'NO']);
+    table.push([
+      'request to views.open, 200 at once',
+      `p50 ${quantile(delays, 0.5).toFixed(0)} ms, p99 ${quantile(delays, 0.99).toFixed(0)} ms, max ${slowest.toFixed(0)} ms (${delays.length} opened)`,
+      '',
+      'every one ≤ 2,500 ms',
+      delays.length === 200 && slowest <= 2500 ? 'yes' : 'NO',
+    ]);
     await bot.close();
     await bare.close();
     await app.close();
@@ -96,9 +149,18 @@ export async function benchSlack(): Promise<void> {
   await withBenchFleet('slack', async ({ app, rt }) => {
     const worker = new ExecutorWorker(rt);
     const bot = await startSlackBot(app, rbac, policy, { signingSecret: SECRET, botToken: 'xoxb-bench', port: 0 });
-    const { calls, seconds } = await runWithApproval(bot, api, SECRET, { requester: 'UOP', line: "run generic/setconfig --tohosts '*' key=theme value=classic", approver: 'UAPP', typed: '1000' });
+    const { calls, seconds } = await runWithApproval(bot, api, SECRET, {
+      requester: 'UOP',
+      line: "run generic/setconfig --tohosts '*' key=theme value=classic",
+      approver: 'UAPP',
+      typed: '1000',
+    });
     table.push([
-      'Slack API calls for one 1,000-target run', `${calls.length} (${calls.filter((c) => c.method === 'chat.update').length} edits of the parent, ${seconds.toFixed(1)} s)`, '', '< 30', calls.length < 30 ? 'yes' : 'NO',
+      'Slack API calls for one 1,000-target run',
+      `${calls.length} (${calls.filter((c) => c.method === 'chat.update').length} edits of the parent, ${seconds.toFixed(1)} s)`,
+      '',
+      '< 30',
+      calls.length < 30 ? 'yes' : 'NO',
     ]);
     await bot.close();
     await worker.close();

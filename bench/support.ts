@@ -9,7 +9,10 @@ import { parseMysqlUrl, withDatabase } from '../src/core/db/mysql-url.ts';
 /** The server benchmarks use: MYSQL_URL's (its database ignored) or the default one. */
 export const benchServer = () => withDatabase(process.env.MYSQL_URL ?? DEFAULT_MYSQL_SERVER, '');
 
-export async function withScratchDatabase<T>(label: string, work: (url: string, name: string) => Promise<T>): Promise<T> {
+export async function withScratchDatabase<T>(
+  label: string,
+  work: (url: string, name: string) => Promise<T>,
+): Promise<T> {
   const name = `vmops_bench_${label}_${process.pid}`;
   const conn = await mysql.createConnection(parseMysqlUrl(benchServer()));
   await conn.query(`DROP DATABASE IF EXISTS \`${name}\``);
@@ -47,11 +50,18 @@ export interface Row {
 }
 
 export function printTable(title: string, rows: Row[]): void {
-  const table = new Table({ head: ['measure', 'runs', 'median ms', 'max ms', 'goal', 'met', 'note'], style: { head: [], border: [] } });
+  const table = new Table({
+    head: ['measure', 'runs', 'median ms', 'max ms', 'goal', 'met', 'note'],
+    style: { head: [], border: [] },
+  });
   for (const r of rows) {
     table.push([
-      r.what, r.timing.runs, r.timing.median.toFixed(2), r.timing.max.toFixed(2),
-      r.goalMs === undefined ? '' : `< ${r.goalMs} ms`, r.goalMs === undefined ? '' : r.timing.median < r.goalMs ? 'yes' : 'NO',
+      r.what,
+      r.timing.runs,
+      r.timing.median.toFixed(2),
+      r.timing.max.toFixed(2),
+      r.goalMs === undefined ? '' : `< ${r.goalMs} ms`,
+      r.goalMs === undefined ? '' : r.timing.median < r.goalMs ? 'yes' : 'NO',
       r.note ?? '',
     ]);
   }

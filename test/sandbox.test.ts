@@ -42,10 +42,15 @@ describe.runIf(testServices().moodleDump)('sandbox fleet from the real Moodle du
       const shown = JSON.parse((await runCli(['--json', 'instances', 'show', created.shortname], env)).stdout);
       expect(shown.state).toBe('enabled');
       expect(existsSync(shown.vdatapath)).toBe(true);
-      const [[tables]] = (await conn.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?', [shown.vdbname])) as unknown as [[{ n: number }]];
+      const [[tables]] = (await conn.query(
+        'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?',
+        [shown.vdbname],
+      )) as unknown as [[{ n: number }]];
       expect(tables.n).toBe(494);
       expect(await readWwwroot(conn, shown.vdbname, shown.vdbprefix)).toBe(created.wwwroot);
-      const [[id]] = (await conn.query(`SELECT value FROM \`${shown.vdbname}\`.mdl_config WHERE name = 'siteidentifier'`)) as unknown as [[{ value: string }]];
+      const [[id]] = (await conn.query(
+        `SELECT value FROM \`${shown.vdbname}\`.mdl_config WHERE name = 'siteidentifier'`,
+      )) as unknown as [[{ value: string }]];
       identifiers.add(id.value);
     }
     expect(identifiers.size).toBe(3);
@@ -61,12 +66,14 @@ describe.runIf(testServices().moodleDump)('sandbox fleet from the real Moodle du
   });
 
   it('serves the same commands in the terminal chat that `start` opens', async () => {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'start'], { env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'start'], {
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    child.stdin.write(["showtargets --match '*.campus.example.org' --exclude '*test*'", 'quit'].join('\n') + '\n');
+    child.stdin.write(`${["showtargets --match '*.campus.example.org' --exclude '*test*'", 'quit'].join('\n')}\n`);
     const code = await new Promise((resolve) => child.on('exit', resolve));
     expect(stderr).toBe('');
     expect(code).toBe(0);

@@ -54,7 +54,8 @@ export async function main(argv: string[], io: TerminalIO = processIO(), urls?: 
     if (program.opts().json === true) io.stdout(`${JSON.stringify({ error: report }, null, 2)}\n`);
     io.stderr(`vmoodle: ${report.message} [${report.code}]${report.hint ? `; ${report.hint}` : ''}\n`);
     // The stack's first line is the message, which for a database error may hold the statement: it is left out.
-    if (io.env.VMOODLE_DEBUG && explained instanceof Error) io.stderr(`${explained.stack?.split('\n').slice(1).join('\n')}\n`);
+    if (io.env.VMOODLE_DEBUG && explained instanceof Error)
+      io.stderr(`${explained.stack?.split('\n').slice(1).join('\n')}\n`);
     return exitCodeOf(explained);
   } finally {
     await app?.close();

@@ -15,7 +15,12 @@ import { canaryText, statusText, TERMINAL_STYLE } from '../verbs/text-views.ts';
  */
 export function consoleRbac(rbac: RbacConfig | undefined): { rbac: Rbac; demo: boolean } {
   if (rbac) return { rbac: new Rbac(rbac), demo: false };
-  return { rbac: new Rbac({ roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] } }), demo: true };
+  return {
+    rbac: new Rbac({
+      roles: { admin: [userInfo().username], approver: ['approver'], operator: ['operator'], viewer: ['viewer'] },
+    }),
+    demo: true,
+  };
 }
 
 const STEP = 0.25;
@@ -25,19 +30,34 @@ async function follow(io: TerminalIO, backend: Backend, reply: ChatReply): Promi
   if (reply.view?.kind !== 'run' || !reply.view.follow) return;
   let next = STEP;
   const started = reply.view.run;
-  const ended = await followRun(await backend.ops(), started, ({ run, done }) => {
-    if (done / run.target_count < next) return;
-    io.stdout(`  run ${run.id}: ${done}/${run.target_count} done\n`);
-    while (done / run.target_count >= next) next += STEP;
-  }, { untilCanary: true, onWaiting: (w) => io.stdout(`  run ${started.id}: ${waitingText(w)}\n`), onStep: (step) => io.stdout(`  run ${started.id}: ${stepLine(step)}\n`) });
-  io.stdout(`${statusText(ended.run, ended.targets)}${ended.paused ? `\n${canaryText(ended.run, TERMINAL_STYLE)}` : ''}\n`);
+  const ended = await followRun(
+    await backend.ops(),
+    started,
+    ({ run, done }) => {
+      if (done / run.target_count < next) return;
+      io.stdout(`  run ${run.id}: ${done}/${run.target_count} done\n`);
+      while (done / run.target_count >= next) next += STEP;
+    },
+    {
+      untilCanary: true,
+      onWaiting: (w) => io.stdout(`  run ${started.id}: ${waitingText(w)}\n`),
+      onStep: (step) => io.stdout(`  run ${started.id}: ${stepLine(step)}\n`),
+    },
+  );
+  io.stdout(
+    `${statusText(ended.run, ended.targets)}${ended.paused ? `\n${canaryText(ended.run, TERMINAL_STYLE)}` : ''}\n`,
+  );
 }
 
 /**
  * A terminal chat: each line is a `/vmoodle` line (the leading `/vmoodle` may be left out), handled by the same
  * verbs as Slack; `as <user>` changes who is typing. It ends on `quit`, end of input, or SIGINT/SIGTERM.
  */
-export async function consoleChat(io: TerminalIO, backend: Backend, input: NodeJS.ReadableStream = process.stdin): Promise<void> {
+export async function consoleChat(
+  io: TerminalIO,
+  backend: Backend,
+  input: NodeJS.ReadableStream = process.stdin,
+): Promise<void> {
   const security = await backend.security();
   const { rbac, demo } = consoleRbac(security.rbac);
   const chat = new Chat(backend, rbac, approvalPolicy(security.approval), 'console', TERMINAL_STYLE);
@@ -56,7 +76,10 @@ export async function consoleChat(io: TerminalIO, backend: Backend, input: NodeJ
       if (line === 'quit' || line === 'exit') break;
       const as = /^as\s+(\S+)$/.exec(line);
       if (as && demo) actor = as[1] as string;
-      else if (as) io.stdout(`${TERMINAL_STYLE.warning} as is refused: with an RBAC the terminal chat acts as the operating-system user\n`);
+      else if (as)
+        io.stdout(
+          `${TERMINAL_STYLE.warning} as is refused: with an RBAC the terminal chat acts as the operating-system user\n`,
+        );
       else if (line !== '') {
         const reply = await chat.handle(line, { id: actor });
         io.stdout(`${reply.text}\n`);

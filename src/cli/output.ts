@@ -6,8 +6,21 @@ const DEFAULT_WIDTH = 160;
 const MIN_CELL = 12;
 
 const PLAIN = {
-  top: '', 'top-mid': '', 'top-left': '', 'top-right': '', bottom: '', 'bottom-mid': '', 'bottom-left': '',
-  'bottom-right': '', left: '', 'left-mid': '', mid: '', 'mid-mid': '', right: '', 'right-mid': '', middle: '  ',
+  top: '',
+  'top-mid': '',
+  'top-left': '',
+  'top-right': '',
+  bottom: '',
+  'bottom-mid': '',
+  'bottom-left': '',
+  'bottom-right': '',
+  left: '',
+  'left-mid': '',
+  mid: '',
+  'mid-mid': '',
+  right: '',
+  'right-mid': '',
+  middle: '  ',
 };
 
 /** Human text or, with --json, one JSON document per command. */
@@ -33,11 +46,19 @@ export class Output {
 
   table(head: string[], rows: Array<Array<string | number>>): void {
     if (this.json) return;
-    const table = new Table({ head, chars: PLAIN, style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 } });
+    const table = new Table({
+      head,
+      chars: PLAIN,
+      style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0 },
+    });
     // Each cell gets an even share of the line; the text a cell cannot show is cut, never wrapped.
     const share = Math.max(MIN_CELL, Math.floor((this.io.columns ?? DEFAULT_WIDTH) / Math.max(1, head.length)) - 2);
     table.push(...rows.map((r) => r.map((cell) => this.cut(String(cell), share))));
-    const text = table.toString().split('\n').map((l) => l.trimEnd()).join('\n');
+    const text = table
+      .toString()
+      .split('\n')
+      .map((l) => l.trimEnd())
+      .join('\n');
     this.io.stdout(`${text}\n`);
   }
 }

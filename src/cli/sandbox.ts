@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import type { Backend } from '../verbs/backend.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
@@ -26,11 +26,16 @@ export async function buildSandbox(app: Backend, out: Output, count: number) {
   await prepareSandboxMaster(app, out);
   await allowSandboxServer(app);
   const { createSandbox } = await import('../ops/lifecycle/sandbox-fleet.ts');
-  return createSandbox({ config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l) => out.line(l) }, count);
+  return createSandbox(
+    { config: app.config, mysqlUrl: app.urls.mysqlUrl, registry: await app.registry(), log: (l) => out.line(l) },
+    count,
+  );
 }
 
 export function registerSandbox(program: Command, ctx: CliContext): void {
-  const sandbox = program.command('sandbox').description('a demo fleet on the local MariaDB, to try the product without a real fleet');
+  const sandbox = program
+    .command('sandbox')
+    .description('a demo fleet on the local MariaDB, to try the product without a real fleet');
   sandbox
     .command('create')
     .description('create working instances: databases restored from the Moodle dump, dataroots, registry rows')
@@ -42,7 +47,9 @@ export function registerSandbox(program: Command, ctx: CliContext): void {
     .action(async (opts, cmd: Command) => {
       const out = ctx.output(cmd);
       const created = await buildSandbox(ctx.app(), out, opts.count);
-      out.data({ created: created.map((i) => ({ id: i.id, shortname: i.shortname, wwwroot: i.vhostname, enabled: i.enabled })) });
+      out.data({
+        created: created.map((i) => ({ id: i.id, shortname: i.shortname, wwwroot: i.vhostname, enabled: i.enabled })),
+      });
       out.line(`created ${created.length} instance${created.length === 1 ? '' : 's'}`);
     });
 }

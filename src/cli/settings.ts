@@ -11,7 +11,9 @@ import type { CliContext } from './context.ts';
  * definition (docs/security.md), and a chat never writes them.
  */
 export function registerSettings(program: Command, ctx: CliContext): void {
-  const settings = program.command('settings').description('the security settings kept in the master: RBAC, approval policy, allowed database servers');
+  const settings = program
+    .command('settings')
+    .description('the security settings kept in the master: RBAC, approval policy, allowed database servers');
 
   settings
     .command('show')
@@ -29,22 +31,31 @@ export function registerSettings(program: Command, ctx: CliContext): void {
 
   settings
     .command('import <file>')
-    .description('replace the settings with a YAML file (rbac, approval, db_servers), checked whole: a bad file changes nothing')
+    .description(
+      'replace the settings with a YAML file (rbac, approval, db_servers), checked whole: a bad file changes nothing',
+    )
     .addHelpText('after', '\nExample:\n  vmoodle settings import settings.yml')
     .action(async (file: string, _opts, cmd: Command) => {
       const out = ctx.output(cmd);
       const parsed = readSettingsFile(file);
       await (await ctx.app().settings()).write(parsed, cliActor());
       out.data({ settings: settingsDocument(parsed) });
-      out.line(`settings written: ${parsed.rbac ? `RBAC with ${Object.values(parsed.rbac.roles).flat().length} members` : 'no RBAC'}, approval above ${parsed.approval.threshold} targets, ${parsed.dbServers ? `${parsed.dbServers.length} allowed database servers` : 'no allowed database servers'}`);
+      out.line(
+        `settings written: ${parsed.rbac ? `RBAC with ${Object.values(parsed.rbac.roles).flat().length} members` : 'no RBAC'}, approval above ${parsed.approval.threshold} targets, ${parsed.dbServers ? `${parsed.dbServers.length} allowed database servers` : 'no allowed database servers'}`,
+      );
     });
 
   settings
     .command('provisioning <server>')
-    .description("seal the account that makes each new instance's login on an allowed server (the master's own login serves the master's server)")
+    .description(
+      "seal the account that makes each new instance's login on an allowed server (the master's own login serves the master's server)",
+    )
     .requiredOption('--login <name>', 'the account, with CREATE USER and GRANT OPTION on the instance databases')
     .requiredOption('--password-env <variable>', 'the environment variable holding its password (never an argument)')
-    .addHelpText('after', '\nExample:\n  DB2_PROVISION=… vmoodle settings provisioning db2.example.org:3306 --login vmops_provision --password-env DB2_PROVISION')
+    .addHelpText(
+      'after',
+      '\nExample:\n  DB2_PROVISION=… vmoodle settings provisioning db2.example.org:3306 --login vmops_provision --password-env DB2_PROVISION',
+    )
     .action(async (server: string, opts: { login: string; passwordEnv: string }, cmd: Command) => {
       const out = ctx.output(cmd);
       const password = ctx.io.env[opts.passwordEnv];
@@ -53,9 +64,12 @@ export function registerSettings(program: Command, ctx: CliContext): void {
       const store = await app.settings();
       const current = await store.read();
       const name = server.toLowerCase();
-      if (!current.dbServers?.some((r) => r.server === name)) throw new UsageError(`${name} is not in db_servers: allow it first (vmoodle settings import)`);
+      if (!current.dbServers?.some((r) => r.server === name))
+        throw new UsageError(`${name} is not in db_servers: allow it first (vmoodle settings import)`);
       const sealed = new Keyring(app.config.secretKeys).seal(password);
-      const dbServers = current.dbServers.map((r) => (r.server === name ? { ...r, provisioning: { login: opts.login, password: sealed } } : r));
+      const dbServers = current.dbServers.map((r) =>
+        r.server === name ? { ...r, provisioning: { login: opts.login, password: sealed } } : r,
+      );
       await store.write({ ...current, dbServers }, cliActor());
       out.data({ server: name, login: opts.login });
       out.line(`provisioning account for ${name}: ${opts.login} (its password sealed)`);
@@ -63,17 +77,32 @@ export function registerSettings(program: Command, ctx: CliContext): void {
 
   settings
     .command('propose')
-    .description('print the settings with db_servers proposed from the servers the registry uses, for review before import')
-    .addHelpText('after', '\nExample:\n  vmoodle settings propose > settings.yml && $EDITOR settings.yml && vmoodle settings import settings.yml')
+    .description(
+      'print the settings with db_servers proposed from the servers the registry uses, for review before import',
+    )
+    .addHelpText(
+      'after',
+      '\nExample:\n  vmoodle settings propose > settings.yml && $EDITOR settings.yml && vmoodle settings import settings.yml',
+    )
     .action(async (_opts, cmd: Command) => {
       const out = ctx.output(cmd);
       const app = ctx.app();
       const current = await app.security();
-      const used = [...new Set((await (await app.registry()).loadAll()).map((i) => serverName(splitDbHost(i.vdbhost))))].sort();
+      const used = [
+        ...new Set((await (await app.registry()).loadAll()).map((i) => serverName(splitDbHost(i.vdbhost)))),
+      ].sort();
       const listed = new Map((current.dbServers ?? []).map((r) => [r.server, r]));
-      const proposed = { ...current, dbServers: [...(current.dbServers ?? []), ...used.filter((s) => !listed.has(s)).map((server) => ({ server, tls: false }))] };
+      const proposed = {
+        ...current,
+        dbServers: [
+          ...(current.dbServers ?? []),
+          ...used.filter((s) => !listed.has(s)).map((server) => ({ server, tls: false })),
+        ],
+      };
       out.data({ settings: settingsDocument(proposed), registryServers: used });
-      out.line(`# The servers the registry uses: ${used.join(', ') || 'none'}. Review each (set tls: true and a ca where the server offers TLS), then: vmoodle settings import <this file>`);
+      out.line(
+        `# The servers the registry uses: ${used.join(', ') || 'none'}. Review each (set tls: true and a ca where the server offers TLS), then: vmoodle settings import <this file>`,
+      );
       out.line(settingsYaml(proposed).trimEnd());
     });
 }

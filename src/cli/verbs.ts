@@ -26,11 +26,18 @@ export async function cliSession(ctx: CliContext, verb: Pick<VerbDef, 'role' | '
   const backend = ctx.app();
   // Only approving and planning read the policy; help and the registry's pages work without the settings.
   const security = verb.role === 'approver' || verb.plans ? await backend.security() : NO_SETTINGS;
-  return new Session(backend, { id: cliActor() }, 'cli', approvalPolicy(security.approval), {
-    kind: 'break-glass',
-    rbac: security.rbac ? new Rbac(security.rbac) : undefined,
-    user: userInfo().username,
-  }, ctx.io.env);
+  return new Session(
+    backend,
+    { id: cliActor() },
+    'cli',
+    approvalPolicy(security.approval),
+    {
+      kind: 'break-glass',
+      rbac: security.rbac ? new Rbac(security.rbac) : undefined,
+      user: userInfo().username,
+    },
+    ctx.io.env,
+  );
 }
 
 /** Options only the command line has, for verbs that make a plan: it confirms, starts and follows it itself. */
@@ -57,7 +64,8 @@ async function act(ctx: CliContext, verb: VerbDef<never>, cmd: Command): Promise
   }
   const ok = printView(out, view, programOf(cmd));
   // A run being cancelled is not followed here: the cancel is done; runs show --follow watches the rest finish.
-  if (view.kind === 'run' && view.follow && view.run.state === 'running') await followOnTerminal(ctx, out, session, view.run);
+  if (view.kind === 'run' && view.follow && view.run.state === 'running')
+    await followOnTerminal(ctx, out, session, view.run);
   else if (!ok) ctx.exitCode = 1;
 }
 
@@ -77,12 +85,14 @@ function attach(ctx: CliContext, parent: Command, name: string, verb: VerbDef<ne
  * product's start; `vmoodle runs start 42` starts a run.
  */
 export function registerVerbs(program: Command, ctx: CliContext): void {
-  const taken = (cmd: Command, word: string) => cmd.commands.some((c) => c.name() === word || c.aliases().includes(word));
+  const taken = (cmd: Command, word: string) =>
+    cmd.commands.some((c) => c.name() === word || c.aliases().includes(word));
   for (const verb of VERBS) {
     const [first, second] = verb.path as [string, string | undefined];
     let parent = program;
     if (second !== undefined) {
-      parent = program.commands.find((c) => c.name() === first) ?? program.command(first).description(GROUPS[first] ?? first);
+      parent =
+        program.commands.find((c) => c.name() === first) ?? program.command(first).description(GROUPS[first] ?? first);
     }
     attach(ctx, parent, second ?? first, verb, false);
     for (const alias of verb.aliases) {

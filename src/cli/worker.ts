@@ -5,11 +5,17 @@ export function registerWorker(program: Command, ctx: CliContext): void {
   program
     .command('worker')
     .description('run targets from the queue until stopped (run several, on several hosts, to scale out)')
-    .option('--node <name>', "also run the work of this node (files, Moodle's PHP): start it on the node, one of VMOODLE_NODES")
+    .option(
+      '--node <name>',
+      "also run the work of this node (files, Moodle's PHP): start it on the node, one of VMOODLE_NODES",
+    )
     .addHelpText('after', '\nExamples:\n  VMOODLE_WORKER_CONCURRENCY=64 vmoodle worker\n  vmoodle worker --node web1')
     .action(async (opts: { node?: string }, cmd: Command) => {
       const out = ctx.output(cmd);
-      const [{ ExecutorWorker }, { FLEET_SCHEDULES }] = await Promise.all([import('../ops/executor/worker.ts'), import('../ops/schedules/index.ts')]);
+      const [{ ExecutorWorker }, { FLEET_SCHEDULES }] = await Promise.all([
+        import('../ops/executor/worker.ts'),
+        import('../ops/schedules/index.ts'),
+      ]);
       const { servedNode } = await import('../core/nodes.ts');
       const { config } = ctx.app();
       const node = servedNode(config.nodes, config.node, opts.node);
@@ -18,9 +24,14 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       const rt = await ctx.app().ops();
       const worker = new ExecutorWorker(rt, { node, schedules: FLEET_SCHEDULES });
       await worker.waitUntilReady();
-      for (const warning of [await rt.legacyWarning(), await rt.serverWarning()]) if (warning) out.line(`Warning: ${warning}`);
-      const php = worker.node ? `; node ${worker.node.name}'s work too (code root ${worker.node.codeRoot}, ${worker.node.maxPhp} PHP processes at most)` : '';
-      out.line(`Worker ${node ?? rt.config.node} ready: ${rt.config.executor.concurrency} targets at a time, ${rt.config.executor.perServer} connections at most per DB server${php}.`);
+      for (const warning of [await rt.legacyWarning(), await rt.serverWarning()])
+        if (warning) out.line(`Warning: ${warning}`);
+      const php = worker.node
+        ? `; node ${worker.node.name}'s work too (code root ${worker.node.codeRoot}, ${worker.node.maxPhp} PHP processes at most)`
+        : '';
+      out.line(
+        `Worker ${node ?? rt.config.node} ready: ${rt.config.executor.concurrency} targets at a time, ${rt.config.executor.perServer} connections at most per DB server${php}.`,
+      );
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);

@@ -64,7 +64,13 @@ export interface Config {
   /** Keys that keep secret parameters encrypted while their run waits; the first seals, all open. */
   secretKeys: SecretKey[];
   /** Slack credentials: HTTP mode needs the bot token and signing secret; Socket Mode the bot and app tokens. */
-  slack: { botToken: string | undefined; signingSecret: string | undefined; appToken: string | undefined; port: number; apiUrl: string };
+  slack: {
+    botToken: string | undefined;
+    signingSecret: string | undefined;
+    appToken: string | undefined;
+    port: number;
+    apiUrl: string;
+  };
   /** JSON lines at this level and above; unset, the long-running verbs log at info and the others only errors. */
   log: { level: LogLevel | undefined; file: string | undefined };
   /** How long the command line and the chats wait for Redis before saying it cannot be reached, ms. */
@@ -155,8 +161,11 @@ export const SETTINGS = {
     if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) throw new Error();
     return v;
   }),
-  dataDir: setting('VMOODLE_DATA_DIR', 'data_dir', 'a folder path for local state (private servers, sandbox dataroots)', (v) =>
-    resolve(v),
+  dataDir: setting(
+    'VMOODLE_DATA_DIR',
+    'data_dir',
+    'a folder path for local state (private servers, sandbox dataroots)',
+    (v) => resolve(v),
   ),
   node: setting('VMOODLE_NODE', 'node', 'a node name of letters, digits, dots, dashes and underscores', (v) => {
     if (!/^[A-Za-z0-9._-]{1,64}$/.test(v)) throw new Error();
@@ -166,20 +175,35 @@ export const SETTINGS = {
     if (!/^\S{1,80}$/.test(v)) throw new Error();
     return v;
   }),
-  masterWwwroot: setting('VMOODLE_MASTER_WWWROOT', 'master.wwwroot', "the master's http(s):// address without a trailing slash", (v) => {
-    const url = tryUrl(v);
-    if (!url || !/^https?:$/.test(url.protocol) || v.endsWith('/')) throw new Error();
-    return v;
-  }),
-  masterDataroot: setting('VMOODLE_MASTER_DATAROOT', 'master.dataroot', "the master's moodledata folder (an absolute path)", (v) => {
-    if (!v.startsWith('/')) throw new Error();
-    return v;
-  }),
-  moodleDump: setting('VMOODLE_MOODLE_DUMP', 'moodle_dump', 'the path of a Moodle database dump (.sql or .sql.gz)', (v) => {
-    const path = resolve(v);
-    if (!existsSync(path)) throw new Error();
-    return path;
-  }),
+  masterWwwroot: setting(
+    'VMOODLE_MASTER_WWWROOT',
+    'master.wwwroot',
+    "the master's http(s):// address without a trailing slash",
+    (v) => {
+      const url = tryUrl(v);
+      if (!url || !/^https?:$/.test(url.protocol) || v.endsWith('/')) throw new Error();
+      return v;
+    },
+  ),
+  masterDataroot: setting(
+    'VMOODLE_MASTER_DATAROOT',
+    'master.dataroot',
+    "the master's moodledata folder (an absolute path)",
+    (v) => {
+      if (!v.startsWith('/')) throw new Error();
+      return v;
+    },
+  ),
+  moodleDump: setting(
+    'VMOODLE_MOODLE_DUMP',
+    'moodle_dump',
+    'the path of a Moodle database dump (.sql or .sql.gz)',
+    (v) => {
+      const path = resolve(v);
+      if (!existsSync(path)) throw new Error();
+      return path;
+    },
+  ),
   slackBotToken: setting('SLACK_BOT_TOKEN', 'slack.bot_token', 'a bot token (xoxb-…)', (v) => {
     if (!v.startsWith('xoxb-')) throw new Error();
     return v;
@@ -192,77 +216,194 @@ export const SETTINGS = {
     if (!v.startsWith('xapp-')) throw new Error();
     return v;
   }),
-  slackApiUrl: setting('SLACK_API_URL', 'slack.api_url', "the Slack Web API's address, ending in /api/ (a staging proxy or a recording server)", (v) => {
-    const url = tryUrl(v);
-    if (!url || !/^https?:$/.test(url.protocol) || !v.endsWith('/')) throw new Error();
-    return v;
-  }),
+  slackApiUrl: setting(
+    'SLACK_API_URL',
+    'slack.api_url',
+    "the Slack Web API's address, ending in /api/ (a staging proxy or a recording server)",
+    (v) => {
+      const url = tryUrl(v);
+      if (!url || !/^https?:$/.test(url.protocol) || !v.endsWith('/')) throw new Error();
+      return v;
+    },
+  ),
   logLevel: setting('LOG_LEVEL', 'log.level', `one of ${LOG_LEVELS.join(', ')}`, (v) => {
     if (!(LOG_LEVELS as readonly string[]).includes(v)) throw new Error();
     return v as LogLevel;
   }),
-  redisTimeout: setting('VMOODLE_REDIS_TIMEOUT', 'redis_timeout', 'seconds, a whole number from 1 to 300', wholeNumber(1, 300)),
-  logFile: setting('VMOODLE_LOG_FILE', 'log.file', 'the path of a file the log is appended to (default: standard error)', (v) => resolve(v)),
+  redisTimeout: setting(
+    'VMOODLE_REDIS_TIMEOUT',
+    'redis_timeout',
+    'seconds, a whole number from 1 to 300',
+    wholeNumber(1, 300),
+  ),
+  logFile: setting(
+    'VMOODLE_LOG_FILE',
+    'log.file',
+    'the path of a file the log is appended to (default: standard error)',
+    (v) => resolve(v),
+  ),
   slackPort: setting('SLACK_PORT', 'slack.port', 'a TCP port from 1 to 65535', wholeNumber(1, 65_535)),
-  nodes: setting('VMOODLE_NODES', 'nodes_file', 'the path of the nodes YAML file (see README)', (v) => parseNodes(readYamlFile(resolve(v), 'VMOODLE_NODES'))),
-  secretKeys: setting('VMOODLE_SECRET_KEYS', 'secrets.keys', 'id:key pairs, comma separated, each key 32 random bytes in base64 (openssl rand -base64 32)', parseKeyring),
-  queuePrefix: setting('VMOODLE_QUEUE_PREFIX', 'executor.queue_prefix', 'a Redis key prefix of letters, digits, {}, _ and -', (v) => {
-    if (!/^[A-Za-z0-9{}_-]{1,40}$/.test(v)) throw new Error();
-    return v;
-  }),
-  tablePrefix: setting('VMOODLE_TABLE_PREFIX', 'executor.table_prefix', "the product's own table prefix, e.g. vmops_", (v) => {
-    assertTablePrefix(v);
-    return v;
-  }),
-  concurrency: setting('VMOODLE_WORKER_CONCURRENCY', 'executor.concurrency', 'a whole number from 1 to 500', wholeNumber(1, 500)),
-  perServer: setting('VMOODLE_DB_SERVER_CAP', 'executor.per_server', 'a whole number from 1 to 1000', wholeNumber(1, 1000)),
-  targetTimeout: setting('VMOODLE_TARGET_TIMEOUT', 'executor.target_timeout', 'seconds, a whole number from 1 to 86400', wholeNumber(1, 86_400)),
+  nodes: setting('VMOODLE_NODES', 'nodes_file', 'the path of the nodes YAML file (see README)', (v) =>
+    parseNodes(readYamlFile(resolve(v), 'VMOODLE_NODES')),
+  ),
+  secretKeys: setting(
+    'VMOODLE_SECRET_KEYS',
+    'secrets.keys',
+    'id:key pairs, comma separated, each key 32 random bytes in base64 (openssl rand -base64 32)',
+    parseKeyring,
+  ),
+  queuePrefix: setting(
+    'VMOODLE_QUEUE_PREFIX',
+    'executor.queue_prefix',
+    'a Redis key prefix of letters, digits, {}, _ and -',
+    (v) => {
+      if (!/^[A-Za-z0-9{}_-]{1,40}$/.test(v)) throw new Error();
+      return v;
+    },
+  ),
+  tablePrefix: setting(
+    'VMOODLE_TABLE_PREFIX',
+    'executor.table_prefix',
+    "the product's own table prefix, e.g. vmops_",
+    (v) => {
+      assertTablePrefix(v);
+      return v;
+    },
+  ),
+  concurrency: setting(
+    'VMOODLE_WORKER_CONCURRENCY',
+    'executor.concurrency',
+    'a whole number from 1 to 500',
+    wholeNumber(1, 500),
+  ),
+  perServer: setting(
+    'VMOODLE_DB_SERVER_CAP',
+    'executor.per_server',
+    'a whole number from 1 to 1000',
+    wholeNumber(1, 1000),
+  ),
+  targetTimeout: setting(
+    'VMOODLE_TARGET_TIMEOUT',
+    'executor.target_timeout',
+    'seconds, a whole number from 1 to 86400',
+    wholeNumber(1, 86_400),
+  ),
   attempts: setting('VMOODLE_ATTEMPTS', 'executor.attempts', 'a whole number from 1 to 20', wholeNumber(1, 20)),
-  lockDuration: setting('VMOODLE_LOCK_DURATION', 'executor.lock_duration', 'milliseconds, from 1000 to 600000', wholeNumber(1000, 600_000)),
-  mnetKeyDays: setting('VMOODLE_MNET_KEY_DAYS', 'mnet.key_days', 'days, a whole number from 1 to 3650', wholeNumber(1, 3650)),
-  mnetRenewGap: setting('VMOODLE_MNET_RENEW_GAP', 'mnet.renew_gap_hours', 'hours, a whole number from 1 to 8760', wholeNumber(1, 8760)),
-  mnetAutorenew: setting('VMOODLE_MNET_AUTORENEW', 'mnet.autorenew', "'off', or the UTC time window keys may be renewed in, HH:MM-HH:MM (e.g. 02:00-05:00)", (v) => {
-    if (v === 'off') return undefined;
-    const m = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/.exec(v);
-    if (!m) throw new Error();
-    return { from: Number(m[1]) * 60 + Number(m[2]), to: Number(m[3]) * 60 + Number(m[4]) };
-  }),
-  cron: setting('VMOODLE_CRON', 'cron.schedule', "'off', 'on' (every minute) or a cron expression of five fields, in UTC", (v) => {
-    if (v === 'off') return 'off';
-    const expression = v === 'on' ? '* * * * *' : v;
-    if (expression.trim().split(/\s+/).length !== 5) throw new Error();
-    // Loaded only when a schedule is set: every command line reads the configuration.
-    (createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser')).CronExpressionParser.parse(expression, { tz: 'UTC' });
-    return expression;
-  }),
+  lockDuration: setting(
+    'VMOODLE_LOCK_DURATION',
+    'executor.lock_duration',
+    'milliseconds, from 1000 to 600000',
+    wholeNumber(1000, 600_000),
+  ),
+  mnetKeyDays: setting(
+    'VMOODLE_MNET_KEY_DAYS',
+    'mnet.key_days',
+    'days, a whole number from 1 to 3650',
+    wholeNumber(1, 3650),
+  ),
+  mnetRenewGap: setting(
+    'VMOODLE_MNET_RENEW_GAP',
+    'mnet.renew_gap_hours',
+    'hours, a whole number from 1 to 8760',
+    wholeNumber(1, 8760),
+  ),
+  mnetAutorenew: setting(
+    'VMOODLE_MNET_AUTORENEW',
+    'mnet.autorenew',
+    "'off', or the UTC time window keys may be renewed in, HH:MM-HH:MM (e.g. 02:00-05:00)",
+    (v) => {
+      if (v === 'off') return undefined;
+      const m = /^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$/.exec(v);
+      if (!m) throw new Error();
+      return { from: Number(m[1]) * 60 + Number(m[2]), to: Number(m[3]) * 60 + Number(m[4]) };
+    },
+  ),
+  cron: setting(
+    'VMOODLE_CRON',
+    'cron.schedule',
+    "'off', 'on' (every minute) or a cron expression of five fields, in UTC",
+    (v) => {
+      if (v === 'off') return 'off';
+      const expression = v === 'on' ? '* * * * *' : v;
+      if (expression.trim().split(/\s+/).length !== 5) throw new Error();
+      // Loaded only when a schedule is set: every command line reads the configuration.
+      (createRequire(import.meta.url)('cron-parser') as typeof import('cron-parser')).CronExpressionParser.parse(
+        expression,
+        { tz: 'UTC' },
+      );
+      return expression;
+    },
+  ),
   cronStrategy: setting('VMOODLE_CRON_STRATEGY', 'cron.strategy', "'roundrobin' or 'lowestgap'", (v) => {
     if (v !== 'roundrobin' && v !== 'lowestgap') throw new Error();
     return v;
   }),
-  cronPerTick: setting('VMOODLE_CRON_PER_TICK', 'cron.per_tick', 'hosts a tick, a whole number from 1 to 10000', wholeNumber(1, 10_000)),
-  cronPeriod: setting('VMOODLE_CRON_PERIOD', 'cron.period_minutes', 'minutes, a whole number from 1 to 10080', wholeNumber(1, 10_080)),
-  cronTrigger: setting('VMOODLE_CRON_TRIGGER', 'cron.trigger', "'php' (VMoodle's CLI wrapper on the node) or 'http' (the site's admin/cron.php)", (v) => {
-    if (v !== 'php' && v !== 'http') throw new Error();
-    return v;
-  }),
-  cronTimeout: setting('VMOODLE_CRON_TIMEOUT', 'cron.timeout', 'seconds, a whole number from 1 to 86400', wholeNumber(1, 86_400)),
+  cronPerTick: setting(
+    'VMOODLE_CRON_PER_TICK',
+    'cron.per_tick',
+    'hosts a tick, a whole number from 1 to 10000',
+    wholeNumber(1, 10_000),
+  ),
+  cronPeriod: setting(
+    'VMOODLE_CRON_PERIOD',
+    'cron.period_minutes',
+    'minutes, a whole number from 1 to 10080',
+    wholeNumber(1, 10_080),
+  ),
+  cronTrigger: setting(
+    'VMOODLE_CRON_TRIGGER',
+    'cron.trigger',
+    "'php' (VMoodle's CLI wrapper on the node) or 'http' (the site's admin/cron.php)",
+    (v) => {
+      if (v !== 'php' && v !== 'http') throw new Error();
+      return v;
+    },
+  ),
+  cronTimeout: setting(
+    'VMOODLE_CRON_TIMEOUT',
+    'cron.timeout',
+    'seconds, a whole number from 1 to 86400',
+    wholeNumber(1, 86_400),
+  ),
   cronVerifyTls: setting('VMOODLE_CRON_VERIFY_TLS', 'cron.verify_tls', "'on' or 'off'", (v) => {
     if (v !== 'on' && v !== 'off') throw new Error();
     return v === 'on';
   }),
-  cronLogDir: setting('VMOODLE_CRON_LOG_DIR', 'cron.log_dir', 'a folder path for the hosts\' cron logs', (v) => resolve(v)),
-  cronLogBytes: setting('VMOODLE_CRON_LOG_BYTES', 'cron.log_max_bytes', 'bytes, a whole number from 1024 to 1073741824', wholeNumber(1024, 1_073_741_824)),
+  cronLogDir: setting('VMOODLE_CRON_LOG_DIR', 'cron.log_dir', "a folder path for the hosts' cron logs", (v) =>
+    resolve(v),
+  ),
+  cronLogBytes: setting(
+    'VMOODLE_CRON_LOG_BYTES',
+    'cron.log_max_bytes',
+    'bytes, a whole number from 1024 to 1073741824',
+    wholeNumber(1024, 1_073_741_824),
+  ),
   opsChannel: setting('VMOODLE_OPS_CHANNEL', 'slack.ops_channel', 'a Slack channel id (C…, G…)', (v) => {
     if (!/^[CG][A-Z0-9]{2,}$/.test(v)) throw new Error();
     return v;
   }),
-  templatesDir: setting('VMOODLE_TEMPLATES_DIR', 'lifecycle.templates_dir', 'a folder path for templates (snapshots of instances)', (v) => resolve(v)),
-  datarootRoot: setting('VMOODLE_DATAROOT_ROOT', 'lifecycle.dataroot_root', 'the absolute folder instance dataroots are made and removed under (not /)', (v) => {
-    const path = resolve(v);
-    if (!v.startsWith('/') || path === '/') throw new Error();
-    return path;
-  }),
-  stalledInterval: setting('VMOODLE_STALLED_INTERVAL', 'executor.stalled_interval', 'milliseconds, from 500 to 600000', wholeNumber(500, 600_000)),
+  templatesDir: setting(
+    'VMOODLE_TEMPLATES_DIR',
+    'lifecycle.templates_dir',
+    'a folder path for templates (snapshots of instances)',
+    (v) => resolve(v),
+  ),
+  datarootRoot: setting(
+    'VMOODLE_DATAROOT_ROOT',
+    'lifecycle.dataroot_root',
+    'the absolute folder instance dataroots are made and removed under (not /)',
+    (v) => {
+      const path = resolve(v);
+      if (!v.startsWith('/') || path === '/') throw new Error();
+      return path;
+    },
+  ),
+  stalledInterval: setting(
+    'VMOODLE_STALLED_INTERVAL',
+    'executor.stalled_interval',
+    'milliseconds, from 500 to 600000',
+    wholeNumber(500, 600_000),
+  ),
 } as const;
 
 function wholeNumber(min: number, max: number) {
@@ -277,12 +418,17 @@ function tryUrl(value: string): URL | undefined {
   try {
     return new URL(value);
   } catch {
+    // biome-ignore lint/plugin: not a URL: the caller says what it expected
     return undefined;
   }
 }
 
 /** A YAML file named by a variable; a file that cannot be read or parsed is one line naming both. */
-export function readYamlFile(path: string, variable: string, fail: new (message: string) => Error = ConfigError): unknown {
+export function readYamlFile(
+  path: string,
+  variable: string,
+  fail: new (message: string) => Error = ConfigError,
+): unknown {
   try {
     return parseYaml(readFileSync(path, 'utf8'));
   } catch (err) {
@@ -293,12 +439,14 @@ export function readYamlFile(path: string, variable: string, fail: new (message:
 function readConfigFile(path: string): Source {
   const doc = readYamlFile(path, 'VMOODLE_CONFIG');
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`VMOODLE_CONFIG: ${path} must hold a YAML mapping`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError(`VMOODLE_CONFIG: ${path} must hold a YAML mapping`);
   const flat: Source = {};
   const walk = (node: Record<string, unknown>, path: string) => {
     for (const [key, value] of Object.entries(node)) {
       const name = path ? `${path}.${key}` : key;
-      if (value !== null && typeof value === 'object' && !Array.isArray(value)) walk(value as Record<string, unknown>, name);
+      if (value !== null && typeof value === 'object' && !Array.isArray(value))
+        walk(value as Record<string, unknown>, name);
       else if (value !== null && value !== undefined) flat[name] = String(value);
     }
   };
@@ -306,7 +454,9 @@ function readConfigFile(path: string): Source {
   const known = new Set(Object.values(SETTINGS).map((s) => s.file));
   const unknown = Object.keys(flat).filter((k) => !known.has(k));
   if (unknown.length > 0) {
-    throw new ConfigError(`VMOODLE_CONFIG: ${path} has unknown keys: ${unknown.join(', ')} (known: ${[...known].filter(Boolean).join(', ')})`);
+    throw new ConfigError(
+      `VMOODLE_CONFIG: ${path} has unknown keys: ${unknown.join(', ')} (known: ${[...known].filter(Boolean).join(', ')})`,
+    );
   }
   return flat;
 }
@@ -325,8 +475,18 @@ export function loadConfig(env: Source = process.env): Config {
       return s.parse(raw);
     } catch (err) {
       const where = fromEnv ? s.env : `${s.file} in VMOODLE_CONFIG (${s.env})`;
-      const secret = [SETTINGS.slackBotToken, SETTINGS.slackSigningSecret, SETTINGS.slackAppToken, SETTINGS.secretKeys] as Setting<unknown>[];
-      const shown = s === SETTINGS.mysqlUrl || s === SETTINGS.redisUrl ? describeMysqlUrlSafe(raw) : secret.includes(s as Setting<unknown>) ? 'a value (not shown)' : `'${raw}'`;
+      const secret = [
+        SETTINGS.slackBotToken,
+        SETTINGS.slackSigningSecret,
+        SETTINGS.slackAppToken,
+        SETTINGS.secretKeys,
+      ] as Setting<unknown>[];
+      const shown =
+        s === SETTINGS.mysqlUrl || s === SETTINGS.redisUrl
+          ? describeMysqlUrlSafe(raw)
+          : secret.includes(s as Setting<unknown>)
+            ? 'a value (not shown)'
+            : `'${raw}'`;
       // Plain parse failures carry no message; the checks that know more (identifiers, keys, nodes) say it.
       const detail = err instanceof OpsError ? `: ${err.message}` : '';
       throw new ConfigError(`${where}: expected ${s.expects}, got ${shown}${detail}`);
@@ -343,7 +503,11 @@ export function loadConfig(env: Source = process.env): Config {
     masterPrefix: get(SETTINGS.masterPrefix) ?? 'mdl_',
     redisUrl: get(SETTINGS.redisUrl) ?? DEFAULT_REDIS_URL,
     dataDir,
-    node: get(SETTINGS.node) ?? hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64),
+    node:
+      get(SETTINGS.node) ??
+      hostname()
+        .replace(/[^A-Za-z0-9._-]/g, '-')
+        .slice(0, 64),
     master: {
       shortname: get(SETTINGS.masterShortname) ?? 'master',
       wwwroot: get(SETTINGS.masterWwwroot) ?? (sandbox ? SANDBOX_MASTER_WWWROOT : undefined),
@@ -387,7 +551,11 @@ export function loadConfig(env: Source = process.env): Config {
       templatesDir: get(SETTINGS.templatesDir) ?? resolve(dataDir, 'templates'),
       datarootRoot: get(SETTINGS.datarootRoot),
     },
-    mnet: { keyDays: get(SETTINGS.mnetKeyDays) ?? 28, renewGapHours: get(SETTINGS.mnetRenewGap) ?? 72, autorenew: get(SETTINGS.mnetAutorenew) },
+    mnet: {
+      keyDays: get(SETTINGS.mnetKeyDays) ?? 28,
+      renewGapHours: get(SETTINGS.mnetRenewGap) ?? 72,
+      autorenew: get(SETTINGS.mnetAutorenew),
+    },
   };
 }
 

@@ -7,4 +7,5 @@ import { stringify } from 'csv-stringify/sync';
 const neutralised = (s: string) => (/^[=+\-@\t\r]/.test(s) ? `'${s}` : s);
 
 /** Rows as a CSV file every cell of which is safe to open in a spreadsheet. */
-export const safeCsv = (rows: ReadonlyArray<ReadonlyArray<unknown>>): string => stringify(rows as unknown[][], { cast: { string: neutralised } });
+export const safeCsv = (rows: ReadonlyArray<ReadonlyArray<unknown>>): string =>
+  stringify(rows as unknown[][], { cast: { string: neutralised } });

@@ -39,7 +39,11 @@ export const EXIT_USAGE = ERROR_CODES.usage.exit;
 export class OpsError extends Error {
   readonly hint: string | undefined;
 
-  constructor(readonly code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options: { hint?: string; cause?: unknown } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
     this.hint = options.hint ?? ERROR_CODES[code].hint;
@@ -78,7 +82,12 @@ export interface ErrorReport {
  * described by describeError, without the statement or its values.
  */
 export function errorReport(err: unknown): ErrorReport {
-  if (err instanceof CommanderError) return { code: 'usage', message: err.message.replace(/^error: /, '').split('\n')[0] as string, hint: 'add --help to the verb to see what it takes' };
+  if (err instanceof CommanderError)
+    return {
+      code: 'usage',
+      message: err.message.replace(/^error: /, '').split('\n')[0] as string,
+      hint: 'add --help to the verb to see what it takes',
+    };
   const code = errorCode(err);
   const hint = err instanceof OpsError ? err.hint : undefined;
   return { code, message: describeError(err), ...(hint ? { hint } : {}) };

@@ -7,7 +7,20 @@ import { describeError } from './db/db-errors.ts';
 export type { Logger } from 'pino';
 
 /** Keys whose values never reach the log, wherever they sit in a logged object. */
-const SECRET_KEYS = ['password', 'pass', 'vdbpass', 'secret', 'token', 'botToken', 'appToken', 'signingSecret', 'secret_params', 'key', 'authorization', 'cookie'];
+const SECRET_KEYS = [
+  'password',
+  'pass',
+  'vdbpass',
+  'secret',
+  'token',
+  'botToken',
+  'appToken',
+  'signingSecret',
+  'secret_params',
+  'key',
+  'authorization',
+  'cookie',
+];
 
 const REDACTED = '[redacted]';
 
@@ -37,7 +50,13 @@ export class SecretValues {
 
   scrub(line: string): string {
     if (this.values.size === 0) return line;
-    this.pattern ??= new RegExp([...this.values].sort((a, b) => b.length - a.length).map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'g');
+    this.pattern ??= new RegExp(
+      [...this.values]
+        .sort((a, b) => b.length - a.length)
+        .map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+        .join('|'),
+      'g',
+    );
     return line.replace(this.pattern, REDACTED);
   }
 }
@@ -48,6 +67,7 @@ function configSecrets(config: Config): Array<string | undefined> {
     try {
       return decodeURIComponent(new URL(config.redisUrl).password);
     } catch {
+      // biome-ignore lint/plugin: a Redis URL that does not parse has no password to cut from the logs
       return undefined;
     }
   })();

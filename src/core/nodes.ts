@@ -35,16 +35,23 @@ const KEYS: Record<string, string> = {
   dataroots: 'a list of absolute path prefixes of the moodledata folders it mounts',
   php: 'the PHP CLI binary (an absolute path; default /usr/bin/php)',
   max_php: 'Moodle PHP processes at most at once on the node (1 to 64; default 4)',
-  delivery_user: 'the system user delivery runs its commands on the code trees as, through sudo -n (default: the worker\'s own)',
-  opcache_reset: "the command that resets PHP's opcode cache after a delivery, a list whose first word is an absolute path",
-  transfer_dir: 'a folder shared with the other nodes, through which file copies between nodes go (an absolute path; default: through Redis)',
+  delivery_user:
+    "the system user delivery runs its commands on the code trees as, through sudo -n (default: the worker's own)",
+  opcache_reset:
+    "the command that resets PHP's opcode cache after a delivery, a list whose first word is an absolute path",
+  transfer_dir:
+    'a folder shared with the other nodes, through which file copies between nodes go (an absolute path; default: through Redis)',
 };
 
 const SYSTEM_USER = /^[a-z_][a-z0-9_-]{0,31}$/;
 
 function opcacheCommand(value: unknown, where: string): string[] | undefined {
   if (value === undefined) return undefined;
-  if (!Array.isArray(value) || value.length === 0 || !value.every((w) => typeof w === 'string' && !/[\0\n\r]/.test(w))) {
+  if (
+    !Array.isArray(value) ||
+    value.length === 0 ||
+    !value.every((w) => typeof w === 'string' && !/[\0\n\r]/.test(w))
+  ) {
     throw new NodesError(`${where}: expected ${KEYS.opcache_reset}`);
   }
   absolutePath(value[0], where);
@@ -52,7 +59,8 @@ function opcacheCommand(value: unknown, where: string): string[] | undefined {
 }
 
 function absolutePath(value: unknown, where: string): string {
-  if (typeof value !== 'string' || !isAbsolute(value) || /[\0\n\r]/.test(value)) throw new NodesError(`${where}: expected an absolute path`);
+  if (typeof value !== 'string' || !isAbsolute(value) || /[\0\n\r]/.test(value))
+    throw new NodesError(`${where}: expected an absolute path`);
   const path = normalize(value);
   return path.length > 1 ? path.replace(/\/+$/, '') : path;
 }
@@ -60,17 +68,23 @@ function absolutePath(value: unknown, where: string): string {
 /** Reads the nodes file's mapping `name: {code_root, dataroots, php, max_php}`; whatever is wrong is named. */
 export function parseNodes(doc: unknown): NodeConfig[] {
   if (doc === null || doc === undefined) return [];
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new NodesError('expected a mapping of node names to {code_root, dataroots, php, max_php}');
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new NodesError('expected a mapping of node names to {code_root, dataroots, php, max_php}');
   const nodes = Object.entries(doc as Record<string, unknown>).map(([name, raw]): NodeConfig => {
-    if (!NODE_NAME.test(name)) throw new NodesError(`node '${name}': a name holds only letters, digits, dots, dashes and underscores`);
-    if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw new NodesError(`node ${name}: expected a mapping of ${Object.keys(KEYS).join(', ')}`);
+    if (!NODE_NAME.test(name))
+      throw new NodesError(`node '${name}': a name holds only letters, digits, dots, dashes and underscores`);
+    if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
+      throw new NodesError(`node ${name}: expected a mapping of ${Object.keys(KEYS).join(', ')}`);
     const spec = raw as Record<string, unknown>;
     const unknown = Object.keys(spec).filter((k) => !(k in KEYS));
-    if (unknown.length > 0) throw new NodesError(`node ${name}: unknown keys ${unknown.join(', ')} (known: ${Object.keys(KEYS).join(', ')})`);
+    if (unknown.length > 0)
+      throw new NodesError(`node ${name}: unknown keys ${unknown.join(', ')} (known: ${Object.keys(KEYS).join(', ')})`);
     const dataroots = spec.dataroots;
-    if (!Array.isArray(dataroots) || dataroots.length === 0) throw new NodesError(`node ${name}: dataroots: expected ${KEYS.dataroots}`);
+    if (!Array.isArray(dataroots) || dataroots.length === 0)
+      throw new NodesError(`node ${name}: dataroots: expected ${KEYS.dataroots}`);
     const maxPhp = spec.max_php ?? 4;
-    if (typeof maxPhp !== 'number' || !Number.isInteger(maxPhp) || maxPhp < 1 || maxPhp > 64) throw new NodesError(`node ${name}: max_php: expected ${KEYS.max_php}`);
+    if (typeof maxPhp !== 'number' || !Number.isInteger(maxPhp) || maxPhp < 1 || maxPhp > 64)
+      throw new NodesError(`node ${name}: max_php: expected ${KEYS.max_php}`);
     return {
       name,
       codeRoot: absolutePath(spec.code_root, `node ${name}: code_root`),
@@ -78,23 +92,32 @@ export function parseNodes(doc: unknown): NodeConfig[] {
       php: absolutePath(spec.php ?? '/usr/bin/php', `node ${name}: php`),
       maxPhp,
       ...deliverySettings(name, spec),
-      ...(spec.transfer_dir !== undefined ? { transferDir: absolutePath(spec.transfer_dir, `node ${name}: transfer_dir`) } : {}),
+      ...(spec.transfer_dir !== undefined
+        ? { transferDir: absolutePath(spec.transfer_dir, `node ${name}: transfer_dir`) }
+        : {}),
     };
   });
   const owner = new Map<string, string>();
   for (const node of nodes) {
     for (const prefix of node.dataroots) {
       const other = owner.get(prefix);
-      if (other && other !== node.name) throw new NodesError(`nodes ${other} and ${node.name} both claim ${prefix}: an instance's node must follow from its dataroot`);
+      if (other && other !== node.name)
+        throw new NodesError(
+          `nodes ${other} and ${node.name} both claim ${prefix}: an instance's node must follow from its dataroot`,
+        );
       owner.set(prefix, node.name);
     }
   }
   return nodes;
 }
 
-function deliverySettings(name: string, spec: Record<string, unknown>): Pick<NodeConfig, 'deliveryUser' | 'opcacheReset'> {
+function deliverySettings(
+  name: string,
+  spec: Record<string, unknown>,
+): Pick<NodeConfig, 'deliveryUser' | 'opcacheReset'> {
   const user = spec.delivery_user;
-  if (user !== undefined && (typeof user !== 'string' || !SYSTEM_USER.test(user))) throw new NodesError(`node ${name}: delivery_user: expected a system user name`);
+  if (user !== undefined && (typeof user !== 'string' || !SYSTEM_USER.test(user)))
+    throw new NodesError(`node ${name}: delivery_user: expected a system user name`);
   const reset = opcacheCommand(spec.opcache_reset, `node ${name}: opcache_reset`);
   return { ...(user !== undefined ? { deliveryUser: user } : {}), ...(reset ? { opcacheReset: reset } : {}) };
 }
@@ -125,9 +148,11 @@ export function noNodeReason(nodes: readonly NodeConfig[], dataroot: string | un
 export function findNode(nodes: readonly NodeConfig[], name: string): NodeConfig {
   const node = nodes.find((n) => n.name === name);
   if (!node) {
-    throw new NodesError(nodes.length === 0
-      ? `node '${name}' is not configured: no nodes are (set VMOODLE_NODES to a nodes file)`
-      : `node '${name}' is not configured (configured: ${nodes.map((n) => n.name).join(', ')})`);
+    throw new NodesError(
+      nodes.length === 0
+        ? `node '${name}' is not configured: no nodes are (set VMOODLE_NODES to a nodes file)`
+        : `node '${name}' is not configured (configured: ${nodes.map((n) => n.name).join(', ')})`,
+    );
   }
   return node;
 }

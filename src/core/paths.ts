@@ -17,9 +17,11 @@ export interface KeptFolder {
   what: string;
 }
 
-export const isInside = (parent: string, child: string) => child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
+export const isInside = (parent: string, child: string) =>
+  child === parent || child.startsWith(parent.endsWith(sep) ? parent : parent + sep);
 
-const missing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR';
+const missing = (err: unknown) =>
+  (err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR';
 
 /**
  * Where a path leads: the real path of its deepest existing folder, with the part that does not exist yet added.
@@ -52,17 +54,23 @@ export async function isLink(path: string): Promise<boolean> {
  * Why a path may not be used, or undefined: it must lead (links followed) inside `root` (not be the root itself
  * unless `rootItself`), and neither be, hold, nor lie in a kept folder (also compared where they really lead).
  */
-export async function confinementProblem(path: string, place: { root?: KeptFolder; keep: readonly KeptFolder[]; rootItself?: boolean }): Promise<string | undefined> {
-  if (!path.startsWith('/') || resolve(path) !== path.replace(/(.)\/+$/, '$1')) return `'${path}' is not an absolute path without '..', '.' or '//'`;
+export async function confinementProblem(
+  path: string,
+  place: { root?: KeptFolder; keep: readonly KeptFolder[]; rootItself?: boolean },
+): Promise<string | undefined> {
+  if (!path.startsWith('/') || resolve(path) !== path.replace(/(.)\/+$/, '$1'))
+    return `'${path}' is not an absolute path without '..', '.' or '//'`;
   const real = await realPathOf(path);
   const shown = real === resolve(path) ? real : `${resolve(path)} (which leads to ${real})`;
   if (place.root) {
     const root = await realPathOf(place.root.path);
-    if (!isInside(root, real) || (real === root && !place.rootItself)) return `${shown} is not under ${place.root.what} ${place.root.path}`;
+    if (!isInside(root, real) || (real === root && !place.rootItself))
+      return `${shown} is not under ${place.root.what} ${place.root.path}`;
   }
   for (const kept of place.keep) {
     const other = await realPathOf(kept.path);
-    if (isInside(real, other) || isInside(other, real)) return `${shown} ${real === other ? 'is' : isInside(real, other) ? 'holds' : 'lies in'} ${kept.what} (${kept.path})`;
+    if (isInside(real, other) || isInside(other, real))
+      return `${shown} ${real === other ? 'is' : isInside(real, other) ? 'holds' : 'lies in'} ${kept.what} (${kept.path})`;
   }
   return undefined;
 }
@@ -97,7 +105,12 @@ export async function emptyFolder(path: string): Promise<'done' | { refused: str
  * exclusively, so no planted link is written through), which then replaces the place by rename (a link there is
  * replaced, never followed) or, unless `replace`, is linked there only if nothing is there yet.
  */
-export async function writeFileSafely(path: string, content: string | Uint8Array, mode: number, replace: boolean): Promise<void> {
+export async function writeFileSafely(
+  path: string,
+  content: string | Uint8Array,
+  mode: number,
+  replace: boolean,
+): Promise<void> {
   const temporary = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   const file = await open(temporary, 'wx', mode);
   try {
@@ -114,7 +127,8 @@ export async function writeFileSafely(path: string, content: string | Uint8Array
     }
   } catch (err) {
     await rm(temporary, { force: true });
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new PathError(`${path} exists already: nothing written there`);
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST')
+      throw new PathError(`${path} exists already: nothing written there`);
     throw err;
   }
 }

@@ -6,7 +6,10 @@
 export class RedisKeys {
   private readonly runs: string;
 
-  constructor(readonly prefix: string, installation: string) {
+  constructor(
+    readonly prefix: string,
+    installation: string,
+  ) {
     this.runs = `${prefix}:x:i${installation.slice(0, 12)}:run`;
   }
 

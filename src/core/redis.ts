@@ -47,7 +47,11 @@ export async function assertRedisAnswers(redis: Redis, url: string, timeoutMs: n
     await redis.ping();
   } catch (err) {
     const reason = lastError?.code ?? (err as Error).message;
-    throw new OpsError('unavailable', `cannot reach Redis at ${redactUrl(url)} within ${timeoutMs / 1000} s (${reason})`, { hint: 'check REDIS_URL and that Redis is running; runs already queued wait for it' });
+    throw new OpsError(
+      'unavailable',
+      `cannot reach Redis at ${redactUrl(url)} within ${timeoutMs / 1000} s (${reason})`,
+      { hint: 'check REDIS_URL and that Redis is running; runs already queued wait for it' },
+    );
   } finally {
     redis.off('error', remember);
   }

@@ -60,32 +60,45 @@ const KEYS = ['rbac', 'approval', 'db_servers'] as const;
 const isMap = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function stringList(v: unknown, where: string): string[] {
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === '')) throw new SettingsError(`${where} must be a list of names`);
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === ''))
+    throw new SettingsError(`${where} must be a list of names`);
   return v as string[];
 }
 
 function role(v: unknown, where: string): Role {
-  if (!ROLES.includes(v as Role)) throw new SettingsError(`${where}: '${String(v)}' is not a role (roles: ${ROLES.join(', ')})`);
+  if (!ROLES.includes(v as Role))
+    throw new SettingsError(`${where}: '${String(v)}' is not a role (roles: ${ROLES.join(', ')})`);
   return v as Role;
 }
 
 function parseRbac(v: unknown): RbacConfig {
   if (!isMap(v) || !isMap(v.roles)) throw new SettingsError("rbac needs a 'roles' mapping");
   const unknown = Object.keys(v).filter((k) => !['roles', 'categories', 'channels', 'os_users'].includes(k));
-  if (unknown.length) throw new SettingsError(`rbac has unknown keys: ${unknown.join(', ')} (known: roles, categories, channels, os_users)`);
+  if (unknown.length)
+    throw new SettingsError(
+      `rbac has unknown keys: ${unknown.join(', ')} (known: roles, categories, channels, os_users)`,
+    );
   const roles: RbacConfig['roles'] = {};
-  for (const [name, ids] of Object.entries(v.roles)) roles[role(name, 'rbac.roles')] = stringList(ids, `rbac.roles.${name}`);
+  for (const [name, ids] of Object.entries(v.roles))
+    roles[role(name, 'rbac.roles')] = stringList(ids, `rbac.roles.${name}`);
   const out: RbacConfig = { roles };
   if (v.categories !== undefined) {
     if (!isMap(v.categories)) throw new SettingsError('rbac.categories must map a category to a role');
-    out.categories = Object.fromEntries(Object.entries(v.categories).map(([c, r]) => [c, role(r, `rbac.categories.${c}`)]));
+    out.categories = Object.fromEntries(
+      Object.entries(v.categories).map(([c, r]) => [c, role(r, `rbac.categories.${c}`)]),
+    );
   }
   if (v.channels !== undefined) {
     if (!isMap(v.channels)) throw new SettingsError('rbac.channels must map a channel id to categories');
-    out.channels = Object.fromEntries(Object.entries(v.channels).map(([c, list]) => [c, stringList(list, `rbac.channels.${c}`)]));
+    out.channels = Object.fromEntries(
+      Object.entries(v.channels).map(([c, list]) => [c, stringList(list, `rbac.channels.${c}`)]),
+    );
   }
   if (v.os_users !== undefined) {
-    if (!isMap(v.os_users) || Object.values(v.os_users).some((u) => typeof u !== 'string' || !/^[a-z_][a-z0-9_.-]{0,31}$/i.test(u))) {
+    if (
+      !isMap(v.os_users) ||
+      Object.values(v.os_users).some((u) => typeof u !== 'string' || !/^[a-z_][a-z0-9_.-]{0,31}$/i.test(u))
+    ) {
       throw new SettingsError('rbac.os_users must map a chat user id to an operating-system user name');
     }
     out.os_users = v.os_users as Record<string, string>;
@@ -94,7 +107,8 @@ function parseRbac(v: unknown): RbacConfig {
 }
 
 function wholeNumber(v: unknown, where: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw new SettingsError(`${where} must be a whole number from ${min} to ${max}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw new SettingsError(`${where} must be a whole number from ${min} to ${max}`);
   return v;
 }
 
@@ -103,8 +117,14 @@ function parseApproval(v: unknown): ApprovalSettings {
   const cli = v.cli ?? DEFAULT_APPROVAL.cli;
   if (cli !== 'require' && cli !== 'off') throw new SettingsError("approval.cli must be 'require' or 'off'");
   return {
-    threshold: v.threshold === undefined ? DEFAULT_APPROVAL.threshold : wholeNumber(v.threshold, 'approval.threshold', 0, 1_000_000),
-    ttlMinutes: v.ttl_minutes === undefined ? DEFAULT_APPROVAL.ttlMinutes : wholeNumber(v.ttl_minutes, 'approval.ttl_minutes', 1, 1440),
+    threshold:
+      v.threshold === undefined
+        ? DEFAULT_APPROVAL.threshold
+        : wholeNumber(v.threshold, 'approval.threshold', 0, 1_000_000),
+    ttlMinutes:
+      v.ttl_minutes === undefined
+        ? DEFAULT_APPROVAL.ttlMinutes
+        : wholeNumber(v.ttl_minutes, 'approval.ttl_minutes', 1, 1440),
     cli,
   };
 }
@@ -120,23 +140,43 @@ export function serverName(db: { host: string; port: number; socketPath?: string
 }
 
 /** `host:port` with a host name or an IP address (IPv6 in brackets), or `unix:/absolute/path`. */
-const SERVER = /^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9a-fA-F:.]+\]):\d{1,5}|unix:\/[^\0]*)$/;
+const SERVER =
+  /^(?:(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\[[0-9a-fA-F:.]+\]):\d{1,5}|unix:\/[^\0]*)$/;
 
 function parseDbServers(v: unknown): DbServerRule[] {
   if (!Array.isArray(v)) throw new SettingsError('db_servers must be a list of { server, tls, ca }');
   return v.map((entry, i) => {
     const where = `db_servers[${i}]`;
-    if (!isMap(entry) || typeof entry.server !== 'string' || !SERVER.test(entry.server)) throw new SettingsError(`${where}.server must be host:port or unix:/path`);
+    if (!isMap(entry) || typeof entry.server !== 'string' || !SERVER.test(entry.server))
+      throw new SettingsError(`${where}.server must be host:port or unix:/path`);
     const tls = entry.tls ?? false;
     if (typeof tls !== 'boolean') throw new SettingsError(`${where}.tls must be true or false`);
-    if (entry.ca !== undefined && (typeof entry.ca !== 'string' || !isAbsolute(entry.ca) || !tls)) throw new SettingsError(`${where}.ca must be the absolute path of a PEM file, with tls: true`);
+    if (entry.ca !== undefined && (typeof entry.ca !== 'string' || !isAbsolute(entry.ca) || !tls))
+      throw new SettingsError(`${where}.ca must be the absolute path of a PEM file, with tls: true`);
     const p = entry.provisioning;
-    if (p !== undefined && (!isMap(p) || typeof p.login !== 'string' || !/^\S{1,80}$/.test(p.login) || typeof p.password !== 'string' || p.password.split(':').length !== 4)) {
-      throw new SettingsError(`${where}.provisioning must be { login, password } with the password sealed by vmoodle settings provisioning`);
+    if (
+      p !== undefined &&
+      (!isMap(p) ||
+        typeof p.login !== 'string' ||
+        !/^\S{1,80}$/.test(p.login) ||
+        typeof p.password !== 'string' ||
+        p.password.split(':').length !== 4)
+    ) {
+      throw new SettingsError(
+        `${where}.provisioning must be { login, password } with the password sealed by vmoodle settings provisioning`,
+      );
     }
     const address = /^\[?(.+?)\]?:(\d+)$/.exec(entry.server);
-    const server = entry.server.startsWith('unix:') || !address ? entry.server : serverName({ host: address[1] as string, port: Number(address[2]) });
-    return { server, tls, ...(entry.ca ? { ca: entry.ca as string } : {}), ...(p ? { provisioning: { login: p.login as string, password: p.password as string } } : {}) };
+    const server =
+      entry.server.startsWith('unix:') || !address
+        ? entry.server
+        : serverName({ host: address[1] as string, port: Number(address[2]) });
+    return {
+      server,
+      tls,
+      ...(entry.ca ? { ca: entry.ca as string } : {}),
+      ...(p ? { provisioning: { login: p.login as string, password: p.password as string } } : {}),
+    };
   });
 }
 
@@ -153,7 +193,8 @@ export function parseSettings(doc: unknown): SecuritySettings {
   };
 }
 
-export const readSettingsFile = (path: string): SecuritySettings => parseSettings(readYamlFile(path, 'settings import', SettingsError));
+export const readSettingsFile = (path: string): SecuritySettings =>
+  parseSettings(readYamlFile(path, 'settings import', SettingsError));
 
 /** The settings as the document an admin reads and edits. */
 export function settingsDocument(s: SecuritySettings): Record<string, unknown> {
@@ -176,7 +217,10 @@ const FRESH_MS = 5_000;
 export class SettingsStore {
   private cached: { at: number; settings: Promise<SecuritySettings> } | undefined;
 
-  constructor(private readonly db: Knex, readonly table: string) {}
+  constructor(
+    private readonly db: Knex,
+    readonly table: string,
+  ) {}
 
   read(): Promise<SecuritySettings> {
     if (!this.cached || Date.now() - this.cached.at > FRESH_MS) {
@@ -194,13 +238,18 @@ export class SettingsStore {
 
   /** Who wrote the settings last, and when (unix ms). */
   async written(): Promise<{ by: string; at: number } | undefined> {
-    const row = (await this.db(this.table).where({ name: 'security' }).first()) as { updated_by: string; updated_at: number } | undefined;
+    const row = (await this.db(this.table).where({ name: 'security' }).first()) as
+      | { updated_by: string; updated_at: number }
+      | undefined;
     return row ? { by: row.updated_by, at: Number(row.updated_at) } : undefined;
   }
 
   async write(settings: SecuritySettings, by: string): Promise<void> {
     const value = JSON.stringify(settingsDocument(settings));
-    await this.db(this.table).insert({ name: 'security', value, updated_by: by, updated_at: Date.now() }).onConflict('name').merge();
+    await this.db(this.table)
+      .insert({ name: 'security', value, updated_by: by, updated_at: Date.now() })
+      .onConflict('name')
+      .merge();
     this.cached = undefined;
   }
 }

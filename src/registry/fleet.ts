@@ -53,7 +53,9 @@ export class Fleet {
   ) {
     const broken = withBroken ? new Map<number, string>() : brokenRows(instances);
     this.hosts = instances.filter((i) => !broken.has(i.id)).map(instanceHost);
-    this.leftOut = instances.filter((i) => broken.has(i.id)).map((i) => ({ host: instanceHost(i), reason: broken.get(i.id) as string }));
+    this.leftOut = instances
+      .filter((i) => broken.has(i.id))
+      .map((i) => ({ host: instanceHost(i), reason: broken.get(i.id) as string }));
     this.masterHost = {
       kind: 'master',
       id: 0,
@@ -79,7 +81,9 @@ export class Fleet {
     const matches = this.byKey.get(normaliseWwwroot(name).toLowerCase());
     if (!matches) return undefined;
     if (matches.length > 1) {
-      throw new HostLookupError(`'${name}' names ${matches.length} hosts (${matches.map((h) => h.wwwroot).join(', ')}); use the wwwroot`);
+      throw new HostLookupError(
+        `'${name}' names ${matches.length} hosts (${matches.map((h) => h.wwwroot).join(', ')}); use the wwwroot`,
+      );
     }
     return matches[0];
   }
@@ -87,7 +91,9 @@ export class Fleet {
   /** The left-out row a name stands for, if any, to say why it cannot be a target. */
   findLeftOut(name: string): LeftOutHost | undefined {
     const key = normaliseWwwroot(name).toLowerCase();
-    return this.leftOut.find((l) => l.host.shortname.toLowerCase() === key || normaliseWwwroot(l.host.wwwroot).toLowerCase() === key);
+    return this.leftOut.find(
+      (l) => l.host.shortname.toLowerCase() === key || normaliseWwwroot(l.host.wwwroot).toLowerCase() === key,
+    );
   }
 
   /** The existing name nearest to an unknown one, for "did you mean" hints. */

@@ -17,7 +17,9 @@ export function compileGlob(source: string, flag: string): HostGlob {
   if (source === '') throw new GlobError(`${flag}: an empty pattern matches nothing; remove the extra comma`);
   if (/\s/.test(source)) throw new GlobError(`${flag}: pattern '${source}' contains a space; host names never do`);
   if (/[[\]{}]/.test(source)) {
-    throw new GlobError(`${flag}: pattern '${source}' uses [ ] or { }, which are not supported; use * and ? (e.g. '*.example.org')`);
+    throw new GlobError(
+      `${flag}: pattern '${source}' uses [ ] or { }, which are not supported; use * and ? (e.g. '*.example.org')`,
+    );
   }
   const body = [...source].map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : escapeRegExp(ch))).join('');
   const re = new RegExp(`^${body}$`, 'is');

@@ -27,8 +27,20 @@ export interface Instance {
 /** The fields an operator sets; the rest are kept by the product (id, cron counters). */
 export type InstanceFields = Pick<
   Instance,
-  | 'name' | 'shortname' | 'description' | 'vhostname' | 'vdbtype' | 'vdbhost' | 'vdblogin' | 'vdbpass' | 'vdbname'
-  | 'vdbprefix' | 'vdbpersist' | 'vdatapath' | 'mnet' | 'enabled'
+  | 'name'
+  | 'shortname'
+  | 'description'
+  | 'vhostname'
+  | 'vdbtype'
+  | 'vdbhost'
+  | 'vdblogin'
+  | 'vdbpass'
+  | 'vdbname'
+  | 'vdbprefix'
+  | 'vdbpersist'
+  | 'vdatapath'
+  | 'mnet'
+  | 'enabled'
 >;
 
 export const INSTANCE_DEFAULTS: Omit<InstanceFields, 'name' | 'shortname' | 'vhostname' | 'vdbname' | 'vdatapath'> = {

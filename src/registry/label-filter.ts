@@ -13,7 +13,10 @@ export class LabelFilterError extends errorKind('bad_selection') {}
 export function containsFilter(text: string): LabelFilter {
   if (!text) throw new LabelFilterError('--contains needs some text');
   const needle = text.toLowerCase();
-  return { description: `--contains '${text}'`, test: (labels) => labels.some((l) => l.toLowerCase().includes(needle)) };
+  return {
+    description: `--contains '${text}'`,
+    test: (labels) => labels.some((l) => l.toLowerCase().includes(needle)),
+  };
 }
 
 export function notContainsFilter(text: string): LabelFilter {
@@ -27,10 +30,12 @@ export function notContainsFilter(text: string): LabelFilter {
 
 export function regexFilter(spec: string): LabelFilter {
   const m = /^\/(.*)\/([a-z]*)$/s.exec(spec);
-  if (!m) throw new LabelFilterError(`--regex '${spec}' must look like /pattern/flags (flags: i, s, u, and n to negate)`);
+  if (!m)
+    throw new LabelFilterError(`--regex '${spec}' must look like /pattern/flags (flags: i, s, u, and n to negate)`);
   const [, pattern, flags] = m as unknown as [string, string, string];
   const bad = [...flags].filter((f) => !'isun'.includes(f));
-  if (bad.length > 0) throw new LabelFilterError(`--regex '${spec}': unknown flag ${bad.join('')} (allowed: i, s, u, n)`);
+  if (bad.length > 0)
+    throw new LabelFilterError(`--regex '${spec}': unknown flag ${bad.join('')} (allowed: i, s, u, n)`);
   const negate = flags.includes('n');
   let re: RegExp;
   try {

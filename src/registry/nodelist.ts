@@ -1,7 +1,23 @@
 import { parse } from 'csv-parse/sync';
 
 /** VMoodle's nodelist.csv columns (vmoodle-spec §5.5), in its order. */
-export const NODELIST_COLUMNS = ['vhostname', 'vtemplate', 'name', 'shortname', 'description', 'vdbtype', 'vdbhost', 'vdblogin', 'vdbpass', 'vdbname', 'vdbpersist', 'vdbprefix', 'vdatapath', 'mnet', 'services'] as const;
+export const NODELIST_COLUMNS = [
+  'vhostname',
+  'vtemplate',
+  'name',
+  'shortname',
+  'description',
+  'vdbtype',
+  'vdbhost',
+  'vdblogin',
+  'vdbpass',
+  'vdbname',
+  'vdbpersist',
+  'vdbprefix',
+  'vdatapath',
+  'mnet',
+  'services',
+] as const;
 
 /** Lines VMoodle's reader skips: empty, or starting with one of these (a comment). */
 const COMMENT_START = /^[([\-#/ ]/;
@@ -31,7 +47,8 @@ export interface Nodelist {
 
 /** An extra column: `config_<name>` for core, `<component>|<name>` for a plugin's setting. */
 export function settingColumn(column: string): { plugin: string | null; name: string } | undefined {
-  if (column.startsWith('config_') && column.length > 'config_'.length) return { plugin: null, name: column.slice('config_'.length) };
+  if (column.startsWith('config_') && column.length > 'config_'.length)
+    return { plugin: null, name: column.slice('config_'.length) };
   const bar = column.indexOf('|');
   if (bar > 0 && bar < column.length - 1) return { plugin: column.slice(0, bar), name: column.slice(bar + 1) };
   return undefined;
@@ -43,7 +60,10 @@ export function settingColumn(column: string): { plugin: string | null; name: st
  * Every problem is reported with its line; a row with one is left out of `rows`.
  */
 export function parseNodelist(bytes: Buffer | string, encoding: 'utf-8' | 'iso-8859-1' = 'utf-8'): Nodelist {
-  const text = (typeof bytes === 'string' ? bytes : bytes.toString(encoding === 'utf-8' ? 'utf8' : 'latin1')).replace(/^\uFEFF/, '');
+  const text = (typeof bytes === 'string' ? bytes : bytes.toString(encoding === 'utf-8' ? 'utf8' : 'latin1')).replace(
+    /^\uFEFF/,
+    '',
+  );
   const problems: LineProblem[] = [];
   // Skipped lines stay as empty ones, so that the parser's line numbers are the file's.
   const kept = text.split(/\r?\n/).map((line, i) => {
@@ -55,25 +75,57 @@ export function parseNodelist(bytes: Buffer | string, encoding: 'utf-8' | 'iso-8
   });
   let records: Array<{ record: string[]; info: { lines: number } }>;
   try {
-    records = (parse as (input: string, options: object) => typeof records)(kept.join('\n'), { delimiter: ';', skip_empty_lines: true, relax_column_count: true, relax_quotes: true, info: true, trim: true });
+    records = (parse as (input: string, options: object) => typeof records)(kept.join('\n'), {
+      delimiter: ';',
+      skip_empty_lines: true,
+      relax_column_count: true,
+      relax_quotes: true,
+      info: true,
+      trim: true,
+    });
   } catch (err) {
-    return { header: [], count: 0, rows: [], problems: [...problems, { line: Number((err as { lines?: number }).lines ?? 0), message: (err as Error).message }] };
+    return {
+      header: [],
+      count: 0,
+      rows: [],
+      problems: [
+        ...problems,
+        { line: Number((err as { lines?: number }).lines ?? 0), message: (err as Error).message },
+      ],
+    };
   }
   const [head, ...body] = records;
-  if (!head) return { header: [], count: 0, rows: [], problems: [...problems, { line: 0, message: 'no header line: the file holds only comments' }] };
+  if (!head)
+    return {
+      header: [],
+      count: 0,
+      rows: [],
+      problems: [...problems, { line: 0, message: 'no header line: the file holds only comments' }],
+    };
   const header = head.record;
   const headLine = head.info.lines;
   const unknown = header.filter((c) => !(NODELIST_COLUMNS as readonly string[]).includes(c) && !settingColumn(c));
-  if (unknown.length) problems.push({ line: headLine, message: `unknown column${unknown.length > 1 ? 's' : ''} ${unknown.map((c) => `'${c}'`).join(', ')} (known: ${NODELIST_COLUMNS.join(';')}, config_<name>, <component>|<name>)` });
+  if (unknown.length)
+    problems.push({
+      line: headLine,
+      message: `unknown column${unknown.length > 1 ? 's' : ''} ${unknown.map((c) => `'${c}'`).join(', ')} (known: ${NODELIST_COLUMNS.join(';')}, config_<name>, <component>|<name>)`,
+    });
   const twice = header.filter((c, i) => header.indexOf(c) !== i);
-  if (twice.length) problems.push({ line: headLine, message: `column${twice.length > 1 ? 's' : ''} given twice: ${[...new Set(twice)].join(', ')}` });
+  if (twice.length)
+    problems.push({
+      line: headLine,
+      message: `column${twice.length > 1 ? 's' : ''} given twice: ${[...new Set(twice)].join(', ')}`,
+    });
   const rows: NodelistRow[] = [];
   for (const { record, info } of body) {
     if (record.length !== header.length) {
       problems.push({ line: info.lines, message: `${record.length} cells, the header has ${header.length}` });
       continue;
     }
-    rows.push({ line: info.lines, cells: Object.fromEntries(header.map((c, i) => [c, (record[i] as string).replaceAll('&#44', ',')])) });
+    rows.push({
+      line: info.lines,
+      cells: Object.fromEntries(header.map((c, i) => [c, (record[i] as string).replaceAll('&#44', ',')])),
+    });
   }
   return { header, count: body.length, rows, problems };
 }

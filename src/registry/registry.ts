@@ -4,7 +4,14 @@ import { resolve } from 'node:path';
 import type { MasterHost } from '../core/config.ts';
 import { assertTablePrefix, escapeLike } from '../core/db/identifiers.ts';
 import { Fleet, HostLookupError } from './fleet.ts';
-import { fieldsToRow, INSTANCE_DEFAULTS, rowToInstance, type Instance, type InstanceFields, type RegistryRow } from './instance.ts';
+import {
+  fieldsToRow,
+  INSTANCE_DEFAULTS,
+  rowToInstance,
+  type Instance,
+  type InstanceFields,
+  type RegistryRow,
+} from './instance.ts';
 import { ensureRegistryTable, REGISTRY_TABLE } from './table.ts';
 import { normaliseWwwroot, validateInstance, ValidationError } from './validation.ts';
 import { confinementProblem, type KeptFolder } from '../core/paths.ts';
@@ -31,14 +38,15 @@ export interface ListPage {
 export type NewInstance = Partial<Omit<InstanceFields, 'mnet'>> &
   Pick<InstanceFields, 'name' | 'shortname' | 'vhostname' | 'vdbname' | 'vdatapath'> & { mnet?: number | 'new' };
 
-export type InstanceChanges = Partial<Omit<InstanceFields, 'shortname' | 'vhostname' | 'enabled' | 'mnet'>> & { mnet?: number | 'new' };
+export type InstanceChanges = Partial<Omit<InstanceFields, 'shortname' | 'vhostname' | 'enabled' | 'mnet'>> & {
+  mnet?: number | 'new';
+};
 
 /** VMoodle's list shows 35 rows a page. */
 export const DEFAULT_PAGE_SIZE = 35;
 
 /** VMoodle's NEW subnet: one more than the highest in use. */
 const nextSubnet = (all: readonly Instance[]) => Math.max(0, ...all.map((i) => i.mnet)) + 1;
-
 
 /** The fleet's registry: VMoodle's `{prefix}local_vmoodle` table in the master database. */
 export class Registry {
@@ -78,11 +86,13 @@ export class Registry {
    * before (0 for the first), `croncount` one more.
    */
   async recordCron(id: number, startedSeconds: number): Promise<void> {
-    await this.db(this.table).where({ id }).update({
-      lastcrongap: this.db.raw('IF(lastcron > 0, ? - lastcron, 0)', [startedSeconds]),
-      lastcron: startedSeconds,
-      croncount: this.db.raw('croncount + 1'),
-    });
+    await this.db(this.table)
+      .where({ id })
+      .update({
+        lastcrongap: this.db.raw('IF(lastcron > 0, ? - lastcron, 0)', [startedSeconds]),
+        lastcron: startedSeconds,
+        croncount: this.db.raw('croncount + 1'),
+      });
   }
 
   async list(query: ListQuery = {}): Promise<ListPage> {
@@ -91,15 +101,29 @@ export class Registry {
     const base = this.db.from(this.table);
     if (query.filter) {
       const like = `%${escapeLike(query.filter)}%`;
-      base.where((q) => q.where('name', 'like', like).orWhere('shortname', 'like', like).orWhere('vhostname', 'like', like));
+      base.where((q) =>
+        q.where('name', 'like', like).orWhere('shortname', 'like', like).orWhere('vhostname', 'like', like),
+      );
     }
     if (query.state === 'enabled') base.where('enabled', 1);
     if (query.state === 'disabled') base.where('enabled', 0);
-    const [{ total }] = (await base.clone().count({ total: '*' })) as Array<{ total: number | string }> as [{ total: number }];
-    const rows = await base.clone().select('*').orderBy([{ column: 'name' }, { column: 'enabled' }, { column: 'id' }])
-      .limit(perPage).offset((page - 1) * perPage);
+    const [{ total }] = (await base.clone().count({ total: '*' })) as Array<{ total: number | string }> as [
+      { total: number },
+    ];
+    const rows = await base
+      .clone()
+      .select('*')
+      .orderBy([{ column: 'name' }, { column: 'enabled' }, { column: 'id' }])
+      .limit(perPage)
+      .offset((page - 1) * perPage);
     const count = Number(total);
-    return { items: rows.map(rowToInstance), total: count, page, perPage, pages: Math.max(1, Math.ceil(count / perPage)) };
+    return {
+      items: rows.map(rowToInstance),
+      total: count,
+      page,
+      perPage,
+      pages: Math.max(1, Math.ceil(count / perPage)),
+    };
   }
 
   /** An instance by id, short name or wwwroot. */
@@ -129,12 +153,19 @@ export class Registry {
 
   async add(input: NewInstance): Promise<Instance> {
     return this.locked(async (trx, all) => {
-      const mnet = input.mnet === 'new' ? nextSubnet(all) : input.mnet ?? INSTANCE_DEFAULTS.mnet;
-      const fields: InstanceFields = { ...INSTANCE_DEFAULTS, ...input, mnet, vhostname: normaliseWwwroot(input.vhostname) };
+      const mnet = input.mnet === 'new' ? nextSubnet(all) : (input.mnet ?? INSTANCE_DEFAULTS.mnet);
+      const fields: InstanceFields = {
+        ...INSTANCE_DEFAULTS,
+        ...input,
+        mnet,
+        vhostname: normaliseWwwroot(input.vhostname),
+      };
       const errors = validateInstance(fields, all);
       if (errors.length > 0) throw new ValidationError(errors);
       await this.checkDataroot(fields, all);
-      const [id] = await trx.insert({ ...fieldsToRow(fields), timecreated: Math.floor(Date.now() / 1000) }).into(this.table);
+      const [id] = await trx
+        .insert({ ...fieldsToRow(fields), timecreated: Math.floor(Date.now() / 1000) })
+        .into(this.table);
       return rowToInstance((await trx.select('*').from(this.table).where({ id }))[0]);
     });
   }
@@ -142,15 +173,24 @@ export class Registry {
   async edit(name: string, changes: InstanceChanges): Promise<Instance> {
     const forbidden = Object.keys(changes).filter((k) => ['shortname', 'vhostname', 'enabled', 'id'].includes(k));
     if (forbidden.length > 0) {
-      throw new RegistryError(`${forbidden.join(', ')} cannot be edited: short name and wwwroot are the instance's identity, and enable/disable have their own verbs`);
+      throw new RegistryError(
+        `${forbidden.join(', ')} cannot be edited: short name and wwwroot are the instance's identity, and enable/disable have their own verbs`,
+      );
     }
     return this.locked(async (trx, all) => {
       const current = this.find(all, name);
-      const resolved = { ...changes, mnet: changes.mnet === 'new' ? nextSubnet(all) : changes.mnet ?? current.mnet };
+      const resolved = { ...changes, mnet: changes.mnet === 'new' ? nextSubnet(all) : (changes.mnet ?? current.mnet) };
       const fields: InstanceFields = { ...current, ...resolved };
-      const errors = validateInstance(fields, all.filter((i) => i.id !== current.id));
+      const errors = validateInstance(
+        fields,
+        all.filter((i) => i.id !== current.id),
+      );
       if (errors.length > 0) throw new ValidationError(errors);
-      if (changes.vdatapath !== undefined) await this.checkDataroot(fields, all.filter((i) => i.id !== current.id));
+      if (changes.vdatapath !== undefined)
+        await this.checkDataroot(
+          fields,
+          all.filter((i) => i.id !== current.id),
+        );
       await trx(this.table).where({ id: current.id }).update(fieldsToRow(resolved));
       return rowToInstance((await trx.select('*').from(this.table).where({ id: current.id }))[0]);
     });
@@ -164,7 +204,12 @@ export class Registry {
     const keep = [
       ...(this.master.dataroot ? [{ path: this.master.dataroot, what: "the master's dataroot" }] : []),
       // A disabled row may keep the folder of the instance that replaced it (VMoodle allows it); nesting never.
-      ...others.filter((o) => o.vdatapath.startsWith('/') && !(resolve(o.vdatapath) === resolve(fields.vdatapath) && !(o.enabled && fields.enabled)))
+      ...others
+        .filter(
+          (o) =>
+            o.vdatapath.startsWith('/') &&
+            !(resolve(o.vdatapath) === resolve(fields.vdatapath) && !(o.enabled && fields.enabled)),
+        )
         .map((o) => ({ path: o.vdatapath, what: `the dataroot of instance ${o.shortname}` })),
       ...this.keptFolders,
     ];
@@ -187,7 +232,12 @@ export class Registry {
         if (problems.length > 0) throw new RegistryError(`cannot enable: ${problems.join('; ')}`);
       }
       if (changing.length > 0) {
-        await trx(this.table).whereIn('id', changing.map((i) => i.id)).update({ enabled: enabled ? 1 : 0 });
+        await trx(this.table)
+          .whereIn(
+            'id',
+            changing.map((i) => i.id),
+          )
+          .update({ enabled: enabled ? 1 : 0 });
       }
       return changing.map((i) => ({ ...i, enabled }));
     });

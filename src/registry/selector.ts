@@ -64,7 +64,9 @@ function compile(selector: Selector): CompiledSelector {
     throw new SelectionError('give either --tohosts (names) or --tohostsmatch (globs), not both');
   }
   if (!hasHosts && !hasMatch) {
-    throw new SelectionError("no targets given: use --tohosts with names or '*', or --tohostsmatch with globs such as '*.example.org'");
+    throw new SelectionError(
+      "no targets given: use --tohosts with names or '*', or --tohostsmatch with globs such as '*.example.org'",
+    );
   }
   const exclude = selector.exclude ? compileGlobList(selector.exclude, '--exclude') : [];
   const filters: LabelFilter[] = [];
@@ -72,12 +74,19 @@ function compile(selector: Selector): CompiledSelector {
   if (selector.notContains !== undefined) filters.push(notContainsFilter(selector.notContains));
   if (selector.regex !== undefined) filters.push(regexFilter(selector.regex));
 
-  if (tohosts === '*') return { pick: (fleet) => [...fleet.hosts], wouldPick: () => true, pickedBy: "--tohosts '*'", exclude, filters };
+  if (tohosts === '*')
+    return { pick: (fleet) => [...fleet.hosts], wouldPick: () => true, pickedBy: "--tohosts '*'", exclude, filters };
   if (hasHosts) {
     const names = [...new Set((tohosts as readonly string[]).map((n) => n.trim()))];
     if (names.includes('')) throw new SelectionError('--tohosts: an empty host name; remove the extra comma');
     if (names.includes('*')) throw new SelectionError("--tohosts: '*' stands alone; it cannot be mixed with names");
-    return { pick: (fleet) => namedHosts(fleet, names), wouldPick: () => false, pickedBy: `--tohosts '${names.join(',')}'`, exclude, filters };
+    return {
+      pick: (fleet) => namedHosts(fleet, names),
+      wouldPick: () => false,
+      pickedBy: `--tohosts '${names.join(',')}'`,
+      exclude,
+      filters,
+    };
   }
   const globs = compileGlobList(tohostsmatch as string, '--tohostsmatch');
   return {
@@ -95,7 +104,10 @@ function namedHosts(fleet: Fleet, names: readonly string[]): Host[] {
   for (const name of names) {
     const host = fleet.find(name);
     const leftOut = host ? undefined : fleet.findLeftOut(name);
-    if (leftOut) throw new OpsError('registry', `${leftOut.host.shortname} is left out of selection: ${leftOut.reason}`, { hint: 'fix its registry row with vmoodle instances edit' });
+    if (leftOut)
+      throw new OpsError('registry', `${leftOut.host.shortname} is left out of selection: ${leftOut.reason}`, {
+        hint: 'fix its registry row with vmoodle instances edit',
+      });
     if (host) found.push(host);
     else unknown.push(name);
   }
@@ -119,15 +131,28 @@ function resolveSource(fleet: Fleet, fromhost: string | undefined): Host {
 
 /** The master as the only target, and its own source: no other target flag goes with it. */
 function masterSelection(fleet: Fleet, selector: Selector): Selection {
-  const others = (['tohosts', 'tohostsmatch', 'exclude', 'fromhost', 'contains', 'notContains', 'regex'] as const).filter((k) => selector[k] !== undefined);
-  if (others.length) throw new SelectionError(`--master selects the master alone: leave out ${others.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`);
+  const others = (
+    ['tohosts', 'tohostsmatch', 'exclude', 'fromhost', 'contains', 'notContains', 'regex'] as const
+  ).filter((k) => selector[k] !== undefined);
+  if (others.length)
+    throw new SelectionError(
+      `--master selects the master alone: leave out ${others.map((k) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(', ')}`,
+    );
   const master = fleet.masterHost;
   if (!master.wwwroot) throw new SelectionError('the master has no wwwroot: set VMOODLE_MASTER_WWWROOT');
   return {
     targets: [master],
     source: master,
     leftOut: [],
-    counts: { registry: fleet.hosts.length, matched: 1, excluded: 0, sourceLeftOut: 0, disabledLeftOut: 0, filteredOut: 0, targets: 1 },
+    counts: {
+      registry: fleet.hosts.length,
+      matched: 1,
+      excluded: 0,
+      sourceLeftOut: 0,
+      disabledLeftOut: 0,
+      filteredOut: 0,
+      targets: 1,
+    },
   };
 }
 
@@ -143,24 +168,33 @@ export function resolveTargets(fleet: Fleet, selector: Selector): Selection {
   const source = resolveSource(fleet, selector.fromhost);
 
   const matched = compiled.pick(fleet);
-  if (matched.length === 0) throw new SelectionError(`${compiled.pickedBy} matched no instance (${fleet.hosts.length} in the registry)`);
+  if (matched.length === 0)
+    throw new SelectionError(`${compiled.pickedBy} matched no instance (${fleet.hosts.length} in the registry)`);
 
-  const kept = compiled.exclude.length ? matched.filter((h) => !compiled.exclude.some((g) => g.test(h.wwwroot))) : matched;
+  const kept = compiled.exclude.length
+    ? matched.filter((h) => !compiled.exclude.some((g) => g.test(h.wwwroot)))
+    : matched;
   const excluded = matched.length - kept.length;
   if (kept.length === 0) {
-    throw new SelectionError(`--exclude '${selector.exclude}' left out all ${matched.length} hosts that ${compiled.pickedBy} selected`);
+    throw new SelectionError(
+      `--exclude '${selector.exclude}' left out all ${matched.length} hosts that ${compiled.pickedBy} selected`,
+    );
   }
 
   const notSource = kept.filter((h) => !sameHost(h, source));
   const sourceLeftOut = kept.length - notSource.length;
   if (notSource.length === 0) {
-    throw new SelectionError(`the only host selected is the source host ${source.wwwroot || source.shortname} (--fromhost), which is never a target`);
+    throw new SelectionError(
+      `the only host selected is the source host ${source.wwwroot || source.shortname} (--fromhost), which is never a target`,
+    );
   }
 
   const live = selector.includeDisabled ? notSource : notSource.filter((h) => h.enabled);
   const disabledLeftOut = notSource.length - live.length;
   if (live.length === 0) {
-    throw new SelectionError(`all ${notSource.length} selected instances are disabled; add --include-disabled to target them`);
+    throw new SelectionError(
+      `all ${notSource.length} selected instances are disabled; add --include-disabled to target them`,
+    );
   }
 
   let targets = live;
@@ -170,7 +204,9 @@ export function resolveTargets(fleet: Fleet, selector: Selector): Selection {
     if (targets.length === 0) throw new SelectionError(`${filter.description} left out all ${before} remaining hosts`);
   }
 
-  const leftOut = fleet.leftOut.filter((l) => compiled.wouldPick(l.host) && !compiled.exclude.some((g) => g.test(l.host.wwwroot)));
+  const leftOut = fleet.leftOut.filter(
+    (l) => compiled.wouldPick(l.host) && !compiled.exclude.some((g) => g.test(l.host.wwwroot)),
+  );
   return {
     targets,
     source,

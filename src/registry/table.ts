@@ -37,8 +37,25 @@ export function registryDdl(prefix: string): string {
 }
 
 export const REGISTRY_COLUMNS = [
-  'id', 'name', 'shortname', 'description', 'vhostname', 'vdbtype', 'vdbhost', 'vdblogin', 'vdbpass', 'vdbname',
-  'vdbprefix', 'vdbpersist', 'vdatapath', 'mnet', 'enabled', 'timecreated', 'lastcron', 'lastcrongap', 'croncount',
+  'id',
+  'name',
+  'shortname',
+  'description',
+  'vhostname',
+  'vdbtype',
+  'vdbhost',
+  'vdblogin',
+  'vdbpass',
+  'vdbname',
+  'vdbprefix',
+  'vdbpersist',
+  'vdatapath',
+  'mnet',
+  'enabled',
+  'timecreated',
+  'lastcron',
+  'lastcrongap',
+  'croncount',
   'metadata',
 ] as const;
 
@@ -69,7 +86,9 @@ export async function ensureRegistryTable(db: Knex, prefix: string): Promise<'ex
   const present = new Set(rows.map((r) => r.COLUMN_NAME.toLowerCase()));
   const missing = REGISTRY_COLUMNS.filter((c) => !present.has(c));
   if (missing.length > 0) {
-    throw new RegistryTableError(`table ${table} exists but lacks VMoodle's columns ${missing.join(', ')}; it is left untouched`);
+    throw new RegistryTableError(
+      `table ${table} exists but lacks VMoodle's columns ${missing.join(', ')}; it is left untouched`,
+    );
   }
   return 'existing';
 }

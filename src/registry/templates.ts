@@ -8,7 +8,9 @@ const TEMPLATE_NAME = /^[a-z0-9][a-z0-9._-]{0,99}$/i;
 export class TemplateError extends errorKind('not_found') {}
 
 export function templateNameProblem(name: string): string | undefined {
-  return TEMPLATE_NAME.test(name) && !name.endsWith('.partial') ? undefined : `'${name}' is not a template name (letters, digits, . _ and -, at most 100)`;
+  return TEMPLATE_NAME.test(name) && !name.endsWith('.partial')
+    ? undefined
+    : `'${name}' is not a template name (letters, digits, . _ and -, at most 100)`;
 }
 
 /** What a snapshot records of where it came from, beside its database dump and dataroot copy. */
@@ -46,7 +48,12 @@ export interface TemplatePaths {
 
 export const templatePaths = (dir: string, name: string): TemplatePaths => {
   const folder = join(dir, name);
-  return { folder, manifest: join(folder, 'manifest.json'), dump: join(folder, 'database.sql.gz'), dataroot: join(folder, 'dataroot') };
+  return {
+    folder,
+    manifest: join(folder, 'manifest.json'),
+    dump: join(folder, 'database.sql.gz'),
+    dataroot: join(folder, 'dataroot'),
+  };
 };
 
 /**
@@ -91,7 +98,10 @@ export class TemplateStore {
   }
 
   async exists(name: string): Promise<boolean> {
-    return stat(this.paths(name).folder).then(() => true, () => false);
+    return stat(this.paths(name).folder).then(
+      () => true,
+      () => false,
+    );
   }
 
   async remove(name: string): Promise<TemplateManifest> {

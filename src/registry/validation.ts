@@ -27,6 +27,7 @@ function wwwrootProblem(value: string): string | undefined {
   try {
     url = new URL(value);
   } catch {
+    // biome-ignore lint/plugin: the answer is the problem with the value
     return `'${value}' is not a valid URL`;
   }
   if (!url.hostname) return `'${value}' has no host name`;
@@ -42,8 +43,33 @@ const same = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 const SHORTNAME_FORBIDDEN = /[\s,*?]/;
 
 /** Folders whose contents belong to the system: a data folder is never one of them, nor inside the first group. */
-const SYSTEM_TREES = ['/bin', '/boot', '/dev', '/etc', '/lib', '/lib32', '/lib64', '/proc', '/run', '/sbin', '/sys', '/usr'];
-const SYSTEM_FOLDERS = ['/', '/home', '/media', '/mnt', '/opt', '/root', '/srv', '/tmp', '/var', '/var/lib', '/var/tmp'];
+const SYSTEM_TREES = [
+  '/bin',
+  '/boot',
+  '/dev',
+  '/etc',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/proc',
+  '/run',
+  '/sbin',
+  '/sys',
+  '/usr',
+];
+const SYSTEM_FOLDERS = [
+  '/',
+  '/home',
+  '/media',
+  '/mnt',
+  '/opt',
+  '/root',
+  '/srv',
+  '/tmp',
+  '/var',
+  '/var/lib',
+  '/var/tmp',
+];
 
 /** A data folder as the file system sees it: `.` and repeated or trailing slashes gone. */
 export const resolveDataPath = (path: string) => posix.normalize(`${path}/`).replace(/(.)\/+$/, '$1');
@@ -72,7 +98,8 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
 
   if (!fields.shortname) fail('shortname', 'is required');
   else if (/\s/.test(fields.shortname)) fail('shortname', `'${fields.shortname}' must not contain spaces`);
-  else if (SHORTNAME_FORBIDDEN.test(fields.shortname)) fail('shortname', `'${fields.shortname}' must not contain a comma, * or ?`);
+  else if (SHORTNAME_FORBIDDEN.test(fields.shortname))
+    fail('shortname', `'${fields.shortname}' must not contain a comma, * or ?`);
   else if (fields.shortname.length > 80) fail('shortname', 'is longer than 80 characters');
   else {
     const clash = others.find((o) => same(o.shortname, fields.shortname));
@@ -89,18 +116,32 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
   if (!(VDBTYPES as readonly string[]).includes(fields.vdbtype)) {
     fail('vdbtype', `'${fields.vdbtype}' must be one of ${VDBTYPES.join(', ')}`);
   }
-  if (!/^[A-Za-z0-9._-]{1,74}(:\d{1,5})?$/.test(fields.vdbhost)) fail('vdbhost', `'${fields.vdbhost}' must be a host or host:port`);
+  if (!/^[A-Za-z0-9._-]{1,74}(:\d{1,5})?$/.test(fields.vdbhost))
+    fail('vdbhost', `'${fields.vdbhost}' must be a host or host:port`);
   if (!/^\S{1,16}$/.test(fields.vdblogin)) fail('vdblogin', 'must be 1 to 16 characters without spaces');
   if (fields.vdbpass.length > 32) fail('vdbpass', 'is longer than 32 characters');
 
   if (!fields.vdbname) fail('vdbname', 'is required');
   else if (fields.vdbname.includes('-')) fail('vdbname', `'${fields.vdbname}' must not contain '-'`);
   else if (fields.vdbname.endsWith('_')) fail('vdbname', `'${fields.vdbname}' must not end with '_'`);
-  else if (!/^[A-Za-z0-9_$]{1,64}$/.test(fields.vdbname)) fail('vdbname', `'${fields.vdbname}' may hold only letters, digits, _ and $ (64 at most)`);
+  else if (!/^[A-Za-z0-9_$]{1,64}$/.test(fields.vdbname))
+    fail('vdbname', `'${fields.vdbname}' may hold only letters, digits, _ and $ (64 at most)`);
 
   // As with data folders, a disabled row may keep the tables of the instance that replaced it; two enabled ones never.
-  const sameTables = fields.enabled && others.find((o) => o.enabled && dbHostKey(o.vdbhost) === dbHostKey(fields.vdbhost) && o.vdbname === fields.vdbname && o.vdbprefix === fields.vdbprefix);
-  if (sameTables) fail('vdbname', `${fields.vdbname} with the prefix ${fields.vdbprefix} holds the tables of enabled instance ${sameTables.shortname}`);
+  const sameTables =
+    fields.enabled &&
+    others.find(
+      (o) =>
+        o.enabled &&
+        dbHostKey(o.vdbhost) === dbHostKey(fields.vdbhost) &&
+        o.vdbname === fields.vdbname &&
+        o.vdbprefix === fields.vdbprefix,
+    );
+  if (sameTables)
+    fail(
+      'vdbname',
+      `${fields.vdbname} with the prefix ${fields.vdbprefix} holds the tables of enabled instance ${sameTables.shortname}`,
+    );
 
   if (fields.vdbprefix === 'vmoodle_') fail('vdbprefix', "'vmoodle_' is reserved by VMoodle");
   else if (!/^[a-z_][a-z0-9_]{0,9}$/.test(fields.vdbprefix)) {
@@ -112,7 +153,8 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
   else if (fields.enabled) {
     const resolved = resolveDataPath(fields.vdatapath);
     const clash = others.find((o) => o.enabled && resolveDataPath(o.vdatapath) === resolved);
-    if (clash) fail('vdatapath', `'${fields.vdatapath}' is already the data folder of enabled instance ${clash.shortname}`);
+    if (clash)
+      fail('vdatapath', `'${fields.vdatapath}' is already the data folder of enabled instance ${clash.shortname}`);
   }
 
   if (!Number.isInteger(fields.mnet) || fields.mnet < -1 || fields.mnet > 32767) {
@@ -122,7 +164,14 @@ export function validateInstance(fields: InstanceFields, others: readonly Instan
 }
 
 /** The fields selection and the executor rely on: a row that breaks one of them is never a target. */
-const SELECTION_FIELDS: ReadonlyArray<keyof InstanceFields> = ['shortname', 'vhostname', 'vdbhost', 'vdbname', 'vdbprefix', 'vdatapath'];
+const SELECTION_FIELDS: ReadonlyArray<keyof InstanceFields> = [
+  'shortname',
+  'vhostname',
+  'vdbhost',
+  'vdbname',
+  'vdbprefix',
+  'vdatapath',
+];
 
 /**
  * Rows another tool wrote may break the rules this product keeps: each such row, with why, so that selection

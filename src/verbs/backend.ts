@@ -39,7 +39,11 @@ export class Backend {
   readonly secrets = new SecretValues();
   readonly log: Logger;
 
-  constructor(readonly config: Config, urls?: ServiceUrls, defaultLogLevel: LogLevel = 'error') {
+  constructor(
+    readonly config: Config,
+    urls?: ServiceUrls,
+    defaultLogLevel: LogLevel = 'error',
+  ) {
     this.urls = urls ?? serviceUrls(config);
     this.log = createLogger(config, this.secrets, defaultLogLevel);
   }
@@ -63,7 +67,9 @@ export class Backend {
   /** The registry, its table checked (or created) once per process. */
   registry(): Promise<Registry> {
     this.registryReady ??= (async () => {
-      const registry = new Registry(this.masterDb, this.config.masterPrefix, this.config.master, [{ path: this.config.lifecycle.templatesDir, what: 'the templates folder' }]);
+      const registry = new Registry(this.masterDb, this.config.masterPrefix, this.config.master, [
+        { path: this.config.lifecycle.templatesDir, what: 'the templates folder' },
+      ]);
       try {
         await registry.ensureTable();
       } catch (err) {
@@ -119,7 +125,9 @@ export class Backend {
       const registry = await this.registry();
       // The queue's libraries load with the first verb that needs them, not with every command line.
       const [{ RunServices }, { assertRedisAnswers }, { RunStore }] = await Promise.all([
-        import('../ops/executor/run-services.ts'), import('../core/redis.ts'), import('../ops/executor/store.ts'),
+        import('../ops/executor/run-services.ts'),
+        import('../core/redis.ts'),
+        import('../ops/executor/store.ts'),
       ]);
       const keyring = new Keyring(this.config.secretKeys);
       const store = new RunStore(this.masterDb, this.config.executor.tablePrefix, keyring);
@@ -131,10 +139,21 @@ export class Backend {
         throw this.explain(err);
       }
       const runtime = new RunServices({
-        config: this.config, redisUrl: this.urls.redisUrl, mysqlUrl: this.urls.mysqlUrl, store, registry, log: this.log, secrets: this.secrets, installation, redisRole: this.redisRole, settings, keyring,
+        config: this.config,
+        redisUrl: this.urls.redisUrl,
+        mysqlUrl: this.urls.mysqlUrl,
+        store,
+        registry,
+        log: this.log,
+        secrets: this.secrets,
+        installation,
+        redisRole: this.redisRole,
+        settings,
+        keyring,
       });
       try {
-        if (this.redisRole === 'front') await assertRedisAnswers(runtime.redis, this.urls.redisUrl, this.config.redisTimeoutMs);
+        if (this.redisRole === 'front')
+          await assertRedisAnswers(runtime.redis, this.urls.redisUrl, this.config.redisTimeoutMs);
       } catch (err) {
         await runtime.close();
         throw this.explain(err);
@@ -161,7 +180,10 @@ export class Backend {
     const ops = this.opsReady;
     this.opsReady = undefined;
     // A runtime that failed to open has closed what it opened, and its error went to whoever asked for it.
-    await ops?.then((o) => o.close(), (err: unknown) => this.log.debug({ ...errorFields(err) }, 'the executor never opened'));
+    await ops?.then(
+      (o) => o.close(),
+      (err: unknown) => this.log.debug({ ...errorFields(err) }, 'the executor never opened'),
+    );
     await this.knex?.destroy();
     this.knex = undefined;
     this.registryReady = undefined;

@@ -63,7 +63,13 @@ export function differences(cmp: Comparison): Difference[] {
     for (const host of cmp.hosts) counts.set(cellOf(cmp, item, host), (counts.get(cellOf(cmp, item, host)) ?? 0) + 1);
     if (counts.size < 2) continue;
     const majority = [...counts].reduce((best, next) => (next[1] > best[1] ? next : best))[0];
-    found.push({ item, majority, odd: cmp.hosts.filter((h) => cellOf(cmp, item, h) !== majority).map((host) => ({ host, value: cellOf(cmp, item, host) })) });
+    found.push({
+      item,
+      majority,
+      odd: cmp.hosts
+        .filter((h) => cellOf(cmp, item, h) !== majority)
+        .map((host) => ({ host, value: cellOf(cmp, item, host) })),
+    });
   }
   return found;
 }
@@ -78,14 +84,20 @@ const ITEMS_PER_HOST = 8;
  */
 export function comparisonSummary(cmp: Comparison): string[] {
   const diffs = differences(cmp);
-  const lines = [diffs.length === 0
-    ? `All ${plural(cmp.hosts.length, 'host')} agree on ${plural(cmp.items.length, cmp.item)}.`
-    : `${diffs.length} of ${plural(cmp.items.length, cmp.item)} ${diffs.length === 1 ? 'differs' : 'differ'} across ${plural(cmp.hosts.length, 'host')}:`];
+  const lines = [
+    diffs.length === 0
+      ? `All ${plural(cmp.hosts.length, 'host')} agree on ${plural(cmp.items.length, cmp.item)}.`
+      : `${diffs.length} of ${plural(cmp.items.length, cmp.item)} ${diffs.length === 1 ? 'differs' : 'differ'} across ${plural(cmp.hosts.length, 'host')}:`,
+  ];
   const byHost = new Map<string, string[]>();
-  for (const d of diffs) for (const o of d.odd) byHost.set(o.host, [...(byHost.get(o.host) ?? []), `${d.item} ${o.value} (most: ${d.majority})`]);
+  for (const d of diffs)
+    for (const o of d.odd)
+      byHost.set(o.host, [...(byHost.get(o.host) ?? []), `${d.item} ${o.value} (most: ${d.majority})`]);
   const ranked = [...byHost].sort((a, b) => b[1].length - a[1].length);
   for (const [host, items] of ranked.slice(0, HOST_LINES)) {
-    lines.push(`• ${host} differs on ${items.length}: ${items.slice(0, ITEMS_PER_HOST).join('; ')}${items.length > ITEMS_PER_HOST ? `; and ${items.length - ITEMS_PER_HOST} more` : ''}`);
+    lines.push(
+      `• ${host} differs on ${items.length}: ${items.slice(0, ITEMS_PER_HOST).join('; ')}${items.length > ITEMS_PER_HOST ? `; and ${items.length - ITEMS_PER_HOST} more` : ''}`,
+    );
   }
   if (ranked.length > HOST_LINES) lines.push(`• and ${ranked.length - HOST_LINES} more hosts that differ`);
   for (const u of cmp.unread) lines.push(`• ${u.host} could not be read: ${u.why}`);
@@ -94,5 +106,8 @@ export function comparisonSummary(cmp: Comparison): string[] {
 
 /** The full matrix: a row per item, a column per host. */
 export function comparisonCsv(cmp: Comparison): string {
-  return safeCsv([[cmp.item, ...cmp.hosts], ...cmp.items.map((item) => [item, ...cmp.hosts.map((h) => cellOf(cmp, item, h))])]);
+  return safeCsv([
+    [cmp.item, ...cmp.hosts],
+    ...cmp.items.map((item) => [item, ...cmp.hosts.map((h) => cellOf(cmp, item, h))]),
+  ]);
 }

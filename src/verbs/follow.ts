@@ -39,7 +39,12 @@ export type WaitingNotice = Extract<ProgressEvent, { type: 'waiting' }>;
 /** "3 targets waiting for node web1: …", as every front end says it. */
 export const waitingText = (w: WaitingNotice) => `${w.targets} target${w.targets === 1 ? '' : 's'} ${w.message}`;
 
-export async function followRun(rt: RunServices, run: RunRow, onProgress: (p: RunProgress) => void | Promise<void>, options: FollowOptions = {}): Promise<FollowedRun> {
+export async function followRun(
+  rt: RunServices,
+  run: RunRow,
+  onProgress: (p: RunProgress) => void | Promise<void>,
+  options: FollowOptions = {},
+): Promise<FollowedRun> {
   let done = 0;
   let failed = 0;
   const pauses = options.untilCanary === true && run.canary > 0 && !run.canary_open && run.state === 'running';

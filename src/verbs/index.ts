@@ -29,7 +29,16 @@ export const help = defineVerb<{ name?: string }>({
 });
 
 /** Every control verb, for the command line, the terminal chat and Slack alike. */
-export const VERBS: readonly VerbDef<never>[] = [...PLAN_VERBS, ...RUN_VERBS, ...INFO_VERBS, ...REGISTRY_VERBS, ...TEMPLATE_VERBS, ...NODELIST_VERBS, ...DELIVERY_VERBS, help as VerbDef<never>];
+export const VERBS: readonly VerbDef<never>[] = [
+  ...PLAN_VERBS,
+  ...RUN_VERBS,
+  ...INFO_VERBS,
+  ...REGISTRY_VERBS,
+  ...TEMPLATE_VERBS,
+  ...NODELIST_VERBS,
+  ...DELIVERY_VERBS,
+  help as VerbDef<never>,
+];
 
 /** The groups the command line nests verbs under (`vmoodle runs cancel`); chat takes both forms. */
 const GROUPS = new Set(VERBS.filter((v) => v.path.length > 1).map((v) => v.path[0] as string));
@@ -52,7 +61,8 @@ export function findVerb(words: readonly string[]): { verb: VerbDef<never>; used
 /** A parser for one verb: the verb's own syntax, its errors and its help thrown rather than printed. */
 function verbParser(verb: VerbDef<never>): { cmd: Command; output: () => string } {
   let output = '';
-  const cmd = verb.syntax(new Command(verb.path.join(' ')).description(verb.summary))
+  const cmd = verb
+    .syntax(new Command(verb.path.join(' ')).description(verb.summary))
     .exitOverride()
     .configureOutput({ writeOut: (text) => void (output += text), writeErr: () => undefined })
     .allowExcessArguments(false);

@@ -14,7 +14,8 @@ const mnetValue = (value: string): number | 'new' => {
 };
 
 const bool = (flag: string) => (value: string) => {
-  if (!['0', '1', 'true', 'false', 'yes', 'no'].includes(value.toLowerCase())) throw new InvalidArgumentError(`${flag} takes 0 or 1`);
+  if (!['0', '1', 'true', 'false', 'yes', 'no'].includes(value.toLowerCase()))
+    throw new InvalidArgumentError(`${flag} takes 0 or 1`);
   return ['1', 'true', 'yes'].includes(value.toLowerCase());
 };
 
@@ -34,7 +35,9 @@ export function addFieldOptions(cmd: Command, forAdd: boolean): Command {
     .option('--vdblogin <user>', 'database user (default root)')
     .option('--vdbpass-env <variable>', 'read the database password from this environment variable (command line only)')
     .option('--vdbpass-file <path>', 'read the database password from the first line of this file (command line only)')
-    .addOption(new Option('--vdbname <name>', "database name (no '-', not ending with '_')").makeOptionMandatory(forAdd))
+    .addOption(
+      new Option('--vdbname <name>', "database name (no '-', not ending with '_')").makeOptionMandatory(forAdd),
+    )
     .option('--vdbprefix <prefix>', 'table prefix (default mdl_)')
     .option('--vdbpersist <0|1>', 'persistent connections', bool('--vdbpersist'))
     .addOption(new Option('--vdatapath <path>', 'moodledata folder (absolute path)').makeOptionMandatory(forAdd))
@@ -45,9 +48,15 @@ export function addFieldOptions(cmd: Command, forAdd: boolean): Command {
  * Passwords never come from the command line's arguments, where any user of the machine can read them, nor from
  * chat: only the command line's environment or a file it can read (`env` undefined: a chat, which has neither).
  */
-function readPassword(opts: Readonly<Record<string, unknown>>, env: Readonly<Record<string, string | undefined>> | undefined): string | undefined {
+function readPassword(
+  opts: Readonly<Record<string, unknown>>,
+  env: Readonly<Record<string, string | undefined>> | undefined,
+): string | undefined {
   if (opts.vdbpassEnv === undefined && opts.vdbpassFile === undefined) return undefined;
-  if (!env) throw new UsageError('a database password is never given in chat: set it with vmoodle instances edit on the command line (--vdbpass-env or --vdbpass-file)');
+  if (!env)
+    throw new UsageError(
+      'a database password is never given in chat: set it with vmoodle instances edit on the command line (--vdbpass-env or --vdbpass-file)',
+    );
   if (opts.vdbpassEnv && opts.vdbpassFile) throw new UsageError('give --vdbpass-env or --vdbpass-file, not both');
   if (typeof opts.vdbpassEnv === 'string') {
     const value = env[opts.vdbpassEnv];
@@ -57,14 +66,32 @@ function readPassword(opts: Readonly<Record<string, unknown>>, env: Readonly<Rec
   try {
     return readFileSync(opts.vdbpassFile as string, 'utf8').split('\n')[0] ?? '';
   } catch (err) {
-    throw new UsageError(`--vdbpass-file: cannot read ${String(opts.vdbpassFile)} (${(err as NodeJS.ErrnoException).code})`);
+    throw new UsageError(
+      `--vdbpass-file: cannot read ${String(opts.vdbpassFile)} (${(err as NodeJS.ErrnoException).code})`,
+    );
   }
 }
 
 /** The fields the options set, the password read where a password may come from. */
-export function fieldsFrom(opts: Readonly<Record<string, unknown>>, env: Readonly<Record<string, string | undefined>> | undefined): Partial<InstanceFields> & { mnet?: number | 'new' } {
+export function fieldsFrom(
+  opts: Readonly<Record<string, unknown>>,
+  env: Readonly<Record<string, string | undefined>> | undefined,
+): Partial<InstanceFields> & { mnet?: number | 'new' } {
   const fields: Record<string, unknown> = {};
-  for (const key of ['name', 'description', 'vdbtype', 'vdbhost', 'vdblogin', 'vdbname', 'vdbprefix', 'vdbpersist', 'vdatapath', 'mnet', 'shortname', 'vhostname']) {
+  for (const key of [
+    'name',
+    'description',
+    'vdbtype',
+    'vdbhost',
+    'vdblogin',
+    'vdbname',
+    'vdbprefix',
+    'vdbpersist',
+    'vdatapath',
+    'mnet',
+    'shortname',
+    'vhostname',
+  ]) {
     if (opts[key] !== undefined) fields[key] = opts[key];
   }
   const password = readPassword(opts, env);

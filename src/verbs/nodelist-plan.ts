@@ -10,6 +10,7 @@ import { dbHostKey } from '../registry/instance.ts';
 import { settingColumn, type LineProblem, type Nodelist, type NodelistRow } from '../registry/nodelist.ts';
 import { normaliseWwwroot, resolveDataPath } from '../registry/validation.ts';
 import { siteSettingProblem, type SiteSetting } from '../ops/lifecycle/site-settings.ts';
+import { PlanError } from '../ops/executor/placement.ts';
 
 export interface CreateLine {
   line: number;
@@ -25,8 +26,16 @@ interface KnownLogin {
 }
 
 function knownLogins(rt: RunServices, fleet: Fleet): KnownLogin[] {
-  const login = (dbserver: string, t: MoodleTarget) => ({ dbserver, server: serverKey(t.db), user: t.db.user, password: t.db.password ?? '' });
-  return [login('master', rt.moodleTarget(fleet, fleet.masterHost)), ...fleet.hosts.map((h) => login(h.shortname, rt.moodleTarget(fleet, h)))];
+  const login = (dbserver: string, t: MoodleTarget) => ({
+    dbserver,
+    server: serverKey(t.db),
+    user: t.db.user,
+    password: t.db.password ?? '',
+  });
+  return [
+    login('master', rt.moodleTarget(fleet, fleet.masterHost)),
+    ...fleet.hosts.map((h) => login(h.shortname, rt.moodleTarget(fleet, h))),
+  ];
 }
 
 /**
@@ -38,29 +47,44 @@ function dbserverOf(cells: Record<string, string>, logins: readonly KnownLogin[]
   const [host, user, password] = [cells.vdbhost ?? '', cells.vdblogin ?? '', cells.vdbpass ?? ''];
   if (!host && !user && !password) return 'master';
   const server = host ? dbHostKey(host) : undefined;
-  const found = logins.find((l) => (server === undefined || l.server === server) && (!user || l.user === user) && l.password === password);
-  if (!found) throw new Error(`the database login (vdbhost ${host || '(the master\'s)'}, vdblogin ${user || '(the master\'s)'}) is neither the master's nor a registered instance's: leave vdbhost, vdblogin and vdbpass empty for the master's, or give those of an instance on that server`);
+  const found = logins.find(
+    (l) => (server === undefined || l.server === server) && (!user || l.user === user) && l.password === password,
+  );
+  if (!found)
+    throw new PlanError(
+      `the database login (vdbhost ${host || "(the master's)"}, vdblogin ${user || "(the master's)"}) is neither the master's nor a registered instance's: leave vdbhost, vdblogin and vdbpass empty for the master's, or give those of an instance on that server`,
+    );
   return found.dbserver;
 }
 
 /** A nodelist row as lifecycle/create's parameters (VMoodle's defaults: mnet 1, prefix mdl_). */
 function createParams(row: NodelistRow, logins: readonly KnownLogin[]): Record<string, string> {
   const c = row.cells;
-  if (c.vdbtype && !['mariadb', 'mysqli', 'mysql'].includes(c.vdbtype)) throw new Error(`vdbtype '${c.vdbtype}': only MariaDB and MySQL instances are made`);
-  if (c.services && !['default', 'subnetwork'].includes(c.services)) throw new Error(`services '${c.services}' must be default or subnetwork`);
+  if (c.vdbtype && !['mariadb', 'mysqli', 'mysql'].includes(c.vdbtype))
+    throw new PlanError(`vdbtype '${c.vdbtype}': only MariaDB and MySQL instances are made`);
+  if (c.services && !['default', 'subnetwork'].includes(c.services))
+    throw new PlanError(`services '${c.services}' must be default or subnetwork`);
   const settings: SiteSetting[] = [];
   for (const [column, value] of Object.entries(c)) {
     const ref = settingColumn(column);
     if (!ref || value === '') continue;
-    const setting = { plugin: ref.plugin === 'core' || ref.plugin === 'moodle' ? null : ref.plugin, name: ref.name, value };
+    const setting = {
+      plugin: ref.plugin === 'core' || ref.plugin === 'moodle' ? null : ref.plugin,
+      name: ref.name,
+      value,
+    };
     const problem = siteSettingProblem(setting);
-    if (problem) throw new Error(problem);
+    if (problem) throw new PlanError(problem);
     settings.push(setting);
   }
   const given = (name: string) => (c[name] ? { [name]: c[name] as string } : {});
   return {
     template: c.vtemplate ?? '',
-    ...given('shortname'), ...given('name'), ...given('vhostname'), ...given('vdbname'), ...given('vdatapath'),
+    ...given('shortname'),
+    ...given('name'),
+    ...given('vhostname'),
+    ...given('vdbname'),
+    ...given('vdatapath'),
     vdbprefix: c.vdbprefix || 'mdl_',
     mnet: c.mnet || '1',
     description: c.description ?? '',
@@ -92,7 +116,10 @@ function duplicates(lines: readonly CreateLine[]): LineProblem[] {
  * Every line of a nodelist as a creation, each checked as lifecycle/create checks one (fields against the
  * registry, template, dataroot folder, settings) and against the file's other lines. Nothing is made here.
  */
-export async function readCreateLines(rt: RunServices, nodelist: Nodelist): Promise<{ lines: CreateLine[]; problems: LineProblem[] }> {
+export async function readCreateLines(
+  rt: RunServices,
+  nodelist: Nodelist,
+): Promise<{ lines: CreateLine[]; problems: LineProblem[] }> {
   const command = findCommand('lifecycle/create');
   const problems: LineProblem[] = [...nodelist.problems];
   const fleet = await rt.registry.loadFleet();
@@ -120,7 +147,10 @@ const COMPARED = ['vdbhost', 'vdblogin', 'vdbpass', 'vdbname', 'vdbprefix', 'vda
  * The instances a nodelist names for destruction. The file's values are never used: each line's wwwroot names a
  * registry row, and any database, login or path the line gives must be the row's, or the line is refused.
  */
-export async function readDestroyLines(rt: RunServices, nodelist: Nodelist): Promise<{ shortnames: string[]; problems: LineProblem[] }> {
+export async function readDestroyLines(
+  rt: RunServices,
+  nodelist: Nodelist,
+): Promise<{ shortnames: string[]; problems: LineProblem[] }> {
   const problems: LineProblem[] = [...nodelist.problems];
   const all = await rt.registry.loadAll();
   const shortnames: string[] = [];
@@ -128,7 +158,10 @@ export async function readDestroyLines(rt: RunServices, nodelist: Nodelist): Pro
     const wwwroot = normaliseWwwroot(row.cells.vhostname ?? '').toLowerCase();
     const instance = all.find((i) => normaliseWwwroot(i.vhostname).toLowerCase() === wwwroot);
     if (!instance) {
-      problems.push({ line: row.line, message: `no registered instance has the wwwroot '${row.cells.vhostname ?? ''}'` });
+      problems.push({
+        line: row.line,
+        message: `no registered instance has the wwwroot '${row.cells.vhostname ?? ''}'`,
+      });
       continue;
     }
     const differing = COMPARED.filter((field) => {
@@ -138,7 +171,11 @@ export async function readDestroyLines(rt: RunServices, nodelist: Nodelist): Pro
       if (field === 'vdatapath') return resolveDataPath(given) !== resolveDataPath(instance.vdatapath);
       return given !== instance[field];
     });
-    if (differing.length) problems.push({ line: row.line, message: `${differing.join(', ')} not as the registry holds them for ${instance.shortname}: nothing of it is destroyed` });
+    if (differing.length)
+      problems.push({
+        line: row.line,
+        message: `${differing.join(', ')} not as the registry holds them for ${instance.shortname}: nothing of it is destroyed`,
+      });
     else shortnames.push(instance.shortname);
   }
   return { shortnames, problems: problems.sort((a, b) => a.line - b.line) };

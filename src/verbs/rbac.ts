@@ -44,7 +44,13 @@ export class Rbac {
 
   /** The user groups the file names, whose members the Slack front end looks up. */
   groupIds(): string[] {
-    return [...new Set(Object.values(this.config.roles).flat().filter((id) => GROUP_ID.test(id)))];
+    return [
+      ...new Set(
+        Object.values(this.config.roles)
+          .flat()
+          .filter((id) => GROUP_ID.test(id)),
+      ),
+    ];
   }
 
   setGroupMembers(group: string, users: readonly string[]): void {
@@ -53,13 +59,16 @@ export class Rbac {
 
   /** The user's highest role, named directly or through a user group, or undefined for a stranger. */
   roleOf(user: string): Role | undefined {
-    return [...ROLES].reverse().find((role) => this.config.roles[role]?.some((id) => id === user || this.members.get(id)?.has(user)));
+    return [...ROLES]
+      .reverse()
+      .find((role) => this.config.roles[role]?.some((id) => id === user || this.members.get(id)?.has(user)));
   }
 
   /** Why the user may not use the verb (on that command's category, in that channel), or undefined when allowed. */
   refusal(user: string, verb: Guarded, category?: string, channel?: string): string | undefined {
     const role = this.roleOf(user);
-    if (!role) return 'you have no access to vmoodle-ops; ask an admin to add you to its RBAC (vmoodle settings import)';
+    if (!role)
+      return 'you have no access to vmoodle-ops; ask an admin to add you to its RBAC (vmoodle settings import)';
     if (rank(role) < rank(verb.role)) return `${verb.label} needs the ${verb.role} role; you are ${role}`;
     if (category) {
       const least = this.config.categories?.[category] ?? DEFAULT_CATEGORIES[category];
@@ -69,5 +78,4 @@ export class Rbac {
     }
     return undefined;
   }
-
 }

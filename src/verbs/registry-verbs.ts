@@ -13,12 +13,25 @@ import { afterPlan } from './plan-verbs.ts';
 const ADMIN_FIELDS = [...WHERE_FIELDS, 'vdbpass'];
 
 /** In chat, an admin's edit of where an instance is becomes a plan of registry/edit, old → new, for a second person. */
-async function planWhereEdit(session: Session, name: string, changes: Readonly<Record<string, unknown>>): Promise<View> {
+async function planWhereEdit(
+  session: Session,
+  name: string,
+  changes: Readonly<Record<string, unknown>>,
+): Promise<View> {
   const others = Object.keys(changes).filter((f) => !(WHERE_FIELDS as readonly string[]).includes(f));
-  if (others.length) throw new UsageError(`edit ${others.join(', ')} on its own: where the database and dataroot are is planned and approved apart`);
+  if (others.length)
+    throw new UsageError(
+      `edit ${others.join(', ')} on its own: where the database and dataroot are is planned and approved apart`,
+    );
   const { createPlan } = await import('../ops/executor/planner.ts');
   const params = Object.fromEntries(Object.entries(changes).map(([f, v]) => [f, String(v)]));
-  const planned = await createPlan(await session.ops(), { command: 'registry/edit', params, selector: { tohosts: [name], includeDisabled: true }, requestedBy: session.actor.id, via: session.via });
+  const planned = await createPlan(await session.ops(), {
+    command: 'registry/edit',
+    params,
+    selector: { tohosts: [name], includeDisabled: true },
+    requestedBy: session.actor.id,
+    via: session.via,
+  });
   return afterPlan(session, planned);
 }
 
@@ -36,7 +49,8 @@ export const editInstance = defineVerb<{ name: string; opts: Readonly<Record<str
   args: (operands, opts) => ({ name: String(operands[0]), opts }),
   run: async (session, { name, opts }) => {
     const changes = fieldsFrom(opts, session.passwordSource);
-    if (Object.keys(changes).length === 0) throw new UsageError('nothing to change: give at least one field option (see --help)');
+    if (Object.keys(changes).length === 0)
+      throw new UsageError('nothing to change: give at least one field option (see --help)');
     const guarded = Object.keys(changes).filter((field) => ADMIN_FIELDS.includes(field));
     if (guarded.length > 0) {
       session.authorize({ label: `instances edit of ${guarded.join(', ')}`, role: 'admin' });
@@ -44,25 +58,34 @@ export const editInstance = defineVerb<{ name: string; opts: Readonly<Record<str
       if (session.via !== 'cli') return planWhereEdit(session, name, changes);
     }
     const instance = await (await session.backend.registry()).edit(name, changes as InstanceChanges);
-    return { kind: 'registry', data: instanceJson(instance), summary: `updated ${instance.shortname}: ${Object.keys(changes).join(', ')}` };
+    return {
+      kind: 'registry',
+      data: instanceJson(instance),
+      summary: `updated ${instance.shortname}: ${Object.keys(changes).join(', ')}`,
+    };
   },
 });
 
 /** Enable and disable, the first half of the user guide's disable → destroy. */
-const stateVerb = (verb: 'enable' | 'disable') => defineVerb<{ names: string[] }>({
-  path: ['instances', verb],
-  aliases: [],
-  role: 'operator',
-  summary: `${verb} instances, by id, short name or wwwroot`,
-  examples: [`instances ${verb} physics chemistry`],
-  syntax: (cmd) => cmd.argument('<names...>', 'the instances'),
-  args: (operands) => ({ names: (operands[0] as string[]).map(String) }),
-  run: async (session, { names }) => {
-    const changed: Instance[] = await (await session.backend.registry()).setEnabled(names, verb === 'enable');
-    const already = names.length - changed.length;
-    const summary = `${verb}d ${changed.length}${changed.length ? `: ${changed.map((i) => i.shortname).join(', ')}` : ''}${already > 0 ? ` (${already} already ${verb}d)` : ''}`;
-    return { kind: 'registry', data: { changed: changed.map((i) => i.shortname) }, summary };
-  },
-});
+const stateVerb = (verb: 'enable' | 'disable') =>
+  defineVerb<{ names: string[] }>({
+    path: ['instances', verb],
+    aliases: [],
+    role: 'operator',
+    summary: `${verb} instances, by id, short name or wwwroot`,
+    examples: [`instances ${verb} physics chemistry`],
+    syntax: (cmd) => cmd.argument('<names...>', 'the instances'),
+    args: (operands) => ({ names: (operands[0] as string[]).map(String) }),
+    run: async (session, { names }) => {
+      const changed: Instance[] = await (await session.backend.registry()).setEnabled(names, verb === 'enable');
+      const already = names.length - changed.length;
+      const summary = `${verb}d ${changed.length}${changed.length ? `: ${changed.map((i) => i.shortname).join(', ')}` : ''}${already > 0 ? ` (${already} already ${verb}d)` : ''}`;
+      return { kind: 'registry', data: { changed: changed.map((i) => i.shortname) }, summary };
+    },
+  });
 
-export const REGISTRY_VERBS: readonly VerbDef<never>[] = [editInstance, stateVerb('enable'), stateVerb('disable')] as VerbDef<never>[];
+export const REGISTRY_VERBS: readonly VerbDef<never>[] = [
+  editInstance,
+  stateVerb('enable'),
+  stateVerb('disable'),
+] as VerbDef<never>[];

@@ -12,7 +12,8 @@ const approvals = () => import('../ops/executor/approvals.ts');
 
 /** A run id as typed. */
 export function runId(value: unknown): number {
-  if (typeof value !== 'string' || !/^\d{1,15}$/.test(value)) throw new UsageError(`'${String(value ?? '')}' is not a run id: give its number, e.g. 12`);
+  if (typeof value !== 'string' || !/^\d{1,15}$/.test(value))
+    throw new UsageError(`'${String(value ?? '')}' is not a run id: give its number, e.g. 12`);
   return Number(value);
 }
 
@@ -22,7 +23,11 @@ const byId = (operands: readonly unknown[]) => ({ runId: runId(operands[0]) });
 async function authorizeRerun(session: Session, id: number): Promise<void> {
   const rt = await session.ops();
   const [{ findCommand }, run] = await Promise.all([import('../ops/commands/index.ts'), rt.store.getRun(id)]);
-  authorizeCommand(session, findCommand(run.command), (await rt.store.getTargets(id)).some((t) => t.host_kind === 'master'));
+  authorizeCommand(
+    session,
+    findCommand(run.command),
+    (await rt.store.getTargets(id)).some((t) => t.host_kind === 'master'),
+  );
 }
 
 /** The syntax of a verb that takes one run and nothing else. */
@@ -49,7 +54,8 @@ export const showRun = defineVerb<{ runId: number }>({
   role: 'viewer',
   summary: 'one run: who, what, when, its events and every target’s result',
   examples: ['runs show 42', 'status 42'],
-  syntax: (cmd) => cmd.argument('<id>', 'the run').option('--follow', 'wait until the run ends, printing progress (command line)'),
+  syntax: (cmd) =>
+    cmd.argument('<id>', 'the run').option('--follow', 'wait until the run ends, printing progress (command line)'),
   args: byId,
   run: async (session, { runId: id }) => {
     const { store } = await session.ops();
@@ -80,19 +86,32 @@ export const startPlanned = defineVerb<{ runId: number; hash?: string }>({
   role: 'operator',
   summary: 'start a planned run: only its requester, and only the plan that was shown',
   examples: ['runs start 42', 'start 42'],
-  syntax: (cmd) => cmd.argument('<id>', 'the run').argument('[hash]', 'the plan hash that was shown (its first 12 characters or more)'),
-  args: (operands) => ({ runId: runId(operands[0]), ...(typeof operands[1] === 'string' ? { hash: operands[1] } : {}) }),
+  syntax: (cmd) =>
+    cmd
+      .argument('<id>', 'the run')
+      .argument('[hash]', 'the plan hash that was shown (its first 12 characters or more)'),
+  args: (operands) => ({
+    runId: runId(operands[0]),
+    ...(typeof operands[1] === 'string' ? { hash: operands[1] } : {}),
+  }),
   run: async (session, { runId: id, hash }) => {
     const rt = await session.ops();
     const run = await rt.store.getRun(id);
-    if (run.requested_by !== session.actor.id) throw new OpsError('access_denied', `run ${id} was planned by someone else; they start it, or plan your own`);
+    if (run.requested_by !== session.actor.id)
+      throw new OpsError('access_denied', `run ${id} was planned by someone else; they start it, or plan your own`);
     // A hash typed in chat may be the 12 characters the plan showed; a button carries it whole.
-    const shown = hash !== undefined && hash.length >= 12 && run.plan_hash.startsWith(hash.toLowerCase()) ? run.plan_hash : hash;
+    const shown =
+      hash !== undefined && hash.length >= 12 && run.plan_hash.startsWith(hash.toLowerCase()) ? run.plan_hash : hash;
     const { startRun, RunControlError } = await actions();
     const { started, run: after } = await startRun(rt, id, session.actor.id, shown);
     if (!started) throw new RunControlError(`run ${id} was already started`);
     const scheduled = scheduleText(after, await rt.store.getTargets(id));
-    return { kind: 'run', run: after, summary: `Run ${id} started: ${run.command} on ${run.target_count} target${run.target_count === 1 ? '' : 's'}.${scheduled}`, follow: true };
+    return {
+      kind: 'run',
+      run: after,
+      summary: `Run ${id} started: ${run.command} on ${run.target_count} target${run.target_count === 1 ? '' : 's'}.${scheduled}`,
+      follow: true,
+    };
   },
 });
 
@@ -102,15 +121,40 @@ export const approve = defineVerb<{ runId: number; typed: string; hash?: string 
   role: 'approver',
   summary: 'approve and start a run another person requested, typing what the request asks',
   examples: ['runs approve 42 120', 'approve 42 physics'],
-  syntax: (cmd) => cmd.argument('<id>', 'the run').argument('<typed>', 'the number of targets, or the short name for one target').argument('[hash]', 'the plan hash the request showed'),
-  args: (operands) => ({ runId: runId(operands[0]), typed: String(operands[1]), ...(typeof operands[2] === 'string' ? { hash: operands[2] } : {}) }),
+  syntax: (cmd) =>
+    cmd
+      .argument('<id>', 'the run')
+      .argument('<typed>', 'the number of targets, or the short name for one target')
+      .argument('[hash]', 'the plan hash the request showed'),
+  args: (operands) => ({
+    runId: runId(operands[0]),
+    typed: String(operands[1]),
+    ...(typeof operands[2] === 'string' ? { hash: operands[2] } : {}),
+  }),
   run: async (session, { runId: id, typed, hash }) => {
     const rt = await session.ops();
     const shown = hash ?? (await rt.store.getRun(id)).plan_hash;
-    const run = await (await approvals()).approveRun(rt, id, session.actor.id, typed, shown, session.policy, (_, requester) => session.isSamePerson(requester));
+    const run = await (await approvals()).approveRun(
+      rt,
+      id,
+      session.actor.id,
+      typed,
+      shown,
+      session.policy,
+      (_, requester) => session.isSamePerson(requester),
+    );
     // The command line is the break-glass path: its decisions stand out in the audit and in the run's thread.
-    if (session.via === 'cli') await (await import('../ops/executor/alerts.ts')).pushBreakGlass(rt, { runId: id, text: `Run ${id} was approved on the command line by ${session.actor.id} (break-glass).` });
-    return { kind: 'run', run, summary: `Run ${id} approved by ${session.actor.id} and started.${scheduleText(run, await rt.store.getTargets(id))}`, follow: true };
+    if (session.via === 'cli')
+      await (await import('../ops/executor/alerts.ts')).pushBreakGlass(rt, {
+        runId: id,
+        text: `Run ${id} was approved on the command line by ${session.actor.id} (break-glass).`,
+      });
+    return {
+      kind: 'run',
+      run,
+      summary: `Run ${id} approved by ${session.actor.id} and started.${scheduleText(run, await rt.store.getTargets(id))}`,
+      follow: true,
+    };
   },
 });
 
@@ -124,7 +168,12 @@ export const reject = defineVerb<{ runId: number }>({
   run: async (session, { runId: id }) => {
     const rt = await session.ops();
     await (await approvals()).rejectRun(rt, id, session.actor.id);
-    return { kind: 'run', run: await rt.store.getRun(id), summary: `Run ${id} rejected by ${session.actor.id}.`, follow: false };
+    return {
+      kind: 'run',
+      run: await rt.store.getRun(id),
+      summary: `Run ${id} rejected by ${session.actor.id}.`,
+      follow: false,
+    };
   },
 });
 
@@ -137,7 +186,10 @@ export const cancel = defineVerb<{ runId: number }>({
   ...ONE_RUN,
   run: async (session, { runId: id }) => {
     const run = await (await actions()).cancelRun(await session.ops(), id, session.actor.id);
-    const summary = run.state === 'cancelling' ? `Run ${id} cancelling: no more targets start; those under way finish.` : `Run ${id} ${run.state}.`;
+    const summary =
+      run.state === 'cancelling'
+        ? `Run ${id} cancelling: no more targets start; those under way finish.`
+        : `Run ${id} ${run.state}.`;
     return { kind: 'run', run, summary, follow: run.state === 'cancelling' };
   },
 });
@@ -160,10 +212,15 @@ export const retry = defineVerb<{ runId: number; host?: string; given: Record<st
   path: ['runs', 'retry'],
   aliases: ['retry'],
   role: 'operator',
-  summary: 'a new run of the targets that did not succeed (or of one host); a secret the run wrote is given again as name=value',
+  summary:
+    'a new run of the targets that did not succeed (or of one host); a secret the run wrote is given again as name=value',
   examples: ['runs retry 42', 'runs retry 42 --host physics', 'runs retry 43 value=…'],
   plans: true,
-  syntax: (cmd) => cmd.argument('<id>', 'the run').argument('[params...]', 'secrets the run wrote, given again').option('--host <name>', 'only this host (short name or wwwroot)'),
+  syntax: (cmd) =>
+    cmd
+      .argument('<id>', 'the run')
+      .argument('[params...]', 'secrets the run wrote, given again')
+      .option('--host <name>', 'only this host (short name or wwwroot)'),
   args: (operands, opts) => ({
     runId: runId(operands[0]),
     given: parseAssignments((operands[1] as string[] | undefined) ?? []),
@@ -193,7 +250,8 @@ export const recover = defineVerb<{ runId: number }>({
   path: ['runs', 'recover'],
   aliases: ['recover'],
   role: 'operator',
-  summary: "give a stuck run a way to end: its lost work queued again, what cannot be known marked interrupted — verify",
+  summary:
+    'give a stuck run a way to end: its lost work queued again, what cannot be known marked interrupted — verify',
   examples: ['runs recover 42', 'recover 42'],
   ...ONE_RUN,
   run: async (session, { runId: id }) => {
@@ -209,4 +267,16 @@ export const recover = defineVerb<{ runId: number }>({
   },
 });
 
-export const RUN_VERBS: readonly VerbDef<never>[] = [listRuns, showRun, lastRun, startPlanned, approve, reject, cancel, go, retry, revert, recover] as VerbDef<never>[];
+export const RUN_VERBS: readonly VerbDef<never>[] = [
+  listRuns,
+  showRun,
+  lastRun,
+  startPlanned,
+  approve,
+  reject,
+  cancel,
+  go,
+  retry,
+  revert,
+  recover,
+] as VerbDef<never>[];

@@ -8,7 +8,10 @@ export function addTargetOptions(cmd: Command): Command {
   return cmd
     .option('-t, --tohosts <names>', "instances by wwwroot or short name, comma separated, or '*' for all")
     .option('--hosts <names>', 'same as --tohosts')
-    .option('-m, --tohostsmatch <globs>', "globs over the whole wwwroot, comma separated ('*' any run, '?' one character)")
+    .option(
+      '-m, --tohostsmatch <globs>',
+      "globs over the whole wwwroot, comma separated ('*' any run, '?' one character)",
+    )
     .option('--match <globs>', 'same as --tohostsmatch')
     .option('-e, --exclude <globs>', 'globs of wwwroots to leave out, comma separated')
     .option('-f, --fromhost <name>', 'the source host of copy commands, never a target (default: the master)')
@@ -57,12 +60,17 @@ export function selectorFlags(selector: Selector): string {
     selector.notContains ? `--not-contains ${q(selector.notContains)}` : '',
     selector.regex ? `--regex ${q(selector.regex)}` : '',
     selector.master ? '--master' : '',
-  ].filter(Boolean).join(' ');
+  ]
+    .filter(Boolean)
+    .join(' ');
 }
 
 /** Target flags carried as text (a preview's button) back into a selector, with the same parser the verbs use. */
 export function parseSelectorFlags(flags: string): Selector {
-  const cmd = addTargetOptions(new Command('targets')).exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined }).allowExcessArguments(false);
+  const cmd = addTargetOptions(new Command('targets'))
+    .exitOverride()
+    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined })
+    .allowExcessArguments(false);
   cmd.parse(parseArgs(flags), { from: 'user' });
   return selectorFrom(cmd.opts());
 }

@@ -21,7 +21,11 @@ export const showTemplate = defineVerb<{ name: string }>({
   examples: ['templates show law-20261201T1030'],
   syntax: (cmd) => cmd.argument('<name>', 'the template'),
   args: nameArg,
-  run: async (session, { name }) => ({ kind: 'template', template: await (await session.ops()).templates.get(name), deleted: false }),
+  run: async (session, { name }) => ({
+    kind: 'template',
+    template: await (await session.ops()).templates.get(name),
+    deleted: false,
+  }),
 });
 
 export const deleteTemplate = defineVerb<{ name: string }>({
@@ -32,7 +36,15 @@ export const deleteTemplate = defineVerb<{ name: string }>({
   examples: ['templates delete law-20261201T1030'],
   syntax: (cmd) => cmd.argument('<name>', 'the template'),
   args: nameArg,
-  run: async (session, { name }) => ({ kind: 'template', template: await (await session.ops()).templates.remove(name), deleted: true }),
+  run: async (session, { name }) => ({
+    kind: 'template',
+    template: await (await session.ops()).templates.remove(name),
+    deleted: true,
+  }),
 });
 
-export const TEMPLATE_VERBS: readonly VerbDef<never>[] = [listTemplates, showTemplate, deleteTemplate] as VerbDef<never>[];
+export const TEMPLATE_VERBS: readonly VerbDef<never>[] = [
+  listTemplates,
+  showTemplate,
+  deleteTemplate,
+] as VerbDef<never>[];

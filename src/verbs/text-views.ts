@@ -1,7 +1,14 @@
 import type { ErrorReport } from '../core/errors.ts';
 import { comparisonOf, comparisonSummary } from './compare.ts';
 import type { Plan } from '../ops/executor/planner.ts';
-import { countsText, DONE_OK, shownParams, statusCounts, type RunRow, type TargetRow } from '../ops/executor/run-model.ts';
+import {
+  countsText,
+  DONE_OK,
+  shownParams,
+  statusCounts,
+  type RunRow,
+  type TargetRow,
+} from '../ops/executor/run-model.ts';
 import { leftOutLine } from '../registry/selector.ts';
 import { cronLate } from '../registry/status.ts';
 import { templateLine } from '../registry/templates.ts';
@@ -27,7 +34,9 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 /** A plan as a message: command, parameters (secrets masked), destructive flag, target count and a preview sample. */
 export function planText(plan: Plan, style: ChatStyle): string {
   const { run, targets } = plan;
-  const params = Object.entries(shownParams(run, targets)).map(([k, v]) => `${k}=${v}`).join(' ');
+  const params = Object.entries(shownParams(run, targets))
+    .map(([k, v]) => `${k}=${v}`)
+    .join(' ');
   const sample = targets.slice(0, PLAN_SAMPLE).map((t) => {
     const change = `${t.preview_old ?? ''}${t.preview_new !== null ? ` → ${t.preview_new}` : ''}`;
     return `${t.shortname}: ${[change, t.preview_note ? `(${t.preview_note})` : ''].filter(Boolean).join(' ')}`;
@@ -39,7 +48,9 @@ export function planText(plan: Plan, style: ChatStyle): string {
     ...sample,
     ...(plan.leftOut ?? []).map((line) => `${style.warning} ${line}`),
     `Plan ${run.plan_hash.slice(0, 12)}`,
-  ].filter(Boolean).join('\n');
+  ]
+    .filter(Boolean)
+    .join('\n');
 }
 
 /** A run's state, counts, and what did not succeed (or still waits for a reason) grouped by message. */
@@ -52,7 +63,8 @@ export function statusText(run: RunRow, targets: TargetRow[]): string {
     }
   }
   const lines = [`Run ${run.id} ${run.state.replaceAll('_', ' ')}: ${countsText(statusCounts(targets))}`];
-  for (const [key, hosts] of [...failures].slice(0, 10)) lines.push(`• ${key} — ${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ` and ${hosts.length - 5} more` : ''}`);
+  for (const [key, hosts] of [...failures].slice(0, 10))
+    lines.push(`• ${key} — ${hosts.slice(0, 5).join(', ')}${hosts.length > 5 ? ` and ${hosts.length - 5} more` : ''}`);
   const comparison = comparisonOf(run, targets);
   if (comparison) lines.push(...comparisonSummary(comparison).filter((l) => !l.includes(' could not be read: ')));
   return lines.join('\n');
@@ -68,11 +80,18 @@ export function errorText(report: ErrorReport, style: ChatStyle): string {
 
 /** A file's check: its verdict, then each bad line. */
 export const lintText = (view: Extract<View, { kind: 'lint' }>) =>
-  [`${view.file}: ${plural(view.lines, 'line')} checked, ${view.problems.length ? plural(view.problems.length, 'problem') : 'no problem'}`, ...view.problems.map((p) => `line ${p.line}: ${p.message}`)].join('\n');
+  [
+    `${view.file}: ${plural(view.lines, 'line')} checked, ${view.problems.length ? plural(view.problems.length, 'problem') : 'no problem'}`,
+    ...view.problems.map((p) => `line ${p.line}: ${p.message}`),
+  ].join('\n');
 
 const ago = (ms: number) => {
   const minutes = Math.round((Date.now() - ms) / 60_000);
-  return minutes < 60 ? `${minutes} min ago` : minutes < 2880 ? `${Math.round(minutes / 60)} h ago` : `${Math.round(minutes / 1440)} d ago`;
+  return minutes < 60
+    ? `${minutes} min ago`
+    : minutes < 2880
+      ? `${Math.round(minutes / 60)} h ago`
+      : `${Math.round(minutes / 1440)} d ago`;
 };
 
 type DeliveryView = Extract<View, { kind: 'delivery' }>;
@@ -81,14 +100,18 @@ type DeliveryView = Extract<View, { kind: 'delivery' }>;
 function nodeLine({ node, report }: DeliveryView['nodes'][number]): string {
   if (!report) return `${node}: no report yet: start its worker (vmoodle worker --node ${node})`;
   const last = report.lastStep;
-  const step = last ? `; last ${last.step} by ${last.by} ${ago(last.at)}: ${last.ok ? 'ok' : `failed: ${last.summary}`}` : '';
+  const step = last
+    ? `; last ${last.step} by ${last.by} ${ago(last.at)}: ${last.ok ? 'ok' : `failed: ${last.summary}`}`
+    : '';
   return `${node}: ${report.mode}, serves ${report.live}${step}; allows ${report.allowed.join(', ')}`;
 }
 
 /** The steps every node that reported allows: what a delivery may run next. */
 export const allowedEverywhere = (view: DeliveryView) => {
   const reports = view.nodes.flatMap((n) => (n.report ? [n.report] : []));
-  return reports.length === 0 ? [] : (reports[0]?.allowed ?? []).filter((step) => reports.every((r) => r.allowed.includes(step)));
+  return reports.length === 0
+    ? []
+    : (reports[0]?.allowed ?? []).filter((step) => reports.every((r) => r.allowed.includes(step)));
 };
 
 export const sessionLine = (view: DeliveryView, style: ChatStyle) =>
@@ -100,12 +123,15 @@ export const journalLine = (e: DeliveryView['recent'][number]) =>
   `${new Date(e.at).toISOString().slice(0, 16).replace('T', ' ')} ${e.step} on ${e.node === '*' ? 'the fleet' : e.node} by ${e.by}: ${e.ok ? 'ok' : 'FAILED'}: ${e.summary}`;
 
 function deliveryText(view: DeliveryView, style: ChatStyle): string {
-  if (view.nodes.length === 0) return 'No web nodes are configured (VMOODLE_NODES): delivery works on their code trees.';
+  if (view.nodes.length === 0)
+    return 'No web nodes are configured (VMOODLE_NODES): delivery works on their code trees.';
   const next = allowedEverywhere(view);
   return [
     `Delivery on ${plural(view.nodes.length, 'node')}:`,
     ...view.nodes.map((n) => `• ${nodeLine(n)}`),
-    next.length ? `Next: ${next.map((s) => style.code(`deliver ${s}`)).join(', ')}` : `${style.warning} The nodes allow no common step: bring them to one state first`,
+    next.length
+      ? `Next: ${next.map((s) => style.code(`deliver ${s}`)).join(', ')}`
+      : `${style.warning} The nodes allow no common step: bring them to one state first`,
     sessionLine(view, style),
     ...(view.recent.length ? ['Latest steps:', ...view.recent.slice(0, 5).map((e) => `• ${journalLine(e)}`)] : []),
   ].join('\n');
@@ -126,12 +152,21 @@ export function viewText(view: View, style: ChatStyle): string {
     case 'status':
       return statusText(view.run, view.targets);
     case 'runs':
-      return view.runs.map((r) => `#${r.id} ${r.state} ${r.command} on ${r.target_count} by ${r.requested_by}`).join('\n') || 'No runs yet.';
+      return (
+        view.runs.map((r) => `#${r.id} ${r.state} ${r.command} on ${r.target_count} by ${r.requested_by}`).join('\n') ||
+        'No runs yet.'
+      );
     case 'selection': {
       const { counts, targets, leftOut } = view.selection;
       const names = targets.slice(0, SAMPLE).map((h) => `${h.shortname} (${h.wwwroot})`);
       const more = targets.length > SAMPLE ? `\n… and ${targets.length - SAMPLE} more` : '';
-      const notes = [`matched ${counts.matched}`, counts.excluded ? `excluded ${counts.excluded}` : '', counts.disabledLeftOut ? `disabled left out ${counts.disabledLeftOut}` : ''].filter(Boolean).join(', ');
+      const notes = [
+        `matched ${counts.matched}`,
+        counts.excluded ? `excluded ${counts.excluded}` : '',
+        counts.disabledLeftOut ? `disabled left out ${counts.disabledLeftOut}` : '',
+      ]
+        .filter(Boolean)
+        .join(', ');
       const warnings = leftOut.map((l) => `\n${style.warning} ${leftOutLine(l)}`).join('');
       return `${plural(counts.targets, 'target')} (${notes})\n${names.join('\n')}${more}${warnings}`;
     }
@@ -148,29 +183,49 @@ export function viewText(view: View, style: ChatStyle): string {
         return `${late ? `${style.warning} ` : ''}${h.instance.shortname} ${h.instance.vhostname}: ${h.instance.croncount} crons, last ${gap}${h.outcome ? `, ${h.outcome}` : ''}`;
       });
       const head = `The fleet's cron: ${view.schedule ? `${view.strategy} on ${style.code(view.schedule)} (UTC)` : 'off'}; ${plural(view.total, 'enabled host')}, the longest waiting first`;
-      return [head, ...rows, view.total > view.hosts.length ? `… and ${view.total - view.hosts.length} more` : ''].filter(Boolean).join('\n');
+      return [head, ...rows, view.total > view.hosts.length ? `… and ${view.total - view.hosts.length} more` : '']
+        .filter(Boolean)
+        .join('\n');
     }
     case 'registry':
       return view.summary;
     case 'lint':
       return lintText(view);
     case 'templates':
-      return view.templates.length ? [`${plural(view.templates.length, 'template')}, the newest first`, ...view.templates.map((t) => `• ${templateLine(t)}`)].join('\n') : 'No templates yet: lifecycle snapshot makes one.';
+      return view.templates.length
+        ? [
+            `${plural(view.templates.length, 'template')}, the newest first`,
+            ...view.templates.map((t) => `• ${templateLine(t)}`),
+          ].join('\n')
+        : 'No templates yet: lifecycle snapshot makes one.';
     case 'template':
       return `${view.deleted ? 'Deleted ' : ''}${templateLine(view.template)}`;
     case 'delivery':
       return deliveryText(view, style);
     case 'delivery-session':
-      return view.report ?? `Delivery session ${view.session.id} opened: ${view.session.title}. Every step is logged into it until ${style.code('deliver close')}.`;
+      return (
+        view.report ??
+        `Delivery session ${view.session.id} opened: ${view.session.title}. Every step is logged into it until ${style.code('deliver close')}.`
+      );
     case 'help': {
       if (view.command) {
         const c = view.command;
-        return [`${style.code(c.name)}: ${c.summary}`, ...c.params.map((p) => `• ${p.name} (${p.type}${p.default !== undefined ? `, default ${p.default || "''"}` : p.type === 'boolean' ? ', default 0' : ', required'}): ${p.label}`)].join('\n');
+        return [
+          `${style.code(c.name)}: ${c.summary}`,
+          ...c.params.map(
+            (p) =>
+              `• ${p.name} (${p.type}${p.default !== undefined ? `, default ${p.default || "''"}` : p.type === 'boolean' ? ', default 0' : ', required'}): ${p.label}`,
+          ),
+        ].join('\n');
       }
-      if (view.verb) return `${style.code(view.verb.path.join(' '))}: ${view.verb.summary}\nExamples:\n${view.verb.examples.map((e) => `• ${style.code(e)}`).join('\n')}`;
+      if (view.verb)
+        return `${style.code(view.verb.path.join(' '))}: ${view.verb.summary}\nExamples:\n${view.verb.examples.map((e) => `• ${style.code(e)}`).join('\n')}`;
       const lines = [`Verbs you may use: ${view.verbs.map((v) => v.label).join(', ')}`];
-      if (view.commands.length > 0 && view.verbs.some((v) => v.path[0] === 'run')) lines.push('Commands:', ...view.commands.map((c) => `• ${c.name}: ${c.summary}`));
-      lines.push(`Example: ${style.code("showtargets --match '*.example.org' --exclude '*test*'")}; add --help to a verb for its flags.`);
+      if (view.commands.length > 0 && view.verbs.some((v) => v.path[0] === 'run'))
+        lines.push('Commands:', ...view.commands.map((c) => `• ${c.name}: ${c.summary}`));
+      lines.push(
+        `Example: ${style.code("showtargets --match '*.example.org' --exclude '*test*'")}; add --help to a verb for its flags.`,
+      );
       return lines.join('\n');
     }
   }

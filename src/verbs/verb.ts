@@ -50,9 +50,20 @@ export type View =
   | { kind: 'registry'; data: unknown; summary: string }
   | { kind: 'template'; template: TemplateManifest; deleted: boolean }
   /** Each web node's delivery state as it last reported it (none: its worker never did), the open session, the latest journal. */
-  | { kind: 'delivery'; nodes: Array<{ node: string; report: NodeReport | undefined }>; session: SessionRow | undefined; recent: LogRow[] }
+  | {
+      kind: 'delivery';
+      nodes: Array<{ node: string; report: NodeReport | undefined }>;
+      session: SessionRow | undefined;
+      recent: LogRow[];
+    }
   /** A delivery session opened, shown, or closed with its report. */
-  | { kind: 'delivery-session'; event: 'opened' | 'shown' | 'closed'; session: SessionRow; entries: LogRow[]; report: string | undefined }
+  | {
+      kind: 'delivery-session';
+      event: 'opened' | 'shown' | 'closed';
+      session: SessionRow;
+      entries: LogRow[];
+      report: string | undefined;
+    }
   | { kind: 'help'; verbs: readonly VerbDef[]; commands: readonly CommandDef[]; command?: CommandDef; verb?: VerbDef };
 
 /**
@@ -60,7 +71,9 @@ export type View =
  * break-glass path, audited under the operating-system user; only approving, which needs a second person the
  * product can tell apart, is checked there too.
  */
-export type Access = { kind: 'rbac'; rbac: Rbac; user: string } | { kind: 'break-glass'; rbac: Rbac | undefined; user: string };
+export type Access =
+  | { kind: 'rbac'; rbac: Rbac; user: string }
+  | { kind: 'break-glass'; rbac: Rbac | undefined; user: string };
 
 /** One caller of verbs: the backend, who acts, through which front end, under which access rules. */
 export class Session {
@@ -82,7 +95,8 @@ export class Session {
   refusal(verb: Guarded, category?: string): string | undefined {
     const { access } = this;
     if (access.kind === 'break-glass' && verb.role !== 'approver') return undefined;
-    if (!access.rbac) return `${verb.label} on the command line needs the master's RBAC (vmoodle settings import) to name ${access.user} an approver`;
+    if (!access.rbac)
+      return `${verb.label} on the command line needs the master's RBAC (vmoodle settings import) to name ${access.user} an approver`;
     return access.rbac.refusal(access.user, verb, category, this.actor.channel);
   }
 
@@ -120,5 +134,5 @@ export interface VerbDef<A = unknown> extends Guarded {
 
 /** Declares a verb; a refusal names it by its chat word: a one-word path, else its first short form. */
 export function defineVerb<A>(def: Omit<VerbDef<A>, 'label'>): VerbDef<A> {
-  return { ...def, label: def.path.length === 1 ? (def.path[0] as string) : def.aliases[0] ?? def.path.join(' ') };
+  return { ...def, label: def.path.length === 1 ? (def.path[0] as string) : (def.aliases[0] ?? def.path.join(' ')) };
 }

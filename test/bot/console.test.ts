@@ -16,7 +16,9 @@ beforeAll(async () => {
 
 /** Types the lines into `vmoodle start` and returns what the terminal showed. */
 async function chat(lines: string[]): Promise<{ stdout: string; stderr: string; code: unknown }> {
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'start'], { env: { ...process.env, ...fx.env } });
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'start'], {
+    env: { ...process.env, ...fx.env },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -33,7 +35,7 @@ describe('the terminal chat', () => {
       "showtargets --match '*.campus.example.org' --exclude '*test*'",
       'run generic/setconfig --hosts physics,chemistry key=theme value=classic',
       'start 1',
-      'run sql/multisql --hosts physics sql="UPDATE {config} SET value = \'fr\' WHERE name = \'lang\'"',
+      "run sql/multisql --hosts physics sql=\"UPDATE {config} SET value = 'fr' WHERE name = 'lang'\"",
       'approve 2 physics',
       'as approver',
       'approve 2 3',

@@ -19,7 +19,12 @@ describe.runIf(testServices().moodleDump)('the Slack bot on 1,000 targets', () =
     await thinFleet(fx, 1000);
     startWorker(fx);
     const rbac = new Rbac({ roles: { operator: ['UOP'], approver: ['UAPP'] } });
-    bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 30 * 60_000 }, { signingSecret: SECRET, botToken: 'xoxb-scale', port: 0 });
+    bot = await startSlackBot(
+      fx.app,
+      rbac,
+      { threshold: 50, ttlMs: 30 * 60_000 },
+      { signingSecret: SECRET, botToken: 'xoxb-scale', port: 0 },
+    );
   }, 120_000);
   afterAll(async () => {
     await bot?.close();
@@ -27,7 +32,12 @@ describe.runIf(testServices().moodleDump)('the Slack bot on 1,000 targets', () =
   });
 
   it('reports the run with a bounded number of edits and calls, every payload within Slack limits', async () => {
-    const { calls, seconds } = await runWithApproval(bot, api, SECRET, { requester: 'UOP', line: "run generic/setconfig --tohosts '*' key=theme value=classic", approver: 'UAPP', typed: '1000' });
+    const { calls, seconds } = await runWithApproval(bot, api, SECRET, {
+      requester: 'UOP',
+      line: "run generic/setconfig --tohosts '*' key=theme value=classic",
+      approver: 'UAPP',
+      typed: '1000',
+    });
     const edits = calls.filter((c) => c.method === 'chat.update').length;
     expect(edits).toBeGreaterThanOrEqual(1);
     expect(edits).toBeLessThanOrEqual(Math.ceil((seconds * 1000) / SLACK_LIMITS.progressEditMs) + 1);
@@ -38,7 +48,8 @@ describe.runIf(testServices().moodleDump)('the Slack bot on 1,000 targets', () =
       const blocks = (call.params.blocks ?? []) as Array<{ text?: { text: string } }>;
       expect(blocks.length).toBeLessThanOrEqual(SLACK_LIMITS.blocksPerMessage);
       for (const b of blocks) if (b.text) expect(b.text.text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionText);
-      if (typeof call.params.text === 'string') expect(call.params.text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionText);
+      if (typeof call.params.text === 'string')
+        expect(call.params.text.length).toBeLessThanOrEqual(SLACK_LIMITS.sectionText);
     }
   }, 120_000);
 });

@@ -14,7 +14,10 @@ describe.runIf(testServices().moodleDump)('a malformed command line', () => {
   it.each([
     ['an unknown verb', ['frobnicate']],
     ['an unknown option', ['showtargets', '--tohost=x']],
-    ['a failure brake that is not a number', ['run', 'generic/purgecaches', '--hosts', 't1', '--max-failures=abc', '--yes']],
+    [
+      'a failure brake that is not a number',
+      ['run', 'generic/purgecaches', '--hosts', 't1', '--max-failures=abc', '--yes'],
+    ],
     ['a canary that is not a number', ['run', 'generic/purgecaches', '--hosts', 't1', '--canary', 'x', '--yes']],
     ['a run id that is not a number', ['runs', 'cancel', 'abc']],
     ['a missing run id', ['runs', 'show']],

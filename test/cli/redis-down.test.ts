@@ -10,6 +10,7 @@ import { freePort } from '../../src/core/services/private-server.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { passTime, waitFor } from '../support/wait.ts';
 
 const BIN = join(PROJECT_ROOT, 'bin/vmoodle.js');
 const BOUND_S = 2;
@@ -30,11 +31,20 @@ describe.runIf(testServices().moodleDump)('Redis that cannot be reached', () => 
     const port = await freePort();
     const started = Date.now();
     const result = spawnSync(process.execPath, [BIN, ...args], {
-      env: { ...process.env, ...fx.env, REDIS_URL: `redis://127.0.0.1:${port}`, VMOODLE_REDIS_TIMEOUT: String(BOUND_S) }, encoding: 'utf8', timeout: 30_000,
+      env: {
+        ...process.env,
+        ...fx.env,
+        REDIS_URL: `redis://127.0.0.1:${port}`,
+        VMOODLE_REDIS_TIMEOUT: String(BOUND_S),
+      },
+      encoding: 'utf8',
+      timeout: 30_000,
     });
     const seconds = (Date.now() - started) / 1000;
     expect(result.status).toBe(3);
-    expect(result.stderr).toBe(`vmoodle: cannot reach Redis at redis://127.0.0.1:${port} within ${BOUND_S} s (ECONNREFUSED) [unavailable]; check REDIS_URL and that Redis is running; runs already queued wait for it\n`);
+    expect(result.stderr).toBe(
+      `vmoodle: cannot reach Redis at redis://127.0.0.1:${port} within ${BOUND_S} s (ECONNREFUSED) [unavailable]; check REDIS_URL and that Redis is running; runs already queued wait for it\n`,
+    );
     expect(seconds).toBeLessThan(BOUND_S + 5);
     expect(await fx.rt.store.listRuns(5)).toEqual([]);
   });
@@ -43,17 +53,37 @@ describe.runIf(testServices().moodleDump)('Redis that cannot be reached', () => 
 /** A redis-server of the test's own on a fixed port, stopped and started again like a restarted server. */
 class OwnRedis {
   private child: ChildProcess | undefined;
-  constructor(readonly port: number, private readonly dir: string) {}
+  constructor(
+    readonly port: number,
+    private readonly dir: string,
+  ) {}
   get url() {
     return `redis://127.0.0.1:${this.port}`;
   }
   async start(): Promise<void> {
-    this.child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
-    for (let i = 0; i < 100; i++) {
-      if (spawnSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG') return;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    throw new Error('redis-server did not start');
+    this.child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--maxmemory-policy',
+        'noeviction',
+      ],
+      { stdio: 'ignore' },
+    );
+    await waitFor(
+      'redis-server to answer',
+      () => spawnSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG',
+      { timeoutMs: 5_000 },
+    );
   }
   async stop(): Promise<void> {
     const child = this.child;
@@ -80,14 +110,20 @@ describe.runIf(testServices().moodleDump)('Redis stopped in the middle of a run'
   });
 
   it('loses the queue with Redis, and recover completes the run with every target written once', async () => {
-    const planned = await runCli(['--json', 'run', 'generic/setconfig', '--tohosts', '*', 'key=theme', 'value=survived', '--yes', '--detach'], fx.env);
+    const planned = await runCli(
+      ['--json', 'run', 'generic/setconfig', '--tohosts', '*', 'key=theme', 'value=survived', '--yes', '--detach'],
+      fx.env,
+    );
     const runId = JSON.parse(planned.stdout).run as number;
     let workerErr = '';
-    worker = spawn(process.execPath, [BIN, 'worker'], { env: { ...process.env, ...fx.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    worker = spawn(process.execPath, [BIN, 'worker'], {
+      env: { ...process.env, ...fx.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     worker.stderr?.on('data', (d) => (workerErr += d));
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await passTime(300, 'Redis goes away while the worker starts, whatever it is doing then');
     await redis.stop();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    await passTime(500, 'Redis stays away a while');
     await redis.start();
 
     const recovered = await runCli(['runs', 'recover', String(runId)], fx.env);
@@ -98,7 +134,9 @@ describe.runIf(testServices().moodleDump)('Redis stopped in the middle of a run'
     const conn = await mysql.createConnection(parseMysqlUrl(testServices().mysqlServer));
     try {
       for (const t of targets.filter((x) => x.status === 'applied')) {
-        const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM \`${t.db_name}\`.\`${t.db_prefix}config_log\` WHERE name = 'theme' AND value = 'survived'`);
+        const [rows] = await conn.query(
+          `SELECT COUNT(*) AS n FROM \`${t.db_name}\`.\`${t.db_prefix}config_log\` WHERE name = 'theme' AND value = 'survived'`,
+        );
         expect(Number((rows as Array<{ n: number }>)[0]?.n)).toBe(1);
       }
     } finally {

@@ -1,14 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { BrokenTree, fixCourseSortorder } from '../../src/ops/moodle/course-sortorder.ts';
 
-const cat = (id: number, parent: number, sortorder: number, path: string, coursecount = 0) => ({ id, parent, sortorder, coursecount, depth: path.split('/').length - 1, path });
+const cat = (id: number, parent: number, sortorder: number, path: string, coursecount = 0) => ({
+  id,
+  parent,
+  sortorder,
+  coursecount,
+  depth: path.split('/').length - 1,
+  path,
+});
 
 describe("fix_course_sortorder(), as Moodle's course/lib.php does it", () => {
   it('puts a new category last among its siblings and numbers the tree depth-first, moving its courses into the new ranges', () => {
     // Category 1 (10000) with two courses; A (20000) with child B (0: just created); C (30000) created before B.
     const fix = fixCourseSortorder(
       [cat(1, 0, 10000, '/1', 2), cat(2, 0, 20000, '/2'), cat(4, 0, 30000, '/4', 1), cat(3, 2, 0, '/2/3')],
-      [{ id: 1, category: 0, sortorder: 0 }, { id: 2, category: 1, sortorder: 10001 }, { id: 3, category: 1, sortorder: 10002 }, { id: 4, category: 4, sortorder: 30001 }],
+      [
+        { id: 1, category: 0, sortorder: 0 },
+        { id: 2, category: 1, sortorder: 10001 },
+        { id: 3, category: 1, sortorder: 10002 },
+        { id: 4, category: 4, sortorder: 30001 },
+      ],
       10_000,
     );
     expect(Object.fromEntries(fix.categories)).toEqual({ 3: { sortorder: 30000 }, 4: { sortorder: 40000 } });
@@ -21,8 +33,10 @@ describe("fix_course_sortorder(), as Moodle's course/lib.php does it", () => {
       [cat(1, 0, 10000, '/1', 1), cat(2, 0, 20000, '/2', 2)],
       [
         { id: 1, category: 0, sortorder: 1 },
-        { id: 2, category: 1, sortorder: 10001 }, { id: 5, category: 1, sortorder: 0 },
-        { id: 3, category: 2, sortorder: 20001 }, { id: 4, category: 2, sortorder: 20001 },
+        { id: 2, category: 1, sortorder: 10001 },
+        { id: 5, category: 1, sortorder: 0 },
+        { id: 3, category: 2, sortorder: 20001 },
+        { id: 4, category: 2, sortorder: 20001 },
       ],
       10_000,
     );
@@ -32,6 +46,8 @@ describe("fix_course_sortorder(), as Moodle's course/lib.php does it", () => {
   });
 
   it('refuses a tree whose paths are wrong, which needs Moodle to repair its contexts', () => {
-    expect(() => fixCourseSortorder([cat(1, 0, 10000, '/1'), { ...cat(2, 1, 20000, '/9/2'), depth: 2 }], [], 10_000)).toThrow(BrokenTree);
+    expect(() =>
+      fixCourseSortorder([cat(1, 0, 10000, '/1'), { ...cat(2, 1, 20000, '/9/2'), depth: 2 }], [], 10_000),
+    ).toThrow(BrokenTree);
   });
 });

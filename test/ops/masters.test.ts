@@ -70,7 +70,9 @@ describe.runIf(testServices().moodleDump)('jobs left under the old queue prefix'
   });
 
   it('are reported when a worker starts', async () => {
-    const worker = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'worker'], { env: { ...process.env, ...fx.env } });
+    const worker = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'worker'], {
+      env: { ...process.env, ...fx.env },
+    });
     let stdout = '';
     await new Promise<void>((resolve) => {
       worker.stdout.on('data', (d) => {
@@ -81,7 +83,9 @@ describe.runIf(testServices().moodleDump)('jobs left under the old queue prefix'
     });
     worker.kill('SIGTERM');
     await new Promise((resolve) => worker.on('exit', resolve));
-    expect(stdout).toContain(`Warning: 1 job wait under the queue prefix 'vmops', used before each master had its own (now '${fx.env.VMOODLE_QUEUE_PREFIX}')`);
+    expect(stdout).toContain(
+      `Warning: 1 job wait under the queue prefix 'vmops', used before each master had its own (now '${fx.env.VMOODLE_QUEUE_PREFIX}')`,
+    );
     expect(stdout).toContain('VMOODLE_QUEUE_PREFIX=vmops vmoodle worker');
   });
 });

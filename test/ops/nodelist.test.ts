@@ -12,7 +12,8 @@ import { siteQueries } from '../support/moodle-log.ts';
 import { knownSecret } from '../support/secrets.ts';
 import { testServices } from '../support/services.ts';
 
-const HEADER = 'vhostname;vtemplate;name;shortname;description;vdbtype;vdbhost;vdblogin;vdbpass;vdbname;vdbprefix;vdatapath;mnet;config_theme;auth_cas|hostname';
+const HEADER =
+  'vhostname;vtemplate;name;shortname;description;vdbtype;vdbhost;vdblogin;vdbpass;vdbname;vdbprefix;vdatapath;mnet;config_theme;auth_cas|hostname';
 
 describe.runIf(testServices().moodleDump)("bulk create and destroy from VMoodle's nodelist.csv", () => {
   let fx: OpsFixture;
@@ -20,8 +21,14 @@ describe.runIf(testServices().moodleDump)("bulk create and destroy from VMoodle'
   let root: string;
   let files: string;
   const db = (n: number) => `${testServices().runId}_nl${n}`;
-  const n1 = siteQueries(() => conn, () => db(1));
-  const n2 = siteQueries(() => conn, () => db(2));
+  const n1 = siteQueries(
+    () => conn,
+    () => db(1),
+  );
+  const n2 = siteQueries(
+    () => conn,
+    () => db(2),
+  );
   const server = () => parseMysqlUrl(testServices().mysqlServer);
   const cli = async (...args: string[]) => {
     const result = await runCli(['--json', ...args], fx.env);
@@ -32,29 +39,60 @@ describe.runIf(testServices().moodleDump)("bulk create and destroy from VMoodle'
     writeFileSync(path, `\uFEFF${lines.join('\n')}\n`);
     return path;
   };
-  const line = (n: number, extra: Partial<Record<'template' | 'shortname' | 'vdbname' | 'vdatapath' | 'login' | 'mnet' | 'theme' | 'cas' | 'description', string>> = {}) =>
-    [`https://n${n}.campus.example.org`, extra.template ?? 'tpl', `Campus N${n}`, extra.shortname ?? `n${n}`, extra.description ?? '', 'mariadb', ...(extra.login ?? ';;').split(';'),
-      extra.vdbname ?? db(n), 'mdl_', extra.vdatapath ?? join(root, `n${n}`), extra.mnet ?? '-1', extra.theme ?? '', extra.cas ?? ''].join(';');
+  const line = (
+    n: number,
+    extra: Partial<
+      Record<
+        'template' | 'shortname' | 'vdbname' | 'vdatapath' | 'login' | 'mnet' | 'theme' | 'cas' | 'description',
+        string
+      >
+    > = {},
+  ) =>
+    [
+      `https://n${n}.campus.example.org`,
+      extra.template ?? 'tpl',
+      `Campus N${n}`,
+      extra.shortname ?? `n${n}`,
+      extra.description ?? '',
+      'mariadb',
+      ...(extra.login ?? ';;').split(';'),
+      extra.vdbname ?? db(n),
+      'mdl_',
+      extra.vdatapath ?? join(root, `n${n}`),
+      extra.mnet ?? '-1',
+      extra.theme ?? '',
+      extra.cas ?? '',
+    ].join(';');
   const databases = async () => {
-    const [rows] = await conn.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${testServices().runId}\\_nl%`]);
+    const [rows] = await conn.query(
+      'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?',
+      [`${testServices().runId}\\_nl%`],
+    );
     return (rows as Array<{ name: string }>).map((r) => r.name);
   };
 
   beforeAll(async () => {
-    const [master, a] = (await Promise.all([leaseMoodleDatabase(), leaseMoodleDatabase()])) as [TestDatabase, TestDatabase];
+    const [master, a] = (await Promise.all([leaseMoodleDatabase(), leaseMoodleDatabase()])) as [
+      TestDatabase,
+      TestDatabase,
+    ];
     root = mkdtempSync(join(tmpdir(), 'vmops-nodelist-'));
     files = join(root, '..', `${root.split('/').pop()}-files`);
     mkdirSync(files);
     afterAll(() => rmSync(root, { recursive: true, force: true }));
     afterAll(() => rmSync(files, { recursive: true, force: true }));
     fx = await opsFixture('nodelist', master, { VMOODLE_DATAROOT_ROOT: root });
-    await registerInstances(fx, [{ shortname: 'a', database: a.name, vhostname: 'http://localhost/moodle-tpl', dataroot: join(root, 'a') }]);
+    await registerInstances(fx, [
+      { shortname: 'a', database: a.name, vhostname: 'http://localhost/moodle-tpl', dataroot: join(root, 'a') },
+    ]);
     startWorker(fx);
     conn = await mysql.createConnection(server());
     afterAll(() => conn.end());
     for (let i = 1; i <= 3; i++) afterAll(() => dropDatabase(db(i)));
     const fleet = await fx.rt.registry.loadFleet();
-    await takeSnapshot(fx.rt.moodle, fx.rt.moodleTarget(fleet, fleet.find('a')!), fx.rt.templates, 'tpl', { kind: 'instance' });
+    await takeSnapshot(fx.rt.moodle, fx.rt.moodleTarget(fleet, fleet.find('a')!), fx.rt.templates, 'tpl', {
+      kind: 'instance',
+    });
   });
 
   it('lint names every bad line and makes nothing', async () => {
@@ -103,20 +141,40 @@ describe.runIf(testServices().moodleDump)("bulk create and destroy from VMoodle'
     const path = file('good.csv', [
       HEADER,
       line(1, { theme: 'classic', cas: 'cas.example.org' }),
-      line(2, { description: 'Second&#44 with a comma', login: `${master.host}:${master.port};${master.user};${master.password ?? ''}`, mnet: '0' }),
+      line(2, {
+        description: 'Second&#44 with a comma',
+        login: `${master.host}:${master.port};${master.user};${master.password ?? ''}`,
+        mnet: '0',
+      }),
     ]);
     expect((await cli('lifecycle', 'bulkcreate', path, '--lint')).json).toEqual({ file: path, lines: 2, problems: [] });
     const result = await cli('lifecycle', 'bulkcreate', path, '--yes');
     expect(result.stderr).toBe('');
-    expect(result.json.targets.map((t: { shortname: string; status: string }) => [t.shortname, t.status])).toEqual([['n1', 'applied'], ['n2', 'applied']]);
+    expect(result.json.targets.map((t: { shortname: string; status: string }) => [t.shortname, t.status])).toEqual([
+      ['n1', 'applied'],
+      ['n2', 'applied'],
+    ]);
     expect(result.json.targets[0].message).toContain('2 settings of its own written');
 
     const rows = await fx.rt.registry.loadAll();
-    expect(rows.find((i) => i.shortname === 'n1')).toMatchObject({ vhostname: 'https://n1.campus.example.org', vdbname: db(1), mnet: -1, enabled: true });
-    expect(rows.find((i) => i.shortname === 'n2')).toMatchObject({ description: 'Second, with a comma', mnet: 0, enabled: true });
+    expect(rows.find((i) => i.shortname === 'n1')).toMatchObject({
+      vhostname: 'https://n1.campus.example.org',
+      vdbname: db(1),
+      mnet: -1,
+      enabled: true,
+    });
+    expect(rows.find((i) => i.shortname === 'n2')).toMatchObject({
+      description: 'Second, with a comma',
+      mnet: 0,
+      enabled: true,
+    });
     expect(await n1.rows("SELECT value FROM {config} WHERE name = 'theme'")).toEqual([{ value: 'classic' }]);
-    expect(await n1.rows("SELECT value FROM {config_plugins} WHERE plugin = 'auth_cas' AND name = 'hostname'")).toEqual([{ value: 'cas.example.org' }]);
-    const logged = await n1.rows("SELECT userid, plugin, name, value, oldvalue FROM {config_log} WHERE name IN ('theme', 'hostname') ORDER BY id DESC LIMIT 2");
+    expect(await n1.rows("SELECT value FROM {config_plugins} WHERE plugin = 'auth_cas' AND name = 'hostname'")).toEqual(
+      [{ value: 'cas.example.org' }],
+    );
+    const logged = await n1.rows(
+      "SELECT userid, plugin, name, value, oldvalue FROM {config_log} WHERE name IN ('theme', 'hostname') ORDER BY id DESC LIMIT 2",
+    );
     expect(logged).toEqual([
       { userid: 0, plugin: 'auth_cas', name: 'hostname', value: 'cas.example.org', oldvalue: '0' },
       { userid: 0, plugin: null, name: 'theme', value: 'classic', oldvalue: 'boost' },
@@ -136,8 +194,12 @@ describe.runIf(testServices().moodleDump)("bulk create and destroy from VMoodle'
     const refused = await cli('lifecycle', 'bulkdestroy', bad, '--confirm=1');
     expect(refused.code).toBe(2);
     // n1 was made with a login of its own, so the line's root is not its login either.
-    expect(refused.stderr).toContain('3 bad lines, nothing done: line 2: vdblogin, vdbpass not as the registry holds them for n1: nothing of it is destroyed; line 3: vdatapath not as the registry holds them for n1');
-    expect(refused.stderr).toContain("line 4: no registered instance has the wwwroot 'https://nobody.campus.example.org'");
+    expect(refused.stderr).toContain(
+      '3 bad lines, nothing done: line 2: vdblogin, vdbpass not as the registry holds them for n1: nothing of it is destroyed; line 3: vdatapath not as the registry holds them for n1',
+    );
+    expect(refused.stderr).toContain(
+      "line 4: no registered instance has the wwwroot 'https://nobody.campus.example.org'",
+    );
     expect(refused.stderr).not.toContain(wrong);
     expect(await databases()).toContain(db(1));
 

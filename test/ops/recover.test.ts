@@ -10,20 +10,30 @@ import type { TargetRow } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { passTime } from '../support/wait.ts';
 
 let fx: OpsFixture;
 let conn: Connection;
 
 /** A started run no worker has touched: its jobs wait in the queue. */
 async function startedRun(hosts: string[], value: string): Promise<number> {
-  const plan = await createPlan(fx.rt, { command: 'generic/setconfig', params: { key: 'theme', value }, selector: { tohosts: hosts }, requestedBy: 'tester', via: 'cli' });
+  const plan = await createPlan(fx.rt, {
+    command: 'generic/setconfig',
+    params: { key: 'theme', value },
+    selector: { tohosts: hosts },
+    requestedBy: 'tester',
+    via: 'cli',
+  });
   await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
   return plan.run.id;
 }
 
 /** config_log rows a value's write left on a target: one per real write. */
 async function writes(target: TargetRow, value: string): Promise<number> {
-  const [rows] = await conn.query(`SELECT COUNT(*) AS n FROM \`${target.db_name}\`.\`${target.db_prefix}config_log\` WHERE name = 'theme' AND value = ?`, [value]);
+  const [rows] = await conn.query(
+    `SELECT COUNT(*) AS n FROM \`${target.db_name}\`.\`${target.db_prefix}config_log\` WHERE name = 'theme' AND value = ?`,
+    [value],
+  );
   return Number((rows as Array<{ n: number }>)[0]?.n);
 }
 
@@ -39,12 +49,16 @@ describe.runIf(testServices().moodleDump)('runs that lost their worker', () => {
     const runId = await startedRun(['t1', 't2', 't3'], 'recovered');
     // The queue lost the run's work (a flushed Redis, a removed job) while a worker was applying t1.
     await fx.rt.queue.obliterate({ force: true });
-    const [t1] = await fx.rt.store.getTargets(runId) as [TargetRow];
+    const [t1] = (await fx.rt.store.getTargets(runId)) as [TargetRow];
     await fx.rt.store.db(fx.rt.store.t.targets).where({ id: t1.id }).update({ status: 'applying' });
 
     const result = await runCli(['runs', 'recover', String(runId)], fx.env);
     expect(result.stdout).toContain(`Run ${runId} running: 2 targets queued again, 1 marked interrupted — verify.`);
-    expect(result.stdout).toMatch(new RegExp(`Run ${runId} partly_failed: 1 interrupted, 2 applied|Run ${runId} partly_failed: 2 applied, 1 interrupted`));
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `Run ${runId} partly_failed: 1 interrupted, 2 applied|Run ${runId} partly_failed: 2 applied, 1 interrupted`,
+      ),
+    );
     expect(result.code).toBe(1);
     const targets = await fx.rt.store.getTargets(runId);
     expect(targets.map((t) => t.status)).toEqual(['interrupted', 'applied', 'applied']);
@@ -71,30 +85,51 @@ describe.runIf(testServices().moodleDump)('runs that lost their worker', () => {
   it('refuses to recover a run that has ended', async () => {
     const ended = (await fx.rt.store.listRuns(10)).find((r) => r.state === 'cancelled');
     const result = await runCli(['runs', 'recover', String(ended?.id)], fx.env);
-    expect(result).toMatchObject({ code: 1, stderr: `vmoodle: run ${ended?.id} is cancelled: only a running or cancelling run is recovered [run_state]; vmoodle runs show <id> shows where it stands\n` });
+    expect(result).toMatchObject({
+      code: 1,
+      stderr: `vmoodle: run ${ended?.id} is cancelled: only a running or cancelling run is recovered [run_state]; vmoodle runs show <id> shows where it stands\n`,
+    });
   });
 
-  it.each(['recover', 'cancel'])('a run whose only worker was killed mid-target reaches a final state by %s', async (verb) => {
-    const plan = await createPlan(fx.rt, { command: 'sql/sql', params: { sql: 'SELECT SLEEP(1)' }, selector: { tohosts: ['t1', 't2', 't3'] }, requestedBy: 'tester', via: 'cli' });
-    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
-    const worker = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'worker'], { env: { ...process.env, ...fx.env, VMOODLE_WORKER_CONCURRENCY: '1' }, stdio: 'ignore' });
-    // Killed while it applies its first target: that job stays active with a lock nobody renews.
-    await expect.poll(async () => (await fx.rt.store.getTargets(plan.run.id)).some((t) => t.status === 'applying'), { timeout: 15_000, interval: 50 }).toBe(true);
-    worker.kill('SIGKILL');
-    await new Promise((resolve) => worker.once('exit', resolve));
-    await new Promise((resolve) => setTimeout(resolve, Number(fx.env.VMOODLE_LOCK_DURATION) + 500));
+  it.each(['recover', 'cancel'])(
+    'a run whose only worker was killed mid-target reaches a final state by %s',
+    async (verb) => {
+      const plan = await createPlan(fx.rt, {
+        command: 'sql/sql',
+        params: { sql: 'SELECT SLEEP(1)' },
+        selector: { tohosts: ['t1', 't2', 't3'] },
+        requestedBy: 'tester',
+        via: 'cli',
+      });
+      await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+      const worker = spawn(process.execPath, [join(PROJECT_ROOT, 'bin/vmoodle.js'), 'worker'], {
+        env: { ...process.env, ...fx.env, VMOODLE_WORKER_CONCURRENCY: '1' },
+        stdio: 'ignore',
+      });
+      // Killed while it applies its first target: that job stays active with a lock nobody renews.
+      await expect
+        .poll(async () => (await fx.rt.store.getTargets(plan.run.id)).some((t) => t.status === 'applying'), {
+          timeout: 15_000,
+          interval: 50,
+        })
+        .toBe(true);
+      worker.kill('SIGKILL');
+      await new Promise((resolve) => worker.once('exit', resolve));
+      await passTime(Number(fx.env.VMOODLE_LOCK_DURATION) + 500, "the dead worker's job lock runs out");
 
-    const result = await runCli(['runs', verb, String(plan.run.id)], fx.env);
-    const run = await fx.rt.store.getRun(plan.run.id);
-    const targets = await fx.rt.store.getTargets(plan.run.id);
-    if (verb === 'recover') {
-      expect(result.stdout).toContain('1 marked interrupted — verify');
-      expect(run.state).toBe('partly_failed');
-      expect(targets.filter((t) => t.status === 'interrupted')).toHaveLength(1);
-      expect(targets.filter((t) => t.status === 'applied')).toHaveLength(2);
-    } else {
-      expect(run.state).toBe('cancelled');
-      expect(targets.every((t) => ['applied', 'cancelled', 'interrupted'].includes(t.status))).toBe(true);
-    }
-  }, 60_000);
+      const result = await runCli(['runs', verb, String(plan.run.id)], fx.env);
+      const run = await fx.rt.store.getRun(plan.run.id);
+      const targets = await fx.rt.store.getTargets(plan.run.id);
+      if (verb === 'recover') {
+        expect(result.stdout).toContain('1 marked interrupted — verify');
+        expect(run.state).toBe('partly_failed');
+        expect(targets.filter((t) => t.status === 'interrupted')).toHaveLength(1);
+        expect(targets.filter((t) => t.status === 'applied')).toHaveLength(2);
+      } else {
+        expect(run.state).toBe('cancelled');
+        expect(targets.every((t) => ['applied', 'cancelled', 'interrupted'].includes(t.status))).toBe(true);
+      }
+    },
+    60_000,
+  );
 });

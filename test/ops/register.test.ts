@@ -13,7 +13,7 @@ import { testServices } from '../support/services.ts';
 /** The password the heredoc sample gives: quotes and braces, which a heredoc keeps as they are. */
 const HEREDOC_PASSWORD = `Ar'ts"p{w}9`;
 
-describe.runIf(testServices().moodleDump)("register existing Moodles from their config.php files", () => {
+describe.runIf(testServices().moodleDump)('register existing Moodles from their config.php files', () => {
   let fx: OpsFixture;
   let conn: Connection;
   let database: string;
@@ -30,7 +30,24 @@ describe.runIf(testServices().moodleDump)("register existing Moodles from their 
     return path;
   };
   const rows = async () =>
-    (await fx.app.masterDb(fx.rt.registry.table).select('name', 'shortname', 'vhostname', 'vdbtype', 'vdbhost', 'vdblogin', 'vdbpass', 'vdbname', 'vdbprefix', 'vdbpersist', 'vdatapath', 'mnet', 'enabled').orderBy('id'));
+    await fx.app
+      .masterDb(fx.rt.registry.table)
+      .select(
+        'name',
+        'shortname',
+        'vhostname',
+        'vdbtype',
+        'vdbhost',
+        'vdblogin',
+        'vdbpass',
+        'vdbname',
+        'vdbprefix',
+        'vdbpersist',
+        'vdatapath',
+        'mnet',
+        'enabled',
+      )
+      .orderBy('id');
 
   let law: string;
   let arts: string;
@@ -42,7 +59,11 @@ describe.runIf(testServices().moodleDump)("register existing Moodles from their 
     database = (await createDatabase('regsites')).name;
     await thinInstances(database, 3, { tables: ['config', 'course'], rowsOf: ['config', 'course'] });
     conn = await mysql.createConnection(server());
-    for (const [prefix, fullname] of [['i1_', 'Faculty of Law'], ['i2_', 'School of Arts'], ['i3_', 'Lecture notes']]) {
+    for (const [prefix, fullname] of [
+      ['i1_', 'Faculty of Law'],
+      ['i2_', 'School of Arts'],
+      ['i3_', 'Lecture notes'],
+    ]) {
       await conn.query('UPDATE ??.?? SET fullname = ? WHERE id = 1', [database, `${prefix}course`, fullname]);
     }
     await conn.query('DROP USER IF EXISTS ?@?', [user, '%']);
@@ -51,7 +72,9 @@ describe.runIf(testServices().moodleDump)("register existing Moodles from their 
     dir = mkdtempSync(join(tmpdir(), 'vmops-register-'));
     const { host, port } = server();
     // As Moodle's installer writes it.
-    law = sample('law', `<?php  // Moodle configuration file
+    law = sample(
+      'law',
+      `<?php  // Moodle configuration file
 
 unset($CFG);
 global $CFG;
@@ -81,9 +104,12 @@ require_once(__DIR__ . '/lib/setup.php');
 
 // There is no php closing tag in this file,
 // it is intentional because it prevents trailing whitespace problems!
-`);
+`,
+    );
     // A VMoodle master: the hook before setup.php, and its own site's values in concatenations.
-    arts = sample('arts', `<?php
+    arts = sample(
+      'arts',
+      `<?php
 unset($CFG);
 global $CFG;
 $CFG = new stdClass();
@@ -107,9 +133,12 @@ if (!empty($CLI_VMOODLE_PRECHECK)) {
 }
 require_once($CFG->dirroot . '/local/vmoodle/vconfig.php');
 require_once(__DIR__ . '/lib/setup.php');
-`);
+`,
+    );
     // Comments that look like settings, a branch that may not run, a nowdoc, and a setting given twice.
-    notes = sample('notes', `<?php
+    notes = sample(
+      'notes',
+      `<?php
 unset($CFG);
 global $CFG;
 $CFG = new stdClass();
@@ -138,7 +167,8 @@ $CFG->message = <<<HTML
   <p>Maintenance on {$CFG->wwwroot}</p>
 HTML;
 require_once(__DIR__ . '/lib/setup.php');
-`);
+`,
+    );
   });
 
   afterAll(async () => {
@@ -147,32 +177,57 @@ require_once(__DIR__ . '/lib/setup.php');
   });
 
   it('names every problem of every file and registers nothing, in lint and for real', async () => {
-    const unreadable = sample('unreadable', `<?php
+    const unreadable = sample(
+      'unreadable',
+      `<?php
 $CFG->dbtype = 'mariadb';
 $CFG->dbhost = 'localhost';
 $CFG->dbname = getenv('MOODLE_DB');
 $CFG->dbuser = 'moodle';
 $CFG->prefix = 'mdl_';
 $CFG->wwwroot = 'https://env.campus.example.org';
-`);
-    const master = sample('master', `<?php
+`,
+    );
+    const master = sample(
+      'master',
+      `<?php
 $CFG->dbtype = 'mariadb'; $CFG->dbhost = 'localhost'; $CFG->dbname = 'm'; $CFG->dbuser = 'u'; $CFG->dbpass = '';
 $CFG->prefix = 'mdl_'; $CFG->wwwroot = 'https://master.example.org'; $CFG->dataroot = '/var/moodledata/master';
-`);
-    const wrongLogin = sample('wrong', `<?php
+`,
+    );
+    const wrongLogin = sample(
+      'wrong',
+      `<?php
 $CFG->dbtype = 'mariadb'; $CFG->dbhost = '${server().host}'; $CFG->dbname = '${database}'; $CFG->dbuser = '${user}'; $CFG->dbpass = 'not-it';
 $CFG->prefix = 'i9_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->wwwroot = 'https://wrong.campus.example.org'; $CFG->dataroot = '/var/moodledata/wrong';
-`);
+`,
+    );
     const broken = sample('broken', '<?php $CFG->wwwroot = ;');
     for (const flags of [['--lint'], []]) {
-      const result = await cli('instances', 'register', law, unreadable, master, wrongLogin, broken, join(dir, 'missing.php'), ...flags);
+      const result = await cli(
+        'instances',
+        'register',
+        law,
+        unreadable,
+        master,
+        wrongLogin,
+        broken,
+        join(dir, 'missing.php'),
+        ...flags,
+      );
       expect(result.code).toBe(2);
-      const message = (result.json.problems as Array<{ file: string; message: string }>).map((p) => `${p.file}: ${p.message}`).join('\n');
+      const message = (result.json.problems as Array<{ file: string; message: string }>)
+        .map((p) => `${p.file}: ${p.message}`)
+        .join('\n');
       expect(result.json.problems).toHaveLength(6);
-      expect(message).toContain(`${unreadable}: $CFG->dbname (line 4) is not a value that can be read without running PHP`);
+      expect(message).toContain(
+        `${unreadable}: $CFG->dbname (line 4) is not a value that can be read without running PHP`,
+      );
       expect(message).toContain(`${unreadable}: $CFG->dataroot is not set at the top level of the file`);
       expect(message).toContain(`${master}: https://master.example.org is the master: it has no registry row`);
-      expect(message).toMatch(new RegExp(`${wrongLogin}: its database cannot be read with the file's login: .*Access denied`));
+      expect(message).toMatch(
+        new RegExp(`${wrongLogin}: its database cannot be read with the file's login: .*Access denied`),
+      );
       expect(message).toContain(`${broken}: not PHP that can be read`);
       expect(message).toContain(`${join(dir, 'missing.php')}: cannot be read (ENOENT)`);
       expect(message).not.toContain(law);
@@ -185,7 +240,13 @@ $CFG->prefix = 'i9_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->ww
     const lint = await cli('instances', 'register', law, arts, notes, '--lint');
     expect(lint.json.problems).toBeUndefined();
     expect(lint.code).toBe(0);
-    expect(lint.json.instances.map((i: { shortname: string; vmoodleBoot: boolean }) => [i.shortname, i.vmoodleBoot])).toEqual([['law', false], ['arts', true], ['campus_notes', false]]);
+    expect(
+      lint.json.instances.map((i: { shortname: string; vmoodleBoot: boolean }) => [i.shortname, i.vmoodleBoot]),
+    ).toEqual([
+      ['law', false],
+      ['arts', true],
+      ['campus_notes', false],
+    ]);
     expect(lint.stdout).not.toContain(HEREDOC_PASSWORD);
     expect(await rows()).toEqual([]);
 
@@ -194,9 +255,51 @@ $CFG->prefix = 'i9_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->ww
     expect(result.stdout).not.toContain(HEREDOC_PASSWORD);
     const { host, port, user: root, password } = server();
     expect(await rows()).toEqual([
-      { name: 'Faculty of Law', shortname: 'law', vhostname: 'https://law.campus.example.org', vdbtype: 'mariadb', vdbhost: `${host}:${port}`, vdblogin: root, vdbpass: password ?? '', vdbname: database, vdbprefix: 'i1_', vdbpersist: 0, vdatapath: '/var/moodledata/law', mnet: -1, enabled: 1 },
-      { name: 'School of Arts', shortname: 'arts', vhostname: 'https://arts.campus.example.org', vdbtype: 'mysqli', vdbhost: `${host}:${port}`, vdblogin: user, vdbpass: HEREDOC_PASSWORD, vdbname: database, vdbprefix: 'i2_', vdbpersist: 1, vdatapath: '/var/moodledata/arts', mnet: -1, enabled: 1 },
-      { name: 'Lecture notes', shortname: 'campus_notes', vhostname: 'https://campus.example.org/notes', vdbtype: 'mariadb', vdbhost: `${host}:${port}`, vdblogin: root, vdbpass: password ?? '', vdbname: database, vdbprefix: 'i3_', vdbpersist: 0, vdatapath: '/var/moodledata/notes', mnet: -1, enabled: 1 },
+      {
+        name: 'Faculty of Law',
+        shortname: 'law',
+        vhostname: 'https://law.campus.example.org',
+        vdbtype: 'mariadb',
+        vdbhost: `${host}:${port}`,
+        vdblogin: root,
+        vdbpass: password ?? '',
+        vdbname: database,
+        vdbprefix: 'i1_',
+        vdbpersist: 0,
+        vdatapath: '/var/moodledata/law',
+        mnet: -1,
+        enabled: 1,
+      },
+      {
+        name: 'School of Arts',
+        shortname: 'arts',
+        vhostname: 'https://arts.campus.example.org',
+        vdbtype: 'mysqli',
+        vdbhost: `${host}:${port}`,
+        vdblogin: user,
+        vdbpass: HEREDOC_PASSWORD,
+        vdbname: database,
+        vdbprefix: 'i2_',
+        vdbpersist: 1,
+        vdatapath: '/var/moodledata/arts',
+        mnet: -1,
+        enabled: 1,
+      },
+      {
+        name: 'Lecture notes',
+        shortname: 'campus_notes',
+        vhostname: 'https://campus.example.org/notes',
+        vdbtype: 'mariadb',
+        vdbhost: `${host}:${port}`,
+        vdblogin: root,
+        vdbpass: password ?? '',
+        vdbname: database,
+        vdbprefix: 'i3_',
+        vdbpersist: 0,
+        vdatapath: '/var/moodledata/notes',
+        mnet: -1,
+        enabled: 1,
+      },
     ]);
 
     const again = await cli('instances', 'register', law);
@@ -223,16 +326,39 @@ $CFG->prefix = 'i9_'; $CFG->dboptions = ['dbport' => ${server().port}]; $CFG->ww
     expect(arts).not.toContain('vmoodle/vconfig.php');
     expect(readSiteConfig(arts, 'config-arts.php')).toEqual({
       problems: [],
-      config: { wwwroot: 'https://arts.campus.example.org', dataroot: '/var/moodledata/arts', dbtype: 'mysqli', dbhost: host, dbname: database, dbuser: user, dbpass: HEREDOC_PASSWORD, prefix: 'i2_', dbport: port, dbpersist: true, dbsocket: undefined, vmoodleBoot: false },
+      config: {
+        wwwroot: 'https://arts.campus.example.org',
+        dataroot: '/var/moodledata/arts',
+        dbtype: 'mysqli',
+        dbhost: host,
+        dbname: database,
+        dbuser: user,
+        dbpass: HEREDOC_PASSWORD,
+        prefix: 'i2_',
+        dbport: port,
+        dbpersist: true,
+        dbsocket: undefined,
+        vmoodleBoot: false,
+      },
     });
-    expect(readSiteConfig(readFileSync(join(out, 'config-law.php'), 'utf8'), 'law').config).toMatchObject({ wwwroot: 'https://law.campus.example.org', dbuser: root, dbpass: password ?? '', prefix: 'i1_', dbpersist: false });
+    expect(readSiteConfig(readFileSync(join(out, 'config-law.php'), 'utf8'), 'law').config).toMatchObject({
+      wwwroot: 'https://law.campus.example.org',
+      dbuser: root,
+      dbpass: password ?? '',
+      prefix: 'i1_',
+      dbpersist: false,
+    });
 
     writeFileSync(join(out, 'config-law.php'), '<?php // edited by hand');
     const again = await cli('instances', 'generateconfigs', '--out', out, 'law', 'arts');
     expect(again.code).toBe(2);
-    expect(again.stderr).toContain(`${out} already holds config-law.php, config-arts.php: nothing written (--replace overwrites them)`);
+    expect(again.stderr).toContain(
+      `${out} already holds config-law.php, config-arts.php: nothing written (--replace overwrites them)`,
+    );
     expect(readFileSync(join(out, 'config-law.php'), 'utf8')).toBe('<?php // edited by hand');
     expect((await cli('instances', 'generateconfigs', '--out', out, 'law', '--replace')).code).toBe(0);
-    expect(readFileSync(join(out, 'config-law.php'), 'utf8')).toContain("$CFG->wwwroot   = 'https://law.campus.example.org';");
+    expect(readFileSync(join(out, 'config-law.php'), 'utf8')).toContain(
+      "$CFG->wwwroot   = 'https://law.campus.example.org';",
+    );
   });
 });

@@ -56,7 +56,9 @@ describe('host globs', () => {
     expect(() => compileGlobList('*.example.org,,*.net', '--exclude')).toThrow(/--exclude: an empty pattern/);
     expect(() => compileGlob('', '--tohostsmatch')).toThrow(GlobError);
     expect(() => compileGlob('*.exa mple.org', '--tohostsmatch')).toThrow(/'\*\.exa mple\.org' contains a space/);
-    expect(() => compileGlob('https://moodle[12].example.org', '--tohostsmatch')).toThrow(/\[ \] or \{ \}, which are not supported/);
+    expect(() => compileGlob('https://moodle[12].example.org', '--tohostsmatch')).toThrow(
+      /\[ \] or \{ \}, which are not supported/,
+    );
     expect(() => compileGlob('*.{org,net}', '--tohostsmatch')).toThrow(GlobError);
   });
 });

@@ -61,12 +61,14 @@ describe('registry on an existing VMoodle master', () => {
     db = openDatabase((await createDatabase('vmoodle')).url);
     await db.raw(VMOODLE_DDL);
     // Rows as VMoodle's own forms leave them: NULL description and metadata, vdbtype mysqli, counters set by vcron.
-    await db.raw(`INSERT INTO mdl_local_vmoodle (name, shortname, description, vhostname, vdbhost, vdblogin, vdbpass, vdbname,
+    await db.raw(
+      `INSERT INTO mdl_local_vmoodle (name, shortname, description, vhostname, vdbhost, vdblogin, vdbpass, vdbname,
         vdbprefix, vdatapath, mnet, enabled, timecreated, lastcron, lastcrongap, croncount)
       VALUES ('Physics', 'physics', NULL, 'https://physics.example.org', 'db1:3306', 'moodle', 's3cret', 'vmdl_physics',
         'mdl_', ?, 1, 1, 1700000000, UNIX_TIMESTAMP() - 120, 4140, 600),
       ('Old site', 'old', NULL, 'https://old.example.org', 'localhost', 'root', NULL, 'vmdl_old', 'mdl_', '/nonexistent/old', -1, 0, 0, 0, 0, 0)`,
-    [dataroot]);
+      [dataroot],
+    );
     before = await showCreate(db, 'mdl_local_vmoodle');
     registry = new Registry(db, 'mdl_', MASTER);
     expect(await registry.ensureTable()).toBe('existing');
@@ -75,7 +77,13 @@ describe('registry on an existing VMoodle master', () => {
 
   it('reads the rows VMoodle wrote', async () => {
     const physics = await registry.get('physics');
-    expect(physics).toMatchObject({ vhostname: 'https://physics.example.org', vdbtype: 'mysqli', mnet: 1, croncount: 600, description: '' });
+    expect(physics).toMatchObject({
+      vhostname: 'https://physics.example.org',
+      vdbtype: 'mysqli',
+      mnet: 1,
+      croncount: 600,
+      description: '',
+    });
     expect(instanceState(physics)).toBe('enabled');
     expect(instanceState(await registry.get('old'))).toBe('broken');
   });
@@ -111,26 +119,57 @@ describe('registry on a new master', () => {
       `SELECT COLUMN_NAME AS name, COLUMN_TYPE AS type, IS_NULLABLE AS nullable, COLUMN_DEFAULT AS def
          FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'mdl_local_vmoodle' ORDER BY ORDINAL_POSITION`,
     );
-    const summary = columns.map((c: Record<string, string | null>) => `${c.name} ${c.type} ${c.nullable === 'YES' ? 'null' : 'notnull'} ${c.def}`);
+    const summary = columns.map(
+      (c: Record<string, string | null>) => `${c.name} ${c.type} ${c.nullable === 'YES' ? 'null' : 'notnull'} ${c.def}`,
+    );
     expect(summary).toEqual([
-      'id bigint(10) notnull null', 'name varchar(255) null NULL', 'shortname varchar(80) null NULL', 'description longtext null NULL',
-      'vhostname varchar(255) null NULL', "vdbtype varchar(16) notnull 'mysqli'", "vdbhost varchar(80) notnull 'localhost'",
-      "vdblogin varchar(16) notnull 'root'", 'vdbpass varchar(32) null NULL', 'vdbname varchar(64) null NULL',
-      "vdbprefix varchar(10) notnull 'mdl_'", 'vdbpersist tinyint(1) notnull 0', 'vdatapath varchar(255) null NULL',
-      'mnet smallint(3) notnull 0', 'enabled tinyint(1) notnull 1', 'timecreated bigint(10) notnull 0',
-      'lastcron bigint(11) notnull 0', 'lastcrongap bigint(11) notnull 0', 'croncount bigint(11) notnull 0',
+      'id bigint(10) notnull null',
+      'name varchar(255) null NULL',
+      'shortname varchar(80) null NULL',
+      'description longtext null NULL',
+      'vhostname varchar(255) null NULL',
+      "vdbtype varchar(16) notnull 'mysqli'",
+      "vdbhost varchar(80) notnull 'localhost'",
+      "vdblogin varchar(16) notnull 'root'",
+      'vdbpass varchar(32) null NULL',
+      'vdbname varchar(64) null NULL',
+      "vdbprefix varchar(10) notnull 'mdl_'",
+      'vdbpersist tinyint(1) notnull 0',
+      'vdatapath varchar(255) null NULL',
+      'mnet smallint(3) notnull 0',
+      'enabled tinyint(1) notnull 1',
+      'timecreated bigint(10) notnull 0',
+      'lastcron bigint(11) notnull 0',
+      'lastcrongap bigint(11) notnull 0',
+      'croncount bigint(11) notnull 0',
       'metadata longtext null NULL',
     ]);
   });
 
   it('refuses invalid rows with every problem named, and writes nothing', async () => {
     const error = await registry
-      .add({ name: '', shortname: 'my site', vhostname: 'ftp://x.example.org', vdbname: 'moodle-x_', vdatapath: 'data', vdbprefix: 'vmoodle_', mnet: -2, vdbtype: 'oracle' })
+      .add({
+        name: '',
+        shortname: 'my site',
+        vhostname: 'ftp://x.example.org',
+        vdbname: 'moodle-x_',
+        vdatapath: 'data',
+        vdbprefix: 'vmoodle_',
+        mnet: -2,
+        vdbtype: 'oracle',
+      })
       .catch((e) => e);
     expect(error).toBeInstanceOf(ValidationError);
-    expect((error as ValidationError).errors.map((e) => e.field).sort()).toEqual(
-      ['mnet', 'name', 'shortname', 'vdatapath', 'vdbname', 'vdbprefix', 'vdbtype', 'vhostname'],
-    );
+    expect((error as ValidationError).errors.map((e) => e.field).sort()).toEqual([
+      'mnet',
+      'name',
+      'shortname',
+      'vdatapath',
+      'vdbname',
+      'vdbprefix',
+      'vdbtype',
+      'vhostname',
+    ]);
     expect(error.message).toContain("vhostname: 'ftp://x.example.org' must start with http:// or https://");
     expect(error.message).toContain("vdbname: 'moodle-x_' must not contain '-'");
     expect(error.message).toContain("vdbprefix: 'vmoodle_' is reserved by VMoodle");
@@ -138,8 +177,12 @@ describe('registry on a new master', () => {
   });
 
   it("applies VMoodle's database-name rules", async () => {
-    await expect(registry.add({ ...base, vdbname: 'moodle_' })).rejects.toThrow("vdbname: 'moodle_' must not end with '_'");
-    await expect(registry.add({ ...base, vdbname: 'moodle law' })).rejects.toThrow(/vdbname: 'moodle law' may hold only/);
+    await expect(registry.add({ ...base, vdbname: 'moodle_' })).rejects.toThrow(
+      "vdbname: 'moodle_' must not end with '_'",
+    );
+    await expect(registry.add({ ...base, vdbname: 'moodle law' })).rejects.toThrow(
+      /vdbname: 'moodle law' may hold only/,
+    );
   });
 
   it('strips a trailing slash from the wwwroot and keeps wwwroots and short names unique', async () => {
@@ -148,16 +191,20 @@ describe('registry on a new master', () => {
     await expect(registry.add({ ...base, shortname: 'law2', vdatapath: '/srv/law2' })).rejects.toThrow(
       "vhostname: 'https://law.example.org' is already registered (instance law)",
     );
-    await expect(registry.add({ ...base, vhostname: 'https://LAW2.example.org', shortname: 'LAW', vdatapath: '/srv/law2' })).rejects.toThrow(
-      "shortname: 'LAW' is already used by https://law.example.org",
-    );
+    await expect(
+      registry.add({ ...base, vhostname: 'https://LAW2.example.org', shortname: 'LAW', vdatapath: '/srv/law2' }),
+    ).rejects.toThrow("shortname: 'LAW' is already used by https://law.example.org");
   });
 
   it('keeps data folders unique among enabled instances only', async () => {
     const clash = { ...base, vhostname: 'https://law-copy.example.org', shortname: 'lawcopy' };
-    await expect(registry.add(clash)).rejects.toThrow(/vdatapath: '.*' is already the data folder of enabled instance law/);
+    await expect(registry.add(clash)).rejects.toThrow(
+      /vdatapath: '.*' is already the data folder of enabled instance law/,
+    );
     await registry.add({ ...clash, enabled: false });
-    await expect(registry.setEnabled(['lawcopy'], true)).rejects.toThrow(/cannot enable: lawcopy: .* enabled instance law/);
+    await expect(registry.setEnabled(['lawcopy'], true)).rejects.toThrow(
+      /cannot enable: lawcopy: .* enabled instance law/,
+    );
     await registry.setEnabled(['law'], false);
     expect((await registry.setEnabled(['lawcopy'], true)).map((i) => i.shortname)).toEqual(['lawcopy']);
   });
@@ -174,12 +221,20 @@ describe('registry on a new master', () => {
 
   it('refuses to edit identity fields and names unknown instances with a hint', async () => {
     await expect(registry.edit('law', { shortname: 'x' } as never)).rejects.toThrow(/shortname cannot be edited/);
-    await expect(registry.get('lwa')).rejects.toThrow(new RegistryError("no instance named 'lwa' (did you mean 'law'?)"));
+    await expect(registry.get('lwa')).rejects.toThrow(
+      new RegistryError("no instance named 'lwa' (did you mean 'law'?)"),
+    );
   });
 
   it('lists with a filter and pages, ordered by name', async () => {
     for (let i = 1; i <= 7; i++) {
-      await registry.add({ name: `Campus ${i}`, shortname: `c${i}`, vhostname: `https://c${i}.campus.example.org`, vdbname: `m_c${i}`, vdatapath: `/srv/c${i}` });
+      await registry.add({
+        name: `Campus ${i}`,
+        shortname: `c${i}`,
+        vhostname: `https://c${i}.campus.example.org`,
+        vdbname: `m_c${i}`,
+        vdatapath: `/srv/c${i}`,
+      });
     }
     const page2 = await registry.list({ filter: 'campus', perPage: 3, page: 2 });
     expect(page2).toMatchObject({ total: 7, pages: 3, page: 2 });
@@ -194,7 +249,9 @@ describe('registry safety', () => {
     const db = openDatabase((await createDatabase('foreign')).url);
     await db.raw('CREATE TABLE mdl_local_vmoodle (id BIGINT PRIMARY KEY, something TEXT)');
     await expect(new Registry(db, 'mdl_', MASTER).ensureTable()).rejects.toThrow(RegistryTableError);
-    const [cols] = await db.raw("SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'mdl_local_vmoodle'");
+    const [cols] = await db.raw(
+      "SELECT COUNT(*) AS n FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'mdl_local_vmoodle'",
+    );
     expect(Number(cols[0].n)).toBe(2);
     await db.destroy();
   });

@@ -56,7 +56,9 @@ describe('target selection', () => {
 
   it('lists every unknown name with the closest existing one', () => {
     const message = failure({ tohosts: ['physics', 'phisycs', 'lawx'] });
-    expect(message).toBe("unknown hosts in --tohosts: 'phisycs' (did you mean 'physics'?), 'lawx' (did you mean 'law'?)");
+    expect(message).toBe(
+      "unknown hosts in --tohosts: 'phisycs' (did you mean 'physics'?), 'lawx' (did you mean 'law'?)",
+    );
   });
 
   it('targets the master only when it is named, and then takes another source', () => {
@@ -73,14 +75,24 @@ describe('target selection', () => {
   });
 
   it('refuses an unknown source host', () => {
-    expect(failure({ tohosts: '*', fromhost: 'chemestry' })).toBe("unknown host in --fromhost: 'chemestry' (did you mean 'chemistry'?)");
+    expect(failure({ tohosts: '*', fromhost: 'chemestry' })).toBe(
+      "unknown host in --fromhost: 'chemestry' (did you mean 'chemistry'?)",
+    );
   });
 
   it('says which filter emptied the result', () => {
-    expect(failure({ tohostsmatch: '*.example.com' })).toBe("--tohostsmatch '*.example.com' matched no instance (6 in the registry)");
-    expect(failure({ tohostsmatch: '*law*', exclude: '*.net' })).toBe("--exclude '*.net' left out all 1 hosts that --tohostsmatch '*law*' selected");
-    expect(failure({ tohosts: ['music'] })).toBe('all 1 selected instances are disabled; add --include-disabled to target them');
-    expect(failure({ tohosts: ['law'], fromhost: 'law' })).toMatch(/the only host selected is the source host https:\/\/law\.example\.net/);
+    expect(failure({ tohostsmatch: '*.example.com' })).toBe(
+      "--tohostsmatch '*.example.com' matched no instance (6 in the registry)",
+    );
+    expect(failure({ tohostsmatch: '*law*', exclude: '*.net' })).toBe(
+      "--exclude '*.net' left out all 1 hosts that --tohostsmatch '*law*' selected",
+    );
+    expect(failure({ tohosts: ['music'] })).toBe(
+      'all 1 selected instances are disabled; add --include-disabled to target them',
+    );
+    expect(failure({ tohosts: ['law'], fromhost: 'law' })).toMatch(
+      /the only host selected is the source host https:\/\/law\.example\.net/,
+    );
     expect(failure({ tohosts: '*', contains: 'zzz' })).toBe("--contains 'zzz' left out all 5 remaining hosts");
   });
 

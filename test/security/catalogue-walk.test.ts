@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync, lstatSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  lstatSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
@@ -54,14 +63,31 @@ async function databaseState(): Promise<Map<string, string>> {
       [bystander.name, fx.master.name],
     );
     const registry = `${fx.master.name}.${fx.rt.registry.table}`;
-    const names = (tables as Array<{ db: string; t: string }>).map((r) => `${r.db}.${r.t}`).filter((n) => n !== registry).map((n) => n.split('.').map((p) => `\`${p}\``).join('.'));
+    const names = (tables as Array<{ db: string; t: string }>)
+      .map((r) => `${r.db}.${r.t}`)
+      .filter((n) => n !== registry)
+      .map((n) =>
+        n
+          .split('.')
+          .map((p) => `\`${p}\``)
+          .join('.'),
+      );
     const [sums] = await conn.query(`CHECKSUM TABLE ${names.join(', ')}`);
     // The target's own registry row is its own (a cron run counts there, as VMoodle's does); every other row is not.
-    const [rows] = await conn.query(`SELECT * FROM \`${fx.master.name}\`.\`${fx.rt.registry.table}\` WHERE shortname <> 'alpha' ORDER BY id`);
+    const [rows] = await conn.query(
+      `SELECT * FROM \`${fx.master.name}\`.\`${fx.rt.registry.table}\` WHERE shortname <> 'alpha' ORDER BY id`,
+    );
     // Rights on those databases (other suites make and drop logins of their own on the server meanwhile).
-    const [grants] = await conn.query("SELECT * FROM mysql.db WHERE REPLACE(Db, '\\\\_', '_') IN (?, ?)", [bystander.name, fx.master.name]);
+    const [grants] = await conn.query("SELECT * FROM mysql.db WHERE REPLACE(Db, '\\\\_', '_') IN (?, ?)", [
+      bystander.name,
+      fx.master.name,
+    ]);
     const hash = (v: unknown) => createHash('sha256').update(JSON.stringify(v)).digest('hex');
-    return new Map([...(sums as Array<{ Table: string; Checksum: string }>).map((r) => [r.Table, String(r.Checksum)] as const), [registry, hash(rows)], ['mysql.db', hash(grants)]]);
+    return new Map([
+      ...(sums as Array<{ Table: string; Checksum: string }>).map((r) => [r.Table, String(r.Checksum)] as const),
+      [registry, hash(rows)],
+      ['mysql.db', hash(grants)],
+    ]);
   } finally {
     await conn.end();
   }
@@ -87,7 +113,9 @@ const changed = (before: Map<string, string>, after: Map<string, string>) =>
   [...new Set([...before.keys(), ...after.keys()])].filter((k) => before.get(k) !== after.get(k));
 
 /** Runs each command with each hostile value; returns what changed outside the target, by command. */
-async function walk(commands: readonly CommandDef[]): Promise<Array<{ command: string; changed: string[]; formula?: string }>> {
+async function walk(
+  commands: readonly CommandDef[],
+): Promise<Array<{ command: string; changed: string[]; formula?: string }>> {
   const found: Array<{ command: string; changed: string[]; formula?: string }> = [];
   let databases = await databaseState();
   let files = fileState();
@@ -96,12 +124,16 @@ async function walk(commands: readonly CommandDef[]): Promise<Array<{ command: s
     let ran = false;
     for (const value of hostile()) {
       const words = command.params.map((spec) => `${spec.name}=${benign(spec) ?? value}`);
-      const result = await runCli(['--json', 'run', command.name, '--hosts', 'alpha', ...words, '--yes', '--confirm=1'], fx.env);
+      const result = await runCli(
+        ['--json', 'run', command.name, '--hosts', 'alpha', ...words, '--yes', '--confirm=1'],
+        fx.env,
+      );
       const json = result.stdout ? (JSON.parse(result.stdout) as { run?: number }) : undefined;
       if (json?.run) {
         ran = true;
         // What a command makes is its own: a snapshot's template, named by its parameter, is the target's copy.
-        for (const t of await fx.rt.store.getTargets(json.run)) if (t.status === 'applied' && t.new_value) made.add(join(fx.rt.config.lifecycle.templatesDir, t.new_value));
+        for (const t of await fx.rt.store.getTargets(json.run))
+          if (t.status === 'applied' && t.new_value) made.add(join(fx.rt.config.lifecycle.templatesDir, t.new_value));
         const cells = (parseCsv(resultCsv(await fx.rt.store.getTargets(json.run))) as string[][]).flat();
         const formula = cells.find((cell) => /^[=+\-@\t\r]/.test(cell));
         if (formula) found.push({ command: command.name, changed: [], formula });
@@ -109,7 +141,10 @@ async function walk(commands: readonly CommandDef[]): Promise<Array<{ command: s
     }
     const nowFiles = fileState();
     const nowDatabases = ran ? await databaseState() : databases;
-    const differences = [...changed(files, nowFiles).filter((path) => ![...made].some((own) => path.startsWith(`${own}/`))), ...changed(databases, nowDatabases)];
+    const differences = [
+      ...changed(files, nowFiles).filter((path) => ![...made].some((own) => path.startsWith(`${own}/`))),
+      ...changed(databases, nowDatabases),
+    ];
     if (differences.length) found.push({ command: command.name, changed: differences });
     files = nowFiles;
     databases = nowDatabases;
@@ -117,68 +152,84 @@ async function walk(commands: readonly CommandDef[]): Promise<Array<{ command: s
   return found;
 }
 
-describe.runIf(testServices().moodleDump)('every command of the catalogue, with hostile parameters, changes nothing outside its target', () => {
-  beforeAll(async () => {
-    const master = await leaseMoodleDatabase();
-    [target, bystander] = [await leaseMoodleDatabase(), await leaseMoodleDatabase()];
-    root = mkdtempSync(join(tmpdir(), 'vmops-walk-'));
-    afterAll(() => rmSync(root, { recursive: true, force: true }));
-    for (const dir of ['dataroots', 'templates', 'transfer', 'outputs', 'outside']) mkdirSync(join(root, dir), { recursive: true });
-    writeFileSync(join(OUTSIDE(), 'canary.txt'), 'untouched');
-    symlinkSync(OUTSIDE(), join(root, 'link-out'));
-    symlinkSync(OUTSIDE(), join(root, 'dataroots', 'link-out'));
-    // One web node holding every dataroot, with a stand-in PHP that has every wrapper a command declares, so that
-    // the commands that run Moodle's PHP or work on files run as far as they would on a real node.
-    const wrappers = [...new Set([...CATALOG.values()].flatMap((c) => Object.keys(c.phpScripts ?? {})))];
-    const php = fakePhp({ wrappers });
-    const nodes = join(root, 'nodes.yml');
-    writeFileSync(nodes, `web1:\n  code_root: ${php.codeRoot}\n  dataroots: [${join(root, 'dataroots')}]\n  php: ${php.php}\n  max_php: 2\n  transfer_dir: ${join(root, 'transfer')}\n`);
-    fx = await opsFixture('walk', master, {
-      VMOODLE_NODES: nodes,
-      VMOODLE_NODE: 'web1',
-      VMOODLE_DATAROOT_ROOT: join(root, 'dataroots'),
-      VMOODLE_TEMPLATES_DIR: join(root, 'templates'),
-      VMOODLE_TARGET_TIMEOUT: '5',
-      VMOODLE_ATTEMPTS: '1',
+describe.runIf(testServices().moodleDump)(
+  'every command of the catalogue, with hostile parameters, changes nothing outside its target',
+  () => {
+    beforeAll(async () => {
+      const master = await leaseMoodleDatabase();
+      [target, bystander] = [await leaseMoodleDatabase(), await leaseMoodleDatabase()];
+      root = mkdtempSync(join(tmpdir(), 'vmops-walk-'));
+      afterAll(() => rmSync(root, { recursive: true, force: true }));
+      for (const dir of ['dataroots', 'templates', 'transfer', 'outputs', 'outside'])
+        mkdirSync(join(root, dir), { recursive: true });
+      writeFileSync(join(OUTSIDE(), 'canary.txt'), 'untouched');
+      symlinkSync(OUTSIDE(), join(root, 'link-out'));
+      symlinkSync(OUTSIDE(), join(root, 'dataroots', 'link-out'));
+      // One web node holding every dataroot, with a stand-in PHP that has every wrapper a command declares, so that
+      // the commands that run Moodle's PHP or work on files run as far as they would on a real node.
+      const wrappers = [...new Set([...CATALOG.values()].flatMap((c) => Object.keys(c.phpScripts ?? {})))];
+      const php = fakePhp({ wrappers });
+      const nodes = join(root, 'nodes.yml');
+      writeFileSync(
+        nodes,
+        `web1:\n  code_root: ${php.codeRoot}\n  dataroots: [${join(root, 'dataroots')}]\n  php: ${php.php}\n  max_php: 2\n  transfer_dir: ${join(root, 'transfer')}\n`,
+      );
+      fx = await opsFixture('walk', master, {
+        VMOODLE_NODES: nodes,
+        VMOODLE_NODE: 'web1',
+        VMOODLE_DATAROOT_ROOT: join(root, 'dataroots'),
+        VMOODLE_TEMPLATES_DIR: join(root, 'templates'),
+        VMOODLE_TARGET_TIMEOUT: '5',
+        VMOODLE_ATTEMPTS: '1',
+      });
+      await registerInstances(fx, [
+        { shortname: 'alpha', database: target.name, dataroot: join(root, 'dataroots', 'alpha') },
+        { shortname: 'bystander', database: bystander.name, dataroot: join(root, 'dataroots', 'bystander') },
+      ]);
+      writeFileSync(join(root, 'dataroots', 'bystander', 'cache', 'kept.txt'), 'a cache of another site');
+      const worker = new ExecutorWorker(fx.rt, { node: 'web1' });
+      afterAll(() => worker.close());
     });
-    await registerInstances(fx, [
-      { shortname: 'alpha', database: target.name, dataroot: join(root, 'dataroots', 'alpha') },
-      { shortname: 'bystander', database: bystander.name, dataroot: join(root, 'dataroots', 'bystander') },
-    ]);
-    writeFileSync(join(root, 'dataroots', 'bystander', 'cache', 'kept.txt'), 'a cache of another site');
-    const worker = new ExecutorWorker(fx.rt, { node: 'web1' });
-    afterAll(() => worker.close());
-  });
 
-  it('walks the whole catalogue', async () => {
-    const commands = [...CATALOG.values()];
-    expect(commands.length).toBeGreaterThan(40);
-    expect(await walk(commands)).toEqual([]);
-    expect(readFileSync(join(OUTSIDE(), 'canary.txt'), 'utf8')).toBe('untouched');
-  });
-
-  it('covers a command added to the catalogue with no test of its own, and finds what it changes outside its target', async () => {
-    // A careless command: it writes wherever its parameter says, and into another site's database.
-    const careless = defineCommand({
-      name: 'test/careless',
-      category: 'generic',
-      summary: 'writes where it is told',
-      params: [{ name: 'path', type: 'text', label: 'Path' }],
-      destructive: false, reversible: false, idempotent: true, needsSource: false, writes: true, runsOn: 'any',
-      async apply(ctx, t, p) {
-        writeFileSync(join(root, 'outputs', 'careless.txt'), p.path.slice(0, 100));
-        await ctx.moodle.withConnection(t, (conn) => conn.query(`UPDATE \`${bystander.name}\`.mdl_config SET value = 'careless' WHERE name = 'theme'`));
-        return { status: 'applied' };
-      },
+    it('walks the whole catalogue', async () => {
+      const commands = [...CATALOG.values()];
+      expect(commands.length).toBeGreaterThan(40);
+      expect(await walk(commands)).toEqual([]);
+      expect(readFileSync(join(OUTSIDE(), 'canary.txt'), 'utf8')).toBe('untouched');
     });
-    const catalog = CATALOG as Map<string, CommandDef>;
-    catalog.set(careless.name, careless);
-    try {
-      const found = await walk([...CATALOG.values()].filter((c) => c.name === 'test/careless'));
-      expect(found.map((f) => f.command)).toEqual(['test/careless']);
-      expect(found[0]?.changed).toEqual(expect.arrayContaining([join(root, 'outputs', 'careless.txt'), `${bystander.name}.mdl_config`]));
-    } finally {
-      catalog.delete(careless.name);
-    }
-  });
-});
+
+    it('covers a command added to the catalogue with no test of its own, and finds what it changes outside its target', async () => {
+      // A careless command: it writes wherever its parameter says, and into another site's database.
+      const careless = defineCommand({
+        name: 'test/careless',
+        category: 'generic',
+        summary: 'writes where it is told',
+        params: [{ name: 'path', type: 'text', label: 'Path' }],
+        destructive: false,
+        reversible: false,
+        idempotent: true,
+        needsSource: false,
+        writes: true,
+        runsOn: 'any',
+        async apply(ctx, t, p) {
+          writeFileSync(join(root, 'outputs', 'careless.txt'), p.path.slice(0, 100));
+          await ctx.moodle.withConnection(t, (conn) =>
+            conn.query(`UPDATE \`${bystander.name}\`.mdl_config SET value = 'careless' WHERE name = 'theme'`),
+          );
+          return { status: 'applied' };
+        },
+      });
+      const catalog = CATALOG as Map<string, CommandDef>;
+      catalog.set(careless.name, careless);
+      try {
+        const found = await walk([...CATALOG.values()].filter((c) => c.name === 'test/careless'));
+        expect(found.map((f) => f.command)).toEqual(['test/careless']);
+        expect(found[0]?.changed).toEqual(
+          expect.arrayContaining([join(root, 'outputs', 'careless.txt'), `${bystander.name}.mdl_config`]),
+        );
+      } finally {
+        catalog.delete(careless.name);
+      }
+    });
+  },
+);

@@ -21,7 +21,11 @@ async function chat(env: Record<string, string | undefined>, lines: string[]): P
   let out = '';
   const app = new Backend(loadConfig(env));
   try {
-    await consoleChat({ stdout: (t) => void (out += t), stderr: (t) => void (out += t), env }, app, Readable.from([`${lines.join('\n')}\nquit\n`]));
+    await consoleChat(
+      { stdout: (t) => void (out += t), stderr: (t) => void (out += t), env },
+      app,
+      Readable.from([`${lines.join('\n')}\nquit\n`]),
+    );
   } finally {
     await app.close();
   }
@@ -47,7 +51,7 @@ describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat a
   it('with an RBAC, acts as the operating-system user and refuses as, so nobody approves their own run', async () => {
     await settings(RBAC);
     const out = await chat(fx.env, [
-      'run sql/multisql --hosts t1 sql="UPDATE {config} SET value = \'fr\' WHERE name = \'lang\'"',
+      "run sql/multisql --hosts t1 sql=\"UPDATE {config} SET value = 'fr' WHERE name = 'lang'\"",
       'as approver',
       'approve 1 t1',
     ]);
@@ -66,7 +70,18 @@ describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat a
   });
 
   it('records a CLI write confirmed with --confirm as a CLI confirmation in the audit', async () => {
-    const result = await runCli(['--json', 'run', 'sql/multisql', '--hosts', 't2', 'sql=UPDATE {config} SET value = 1 WHERE name = \'x\'', '--confirm=1'], fx.env);
+    const result = await runCli(
+      [
+        '--json',
+        'run',
+        'sql/multisql',
+        '--hosts',
+        't2',
+        "sql=UPDATE {config} SET value = 1 WHERE name = 'x'",
+        '--confirm=1',
+      ],
+      fx.env,
+    );
     expect(result.code).toBe(0);
     const runId = JSON.parse(result.stdout).run as number;
     const events = (await fx.rt.store.events(runId)).map((e) => `${e.kind}:${e.actor}:${e.detail ?? ''}`);
@@ -76,15 +91,37 @@ describe.runIf(testServices().moodleDump)('who is acting, in the terminal chat a
   it('with approval.cli: require, makes a CLI write above the policy wait for a chat approval', async () => {
     await settings(`${RBAC}approval:\n  cli: require\n`);
     const env = fx.env;
-    const result = await runCli(['run', 'sql/multisql', '--hosts', 't3', "sql=UPDATE {config} SET value = 'de' WHERE name = 'lang'", '--confirm=1', '--detach'], env);
+    const result = await runCli(
+      [
+        'run',
+        'sql/multisql',
+        '--hosts',
+        't3',
+        "sql=UPDATE {config} SET value = 'de' WHERE name = 'lang'",
+        '--confirm=1',
+        '--detach',
+      ],
+      env,
+    );
     expect(result.code).toBe(0);
     const runId = Number(/Run (\d+):/.exec(result.stdout)?.[1]);
     expect(result.stdout).toContain(`Run ${runId} waits for a chat approval by a second person: approve ${runId} t3`);
     expect((await fx.rt.store.getRun(runId)).state).toBe('awaiting_approval');
-    const router = new Chat(fx.app, new Rbac({ roles: { approver: ['lead'] } }), { threshold: 50, ttlMs: 60_000 }, 'slack', SLACK_STYLE);
-    expect((await router.handle(`approve ${runId} t3`, { id: 'lead' })).text).toBe(`Run ${runId} approved by lead and started.`);
+    const router = new Chat(
+      fx.app,
+      new Rbac({ roles: { approver: ['lead'] } }),
+      { threshold: 50, ttlMs: 60_000 },
+      'slack',
+      SLACK_STYLE,
+    );
+    expect((await router.handle(`approve ${runId} t3`, { id: 'lead' })).text).toBe(
+      `Run ${runId} approved by lead and started.`,
+    );
 
-    const small = await runCli(['run', 'generic/setconfig', '--hosts', 't3', 'key=theme', 'value=classic', '--yes'], env);
+    const small = await runCli(
+      ['run', 'generic/setconfig', '--hosts', 't3', 'key=theme', 'value=classic', '--yes'],
+      env,
+    );
     expect(small.code).toBe(0);
   });
 });

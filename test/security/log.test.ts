@@ -9,13 +9,21 @@ import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture 
 import { knownSecret } from '../support/secrets.ts';
 import { testServices } from '../support/services.ts';
 
-const logLines = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
+const logLines = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('the log', () => {
   it('cuts secret keys and every known secret value out of each line, wherever it appears', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'vmops-log-')), 'vmoodle.log');
     const dbPassword = knownSecret('Master-Db-Pa55word');
-    const config = loadConfig({ MYSQL_URL: `mysql://ops:${dbPassword}@db.example.org:3306/moodle`, VMOODLE_LOG_FILE: file, LOG_LEVEL: 'info' });
+    const config = loadConfig({
+      MYSQL_URL: `mysql://ops:${dbPassword}@db.example.org:3306/moodle`,
+      VMOODLE_LOG_FILE: file,
+      LOG_LEVEL: 'info',
+    });
     const secrets = new SecretValues();
     const log = createLogger(config, secrets, 'info');
     const opened = knownSecret('Sealed-Param-Value "quoted"');
@@ -26,7 +34,8 @@ describe('the log', () => {
     const text = readFileSync(file, 'utf8');
     expect(logLines(file).map((l) => l.msg)).toEqual(['connecting with [redacted]', 'a value in a nested field']);
     expect(logLines(file)[0]).toMatchObject({ level: 30, password: '[redacted]', nested: { token: '[redacted]' } });
-    for (const secret of [dbPassword, opened, JSON.stringify(opened).slice(1, -1), 'by-key-only', 'xoxb-by-key']) expect(text).not.toContain(secret);
+    for (const secret of [dbPassword, opened, JSON.stringify(opened).slice(1, -1), 'by-key-only', 'xoxb-by-key'])
+      expect(text).not.toContain(secret);
   });
 });
 
@@ -39,27 +48,63 @@ describe.runIf(testServices().moodleDump)('the worker’s log', () => {
     fx = await opsFixture('worklog', undefined, { VMOODLE_LOG_FILE: file, LOG_LEVEL: 'info' });
     await thinFleet(fx, 2);
     await registerInstances(fx, [{ shortname: 'locked', database: 'moodle_locked' }]);
-    await fx.app.masterDb(fx.rt.registry.table).where({ shortname: 'locked' }).update({ vdblogin: 'nobody', vdbpass: knownSecret('Locked-Db-Pa55') });
+    await fx.app
+      .masterDb(fx.rt.registry.table)
+      .where({ shortname: 'locked' })
+      .update({ vdblogin: 'nobody', vdbpass: knownSecret('Locked-Db-Pa55') });
     startWorker(fx);
   });
 
   it('records each run and every target that failed, with neither the secret it wrote nor a database password', async () => {
     const value = knownSecret('Smtp-Value-For-The-Log');
-    const result = await runCli(['--json', 'run', 'generic/setconfig', '--hosts', 't1,t2,locked', 'key=smtppass', `value=${value}`, '--max-failures=1', '--yes'], fx.env);
+    const result = await runCli(
+      [
+        '--json',
+        'run',
+        'generic/setconfig',
+        '--hosts',
+        't1,t2,locked',
+        'key=smtppass',
+        `value=${value}`,
+        '--max-failures=1',
+        '--yes',
+      ],
+      fx.env,
+    );
     const runId = JSON.parse(result.stdout).run as number;
     const lines = logLines(file);
-    expect(lines.find((l) => l.msg === 'run picked up')).toMatchObject({ run: runId, command: 'generic/setconfig', targets: 3 });
-    expect(lines.find((l) => l.msg === 'target did not succeed')).toMatchObject({ run: runId, target: 'locked', status: 'failed' });
-    expect(lines.find((l) => l.msg === 'run ended')).toMatchObject({ run: runId, state: 'partly_failed', counts: { applied: 2, failed: 1 } });
+    expect(lines.find((l) => l.msg === 'run picked up')).toMatchObject({
+      run: runId,
+      command: 'generic/setconfig',
+      targets: 3,
+    });
+    expect(lines.find((l) => l.msg === 'target did not succeed')).toMatchObject({
+      run: runId,
+      target: 'locked',
+      status: 'failed',
+    });
+    expect(lines.find((l) => l.msg === 'run ended')).toMatchObject({
+      run: runId,
+      state: 'partly_failed',
+      counts: { applied: 2, failed: 1 },
+    });
     const text = readFileSync(file, 'utf8');
     for (const secret of [value, 'Locked-Db-Pa55']) expect(text).not.toContain(secret);
   });
 
   it('leaves out a target where --by-value cannot be read, saying why in the plan and the log', async () => {
-    const result = await runCli(['run', 'generic/purgecaches', '--hosts', 't1,locked', '--by-value', 'SELECT 1', '--yes'], fx.env);
+    const result = await runCli(
+      ['run', 'generic/purgecaches', '--hosts', 't1,locked', '--by-value', 'SELECT 1', '--yes'],
+      fx.env,
+    );
     expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/Warning: left out locked \(https:\/\/locked\.campus\.example\.org\): --by-value could not be read: database login refused/);
+    expect(result.stdout).toMatch(
+      /Warning: left out locked \(https:\/\/locked\.campus\.example\.org\): --by-value could not be read: database login refused/,
+    );
     expect(result.stdout).toMatch(/Run \d+ succeeded: 1 applied/);
-    expect(logLines(file).find((l) => l.msg === '--by-value could not be read on a target')).toMatchObject({ target: 'locked', level: 40 });
+    expect(logLines(file).find((l) => l.msg === '--by-value could not be read on a target')).toMatchObject({
+      target: 'locked',
+      level: 40,
+    });
   });
 });

@@ -10,8 +10,17 @@ import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture 
 import { instance } from '../support/instances.ts';
 import { testServices } from '../support/services.ts';
 
-const fields = (extra: object) => ({ ...INSTANCE_DEFAULTS, name: 'Law', shortname: 'law', vhostname: 'https://law.example.org', vdbname: 'moodle_law', vdatapath: '/srv/moodledata/law', ...extra });
-const problems = (extra: object, others = [] as ReturnType<typeof instance>[]) => validateInstance(fields(extra), others).map((e) => `${e.field}: ${e.message}`);
+const fields = (extra: object) => ({
+  ...INSTANCE_DEFAULTS,
+  name: 'Law',
+  shortname: 'law',
+  vhostname: 'https://law.example.org',
+  vdbname: 'moodle_law',
+  vdatapath: '/srv/moodledata/law',
+  ...extra,
+});
+const problems = (extra: object, others = [] as ReturnType<typeof instance>[]) =>
+  validateInstance(fields(extra), others).map((e) => `${e.field}: ${e.message}`);
 
 describe('registry rules that keep every instance selectable and its folders its own', () => {
   it.each(['law,old', 'law*', 'la?', 'law school', ''])('refuses the short name %j', (shortname) => {
@@ -31,7 +40,9 @@ describe('registry rules that keep every instance selectable and its folders its
 
   it('compares data folders once resolved, so two spellings of one folder clash', () => {
     const other = instance('music', 'https://music.example.org', { vdatapath: '/srv/moodledata/law' });
-    expect(problems({ vdatapath: '/srv//moodledata/./law/' }, [other])).toContain("vdatapath: '/srv//moodledata/./law/' is already the data folder of enabled instance music");
+    expect(problems({ vdatapath: '/srv//moodledata/./law/' }, [other])).toContain(
+      "vdatapath: '/srv//moodledata/./law/' is already the data folder of enabled instance music",
+    );
   });
 });
 
@@ -53,7 +64,13 @@ describe.runIf(testServices().moodleDump)('rows written by other tools that brea
     const outside = join(fx.dataDir, 'outside');
     mkdirSync(join(outside, 'cache'), { recursive: true });
     writeFileSync(join(outside, 'cache', 'keep.txt'), 'not the instance’s');
-    await registry().where({ shortname: 'escape' }).update({ vdatapath: `${fx.dataDir}/escape/../outside`, vdbname: (await registry().where({ shortname: 't1' }).first()).vdbname, vdbprefix: (await registry().where({ shortname: 't1' }).first()).vdbprefix });
+    await registry()
+      .where({ shortname: 'escape' })
+      .update({
+        vdatapath: `${fx.dataDir}/escape/../outside`,
+        vdbname: (await registry().where({ shortname: 't1' }).first()).vdbname,
+        vdbprefix: (await registry().where({ shortname: 't1' }).first()).vdbprefix,
+      });
     await registry().where({ shortname: 'comma' }).update({ shortname: 'comma,x' });
     await registry().where({ shortname: 'nodb' }).update({ vdbname: '' });
     await registry().where({ shortname: 'twin2' }).update({ shortname: 'twin1' });
@@ -66,11 +83,19 @@ describe.runIf(testServices().moodleDump)('rows written by other tools that brea
     const shown = await runCli(['showtargets', '--match', '*'], fx.env);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toContain('3 targets');
-    expect(shown.stdout).toMatch(/left out escape \(https:\/\/escape\.campus\.example\.org\): vdatapath: '.*\/escape\/\.\.\/outside' must not contain '\.\.'/);
-    expect(shown.stdout).toMatch(/left out comma,x \(https:\/\/comma\.campus\.example\.org\): shortname: 'comma,x' must not contain/);
+    expect(shown.stdout).toMatch(
+      /left out escape \(https:\/\/escape\.campus\.example\.org\): vdatapath: '.*\/escape\/\.\.\/outside' must not contain '\.\.'/,
+    );
+    expect(shown.stdout).toMatch(
+      /left out comma,x \(https:\/\/comma\.campus\.example\.org\): shortname: 'comma,x' must not contain/,
+    );
     expect(shown.stdout).toMatch(/left out nodb \(https:\/\/nodb\.campus\.example\.org\): vdbname: is required/);
-    expect(shown.stdout).toMatch(/left out twin1 \(https:\/\/twin1\.campus\.example\.org\): shortname: 'twin1' is used by 2 rows/);
-    expect(shown.stdout).toMatch(/left out twin1 \(https:\/\/twin2\.campus\.example\.org\): shortname: 'twin1' is used by 2 rows/);
+    expect(shown.stdout).toMatch(
+      /left out twin1 \(https:\/\/twin1\.campus\.example\.org\): shortname: 'twin1' is used by 2 rows/,
+    );
+    expect(shown.stdout).toMatch(
+      /left out twin1 \(https:\/\/twin2\.campus\.example\.org\): shortname: 'twin1' is used by 2 rows/,
+    );
 
     const result = await runCli(['--json', 'run', 'generic/purgecaches', '--match', '*', '--yes'], fx.env);
     expect(result.code).toBe(0);
@@ -83,6 +108,8 @@ describe.runIf(testServices().moodleDump)('rows written by other tools that brea
   it('refuses to name a left-out row as a target, saying why', async () => {
     const result = await runCli(['showtargets', '--hosts', 'nodb'], fx.env);
     expect(result.code).toBe(1);
-    expect(result.stderr).toBe("vmoodle: nodb is left out of selection: vdbname: is required [registry]; fix its registry row with vmoodle instances edit\n");
+    expect(result.stderr).toBe(
+      'vmoodle: nodb is left out of selection: vdbname: is required [registry]; fix its registry row with vmoodle instances edit\n',
+    );
   });
 });

@@ -28,16 +28,20 @@ describe('private servers', () => {
     expect(await redisProblem(server.url, 300)).toMatch(/ECONNREFUSED/);
   });
 
-  it.runIf(findBinary(['mariadbd']))('starts a MariaDB with its own data folder and port, reachable as root over loopback, and stops', async () => {
-    const dir = scratch();
-    const server = await startPrivateMariadb(dir);
-    const conn = await mysql.createConnection(parseMysqlUrl(server.url));
-    const [[row]] = (await conn.query('SELECT @@datadir AS datadir')) as unknown as [[{ datadir: string }]];
-    expect(row.datadir).toBe(`${join(dir, 'data')}/`);
-    await conn.end();
-    await server.stop();
-    expect(await mysqlProblem(server.url, 300)).toMatch(/ECONNREFUSED/);
-  }, 120_000);
+  it.runIf(findBinary(['mariadbd']))(
+    'starts a MariaDB with its own data folder and port, reachable as root over loopback, and stops',
+    async () => {
+      const dir = scratch();
+      const server = await startPrivateMariadb(dir);
+      const conn = await mysql.createConnection(parseMysqlUrl(server.url));
+      const [[row]] = (await conn.query('SELECT @@datadir AS datadir')) as unknown as [[{ datadir: string }]];
+      expect(row.datadir).toBe(`${join(dir, 'data')}/`);
+      await conn.end();
+      await server.stop();
+      expect(await mysqlProblem(server.url, 300)).toMatch(/ECONNREFUSED/);
+    },
+    120_000,
+  );
 });
 
 describe('service checks', () => {
@@ -50,6 +54,8 @@ describe('service checks', () => {
 
   it('refuses a configured Redis that does not answer, even in sandbox mode', async () => {
     const config = loadConfig({ REDIS_URL: 'redis://127.0.0.1:1', VMOODLE_DATA_DIR: scratch() });
-    await expect(ensureServices(config)).rejects.toThrow(/^Redis does not answer at redis:\/\/127\.0\.0\.1:1 \(REDIS_URL\)/);
+    await expect(ensureServices(config)).rejects.toThrow(
+      /^Redis does not answer at redis:\/\/127\.0\.0\.1:1 \(REDIS_URL\)/,
+    );
   });
 });

@@ -3,10 +3,17 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 
-const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-C', cwd, ...args], {
-  encoding: 'utf8',
-  env: { ...process.env, GIT_AUTHOR_NAME: 'Release', GIT_AUTHOR_EMAIL: 'release@example.org', GIT_COMMITTER_NAME: 'Release', GIT_COMMITTER_EMAIL: 'release@example.org' },
-}).trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', ['-C', cwd, ...args], {
+    encoding: 'utf8',
+    env: {
+      ...process.env,
+      GIT_AUTHOR_NAME: 'Release',
+      GIT_AUTHOR_EMAIL: 'release@example.org',
+      GIT_COMMITTER_NAME: 'Release',
+      GIT_COMMITTER_EMAIL: 'release@example.org',
+    },
+  }).trim();
 
 function writeTree(dir: string, files: Record<string, string | null>): void {
   for (const [path, content] of Object.entries(files)) {

@@ -16,7 +16,8 @@ export interface TestDatabase {
 
 const uniqueName = (label: string) => `${testServices().runId}_${label}_${randomBytes(3).toString('hex')}`;
 
-export const serverConnection = () => mysql.createConnection({ ...parseMysqlUrl(testServices().mysqlServer), multipleStatements: true });
+export const serverConnection = () =>
+  mysql.createConnection({ ...parseMysqlUrl(testServices().mysqlServer), multipleStatements: true });
 
 /** An empty database of this suite's own, dropped after the suite. */
 export async function createDatabase(label: string): Promise<TestDatabase> {
@@ -54,7 +55,11 @@ export async function leaseMoodleDatabase(): Promise<TestDatabase> {
 }
 
 /** Thin instances (see src/sandbox/thin.ts) from the real dump, in a database of this suite's. */
-export async function thinInstances(database: string, count: number, opts: Omit<RestoreOptions, 'prefix'>): Promise<string[]> {
+export async function thinInstances(
+  database: string,
+  count: number,
+  opts: Omit<RestoreOptions, 'prefix'>,
+): Promise<string[]> {
   const { moodleDump, mysqlServer } = testServices();
   if (!moodleDump) throw new Error('no Moodle dump: set VMOODLE_MOODLE_DUMP');
   return buildThinInstances(parseMysqlUrl(mysqlServer), database, await loadDump(moodleDump), count, opts);

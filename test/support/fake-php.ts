@@ -36,15 +36,21 @@ export interface FakePhp {
  * `older-…` has code older than its database, `downgrade-…` a plugin's, `upfails-…` fails); any other purges
  * for `delayMs` and succeeds.
  */
-export function fakePhp(opts: { delayMs?: number; secret?: string; wrappers?: string[]; maintenanceUnder?: string } = {}): FakePhp {
+export function fakePhp(
+  opts: { delayMs?: number; secret?: string; wrappers?: string[]; maintenanceUnder?: string } = {},
+): FakePhp {
   const root = mkdtempSync(join(tmpdir(), 'vmops-php-'));
   const codeRoot = join(root, 'moodle');
   const records = join(root, 'records');
-  for (const dir of ['local/vmoodle/cli', 'admin/cli', '../records']) mkdirSync(join(codeRoot, dir), { recursive: true });
+  for (const dir of ['local/vmoodle/cli', 'admin/cli', '../records'])
+    mkdirSync(join(codeRoot, dir), { recursive: true });
   const wrappers = ['purge_caches', 'cron', ...(opts.wrappers ?? [])].map((w) => `local/vmoodle/cli/${w}.php`);
-  for (const script of [...wrappers, 'admin/cli/purge_caches.php', 'admin/cli/cron.php']) writeFileSync(join(codeRoot, script), '<?php // stand-in\n');
+  for (const script of [...wrappers, 'admin/cli/purge_caches.php', 'admin/cli/cron.php'])
+    writeFileSync(join(codeRoot, script), '<?php // stand-in\n');
   const php = join(root, 'php');
-  writeFileSync(php, `#!${process.execPath}
+  writeFileSync(
+    php,
+    `#!${process.execPath}
 const fs = require('node:fs');
 const { spawn } = require('node:child_process');
 const host = (process.argv.find((a) => a.startsWith('--host=')) || '').slice('--host='.length);
@@ -64,9 +70,9 @@ const save = () => {
 save();
 const out = (text) => process.stdout.write(text);
 if (kind === 'slow') {
-  record.child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' }).pid;
+  record.child = spawn(process.execPath, ['-e', 'setInterval(() => undefined, 1000)'], { stdio: 'ignore' }).pid;
   save();
-  setInterval(() => {}, 1000);
+  setInterval(() => undefined, 1000);
   return;
 }
 if (kind === 'unknown') {
@@ -143,12 +149,16 @@ setTimeout(() => {
   save();
   process.exit(0);
 }, ${opts.delayMs ?? 50});
-`);
+`,
+  );
   chmodSync(php, 0o755);
   return {
     php,
     codeRoot,
-    records: () => readdirSync(records).filter((f) => f.endsWith('.json')).map((f) => JSON.parse(readFileSync(join(records, f), 'utf8')) as PhpRecord),
+    records: () =>
+      readdirSync(records)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => JSON.parse(readFileSync(join(records, f), 'utf8')) as PhpRecord),
   };
 }
 
@@ -158,6 +168,7 @@ export function isRunning(pid: number): boolean {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
+    // biome-ignore lint/plugin: the stand-in answers as PHP would for a file it cannot read
     return false;
   }
 }

@@ -26,7 +26,11 @@ export interface OpsFixture {
  * A master database, a queue prefix and a data folder of the suite's own, with the executor's timings shortened
  * so that stalls and retries happen in seconds.
  */
-export async function opsFixture(label: string, master?: TestDatabase, extraEnv: Record<string, string> = {}): Promise<OpsFixture> {
+export async function opsFixture(
+  label: string,
+  master?: TestDatabase,
+  extraEnv: Record<string, string> = {},
+): Promise<OpsFixture> {
   const db = master ?? (await createDatabase(label));
   const dataDir = mkdtempSync(join(tmpdir(), `vmops-${label}-`));
   const env = {
@@ -56,7 +60,10 @@ export async function opsFixture(label: string, master?: TestDatabase, extraEnv:
 /** The security settings of a test master: its database server allowed (and any others named), nothing else set. */
 export async function allowTestServer(app: Backend, others: string[] = []): Promise<void> {
   const server = serverName(parseMysqlUrl(testServices().mysqlServer));
-  await (await app.settings()).write(parseSettings({ db_servers: [server, ...others].map((s) => ({ server: s })) }), 'test');
+  await (await app.settings()).write(
+    parseSettings({ db_servers: [server, ...others].map((s) => ({ server: s })) }),
+    'test',
+  );
 }
 
 /** An in-process worker for the suite, closed after it. */
@@ -85,8 +92,11 @@ export interface InstanceSpec {
 export async function registerInstances(fx: OpsFixture, specs: InstanceSpec[]): Promise<void> {
   const server = parseMysqlUrl(testServices().mysqlServer);
   const rows = specs.map((s) => {
-    const vdatapath = s.unreachableDataroot ? `/nonexistent/moodledata/${s.shortname}` : s.dataroot ?? join(fx.dataDir, s.shortname);
-    if (!s.unreachableDataroot) mkdirSync(join(vdatapath, 'cache', 'cachestore_file', 'default_application', 'core_config'), { recursive: true });
+    const vdatapath = s.unreachableDataroot
+      ? `/nonexistent/moodledata/${s.shortname}`
+      : (s.dataroot ?? join(fx.dataDir, s.shortname));
+    if (!s.unreachableDataroot)
+      mkdirSync(join(vdatapath, 'cache', 'cachestore_file', 'default_application', 'core_config'), { recursive: true });
     return fieldsToRow({
       ...INSTANCE_DEFAULTS,
       name: s.shortname,
@@ -109,8 +119,14 @@ export async function registerInstances(fx: OpsFixture, specs: InstanceSpec[]): 
 /** `count` thin instances (config and config_log, a fresh install's settings) registered as t1, t2, … */
 export async function thinFleet(fx: OpsFixture, count: number): Promise<string[]> {
   const db = await createDatabase('thin');
-  const prefixes = await thinInstances(db.name, count, { tables: ['config', 'config_log', 'config_plugins', 'course'], rowsOf: ['config', 'course'] });
+  const prefixes = await thinInstances(db.name, count, {
+    tables: ['config', 'config_log', 'config_plugins', 'course'],
+    rowsOf: ['config', 'course'],
+  });
   const names = prefixes.map((_, i) => `t${i + 1}`);
-  await registerInstances(fx, prefixes.map((prefix, i) => ({ shortname: names[i] as string, database: db.name, prefix })));
+  await registerInstances(
+    fx,
+    prefixes.map((prefix, i) => ({ shortname: names[i] as string, database: db.name, prefix })),
+  );
   return names;
 }

@@ -21,7 +21,12 @@ export const MOODLE_POOL_SIZE = 3;
  */
 /** The newest modification time under a folder. */
 function newest(dir: string): number {
-  return Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+  return Math.max(
+    0,
+    ...readdirSync(dir, { withFileTypes: true }).map((e) =>
+      e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs,
+    ),
+  );
 }
 
 /**
@@ -43,14 +48,20 @@ function searchLogForSecrets(logFile: string, secretsFile: string): void {
   const log = readFileSync(logFile, 'utf8');
   const secrets = [...new Set(readFileSync(secretsFile, 'utf8').split('\n').filter(Boolean))];
   const found = secrets.filter((s) => log.includes(s) || log.includes(JSON.stringify(s).slice(1, -1)));
-  if (found.length > 0) throw new Error(`the test run's log (${logFile}) holds ${found.length} known secret(s), starting ${found.map((s) => `${s.slice(0, 3)}…`).join(', ')}`);
+  if (found.length > 0)
+    throw new Error(
+      `the test run's log (${logFile}) holds ${found.length} known secret(s), starting ${found.map((s) => `${s.slice(0, 3)}…`).join(', ')}`,
+    );
   if (!process.env.KEEP_TEST_LOG) rmSync(logFile);
   rmSync(secretsFile);
 }
 
 export default async function setup(project: TestProject) {
   ensureCompiled();
-  const env: Record<string, string | undefined> = { ...process.env, VMOODLE_DATA_DIR: `${PROJECT_ROOT}/data/test-services` };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    VMOODLE_DATA_DIR: `${PROJECT_ROOT}/data/test-services`,
+  };
   // Tests take MYSQL_URL as the server to use; each suite makes its own databases on it.
   if (env.MYSQL_URL) env.MYSQL_URL = withDatabase(env.MYSQL_URL, 'vmt_probe');
   const config = loadConfig(env);
@@ -76,17 +87,32 @@ export default async function setup(project: TestProject) {
   mkdirSync(dirname(logFile), { recursive: true });
   writeFileSync(logFile, '');
   writeFileSync(secretsFile, '');
-  const provided: TestServices = { mysqlServer, redisUrl: services.redisUrl, runId, moodleDump: config.moodleDump, poolKey, logFile, secretsFile };
+  const provided: TestServices = {
+    mysqlServer,
+    redisUrl: services.redisUrl,
+    runId,
+    moodleDump: config.moodleDump,
+    poolKey,
+    logFile,
+    secretsFile,
+  };
   project.provide('services', provided);
 
   return async () => {
     searchLogForSecrets(logFile, secretsFile);
     const conn = await mysql.createConnection(parseMysqlUrl(mysqlServer));
-    const [rows] = await conn.query('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?', [`${runId}%`]);
+    const [rows] = await conn.query(
+      'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?',
+      [`${runId}%`],
+    );
     for (const { name } of rows as Array<{ name: string }>) await conn.query(`DROP DATABASE \`${name}\``);
     // Sandboxes made by the suites registered their instances with accounts of their own, granted on this run's databases.
-    const [accounts] = await conn.query("SELECT DISTINCT User AS user, Host AS host FROM mysql.db WHERE REPLACE(Db, '\\\\', '') LIKE ?", [`${runId}%`]);
-    for (const { user, host } of accounts as Array<{ user: string; host: string }>) await conn.query('DROP USER IF EXISTS ?@?', [user, host]);
+    const [accounts] = await conn.query(
+      "SELECT DISTINCT User AS user, Host AS host FROM mysql.db WHERE REPLACE(Db, '\\\\', '') LIKE ?",
+      [`${runId}%`],
+    );
+    for (const { user, host } of accounts as Array<{ user: string; host: string }>)
+      await conn.query('DROP USER IF EXISTS ?@?', [user, host]);
     await conn.end();
     const keys = await redis.keys(`${runId}*`);
     if (keys.length > 0) await redis.del(...keys);

@@ -2,7 +2,11 @@
  * A site's `muc/config.php` as Moodle writes it (moodle-facts §3.3, var_export layout): the default file store for the
  * application mode, plus the stores and definition mappings given.
  */
-export const mucConfigPhp = (siteidentifier: string, stores = '', mappings = '') => `<?php defined('MOODLE_INTERNAL') || die();
+export const mucConfigPhp = (
+  siteidentifier: string,
+  stores = '',
+  mappings = '',
+) => `<?php defined('MOODLE_INTERNAL') || die();
  $configuration = array (
   'siteidentifier' => '${siteidentifier}',
   'stores' => 

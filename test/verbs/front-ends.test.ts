@@ -17,17 +17,28 @@ let api: FakeSlackApi;
 let bot: SlackBot;
 
 /** The same words typed on the command line, in the terminal chat and as /vmoodle in Slack. */
-async function everywhere(words: string[]): Promise<{ cli: { code: number; out: string; err: string }; chat: string; slack: string }> {
+async function everywhere(
+  words: string[],
+): Promise<{ cli: { code: number; out: string; err: string }; chat: string; slack: string }> {
   const cli = await runCli(words, fx.env);
   let chat = '';
-  await consoleChat({ stdout: (t) => void (chat += t), stderr: (t) => void (chat += t), env: fx.env }, fx.app, Readable.from([`${words.join(' ')}\n`]));
+  await consoleChat(
+    { stdout: (t) => void (chat += t), stderr: (t) => void (chat += t), env: fx.env },
+    fx.app,
+    Readable.from([`${words.join(' ')}\n`]),
+  );
   const before = api.calls.length;
   await signedPost(bot.url, SIGNING, slashBody('UADMIN', words.join(' ')));
   await bot.idle();
   // What the user saw last: a reply for them alone, or the plan modal a `run` line opens.
-  const shown = api.calls.slice(before).filter((c) => c.method === 'respond' || c.method === 'views.update').at(-1) as RecordedCall;
+  const shown = api.calls
+    .slice(before)
+    .filter((c) => c.method === 'respond' || c.method === 'views.update')
+    .at(-1) as RecordedCall;
   const blocks = (shown.params.view as { blocks: Array<{ text?: { text: string } }> } | undefined)?.blocks;
-  const slack = (blocks ? blocks.map((b) => b.text?.text ?? '').join('\n') : (shown.params.text as string)).replaceAll('&gt;', '>').replaceAll('&lt;', '<');
+  const slack = (blocks ? blocks.map((b) => b.text?.text ?? '').join('\n') : (shown.params.text as string))
+    .replaceAll('&gt;', '>')
+    .replaceAll('&lt;', '<');
   return { cli: { code: cli.code, out: cli.stdout, err: cli.stderr }, chat, slack };
 }
 
@@ -44,8 +55,16 @@ describe.runIf(testServices().moodleDump)('one verb, three front ends', () => {
     await thinFleet(fx, 3);
     startWorker(fx);
     const rbac = new Rbac({ roles: { admin: ['UADMIN', userInfo().username] } });
-    bot = await startSlackBot(fx.app, rbac, { threshold: 50, ttlMs: 60_000 }, { signingSecret: SIGNING, botToken: 'xoxb-front-ends', port: 0 });
-    const planned = await runCli(['--json', 'run', 'generic/setconfig', '--hosts', 't1,t2', 'key=theme', 'value=classic', '--yes'], fx.env);
+    bot = await startSlackBot(
+      fx.app,
+      rbac,
+      { threshold: 50, ttlMs: 60_000 },
+      { signingSecret: SIGNING, botToken: 'xoxb-front-ends', port: 0 },
+    );
+    const planned = await runCli(
+      ['--json', 'run', 'generic/setconfig', '--hosts', 't1,t2', 'key=theme', 'value=classic', '--yes'],
+      fx.env,
+    );
     runId = JSON.parse(planned.stdout).run;
   });
   afterAll(async () => {
@@ -61,7 +80,11 @@ describe.runIf(testServices().moodleDump)('one verb, three front ends', () => {
     expect(chat).toContain(line);
     expect(slack).toContain(line);
     const short = await everywhere(['status', String(runId)]);
-    expect([short.cli.out.includes(line), short.chat.includes(line), short.slack.includes(line)]).toEqual([true, true, true]);
+    expect([short.cli.out.includes(line), short.chat.includes(line), short.slack.includes(line)]).toEqual([
+      true,
+      true,
+      true,
+    ]);
   });
 
   it.each([
@@ -97,7 +120,10 @@ describe.runIf(testServices().moodleDump)('one verb, three front ends', () => {
   it('disables, enables and edits an instance with the same words everywhere, and takes no password in chat', async () => {
     const disabled = await everywhere(['instances', 'disable', 't3']);
     expect(disabled.cli.out).toBe('disabled 1: t3\n');
-    expect([disabled.chat, disabled.slack].map((t) => t.includes('disabled 0 (1 already disabled)'))).toEqual([true, true]);
+    expect([disabled.chat, disabled.slack].map((t) => t.includes('disabled 0 (1 already disabled)'))).toEqual([
+      true,
+      true,
+    ]);
     expect((await fx.rt.registry.get('t3')).enabled).toBe(false);
     const enabled = await everywhere(['instances', 'enable', 't3']);
     expect(enabled.cli.out).toBe('enabled 1: t3\n');
@@ -115,4 +141,3 @@ describe.runIf(testServices().moodleDump)('one verb, three front ends', () => {
     expect((await fx.rt.registry.get('t3')).vdbpass).toBe(before);
   });
 });
-

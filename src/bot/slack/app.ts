@@ -4,7 +4,7 @@ import { WebClient } from '@slack/web-api';
 import type { Backend } from '../../verbs/backend.ts';
 import { errorFields } from '../../core/log.ts';
 import { expireApprovals } from '../../ops/executor/approvals.ts';
-import { type ApprovalPolicy } from '../../ops/executor/approval-policy.ts';
+import type { ApprovalPolicy } from '../../ops/executor/approval-policy.ts';
 import type { Rbac } from '../../verbs/rbac.ts';
 import { Chat } from '../chat.ts';
 import { SLACK_STYLE } from '../../verbs/text-views.ts';
@@ -16,6 +16,7 @@ import { registerCommands } from './listeners/commands.ts';
 import { registerEvents } from './listeners/events.ts';
 import { registerShortcuts } from './listeners/shortcuts.ts';
 import { registerViews } from './listeners/views.ts';
+import { ConfigError } from '../../core/config.ts';
 
 export interface SlackOptions {
   botToken: string;
@@ -41,17 +42,34 @@ const GROUP_REFRESH_MS = 5 * 60_000;
  * with one listener module per kind of request. Every request is acknowledged first and worked on after; the acting
  * user always comes from the signed payload. The bot asks Slack who it is once, at start.
  */
-export async function startSlackBot(backend: Backend, rbac: Rbac, policy: ApprovalPolicy, options: SlackOptions): Promise<SlackBot> {
-  if (!options.appToken && !options.signingSecret) throw new Error('Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)');
+export async function startSlackBot(
+  backend: Backend,
+  rbac: Rbac,
+  policy: ApprovalPolicy,
+  options: SlackOptions,
+): Promise<SlackBot> {
+  if (!options.appToken && !options.signingSecret)
+    throw new ConfigError('Slack needs SLACK_SIGNING_SECRET (HTTP mode) or SLACK_APP_TOKEN (Socket Mode)');
   const log = backend.log.child({ component: 'slack' });
   backend.secrets.add(options.botToken, options.signingSecret, options.appToken);
   const logger = boltLogger(log);
   const clientOptions = { slackApiUrl: backend.config.slack.apiUrl };
   // Bolt, given a token without verification, would call auth.test before every request's ack.
   const whoami = await new WebClient(options.botToken, clientOptions).auth.test();
-  const identity = { token: options.botToken, botId: whoami.bot_id as string, botUserId: whoami.user_id as string, tokenVerificationEnabled: false, logger, clientOptions };
-  const receiver = options.appToken ? undefined : new HTTPReceiver({ signingSecret: options.signingSecret as string, endpoints: '/slack/events', logger });
-  const bolt = receiver ? new BoltApp({ receiver, ...identity }) : new BoltApp({ appToken: options.appToken, socketMode: true, ...identity });
+  const identity = {
+    token: options.botToken,
+    botId: whoami.bot_id as string,
+    botUserId: whoami.user_id as string,
+    tokenVerificationEnabled: false,
+    logger,
+    clientOptions,
+  };
+  const receiver = options.appToken
+    ? undefined
+    : new HTTPReceiver({ signingSecret: options.signingSecret as string, endpoints: '/slack/events', logger });
+  const bolt = receiver
+    ? new BoltApp({ receiver, ...identity })
+    : new BoltApp({ appToken: options.appToken, socketMode: true, ...identity });
   bolt.error(async (err) => {
     log.error({ ...errorFields(err.original ?? err) }, 'a Slack request failed');
   });
@@ -93,10 +111,14 @@ export async function startSlackBot(backend: Backend, rbac: Rbac, policy: Approv
   groupTimer.unref();
   // Reports left unfinished by a bot process that stopped are taken over, now and once their lease runs out.
   await ctx.resumeReports();
-  const resumeTimer = setInterval(() => ctx.work.now(async () => {
-    await ctx.resumeReports();
-    await ctx.postAlerts();
-  }), REPORT_LEASE_MS / 2);
+  const resumeTimer = setInterval(
+    () =>
+      ctx.work.now(async () => {
+        await ctx.resumeReports();
+        await ctx.postAlerts();
+      }),
+    REPORT_LEASE_MS / 2,
+  );
   resumeTimer.unref();
 
   const stopTimers = () => {

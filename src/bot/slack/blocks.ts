@@ -10,7 +10,10 @@ export function textBlocks(text: string): KnownBlock[] {
   const blocks: KnownBlock[] = [];
   let rest = escapeMrkdwn(text);
   while (rest.length > 0 && blocks.length < SLACK_LIMITS.blocksPerMessage) {
-    const cut = rest.length <= SLACK_LIMITS.sectionText ? rest.length : rest.lastIndexOf('\n', SLACK_LIMITS.sectionText - 1) + 1 || SLACK_LIMITS.sectionText;
+    const cut =
+      rest.length <= SLACK_LIMITS.sectionText
+        ? rest.length
+        : rest.lastIndexOf('\n', SLACK_LIMITS.sectionText - 1) + 1 || SLACK_LIMITS.sectionText;
     blocks.push(section(rest.slice(0, cut)));
     rest = rest.slice(cut);
   }
@@ -31,8 +34,20 @@ export function approvalBlocks(text: string, run: RunRow): KnownBlock[] {
     {
       type: 'actions',
       elements: [
-        { type: 'button', action_id: 'approve', text: { type: 'plain_text', text: 'Approve…' }, style: 'primary', value: runButtonValue(run) },
-        { type: 'button', action_id: 'reject', text: { type: 'plain_text', text: 'Reject' }, style: 'danger', value: runButtonValue(run) },
+        {
+          type: 'button',
+          action_id: 'approve',
+          text: { type: 'plain_text', text: 'Approve…' },
+          style: 'primary',
+          value: runButtonValue(run),
+        },
+        {
+          type: 'button',
+          action_id: 'reject',
+          text: { type: 'plain_text', text: 'Reject' },
+          style: 'danger',
+          value: runButtonValue(run),
+        },
       ],
     },
   ];
@@ -41,7 +56,18 @@ export function approvalBlocks(text: string, run: RunRow): KnownBlock[] {
 export function startBlocks(text: string, run: RunRow): KnownBlock[] {
   return [
     ...textBlocks(text).slice(0, SLACK_LIMITS.blocksPerMessage - 1),
-    { type: 'actions', elements: [{ type: 'button', action_id: 'start', text: { type: 'plain_text', text: `Run on ${run.target_count}` }, style: 'primary', value: runButtonValue(run) }] },
+    {
+      type: 'actions',
+      elements: [
+        {
+          type: 'button',
+          action_id: 'start',
+          text: { type: 'plain_text', text: `Run on ${run.target_count}` },
+          style: 'primary',
+          value: runButtonValue(run),
+        },
+      ],
+    },
   ];
 }
 
@@ -62,14 +88,26 @@ export function planModal(channel: string, text: string, run?: RunRow): View {
 export function previewBlocks(text: string, targetFlags: string): KnownBlock[] {
   return [
     ...textBlocks(text).slice(0, SLACK_LIMITS.blocksPerMessage - 1),
-    { type: 'actions', elements: [{ type: 'button', action_id: 'targets_builder', text: { type: 'plain_text', text: 'Run a command on these' }, value: targetFlags.slice(0, SLACK_LIMITS.buttonValue) }] },
+    {
+      type: 'actions',
+      elements: [
+        {
+          type: 'button',
+          action_id: 'targets_builder',
+          text: { type: 'plain_text', text: 'Run a command on these' },
+          value: targetFlags.slice(0, SLACK_LIMITS.buttonValue),
+        },
+      ],
+    },
   ];
 }
 
 /** An approval request once decided: what was asked, and the outcome in place of the buttons. */
 export function closedApprovalBlocks(run: RunRow, outcome: string): KnownBlock[] {
   return [
-    section(`*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` on *${run.target_count}* targets, requested by ${mention(run.requested_by)}.`),
+    section(
+      `*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` on *${run.target_count}* targets, requested by ${mention(run.requested_by)}.`,
+    ),
     { type: 'context', elements: [{ type: 'mrkdwn', text: outcome }] },
   ];
 }
@@ -84,11 +122,16 @@ export function approvalModal(run: RunRow, expected: string, channel: string): V
     submit: { type: 'plain_text', text: 'Approve and run' },
     close: { type: 'plain_text', text: 'Cancel' },
     blocks: [
-      section(`\`${escapeMrkdwn(run.command)}\` on *${run.target_count}* targets, requested by ${mention(run.requested_by)}.`),
+      section(
+        `\`${escapeMrkdwn(run.command)}\` on *${run.target_count}* targets, requested by ${mention(run.requested_by)}.`,
+      ),
       {
         type: 'input',
         block_id: 'typed',
-        label: { type: 'plain_text', text: run.target_count === 1 ? 'Type the instance short name' : 'Type the number of targets' },
+        label: {
+          type: 'plain_text',
+          text: run.target_count === 1 ? 'Type the instance short name' : 'Type the number of targets',
+        },
         element: { type: 'plain_text_input', action_id: 'value', placeholder: { type: 'plain_text', text: expected } },
       },
     ],
@@ -101,21 +144,70 @@ const BAR = 20;
  * The parent message of a run: a progress bar and counts, with Cancel while it runs, Retry and Revert after. `note`
  * is mrkdwn the bot wrote (who cancelled it), shown under the bar.
  */
-export function progressBlocks(run: RunRow, done: number, failed: number, reversible = false, note?: string): KnownBlock[] {
+export function progressBlocks(
+  run: RunRow,
+  done: number,
+  failed: number,
+  reversible = false,
+  note?: string,
+): KnownBlock[] {
   const filled = run.target_count ? Math.round((done / run.target_count) * BAR) : BAR;
   const bar = `${'█'.repeat(filled)}${'░'.repeat(BAR - filled)}`;
-  const blocks: KnownBlock[] = [section(`*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded${note ? `\n${note}` : ''}`)];
+  const blocks: KnownBlock[] = [
+    section(
+      `*Run ${run.id}* \`${escapeMrkdwn(run.command)}\` — ${run.state.replaceAll('_', ' ')}\n\`${bar}\` ${done}/${run.target_count} done, ${failed} not succeeded${note ? `\n${note}` : ''}`,
+    ),
+  ];
   if (run.state === 'cancelling') return blocks;
   if (run.state === 'running') {
-    blocks.push({ type: 'actions', elements: [{ type: 'button', action_id: 'cancel', text: { type: 'plain_text', text: 'Cancel' }, style: 'danger', value: runButtonValue(run) }] });
+    blocks.push({
+      type: 'actions',
+      elements: [
+        {
+          type: 'button',
+          action_id: 'cancel',
+          text: { type: 'plain_text', text: 'Cancel' },
+          style: 'danger',
+          value: runButtonValue(run),
+        },
+      ],
+    });
   } else {
     blocks.push({
       type: 'actions',
       elements: [
-        { type: 'button', action_id: 'same_command', text: { type: 'plain_text', text: 'Same command → other targets' }, value: runButtonValue(run) },
-        { type: 'button', action_id: 'same_targets', text: { type: 'plain_text', text: 'Same targets → other command' }, value: runButtonValue(run) },
-        ...(failed > 0 ? [{ type: 'button' as const, action_id: 'retry', text: { type: 'plain_text' as const, text: 'Retry failed' }, value: runButtonValue(run) }] : []),
-        ...(reversible ? [{ type: 'button' as const, action_id: 'revert', text: { type: 'plain_text' as const, text: 'Revert' }, value: runButtonValue(run) }] : []),
+        {
+          type: 'button',
+          action_id: 'same_command',
+          text: { type: 'plain_text', text: 'Same command → other targets' },
+          value: runButtonValue(run),
+        },
+        {
+          type: 'button',
+          action_id: 'same_targets',
+          text: { type: 'plain_text', text: 'Same targets → other command' },
+          value: runButtonValue(run),
+        },
+        ...(failed > 0
+          ? [
+              {
+                type: 'button' as const,
+                action_id: 'retry',
+                text: { type: 'plain_text' as const, text: 'Retry failed' },
+                value: runButtonValue(run),
+              },
+            ]
+          : []),
+        ...(reversible
+          ? [
+              {
+                type: 'button' as const,
+                action_id: 'revert',
+                text: { type: 'plain_text' as const, text: 'Revert' },
+                value: runButtonValue(run),
+              },
+            ]
+          : []),
       ],
     });
   }
@@ -126,16 +218,22 @@ export function progressBlocks(run: RunRow, done: number, failed: number, revers
 export function deliveryBlocks(text: string, steps: readonly string[], serving: readonly string[]): KnownBlock[] {
   const blocks = textBlocks(text).slice(0, SLACK_LIMITS.blocksPerMessage - 1);
   if (steps.length === 0) return blocks;
-  return [...blocks, {
-    type: 'actions',
-    elements: steps.map((step) => ({
-      type: 'button' as const,
-      action_id: `${DELIVERY_ACTION}${step}`,
-      text: { type: 'plain_text' as const, text: `${step[0]?.toUpperCase()}${step.slice(1)}${serving.includes(step) ? '…' : ''}` },
-      value: step,
-      ...(serving.includes(step) ? { style: 'danger' as const } : {}),
-    })),
-  }];
+  return [
+    ...blocks,
+    {
+      type: 'actions',
+      elements: steps.map((step) => ({
+        type: 'button' as const,
+        action_id: `${DELIVERY_ACTION}${step}`,
+        text: {
+          type: 'plain_text' as const,
+          text: `${step[0]?.toUpperCase()}${step.slice(1)}${serving.includes(step) ? '…' : ''}`,
+        },
+        value: step,
+        ...(serving.includes(step) ? { style: 'danger' as const } : {}),
+      })),
+    },
+  ];
 }
 
 /** The action ids of delivery step buttons: this prefix and the step. */

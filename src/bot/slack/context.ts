@@ -37,10 +37,14 @@ export class SlackContext {
     readonly log: Logger,
   ) {
     this.work = new SlackWork(log);
-    this.replies = new Replies(client, async () => {
-      const rt = await backend.ops();
-      return { redis: rt.redis, prefix: rt.queuePrefix };
-    }, log);
+    this.replies = new Replies(
+      client,
+      async () => {
+        const rt = await backend.ops();
+        return { redis: rt.redis, prefix: rt.queuePrefix };
+      },
+      log,
+    );
   }
 
   ops(): Promise<RunServices> {
@@ -70,10 +74,16 @@ export class SlackContext {
     const { view } = reply;
     if (view?.kind === 'run') await this.closeApproval(view.run.id);
     if (view?.kind === 'plan' && view.approval) await this.requestApproval(to, reply.text, view.plan.run);
-    else if (view?.kind === 'plan') await this.replies.send(to, { ...plain(reply.text), blocks: startBlocks(reply.text, view.plan.run) });
-    else if (view?.kind === 'selection') await this.replies.send(to, { ...plain(reply.text), blocks: previewBlocks(reply.text, view.flags) });
+    else if (view?.kind === 'plan')
+      await this.replies.send(to, { ...plain(reply.text), blocks: startBlocks(reply.text, view.plan.run) });
+    else if (view?.kind === 'selection')
+      await this.replies.send(to, { ...plain(reply.text), blocks: previewBlocks(reply.text, view.flags) });
     else if (view?.kind === 'run' && view.follow) await this.startReport(to, view.run);
-    else if (view?.kind === 'delivery') await this.replies.send(to, { ...plain(reply.text), blocks: deliveryBlocks(reply.text, allowedEverywhere(view), SERVING_STEPS) });
+    else if (view?.kind === 'delivery')
+      await this.replies.send(to, {
+        ...plain(reply.text),
+        blocks: deliveryBlocks(reply.text, allowedEverywhere(view), SERVING_STEPS),
+      });
     else if (view?.kind === 'delivery-session' && view.event !== 'shown') await this.postSession(to, reply.text, view);
     else await this.replies.send(to, plain(reply.text));
   }
@@ -82,9 +92,16 @@ export class SlackContext {
    * A session opened is posted in the channel, and its thread keeps it: closing it posts the report there (or, when it
    * was opened elsewhere, where it is closed).
    */
-  private async postSession(to: ReplyTo, text: string, view: Extract<View, { kind: 'delivery-session' }>): Promise<void> {
+  private async postSession(
+    to: ReplyTo,
+    text: string,
+    view: Extract<View, { kind: 'delivery-session' }>,
+  ): Promise<void> {
     const { session } = view;
-    const thread = view.event === 'closed' && session.slack_channel && session.slack_ts ? { channel: session.slack_channel, thread_ts: session.slack_ts } : undefined;
+    const thread =
+      view.event === 'closed' && session.slack_channel && session.slack_ts
+        ? { channel: session.slack_channel, thread_ts: session.slack_ts }
+        : undefined;
     if (thread) {
       await this.client.chat.postMessage({ ...thread, ...plain(text) });
       await this.replies.send(to, plain(`Delivery session ${session.id} closed; its report is in its thread.`));
@@ -97,7 +114,10 @@ export class SlackContext {
   private async requestApproval(to: ReplyTo, text: string, run: RunRow): Promise<void> {
     const ts = await this.replies.post(to, { ...plain(text), blocks: approvalBlocks(text, run) });
     if (ts) await (await this.messages()).save(run.id, to.channel, { approval_ts: ts });
-    else await this.replies.send(to, { text: `${notInChannel(to.channel)} Run ${run.id}'s approval request could not be posted there; it expires unapproved.` });
+    else
+      await this.replies.send(to, {
+        text: `${notInChannel(to.channel)} Run ${run.id}'s approval request could not be posted there; it expires unapproved.`,
+      });
   }
 
   /** A started run's report: in the channel where the bot is a member, else in the user's direct message with the bot. */
@@ -108,7 +128,11 @@ export class SlackContext {
     if (!ts) {
       const posted = await this.client.chat.postMessage({ channel: to.user, ...first });
       [channel, ts] = [posted.channel as string, posted.ts as string];
-      await this.client.chat.postMessage({ channel, thread_ts: ts, text: `${notInChannel(to.channel)} Run ${run.id} is reported here instead.` });
+      await this.client.chat.postMessage({
+        channel,
+        thread_ts: ts,
+        text: `${notInChannel(to.channel)} Run ${run.id} is reported here instead.`,
+      });
     }
     const store = await this.messages();
     await this.withReportLease(run.id, async () => {
@@ -127,7 +151,11 @@ export class SlackContext {
     const rt = await this.ops();
     for (const { run_id: runId, channel, parent_ts: ts } of await store.unreported()) {
       if (this.reporting.has(runId) || (await rt.redis.exists(this.leaseKey(rt, runId)))) continue;
-      this.work.now(() => this.withReportLease(runId, async () => reportRun(this.client, rt, store, { channel, ts }, await rt.store.getRun(runId))));
+      this.work.now(() =>
+        this.withReportLease(runId, async () =>
+          reportRun(this.client, rt, store, { channel, ts }, await rt.store.getRun(runId)),
+        ),
+      );
     }
   }
 
@@ -141,7 +169,10 @@ export class SlackContext {
     if (!channel) return;
     for (const alert of await takeAlerts(await this.ops())) {
       try {
-        await this.client.chat.postMessage({ channel, text: `${alert.kind === 'cron' ? ':alarm_clock:' : ':key:'} ${escapeMrkdwn(alert.text)}` });
+        await this.client.chat.postMessage({
+          channel,
+          text: `${alert.kind === 'cron' ? ':alarm_clock:' : ':key:'} ${escapeMrkdwn(alert.text)}`,
+        });
       } catch (err) {
         this.log.warn({ ...errorFields(err), alert: alert.text }, 'an alert could not be posted to the ops channel');
       }
@@ -158,9 +189,15 @@ export class SlackContext {
     for (const notice of await takeBreakGlass(rt)) {
       const at = await store.get(notice.runId);
       const thread = at?.approval_ts ?? at?.parent_ts;
-      const where = thread && at ? { channel: at.channel, thread_ts: thread } : this.backend.config.opsChannel ? { channel: this.backend.config.opsChannel } : undefined;
+      const where =
+        thread && at
+          ? { channel: at.channel, thread_ts: thread }
+          : this.backend.config.opsChannel
+            ? { channel: this.backend.config.opsChannel }
+            : undefined;
       try {
-        if (where) await this.client.chat.postMessage({ ...where, text: `:rotating_light: ${escapeMrkdwn(notice.text)}` });
+        if (where)
+          await this.client.chat.postMessage({ ...where, text: `:rotating_light: ${escapeMrkdwn(notice.text)}` });
         else this.log.warn({ run: notice.runId }, notice.text);
         await this.closeApproval(notice.runId);
       } catch (err) {
@@ -184,7 +221,9 @@ export class SlackContext {
     if ((await rt.redis.set(key, owner, 'PX', REPORT_LEASE_MS, 'NX')) !== 'OK') return;
     this.reporting.add(runId);
     const refresh = setInterval(() => {
-      rt.redis.eval(REFRESH_LEASE, 1, key, owner, REPORT_LEASE_MS).catch((err) => this.log.warn({ runId, err: String(err) }, "a run report's lease could not be refreshed"));
+      rt.redis
+        .eval(REFRESH_LEASE, 1, key, owner, REPORT_LEASE_MS)
+        .catch((err) => this.log.warn({ runId, err: String(err) }, "a run report's lease could not be refreshed"));
     }, REPORT_LEASE_MS / 3);
     try {
       await report();
@@ -207,7 +246,12 @@ export class SlackContext {
     const at = await store.get(runId);
     if (!at?.approval_ts || at.approval_closed_at || !(await store.closeApproval(runId))) return;
     const outcome = await decisionText(rt, run);
-    await this.client.chat.update({ channel: at.channel, ts: at.approval_ts, text: outcome, blocks: closedApprovalBlocks(run, outcome) });
+    await this.client.chat.update({
+      channel: at.channel,
+      ts: at.approval_ts,
+      text: outcome,
+      blocks: closedApprovalBlocks(run, outcome),
+    });
     await this.client.chat.postMessage({ channel: at.channel, thread_ts: at.approval_ts, text: outcome });
   }
 }

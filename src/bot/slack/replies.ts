@@ -31,7 +31,10 @@ export const notInChannel = (channel: string) =>
   `I am not in ${/^[CG][A-Z0-9]{2,}$/.test(channel) ? `<#${channel}>` : 'this conversation'}: invite me with \`/invite @vmoodle\`, then try again.`;
 
 /** A reply built from plain text: escaped, and split over sections. */
-export const plain = (text: string): SlackMessage => ({ text: escapeMrkdwn(text).slice(0, SLACK_LIMITS.sectionText), blocks: textBlocks(text) });
+export const plain = (text: string): SlackMessage => ({
+  text: escapeMrkdwn(text).slice(0, SLACK_LIMITS.sectionText),
+  blocks: textBlocks(text),
+});
 
 /**
  * How the bot answers someone. A reply goes to the request's response_url, which works in any channel and in direct
@@ -50,14 +53,23 @@ export class Replies {
   async send(to: ReplyTo, message: SlackMessage): Promise<void> {
     if (to.respond && to.responseUrl && (await this.takeResponsePost(to.responseUrl))) {
       try {
-        await to.respond({ response_type: 'ephemeral', replace_original: false, text: message.text, ...(message.blocks ? { blocks: message.blocks } : {}) });
+        await to.respond({
+          response_type: 'ephemeral',
+          replace_original: false,
+          text: message.text,
+          ...(message.blocks ? { blocks: message.blocks } : {}),
+        });
         return;
       } catch (err) {
         // An expired or used-up URL: the direct message still reaches them.
         this.log.warn({ ...errorFields(err) }, 'a reply to a response_url failed; sent as a direct message');
       }
     }
-    await this.client.chat.postMessage({ channel: to.user, text: message.text, ...(message.blocks ? { blocks: message.blocks } : {}) });
+    await this.client.chat.postMessage({
+      channel: to.user,
+      text: message.text,
+      ...(message.blocks ? { blocks: message.blocks } : {}),
+    });
   }
 
   /**
@@ -81,7 +93,10 @@ export class Replies {
     const { redis, prefix } = await this.redis();
     const key = `${prefix}:slack:respond:${createHash('sha256').update(url).digest('hex').slice(0, 32)}`;
     // The window starts at the first post: INCR keeps the key's expiry.
-    const [, [, used]] = (await redis.multi().set(key, 0, 'PX', SLACK_LIMITS.responseUrlMs, 'NX').incr(key).exec()) as [unknown, [unknown, number]];
+    const [, [, used]] = (await redis.multi().set(key, 0, 'PX', SLACK_LIMITS.responseUrlMs, 'NX').incr(key).exec()) as [
+      unknown,
+      [unknown, number],
+    ];
     return used <= SLACK_LIMITS.responseUrlPosts;
   }
 }

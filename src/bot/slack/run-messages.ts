@@ -23,21 +23,36 @@ export class RunMessageStore {
   }
 
   async get(runId: number): Promise<RunMessages | undefined> {
-    return (await this.table.where({ run_id: runId }).first('channel', 'approval_ts', 'approval_closed_at', 'parent_ts', 'reported_at')) as RunMessages | undefined;
+    return (await this.table
+      .where({ run_id: runId })
+      .first('channel', 'approval_ts', 'approval_closed_at', 'parent_ts', 'reported_at')) as RunMessages | undefined;
   }
 
   /** Records a message of a run; a run's channel is the one its first message went to. */
   async save(runId: number, channel: string, message: Partial<Omit<RunMessages, 'channel'>>): Promise<void> {
-    await this.table.insert({ run_id: runId, channel, ...message, created_at: Date.now() }).onConflict('run_id').merge(Object.keys(message));
+    await this.table
+      .insert({ run_id: runId, channel, ...message, created_at: Date.now() })
+      .onConflict('run_id')
+      .merge(Object.keys(message));
   }
 
   /** Marks an open approval request closed; false when it was closed already (by another bot process, or a double press). */
   async closeApproval(runId: number): Promise<boolean> {
-    return (await this.table.where({ run_id: runId }).whereNotNull('approval_ts').whereNull('approval_closed_at').update({ approval_closed_at: Date.now() })) === 1;
+    return (
+      (await this.table
+        .where({ run_id: runId })
+        .whereNotNull('approval_ts')
+        .whereNull('approval_closed_at')
+        .update({ approval_closed_at: Date.now() })) === 1
+    );
   }
 
   /** Runs with a parent message whose report was not finished: a bot that stopped mid-run picks them up. */
   async unreported(): Promise<Array<{ run_id: number; channel: string; parent_ts: string }>> {
-    return this.table.whereNull('reported_at').whereNotNull('parent_ts').where('created_at', '>', Date.now() - RESUME_WITHIN_MS).select('run_id', 'channel', 'parent_ts');
+    return this.table
+      .whereNull('reported_at')
+      .whereNotNull('parent_ts')
+      .where('created_at', '>', Date.now() - RESUME_WITHIN_MS)
+      .select('run_id', 'channel', 'parent_ts');
   }
 }

@@ -33,16 +33,20 @@ export class SlackWork {
   }
 
   later(task: () => Promise<unknown>, onFailure?: (err: unknown) => Promise<unknown>): void {
-    this.track(new Promise<void>((resolve) => {
-      this.queue.push(() => setImmediate(() => {
-        this.guarded(task, onFailure).finally(() => {
-          this.running--;
-          resolve();
-          this.next();
-        });
-      }));
-      this.next();
-    }));
+    this.track(
+      new Promise<void>((resolve) => {
+        this.queue.push(() =>
+          setImmediate(() => {
+            this.guarded(task, onFailure).finally(() => {
+              this.running--;
+              resolve();
+              this.next();
+            });
+          }),
+        );
+        this.next();
+      }),
+    );
   }
 
   now(task: () => Promise<unknown>, onFailure?: (err: unknown) => Promise<unknown>): void {
@@ -51,6 +55,7 @@ export class SlackWork {
 
   /** A request's listeners, counted as work until they return, so that idle() waits for what a request started. */
   async during(listeners: Promise<unknown>): Promise<void> {
+    // biome-ignore lint/plugin: a listener answers and logs its own failure; here only its end is counted
     this.track(listeners.catch(() => undefined));
     await listeners;
   }
@@ -66,7 +71,9 @@ export class SlackWork {
       await task();
     } catch (err) {
       this.log.error({ ...errorFields(err) }, 'work after an acknowledgement failed');
-      await onFailure?.(err).catch((replyErr) => this.log.error({ ...errorFields(replyErr) }, 'the failure could not be reported to the user'));
+      await onFailure?.(err).catch((replyErr) =>
+        this.log.error({ ...errorFields(replyErr) }, 'the failure could not be reported to the user'),
+      );
     }
   }
 

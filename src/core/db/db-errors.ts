@@ -3,8 +3,18 @@
  * (SQL syntax, a missing table, a refused value) fails the same way every time.
  */
 const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'PROTOCOL_CONNECTION_LOST',
-  'ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS', 'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'ER_SERVER_SHUTDOWN',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST',
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'ER_SERVER_SHUTDOWN',
   'ER_QUERY_INTERRUPTED',
 ]);
 
@@ -40,10 +50,26 @@ const FRIENDLY: Record<string, string> = {
  * duplicate entry, a wrong value) quote the value, and a query builder's message holds the whole statement.
  */
 const VALUE_FREE = new Set([
-  'ER_ACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_NO_PASSWORD_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_TABLEACCESS_DENIED_ERROR', 'ER_COLUMNACCESS_DENIED_ERROR',
-  'ER_SPECIFIC_ACCESS_DENIED_ERROR', 'ER_BAD_DB_ERROR', 'ER_NO_SUCH_TABLE', 'ER_BAD_FIELD_ERROR', 'ER_BAD_TABLE_ERROR',
-  'ER_NON_UNIQ_ERROR', 'ER_DATA_TOO_LONG', 'ER_WARN_DATA_OUT_OF_RANGE', 'ER_BAD_NULL_ERROR', 'ER_NO_DEFAULT_FOR_FIELD',
-  'ER_LOCK_WAIT_TIMEOUT', 'ER_LOCK_DEADLOCK', 'ER_CON_COUNT_ERROR', 'ER_TOO_MANY_USER_CONNECTIONS', 'ER_SP_DOES_NOT_EXIST',
+  'ER_ACCESS_DENIED_ERROR',
+  'ER_ACCESS_DENIED_NO_PASSWORD_ERROR',
+  'ER_DBACCESS_DENIED_ERROR',
+  'ER_TABLEACCESS_DENIED_ERROR',
+  'ER_COLUMNACCESS_DENIED_ERROR',
+  'ER_SPECIFIC_ACCESS_DENIED_ERROR',
+  'ER_BAD_DB_ERROR',
+  'ER_NO_SUCH_TABLE',
+  'ER_BAD_FIELD_ERROR',
+  'ER_BAD_TABLE_ERROR',
+  'ER_NON_UNIQ_ERROR',
+  'ER_DATA_TOO_LONG',
+  'ER_WARN_DATA_OUT_OF_RANGE',
+  'ER_BAD_NULL_ERROR',
+  'ER_NO_DEFAULT_FOR_FIELD',
+  'ER_LOCK_WAIT_TIMEOUT',
+  'ER_LOCK_DEADLOCK',
+  'ER_CON_COUNT_ERROR',
+  'ER_TOO_MANY_USER_CONNECTIONS',
+  'ER_SP_DOES_NOT_EXIST',
 ]);
 
 /**
@@ -57,10 +83,22 @@ export function describeError(err: unknown): string {
     const code = e.code ?? 'ER_UNKNOWN';
     const plain = FRIENDLY[code] ?? 'the database refused the statement';
     const line = /at line (\d+)$/.exec(e.sqlMessage ?? '')?.[1];
-    const detail = VALUE_FREE.has(code) ? `: ${e.sqlMessage}` : code === 'ER_PARSE_ERROR' && line ? ` at line ${line}` : '';
+    const detail = VALUE_FREE.has(code)
+      ? `: ${e.sqlMessage}`
+      : code === 'ER_PARSE_ERROR' && line
+        ? ` at line ${line}`
+        : '';
     return `${plain} (${code})${detail}`.slice(0, 500);
   }
   const friendly = e.code && e.syscall !== undefined ? FRIENDLY[e.code] : undefined;
   if (friendly && !message.toLowerCase().includes(friendly)) return `${friendly} (${e.code}): ${message}`.slice(0, 500);
   return message.slice(0, 500);
+}
+
+/**
+ * An error shaped as a driver's, with its `code` (and `errno` where known), for a failure that isTransient and
+ * describeError must read as the driver's own: a statement's error passed on with its context, a timeout, a refusal.
+ */
+export function driverStyleError(message: string, fields: { code?: string; errno?: number; fatal?: boolean }): Error {
+  return Object.assign(new Error(message), fields);
 }

@@ -18,7 +18,9 @@ export function assertDatabaseName(name: string): string {
 
 export function assertTablePrefix(prefix: string): string {
   if (!TABLE_PREFIX.test(prefix)) {
-    throw new IdentifierError(`table prefix '${prefix}' may hold only lower-case letters, digits and _, and not start with a digit`);
+    throw new IdentifierError(
+      `table prefix '${prefix}' may hold only lower-case letters, digits and _, and not start with a digit`,
+    );
   }
   return prefix;
 }

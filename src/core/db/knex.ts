@@ -21,6 +21,6 @@ export function openDatabase(url: string, opts: { poolMax?: number } = {}): Knex
     },
     pool: { min: 0, max: opts.poolMax ?? 4 },
     // Failures reach the caller as errors, which say it once and without secrets; knex would also print them.
-    log: { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} },
+    log: { warn: () => undefined, error: () => undefined, deprecate: () => undefined, debug: () => undefined },
   });
 }

@@ -22,7 +22,8 @@ export function parseMysqlUrl(raw: string, opts: { requireDatabase?: boolean } =
   } catch {
     throw new MysqlUrlError('not a URL');
   }
-  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:') throw new MysqlUrlError(`scheme ${url.protocol} is not mysql:`);
+  if (url.protocol !== 'mysql:' && url.protocol !== 'mariadb:')
+    throw new MysqlUrlError(`scheme ${url.protocol} is not mysql:`);
   if (!url.hostname) throw new MysqlUrlError('no host');
   const database = decodeURIComponent(url.pathname.replace(/^\//, '')) || undefined;
   if (opts.requireDatabase && !database) throw new MysqlUrlError('no database name');
@@ -43,6 +44,7 @@ export function redactUrl(raw: string): string {
     if (url.password) url.password = '***';
     return url.toString();
   } catch {
+    // biome-ignore lint/plugin: what cannot be parsed is not shown, since it may hold a password
     return '(not a URL)';
   }
 }

@@ -16,7 +16,17 @@ export interface AuditTables {
 
 export function auditTables(prefix: string): AuditTables {
   assertTablePrefix(prefix);
-  return { runs: `${prefix}runs`, targets: `${prefix}run_targets`, events: `${prefix}run_events`, migrations: `${prefix}migrations`, installation: `${prefix}installation`, slackMessages: `${prefix}slack_messages`, deliverySessions: `${prefix}delivery_sessions`, deliveryLog: `${prefix}delivery_log`, settings: `${prefix}settings` };
+  return {
+    runs: `${prefix}runs`,
+    targets: `${prefix}run_targets`,
+    events: `${prefix}run_events`,
+    migrations: `${prefix}migrations`,
+    installation: `${prefix}installation`,
+    slackMessages: `${prefix}slack_messages`,
+    deliverySessions: `${prefix}delivery_sessions`,
+    deliveryLog: `${prefix}delivery_log`,
+    settings: `${prefix}settings`,
+  };
 }
 
 async function longValues(db: Knex, t: AuditTables, type: 'text' | 'mediumtext'): Promise<void> {
@@ -24,11 +34,24 @@ async function longValues(db: Knex, t: AuditTables, type: 'text' | 'mediumtext')
     for (const column of ['params', 'secret_params', 'selector']) table.text(column, type).notNullable().alter();
   });
   await db.schema.alterTable(t.targets, (table) => {
-    for (const column of ['preview_old', 'preview_new', 'params', 'old_value', 'new_value', 'message', 'returned_value']) table.text(column, type).nullable().alter();
+    for (const column of [
+      'preview_old',
+      'preview_new',
+      'params',
+      'old_value',
+      'new_value',
+      'message',
+      'returned_value',
+    ])
+      table.text(column, type).nullable().alter();
   });
 }
 
-type Migration = { name: string; up(db: Knex, t: AuditTables): Promise<void>; down(db: Knex, t: AuditTables): Promise<void> };
+type Migration = {
+  name: string;
+  up(db: Knex, t: AuditTables): Promise<void>;
+  down(db: Knex, t: AuditTables): Promise<void>;
+};
 
 /** Versioned, in order; a released migration is never edited, a change is a new one. */
 const MIGRATIONS: Migration[] = [

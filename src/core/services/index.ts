@@ -25,6 +25,7 @@ function pidAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch {
+    // biome-ignore lint/plugin: kill(pid, 0) throws when no such process lives: that is the answer
     return false;
   }
 }
@@ -48,9 +49,8 @@ export function serviceUrls(config: Config): ServiceUrls {
  */
 export async function ensureServices(config: Config): Promise<RunningServices> {
   // The database and Redis drivers load here, with the product's start, not with every command line.
-  const [{ mysqlProblem, redisEvictionWarning, redisProblem }, { startPrivateMariadb }, { startPrivateRedis }] = await Promise.all([
-    import('./probe.ts'), import('./private-mariadb.ts'), import('./private-redis.ts'),
-  ]);
+  const [{ mysqlProblem, redisEvictionWarning, redisProblem }, { startPrivateMariadb }, { startPrivateRedis }] =
+    await Promise.all([import('./probe.ts'), import('./private-mariadb.ts'), import('./private-redis.ts')]);
   const started: PrivateServer[] = [];
   const stop = async () => {
     for (const server of started.reverse()) await server.stop();
@@ -71,7 +71,9 @@ export async function ensureServices(config: Config): Promise<RunningServices> {
     const mysqlDown = await mysqlProblem(mysqlUrl);
     if (mysqlDown) {
       if (!config.sandbox) {
-        throw new ServiceError(`the master database does not answer at ${redactUrl(mysqlUrl)} (MYSQL_URL): ${mysqlDown}`);
+        throw new ServiceError(
+          `the master database does not answer at ${redactUrl(mysqlUrl)} (MYSQL_URL): ${mysqlDown}`,
+        );
       }
       const server = await startPrivateMariadb(join(config.dataDir, 'mariadb'));
       started.push(server);
@@ -88,4 +90,3 @@ export async function ensureServices(config: Config): Promise<RunningServices> {
     throw err;
   }
 }
-

@@ -2,7 +2,15 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
-import { freePort, findBinary, MissingBinaryError, spawnLogged, stopChild, waitUntil, type PrivateServer } from './private-server.ts';
+import {
+  freePort,
+  findBinary,
+  MissingBinaryError,
+  spawnLogged,
+  stopChild,
+  waitUntil,
+  type PrivateServer,
+} from './private-server.ts';
 
 export const MARIADB_INSTALL = 'apt-get install -y mariadb-server';
 
@@ -32,18 +40,33 @@ export async function startPrivateMariadb(dir: string): Promise<PrivateServer> {
   if (!existsSync(join(datadir, 'mysql'))) {
     const init = spawnSync(
       installDb,
-      ['--no-defaults', `--datadir=${datadir}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...asRoot],
+      [
+        '--no-defaults',
+        `--datadir=${datadir}`,
+        '--auth-root-authentication-method=normal',
+        '--skip-test-db',
+        ...asRoot,
+      ],
       { encoding: 'utf8' },
     );
-    if (init.status !== 0) throw new Error(`mariadb-install-db failed: ${(init.stderr || init.stdout).trim().split('\n').pop()}`);
+    if (init.status !== 0)
+      throw new Error(`mariadb-install-db failed: ${(init.stderr || init.stdout).trim().split('\n').pop()}`);
   }
   const portFile = join(dir, 'port');
   const port = existsSync(portFile) ? Number(readFileSync(portFile, 'utf8')) : await freePort();
   writeFileSync(portFile, String(port));
   const child = spawnLogged(
     server,
-    ['--no-defaults', `--datadir=${datadir}`, `--socket=${socket}`, `--port=${port}`, '--bind-address=127.0.0.1',
-      `--pid-file=${join(dir, 'mariadb.pid')}`, '--innodb-buffer-pool-size=256M', ...asRoot],
+    [
+      '--no-defaults',
+      `--datadir=${datadir}`,
+      `--socket=${socket}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--pid-file=${join(dir, 'mariadb.pid')}`,
+      '--innodb-buffer-pool-size=256M',
+      ...asRoot,
+    ],
     logFile,
   );
   await waitUntil('mariadbd', () => socketProblem(socket), child, 60_000, logFile);

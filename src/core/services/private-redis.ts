@@ -1,7 +1,15 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { redisProblem } from './probe.ts';
-import { findBinary, freePort, MissingBinaryError, spawnLogged, stopChild, waitUntil, type PrivateServer } from './private-server.ts';
+import {
+  findBinary,
+  freePort,
+  MissingBinaryError,
+  spawnLogged,
+  stopChild,
+  waitUntil,
+  type PrivateServer,
+} from './private-server.ts';
 
 export const REDIS_INSTALL = 'apt-get install -y redis-server';
 
@@ -14,8 +22,22 @@ export async function startPrivateRedis(dir: string): Promise<PrivateServer> {
   const logFile = join(dir, 'redis.log');
   const child = spawnLogged(
     binary,
-    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no',
-      '--maxmemory-policy', 'noeviction', '--daemonize', 'no'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--maxmemory-policy',
+      'noeviction',
+      '--daemonize',
+      'no',
+    ],
     logFile,
   );
   const url = `redis://127.0.0.1:${port}`;

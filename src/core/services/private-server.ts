@@ -30,7 +30,7 @@ export function findBinary(names: readonly string[]): string | undefined {
         accessSync(path, constants.X_OK);
         return path;
       } catch {
-        continue;
+        // Not there, or not executable: the next folder of the PATH may have it.
       }
     }
   }
@@ -43,7 +43,9 @@ export function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -53,7 +55,13 @@ export function spawnLogged(binary: string, args: string[], logFile: string): Ch
   return spawn(binary, args, { stdio: ['ignore', log, log] });
 }
 
-export async function waitUntil(what: string, check: () => Promise<string | undefined>, child: ChildProcess, timeoutMs: number, logFile: string): Promise<void> {
+export async function waitUntil(
+  what: string,
+  check: () => Promise<string | undefined>,
+  child: ChildProcess,
+  timeoutMs: number,
+  logFile: string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let problem: string | undefined = 'not started';
   while (Date.now() < deadline) {

@@ -38,7 +38,9 @@ export type Params = Readonly<Record<string, string>>;
  * A command's parameters as its declarations type them: each declared name is a string (resolveParams fills in
  * defaults and refuses what is missing before a command sees them); other names (a SQL's `:name` binds) may be absent.
  */
-export type ParamValues<S extends readonly ParamSpec[]> = { readonly [K in S[number]['name']]: string } & Readonly<Record<string, string | undefined>>;
+export type ParamValues<S extends readonly ParamSpec[]> = { readonly [K in S[number]['name']]: string } & Readonly<
+  Record<string, string | undefined>
+>;
 
 /** What a target looks like before the command runs, read when the plan is made. */
 export interface TargetPreview {
@@ -84,7 +86,11 @@ export interface CommandContext extends MoodleSite, FleetView {
    * Has a node's own worker do a task and waits for its answer, for as long as the target's deadline allows,
    * telling those following the run while no worker of the node is alive.
    */
-  onNode<K extends NodeTaskName>(node: string, task: K, payload: NodeTasks[K]['payload']): Promise<NodeTasks[K]['answer']>;
+  onNode<K extends NodeTaskName>(
+    node: string,
+    task: K,
+    payload: NodeTasks[K]['payload'],
+  ): Promise<NodeTasks[K]['answer']>;
   /** Brings file contents from the source host's pool into a target's, from whichever node holds them. */
   contents: ContentTransfer;
   /** The web nodes and the journal, for delivery's work on the code trees. */
@@ -184,7 +190,9 @@ export interface CommandDef<P extends Readonly<Record<string, string | undefined
  * Declares a command with its parameters typed from their declarations: `p.key` is a string in its body, with no
  * cast. The catalogue holds it as a plain CommandDef, whose parameters resolveParams has checked.
  */
-export function defineCommand<const S extends readonly ParamSpec[]>(def: Omit<CommandDef<ParamValues<S>>, 'params'> & { params: S }): CommandDef {
+export function defineCommand<const S extends readonly ParamSpec[]>(
+  def: Omit<CommandDef<ParamValues<S>>, 'params'> & { params: S },
+): CommandDef {
   return def as unknown as CommandDef;
 }
 

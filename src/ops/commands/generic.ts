@@ -1,15 +1,46 @@
 import type { PoolConnection } from 'mysql2/promise';
-import { defineCommand, FORCED_MESSAGE, type ApplyOutcome, type CommandContext, type CommandDef, type Params, type ParamSpec, type ParamValues, type PlannedTarget, type TargetPreview } from './command.ts';
+import {
+  defineCommand,
+  FORCED_MESSAGE,
+  type ApplyOutcome,
+  type CommandContext,
+  type CommandDef,
+  type Params,
+  type ParamSpec,
+  type ParamValues,
+  type PlannedTarget,
+  type TargetPreview,
+} from './command.ts';
 import { invalidateSettingCache, purgeAll, purgeDataCache, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import {
-  deleteSetting, logStoresOf, PLUGIN_NAME, SETTING_NAME, logStoresRead, mainAdmin, pluginSettingsOf, pluginSettingsRead, readForWrite, readPluginSettings, readSetting, writeSetting, type SettingRef,
+  deleteSetting,
+  logStoresOf,
+  PLUGIN_NAME,
+  SETTING_NAME,
+  logStoresRead,
+  mainAdmin,
+  pluginSettingsOf,
+  pluginSettingsRead,
+  readForWrite,
+  readPluginSettings,
+  readSetting,
+  writeSetting,
+  type SettingRef,
 } from '../moodle/config.ts';
 import { isSensitiveSetting, maskIf } from '../moodle/sensitive.ts';
-import type { MoodleTarget } from '../moodle/target.ts';
+import { type MoodleTarget, TargetError } from '../moodle/target.ts';
 import { compileCondition, SqlRefusal, type CompiledCondition } from '../moodle/sql-parse.ts';
 import { isProtectedTable } from '../moodle/tables.ts';
 import {
-  clearScheduledMaintenance, CLI_MAINTENANCE_FILE, maintenanceOf, maintenanceRead, maintenanceText, parseMaintenanceText, readMaintenance, removeMaintenanceFile, wantedMaintenance,
+  clearScheduledMaintenance,
+  CLI_MAINTENANCE_FILE,
+  maintenanceOf,
+  maintenanceRead,
+  maintenanceText,
+  parseMaintenanceText,
+  readMaintenance,
+  removeMaintenanceFile,
+  wantedMaintenance,
   writeMaintenanceFile,
 } from '../moodle/maintenance.ts';
 import { PhpError } from '../moodle/php.ts';
@@ -22,7 +53,13 @@ import { COPY_FROM_SOURCE } from './traits.ts';
  * Writes one setting with compare-and-set against the value the plan read: a target already at the new value is
  * "already applied" (so a redelivered job changes nothing), one changed by someone else since the plan is a conflict.
  */
-async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null, planned: PlannedTarget): Promise<ApplyOutcome> {
+async function applySetting(
+  ctx: CommandContext,
+  target: MoodleTarget,
+  ref: SettingRef,
+  value: string | null,
+  planned: PlannedTarget,
+): Promise<ApplyOutcome> {
   const sensitive = isSensitiveSetting(ref.name, ref.plugin);
   // Two round trips: the locked read (with the log store settings), then the write, its log rows and the commit.
   const outcome = await ctx.moodle.withStatements(target, async (sql): Promise<ApplyOutcome> => {
@@ -30,7 +67,11 @@ async function applySetting(ctx: CommandContext, target: MoodleTarget, ref: Sett
     const shown = { old: maskIf(sensitive, current), new: maskIf(sensitive, value) };
     if (current === value) return { status: 'already_applied', ...shown };
     if (!planned.matchesPlan(current)) {
-      return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
+      return {
+        status: 'conflict',
+        ...shown,
+        message: 'changed by someone else since the plan was made; nothing written',
+      };
     }
     if (value === null) deleteSetting(ctx.moodle, sql, target, ref, current, stores);
     else writeSetting(ctx.moodle, sql, target, ref, value, current, stores);
@@ -49,10 +90,17 @@ async function forced(ctx: CommandContext, target: MoodleTarget, ref: SettingRef
   return codeRoot !== undefined && isForced(codeRoot, { kind: target.host.kind, wwwroot: target.host.wwwroot }, ref);
 }
 
-async function previewSetting(ctx: CommandContext, target: MoodleTarget, ref: SettingRef, value: string | null): Promise<TargetPreview> {
+async function previewSetting(
+  ctx: CommandContext,
+  target: MoodleTarget,
+  ref: SettingRef,
+  value: string | null,
+): Promise<TargetPreview> {
   const sensitive = isSensitiveSetting(ref.name, ref.plugin);
   const current = await ctx.moodle.withStatements(target, (sql) => readSetting(ctx.moodle, sql, target, ref), false);
-  const notes = [current === value ? 'already set' : '', (await forced(ctx, target, ref)) ? FORCED_MESSAGE : ''].filter(Boolean);
+  const notes = [current === value ? 'already set' : '', (await forced(ctx, target, ref)) ? FORCED_MESSAGE : ''].filter(
+    Boolean,
+  );
   return { old: current, new: value, sensitive, note: notes.length > 0 ? notes.join('; ') : undefined };
 }
 
@@ -66,7 +114,15 @@ function pluginRef(pkey: string): SettingRef {
  * What setting one value is: a reversible, repeatable write with nothing to read from a source, run where the
  * instance's cache folder is, so that Moodle sees it.
  */
-const SETTING_WRITE = { destructive: false, reversible: true, idempotent: true, needsSource: false, writes: true, runsOn: 'node', phpScripts: PURGE_THROUGH_MOODLE } as const;
+const SETTING_WRITE = {
+  destructive: false,
+  reversible: true,
+  idempotent: true,
+  needsSource: false,
+  writes: true,
+  runsOn: 'node',
+  phpScripts: PURGE_THROUGH_MOODLE,
+} as const;
 
 const unsetParam = {
   name: 'unset',
@@ -81,14 +137,20 @@ export const setConfig = defineCommand({
   category: 'generic',
   summary: "Set a core setting (set_config), with Moodle's config_log row",
   params: [
-    { name: 'key', type: 'text', label: 'Setting', validate: (v) => (SETTING_NAME.test(v) ? undefined : `'${v}' is not a setting name`) },
+    {
+      name: 'key',
+      type: 'text',
+      label: 'Setting',
+      validate: (v) => (SETTING_NAME.test(v) ? undefined : `'${v}' is not a setting name`),
+    },
     { name: 'value', type: 'ltext', label: 'Value', default: '' },
     unsetParam,
   ],
   ...SETTING_WRITE,
   sensitiveParams: (p) => (isSensitiveSetting(p.key) ? ['value'] : []),
   preview: (ctx, target, p) => previewSetting(ctx, target, { name: p.key }, p.unset === '1' ? null : p.value),
-  apply: (ctx, target, p, planned) => applySetting(ctx, target, { name: p.key }, p.unset === '1' ? null : p.value, planned),
+  apply: (ctx, target, p, planned) =>
+    applySetting(ctx, target, { name: p.key }, p.unset === '1' ? null : p.value, planned),
   revertParams: (p, old) => (old === null ? { ...p, value: '', unset: '1' } : { ...p, value: old, unset: '0' }),
 });
 
@@ -98,10 +160,14 @@ export const setPluginConfig = defineCommand({
   summary: 'Set a plugin setting (set_config with a plugin), as plugin/name',
   params: [
     {
-      name: 'pkey', type: 'text', label: 'Plugin setting (plugin/name)',
+      name: 'pkey',
+      type: 'text',
+      label: 'Plugin setting (plugin/name)',
       validate: (v) => {
         const ref = pluginRef(v);
-        return PLUGIN_NAME.test(ref.plugin as string) && SETTING_NAME.test(ref.name) ? undefined : `'${v}' is not plugin/name`;
+        return PLUGIN_NAME.test(ref.plugin as string) && SETTING_NAME.test(ref.name)
+          ? undefined
+          : `'${v}' is not plugin/name`;
       },
     },
     { name: 'pvalue', type: 'ltext', label: 'Value', default: '' },
@@ -113,7 +179,8 @@ export const setPluginConfig = defineCommand({
     return isSensitiveSetting(ref.name, ref.plugin) ? ['pvalue'] : [];
   },
   preview: (ctx, target, p) => previewSetting(ctx, target, pluginRef(p.pkey), p.unset === '1' ? null : p.pvalue),
-  apply: (ctx, target, p, planned) => applySetting(ctx, target, pluginRef(p.pkey), p.unset === '1' ? null : p.pvalue, planned),
+  apply: (ctx, target, p, planned) =>
+    applySetting(ctx, target, pluginRef(p.pkey), p.unset === '1' ? null : p.pvalue, planned),
   revertParams: (p, old) => (old === null ? { ...p, pvalue: '', unset: '1' } : { ...p, pvalue: old, unset: '0' }),
 });
 
@@ -124,29 +191,75 @@ export const maintenance = defineCommand({
   params: [
     { name: 'mmode', type: 'boolean', label: 'Maintenance on' },
     { name: 'mmessage', type: 'ltext', label: 'Message shown to users (replaces the current one)', default: '' },
-    { name: 'climaintenance', type: 'boolean', label: `Also CLI maintenance (dataroot/${CLI_MAINTENANCE_FILE}): no web access at all`, default: '0' },
+    {
+      name: 'climaintenance',
+      type: 'boolean',
+      label: `Also CLI maintenance (dataroot/${CLI_MAINTENANCE_FILE}): no web access at all`,
+      default: '0',
+    },
   ],
   ...SETTING_WRITE,
   async preview(ctx, target, p) {
-    const { state: current } = await ctx.moodle.withStatements(target, (sql) => readMaintenance(ctx.moodle, sql, target), false);
+    const { state: current } = await ctx.moodle.withStatements(
+      target,
+      (sql) => readMaintenance(ctx.moodle, sql, target),
+      false,
+    );
     const old = maintenanceText(current);
     const wanted = maintenanceText(wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1'));
-    return { old, new: wanted, note: old === wanted ? 'already set' : target.dataroot ? undefined : 'the CLI file is not known: no dataroot' };
+    return {
+      old,
+      new: wanted,
+      note: old === wanted ? 'already set' : target.dataroot ? undefined : 'the CLI file is not known: no dataroot',
+    };
   },
   async apply(ctx, target, p, planned) {
     const outcome = await ctx.moodle.withStatements(target, async (sql): Promise<ApplyOutcome> => {
-      const [rows, storeRows] = await sql.readAll<[{ name: string; value: string }, { plugin: string; value: string }]>([maintenanceRead(ctx.moodle, target, true), logStoresRead(ctx.moodle, target)]);
+      const [rows, storeRows] = await sql.readAll<[{ name: string; value: string }, { plugin: string; value: string }]>(
+        [maintenanceRead(ctx.moodle, target, true), logStoresRead(ctx.moodle, target)],
+      );
       const { state: current, settings } = await maintenanceOf(target, rows);
       const stores = logStoresOf(storeRows);
       const wanted = wantedMaintenance(current, p.mmode === '1', p.mmessage, p.climaintenance === '1');
       const shown = { old: maintenanceText(current), new: maintenanceText(wanted) };
       if (shown.old === shown.new) return { status: 'already_applied', ...shown };
-      if (!planned.matchesPlan(shown.old)) return { status: 'conflict', ...shown, message: 'changed by someone else since the plan was made; nothing written' };
-      if (wanted.file !== current.file && !target.dataroot) throw new Error('the CLI maintenance file needs the dataroot, which this worker cannot reach; nothing written');
+      if (!planned.matchesPlan(shown.old))
+        return {
+          status: 'conflict',
+          ...shown,
+          message: 'changed by someone else since the plan was made; nothing written',
+        };
+      if (wanted.file !== current.file && !target.dataroot)
+        throw new TargetError(
+          'the CLI maintenance file needs the dataroot, which this worker cannot reach; nothing written',
+        );
       // Web maintenance is saved as the admin's maintenance page saves it: each changed setting, logged as the admin's.
-      const admin = wanted.enabled !== current.enabled || wanted.message !== current.message ? await mainAdmin(ctx.moodle, sql, target) : undefined;
-      if (wanted.enabled !== current.enabled) writeSetting(ctx.moodle, sql, target, { name: 'maintenance_enabled' }, wanted.enabled ? '1' : '0', settings.maintenance_enabled, stores, admin);
-      if (wanted.message !== current.message) writeSetting(ctx.moodle, sql, target, { name: 'maintenance_message' }, wanted.message, settings.maintenance_message, stores, admin);
+      const admin =
+        wanted.enabled !== current.enabled || wanted.message !== current.message
+          ? await mainAdmin(ctx.moodle, sql, target)
+          : undefined;
+      if (wanted.enabled !== current.enabled)
+        writeSetting(
+          ctx.moodle,
+          sql,
+          target,
+          { name: 'maintenance_enabled' },
+          wanted.enabled ? '1' : '0',
+          settings.maintenance_enabled,
+          stores,
+          admin,
+        );
+      if (wanted.message !== current.message)
+        writeSetting(
+          ctx.moodle,
+          sql,
+          target,
+          { name: 'maintenance_message' },
+          wanted.message,
+          settings.maintenance_message,
+          stores,
+          admin,
+        );
       if (current.later) clearScheduledMaintenance(ctx.moodle, sql, target);
       if (wanted.file && !current.file) {
         const { filePermissions } = await sitePaths(ctx.codeRoot(target), target.dataroot as string);
@@ -160,17 +273,27 @@ export const maintenance = defineCommand({
   },
   revertParams: (p, old) => {
     const before = parseMaintenanceText(old);
-    return { ...p, mmode: before.enabled ? '1' : '0', mmessage: before.message, climaintenance: before.file ? '1' : '0' };
+    return {
+      ...p,
+      mmode: before.enabled ? '1' : '0',
+      mmessage: before.message,
+      climaintenance: before.file ? '1' : '0',
+    };
   },
 });
 
 export const purgeCaches = defineCommand({
   name: 'generic/purgecaches',
   category: 'generic',
-  summary: "Purge all caches, as purge_caches(): revisions moved forward, cache and localcache emptied; via=php runs Moodle's own",
+  summary:
+    "Purge all caches, as purge_caches(): revisions moved forward, cache and localcache emptied; via=php runs Moodle's own",
   params: [
     {
-      name: 'via', type: 'enum', choices: ['sql', 'php'], default: 'sql', label: 'How',
+      name: 'via',
+      type: 'enum',
+      choices: ['sql', 'php'],
+      default: 'sql',
+      label: 'How',
       help: "sql: the revisions, every course's cacherev and the cache folders, as purge_caches() does (moodle-facts §2.5); php: Moodle's own purge_caches through VMoodle's CLI wrapper on the instance's node",
     },
   ],
@@ -182,12 +305,21 @@ export const purgeCaches = defineCommand({
   runsOn: (p) => (p.via === 'php' ? 'php' : 'node'),
   // VMoodle's wrapper takes --host only and purges everything (purge_all_caches()).
   phpScripts: PURGE_THROUGH_MOODLE,
-  preview: async (_ctx, _target, p) => ({ note: p.via === 'php' ? "Moodle's purge_caches (VMoodle's CLI wrapper)" : 'revisions, course cacherev and cache folders' }),
+  preview: async (_ctx, _target, p) => ({
+    note:
+      p.via === 'php'
+        ? "Moodle's purge_caches (VMoodle's CLI wrapper)"
+        : 'revisions, course cacherev and cache folders',
+  }),
   async apply(ctx, target, p) {
     if (p.via === 'php') {
       const run = await ctx.php(target, 'purge_caches');
       if (!run.ok) throw new PhpError(run.message);
-      return { status: 'applied', message: `${run.message} (${(run.durationMs / 1000).toFixed(1)} s)`, cachePurged: true };
+      return {
+        status: 'applied',
+        message: `${run.message} (${(run.durationMs / 1000).toFixed(1)} s)`,
+        cachePurged: true,
+      };
     }
     return { status: 'applied', ...(await purgeAll(ctx, target)) };
   },
@@ -195,27 +327,42 @@ export const purgeCaches = defineCommand({
 
 /** A source's plugin settings, read once per run however many targets receive them. */
 const readSourcePlugin = (ctx: CommandContext, plugin: string) =>
-  onceForSource(ctx, `plugin-settings:${plugin}`, () => ctx.moodle.withStatements(ctx.source, (sql) => readPluginSettings(ctx.moodle, sql, ctx.source, plugin), false));
+  onceForSource(ctx, `plugin-settings:${plugin}`, () =>
+    ctx.moodle.withStatements(ctx.source, (sql) => readPluginSettings(ctx.moodle, sql, ctx.source, plugin), false),
+  );
 
 export const copyFullPluginConfig = defineCommand({
   name: 'generic/copyfullpluginconfig',
   category: 'generic',
   summary: "Copy all of a plugin's settings from the source host (the master unless --fromhost), except its version",
-  params: [{ name: 'plugin', type: 'text', label: 'Plugin (frankenstyle, e.g. auth_cas)', validate: (v) => (PLUGIN_NAME.test(v) ? undefined : `'${v}' is not a plugin name`) }],
+  params: [
+    {
+      name: 'plugin',
+      type: 'text',
+      label: 'Plugin (frankenstyle, e.g. auth_cas)',
+      validate: (v) => (PLUGIN_NAME.test(v) ? undefined : `'${v}' is not a plugin name`),
+    },
+  ],
   destructive: false,
   ...COPY_FROM_SOURCE,
   async preview(ctx, target, p) {
     const source = await readSourcePlugin(ctx, p.plugin);
-    const current = await ctx.moodle.withStatements(target, (sql) => readPluginSettings(ctx.moodle, sql, target, p.plugin), false);
+    const current = await ctx.moodle.withStatements(
+      target,
+      (sql) => readPluginSettings(ctx.moodle, sql, target, p.plugin),
+      false,
+    );
     const changes = [...source].filter(([name, value]) => name !== 'version' && current.get(name) !== value).length;
     return { note: `${changes} of ${source.size - (source.has('version') ? 1 : 0)} settings differ` };
   },
   async apply(ctx, target, p) {
     const plugin = p.plugin;
     const source = await readSourcePlugin(ctx, plugin);
-    if (source.size === 0) throw new Error(`the source host has no settings for plugin ${plugin}`);
+    if (source.size === 0) throw new TargetError(`the source host has no settings for plugin ${plugin}`);
     const written = await ctx.moodle.withStatements(target, async (sql) => {
-      const [rows, storeRows] = await sql.readAll<[{ name: string; value: string }, { plugin: string; value: string }]>([pluginSettingsRead(ctx.moodle, target, plugin, true), logStoresRead(ctx.moodle, target)]);
+      const [rows, storeRows] = await sql.readAll<[{ name: string; value: string }, { plugin: string; value: string }]>(
+        [pluginSettingsRead(ctx.moodle, target, plugin, true), logStoresRead(ctx.moodle, target)],
+      );
       const current = pluginSettingsOf(rows);
       const stores = logStoresOf(storeRows);
       let count = 0;
@@ -227,7 +374,11 @@ export const copyFullPluginConfig = defineCommand({
       return count;
     });
     if (written === 0) return { status: 'already_applied', message: 'every setting already matches the source' };
-    return { status: 'applied', message: `${written} setting${written === 1 ? '' : 's'} copied`, ...(await invalidateSettingCache(ctx, target, plugin)) };
+    return {
+      status: 'applied',
+      message: `${written} setting${written === 1 ? '' : 's'} copied`,
+      ...(await invalidateSettingCache(ctx, target, plugin)),
+    };
   },
 });
 
@@ -253,7 +404,11 @@ const whereSql = (where: CompiledCondition | undefined) => (where ? ` WHERE ${wh
 const COPY_PARAMS = [
   { name: 'table', type: 'text', label: 'Table (without prefix)', validate: tableProblem },
   {
-    name: 'select', type: 'text', label: 'Condition on the source rows, over the table\'s own columns (empty: every row)', default: '', binds: true,
+    name: 'select',
+    type: 'text',
+    label: "Condition on the source rows, over the table's own columns (empty: every row)",
+    default: '',
+    binds: true,
     validate: (v: string, all: Params) => {
       if (!v.trim()) return undefined;
       try {
@@ -274,7 +429,10 @@ function sourceQuery(ctx: CommandContext, p: CopyParams): Promise<SourceQuery> {
   return onceForSource(ctx, `copy:${JSON.stringify(p)}`, async () => {
     const table = ctx.moodle.table(ctx.source, p.table);
     const columns = await ctx.moodle.withConnection(ctx.source, async (conn) => {
-      const [rows] = await conn.query('SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [ctx.source.db.database, ctx.source.db.prefix + p.table]);
+      const [rows] = await conn.query(
+        'SELECT COLUMN_NAME AS c FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+        [ctx.source.db.database, ctx.source.db.prefix + p.table],
+      );
       return new Set((rows as Array<{ c: string }>).map((r) => r.c.toLowerCase()));
     });
     if (columns.size === 0) throw new ParamError(`generic/copytable: table: the source host has no table ${p.table}`);
@@ -285,7 +443,9 @@ function sourceQuery(ctx: CommandContext, p: CopyParams): Promise<SourceQuery> {
       if (err instanceof SqlRefusal) throw new ParamError(`generic/copytable: select: ${err.message}`);
       throw err;
     }
-    const matching = await ctx.moodle.withConnection(ctx.source, (conn) => countRows(conn, `${table}${whereSql(where)}`, where?.binds ?? []));
+    const matching = await ctx.moodle.withConnection(ctx.source, (conn) =>
+      countRows(conn, `${table}${whereSql(where)}`, where?.binds ?? []),
+    );
     return { table, where, matching };
   });
 }
@@ -309,7 +469,9 @@ export const copyTable = defineCommand({
   },
   async preview(ctx, target, p) {
     const { matching } = await sourceQuery(ctx, p);
-    const deleted = await ctx.moodle.withConnection(target, (conn) => countRows(conn, ctx.moodle.table(target, p.table), []));
+    const deleted = await ctx.moodle.withConnection(target, (conn) =>
+      countRows(conn, ctx.moodle.table(target, p.table), []),
+    );
     return { note: `delete ${deleted} rows, insert ${matching} rows` };
   },
   async apply(ctx, target, p) {
@@ -317,7 +479,10 @@ export const copyTable = defineCommand({
     const rows = await ctx.moodle.withConnection(ctx.source, async (conn) => {
       await conn.query('START TRANSACTION READ ONLY');
       try {
-        const [result] = await conn.query(`SELECT * FROM ${query.table}${whereSql(query.where)}`, query.where?.binds ?? []);
+        const [result] = await conn.query(
+          `SELECT * FROM ${query.table}${whereSql(query.where)}`,
+          query.where?.binds ?? [],
+        );
         return result as Array<Record<string, unknown>>;
       } finally {
         await conn.query('COMMIT');
@@ -329,7 +494,7 @@ export const copyTable = defineCommand({
       if (rows.length === 0) return;
       const columns = Object.keys(rows[0] as object);
       const bad = columns.find((c) => !COLUMN.test(c));
-      if (bad) throw new Error(`unexpected column name ${bad}`);
+      if (bad) throw new TargetError(`unexpected column name ${bad}`);
       const list = columns.map((c) => `\`${c}\``).join(', ');
       for (let i = 0; i < rows.length; i += 500) {
         const chunk = rows.slice(i, i + 500);
@@ -345,4 +510,11 @@ async function countRows(conn: PoolConnection, from: string, binds: unknown[]): 
   return Number((rows as Array<{ n: number }>)[0]?.n);
 }
 
-export const GENERIC_COMMANDS: readonly CommandDef[] = [maintenance, purgeCaches, setConfig, setPluginConfig, copyFullPluginConfig, copyTable];
+export const GENERIC_COMMANDS: readonly CommandDef[] = [
+  maintenance,
+  purgeCaches,
+  setConfig,
+  setPluginConfig,
+  copyFullPluginConfig,
+  copyTable,
+];

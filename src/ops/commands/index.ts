@@ -15,7 +15,22 @@ import { UPGRADE_COMMANDS } from './upgrade.ts';
 import { REGISTRY_COMMANDS } from './registry.ts';
 
 /** Every command, by name. Adding a command is adding its definition to a category module. */
-export const CATALOG: ReadonlyMap<string, CommandDef> = new Map([...GENERIC_COMMANDS, ...FILE_COMMANDS, ...SQL_COMMANDS, ...PLUGIN_COMMANDS, ...ROLE_COMMANDS, ...COURSE_COMMANDS, ...MNET_COMMANDS, ...CRON_COMMANDS, ...LIFECYCLE_COMMANDS, ...DELIVERY_COMMANDS, ...UPGRADE_COMMANDS, ...REGISTRY_COMMANDS].map((c) => [c.name, c]));
+export const CATALOG: ReadonlyMap<string, CommandDef> = new Map(
+  [
+    ...GENERIC_COMMANDS,
+    ...FILE_COMMANDS,
+    ...SQL_COMMANDS,
+    ...PLUGIN_COMMANDS,
+    ...ROLE_COMMANDS,
+    ...COURSE_COMMANDS,
+    ...MNET_COMMANDS,
+    ...CRON_COMMANDS,
+    ...LIFECYCLE_COMMANDS,
+    ...DELIVERY_COMMANDS,
+    ...UPGRADE_COMMANDS,
+    ...REGISTRY_COMMANDS,
+  ].map((c) => [c.name, c]),
+);
 
 export class UnknownCommandError extends errorKind('unknown_command') {}
 

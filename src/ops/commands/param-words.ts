@@ -11,7 +11,9 @@ export function parseAttributes(query: string): Record<string, string> {
   query.split('&').forEach((pair, index) => {
     const key = pair.split('=', 1)[0] as string;
     if (key === '') {
-      throw new AttributeError(`--attributes: pair ${index + 1} ('${pair}') has an empty name; expected name=value&name=value`);
+      throw new AttributeError(
+        `--attributes: pair ${index + 1} ('${pair}') has an empty name; expected name=value&name=value`,
+      );
     }
     const [[name, value]] = [...new URLSearchParams(pair).entries()] as [[string, string]];
     if (name in params) throw new AttributeError(`--attributes: '${name}' is given twice`);
@@ -37,7 +39,8 @@ export function mergeParameters(...sources: Array<Record<string, string>>): Reco
   const merged: Record<string, string> = {};
   for (const source of sources) {
     for (const [name, value] of Object.entries(source)) {
-      if (name in merged) throw new AttributeError(`parameter '${name}' is given both in --attributes and as a name=value word`);
+      if (name in merged)
+        throw new AttributeError(`parameter '${name}' is given both in --attributes and as a name=value word`);
       merged[name] = value;
     }
   }

@@ -10,7 +10,14 @@ export class ParamError extends errorKind('bad_parameter') {}
  * The longest value each type takes, checked before anything is stored. Long text fits a setting, a message or a
  * batch of SQL; a bind value of operator SQL takes the same.
  */
-const MAX_LENGTH: Record<ParamType, number> = { boolean: 5, int: 20, enum: 255, menum: 2000, text: 2000, ltext: 65_535 };
+const MAX_LENGTH: Record<ParamType, number> = {
+  boolean: 5,
+  int: 20,
+  enum: 255,
+  menum: 2000,
+  text: 2000,
+  ltext: 65_535,
+};
 
 const count = (n: number) => n.toLocaleString('en-US');
 
@@ -29,10 +36,14 @@ function checkType(spec: ParamSpec, value: string, fail: (message: string) => Pa
       if (!/^-?\d+$/.test(value)) throw fail(`${spec.name}: '${value}' is not a whole number`);
       return value;
     case 'enum':
-      if (!spec.choices?.includes(value)) throw fail(`${spec.name}: '${value}' is not one of ${spec.choices?.join(', ')}`);
+      if (!spec.choices?.includes(value))
+        throw fail(`${spec.name}: '${value}' is not one of ${spec.choices?.join(', ')}`);
       return value;
     case 'menum': {
-      const items = value.split(',').map((v) => v.trim()).filter(Boolean);
+      const items = value
+        .split(',')
+        .map((v) => v.trim())
+        .filter(Boolean);
       const bad = items.filter((v) => !spec.choices?.includes(v));
       if (bad.length) throw fail(`${spec.name}: ${bad.join(', ')} not among ${spec.choices?.join(', ')}`);
       return items.join(',');
@@ -47,7 +58,9 @@ function checkType(spec: ParamSpec, value: string, fail: (message: string) => Pa
 
 /** Parameters a command takes beyond its schema: the `:name` binds its SQL uses. */
 function bindNames(command: CommandDef, raw: Readonly<Record<string, string>>): string[] {
-  return command.params.filter((p) => p.binds && raw[p.name] !== undefined).flatMap((p) => namedParameters(raw[p.name] as string));
+  return command.params
+    .filter((p) => p.binds && raw[p.name] !== undefined)
+    .flatMap((p) => namedParameters(raw[p.name] as string));
 }
 
 /**
@@ -65,7 +78,8 @@ export function resolveParams(command: CommandDef, raw: Readonly<Record<string, 
   }
   for (const [name, value] of Object.entries(raw)) {
     const max = MAX_LENGTH[command.params.find((p) => p.name === name)?.type ?? 'ltext'];
-    if (value.length > max) throw fail(`${command.name}: ${name}: at most ${count(max)} characters, got ${count(value.length)}`);
+    if (value.length > max)
+      throw fail(`${command.name}: ${name}: at most ${count(max)} characters, got ${count(value.length)}`);
   }
   const params: Record<string, string> = {};
   const missing: string[] = [];
@@ -80,7 +94,10 @@ export function resolveParams(command: CommandDef, raw: Readonly<Record<string, 
   }
   const unbound = binds.filter((b) => raw[b] === undefined);
   if (missing.length || unbound.length) {
-    const parts = [missing.length ? `missing parameter${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` : '', unbound.length ? `no value for :${unbound.join(', :')}` : ''];
+    const parts = [
+      missing.length ? `missing parameter${missing.length > 1 ? 's' : ''} ${missing.join(', ')}` : '',
+      unbound.length ? `no value for :${unbound.join(', :')}` : '',
+    ];
     throw fail(`${command.name}: ${parts.filter(Boolean).join('; ')}`);
   }
   for (const b of binds) params[b] = raw[b] as string;
@@ -93,7 +110,10 @@ export function resolveParams(command: CommandDef, raw: Readonly<Record<string, 
 
 /** The parameters whose values are secret, for these values (the value of a sensitive setting). */
 export function secretNames(command: CommandDef, params: Params): Set<string> {
-  return new Set([...command.params.filter((p) => p.secret).map((p) => p.name), ...(command.sensitiveParams?.(params) ?? [])]);
+  return new Set([
+    ...command.params.filter((p) => p.secret).map((p) => p.name),
+    ...(command.sensitiveParams?.(params) ?? []),
+  ]);
 }
 
 /** The parameters as they may be shown and stored in the audit: secret ones masked. */

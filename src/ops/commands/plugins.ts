@@ -1,7 +1,15 @@
 import { defineCommand, type CommandContext, type CommandDef } from './command.ts';
 import { invalidateCaches, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import type { CacheChange } from '../moodle/muc.ts';
-import { parsePlugin, PLUGIN_TYPES, readType, statesOf, WANTED_STATES, type PluginState, type PluginType } from '../moodle/plugin-states.ts';
+import {
+  parsePlugin,
+  PLUGIN_TYPES,
+  readType,
+  statesOf,
+  WANTED_STATES,
+  type PluginState,
+  type PluginType,
+} from '../moodle/plugin-states.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
 import { onceForSource } from './source-reads.ts';
 import { COPY_FROM_SOURCE, READ_ONLY } from './traits.ts';
@@ -11,11 +19,18 @@ const wordOf = (state: PluginState) => STATE_WORDS.find((w) => WANTED_STATES[w] 
 
 /** A type's plugin states on a site, unlocked (previews, compare, the source of a sync). */
 const statesOn = (ctx: CommandContext, target: MoodleTarget, type: PluginType) =>
-  ctx.moodle.withStatements(target, async (sql) => (await readType(ctx.moodle, sql, target, type, false)).states, false);
+  ctx.moodle.withStatements(
+    target,
+    async (sql) => (await readType(ctx.moodle, sql, target, type, false)).states,
+    false,
+  );
 
 const pluginParam = {
-  name: 'plugin', type: 'text', label: 'Plugin (frankenstyle, e.g. mod_chat or filter/tex)',
-  validate: (v: string) => (parsePlugin(v) ? undefined : `'${v}' is not a plugin of a type whose state can be set (${PLUGIN_TYPES.join(', ')})`),
+  name: 'plugin',
+  type: 'text',
+  label: 'Plugin (frankenstyle, e.g. mod_chat or filter/tex)',
+  validate: (v: string) =>
+    parsePlugin(v) ? undefined : `'${v}' is not a plugin of a type whose state can be set (${PLUGIN_TYPES.join(', ')})`,
 } as const;
 
 const typeParam = { name: 'plugintype', type: 'enum', label: 'Plugin type', choices: PLUGIN_TYPES } as const;
@@ -26,14 +41,20 @@ const merged = (changes: CacheChange[]) => [...new Map(changes.map((c) => [JSON.
 export const setState = defineCommand({
   name: 'plugins/setstate',
   category: 'plugins',
-  summary: "Enable or disable a plugin as Moodle's admin pages do (filters: enable, available or disable), with its logs and caches",
+  summary:
+    "Enable or disable a plugin as Moodle's admin pages do (filters: enable, available or disable), with its logs and caches",
   params: [
     pluginParam,
     {
-      name: 'state', type: 'enum', label: 'State', choices: STATE_WORDS,
+      name: 'state',
+      type: 'enum',
+      label: 'State',
+      choices: STATE_WORDS,
       validate: (v, all) => {
         const plugin = parsePlugin(all.plugin ?? '');
-        return plugin && !statesOf(plugin.type).includes(WANTED_STATES[v as keyof typeof WANTED_STATES]) ? `${plugin.type} plugins are enabled or disabled; 'available' is for filters` : undefined;
+        return plugin && !statesOf(plugin.type).includes(WANTED_STATES[v as keyof typeof WANTED_STATES])
+          ? `${plugin.type} plugins are enabled or disabled; 'available' is for filters`
+          : undefined;
       },
     },
   ],
@@ -58,7 +79,14 @@ export const setState = defineCommand({
       const snapshot = await readType(ctx.moodle, sql, target, type, true);
       const old = snapshot.states.get(name) ?? null;
       if (old === wanted) return { status: 'already_applied' as const, old, new: wanted, changes: [] };
-      if (!planned.matchesPlan(old)) return { status: 'conflict' as const, old, new: wanted, changes: [], message: 'changed by someone else since the plan was made; nothing written' };
+      if (!planned.matchesPlan(old))
+        return {
+          status: 'conflict' as const,
+          old,
+          new: wanted,
+          changes: [],
+          message: 'changed by someone else since the plan was made; nothing written',
+        };
       return { status: 'applied' as const, old, new: wanted, changes: snapshot.set(name, wanted) };
     });
     const { changes, ...outcome } = done;
@@ -68,7 +96,8 @@ export const setState = defineCommand({
 });
 
 /** The source's states of a type, read once per run. */
-const sourceStates = (ctx: CommandContext, type: PluginType) => onceForSource(ctx, `plugin-states:${type}`, () => statesOn(ctx, ctx.source, type));
+const sourceStates = (ctx: CommandContext, type: PluginType) =>
+  onceForSource(ctx, `plugin-states:${type}`, () => statesOn(ctx, ctx.source, type));
 
 /** What a target would change to match the source: each installed plugin whose state differs, and those it lacks. */
 function syncPlan(source: Map<string, PluginState>, target: Map<string, PluginState>) {
@@ -78,7 +107,12 @@ function syncPlan(source: Map<string, PluginState>, target: Map<string, PluginSt
 }
 
 const missingNote = (type: string, missing: string[]) =>
-  missing.length ? `not installed here: ${missing.slice(0, 5).map((m) => `${type}_${m}`).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}` : '';
+  missing.length
+    ? `not installed here: ${missing
+        .slice(0, 5)
+        .map((m) => `${type}_${m}`)
+        .join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`
+    : '';
 
 export const syncStates = defineCommand({
   name: 'plugins/sync',
@@ -93,8 +127,18 @@ export const syncStates = defineCommand({
   async preview(ctx, target, p) {
     const type = p.plugintype as PluginType;
     const { changes, missing } = syncPlan(await sourceStates(ctx, type), await statesOn(ctx, target, type));
-    const shown = changes.slice(0, 6).map(([name, state]) => `${name} → ${state}`).join(', ');
-    return { note: [changes.length ? `${changes.length} to change: ${shown}${changes.length > 6 ? ', …' : ''}` : 'already the same', missingNote(type, missing)].filter(Boolean).join('; ') };
+    const shown = changes
+      .slice(0, 6)
+      .map(([name, state]) => `${name} → ${state}`)
+      .join(', ');
+    return {
+      note: [
+        changes.length ? `${changes.length} to change: ${shown}${changes.length > 6 ? ', …' : ''}` : 'already the same',
+        missingNote(type, missing),
+      ]
+        .filter(Boolean)
+        .join('; '),
+    };
   },
   async apply(ctx, target, p) {
     const type = p.plugintype as PluginType;
@@ -102,10 +146,18 @@ export const syncStates = defineCommand({
     const done = await ctx.moodle.withStatements(target, async (sql) => {
       const snapshot = await readType(ctx.moodle, sql, target, type, true);
       const { changes, missing } = syncPlan(source, snapshot.states);
-      return { changed: changes.map(([name, state]) => `${name} → ${state}`), caches: changes.flatMap(([name, state]) => snapshot.set(name, state)), missing };
+      return {
+        changed: changes.map(([name, state]) => `${name} → ${state}`),
+        caches: changes.flatMap(([name, state]) => snapshot.set(name, state)),
+        missing,
+      };
     });
     const note = missingNote(type, done.missing);
-    if (done.changed.length === 0) return { status: 'already_applied', message: ['every plugin already has the source\'s state', note].filter(Boolean).join('; ') };
+    if (done.changed.length === 0)
+      return {
+        status: 'already_applied',
+        message: ["every plugin already has the source's state", note].filter(Boolean).join('; '),
+      };
     const message = [`${done.changed.length} changed: ${done.changed.join(', ')}`, note].filter(Boolean).join('; ');
     return { status: 'applied', message, ...(await invalidateCaches(ctx, target, merged(done.caches))) };
   },
@@ -120,7 +172,11 @@ export const compareStates = defineCommand({
   compares: 'plugin',
   async apply(ctx, target, p) {
     const states = await statesOn(ctx, target, p.plugintype as PluginType);
-    return { status: 'applied', value: JSON.stringify(Object.fromEntries(states)), message: `${states.size} ${p.plugintype} plugins` };
+    return {
+      status: 'applied',
+      value: JSON.stringify(Object.fromEntries(states)),
+      message: `${states.size} ${p.plugintype} plugins`,
+    };
   },
 });
 

@@ -28,7 +28,10 @@ export const registryEdit = defineCommand({
   async preview(ctx, target, p) {
     const instance = await ctx.lifecycle.registry.get(String(target.host.id));
     const fields = given(p);
-    return { old: fields.map((f) => `${f}=${instance[f]}`).join(', '), new: fields.map((f) => `${f}=${p[f]}`).join(', ') };
+    return {
+      old: fields.map((f) => `${f}=${instance[f]}`).join(', '),
+      new: fields.map((f) => `${f}=${p[f]}`).join(', '),
+    };
   },
   async apply(ctx, target, p) {
     const instance = await ctx.lifecycle.registry.get(String(target.host.id));
@@ -36,7 +39,10 @@ export const registryEdit = defineCommand({
     const changing = fields.filter((f) => String(instance[f]) !== p[f]);
     const old = fields.map((f) => `${f}=${instance[f]}`).join(', ');
     if (changing.length === 0) return { status: 'already_applied', old, new: old };
-    await ctx.lifecycle.registry.edit(String(instance.id), Object.fromEntries(changing.map((f: WhereField) => [f, p[f]])) as InstanceChanges);
+    await ctx.lifecycle.registry.edit(
+      String(instance.id),
+      Object.fromEntries(changing.map((f: WhereField) => [f, p[f]])) as InstanceChanges,
+    );
     return { status: 'applied', old, new: fields.map((f) => `${f}=${p[f]}`).join(', ') };
   },
 });

@@ -1,7 +1,7 @@
 import type { Connection } from 'mysql2/promise';
 import { defineCommand, type CommandContext, type CommandDef, type ParamValues } from './command.ts';
 import { ParamError } from './params.ts';
-import { describeError } from '../../core/db/db-errors.ts';
+import { describeError, driverStyleError } from '../../core/db/db-errors.ts';
 import { purgeAll, PURGE_THROUGH_MOODLE } from '../moodle/cache.ts';
 import { commitsImplicitly, namedParameters, splitStatements } from '../moodle/sql-split.ts';
 import { isReadOnlyStatement, SqlRefusal } from '../moodle/sql-parse.ts';
@@ -25,18 +25,31 @@ function sqlProblem(sql: string, ddl: boolean): string | undefined {
   return undefined;
 }
 
-const sqlParams = (ddl: boolean) => [
-  {
-    name: 'sql', type: 'ltext', label: 'SQL (tables as {name}, values as :name)', binds: true,
-    help: ddl ? 'SELECT, INSERT, UPDATE, DELETE, and DDL on the instance\'s own {tables}' : 'one SELECT, INSERT, UPDATE or DELETE on the instance\'s own {tables}',
-    validate: (v: string) => sqlProblem(v, ddl),
-  },
-  {
-    name: 'purge', type: 'enum', choices: ['auto', '1', '0'], default: 'auto', label: 'Purge caches afterwards, as purgecaches does',
-    help: 'auto: after a write, none after a read-only SELECT; 1 is refused with a read-only SELECT, which changes nothing to purge',
-    validate: (v: string, all: Readonly<Record<string, string>>) => (v === '1' && all.sql !== undefined && readsOnly(all.sql) ? 'purge=1 with a read-only statement: it changes nothing, so there is nothing to purge' : undefined),
-  },
-] as const;
+const sqlParams = (ddl: boolean) =>
+  [
+    {
+      name: 'sql',
+      type: 'ltext',
+      label: 'SQL (tables as {name}, values as :name)',
+      binds: true,
+      help: ddl
+        ? "SELECT, INSERT, UPDATE, DELETE, and DDL on the instance's own {tables}"
+        : "one SELECT, INSERT, UPDATE or DELETE on the instance's own {tables}",
+      validate: (v: string) => sqlProblem(v, ddl),
+    },
+    {
+      name: 'purge',
+      type: 'enum',
+      choices: ['auto', '1', '0'],
+      default: 'auto',
+      label: 'Purge caches afterwards, as purgecaches does',
+      help: 'auto: after a write, none after a read-only SELECT; 1 is refused with a read-only SELECT, which changes nothing to purge',
+      validate: (v: string, all: Readonly<Record<string, string>>) =>
+        v === '1' && all.sql !== undefined && readsOnly(all.sql)
+          ? 'purge=1 with a read-only statement: it changes nothing, so there is nothing to purge'
+          : undefined,
+    },
+  ] as const;
 
 /** The binds of one statement: the `:name` values it uses, taken from the run's parameters. */
 function binds(statement: string, params: SqlParams): Record<string, string | undefined> {
@@ -78,22 +91,25 @@ export const sql = defineCommand({
   name: 'sql/sql',
   category: 'sql',
   summary: 'Run one SQL statement; with returned=1 the first row comes back as the result',
-  params: [
-    ...sqlParams(false),
-    { name: 'returned', type: 'boolean', label: 'Return the first row', default: '0' },
-  ],
+  params: [...sqlParams(false), { name: 'returned', type: 'boolean', label: 'Return the first row', default: '0' }],
   ...SQL_TRAITS,
   idempotent: singleSelect,
   async apply(ctx, target, p) {
     const statements = splitStatements(p.sql);
-    if (statements.length !== 1) throw new Error(`sql/sql runs one statement; this has ${statements.length} (use sql/multisql)`);
+    if (statements.length !== 1)
+      throw new ParamError(`sql/sql runs one statement; this has ${statements.length} (use sql/multisql)`);
     const statement = statements[0] as string;
     const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statement, p));
     const readOnly = isReadOnlyStatement(statement);
     const cache = purges(p) ? await purgeAll(ctx, target) : {};
     if (p.returned === '1' || readOnly) {
       const row = Array.isArray(result) ? (result[0] as object | undefined) : undefined;
-      return { status: 'applied', value: row === undefined ? '' : JSON.stringify(row), message: `${Array.isArray(result) ? result.length : 0} rows`, ...cache };
+      return {
+        status: 'applied',
+        value: row === undefined ? '' : JSON.stringify(row),
+        message: `${Array.isArray(result) ? result.length : 0} rows`,
+        ...cache,
+      };
     }
     return { status: 'applied', message: `${affected(result)} rows affected`, ...cache };
   },
@@ -108,7 +124,7 @@ export const multiSql = defineCommand({
   idempotent: false,
   async apply(ctx, target, p) {
     const statements = splitStatements(p.sql);
-    if (statements.length === 0) throw new Error('no statement to run');
+    if (statements.length === 0) throw new ParamError('no statement to run');
     const ddl = statements.findIndex(commitsImplicitly);
     const transactional = ddl < 0;
     let total = 0;
@@ -119,14 +135,26 @@ export const multiSql = defineCommand({
           total += affected(await execute(conn, target, statement, p, true));
         } catch (err) {
           if (transactional) await ctx.moodle.rollback(conn);
-          const kept = transactional ? 'nothing was changed (rolled back)' : i > 0 ? `statements 1 to ${i} stay applied (statement ${ddl + 1} commits implicitly, so no transaction)` : 'nothing was changed';
-          throw Object.assign(new Error(`statement ${i + 1} of ${statements.length} failed: ${describeError(err)}; ${kept}`), { code: (err as { code?: string }).code, errno: (err as { errno?: number }).errno });
+          const kept = transactional
+            ? 'nothing was changed (rolled back)'
+            : i > 0
+              ? `statements 1 to ${i} stay applied (statement ${ddl + 1} commits implicitly, so no transaction)`
+              : 'nothing was changed';
+          // The driver's code and errno go with the message, so the retry decision sees the statement's own failure.
+          throw driverStyleError(`statement ${i + 1} of ${statements.length} failed: ${describeError(err)}; ${kept}`, {
+            code: (err as { code?: string }).code,
+            errno: (err as { errno?: number }).errno,
+          });
         }
       }
       if (transactional) await conn.commit();
     });
     const cache = purges(p) ? await purgeAll(ctx, target) : {};
-    return { status: 'applied', message: `${statements.length} statements, ${total} rows affected${transactional ? '' : ' (no transaction: DDL)'}`, ...cache };
+    return {
+      status: 'applied',
+      message: `${statements.length} statements, ${total} rows affected${transactional ? '' : ' (no transaction: DDL)'}`,
+      ...cache,
+    };
   },
 });
 
@@ -136,12 +164,15 @@ export const multiSql = defineCommand({
  */
 export function byValueProbe(statement: string): (ctx: CommandContext, target: MoodleTarget) => Promise<boolean> {
   const statements = splitStatements(statement);
-  if (statements.length !== 1 || !isReadOnlyStatement(statements[0] as string)) throw new ParamError('--by-value takes one read-only statement (a SELECT)');
+  if (statements.length !== 1 || !isReadOnlyStatement(statements[0] as string))
+    throw new ParamError('--by-value takes one read-only statement (a SELECT)');
   const problem = sqlProblem(statement, false);
   if (problem) throw new ParamError(`--by-value: ${problem}`);
   const params = { sql: statement, purge: '0' } as SqlParams;
   return async (ctx, target) => {
-    const result = await ctx.moodle.withUserSqlConnection(target, (conn) => execute(conn, target, statements[0] as string, params));
+    const result = await ctx.moodle.withUserSqlConnection(target, (conn) =>
+      execute(conn, target, statements[0] as string, params),
+    );
     const row = Array.isArray(result) ? (result[0] as Record<string, unknown> | undefined) : undefined;
     return row !== undefined && Object.values(row).some((v) => v !== null && v !== '' && v !== 0 && v !== '0');
   };

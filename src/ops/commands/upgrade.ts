@@ -1,6 +1,13 @@
 import { errorKind } from '../../core/errors.ts';
 import { defineCommand, type CommandContext, type CommandDef } from './command.ts';
-import { codeVersions, databaseVersions, versionGaps, versionText, type SiteVersions, type VersionGaps } from '../moodle/code-versions.ts';
+import {
+  codeVersions,
+  databaseVersions,
+  versionGaps,
+  versionText,
+  type SiteVersions,
+  type VersionGaps,
+} from '../moodle/code-versions.ts';
 import { describeError } from '../../core/db/db-errors.ts';
 import { PhpError } from '../moodle/php.ts';
 import type { MoodleTarget } from '../moodle/target.ts';
@@ -12,7 +19,8 @@ class UpgradeRefusal extends errorKind('target') {}
 /** Plugins named in a message at most; the count says how many there are. */
 const NAMED_PLUGINS = 5;
 
-const named = (items: string[]) => `${items.slice(0, NAMED_PLUGINS).join(', ')}${items.length > NAMED_PLUGINS ? ` and ${items.length - NAMED_PLUGINS} more` : ''}`;
+const named = (items: string[]) =>
+  `${items.slice(0, NAMED_PLUGINS).join(', ')}${items.length > NAMED_PLUGINS ? ` and ${items.length - NAMED_PLUGINS} more` : ''}`;
 
 /** What the database and the node's code say a site runs, and where they differ. */
 interface Versions {
@@ -22,12 +30,14 @@ interface Versions {
   node: string;
 }
 
-const readDatabase = (ctx: CommandContext, target: MoodleTarget) => ctx.moodle.withStatements(target, (sql) => databaseVersions(ctx.moodle, sql, target), false);
+const readDatabase = (ctx: CommandContext, target: MoodleTarget) =>
+  ctx.moodle.withStatements(target, (sql) => databaseVersions(ctx.moodle, sql, target), false);
 
 /** The database's versions (read now unless given) against the code of the site's node. */
 async function readVersions(ctx: CommandContext, target: MoodleTarget, known?: SiteVersions): Promise<Versions> {
   const codeRoot = ctx.codeRoot(target);
-  if (!codeRoot) throw new UpgradeRefusal("no node holds this site's dataroot, so there is no code to compare its database with");
+  if (!codeRoot)
+    throw new UpgradeRefusal("no node holds this site's dataroot, so there is no code to compare its database with");
   const db = known ?? (await readDatabase(ctx, target));
   const code = await codeVersions(codeRoot);
   return { db, code, gaps: versionGaps(db, code), node: codeRoot };
@@ -36,9 +46,17 @@ async function readVersions(ctx: CommandContext, target: MoodleTarget, known?: S
 /** The differences an operator reads: core's, then plugins newer, older, added and missing. */
 function gapsText({ db, code, gaps }: Versions): string[] {
   return [
-    gaps.core === 'same' ? `core ${versionText(db)} in both` : `core ${versionText(db)} → ${versionText(code)}${gaps.core === 'older' ? ' (older code)' : ''}`,
-    ...(gaps.newer.length ? [`${gaps.newer.length} plugins newer: ${named(gaps.newer.map((g) => `${g.plugin} ${g.from} → ${g.to}`))}`] : []),
-    ...(gaps.older.length ? [`${gaps.older.length} plugins older in the code: ${named(gaps.older.map((g) => `${g.plugin} ${g.from} → ${g.to}`))}`] : []),
+    gaps.core === 'same'
+      ? `core ${versionText(db)} in both`
+      : `core ${versionText(db)} → ${versionText(code)}${gaps.core === 'older' ? ' (older code)' : ''}`,
+    ...(gaps.newer.length
+      ? [`${gaps.newer.length} plugins newer: ${named(gaps.newer.map((g) => `${g.plugin} ${g.from} → ${g.to}`))}`]
+      : []),
+    ...(gaps.older.length
+      ? [
+          `${gaps.older.length} plugins older in the code: ${named(gaps.older.map((g) => `${g.plugin} ${g.from} → ${g.to}`))}`,
+        ]
+      : []),
     ...(gaps.added.length ? [`${gaps.added.length} plugins to install: ${named(gaps.added)}`] : []),
     ...(gaps.missing.length ? [`${gaps.missing.length} installed plugins missing from the code`] : []),
   ];
@@ -70,19 +88,30 @@ export const checkStatus = defineCommand({
     let said = 'upgrade.php: no upgrade pending';
     if (pending.pending) {
       const need = maintenanceOf(await ctx.php(target, 'upgrade', { 'is-maintenance-required': true }));
-      const users = need.failed !== undefined ? `whether users will see maintenance is not known (${need.failed})`
-        : need.maintenance === false ? 'users will not be put in maintenance' : 'users will be put in maintenance';
+      const users =
+        need.failed !== undefined
+          ? `whether users will see maintenance is not known (${need.failed})`
+          : need.maintenance === false
+            ? 'users will not be put in maintenance'
+            : 'users will be put in maintenance';
       said = `upgrade.php: an upgrade is pending; ${users}`;
     }
     const refusal = downgrade(versions);
     return {
       status: 'applied',
-      message: [...gapsText(versions), said, ...(refusal ? ['an upgrade would be refused: the code is older'] : [])].join('; '),
+      message: [
+        ...gapsText(versions),
+        said,
+        ...(refusal ? ['an upgrade would be refused: the code is older'] : []),
+      ].join('; '),
       value: JSON.stringify({
         database: { version: versions.db.core?.text ?? null, release: versions.db.release ?? null },
         code: { version: versions.code.core?.text ?? null, release: versions.code.release ?? null },
         pending: pending.pending,
-        newer: versions.gaps.newer, older: versions.gaps.older, added: versions.gaps.added, missing: versions.gaps.missing.length,
+        newer: versions.gaps.newer,
+        older: versions.gaps.older,
+        added: versions.gaps.added,
+        missing: versions.gaps.missing.length,
       }),
     };
   },
@@ -103,13 +132,17 @@ export const upgrade = defineCommand({
   timeoutSeconds: UPGRADE_TIMEOUT_MS / 1000,
   async preview(ctx, target) {
     const db = await readDatabase(ctx, target);
-    if (!ctx.codeRoot(target)) return { old: versionText(db), note: 'no node holds its dataroot: it cannot be upgraded' };
+    if (!ctx.codeRoot(target))
+      return { old: versionText(db), note: 'no node holds its dataroot: it cannot be upgraded' };
     try {
       const v = await readVersions(ctx, target, db);
       return { old: versionText(db), new: versionText(v.code), note: downgrade(v) ?? gapsText(v).join('; ') };
     } catch (err) {
       // The plan may be made where the nodes' code cannot be read; the node reads it before upgrading.
-      return { old: versionText(db), note: `the code is read on its node when the upgrade runs (${describeError(err)})` };
+      return {
+        old: versionText(db),
+        note: `the code is read on its node when the upgrade runs (${describeError(err)})`,
+      };
     }
   },
   async apply(ctx, target) {
@@ -118,9 +151,20 @@ export const upgrade = defineCommand({
     if (refusal) throw new UpgradeRefusal(refusal);
     const report = await upgradeSite(ctx, target);
     if (!report.ok) throw new PhpError(report.message);
-    if (report.outcome === 'up to date') return { status: 'already_applied', old: versionText(versions.db), new: versionText(versions.db), message: report.message };
+    if (report.outcome === 'up to date')
+      return {
+        status: 'already_applied',
+        old: versionText(versions.db),
+        new: versionText(versions.db),
+        message: report.message,
+      };
     const after = await readDatabase(ctx, target);
-    return { status: 'applied', old: report.from ?? versionText(versions.db), new: report.to ?? versionText(after), message: report.message };
+    return {
+      status: 'applied',
+      old: report.from ?? versionText(versions.db),
+      new: report.to ?? versionText(after),
+      message: report.message,
+    };
   },
 });
 

@@ -60,7 +60,8 @@ export class Journal {
   async open(fields: Pick<SessionRow, 'title' | 'description' | 'impact' | 'opened_by'>): Promise<SessionRow> {
     return this.db.transaction(async (trx) => {
       const open = await trx(this.t.deliverySessions).whereNull('closed_at').forUpdate().first();
-      if (open) throw new OpsError('run_state', `delivery session ${open.id} (${open.title}) is still open: close it first`);
+      if (open)
+        throw new OpsError('run_state', `delivery session ${open.id} (${open.title}) is still open: close it first`);
       const [id] = await trx(this.t.deliverySessions).insert({ ...fields, opened_at: Date.now() });
       return trx(this.t.deliverySessions).where({ id }).first();
     });
@@ -71,14 +72,20 @@ export class Journal {
   }
 
   /** Closes the open session with its report; a second close finds none open. */
-  async close(by: string, followup: string, report: (session: SessionRow, entries: LogRow[]) => string): Promise<{ session: SessionRow; entries: LogRow[] }> {
+  async close(
+    by: string,
+    followup: string,
+    report: (session: SessionRow, entries: LogRow[]) => string,
+  ): Promise<{ session: SessionRow; entries: LogRow[] }> {
     const session = await this.openSession();
     if (!session) throw new OpsError('run_state', 'no delivery session is open');
     const entries = await this.entries(session.id);
     const closedAt = Date.now();
     const closed = { ...session, closed_by: by, closed_at: closedAt, followup: followup || null };
     const text = report(closed, entries);
-    const changed = await this.db(this.t.deliverySessions).where({ id: session.id }).whereNull('closed_at')
+    const changed = await this.db(this.t.deliverySessions)
+      .where({ id: session.id })
+      .whereNull('closed_at')
       .update({ closed_by: by, closed_at: closedAt, followup: closed.followup, report: cut(text, 4_000_000) });
     if (changed === 0) throw new OpsError('run_state', `delivery session ${session.id} was closed meanwhile`);
     return { session: { ...closed, report: text }, entries };
@@ -97,15 +104,21 @@ export class Journal {
   }
 
   entries(sessionId: number): Promise<LogRow[]> {
-    return this.db(this.t.deliveryLog).where({ session_id: sessionId }).orderBy('id').then((rows: LogRow[]) => rows.map((r) => ({ ...r, ok: Boolean(r.ok) })));
+    return this.db(this.t.deliveryLog)
+      .where({ session_id: sessionId })
+      .orderBy('id')
+      .then((rows: LogRow[]) => rows.map((r) => ({ ...r, ok: Boolean(r.ok) })));
   }
 
   recent(limit: number): Promise<LogRow[]> {
-    return this.db(this.t.deliveryLog).orderBy('id', 'desc').limit(limit).then((rows: LogRow[]) => rows.map((r) => ({ ...r, ok: Boolean(r.ok) })));
+    return this.db(this.t.deliveryLog)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .then((rows: LogRow[]) => rows.map((r) => ({ ...r, ok: Boolean(r.ok) })));
   }
 }
 
-const when = (ms: number) => new Date(ms).toISOString().replace('T', ' ').slice(0, 16) + ' UTC';
+const when = (ms: number) => `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC`;
 
 /** The session's report as plain text: its fields, then every step in order with its outcome per node. */
 export function sessionReport(session: SessionRow, entries: readonly LogRow[]): string {
@@ -117,7 +130,10 @@ export function sessionReport(session: SessionRow, entries: readonly LogRow[]): 
     ...(session.followup ? [`Follow-up: ${session.followup}`] : []),
     '',
     entries.length === 0 ? 'No step was run.' : `${entries.length} step outcome${entries.length === 1 ? '' : 's'}:`,
-    ...entries.map((e) => `${when(e.at)} ${e.step} on ${e.node === '*' ? 'the fleet' : e.node}${e.component ? ` (${e.component})` : ''} by ${e.by}${e.run_id ? ` (run ${e.run_id})` : ''}: ${e.ok ? 'ok' : 'FAILED'}: ${e.summary}${e.comment ? ` — ${e.comment}` : ''}`),
+    ...entries.map(
+      (e) =>
+        `${when(e.at)} ${e.step} on ${e.node === '*' ? 'the fleet' : e.node}${e.component ? ` (${e.component})` : ''} by ${e.by}${e.run_id ? ` (run ${e.run_id})` : ''}: ${e.ok ? 'ok' : 'FAILED'}: ${e.summary}${e.comment ? ` — ${e.comment}` : ''}`,
+    ),
   ];
   return lines.join('\n');
 }

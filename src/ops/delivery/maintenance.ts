@@ -8,7 +8,11 @@ import { servedSites } from './sites.ts';
  * CLI maintenance on for the served sites whose dataroot this node mounts (answering those it turned on, by host
  * key), or off again for the ones named.
  */
-export async function maintenanceOnNode(ctx: MoodleSite & FleetView, node: NodeConfig, asked: { on: true } | { on: false; hosts: string[] }): Promise<{ hosts: string[] }> {
+export async function maintenanceOnNode(
+  ctx: MoodleSite & FleetView,
+  node: NodeConfig,
+  asked: { on: true } | { on: false; hosts: string[] },
+): Promise<{ hosts: string[] }> {
   const mine = (await servedSites(ctx, [node])).served.map((s) => s.target);
   if (!asked.on) {
     for (const target of mine.filter((t) => asked.hosts.includes(hostKey(t)))) await removeMaintenanceFile(target);

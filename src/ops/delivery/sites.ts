@@ -10,7 +10,10 @@ import { nodeReport, type NodeReport } from './steps.ts';
  * The sites a delivery's code serves: the master and the enabled instances whose dataroot is on a node. Disabled
  * ones are named, since their database will need the upgrade before they are enabled again.
  */
-export async function servedSites(ctx: FleetView, nodes: readonly NodeConfig[]): Promise<{ served: Array<{ target: MoodleTarget; node: string }>; disabled: string[] }> {
+export async function servedSites(
+  ctx: FleetView,
+  nodes: readonly NodeConfig[],
+): Promise<{ served: Array<{ target: MoodleTarget; node: string }>; disabled: string[] }> {
   const placed = (await ctx.members()).flatMap((m) => {
     const node = nodeOfDataroot(nodes, m.target.dataroot);
     return node ? [{ member: m, node: node.name }] : [];

@@ -78,10 +78,18 @@ export async function readState(layout: DeliveryLayout): Promise<NodeState | und
   try {
     state = JSON.parse(text) as NodeState;
   } catch {
-    throw new DeliveryStateError(`node ${layout.node}: the delivery state file ${layout.stateFile} is not valid JSON; fix it or restore it from the journal`);
+    throw new DeliveryStateError(
+      `node ${layout.node}: the delivery state file ${layout.stateFile} is not valid JSON; fix it or restore it from the journal`,
+    );
   }
-  if (state.version !== 1 || (state.mode !== 'production' && state.mode !== 'delivery') || !Array.isArray(state.history)) {
-    throw new DeliveryStateError(`node ${layout.node}: the delivery state file ${layout.stateFile} is not one this version wrote`);
+  if (
+    state.version !== 1 ||
+    (state.mode !== 'production' && state.mode !== 'delivery') ||
+    !Array.isArray(state.history)
+  ) {
+    throw new DeliveryStateError(
+      `node ${layout.node}: the delivery state file ${layout.stateFile} is not one this version wrote`,
+    );
   }
   return state;
 }
@@ -97,7 +105,8 @@ export async function writeState(layout: DeliveryLayout, state: NodeState): Prom
 /** The steps a node's state allows, in tool_delivery's order: production 1–2, delivery 3–4, rollback whenever SAVE can serve. */
 export function allowedSteps(state: Pick<NodeState, 'mode' | 'secured'> | undefined, hasSave: boolean): Step[] {
   if (!state) return ['convert'];
-  if (state.mode === 'production') return ['secure', ...(state.secured ? (['switch'] as const) : []), ...(hasSave ? (['rollback'] as const) : [])];
+  if (state.mode === 'production')
+    return ['secure', ...(state.secured ? (['switch'] as const) : []), ...(hasSave ? (['rollback'] as const) : [])];
   return ['update', 'restore'];
 }
 
@@ -111,7 +120,12 @@ const WHY: Record<Step, string> = {
 };
 
 /** The mode and SAVE copy a step leaves a node in, for checking a sequence of steps before it runs. */
-export function after(step: Step, state: Pick<NodeState, 'mode' | 'secured'> | undefined, hasSave: boolean, component?: string): { state: Pick<NodeState, 'mode' | 'secured'>; hasSave: boolean } {
+export function after(
+  step: Step,
+  state: Pick<NodeState, 'mode' | 'secured'> | undefined,
+  hasSave: boolean,
+  component?: string,
+): { state: Pick<NodeState, 'mode' | 'secured'>; hasSave: boolean } {
   const now = state ?? { mode: 'production' as const, secured: false };
   switch (step) {
     case 'convert':
@@ -129,11 +143,17 @@ export function after(step: Step, state: Pick<NodeState, 'mode' | 'secured'> | u
 }
 
 /** Why a step may not run now on this node, or undefined. */
-export function refusal(layout: DeliveryLayout, state: NodeState | undefined, hasSave: boolean, step: Step): string | undefined {
+export function refusal(
+  layout: DeliveryLayout,
+  state: NodeState | undefined,
+  hasSave: boolean,
+  step: Step,
+): string | undefined {
   const allowed = allowedSteps(state, hasSave);
   if (allowed.includes(step)) return undefined;
   if (!state) return `node ${layout.node} has not been converted to the delivery layout: run deliver convert first`;
-  if (step === 'convert') return `node ${layout.node} is already converted: ${layout.link} is a symlink the delivery steps swap`;
+  if (step === 'convert')
+    return `node ${layout.node} is already converted: ${layout.link} is a symlink the delivery steps swap`;
   return `${step} is not allowed on node ${layout.node} in ${state.mode} (${WHY[step]}); allowed now: ${allowed.join(', ')}`;
 }
 

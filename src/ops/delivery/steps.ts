@@ -2,7 +2,16 @@ import { readlink } from 'node:fs/promises';
 import { basename, dirname, join, normalize } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { describeError } from '../../core/db/db-errors.ts';
-import { allowedSteps, pathKind, readState, refusal, writeState, type DeliveryLayout, type NodeState, type Step } from './state.ts';
+import {
+  allowedSteps,
+  pathKind,
+  readState,
+  refusal,
+  writeState,
+  type DeliveryLayout,
+  type NodeState,
+  type Step,
+} from './state.ts';
 import { runTool, ToolError, type ToolOptions } from './tools.ts';
 import { checkRef, updateTree, type Changes } from './vcs.ts';
 import { exists } from '../moodle/dataroot.ts';
@@ -79,23 +88,29 @@ export async function nodeReport(layout: DeliveryLayout, ok = true, summary = ''
  * request finds either the old tree or the new one, never no path. The tree must look like Moodle's code.
  */
 export async function swapLink(layout: DeliveryLayout, tree: string, opts: ToolOptions): Promise<void> {
-  if (!(await exists(join(tree, 'version.php')))) throw new ToolError(`node ${layout.node}: ${tree} has no version.php, so it is not a Moodle code tree; the served code was left as it was`);
+  if (!(await exists(join(tree, 'version.php'))))
+    throw new ToolError(
+      `node ${layout.node}: ${tree} has no version.php, so it is not a Moodle code tree; the served code was left as it was`,
+    );
   const aside = join(dirname(layout.link), `.${basename(layout.link)}.${randomUUID().slice(0, 8)}.new`);
   await runTool(['ln', '-s', basename(tree), aside], opts);
   try {
     await runTool(['mv', '-T', aside, layout.link], opts);
   } catch (err) {
+    // biome-ignore lint/plugin: the link set aside is removed at best: the move's own failure is the one reported
     await runTool(['rm', '-f', aside], opts).catch(() => undefined);
     throw err;
   }
   const now = await liveOf(layout);
-  if (now !== basename(tree)) throw new ToolError(`node ${layout.node}: ${layout.link} points to ${now} after the swap, not ${basename(tree)}`);
+  if (now !== basename(tree))
+    throw new ToolError(`node ${layout.node}: ${layout.link} points to ${now} after the swap, not ${basename(tree)}`);
 }
 
 /** Copies a tree (or one component of it) into another, deletions and dotfiles included. */
 async function syncTree(from: string, to: string, component: string | undefined, opts: ToolOptions): Promise<void> {
   const part = component ?? '';
-  if (component !== undefined && !(await exists(join(from, part)))) throw new ToolError(`node ${opts.node}: the component ${component} is not in ${from}`);
+  if (component !== undefined && !(await exists(join(from, part))))
+    throw new ToolError(`node ${opts.node}: the component ${component} is not in ${from}`);
   await runTool(['mkdir', '-p', join(to, part)], opts);
   await runTool(['rsync', '-a', '--delete', `${join(from, part)}/`, `${join(to, part)}/`], opts);
 }
@@ -108,11 +123,18 @@ async function convert(layout: DeliveryLayout, opts: ToolOptions): Promise<strin
   const kind = await pathKind(layout.link);
   if (kind === 'symlink') {
     const live = await liveOf(layout);
-    if (live !== basename(layout.vcs)) throw new ToolError(`node ${layout.node}: ${layout.link} is a symlink to ${await readlink(layout.link)}, not ${basename(layout.vcs)}: point it at ${layout.vcs} to adopt it`);
+    if (live !== basename(layout.vcs))
+      throw new ToolError(
+        `node ${layout.node}: ${layout.link} is a symlink to ${await readlink(layout.link)}, not ${basename(layout.vcs)}: point it at ${layout.vcs} to adopt it`,
+      );
     return `${layout.link} already pointed to ${basename(layout.vcs)}; adopted`;
   }
-  if (kind !== 'directory') throw new ToolError(`node ${layout.node}: ${layout.link} is ${kind === 'missing' ? 'missing' : 'not a directory'}, so there is no code to convert`);
-  if ((await pathKind(layout.vcs)) !== 'missing') throw new ToolError(`node ${layout.node}: ${layout.vcs} exists already; move it away before converting`);
+  if (kind !== 'directory')
+    throw new ToolError(
+      `node ${layout.node}: ${layout.link} is ${kind === 'missing' ? 'missing' : 'not a directory'}, so there is no code to convert`,
+    );
+  if ((await pathKind(layout.vcs)) !== 'missing')
+    throw new ToolError(`node ${layout.node}: ${layout.vcs} exists already; move it away before converting`);
   const aside = join(dirname(layout.link), `.${basename(layout.link)}.convert.new`);
   await runTool(['ln', '-sfn', basename(layout.vcs), aside], opts);
   await runTool(['mv', '-T', layout.link, layout.vcs], opts);
@@ -121,31 +143,53 @@ async function convert(layout: DeliveryLayout, opts: ToolOptions): Promise<strin
 }
 
 /** Does one step's work on the trees; returns what it did, and the state after it. */
-async function work(layout: DeliveryLayout, state: NodeState, req: StepRequest, opts: ToolOptions): Promise<{ state: NodeState; summary: string; changes?: Changes }> {
+async function work(
+  layout: DeliveryLayout,
+  state: NodeState,
+  req: StepRequest,
+  opts: ToolOptions,
+): Promise<{ state: NodeState; summary: string; changes?: Changes }> {
   const { component } = req;
   switch (req.step) {
     case 'convert':
       return { state, summary: await convert(layout, opts) };
     case 'secure': {
       const hadSave = await exists(layout.save);
-      if (component !== undefined && !hadSave) throw new ToolError(`node ${layout.node}: there is no SAVE copy to update one component of: secure the whole tree first`);
+      if (component !== undefined && !hadSave)
+        throw new ToolError(
+          `node ${layout.node}: there is no SAVE copy to update one component of: secure the whole tree first`,
+        );
       const copies = [layout.save, ...(req.superSave ? [layout.supersave] : [])];
       for (const copy of copies) await syncTree(layout.vcs, copy, component, opts);
       const what = component ? `the component ${component}` : 'the live tree';
-      return { state: { ...state, secured: component === undefined || state.secured }, summary: `${what} copied into ${copies.map((c) => basename(c)).join(' and ')}` };
+      return {
+        state: { ...state, secured: component === undefined || state.secured },
+        summary: `${what} copied into ${copies.map((c) => basename(c)).join(' and ')}`,
+      };
     }
     case 'switch':
     case 'rollback':
       await swapLink(layout, layout.save, opts);
-      return { state: { ...state, mode: 'delivery' }, summary: `${basename(layout.link)} now serves ${basename(layout.save)}` };
+      return {
+        state: { ...state, mode: 'delivery' },
+        summary: `${basename(layout.link)} now serves ${basename(layout.save)}`,
+      };
     case 'update': {
       const changes = await updateTree(layout.vcs, req.ref, component, opts);
-      const commits = changes.commits === undefined ? '' : `, ${changes.commits} commit${changes.commits === 1 ? '' : 's'}`;
-      return { state, changes, summary: `${basename(layout.vcs)} updated (${changes.vcs} ${changes.range}${commits}, ${changes.files.length} file${changes.files.length === 1 ? '' : 's'} changed)` };
+      const commits =
+        changes.commits === undefined ? '' : `, ${changes.commits} commit${changes.commits === 1 ? '' : 's'}`;
+      return {
+        state,
+        changes,
+        summary: `${basename(layout.vcs)} updated (${changes.vcs} ${changes.range}${commits}, ${changes.files.length} file${changes.files.length === 1 ? '' : 's'} changed)`,
+      };
     }
     case 'restore':
       await swapLink(layout, layout.vcs, opts);
-      return { state: { ...state, mode: 'production', secured: false }, summary: `${basename(layout.link)} now serves ${basename(layout.vcs)}` };
+      return {
+        state: { ...state, mode: 'production', secured: false },
+        summary: `${basename(layout.link)} now serves ${basename(layout.vcs)}`,
+      };
   }
 }
 
@@ -154,24 +198,39 @@ async function work(layout: DeliveryLayout, state: NodeState, req: StepRequest, 
  * outcome and the new state written to the state file. A failed step leaves the state as it was.
  */
 export async function runStep(layout: DeliveryLayout, req: StepRequest, lock: NodeLock): Promise<NodeReport> {
-  const bad = (req.component !== undefined ? checkComponent(req.component) : undefined) ?? (req.ref !== undefined ? checkRef(req.ref) : undefined);
+  const bad =
+    (req.component !== undefined ? checkComponent(req.component) : undefined) ??
+    (req.ref !== undefined ? checkRef(req.ref) : undefined);
   if (bad) return nodeReport(layout, false, `refused: ${bad}`);
   const held = await lock.take(layout.node, `${req.step} by ${req.by}`);
-  if ('busy' in held) return nodeReport(layout, false, `node ${layout.node} is busy: ${held.busy}; try again when it ends`);
+  if ('busy' in held)
+    return nodeReport(layout, false, `node ${layout.node} is busy: ${held.busy}; try again when it ends`);
   try {
     const state = await readState(layout);
     const why = refusal(layout, state, await exists(layout.save), req.step);
     if (why) return await nodeReport(layout, false, `refused: ${why}`);
     const before: NodeState = state ?? { version: 1, mode: 'production', secured: false, history: [] };
     const opts: ToolOptions = { node: layout.node, user: layout.user };
-    const entry = { step: req.step, at: Date.now(), by: req.by, ...(req.component ? { component: req.component } : {}) };
+    const entry = {
+      step: req.step,
+      at: Date.now(),
+      by: req.by,
+      ...(req.component ? { component: req.component } : {}),
+    };
     try {
       const done = await work(layout, before, req, opts);
-      await writeState(layout, { ...done.state, history: [...before.history, { ...entry, ok: true, summary: done.summary, ms: Date.now() - entry.at }] });
+      await writeState(layout, {
+        ...done.state,
+        history: [...before.history, { ...entry, ok: true, summary: done.summary, ms: Date.now() - entry.at }],
+      });
       return { ...(await nodeReport(layout, true, done.summary)), ...(done.changes ? { changes: done.changes } : {}) };
     } catch (err) {
       const summary = describeError(err);
-      if (state) await writeState(layout, { ...before, history: [...before.history, { ...entry, ok: false, summary, ms: Date.now() - entry.at }] });
+      if (state)
+        await writeState(layout, {
+          ...before,
+          history: [...before.history, { ...entry, ok: false, summary, ms: Date.now() - entry.at }],
+        });
       return nodeReport(layout, false, summary);
     }
   } finally {

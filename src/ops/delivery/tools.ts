@@ -4,7 +4,10 @@ import { lastLine } from '../moodle/php.ts';
 
 /** A delivery command failed, or could not start; its message says which and why, in words an operator acts on. */
 export class ToolError extends errorKind('target') {
-  constructor(message: string, readonly output = '') {
+  constructor(
+    message: string,
+    readonly output = '',
+  ) {
     super(message);
   }
 }
@@ -34,9 +37,12 @@ export interface ToolOptions {
  * sudo's refusal when its rule asks for a password.
  */
 export function failureText(command: string, node: string, code: number | null, stderr: string, user?: string): string {
-  if (user && /a (terminal|password) is required/.test(stderr)) return `sudo on node ${node} asks for a password to run ${command} as ${user}: give the worker's user a NOPASSWD rule for it`;
-  if (code === 126) return `permission problem on node ${node}: ${command} could not be run${user ? ` as ${user}` : ''} (exit 126)`;
-  if (code === 127) return `command not found on node ${node}: ${command} is not installed${user ? ` for ${user}` : ''} (exit 127)`;
+  if (user && /a (terminal|password) is required/.test(stderr))
+    return `sudo on node ${node} asks for a password to run ${command} as ${user}: give the worker's user a NOPASSWD rule for it`;
+  if (code === 126)
+    return `permission problem on node ${node}: ${command} could not be run${user ? ` as ${user}` : ''} (exit 126)`;
+  if (code === 127)
+    return `command not found on node ${node}: ${command} is not installed${user ? ` for ${user}` : ''} (exit 127)`;
   const why = lastLine(stderr);
   return `${command} failed on node ${node} (exit ${code ?? 'on a signal'})${why ? `: ${why}` : ''}`;
 }
@@ -52,22 +58,30 @@ export function runTool(argv: readonly string[], opts: ToolOptions): Promise<Too
     const child = spawn(file, words, { cwd: opts.cwd, env: TOOL_ENV, stdio: ['ignore', 'pipe', 'pipe'], shell: false });
     let stdout = '';
     let stderr = '';
-    const keep = (text: string, chunk: string) => (text.length < OUTPUT_LIMIT ? text + chunk.slice(0, OUTPUT_LIMIT - text.length) : text);
+    const keep = (text: string, chunk: string) =>
+      text.length < OUTPUT_LIMIT ? text + chunk.slice(0, OUTPUT_LIMIT - text.length) : text;
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout = keep(stdout, c)));
     child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr = keep(stderr, c)));
     const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
     child.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new ToolError(err.code === 'ENOENT'
-        ? `command not found on node ${opts.node}: ${file} is not installed`
-        : err.code === 'EACCES'
-          ? `permission problem on node ${opts.node}: ${file} could not be run (EACCES)`
-          : `${file} could not be started on node ${opts.node}: ${err.code ?? err.message}`));
+      reject(
+        new ToolError(
+          err.code === 'ENOENT'
+            ? `command not found on node ${opts.node}: ${file} is not installed`
+            : err.code === 'EACCES'
+              ? `permission problem on node ${opts.node}: ${file} could not be run (EACCES)`
+              : `${file} could not be started on node ${opts.node}: ${err.code ?? err.message}`,
+        ),
+      );
     });
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) return resolve({ stdout, stderr });
-      const text = signal === 'SIGKILL' && opts.timeoutMs ? `${command} was stopped on node ${opts.node} after ${opts.timeoutMs / 1000} s` : failureText(command, opts.node, code, stderr, opts.user);
+      const text =
+        signal === 'SIGKILL' && opts.timeoutMs
+          ? `${command} was stopped on node ${opts.node} after ${opts.timeoutMs / 1000} s`
+          : failureText(command, opts.node, code, stderr, opts.user);
       reject(new ToolError(text, `${stdout}${stderr}`));
     });
   });

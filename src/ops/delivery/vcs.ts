@@ -20,9 +20,18 @@ export function checkRef(ref: string): string | undefined {
   return REF.test(ref) ? undefined : `'${ref}' is not a branch, tag or commit name`;
 }
 
-const lines = (text: string) => text.split('\n').map((l) => l.trimEnd()).filter(Boolean);
+const lines = (text: string) =>
+  text
+    .split('\n')
+    .map((l) => l.trimEnd())
+    .filter(Boolean);
 
-async function gitUpdate(tree: string, ref: string | undefined, component: string | undefined, opts: ToolOptions): Promise<Changes> {
+async function gitUpdate(
+  tree: string,
+  ref: string | undefined,
+  component: string | undefined,
+  opts: ToolOptions,
+): Promise<Changes> {
   const git = (...args: string[]) => runTool(['git', '-C', tree, ...args], opts);
   const head = async () => (await git('rev-parse', 'HEAD')).stdout.trim();
   const before = await head();
@@ -31,7 +40,10 @@ async function gitUpdate(tree: string, ref: string | undefined, component: strin
   const resolve = async (name: string) => {
     for (const candidate of [`refs/remotes/origin/${name}`, name]) {
       try {
-        return { name: candidate, commit: (await git('rev-parse', '--verify', '--quiet', `${candidate}^{commit}`)).stdout.trim() };
+        return {
+          name: candidate,
+          commit: (await git('rev-parse', '--verify', '--quiet', `${candidate}^{commit}`)).stdout.trim(),
+        };
       } catch (err) {
         if (!(err instanceof ToolError)) throw err;
       }
@@ -59,7 +71,14 @@ async function gitUpdate(tree: string, ref: string | undefined, component: strin
     else await git('merge', '--quiet', '--ff-only', target);
   }
   const after = component !== undefined ? target : await head();
-  const diff = await git('diff', '--name-status', '--no-renames', before, after, ...(component !== undefined ? ['--', component] : []));
+  const diff = await git(
+    'diff',
+    '--name-status',
+    '--no-renames',
+    before,
+    after,
+    ...(component !== undefined ? ['--', component] : []),
+  );
   const count = await git('rev-list', '--count', `${before}..${after}`);
   return {
     vcs: 'git',
@@ -69,20 +88,42 @@ async function gitUpdate(tree: string, ref: string | undefined, component: strin
   };
 }
 
-async function svnUpdate(tree: string, ref: string | undefined, component: string | undefined, opts: ToolOptions): Promise<Changes> {
+async function svnUpdate(
+  tree: string,
+  ref: string | undefined,
+  component: string | undefined,
+  opts: ToolOptions,
+): Promise<Changes> {
   const revision = async () => (await runTool(['svn', 'info', '--show-item', 'revision', tree], opts)).stdout.trim();
   const before = await revision();
-  const out = await runTool(['svn', 'update', '--non-interactive', ...(ref !== undefined ? ['-r', ref] : []), '--', join(tree, component ?? '')], opts);
+  const out = await runTool(
+    [
+      'svn',
+      'update',
+      '--non-interactive',
+      ...(ref !== undefined ? ['-r', ref] : []),
+      '--',
+      join(tree, component ?? ''),
+    ],
+    opts,
+  );
   const after = await revision();
   return {
     vcs: 'svn',
     range: `r${before}..r${after}`,
-    files: lines(out.stdout).filter((l) => /^[ADUCGE]\s/.test(l)).map((l) => `${l[0]} ${l.slice(1).trim().replace(`${tree}/`, '')}`),
+    files: lines(out.stdout)
+      .filter((l) => /^[ADUCGE]\s/.test(l))
+      .map((l) => `${l[0]} ${l.slice(1).trim().replace(`${tree}/`, '')}`),
   };
 }
 
 /** Updates the version-controlled tree to a ref (or its upstream), the whole tree or one component path. */
-export async function updateTree(tree: string, ref: string | undefined, component: string | undefined, opts: ToolOptions): Promise<Changes> {
+export async function updateTree(
+  tree: string,
+  ref: string | undefined,
+  component: string | undefined,
+  opts: ToolOptions,
+): Promise<Changes> {
   if (await exists(join(tree, '.git'))) return gitUpdate(tree, ref, component, opts);
   if (await exists(join(tree, '.svn'))) return svnUpdate(tree, ref, component, opts);
   throw new ToolError(`node ${opts.node}: ${tree} is neither a git nor an svn working copy, so it cannot be updated`);

@@ -20,7 +20,8 @@ async function take<T>(rt: RunServices, key: string, count: number): Promise<T[]
   return ((await rt.redis.lpop(key, count)) ?? []).map((a) => JSON.parse(a) as T);
 }
 
-export const pushAlert = (rt: RunServices, alert: Omit<Alert, 'at'>) => keep(rt, rt.keys.alerts(), { ...alert, at: Date.now() });
+export const pushAlert = (rt: RunServices, alert: Omit<Alert, 'at'>) =>
+  keep(rt, rt.keys.alerts(), { ...alert, at: Date.now() });
 
 /** A decision taken on the command line, the break-glass path: audited, and told in the run's thread by the chat. */
 export interface BreakGlass {

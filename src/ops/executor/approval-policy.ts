@@ -13,7 +13,11 @@ export interface ApprovalPolicy {
 export const DEFAULT_APPROVAL_POLICY: ApprovalPolicy = { threshold: 50, ttlMs: 30 * 60_000, cli: 'off' };
 
 /** The policy the master's settings set, for every front end alike. */
-export const approvalPolicy = (approval: ApprovalSettings): ApprovalPolicy => ({ threshold: approval.threshold, ttlMs: approval.ttlMinutes * 60_000, cli: approval.cli });
+export const approvalPolicy = (approval: ApprovalSettings): ApprovalPolicy => ({
+  threshold: approval.threshold,
+  ttlMs: approval.ttlMinutes * 60_000,
+  cli: approval.cli,
+});
 
 /** A destructive command, or a write to more targets than the threshold, needs a second person. */
 export function needsApproval(run: RunRow, writes: boolean, policy: ApprovalPolicy): boolean {

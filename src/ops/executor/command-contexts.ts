@@ -30,23 +30,46 @@ export const PHP_SLOT_POLL_MS = 200;
  * What a command is handed to preview, check or apply with: its PHP runs only the wrappers it declared, and within
  * its node's cap: work admitted without a PHP slot (`phpSlotHeld` false) takes one for the length of the run.
  */
-export function commandContext(rt: RunServices, source: MoodleTarget, command?: Pick<CommandDef, 'phpScripts'>, phpSlotHeld = false, fleet?: Fleet, step: (message: string) => void = () => undefined, run?: CommandContext['run']): CommandContext {
+export function commandContext(
+  rt: RunServices,
+  source: MoodleTarget,
+  command?: Pick<CommandDef, 'phpScripts'>,
+  phpSlotHeld = false,
+  fleet?: Fleet,
+  step: (message: string) => void = () => undefined,
+  run?: CommandContext['run'],
+): CommandContext {
   const allowed = command?.phpScripts ?? {};
   const timeoutMs = rt.config.executor.targetTimeout * 1000;
   const php: PhpRunner = async (target, script, options = {}, ownTimeout = timeoutMs) => {
-    const run = () => runVmoodleScript(rt.config.nodes, target, script, options, { allowed, timeoutMs: ownTimeout, redact: (text) => rt.secrets.scrub(text) });
+    const run = () =>
+      runVmoodleScript(rt.config.nodes, target, script, options, {
+        allowed,
+        timeoutMs: ownTimeout,
+        redact: (text) => rt.secrets.scrub(text),
+      });
     const node = nodeOfDataroot(rt.config.nodes, target.dataroot);
     return phpSlotHeld || !node ? run() : withPhpSlot(rt, node, ownTimeout, run);
   };
   const codeRoot = (target: MoodleTarget) => nodeOfDataroot(rt.config.nodes, target.dataroot)?.codeRoot;
   return {
-    moodle: rt.moodle, source, php, secrets: rt.secrets, mnet: rt.config.mnet, cron: rt.config.cron,
+    moodle: rt.moodle,
+    source,
+    php,
+    secrets: rt.secrets,
+    mnet: rt.config.mnet,
+    cron: rt.config.cron,
     recordCron: (target, run) => recordCron(rt, target, run),
     codeRoot,
     peers: (wwwroots) => hostsByWwwroot(rt, wwwroots, fleet),
     members: () => members(rt, fleet),
     step,
-    lifecycle: { templates: rt.templates, datarootRoot: rt.config.lifecycle.datarootRoot, registry: rt.registry, provisioning: (server) => rt.provisioning(server) },
+    lifecycle: {
+      templates: rt.templates,
+      datarootRoot: rt.config.lifecycle.datarootRoot,
+      registry: rt.registry,
+      provisioning: (server) => rt.provisioning(server),
+    },
     run,
     onNode: (node, task, payload) => onNode(rt, node, task, payload, step),
     contents: new ContentMover({
@@ -66,10 +89,20 @@ export function commandContext(rt: RunServices, source: MoodleTarget, command?: 
 }
 
 /** See CommandContext.onNode: a job on the node's queue, looked at until it ends or the work is stopped. */
-async function onNode<K extends NodeTaskName>(rt: RunServices, node: string, task: K, payload: NodeTasks[K]['payload'], step: (message: string) => void): Promise<NodeTasks[K]['answer']> {
+async function onNode<K extends NodeTaskName>(
+  rt: RunServices,
+  node: string,
+  task: K,
+  payload: NodeTasks[K]['payload'],
+  step: (message: string) => void,
+): Promise<NodeTasks[K]['answer']> {
   findNode(rt.config.nodes, node);
   const queue = rt.queueOf(node);
-  const added = await queue.add(NODE_TASK, { installation: rt.installation, task, payload }, { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } });
+  const added = await queue.add(
+    NODE_TASK,
+    { installation: rt.installation, task, payload },
+    { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } },
+  );
   const signal = workSignal();
   const patienceMs = rt.config.executor.targetTimeout * 1000;
   let absentSince: number | undefined;
@@ -88,14 +121,20 @@ async function onNode<K extends NodeTaskName>(rt: RunServices, node: string, tas
       absentSince ??= Date.now();
       if (Date.now() - absentSince > patienceMs && !(await job.isActive())) {
         await job.remove();
-        throw new NodeTaskError(`no worker of node ${node} took its ${task} within ${patienceMs / 1000} s (start one there: vmoodle worker --node ${node}); the other nodes' work stands`);
+        throw new NodeTaskError(
+          `no worker of node ${node} took its ${task} within ${patienceMs / 1000} s (start one there: vmoodle worker --node ${node}); the other nodes' work stands`,
+        );
       }
     }
     try {
       await delay(NODE_TASK_POLL_MS, undefined, signal ? { signal } : {});
     } catch (err) {
       // Stopped: work not yet taken must not run later, behind the operator's back.
-      await job.remove().catch((removal) => rt.log.warn({ ...errorFields(removal), node, task }, 'a stopped node task was already running on its node'));
+      await job
+        .remove()
+        .catch((removal) =>
+          rt.log.warn({ ...errorFields(removal), node, task }, 'a stopped node task was already running on its node'),
+        );
       throw err;
     }
   }
@@ -105,23 +144,37 @@ async function members(rt: RunServices, given?: Fleet): Promise<FleetMember[]> {
   const fleet = given ?? (await rt.recentFleet());
   const mnet = new Map(fleet.instances.map((i) => [i.id, i.mnet]));
   return [...(fleet.masterHost.wwwroot ? [fleet.masterHost] : []), ...fleet.hosts].map((host) => ({
-    target: rt.moodleTarget(fleet, host), name: host.name, mnet: host.kind === 'master' ? 0 : (mnet.get(host.id) ?? -1), enabled: host.enabled,
+    target: rt.moodleTarget(fleet, host),
+    name: host.name,
+    mnet: host.kind === 'master' ? 0 : (mnet.get(host.id) ?? -1),
+    enabled: host.enabled,
   }));
 }
 
 /** Registry hosts by wwwroot. */
-async function hostsByWwwroot(rt: RunServices, wwwroots: readonly string[], given?: Fleet): Promise<Map<string, MoodleTarget>> {
+async function hostsByWwwroot(
+  rt: RunServices,
+  wwwroots: readonly string[],
+  given?: Fleet,
+): Promise<Map<string, MoodleTarget>> {
   const fleet = given ?? (await rt.recentFleet());
   const found = new Map<string, MoodleTarget>();
   for (const wwwroot of wwwroots) {
-    const host = [fleet.masterHost, ...fleet.hosts].find((h) => h.wwwroot.replace(/\/+$/, '').toLowerCase() === wwwroot.replace(/\/+$/, '').toLowerCase());
+    const host = [fleet.masterHost, ...fleet.hosts].find(
+      (h) => h.wwwroot.replace(/\/+$/, '').toLowerCase() === wwwroot.replace(/\/+$/, '').toLowerCase(),
+    );
     if (host) found.set(wwwroot, rt.moodleTarget(fleet, host));
   }
   return found;
 }
 
 /** Runs `work` once one of the node's PHP slots is free, waiting as the executor waits for one; gives it back after. */
-async function withPhpSlot<T>(rt: RunServices, node: NodeConfig, timeoutMs: number, work: () => Promise<T>): Promise<T> {
+async function withPhpSlot<T>(
+  rt: RunServices,
+  node: NodeConfig,
+  timeoutMs: number,
+  work: () => Promise<T>,
+): Promise<T> {
   const key = rt.keys.phpSlots(node.name);
   const owner = `unadmitted-${randomUUID()}`;
   const signal = workSignal();

@@ -9,7 +9,8 @@ import type { RunServices } from './run-services.ts';
 export const CRON_LOGS_KEPT = 5;
 
 /** A host's log file: its short name with anything a file name should not hold replaced. */
-export const cronLogPath = (dir: string, shortname: string) => join(dir, `${shortname.replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
+export const cronLogPath = (dir: string, shortname: string) =>
+  join(dir, `${shortname.replace(/[^A-Za-z0-9._-]/g, '_')}.log`);
 
 /**
  * Appends one cron's output to its host's log (VMoodle overwrote it: each run was lost to the next). Past `maxBytes`
@@ -18,15 +19,19 @@ export const cronLogPath = (dir: string, shortname: string) => join(dir, `${shor
 export async function appendCronLog(dir: string, shortname: string, entry: string, maxBytes: number): Promise<void> {
   await mkdir(dir, { recursive: true });
   const path = cronLogPath(dir, shortname);
-  const size = await stat(path).then((s) => s.size, (err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return 0;
-    throw err;
-  });
+  const size = await stat(path).then(
+    (s) => s.size,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return 0;
+      throw err;
+    },
+  );
   if (size > 0 && size + Buffer.byteLength(entry) > maxBytes) {
     await rm(`${path}.${CRON_LOGS_KEPT}`, { force: true });
-    for (let i = CRON_LOGS_KEPT - 1; i >= 1; i--) await rename(`${path}.${i}`, `${path}.${i + 1}`).catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    for (let i = CRON_LOGS_KEPT - 1; i >= 1; i--)
+      await rename(`${path}.${i}`, `${path}.${i + 1}`).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
     await rename(path, `${path}.1`);
   }
   await appendFile(path, entry);
@@ -40,15 +45,22 @@ export async function recordCron(rt: RunServices, target: MoodleTarget, run: Cro
   const { host } = target;
   if (host.kind === 'instance') await rt.registry.recordCron(host.id, Math.floor(run.started / 1000));
   const header = `== ${new Date(run.started).toISOString()} ${run.outcome} in ${(run.durationMs / 1000).toFixed(1)} s${run.note ? ` (${run.note})` : ''} ==\n`;
-  await appendCronLog(rt.config.cron.logDir, host.shortname, `${header}${run.output.trimEnd()}\n`, rt.config.cron.logMaxBytes);
+  await appendCronLog(
+    rt.config.cron.logDir,
+    host.shortname,
+    `${header}${run.output.trimEnd()}\n`,
+    rt.config.cron.logMaxBytes,
+  );
   const previous = await rt.redis.hget(rt.keys.cronOutcomes(), String(host.id));
   await rt.redis.hset(rt.keys.cronOutcomes(), String(host.id), `${run.outcome} ${run.started}`);
   const before = previous?.split(' ')[0] ?? 'completed';
   if (run.outcome !== before) {
-    const text = run.outcome === 'completed'
-      ? `Cron of ${host.shortname} (${host.wwwroot}) completes again.`
-      : `Cron of ${host.shortname} (${host.wwwroot}): ${run.outcome}${run.note ? ` (${run.note})` : ''}. Its log: ${host.shortname}.log on ${rt.config.node}.`;
+    const text =
+      run.outcome === 'completed'
+        ? `Cron of ${host.shortname} (${host.wwwroot}) completes again.`
+        : `Cron of ${host.shortname} (${host.wwwroot}): ${run.outcome}${run.note ? ` (${run.note})` : ''}. Its log: ${host.shortname}.log on ${rt.config.node}.`;
     await pushAlert(rt, { kind: 'cron', text });
   }
-  if (run.outcome !== 'completed') rt.log.warn({ host: host.shortname, outcome: run.outcome, note: run.note }, 'cron did not complete');
+  if (run.outcome !== 'completed')
+    rt.log.warn({ host: host.shortname, outcome: run.outcome, note: run.note }, 'cron did not complete');
 }

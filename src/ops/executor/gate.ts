@@ -1,49 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../../core/redis-keys.ts';
-
-/**
- * Whether a target may start now, decided in one Redis round trip: cancelled runs and runs past their failure
- * brake start nothing more; otherwise the instance lock, a slot on its DB server and, for work through Moodle's PHP,
- * a PHP slot on its node are taken together, or none. Lock and slots are owned by the job id, so a job redelivered
- * after its worker died takes them back.
- */
-const ADMIT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 'cancelled' end
-local failures = tonumber(redis.call('GET', KEYS[2]) or '0')
-if failures > tonumber(ARGV[1]) then return 'braked' end
-local holder = redis.call('GET', KEYS[3])
-if holder and holder ~= ARGV[2] then return 'locked' end
-local now = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
-if not redis.call('ZSCORE', KEYS[4], ARGV[2]) and redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[5]) then return 'busy' end
-local php = tonumber(ARGV[6])
-if php > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
-  if not redis.call('ZSCORE', KEYS[5], ARGV[2]) and redis.call('ZCARD', KEYS[5]) >= php then return 'busy' end
-  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), ARGV[2])
-end
-redis.call('SET', KEYS[3], ARGV[2], 'PX', ARGV[3])
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[3]), ARGV[2])
-return 'go'
-`;
-
-const RELEASE = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1
-`;
-
-/** One PHP slot on a node, for work that was admitted without one (a cache purge a direct write could not do). */
-const TAKE_PHP = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', tonumber(ARGV[3]))
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
-redis.call('ZADD', KEYS[1], tonumber(ARGV[3]) + tonumber(ARGV[2]), ARGV[1])
-return 1
-`;
-
-/** A lock let go of only by its holder. */
-const UNLOCK = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+import { redisScripts, type RedisScripts } from '../../core/redis-scripts.ts';
 
 export type Admission = 'go' | 'cancelled' | 'braked' | 'locked' | 'busy';
 
@@ -60,31 +17,36 @@ export interface AdmitRequest {
   phpCap: number;
 }
 
-/** The gate's scripts, loaded once and called by their SHA (ioredis falls back to sending one again after a Redis restart). */
-interface GateScripts {
-  vmopsAdmit(...args: Array<string | number>): Promise<Admission>;
-  vmopsRelease(...args: Array<string | number>): Promise<number>;
-  vmopsTakePhp(...args: Array<string | number>): Promise<number>;
-  vmopsUnlock(...args: Array<string | number>): Promise<number>;
-}
-
+/**
+ * Whether a target may start now, decided in one Redis round trip (redis-scripts/admit-5.lua): cancelled runs and runs past their failure
+ * brake start nothing more; otherwise the instance lock, a slot on its DB server and, for work through Moodle's PHP,
+ * a PHP slot on its node are taken together, or none. Lock and slots are owned by the job id, so a job redelivered
+ * after its worker died takes them back.
+ */
 export class Gate {
-  private readonly scripts: GateScripts;
+  private readonly scripts: RedisScripts;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: RedisKeys,
   ) {
-    redis.defineCommand('vmopsAdmit', { numberOfKeys: 5, lua: ADMIT });
-    redis.defineCommand('vmopsRelease', { numberOfKeys: 3, lua: RELEASE });
-    redis.defineCommand('vmopsTakePhp', { numberOfKeys: 1, lua: TAKE_PHP });
-    redis.defineCommand('vmopsUnlock', { numberOfKeys: 1, lua: UNLOCK });
-    this.scripts = redis as unknown as GateScripts;
+    this.scripts = redisScripts(redis);
   }
 
   async admit(r: AdmitRequest): Promise<Admission> {
-    return this.scripts.vmopsAdmit(this.keys.cancel(r.runId), this.keys.failures(r.runId), r.lockKey, r.slotsKey, r.phpSlotsKey,
-      r.maxFailures, r.jobId, r.holdMs, Date.now(), r.perServer, r.phpCap);
+    return (await this.scripts.vmopsAdmit(
+      this.keys.cancel(r.runId),
+      this.keys.failures(r.runId),
+      r.lockKey,
+      r.slotsKey,
+      r.phpSlotsKey,
+      r.maxFailures,
+      r.jobId,
+      r.holdMs,
+      Date.now(),
+      r.perServer,
+      r.phpCap,
+    )) as Admission;
   }
 
   async release(r: Pick<AdmitRequest, 'jobId' | 'lockKey' | 'slotsKey' | 'phpSlotsKey'>): Promise<void> {
@@ -109,7 +71,11 @@ export class Gate {
   }
 
   async countFailure(runId: number): Promise<void> {
-    await this.redis.multi().incr(this.keys.failures(runId)).expire(this.keys.failures(runId), 7 * 86_400).exec();
+    await this.redis
+      .multi()
+      .incr(this.keys.failures(runId))
+      .expire(this.keys.failures(runId), 7 * 86_400)
+      .exec();
   }
 
   async cancel(runId: number): Promise<void> {

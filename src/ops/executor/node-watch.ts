@@ -14,7 +14,8 @@ const ALIVE_MS = 5 * HEARTBEAT_MS;
 /** How often waiting node work is looked at (by one worker of the fleet each time). */
 const WATCH_MS = 2_000;
 
-export const waitingMessage = (node: string) => `waiting for node ${node}: no worker serves it (start one there: vmoodle worker --node ${node})`;
+export const waitingMessage = (node: string) =>
+  `waiting for node ${node}: no worker serves it (start one there: vmoodle worker --node ${node})`;
 
 /** Says a node's worker is alive; every worker of the node does this every HEARTBEAT_MS. */
 export async function heartbeat(rt: RunServices, node: string): Promise<void> {
@@ -27,7 +28,8 @@ async function lastSeen(rt: RunServices, nodes: readonly string[]): Promise<Map<
   return new Map(nodes.map((n, i) => [n, values[i] ? Number(values[i]) : null]));
 }
 
-const alive = (seen: number | null | undefined, now: number) => seen !== null && seen !== undefined && now - seen < ALIVE_MS;
+const alive = (seen: number | null | undefined, now: number) =>
+  seen !== null && seen !== undefined && now - seen < ALIVE_MS;
 
 /** Whether a worker of the node said it was alive lately. */
 export async function nodeAlive(rt: RunServices, node: string): Promise<boolean> {
@@ -42,7 +44,11 @@ async function noteWaiting(rt: RunServices, runId: number, node: string, targetI
 }
 
 /** Just after a run starts: its targets queued for a node that no worker serves are marked as waiting for it. */
-export async function reportWaiting(rt: RunServices, runId: number, targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node'>>): Promise<void> {
+export async function reportWaiting(
+  rt: RunServices,
+  runId: number,
+  targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node'>>,
+): Promise<void> {
   const byNode = new Map<string, number[]>();
   for (const t of targets) if (t.node) byNode.set(t.node, [...(byNode.get(t.node) ?? []), t.id]);
   const seen = await lastSeen(rt, [...byNode.keys()]);
@@ -68,7 +74,9 @@ export class NodeWatch {
   start(): void {
     this.timer = setInterval(() => {
       this.running ??= this.look()
-        .catch((err) => this.log.warn({ ...errorFields(err) }, 'looking at the work waiting for nodes failed; trying again'))
+        .catch((err) =>
+          this.log.warn({ ...errorFields(err) }, 'looking at the work waiting for nodes failed; trying again'),
+        )
         .finally(() => (this.running = undefined));
     }, WATCH_MS);
   }
@@ -132,13 +140,25 @@ export class NodeWatch {
         await jobs.get(`${row.node}/${row.run_id}/${row.id}`)?.remove();
       } catch (err) {
         // A worker of the node took it meanwhile: its own result stands.
-        this.log.debug({ ...errorFields(err), run: row.run_id, target: row.shortname }, 'waiting node work was taken before it could be ended');
+        this.log.debug(
+          { ...errorFields(err), run: row.run_id, target: row.shortname },
+          'waiting node work was taken before it could be ended',
+        );
         await rt.store.reopenTarget(row.id, status);
         continue;
       }
       if (!cancelled) await rt.gate.countFailure(row.run_id);
-      await rt.progress.publish(row.run_id, { type: 'target', targetId: row.id, shortname: row.shortname, status, message });
-      this.log.warn({ run: row.run_id, target: row.shortname, node: row.node, status }, 'node work ended without a worker of its node');
+      await rt.progress.publish(row.run_id, {
+        type: 'target',
+        targetId: row.id,
+        shortname: row.shortname,
+        status,
+        message,
+      });
+      this.log.warn(
+        { run: row.run_id, target: row.shortname, node: row.node, status },
+        'node work ended without a worker of its node',
+      );
       runs.add(row.run_id);
     }
     // The run's parent job ends it once its last child is gone; this ends it too when that job was itself lost.

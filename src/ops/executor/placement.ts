@@ -16,11 +16,19 @@ export interface PlacedTarget {
  * Which queue each target's work goes to. A command that works on files or through Moodle's PHP runs on the node
  * that mounts the target's dataroot; a target under no configured node is left out, with why.
  */
-export function placeTargets(nodes: readonly NodeConfig[], command: CommandDef, params: Params, targets: readonly MoodleTarget[]): { placed: PlacedTarget[]; leftOut: string[] } {
+export function placeTargets(
+  nodes: readonly NodeConfig[],
+  command: CommandDef,
+  params: Params,
+  targets: readonly MoodleTarget[],
+): { placed: PlacedTarget[]; leftOut: string[] } {
   const placement = placementOf(command, params);
-  if (placement === 'any' || (placement === 'node' && nodes.length === 0)) return { placed: targets.map((target) => ({ target, node: null })), leftOut: [] };
+  if (placement === 'any' || (placement === 'node' && nodes.length === 0))
+    return { placed: targets.map((target) => ({ target, node: null })), leftOut: [] };
   if (nodes.length === 0) {
-    throw new PlanError(`${command.name} with these parameters runs Moodle's PHP on the node that holds each instance, and no nodes are configured (set VMOODLE_NODES to a nodes file)`);
+    throw new PlanError(
+      `${command.name} with these parameters runs Moodle's PHP on the node that holds each instance, and no nodes are configured (set VMOODLE_NODES to a nodes file)`,
+    );
   }
   const placed: PlacedTarget[] = [];
   const leftOut: string[] = [];

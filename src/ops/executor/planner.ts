@@ -37,14 +37,14 @@ export interface Plan {
   leftOut?: string[];
 }
 
-
 const PREVIEW_CONCURRENCY = 16;
 
 export function parseMaxFailures(spec: string | undefined, targets: number): number {
   const raw = spec ?? '10%';
   const m = /^(\d{1,9})(%?)$/.exec(raw.trim());
   const n = Number(m?.[1]);
-  if (!m || (m[2] ? n > 100 : n > targets)) throw new PlanError(`--max-failures '${raw}' must be a count from 0 to ${targets} or a percentage from 0% to 100%`);
+  if (!m || (m[2] ? n > 100 : n > targets))
+    throw new PlanError(`--max-failures '${raw}' must be a count from 0 to ${targets} or a percentage from 0% to 100%`);
   // A percentage brake of a small run would round down to 0, stopping it at its first failure: it is at least 1.
   return m[2] ? (n === 0 ? 0 : Math.max(1, Math.floor((targets * n) / 100))) : n;
 }
@@ -55,11 +55,22 @@ export function parseMaxFailures(spec: string | undefined, targets: number): num
  * matches its hash; a secret parameter enters it as an HMAC too, so the hash, shown and carried in buttons,
  * reveals nothing.
  */
-export function planHash(rt: RunServices, command: CommandDef, params: Params, keyId: string | null, source: string, targets: ReadonlyArray<Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>>): string {
+export function planHash(
+  rt: RunServices,
+  command: CommandDef,
+  params: Params,
+  keyId: string | null,
+  source: string,
+  targets: ReadonlyArray<
+    Pick<TargetRow, 'host_kind' | 'host_id' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix' | 'params'>
+  >,
+): string {
   const secret = secretNames(command, params);
   const canonical = JSON.stringify({
     command: command.name,
-    params: Object.entries(params).map(([k, v]) => [k, secret.has(k) ? `hmac:${rt.keyring.mac(keyId, v)}` : v]).sort(([a], [b]) => (a as string).localeCompare(b as string)),
+    params: Object.entries(params)
+      .map(([k, v]) => [k, secret.has(k) ? `hmac:${rt.keyring.mac(keyId, v)}` : v])
+      .sort(([a], [b]) => (a as string).localeCompare(b as string)),
     source,
     targets: targets.map((t) => [t.host_kind, t.host_id, t.wwwroot, t.db_server, t.db_name, t.db_prefix, t.params]),
   });
@@ -78,18 +89,28 @@ export function sourceHostOf(fleet: Fleet, key: string): Host | undefined {
  * Keeps the targets where the --by-value statement returns a value. A target where it fails is left out and named
  * with why, like a registry row that breaks a rule; none left is an error.
  */
-async function keepByValue(rt: RunServices, targets: MoodleTarget[], statement: string): Promise<{ kept: MoodleTarget[]; leftOut: string[] }> {
+async function keepByValue(
+  rt: RunServices,
+  targets: MoodleTarget[],
+  statement: string,
+): Promise<{ kept: MoodleTarget[]; leftOut: string[] }> {
   const probe = byValueProbe(statement);
   const outcome = await mapLimit(targets, PREVIEW_CONCURRENCY, async (target) => {
     try {
       return { keep: await probe(commandContext(rt, target), target) };
     } catch (err) {
       rt.log.warn({ ...errorFields(err), target: target.host.shortname }, '--by-value could not be read on a target');
-      return { keep: false, problem: `left out ${target.host.shortname} (${target.host.wwwroot}): --by-value could not be read: ${describeError(err)}` };
+      return {
+        keep: false,
+        problem: `left out ${target.host.shortname} (${target.host.wwwroot}): --by-value could not be read: ${describeError(err)}`,
+      };
     }
   });
   const kept = targets.filter((_, i) => outcome[i]?.keep);
-  if (kept.length === 0) throw new SelectionError(`--by-value left out all ${targets.length} targets: the query returned nothing on any of them`);
+  if (kept.length === 0)
+    throw new SelectionError(
+      `--by-value left out all ${targets.length} targets: the query returned nothing on any of them`,
+    );
   return { kept, leftOut: outcome.flatMap((o) => (o.problem ? [o.problem] : [])) };
 }
 
@@ -102,11 +123,26 @@ function targetDelay(command: CommandDef, params: Params): number {
 /** A wait as people read it: "1 h 12 min". */
 export function waitText(ms: number): string {
   const minutes = Math.round(ms / 60_000);
-  return minutes >= 60 ? `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ''}` : `${minutes} min`;
+  return minutes >= 60
+    ? `${Math.floor(minutes / 60)} h${minutes % 60 ? ` ${minutes % 60} min` : ''}`
+    : `${minutes} min`;
 }
 
 /** What the plan records of one target: its database, the preview read now (the CAS reference), when it runs. */
-export async function previewTarget(rt: RunServices, command: CommandDef, source: MoodleTarget, { target, node }: PlacedTarget, params: Params, keyId: string | null, fleet?: Fleet): Promise<Pick<NewTarget, 'node' | 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known' | 'delay_ms'>> {
+export async function previewTarget(
+  rt: RunServices,
+  command: CommandDef,
+  source: MoodleTarget,
+  { target, node }: PlacedTarget,
+  params: Params,
+  keyId: string | null,
+  fleet?: Fleet,
+): Promise<
+  Pick<
+    NewTarget,
+    'node' | 'preview_old' | 'preview_new' | 'preview_note' | 'sensitive' | 'old_hash' | 'old_known' | 'delay_ms'
+  >
+> {
   let preview: TargetPreview = {};
   let readable = true;
   if (command.preview) {
@@ -120,7 +156,13 @@ export async function previewTarget(rt: RunServices, command: CommandDef, source
   const sensitive = preview.sensitive === true;
   const oldKnown = readable && preview.old !== undefined;
   const delayMs = targetDelay(command, params);
-  const note = [preview.note, placementNote(command, params, node), delayMs ? `runs ${waitText(delayMs)} after the start` : ''].filter(Boolean).join(' · ');
+  const note = [
+    preview.note,
+    placementNote(command, params, node),
+    delayMs ? `runs ${waitText(delayMs)} after the start` : '',
+  ]
+    .filter(Boolean)
+    .join(' · ');
   return {
     node,
     delay_ms: delayMs,
@@ -133,7 +175,13 @@ export async function previewTarget(rt: RunServices, command: CommandDef, source
   };
 }
 
-export function targetIdentity(target: MoodleTarget, position: number): Pick<NewTarget, 'position' | 'host_kind' | 'host_id' | 'shortname' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix'> {
+export function targetIdentity(
+  target: MoodleTarget,
+  position: number,
+): Pick<
+  NewTarget,
+  'position' | 'host_kind' | 'host_id' | 'shortname' | 'wwwroot' | 'db_server' | 'db_name' | 'db_prefix'
+> {
   return {
     position,
     host_kind: target.host.kind,
@@ -151,8 +199,13 @@ export function runKey(rt: RunServices, command: CommandDef, params: Params): st
   const key = rt.keyring.currentId;
   if (key) return key;
   const secret = [...secretNames(command, params)];
-  if (secret.length > 0) throw new ParamError(`${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`);
-  throw new KeyringError(`plans are signed under a secret key so that nobody without it can forge one: set ${KEYRING_SETTING}`);
+  if (secret.length > 0)
+    throw new ParamError(
+      `${command.name}: ${secret.join(', ')} holds a secret; set ${KEYRING_SETTING} so it can be kept encrypted while the run waits`,
+    );
+  throw new KeyringError(
+    `plans are signed under a secret key so that nobody without it can forge one: set ${KEYRING_SETTING}`,
+  );
 }
 
 /**
@@ -172,10 +225,14 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
   const byValue = request.byValue ? await keepByValue(rt, targets, request.byValue) : undefined;
   if (byValue) targets = byValue.kept;
   const placement = placeTargets(rt.config.nodes, command, params, targets);
-  if (placement.placed.length === 0) throw new SelectionError(`no node holds any of the ${targets.length} targets: ${placement.leftOut.slice(0, 3).join('; ')}`);
+  if (placement.placed.length === 0)
+    throw new SelectionError(
+      `no node holds any of the ${targets.length} targets: ${placement.leftOut.slice(0, 3).join('; ')}`,
+    );
   const placed = placement.placed;
   const canary = request.canary ?? 0;
-  if (!Number.isInteger(canary) || canary < 0 || canary > placed.length) throw new PlanError(`--canary takes a whole number from 0 to ${placed.length} (the number of targets)`);
+  if (!Number.isInteger(canary) || canary < 0 || canary > placed.length)
+    throw new PlanError(`--canary takes a whole number from 0 to ${placed.length} (the number of targets)`);
   const maxFailures = parseMaxFailures(request.maxFailures, placed.length);
 
   const rows: NewTarget[] = await mapLimit(placed, PREVIEW_CONCURRENCY, async (one, position) => ({
@@ -183,8 +240,22 @@ export async function createPlan(rt: RunServices, request: PlanRequest, fleet?: 
     ...(await previewTarget(rt, command, source, one, params, keyId, loaded)),
     params: null,
   }));
-  const plan = await storePlan(rt, { command, params, keyId, source: selection.source, rows, request, canary, maxFailures, kind: 'run', parentId: null });
-  return { ...plan, leftOut: [...selection.leftOut.map(leftOutLine), ...(byValue?.leftOut ?? []), ...placement.leftOut] };
+  const plan = await storePlan(rt, {
+    command,
+    params,
+    keyId,
+    source: selection.source,
+    rows,
+    request,
+    canary,
+    maxFailures,
+    kind: 'run',
+    parentId: null,
+  });
+  return {
+    ...plan,
+    leftOut: [...selection.leftOut.map(leftOutLine), ...(byValue?.leftOut ?? []), ...placement.leftOut],
+  };
 }
 
 /**
@@ -213,17 +284,35 @@ export async function planNewInstances(
     const made = await makes(ctx, params);
     const placement = placeTargets(rt.config.nodes, command, params, [master]);
     const placed = placement.placed[0];
-    if (!placed) throw new SelectionError(`${made.host.shortname}: ${placement.leftOut[0] ?? 'no node holds its dataroot'}`);
+    if (!placed)
+      throw new SelectionError(`${made.host.shortname}: ${placement.leftOut[0] ?? 'no node holds its dataroot'}`);
     return {
-      position, host_kind: 'new', host_id: position + 1, shortname: made.host.shortname, wwwroot: made.host.wwwroot,
-      db_server: serverKey(made.db), db_name: made.db.database, db_prefix: made.db.prefix,
+      position,
+      host_kind: 'new',
+      host_id: position + 1,
+      shortname: made.host.shortname,
+      wwwroot: made.host.wwwroot,
+      db_server: serverKey(made.db),
+      db_name: made.db.database,
+      db_prefix: made.db.prefix,
       ...(await previewTarget(rt, command, master, placed, params, keyId, loaded)),
       params: JSON.stringify(publicParams(command, params)),
     };
   });
   const canary = request.canary ?? 0;
-  if (!Number.isInteger(canary) || canary < 0 || canary > rows.length) throw new PlanError(`--canary takes a whole number from 0 to ${rows.length} (the number of instances)`);
-  return storePlan(rt, { command, params: {}, keyId, source: selection.source, rows, request: { ...request, selector: { master: true } }, canary, maxFailures: parseMaxFailures(request.maxFailures, rows.length), ...derived });
+  if (!Number.isInteger(canary) || canary < 0 || canary > rows.length)
+    throw new PlanError(`--canary takes a whole number from 0 to ${rows.length} (the number of instances)`);
+  return storePlan(rt, {
+    command,
+    params: {},
+    keyId,
+    source: selection.source,
+    rows,
+    request: { ...request, selector: { master: true } },
+    canary,
+    maxFailures: parseMaxFailures(request.maxFailures, rows.length),
+    ...derived,
+  });
 }
 
 export interface StoredPlanInput {

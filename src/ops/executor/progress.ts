@@ -23,21 +23,38 @@ export class Progress {
 
   async publish(runId: number, event: ProgressEvent): Promise<void> {
     const key = this.keys.events(runId);
-    await this.redis.multi().xadd(key, 'MAXLEN', '~', '100000', '*', 'e', JSON.stringify(event)).expire(key, 7 * 86_400).exec();
+    await this.redis
+      .multi()
+      .xadd(key, 'MAXLEN', '~', '100000', '*', 'e', JSON.stringify(event))
+      .expire(key, 7 * 86_400)
+      .exec();
   }
 
   /**
    * Calls `onEvent` for every event from the start of the run until `until` returns true or the signal aborts.
    * Uses its own connection, since a blocking read holds it.
    */
-  async follow(runId: number, onEvent: (e: ProgressEvent) => void | Promise<void>, until: (e: ProgressEvent) => boolean, signal?: AbortSignal): Promise<void> {
+  async follow(
+    runId: number,
+    onEvent: (e: ProgressEvent) => void | Promise<void>,
+    until: (e: ProgressEvent) => boolean,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const reader = this.redis.duplicate();
     // Its failures reach the caller through the read that fails; the connection this one copies logs Redis's state.
     reader.on('error', () => undefined);
     let last = '0';
     try {
       while (!signal?.aborted) {
-        const reply = (await reader.xread('COUNT', 500, 'BLOCK', 1000, 'STREAMS', this.keys.events(runId), last)) as Array<[string, Array<[string, string[]]>]> | null;
+        const reply = (await reader.xread(
+          'COUNT',
+          500,
+          'BLOCK',
+          1000,
+          'STREAMS',
+          this.keys.events(runId),
+          last,
+        )) as Array<[string, Array<[string, string[]]>]> | null;
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             last = id;

@@ -1,7 +1,7 @@
 import { errorKind } from '../../core/errors.ts';
 import type { RunRow, RunState, StatusCounts, TargetRow } from './run-model.ts';
 import { DONE_OK, FINAL_STATES, WARNING } from './run-model.ts';
-import { type RunServices } from './run-services.ts';
+import type { RunServices } from './run-services.ts';
 import { queueNameOf } from './queues.ts';
 
 export class RecoveryError extends errorKind('run_state') {}
@@ -21,13 +21,25 @@ const UNFINISHED = ['pending', 'applying', 'retrying'] as const;
  * Ends a run whose targets all have a final status, or get one: a target still unfinished is interrupted, with
  * `why` as its message. The state change is conditional, so whoever ends a run first ends it once.
  */
-export async function settleRun(rt: RunServices, runId: number, why = 'interrupted — verify: its job ended without a result'): Promise<RunState> {
-  await rt.store.db(rt.store.t.targets).where({ run_id: runId }).whereIn('status', [...UNFINISHED])
+export async function settleRun(
+  rt: RunServices,
+  runId: number,
+  why = 'interrupted — verify: its job ended without a result',
+): Promise<RunState> {
+  await rt.store
+    .db(rt.store.t.targets)
+    .where({ run_id: runId })
+    .whereIn('status', [...UNFINISHED])
     .update({ status: 'interrupted', message: why, finished_at: Date.now() });
   const counts = await rt.store.countStatuses(runId);
   const cancelled = (await rt.redis.exists(rt.keys.cancel(runId))) === 1;
   const state = finalState(counts, cancelled);
-  if (await rt.store.transition(runId, ['running', 'cancelling'], state, { finished_at: Date.now(), summary: JSON.stringify(counts) })) {
+  if (
+    await rt.store.transition(runId, ['running', 'cancelling'], state, {
+      finished_at: Date.now(),
+      summary: JSON.stringify(counts),
+    })
+  ) {
     rt.log.info({ run: runId, state, counts }, 'run ended');
     await rt.progress.publish(runId, { type: 'state', state });
     return state;
@@ -40,7 +52,10 @@ export async function settleRun(rt: RunServices, runId: number, why = 'interrupt
  * is interrupted. A worker that starts later finds the run over and starts nothing.
  */
 export async function endCancelled(rt: RunServices, runId: number): Promise<RunState> {
-  await rt.store.db(rt.store.t.targets).where({ run_id: runId }).whereIn('status', ['pending', 'retrying'])
+  await rt.store
+    .db(rt.store.t.targets)
+    .where({ run_id: runId })
+    .whereIn('status', ['pending', 'retrying'])
     .update({ status: 'cancelled', message: 'not started: the run was cancelled', finished_at: Date.now() });
   return settleRun(rt, runId, 'interrupted — verify: no worker was left to finish it');
 }
@@ -73,7 +88,9 @@ export interface Recovery {
 export async function recoverRun(rt: RunServices, runId: number, actor: string): Promise<Recovery> {
   const run = await rt.store.getRun(runId);
   if (FINAL_STATES.includes(run.state) || run.state === 'planned' || run.state === 'awaiting_approval') {
-    throw new RecoveryError(`run ${runId} is ${run.state.replaceAll('_', ' ')}: only a running or cancelling run is recovered`);
+    throw new RecoveryError(
+      `run ${runId} is ${run.state.replaceAll('_', ' ')}: only a running or cancelling run is recovered`,
+    );
   }
   const open = (await rt.store.getTargets(runId)).filter((t) => (UNFINISHED as readonly string[]).includes(t.status));
   const lost: TargetRow[] = [];
@@ -82,11 +99,25 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
   const again = run.state === 'cancelling' ? [] : lost.filter((t) => t.status !== 'applying');
   const now = Date.now();
   if (unknowable.length > 0) {
-    await rt.store.db(rt.store.t.targets).whereIn('id', unknowable.map((t) => t.id))
-      .update({ status: 'interrupted', message: 'interrupted — verify: its worker stopped while applying it, and its work was lost', finished_at: now });
+    await rt.store
+      .db(rt.store.t.targets)
+      .whereIn(
+        'id',
+        unknowable.map((t) => t.id),
+      )
+      .update({
+        status: 'interrupted',
+        message: 'interrupted — verify: its worker stopped while applying it, and its work was lost',
+        finished_at: now,
+      });
   }
   if (run.state === 'cancelling') {
-    await rt.store.db(rt.store.t.targets).whereIn('id', lost.filter((t) => t.status !== 'applying').map((t) => t.id))
+    await rt.store
+      .db(rt.store.t.targets)
+      .whereIn(
+        'id',
+        lost.filter((t) => t.status !== 'applying').map((t) => t.id),
+      )
       .update({ status: 'cancelled', message: 'not started: the run was cancelled', finished_at: now });
   }
   await rt.store.addEvent(runId, 'recover', actor, `${again.length} queued again, ${unknowable.length} interrupted`);
@@ -94,7 +125,13 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
   if (again.length > 0) {
     // A flow of its own: a parent that ends the run once these targets are done, whatever became of the first flow.
     const flow = rt.runFlow(run, again, `recover${now}`);
-    await rt.store.db(rt.store.t.targets).whereIn('id', again.map((t) => t.id)).update({ status: 'pending', message: null });
+    await rt.store
+      .db(rt.store.t.targets)
+      .whereIn(
+        'id',
+        again.map((t) => t.id),
+      )
+      .update({ status: 'pending', message: null });
     await rt.flows.add(flow);
   } else if (alive === 0) {
     await settleRun(rt, runId);

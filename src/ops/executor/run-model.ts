@@ -1,5 +1,14 @@
 /** A run as the audit stores it and every front end shows it: its states, its targets' statuses and rows. */
-export const RUN_STATES = ['planned', 'awaiting_approval', 'running', 'cancelling', 'succeeded', 'partly_failed', 'failed', 'cancelled'] as const;
+export const RUN_STATES = [
+  'planned',
+  'awaiting_approval',
+  'running',
+  'cancelling',
+  'succeeded',
+  'partly_failed',
+  'failed',
+  'cancelled',
+] as const;
 export type RunState = (typeof RUN_STATES)[number];
 export const FINAL_STATES: readonly RunState[] = ['succeeded', 'partly_failed', 'failed', 'cancelled'];
 
@@ -21,7 +30,14 @@ export type TargetStatus =
 export const DONE_OK: readonly TargetStatus[] = ['applied', 'already_applied'];
 export const WARNING: readonly TargetStatus[] = ['applied_cache_not_purged', 'applied_forced'];
 export const NOT_STARTED: readonly TargetStatus[] = ['cancelled', 'skipped'];
-export const FINAL_TARGET: readonly TargetStatus[] = [...DONE_OK, ...WARNING, ...NOT_STARTED, 'conflict', 'failed', 'interrupted'];
+export const FINAL_TARGET: readonly TargetStatus[] = [
+  ...DONE_OK,
+  ...WARNING,
+  ...NOT_STARTED,
+  'conflict',
+  'failed',
+  'interrupted',
+];
 
 export interface RunRow {
   id: number;
@@ -85,7 +101,20 @@ export interface TargetRow {
 }
 
 export type NewRun = Omit<RunRow, 'id' | 'created_at' | 'started_at' | 'finished_at' | 'summary' | 'canary_open'>;
-export type NewTarget = Omit<TargetRow, 'id' | 'run_id' | 'status' | 'old_value' | 'new_value' | 'message' | 'returned_value' | 'attempts' | 'duration_ms' | 'started_at' | 'finished_at'>;
+export type NewTarget = Omit<
+  TargetRow,
+  | 'id'
+  | 'run_id'
+  | 'status'
+  | 'old_value'
+  | 'new_value'
+  | 'message'
+  | 'returned_value'
+  | 'attempts'
+  | 'duration_ms'
+  | 'started_at'
+  | 'finished_at'
+>;
 
 export interface TargetResult {
   status: TargetStatus;
@@ -114,7 +143,8 @@ export function statusCounts(targets: readonly TargetRow[]): Map<TargetStatus, n
 }
 
 /** Counts as people read them: "2 applied, 1 applied cache not purged". */
-export const countsText = (counts: ReadonlyMap<TargetStatus, number>) => [...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ');
+export const countsText = (counts: ReadonlyMap<TargetStatus, number>) =>
+  [...counts].map(([s, n]) => `${n} ${s.replaceAll('_', ' ')}`).join(', ');
 
 /**
  * The parameters a run really used, as it is shown: the run's own, with what its targets were given on top (a
@@ -133,9 +163,14 @@ export function shownParams(run: RunRow, targets: readonly Pick<TargetRow, 'para
 const utc = (ms: number) => `${new Date(ms).toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 
 /** When a started run's delayed targets are due: " Its targets are scheduled from … to … UTC."; empty when none waits. */
-export function scheduleText(run: Pick<RunRow, 'started_at'>, targets: ReadonlyArray<Pick<TargetRow, 'delay_ms'>>): string {
+export function scheduleText(
+  run: Pick<RunRow, 'started_at'>,
+  targets: ReadonlyArray<Pick<TargetRow, 'delay_ms'>>,
+): string {
   const delays = targets.map((t) => t.delay_ms).filter((d) => d > 0);
   if (delays.length === 0 || run.started_at === null) return '';
   const [first, last] = [run.started_at + Math.min(...delays), run.started_at + Math.max(...delays)];
-  return first === last ? ` Its targets are scheduled at ${utc(first)}.` : ` Its targets are scheduled from ${utc(first)} to ${utc(last)}.`;
+  return first === last
+    ? ` Its targets are scheduled at ${utc(first)}.`
+    : ` Its targets are scheduled from ${utc(first)} to ${utc(last)}.`;
 }

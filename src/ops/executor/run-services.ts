@@ -1,5 +1,5 @@
 import { FlowProducer, Queue, type FlowJob } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Config } from '../../core/config.ts';
 import type { Fleet, Host } from '../../registry/fleet.ts';
 import type { Registry } from '../../registry/registry.ts';
@@ -19,7 +19,7 @@ import { Gate } from './gate.ts';
 import { defaultQueuePrefix, LEGACY_QUEUE_PREFIX, QUEUE_NAME, queueNameOf } from './queues.ts';
 import { RedisKeys } from '../../core/redis-keys.ts';
 import { Progress } from './progress.ts';
-import { RunStore } from './store.ts';
+import type { RunStore } from './store.ts';
 
 /** How long a registry read serves lookups of MNET peers. */
 const FLEET_REUSE_MS = 5_000;
@@ -65,8 +65,17 @@ export class RunServices {
   readonly queuePrefix: string;
 
   constructor(parts: {
-    config: Config; redisUrl: string; mysqlUrl: string; store: RunStore; registry: Registry; log: Logger; secrets: SecretValues;
-    installation: string; redisRole: RedisRole; settings: SettingsStore; keyring: Keyring;
+    config: Config;
+    redisUrl: string;
+    mysqlUrl: string;
+    store: RunStore;
+    registry: Registry;
+    log: Logger;
+    secrets: SecretValues;
+    installation: string;
+    redisRole: RedisRole;
+    settings: SettingsStore;
+    keyring: Keyring;
   }) {
     const { config, log } = parts;
     this.config = config;
@@ -80,10 +89,17 @@ export class RunServices {
     this.store = parts.store;
     this.settings = parts.settings;
     this.moodle = new MoodleAccess({
-      perServer: config.executor.perServer, connectTimeoutMs: 5_000, log: log.child({ component: 'moodle' }),
+      perServer: config.executor.perServer,
+      connectTimeoutMs: 5_000,
+      log: log.child({ component: 'moodle' }),
       allowedServers: async () => (await parts.settings.read()).dbServers,
     });
-    this.redis = redisConnection(parts.redisUrl, parts.redisRole, log.child({ component: 'redis' }), config.redisTimeoutMs);
+    this.redis = redisConnection(
+      parts.redisUrl,
+      parts.redisRole,
+      log.child({ component: 'redis' }),
+      config.redisTimeoutMs,
+    );
     this.keys = new RedisKeys(this.queuePrefix, this.installation);
     this.gate = new Gate(this.redis, this.keys);
     this.progress = new Progress(this.redis, this.keys);
@@ -128,7 +144,11 @@ export class RunServices {
    * (job data holds only ids), each delayed until its time after the run's start. Job ids are fixed, so a flow added
    * twice adds nothing; `attempt` names a later flow of the same run (a recovery).
    */
-  runFlow(run: Pick<RunRow, 'id' | 'started_at'>, targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node' | 'delay_ms'>>, attempt?: string): FlowJob {
+  runFlow(
+    run: Pick<RunRow, 'id' | 'started_at'>,
+    targets: ReadonlyArray<Pick<TargetRow, 'id' | 'node' | 'delay_ms'>>,
+    attempt?: string,
+  ): FlowJob {
     const runId = run.id;
     const started = run.started_at ?? Date.now();
     const suffix = attempt ? `-${attempt}` : '';
@@ -162,7 +182,8 @@ export class RunServices {
   queueOf(node: string | null): Queue {
     const name = queueNameOf(node);
     let queue = this.queues.get(name);
-    if (!queue) this.queues.set(name, (queue = quiet(new Queue(name, { connection: this.redis, prefix: this.queuePrefix }))));
+    if (!queue)
+      this.queues.set(name, (queue = quiet(new Queue(name, { connection: this.redis, prefix: this.queuePrefix }))));
     return queue;
   }
 
@@ -176,7 +197,8 @@ export class RunServices {
 
   /** The registry as read at most a few seconds ago, where no caller had it at hand (a plan's previews share one read). */
   recentFleet(): Promise<Fleet> {
-    if (!this.fleetRead || Date.now() - this.fleetRead.at > FLEET_REUSE_MS) this.fleetRead = { at: Date.now(), fleet: this.registry.loadFleet() };
+    if (!this.fleetRead || Date.now() - this.fleetRead.at > FLEET_REUSE_MS)
+      this.fleetRead = { at: Date.now(), fleet: this.registry.loadFleet() };
     return this.fleetRead.fleet;
   }
 
@@ -188,7 +210,9 @@ export class RunServices {
   /** What a starting worker says of registry servers no admin allowed: their instances cannot be reached. */
   async serverWarning(): Promise<string | undefined> {
     const allowed = new Set(((await this.settings.read()).dbServers ?? []).map((r) => r.server));
-    const used = [...new Set((await this.registry.loadAll()).map((i) => serverName(splitDbHost(i.vdbhost))))].filter((s) => !allowed.has(s)).sort();
+    const used = [...new Set((await this.registry.loadAll()).map((i) => serverName(splitDbHost(i.vdbhost))))]
+      .filter((s) => !allowed.has(s))
+      .sort();
     if (used.length === 0) return undefined;
     return `the registry's instances on ${used.join(', ')} cannot be reached: ${used.length === 1 ? 'it is' : 'they are'} not among the allowed database servers (vmoodle settings propose, then vmoodle settings import; docs/security.md)`;
   }
@@ -197,7 +221,9 @@ export class RunServices {
    * The account that makes instance logins on a server: the one an admin sealed in the settings for it, else the
    * master's own login on the master's server.
    */
-  async provisioning(server: Pick<MoodleTarget['db'], 'host' | 'port'>): Promise<Pick<MoodleTarget['db'], 'user' | 'password'> | undefined> {
+  async provisioning(
+    server: Pick<MoodleTarget['db'], 'host' | 'port'>,
+  ): Promise<Pick<MoodleTarget['db'], 'user' | 'password'> | undefined> {
     const rule = (await this.settings.read()).dbServers?.find((r) => r.server === serverName(server));
     if (rule?.provisioning) {
       const password = this.keyring.open(rule.provisioning.password);

@@ -3,7 +3,19 @@ import { errorKind } from '../../core/errors.ts';
 import type { Knex } from 'knex';
 import { auditTables, type AuditTables } from '../../core/db/schema.ts';
 import type { Keyring } from '../../core/keyring.ts';
-import { FINAL_STATES, FINAL_TARGET, type NewRun, type NewTarget, type RunEvent, type RunRow, type RunState, type StatusCounts, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
+import {
+  FINAL_STATES,
+  FINAL_TARGET,
+  type NewRun,
+  type NewTarget,
+  type RunEvent,
+  type RunRow,
+  type RunState,
+  type StatusCounts,
+  type TargetResult,
+  type TargetRow,
+  type TargetStatus,
+} from './run-model.ts';
 
 export class RunNotFoundError extends errorKind('not_found') {}
 
@@ -26,7 +38,6 @@ export interface NodeTargetWaiting {
   started_at: number;
 }
 
-
 /** Runs, their targets and their events, in the master database: the audit trail and the executor's state. */
 export class RunStore {
   readonly t: AuditTables;
@@ -45,7 +56,9 @@ export class RunStore {
 
   private target(row: Record<string, unknown>): TargetRow {
     const target = normaliseTarget(row);
-    return target.returned_value === null ? target : { ...target, returned_value: this.keyring.openAtRest(target.returned_value) };
+    return target.returned_value === null
+      ? target
+      : { ...target, returned_value: this.keyring.openAtRest(target.returned_value) };
   }
 
   async createRun(run: NewRun, targets: NewTarget[]): Promise<number> {
@@ -53,7 +66,9 @@ export class RunStore {
       const [id] = await trx.insert({ ...run, created_at: Date.now() }).into(this.t.runs);
       const runId = Number(id);
       for (let i = 0; i < targets.length; i += 500) {
-        await trx.insert(targets.slice(i, i + 500).map((t) => ({ ...t, run_id: runId, status: 'pending' }))).into(this.t.targets);
+        await trx
+          .insert(targets.slice(i, i + 500).map((t) => ({ ...t, run_id: runId, status: 'pending' })))
+          .into(this.t.targets);
       }
       return runId;
     });
@@ -70,7 +85,9 @@ export class RunStore {
   }
 
   async getTargets(runId: number): Promise<TargetRow[]> {
-    return (await this.db.select('*').from(this.t.targets).where({ run_id: runId }).orderBy('position')).map((row) => this.target(row));
+    return (await this.db.select('*').from(this.t.targets).where({ run_id: runId }).orderBy('position')).map((row) =>
+      this.target(row),
+    );
   }
 
   /**
@@ -79,7 +96,10 @@ export class RunStore {
    */
   async transition(id: number, from: readonly RunState[], to: RunState, extra: Partial<RunRow> = {}): Promise<boolean> {
     const ending = FINAL_STATES.includes(to) ? { secret_params: '' } : {};
-    const changed = await this.db(this.t.runs).where({ id }).whereIn('state', from as RunState[]).update({ state: to, ...extra, ...ending });
+    const changed = await this.db(this.t.runs)
+      .where({ id })
+      .whereIn('state', from as RunState[])
+      .update({ state: to, ...extra, ...ending });
     return changed === 1;
   }
 
@@ -92,14 +112,19 @@ export class RunStore {
    * which is how a redelivered job learns that a worker died while applying it.
    */
   async claimTarget(targetId: number): Promise<{ claimed: boolean; row: TargetRow }> {
-    const claimed = (await this.db(this.t.targets).where({ id: targetId }).whereIn('status', ['pending', 'retrying'])
-      .update({ status: 'applying', started_at: Date.now(), attempts: this.db.raw('attempts + 1') })) === 1;
+    const claimed =
+      (await this.db(this.t.targets)
+        .where({ id: targetId })
+        .whereIn('status', ['pending', 'retrying'])
+        .update({ status: 'applying', started_at: Date.now(), attempts: this.db.raw('attempts + 1') })) === 1;
     const row = this.target(await this.db.select('*').from(this.t.targets).where({ id: targetId }).first());
     return { claimed, row };
   }
 
   async recordTarget(targetId: number, result: TargetResult): Promise<void> {
-    await this.db(this.t.targets).where({ id: targetId }).update({ ...result, finished_at: Date.now() });
+    await this.db(this.t.targets)
+      .where({ id: targetId })
+      .update({ ...result, finished_at: Date.now() });
   }
 
   /**
@@ -133,7 +158,8 @@ export class RunStore {
   private async write(batch: PendingResult[]): Promise<void> {
     const finishedAt = Date.now();
     try {
-      for (let i = 0; i < batch.length; i += RESULTS_PER_STATEMENT) await this.updateResults(batch.slice(i, i + RESULTS_PER_STATEMENT), finishedAt);
+      for (let i = 0; i < batch.length; i += RESULTS_PER_STATEMENT)
+        await this.updateResults(batch.slice(i, i + RESULTS_PER_STATEMENT), finishedAt);
       for (const p of batch) p.done.resolve();
     } catch (err) {
       for (const p of batch) p.done.reject(err);
@@ -152,7 +178,11 @@ export class RunStore {
     for (const column of columns) {
       const given = batch.filter((p) => Object.hasOwn(p.result, column));
       sets.push(`?? = CASE id ${given.map(() => 'WHEN ? THEN ?').join(' ')} ELSE ?? END`);
-      bindings.push(column, ...given.flatMap((p) => [p.targetId, p.result[column as keyof PendingResult['result']] ?? null]), column);
+      bindings.push(
+        column,
+        ...given.flatMap((p) => [p.targetId, p.result[column as keyof PendingResult['result']] ?? null]),
+        column,
+      );
     }
     const ids = batch.map((p) => p.targetId);
     await this.db.raw(
@@ -163,25 +193,42 @@ export class RunStore {
 
   /** Targets of running or cancelling runs that wait in a node's queue, not yet started or between attempts. */
   async nodeTargetsWaiting(): Promise<NodeTargetWaiting[]> {
-    const rows = await this.db({ t: this.t.targets }).join({ r: this.t.runs }, 't.run_id', 'r.id')
-      .whereIn('t.status', ['pending', 'retrying']).whereNotNull('t.node').whereIn('r.state', ['running', 'cancelling'])
+    const rows = await this.db({ t: this.t.targets })
+      .join({ r: this.t.runs }, 't.run_id', 'r.id')
+      .whereIn('t.status', ['pending', 'retrying'])
+      .whereNotNull('t.node')
+      .whereIn('r.state', ['running', 'cancelling'])
       .select('t.id', 't.run_id', 't.node', 't.shortname', 't.message', 'r.state', 'r.started_at');
-    return rows.map((r: Record<string, unknown>) => ({ ...(r as unknown as NodeTargetWaiting), id: Number(r.id), run_id: Number(r.run_id), started_at: Number(r.started_at) }));
+    return rows.map((r: Record<string, unknown>) => ({
+      ...(r as unknown as NodeTargetWaiting),
+      id: Number(r.id),
+      run_id: Number(r.run_id),
+      started_at: Number(r.started_at),
+    }));
   }
 
   /** Puts back to pending a target given a final status that a worker then took after all, so its result lands. */
   async reopenTarget(targetId: number, status: TargetStatus): Promise<void> {
-    await this.db(this.t.targets).where({ id: targetId, status }).update({ status: 'pending', message: null, finished_at: null });
+    await this.db(this.t.targets)
+      .where({ id: targetId, status })
+      .update({ status: 'pending', message: null, finished_at: null });
   }
 
   /** Sets the message of targets still waiting to start (a note on why they wait, or none). */
   async noteWaiting(targetIds: readonly number[], message: string | null): Promise<void> {
     if (targetIds.length === 0) return;
-    await this.db(this.t.targets).whereIn('id', targetIds as number[]).whereIn('status', ['pending', 'retrying']).update({ message });
+    await this.db(this.t.targets)
+      .whereIn('id', targetIds as number[])
+      .whereIn('status', ['pending', 'retrying'])
+      .update({ message });
   }
 
   async countStatuses(runId: number): Promise<StatusCounts> {
-    const rows: Array<{ status: TargetStatus; n: number }> = await this.db(this.t.targets).select('status').count({ n: '*' }).where({ run_id: runId }).groupBy('status');
+    const rows: Array<{ status: TargetStatus; n: number }> = await this.db(this.t.targets)
+      .select('status')
+      .count({ n: '*' })
+      .where({ run_id: runId })
+      .groupBy('status');
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 
@@ -194,10 +241,14 @@ export class RunStore {
    * create it finds the first one's).
    */
   async installationId(): Promise<string> {
-    const read = async () => ((await this.db(this.t.installation).where({ one: 1 }).first('id')) as { id: string } | undefined)?.id;
+    const read = async () =>
+      ((await this.db(this.t.installation).where({ one: 1 }).first('id')) as { id: string } | undefined)?.id;
     const found = await read();
     if (found) return found;
-    await this.db(this.t.installation).insert({ one: 1, id: randomBytes(16).toString('hex'), created_at: Date.now() }).onConflict('one').ignore();
+    await this.db(this.t.installation)
+      .insert({ one: 1, id: randomBytes(16).toString('hex'), created_at: Date.now() })
+      .onConflict('one')
+      .ignore();
     return (await read()) as string;
   }
 
@@ -209,9 +260,22 @@ export class RunStore {
 const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
 
 function normaliseRun(row: Record<string, unknown>): RunRow {
-  return { ...(row as unknown as RunRow), id: Number(row.id), parent_id: num(row.parent_id), created_at: Number(row.created_at), started_at: num(row.started_at), finished_at: num(row.finished_at) };
+  return {
+    ...(row as unknown as RunRow),
+    id: Number(row.id),
+    parent_id: num(row.parent_id),
+    created_at: Number(row.created_at),
+    started_at: num(row.started_at),
+    finished_at: num(row.finished_at),
+  };
 }
 
 function normaliseTarget(row: Record<string, unknown>): TargetRow {
-  return { ...(row as unknown as TargetRow), id: Number(row.id), run_id: Number(row.run_id), host_id: Number(row.host_id), delay_ms: Number(row.delay_ms) };
+  return {
+    ...(row as unknown as TargetRow),
+    id: Number(row.id),
+    run_id: Number(row.run_id),
+    host_id: Number(row.host_id),
+    delay_ms: Number(row.delay_ms),
+  };
 }

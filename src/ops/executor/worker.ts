@@ -1,8 +1,16 @@
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job, UnrecoverableError } from 'bullmq';
 import { findCommand } from '../commands/index.ts';
-import { FORCED_MESSAGE, isIdempotent, placementOf, placingDataroot, type ApplyOutcome, type CommandDef, type Params } from '../commands/command.ts';
+import {
+  FORCED_MESSAGE,
+  isIdempotent,
+  placementOf,
+  placingDataroot,
+  type ApplyOutcome,
+  type CommandDef,
+  type Params,
+} from '../commands/command.ts';
 import { stoppable } from '../moodle/work-signal.ts';
-import type { MoodleTarget } from '../moodle/target.ts';
+import { type MoodleTarget, TargetError } from '../moodle/target.ts';
 import type { Fleet } from '../../registry/fleet.ts';
 import { settleRun } from './recovery.ts';
 import { targetParams } from './run-actions.ts';
@@ -11,7 +19,7 @@ import { errorKind } from '../../core/errors.ts';
 import { errorFields, type Logger } from '../../core/log.ts';
 import { describeError, isTransient } from '../../core/db/db-errors.ts';
 import { redisConnection } from '../../core/redis.ts';
-import { type RunServices } from './run-services.ts';
+import type { RunServices } from './run-services.ts';
 import { NODE_TASK, nodeQueueName, QUEUE_NAME } from './queues.ts';
 import { commandContext, PHP_SLOT_POLL_MS } from './command-contexts.ts';
 import { runNodeTask } from './node-task-runner.ts';
@@ -20,7 +28,16 @@ import { publishNodeReport } from '../delivery/sites.ts';
 import { findNode, nodeOfDataroot, noNodeReason, type NodeConfig } from '../../core/nodes.ts';
 import { heartbeat, HEARTBEAT_MS, NodeWatch } from './node-watch.ts';
 import { PhpStopped } from '../moodle/php.ts';
-import { DONE_OK, NOT_STARTED, WARNING, type RunRow, type RunState, type TargetResult, type TargetRow, type TargetStatus } from './run-model.ts';
+import {
+  DONE_OK,
+  NOT_STARTED,
+  WARNING,
+  type RunRow,
+  type RunState,
+  type TargetResult,
+  type TargetRow,
+  type TargetStatus,
+} from './run-model.ts';
 
 interface NodeTaskJob {
   task: NodeTaskName;
@@ -56,7 +73,6 @@ const STOP_GRACE_MS = 10_000;
 
 const CONTEXT_TTL_MS = 10 * 60_000;
 
-
 /**
  * Runs one target's work with a deadline. Past it, the work's queries are killed and the work is awaited (a little
  * while) before the timeout is reported: its instance lock must not go while its write may still be running.
@@ -79,7 +95,10 @@ async function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
   const timeout = new TargetTimeoutError(`timed out after ${ms / 1000} s`);
   let grace: NodeJS.Timeout | undefined;
   timeout.stopped = await Promise.race([
-    running.then(() => true, () => true),
+    running.then(
+      () => true,
+      () => true,
+    ),
     new Promise<boolean>((resolve) => (grace = setTimeout(() => resolve(false), STOP_GRACE_MS))),
   ]);
   clearTimeout(grace);
@@ -114,22 +133,28 @@ export class ExecutorWorker {
 
   private readonly schedules: ScheduledWork | undefined;
 
-  constructor(private readonly rt: RunServices, options: { node?: string; schedules?: ScheduledWork } = {}) {
+  constructor(
+    private readonly rt: RunServices,
+    options: { node?: string; schedules?: ScheduledWork } = {},
+  ) {
     this.schedules = options.schedules;
     this.log = rt.log.child({ component: 'worker' });
     this.node = options.node === undefined ? undefined : findNode(rt.config.nodes, options.node);
     const { concurrency, lockDuration, stalledInterval } = rt.config.executor;
     this.connection = redisConnection(rt.redisUrl, 'worker', this.log, rt.config.redisTimeoutMs);
     const queues = [QUEUE_NAME, ...(this.node ? [nodeQueueName(this.node.name)] : [])];
-    this.workers = queues.map((queue) => new Worker(queue, (job, token) => this.process(job as Job<TargetJob>, token), {
-      connection: this.connection,
-      prefix: rt.queuePrefix,
-      concurrency,
-      lockDuration,
-      stalledInterval,
-      maxStalledCount: 2,
-      name: `vmoodle-ops@${this.node?.name ?? rt.config.node}`,
-    }));
+    this.workers = queues.map(
+      (queue) =>
+        new Worker(queue, (job, token) => this.process(job as Job<TargetJob>, token), {
+          connection: this.connection,
+          prefix: rt.queuePrefix,
+          concurrency,
+          lockDuration,
+          stalledInterval,
+          maxStalledCount: 2,
+          name: `vmoodle-ops@${this.node?.name ?? rt.config.node}`,
+        }),
+    );
     // BullMQ reports here on every attempt while Redis is away: one line per kind of failure, again once it recovers.
     let last: string | undefined;
     for (const worker of this.workers) {
@@ -149,13 +174,21 @@ export class ExecutorWorker {
     if (this.node) {
       this.beat(this.node.name);
       const node = this.node;
-      publishNodeReport(rt, node).catch((err) => this.log.warn({ ...errorFields(err), node: node.name }, 'could not tell Redis where the delivery on this node stands'));
+      publishNodeReport(rt, node).catch((err) =>
+        this.log.warn(
+          { ...errorFields(err), node: node.name },
+          'could not tell Redis where the delivery on this node stands',
+        ),
+      );
     }
   }
 
   /** Says every few seconds that this node has a worker, so that its queued work is not reported as waiting. */
   private beat(node: string): void {
-    const once = () => heartbeat(this.rt, node).catch((err) => this.log.warn({ ...errorFields(err), node }, 'could not tell Redis this node has a worker'));
+    const once = () =>
+      heartbeat(this.rt, node).catch((err) =>
+        this.log.warn({ ...errorFields(err), node }, 'could not tell Redis this node has a worker'),
+      );
     void once();
     this.heartbeat = setInterval(once, HEARTBEAT_MS);
   }
@@ -171,7 +204,10 @@ export class ExecutorWorker {
     if (job.data.installation !== undefined && job.data.installation !== this.rt.installation) {
       if (!this.foreign.has(job.data.installation)) {
         this.foreign.add(job.data.installation);
-        this.log.warn({ job: job.id, installation: job.data.installation }, "jobs of another master's installation share this queue; they are left for its own workers");
+        this.log.warn(
+          { job: job.id, installation: job.data.installation },
+          "jobs of another master's installation share this queue; they are left for its own workers",
+        );
       }
       await this.delay(job, token, FOREIGN_JOB_DELAY_MS);
     }
@@ -184,7 +220,7 @@ export class ExecutorWorker {
 
   /** A task a run asked of this node: only a node's worker takes jobs from the node's queue. */
   private nodeTask(job: Job<NodeTaskJob>): Promise<unknown> {
-    if (!this.node) throw new Error(`a node task (${job.data.task}) reached a worker that serves no node`);
+    if (!this.node) throw new UnrecoverableError(`a node task (${job.data.task}) reached a worker that serves no node`);
     return runNodeTask(this.rt, this.node, job.data.task, job.data.payload);
   }
 
@@ -206,18 +242,26 @@ export class ExecutorWorker {
       };
       const source = attempt(() => {
         const host = sourceHostOf(fleet, run.source);
-        if (!host) throw new Error('the source host is no longer in the registry');
+        if (!host) throw new TargetError('the source host is no longer in the registry');
         return this.rt.moodleTarget(fleet, host);
       });
-      const targets = new Map(rows.map((row) => [row.id, {
-        row,
-        target: attempt(() => {
-          const host = fleet.byKindAndId(row.host_kind, row.host_id);
-          if (!host) throw new Error('no longer in the registry');
-          return this.rt.moodleTarget(fleet, host);
-        }),
-      }]));
-      this.log.info({ run: run.id, command: run.command, targets: rows.length, requestedBy: run.requested_by }, 'run picked up');
+      const targets = new Map(
+        rows.map((row) => [
+          row.id,
+          {
+            row,
+            target: attempt(() => {
+              const host = fleet.byKindAndId(row.host_kind, row.host_id);
+              if (!host) throw new TargetError('no longer in the registry');
+              return this.rt.moodleTarget(fleet, host);
+            }),
+          },
+        ]),
+      );
+      this.log.info(
+        { run: run.id, command: run.command, targets: rows.length, requestedBy: run.requested_by },
+        'run picked up',
+      );
       return { run, fleet, command: findCommand(run.command), source, targets };
     })();
     this.contexts.set(runId, { context: ctx, loadedAt: now });
@@ -225,13 +269,27 @@ export class ExecutorWorker {
     return ctx;
   }
 
-  private async record(ctx: RunContext, row: TargetRow, result: TargetResult & { old_known?: boolean }, job?: Job): Promise<void> {
+  private async record(
+    ctx: RunContext,
+    row: TargetRow,
+    result: TargetResult & { old_known?: boolean },
+    job?: Job,
+  ): Promise<void> {
     await this.rt.store.recordFinal(row.id, job ? { ...result, attempts: job.attemptsMade + 1 } : result);
     if (!DONE_OK.includes(result.status) && !WARNING.includes(result.status) && !NOT_STARTED.includes(result.status)) {
-      this.log.warn({ run: ctx.run.id, target: row.shortname, status: result.status, message: result.message }, 'target did not succeed');
+      this.log.warn(
+        { run: ctx.run.id, target: row.shortname, status: result.status, message: result.message },
+        'target did not succeed',
+      );
       await this.rt.gate.countFailure(ctx.run.id);
     }
-    await this.rt.progress.publish(ctx.run.id, { type: 'target', targetId: row.id, shortname: row.shortname, status: result.status, message: result.message ?? null });
+    await this.rt.progress.publish(ctx.run.id, {
+      type: 'target',
+      targetId: row.id,
+      shortname: row.shortname,
+      status: result.status,
+      message: result.message ?? null,
+    });
   }
 
   private async delay(job: Job, token: string | undefined, ms: number): Promise<never> {
@@ -252,7 +310,12 @@ export class ExecutorWorker {
     }
     const { source } = ctx;
     if (target instanceof Error || source instanceof Error) {
-      await this.record(ctx, row, { status: 'failed', message: (target instanceof Error ? target : (source as Error)).message }, job);
+      await this.record(
+        ctx,
+        row,
+        { status: 'failed', message: (target instanceof Error ? target : (source as Error)).message },
+        job,
+      );
       return;
     }
     let params: Params;
@@ -286,7 +349,10 @@ export class ExecutorWorker {
     // A PHP run takes about a second (moodle-facts §1.5): waiting for a PHP slot is retried less eagerly than for a connection.
     if (admission === 'busy') await this.delay(job, token, phpCap > 0 ? PHP_SLOT_POLL_MS : 50);
     if (admission === 'cancelled' || admission === 'braked') {
-      const message = admission === 'cancelled' ? 'not started: the run was cancelled' : `not started: more than ${ctx.run.max_failures} targets failed (--max-failures)`;
+      const message =
+        admission === 'cancelled'
+          ? 'not started: the run was cancelled'
+          : `not started: more than ${ctx.run.max_failures} targets failed (--max-failures)`;
       await this.record(ctx, row, { status: admission === 'cancelled' ? 'cancelled' : 'skipped', message });
       return;
     }
@@ -300,33 +366,77 @@ export class ExecutorWorker {
         const claim = await this.rt.store.claimTarget(row.id);
         if (!claim.claimed) {
           if (claim.row.status === 'applying') {
-            await this.record(ctx, row, { status: 'interrupted', message: 'interrupted — verify: a worker stopped while applying this target, and the command is not safe to repeat' });
+            await this.record(ctx, row, {
+              status: 'interrupted',
+              message:
+                'interrupted — verify: a worker stopped while applying this target, and the command is not safe to repeat',
+            });
           }
           return;
         }
       }
       const run = { id: ctx.run.id, requestedBy: ctx.run.requested_by };
       const outcome = await withDeadline(timeoutMs, () =>
-        ctx.command.apply(commandContext(this.rt, source, ctx.command, phpCap > 0, ctx.fleet, (message) => this.tellStep(ctx.run.id, row, message), run), target, params, {
-          preview: {},
-          matchesPlan: (current) => !row.old_known || this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
-        }));
-      await this.record(ctx, row, { ...this.result(outcome, Date.now() - started), started_at: started } as TargetResult, job);
+        ctx.command.apply(
+          commandContext(
+            this.rt,
+            source,
+            ctx.command,
+            phpCap > 0,
+            ctx.fleet,
+            (message) => this.tellStep(ctx.run.id, row, message),
+            run,
+          ),
+          target,
+          params,
+          {
+            preview: {},
+            matchesPlan: (current) =>
+              !row.old_known ||
+              this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
+          },
+        ),
+      );
+      await this.record(
+        ctx,
+        row,
+        { ...this.result(outcome, Date.now() - started), started_at: started } as TargetResult,
+        job,
+      );
     } catch (err) {
       if (err instanceof DelayedError) throw err;
       const message = describeError(err);
       if (err instanceof TargetTimeoutError) {
         keepLock = !err.stopped;
-        const what = err.stopped ? 'its work was stopped; the change may or may not be made — verify' : 'its work did not stop, so the instance stays locked until the lock expires — verify';
-        await this.record(ctx, row, { status: 'interrupted', message: `${message}; ${what}`, duration_ms: Date.now() - started }, job);
+        const what = err.stopped
+          ? 'its work was stopped; the change may or may not be made — verify'
+          : 'its work did not stop, so the instance stays locked until the lock expires — verify';
+        await this.record(
+          ctx,
+          row,
+          { status: 'interrupted', message: `${message}; ${what}`, duration_ms: Date.now() - started },
+          job,
+        );
       } else if (err instanceof PhpStopped) {
         await this.record(ctx, row, { status: 'interrupted', message, duration_ms: Date.now() - started }, job);
       } else if (isTransient(err) && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
-        await this.rt.store.recordTarget(row.id, { status: 'retrying', message: `attempt ${job.attemptsMade + 1} failed: ${message}` });
+        await this.rt.store.recordTarget(row.id, {
+          status: 'retrying',
+          message: `attempt ${job.attemptsMade + 1} failed: ${message}`,
+        });
         throw err;
       } else {
         const attempts = job.attemptsMade + 1;
-        await this.record(ctx, row, { status: 'failed', message: attempts > 1 ? `${message} (after ${attempts} attempts)` : message, duration_ms: Date.now() - started }, job);
+        await this.record(
+          ctx,
+          row,
+          {
+            status: 'failed',
+            message: attempts > 1 ? `${message} (after ${attempts} attempts)` : message,
+            duration_ms: Date.now() - started,
+          },
+          job,
+        );
       }
     } finally {
       if (!keepLock) await this.rt.gate.release(request);
@@ -335,15 +445,19 @@ export class ExecutorWorker {
 
   /** A step of a long target, for those following the run; one that cannot be told is logged, the work goes on. */
   private tellStep(runId: number, row: TargetRow, message: string): void {
-    this.rt.progress.publish(runId, { type: 'step', targetId: row.id, shortname: row.shortname, message })
-      .catch((err) => this.log.warn({ ...errorFields(err), run: runId, target: row.id }, 'could not tell a step of a target'));
+    this.rt.progress
+      .publish(runId, { type: 'step', targetId: row.id, shortname: row.shortname, message })
+      .catch((err) =>
+        this.log.warn({ ...errorFields(err), run: runId, target: row.id }, 'could not tell a step of a target'),
+      );
   }
 
   /** The node a target was queued for, when its dataroot is still under it; else why that node must not run it. */
   private nodeHolding(node: string, dataroot: string | undefined): NodeConfig | string {
     const holder = nodeOfDataroot(this.rt.config.nodes, dataroot);
     if (!holder) return noNodeReason(this.rt.config.nodes, dataroot);
-    if (holder.name !== node) return `its dataroot ${dataroot} is on node ${holder.name} now, not ${node}: the nodes or the registry changed since the plan (plan it again)`;
+    if (holder.name !== node)
+      return `its dataroot ${dataroot} is on node ${holder.name} now, not ${node}: the nodes or the registry changed since the plan (plan it again)`;
     return holder;
   }
 
@@ -357,8 +471,12 @@ export class ExecutorWorker {
       forced ? FORCED_MESSAGE : '',
       notPurged
         ? `applied, cache not purged: ${outcome.cacheNote ?? "this worker could not reach or empty the site's cache"}, so Moodle won't see the change until its caches are purged`
-        : applied ? outcome.cacheNote ?? '' : '',
-    ].filter(Boolean).join('; ');
+        : applied
+          ? (outcome.cacheNote ?? '')
+          : '',
+    ]
+      .filter(Boolean)
+      .join('; ');
     return {
       status,
       old_value: outcome.old ?? null,
@@ -377,7 +495,6 @@ export class ExecutorWorker {
     this.contexts.delete(runId);
     return state;
   }
-
 
   /** Lets the targets under way finish, then lets go of Redis (BullMQ leaves a connection it was given open). */
   async close(): Promise<void> {

@@ -27,7 +27,8 @@ export interface FileRow {
   referencefileid: number | null;
 }
 
-const COLUMNS = 'id, contenthash, contextid, component, filearea, itemid, filepath, filename, filesize, mimetype, status, source, author, license, timecreated, timemodified, sortorder, referencefileid';
+const COLUMNS =
+  'id, contenthash, contextid, component, filearea, itemid, filepath, filename, filesize, mimetype, status, source, author, license, timecreated, timemodified, sortorder, referencefileid';
 
 /** Which files a copy takes from its source: a file by id, or an area (in one context, or in every one). */
 export type FileSelection =
@@ -45,18 +46,41 @@ export interface SourceFiles {
 }
 
 const numeric = (r: FileRow): FileRow => ({
-  ...r, id: Number(r.id), contextid: Number(r.contextid), itemid: Number(r.itemid), filesize: Number(r.filesize), status: Number(r.status),
-  timecreated: Number(r.timecreated), timemodified: Number(r.timemodified), sortorder: Number(r.sortorder), referencefileid: r.referencefileid === null ? null : Number(r.referencefileid),
+  ...r,
+  id: Number(r.id),
+  contextid: Number(r.contextid),
+  itemid: Number(r.itemid),
+  filesize: Number(r.filesize),
+  status: Number(r.status),
+  timecreated: Number(r.timecreated),
+  timemodified: Number(r.timemodified),
+  sortorder: Number(r.sortorder),
+  referencefileid: r.referencefileid === null ? null : Number(r.referencefileid),
 });
 
-export async function readSelection(access: MoodleAccess, sql: Statements, site: MoodleTarget, selection: FileSelection): Promise<FileRow[]> {
+export async function readSelection(
+  access: MoodleAccess,
+  sql: Statements,
+  site: MoodleTarget,
+  selection: FileSelection,
+): Promise<FileRow[]> {
   const files = access.table(site, MOODLE_TABLES.files);
-  if ('fileid' in selection) return (await sql.read<FileRow>(`SELECT ${COLUMNS} FROM ${files} WHERE id = ?`, [selection.fileid])).map(numeric);
+  if ('fileid' in selection)
+    return (await sql.read<FileRow>(`SELECT ${COLUMNS} FROM ${files} WHERE id = ?`, [selection.fileid])).map(numeric);
   const where = ['component = ?', 'filearea = ?'];
   const values: unknown[] = [selection.component, selection.filearea];
-  if (selection.itemid !== '*') (where.push('itemid = ?'), values.push(selection.itemid));
-  if (selection.contextid !== '*') (where.push('contextid = ?'), values.push(selection.contextid));
-  const rows = await sql.read<FileRow>(`SELECT ${COLUMNS} FROM ${files} WHERE ${where.join(' AND ')} ORDER BY contextid, itemid, filepath, filename, id`, values);
+  if (selection.itemid !== '*') {
+    where.push('itemid = ?');
+    values.push(selection.itemid);
+  }
+  if (selection.contextid !== '*') {
+    where.push('contextid = ?');
+    values.push(selection.contextid);
+  }
+  const rows = await sql.read<FileRow>(
+    `SELECT ${COLUMNS} FROM ${files} WHERE ${where.join(' AND ')} ORDER BY contextid, itemid, filepath, filename, id`,
+    values,
+  );
   return rows.map(numeric);
 }
 
@@ -79,7 +103,11 @@ export interface PlacedRow {
   pathnamehash: string;
 }
 
-export const place = (row: FileRow, contextid: number): PlacedRow => ({ row, contextid, pathnamehash: pathnameHash({ ...row, contextid }) });
+export const place = (row: FileRow, contextid: number): PlacedRow => ({
+  row,
+  contextid,
+  pathnamehash: pathnameHash({ ...row, contextid }),
+});
 
 /** The folders Moodle's create_directory() makes for a path: the path and each parent up to '/'. */
 export function folderChain(filepath: string): string[] {
@@ -95,12 +123,20 @@ export function folderChain(filepath: string): string[] {
 }
 
 /** What a target has at the places the copy writes to, by pathnamehash. */
-export async function existingAt(access: MoodleAccess, sql: Statements, site: MoodleTarget, hashes: readonly string[], lock: boolean): Promise<Map<string, { id: number; contenthash: string }>> {
+export async function existingAt(
+  access: MoodleAccess,
+  sql: Statements,
+  site: MoodleTarget,
+  hashes: readonly string[],
+  lock: boolean,
+): Promise<Map<string, { id: number; contenthash: string }>> {
   const found = new Map<string, { id: number; contenthash: string }>();
   const table = access.table(site, MOODLE_TABLES.files);
   for (let i = 0; i < hashes.length; i += 1000) {
     const rows = await sql.read<{ id: number; pathnamehash: string; contenthash: string }>(
-      `SELECT id, pathnamehash, contenthash FROM ${table} WHERE pathnamehash IN (?)${lock ? ' FOR UPDATE' : ''}`, [hashes.slice(i, i + 1000)]);
+      `SELECT id, pathnamehash, contenthash FROM ${table} WHERE pathnamehash IN (?)${lock ? ' FOR UPDATE' : ''}`,
+      [hashes.slice(i, i + 1000)],
+    );
     for (const r of rows) found.set(r.pathnamehash, { id: Number(r.id), contenthash: r.contenthash });
   }
   return found;
@@ -116,32 +152,82 @@ export interface RowWriter {
  * Queues a file row as create_file_from_pathname() writes it, replacing (as VMoodle's import does) a row at the same
  * place, then the folder rows create_directory() adds for its path where there are none.
  */
-export function writeFile(access: MoodleAccess, sql: Statements, site: MoodleTarget, placed: PlacedRow, replaced: number | undefined, by: RowWriter): void {
+export function writeFile(
+  access: MoodleAccess,
+  sql: Statements,
+  site: MoodleTarget,
+  placed: PlacedRow,
+  replaced: number | undefined,
+  by: RowWriter,
+): void {
   const table = access.table(site, MOODLE_TABLES.files);
   const r = placed.row;
   if (replaced !== undefined) sql.write(`DELETE FROM ${table} WHERE id = ?`, [replaced]);
   sql.write(
     `INSERT INTO ${table} (contenthash, pathnamehash, contextid, component, filearea, itemid, filepath, filename, userid, filesize, mimetype, status, source, author, license, timecreated, timemodified, sortorder, referencefileid)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
-    [r.contenthash, placed.pathnamehash, placed.contextid, r.component, r.filearea, r.itemid, r.filepath, r.filename, by.userid, r.filesize, r.mimetype, r.status,
-      r.source || null, r.author || null, r.license || null, Math.max(0, r.timecreated), Math.max(0, r.timemodified), Math.max(0, r.sortorder)],
+    [
+      r.contenthash,
+      placed.pathnamehash,
+      placed.contextid,
+      r.component,
+      r.filearea,
+      r.itemid,
+      r.filepath,
+      r.filename,
+      by.userid,
+      r.filesize,
+      r.mimetype,
+      r.status,
+      r.source || null,
+      r.author || null,
+      r.license || null,
+      Math.max(0, r.timecreated),
+      Math.max(0, r.timemodified),
+      Math.max(0, r.sortorder),
+    ],
   );
 }
 
 /** A folder row as create_directory() writes it. */
-export function writeFolder(access: MoodleAccess, sql: Statements, site: MoodleTarget, folder: Omit<PlacedRow, 'row'> & { row: Pick<FileRow, 'component' | 'filearea' | 'itemid' | 'filepath'> }, by: RowWriter): void {
+export function writeFolder(
+  access: MoodleAccess,
+  sql: Statements,
+  site: MoodleTarget,
+  folder: Omit<PlacedRow, 'row'> & { row: Pick<FileRow, 'component' | 'filearea' | 'itemid' | 'filepath'> },
+  by: RowWriter,
+): void {
   const r = folder.row;
   sql.write(
     `INSERT INTO ${access.table(site, MOODLE_TABLES.files)} (contenthash, pathnamehash, contextid, component, filearea, itemid, filepath, filename, userid, filesize, mimetype, status, timecreated, timemodified, sortorder)
      VALUES (?, ?, ?, ?, ?, ?, ?, '.', ?, 0, NULL, 0, ?, ?, 0)`,
-    [EMPTY_CONTENT, folder.pathnamehash, folder.contextid, r.component, r.filearea, r.itemid, r.filepath, by.userid, by.now, by.now],
+    [
+      EMPTY_CONTENT,
+      folder.pathnamehash,
+      folder.contextid,
+      r.component,
+      r.filearea,
+      r.itemid,
+      r.filepath,
+      by.userid,
+      by.now,
+      by.now,
+    ],
   );
 }
 
 /** Of these contents, those no row of the site uses any more. */
-export async function unusedContents(access: MoodleAccess, sql: Statements, site: MoodleTarget, hashes: readonly string[]): Promise<string[]> {
+export async function unusedContents(
+  access: MoodleAccess,
+  sql: Statements,
+  site: MoodleTarget,
+  hashes: readonly string[],
+): Promise<string[]> {
   if (hashes.length === 0) return [];
-  const used = await sql.read<{ contenthash: string }>(`SELECT DISTINCT contenthash FROM ${access.table(site, MOODLE_TABLES.files)} WHERE contenthash IN (?)`, [hashes]);
+  const used = await sql.read<{ contenthash: string }>(
+    `SELECT DISTINCT contenthash FROM ${access.table(site, MOODLE_TABLES.files)} WHERE contenthash IN (?)`,
+    [hashes],
+  );
   const kept = new Set(used.map((u) => u.contenthash));
   return hashes.filter((h) => !kept.has(h));
 }

@@ -22,8 +22,17 @@ export function contentPath(root: string, hash: string): string {
 }
 
 /** Moodle's get_pathname_hash(): the sha1 of `/contextid/component/filearea/itemid` then filepath and filename. */
-export function pathnameHash(f: { contextid: number; component: string; filearea: string; itemid: number; filepath: string; filename: string }): string {
-  return createHash('sha1').update(`/${f.contextid}/${f.component}/${f.filearea}/${f.itemid}${f.filepath}${f.filename}`).digest('hex');
+export function pathnameHash(f: {
+  contextid: number;
+  component: string;
+  filearea: string;
+  itemid: number;
+  filepath: string;
+  filename: string;
+}): string {
+  return createHash('sha1')
+    .update(`/${f.contextid}/${f.component}/${f.filearea}/${f.itemid}${f.filepath}${f.filename}`)
+    .digest('hex');
 }
 
 export interface PoolModes {
@@ -52,7 +61,12 @@ async function makeDirs(dir: string, mode: number): Promise<void> {
  * Writes a content into a pool as file_system_filedir does: into a temporary file beside its place, renamed there
  * only once its bytes hash to the name it is given, so that a pool never holds a file under a wrong name or half of one.
  */
-export async function storeContent(filedir: string, hash: string, chunks: AsyncIterable<Buffer> | Iterable<Buffer>, modes: PoolModes): Promise<number> {
+export async function storeContent(
+  filedir: string,
+  hash: string,
+  chunks: AsyncIterable<Buffer> | Iterable<Buffer>,
+  modes: PoolModes,
+): Promise<number> {
   const path = contentPath(filedir, hash);
   await makeDirs(dirname(path), modes.directoryPermissions);
   const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
@@ -70,7 +84,8 @@ export async function storeContent(filedir: string, hash: string, chunks: AsyncI
       await file.close();
     }
     const got = digest.digest('hex');
-    if (got !== hash) throw new ContentError(`the content received hashes to ${got}, not to its contenthash ${hash}: not stored`);
+    if (got !== hash)
+      throw new ContentError(`the content received hashes to ${got}, not to its contenthash ${hash}: not stored`);
     await chmod(temp, modes.filePermissions);
     await rename(temp, path);
     return size;

@@ -59,7 +59,9 @@ async function list(dir: string): Promise<string[]> {
 /** The customisations a source holds, of the languages and components asked for. */
 export async function readLangLocal(root: string, req: LangRequest): Promise<LangFile[]> {
   const wantedFiles = req.components === 'all' ? undefined : new Set(req.components.map(stringFile));
-  const langs = (await list(root)).filter((d) => d.endsWith(LOCAL_SUFFIX)).map((d) => d.slice(0, -LOCAL_SUFFIX.length))
+  const langs = (await list(root))
+    .filter((d) => d.endsWith(LOCAL_SUFFIX))
+    .map((d) => d.slice(0, -LOCAL_SUFFIX.length))
     .filter((l) => LANG_CODE.test(l) && (req.langs === 'all' || req.langs.includes(l)));
   const files: LangFile[] = [];
   let bytes = 0;
@@ -68,7 +70,10 @@ export async function readLangLocal(root: string, req: LangRequest): Promise<Lan
       if (!STRING_FILE.test(file) || (wantedFiles && !wantedFiles.has(file))) continue;
       const content = await readFile(join(root, `${lang}${LOCAL_SUFFIX}`, file), 'utf8');
       bytes += Buffer.byteLength(content);
-      if (bytes > MAX_BYTES) throw new LangLocalError(`the source's customisations pass ${MAX_BYTES / 1024 / 1024} MiB: choose fewer languages or components`);
+      if (bytes > MAX_BYTES)
+        throw new LangLocalError(
+          `the source's customisations pass ${MAX_BYTES / 1024 / 1024} MiB: choose fewer languages or components`,
+        );
       files.push({ lang, file, content });
     }
   }
@@ -76,11 +81,16 @@ export async function readLangLocal(root: string, req: LangRequest): Promise<Lan
 }
 
 /** Writes customisations into a site's local packs, each file whole or not at all; says which changed. */
-export async function writeLangLocal(root: string, files: readonly LangFile[], modes: PoolModes): Promise<{ written: string[]; unchanged: number }> {
+export async function writeLangLocal(
+  root: string,
+  files: readonly LangFile[],
+  modes: PoolModes,
+): Promise<{ written: string[]; unchanged: number }> {
   const written: string[] = [];
   let unchanged = 0;
   for (const f of files) {
-    if (!LANG_CODE.test(f.lang) || !STRING_FILE.test(f.file)) throw new LangLocalError(`'${f.lang}/${f.file}' is not a language customisation file`);
+    if (!LANG_CODE.test(f.lang) || !STRING_FILE.test(f.file))
+      throw new LangLocalError(`'${f.lang}/${f.file}' is not a language customisation file`);
     const dir = join(root, `${f.lang}${LOCAL_SUFFIX}`);
     const path = join(dir, f.file);
     const current = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => {
@@ -92,7 +102,8 @@ export async function writeLangLocal(root: string, files: readonly LangFile[], m
       continue;
     }
     for (const d of [root, dir]) {
-      if ((await mkdir(d, { recursive: true, mode: modes.directoryPermissions })) !== undefined) await chmod(d, modes.directoryPermissions);
+      if ((await mkdir(d, { recursive: true, mode: modes.directoryPermissions })) !== undefined)
+        await chmod(d, modes.directoryPermissions);
     }
     const temp = `${path}.${randomBytes(4).toString('hex')}.tmp`;
     try {

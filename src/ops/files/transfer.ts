@@ -51,20 +51,32 @@ export interface FetchReport {
 
 /** Moves file contents from the source's pool to a target's; see ContentMover. */
 export interface ContentTransfer {
-  fetch(source: MoodleTarget, target: MoodleTarget, into: TargetPool, wanted: ReadonlyArray<{ hash: string; size: number }>): Promise<FetchReport>;
+  fetch(
+    source: MoodleTarget,
+    target: MoodleTarget,
+    into: TargetPool,
+    wanted: ReadonlyArray<{ hash: string; size: number }>,
+  ): Promise<FetchReport>;
 }
 
 /**
  * Where a source's files are read for a target: by the target's own worker when one node holds both (or on a single
  * machine without nodes), else by the worker of the source's node.
  */
-export function sourceSide(nodes: readonly NodeConfig[], source: MoodleTarget, target: MoodleTarget, what: string): { local: true } | { local: false; from: NodeConfig; here: NodeConfig | undefined } {
+export function sourceSide(
+  nodes: readonly NodeConfig[],
+  source: MoodleTarget,
+  target: MoodleTarget,
+  what: string,
+): { local: true } | { local: false; from: NodeConfig; here: NodeConfig | undefined } {
   if (nodes.length === 0) {
-    if (!source.dataroot) throw new ContentError(`the source host's dataroot is not known, so its ${what} cannot be read`);
+    if (!source.dataroot)
+      throw new ContentError(`the source host's dataroot is not known, so its ${what} cannot be read`);
     return { local: true };
   }
   const from = nodeOfDataroot(nodes, source.dataroot);
-  if (!from) throw new ContentError(`the source host's ${what} cannot be read: ${noNodeReason(nodes, source.dataroot)}`);
+  if (!from)
+    throw new ContentError(`the source host's ${what} cannot be read: ${noNodeReason(nodes, source.dataroot)}`);
   const here = nodeOfDataroot(nodes, target.dataroot);
   return from.name === here?.name ? { local: true } : { local: false, from, here };
 }
@@ -87,15 +99,24 @@ async function* rechunk(chunks: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
 }
 
 const missingMessage = (err: unknown, hash: string) =>
-  (err as NodeJS.ErrnoException).code === 'ENOENT' ? `the source's file pool has no content ${hash}` : describeError(err);
+  (err as NodeJS.ErrnoException).code === 'ENOENT'
+    ? `the source's file pool has no content ${hash}`
+    : describeError(err);
 
 /**
  * On the node holding the source's dataroot: reads each content from its pool (checking it against its hash) and
  * leaves it where the target's node can take it, in the transfer folder both mount or in chunks in Redis.
  */
-export async function sendContents(redis: Redis, keys: RedisKeys, node: NodeConfig, sourceFiledir: string, req: SendRequest): Promise<SendAnswer> {
+export async function sendContents(
+  redis: Redis,
+  keys: RedisKeys,
+  node: NodeConfig,
+  sourceFiledir: string,
+  req: SendRequest,
+): Promise<SendAnswer> {
   const answer: SendAnswer = { sent: [], failed: [] };
-  if (!/^[a-z0-9-]{1,64}$/.test(req.transfer)) throw new ContentError('a transfer name holds only lower-case letters, digits and dashes');
+  if (!/^[a-z0-9-]{1,64}$/.test(req.transfer))
+    throw new ContentError('a transfer name holds only lower-case letters, digits and dashes');
   if (req.via === 'folder' && !node.transferDir) throw new ContentError(`node ${node.name} has no transfer_dir`);
   const folder = req.via === 'folder' ? join(node.transferDir as string, req.transfer) : undefined;
   if (folder !== undefined) {
@@ -114,7 +135,10 @@ export async function sendContents(redis: Redis, keys: RedisKeys, node: NodeConf
       if (folder !== undefined) {
         const file = await open(join(folder, hash), 'wx', 0o600);
         try {
-          for await (const chunk of readContent(sourceFiledir, hash)) (await file.write(chunk), (size += chunk.length));
+          for await (const chunk of readContent(sourceFiledir, hash)) {
+            await file.write(chunk);
+            size += chunk.length;
+          }
         } finally {
           await file.close();
         }
@@ -134,11 +158,23 @@ export async function sendContents(redis: Redis, keys: RedisKeys, node: NodeConf
   return answer;
 }
 
-async function dropChunks(redis: Redis, keys: RedisKeys, transfer: string, hash: string, chunks: number): Promise<void> {
+async function dropChunks(
+  redis: Redis,
+  keys: RedisKeys,
+  transfer: string,
+  hash: string,
+  chunks: number,
+): Promise<void> {
   if (chunks > 0) await redis.del(...Array.from({ length: chunks }, (_, i) => keys.transferChunk(transfer, hash, i)));
 }
 
-async function* redisChunks(redis: Redis, keys: RedisKeys, transfer: string, hash: string, chunks: number): AsyncGenerator<Buffer> {
+async function* redisChunks(
+  redis: Redis,
+  keys: RedisKeys,
+  transfer: string,
+  hash: string,
+  chunks: number,
+): AsyncGenerator<Buffer> {
   for (let i = 0; i < chunks; i++) {
     const chunk = await redis.getBuffer(keys.transferChunk(transfer, hash, i));
     if (!chunk) throw new ContentError(`chunk ${i + 1} of ${chunks} of ${hash} is no longer in Redis`);
@@ -152,7 +188,11 @@ function batches<T extends { size: number }>(items: readonly T[]): T[][] {
   let current: T[] = [];
   let bytes = 0;
   for (const item of items) {
-    if (current.length > 0 && bytes + item.size > BATCH_BYTES) (out.push(current), (current = []), (bytes = 0));
+    if (current.length > 0 && bytes + item.size > BATCH_BYTES) {
+      out.push(current);
+      current = [];
+      bytes = 0;
+    }
     current.push(item);
     bytes += item.size;
   }
@@ -177,7 +217,12 @@ export class ContentMover implements ContentTransfer {
     },
   ) {}
 
-  async fetch(source: MoodleTarget, target: MoodleTarget, into: TargetPool, wanted: ReadonlyArray<{ hash: string; size: number }>): Promise<FetchReport> {
+  async fetch(
+    source: MoodleTarget,
+    target: MoodleTarget,
+    into: TargetPool,
+    wanted: ReadonlyArray<{ hash: string; size: number }>,
+  ): Promise<FetchReport> {
     const side = sourceSide(this.deps.nodes, source, target, 'files');
     const report: FetchReport = { via: 'this node', stored: new Set(), moved: 0, failed: new Map() };
     const missing: Array<{ hash: string; size: number }> = [];
@@ -204,12 +249,20 @@ export class ContentMover implements ContentTransfer {
     report.via = viaFolder ? 'the transfer folder' : 'Redis';
     for (const batch of batches(missing)) {
       const transfer = `r${this.deps.runId ?? 0}-${randomBytes(6).toString('hex')}`;
-      const answer = await this.deps.send(from.name, { host: hostKey(source), hashes: batch.map((b) => b.hash), transfer, via: viaFolder ? 'folder' : 'redis' });
+      const answer = await this.deps.send(from.name, {
+        host: hostKey(source),
+        hashes: batch.map((b) => b.hash),
+        transfer,
+        via: viaFolder ? 'folder' : 'redis',
+      });
       for (const f of answer.failed) report.failed.set(f.hash, f.message);
       const folder = viaFolder ? join(here?.transferDir as string, transfer) : undefined;
       try {
         for (const sent of answer.sent) {
-          const chunks = folder !== undefined ? fileChunks(join(folder, sent.hash), from.name) : redisChunks(this.deps.redis, this.deps.keys, transfer, sent.hash, sent.chunks);
+          const chunks =
+            folder !== undefined
+              ? fileChunks(join(folder, sent.hash), from.name)
+              : redisChunks(this.deps.redis, this.deps.keys, transfer, sent.hash, sent.chunks);
           try {
             await storeContent(into.filedir, sent.hash, chunks, into);
             report.stored.add(sent.hash);
@@ -220,7 +273,8 @@ export class ContentMover implements ContentTransfer {
         }
       } finally {
         if (folder !== undefined) await rm(folder, { recursive: true, force: true });
-        for (const sent of answer.sent) await dropChunks(this.deps.redis, this.deps.keys, transfer, sent.hash, sent.chunks);
+        for (const sent of answer.sent)
+          await dropChunks(this.deps.redis, this.deps.keys, transfer, sent.hash, sent.chunks);
       }
     }
     return report;
@@ -232,8 +286,10 @@ async function* fileChunks(path: string, from: string): AsyncGenerator<Buffer> {
   try {
     for await (const chunk of createReadStream(path)) yield chunk as Buffer;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new ContentError(`node ${from} left the content in its transfer_dir, but this node does not see ${path}: do both mount the same folder?`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new ContentError(
+        `node ${from} left the content in its transfer_dir, but this node does not see ${path}: do both mount the same folder?`,
+      );
     throw err;
   }
 }
-

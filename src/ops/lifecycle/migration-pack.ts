@@ -18,15 +18,38 @@ interface MigrationStep {
 
 /** Seed 003's "N+1 beside the live N", in VMoodle's generatecopyscripts order, each step a script per site (the master's step 5 differs inside). */
 export const MIGRATION_STEPS: readonly MigrationStep[] = [
-  { file: 'step1-backup-databases.sh', summary: (e) => `dump the tables of ${e.OLD_DB} starting ${e.PREFIX} on ${e.OLD_DBHOST} into ${e.BACKUP_DIR} (gzip, mode 0600)` },
-  { file: 'step2-create-new-databases.sh', summary: (e) => `create ${e.NEW_DB} on ${e.NEW_DBHOST} (utf8mb4), refusing if it holds tables starting ${e.PREFIX} already` },
-  { file: 'step3-copy-transform-database.sh', summary: (e) => `copy those tables into ${e.NEW_DB}, then point the settings that hold ${e.OLD_DATAROOT} at ${e.NEW_DATAROOT}` },
-  { file: 'step4-sync-dataroot.sh', summary: (e) => `rsync ${e.OLD_DATAROOT}/ to ${e.NEW_DATAROOT}/ with deletions, without caches, locks, sessions and temp (repeatable)` },
+  {
+    file: 'step1-backup-databases.sh',
+    summary: (e) =>
+      `dump the tables of ${e.OLD_DB} starting ${e.PREFIX} on ${e.OLD_DBHOST} into ${e.BACKUP_DIR} (gzip, mode 0600)`,
+  },
+  {
+    file: 'step2-create-new-databases.sh',
+    summary: (e) =>
+      `create ${e.NEW_DB} on ${e.NEW_DBHOST} (utf8mb4), refusing if it holds tables starting ${e.PREFIX} already`,
+  },
+  {
+    file: 'step3-copy-transform-database.sh',
+    summary: (e) =>
+      `copy those tables into ${e.NEW_DB}, then point the settings that hold ${e.OLD_DATAROOT} at ${e.NEW_DATAROOT}`,
+  },
+  {
+    file: 'step4-sync-dataroot.sh',
+    summary: (e) =>
+      `rsync ${e.OLD_DATAROOT}/ to ${e.NEW_DATAROOT}/ with deletions, without caches, locks, sessions and temp (repeatable)`,
+  },
   {
     file: 'step5-adjust-config.sh',
-    summary: (e) => (e.KIND === 'master' ? `set $CFG->dbhost, dbname and dataroot in ${e.NEW_DIRROOT}/config.php to ${e.NEW_DBHOST_NAME}, ${e.NEW_DB} and ${e.NEW_DATAROOT}` : `point ${e.WWWROOT}'s row in ${e.NEW_MASTER_DB}.${e.NEW_MASTER_PREFIX}local_vmoodle at ${e.NEW_DBHOST}, ${e.NEW_DB} and ${e.NEW_DATAROOT}`),
+    summary: (e) =>
+      e.KIND === 'master'
+        ? `set $CFG->dbhost, dbname and dataroot in ${e.NEW_DIRROOT}/config.php to ${e.NEW_DBHOST_NAME}, ${e.NEW_DB} and ${e.NEW_DATAROOT}`
+        : `point ${e.WWWROOT}'s row in ${e.NEW_MASTER_DB}.${e.NEW_MASTER_PREFIX}local_vmoodle at ${e.NEW_DBHOST}, ${e.NEW_DB} and ${e.NEW_DATAROOT}`,
   },
-  { file: 'step6-upgrade.sh', summary: (e) => `run mysql_compressed_rows --fix, then upgrade.php --non-interactive${e.KIND === 'master' ? '' : ` --host=${e.WWWROOT}`} from ${e.NEW_DIRROOT}${e.WEB_USER ? ` as ${e.WEB_USER}` : ''}` },
+  {
+    file: 'step6-upgrade.sh',
+    summary: (e) =>
+      `run mysql_compressed_rows --fix, then upgrade.php --non-interactive${e.KIND === 'master' ? '' : ` --host=${e.WWWROOT}`} from ${e.NEW_DIRROOT}${e.WEB_USER ? ` as ${e.WEB_USER}` : ''}`,
+  },
   { file: 'step7-post-upgrade.sh', summary: () => 'purge the caches and update the language packs' },
 ];
 
@@ -67,24 +90,35 @@ const VERSION_WORD = /^[A-Za-z0-9]{1,8}$/;
 const SAFE_PATH = /^\/[A-Za-z0-9._/-]*$/;
 
 function safePath(path: string, what: string): string {
-  if (!SAFE_PATH.test(path) || path.split('/').includes('..')) throw new MigrationPackError(`${what} '${path}': the pack takes absolute paths of letters, digits, . _ - and / only`);
+  if (!SAFE_PATH.test(path) || path.split('/').includes('..'))
+    throw new MigrationPackError(
+      `${what} '${path}': the pack takes absolute paths of letters, digits, . _ - and / only`,
+    );
   return posix.normalize(path).replace(/(.)\/+$/, '$1');
 }
 
 /** VMoodle's renaming: the version word swapped where a name holds it, else added, so the two never meet. */
-const renamed = (name: string, from: string, to: string, sep: string) => (name.includes(from) ? name.replaceAll(from, to) : `${name}${sep}${to}`);
+const renamed = (name: string, from: string, to: string, sep: string) =>
+  name.includes(from) ? name.replaceAll(from, to) : `${name}${sep}${to}`;
 
 /** The next version's database: renamed on the same server; on another server, renamed only where it holds the version word. */
 function newDatabase(t: MoodleTarget, opts: PackOptions): string {
   const sameServer = (opts.newDbHost ?? serverKey(t.db)) === serverKey(t.db);
-  return sameServer || t.db.database.includes(opts.from) ? renamed(t.db.database, opts.from, opts.to, '_') : t.db.database;
+  return sameServer || t.db.database.includes(opts.from)
+    ? renamed(t.db.database, opts.from, opts.to, '_')
+    : t.db.database;
 }
 
 function entryOf(site: PackSite, master: PackSite, opts: PackOptions): PackEntry {
   const t = site.target;
-  if (!t.dataroot) throw new MigrationPackError(`${site.shortname}: no dataroot is known (set VMOODLE_MASTER_DATAROOT for the master)`);
+  if (!t.dataroot)
+    throw new MigrationPackError(
+      `${site.shortname}: no dataroot is known (set VMOODLE_MASTER_DATAROOT for the master)`,
+    );
   const oldDataroot = safePath(t.dataroot, `${site.shortname}: dataroot`);
-  const newDataroot = opts.newDatarootRoot ? join(safePath(opts.newDatarootRoot, '--new-dataroot-root'), basename(oldDataroot)) : renamed(oldDataroot, opts.from, opts.to, '-');
+  const newDataroot = opts.newDatarootRoot
+    ? join(safePath(opts.newDatarootRoot, '--new-dataroot-root'), basename(oldDataroot))
+    : renamed(oldDataroot, opts.from, opts.to, '-');
   const newHost = opts.newDbHost ?? serverKey(t.db);
   const [host, port] = newHost.split(':') as [string, string];
   return {
@@ -117,20 +151,32 @@ function entryOf(site: PackSite, master: PackSite, opts: PackOptions): PackEntry
 
 /** Every site's names in the next version, checked: a name no database or folder may hold is refused before anything is written. */
 export function planPack(sites: readonly PackSite[], master: PackSite, opts: PackOptions): PackEntry[] {
-  for (const [flag, word] of [['--from', opts.from], ['--to', opts.to]] as const) {
-    if (!VERSION_WORD.test(word)) throw new MigrationPackError(`${flag} '${word}': a version word of letters and digits, e.g. 45 or 500`);
+  for (const [flag, word] of [
+    ['--from', opts.from],
+    ['--to', opts.to],
+  ] as const) {
+    if (!VERSION_WORD.test(word))
+      throw new MigrationPackError(`${flag} '${word}': a version word of letters and digits, e.g. 45 or 500`);
   }
   if (opts.from === opts.to) throw new MigrationPackError('--from and --to are the same version');
-  if (opts.newDbHost !== undefined && !/^[A-Za-z0-9.-]{1,74}:\d{1,5}$/.test(opts.newDbHost)) throw new MigrationPackError(`--new-dbhost '${opts.newDbHost}': host:port`);
-  if (opts.webUser && !/^[a-z_][a-z0-9_-]{0,31}$/.test(opts.webUser)) throw new MigrationPackError(`--web-user '${opts.webUser}' is not a system user name`);
+  if (opts.newDbHost !== undefined && !/^[A-Za-z0-9.-]{1,74}:\d{1,5}$/.test(opts.newDbHost))
+    throw new MigrationPackError(`--new-dbhost '${opts.newDbHost}': host:port`);
+  if (opts.webUser && !/^[a-z_][a-z0-9_-]{0,31}$/.test(opts.webUser))
+    throw new MigrationPackError(`--web-user '${opts.webUser}' is not a system user name`);
   const entries = sites.map((s) => entryOf(s, master, opts));
   for (const e of entries) {
-    if (!/^https?:\/\/[A-Za-z0-9.:/_~-]+$/.test(e.env.WWWROOT as string)) throw new MigrationPackError(`${e.site.shortname}: wwwroot '${e.env.WWWROOT}' holds characters the scripts' SQL would have to quote`);
+    if (!/^https?:\/\/[A-Za-z0-9.:/_~-]+$/.test(e.env.WWWROOT as string))
+      throw new MigrationPackError(
+        `${e.site.shortname}: wwwroot '${e.env.WWWROOT}' holds characters the scripts' SQL would have to quote`,
+      );
   }
   const datarootOwner = new Map<string, string>();
   for (const e of entries) {
     const other = datarootOwner.get(e.env.NEW_DATAROOT as string);
-    if (other) throw new MigrationPackError(`${e.site.shortname} and ${other} would share the new dataroot ${e.env.NEW_DATAROOT}`);
+    if (other)
+      throw new MigrationPackError(
+        `${e.site.shortname} and ${other} would share the new dataroot ${e.env.NEW_DATAROOT}`,
+      );
     datarootOwner.set(e.env.NEW_DATAROOT as string, e.site.shortname);
   }
   return entries;
@@ -155,7 +201,13 @@ function optionFile(host: string, port: string, user: string, password: string |
  * checklist, and, only when asked, the MySQL option files the scripts read their logins from (mode 0600 in a 0700
  * folder). Without them, the checklist says which option files to make.
  */
-export async function writePack(out: string, entries: readonly PackEntry[], opts: PackOptions, checklist: string, withCredentials: boolean): Promise<string[]> {
+export async function writePack(
+  out: string,
+  entries: readonly PackEntry[],
+  opts: PackOptions,
+  checklist: string,
+  withCredentials: boolean,
+): Promise<string[]> {
   await mkdir(out, { recursive: true, mode: 0o750 });
   const written: string[] = [];
   // Every file is written without following a link planted in the output folder, and every folder stays inside it.
@@ -172,12 +224,29 @@ export async function writePack(out: string, entries: readonly PackEntry[], opts
   for (const entry of entries) {
     const dir = join(out, entry.site.shortname);
     await mkdir(dir, { recursive: true, mode: 0o750 });
-    await put(join(dir, 'env.sh'), `# ${entry.site.shortname}: ${opts.from} → ${opts.to}. Names and paths only; the logins are in the option files.\n${Object.entries(entry.env).map(([k, v]) => `${k}=${shellWord(v)}`).join('\n')}\n`, 0o640);
-    for (const [i, step] of MIGRATION_STEPS.entries()) await put(join(dir, step.file), scriptText(step, entry, bodies[i] as string), 0o750);
+    await put(
+      join(dir, 'env.sh'),
+      `# ${entry.site.shortname}: ${opts.from} → ${opts.to}. Names and paths only; the logins are in the option files.\n${Object.entries(
+        entry.env,
+      )
+        .map(([k, v]) => `${k}=${shellWord(v)}`)
+        .join('\n')}\n`,
+      0o640,
+    );
+    for (const [i, step] of MIGRATION_STEPS.entries())
+      await put(join(dir, step.file), scriptText(step, entry, bodies[i] as string), 0o750);
     if (withCredentials) {
       const { db } = entry.site.target;
-      await put(join(out, 'credentials', `${entry.site.shortname}-old.cnf`), optionFile(db.host, String(db.port), db.user, db.password), 0o600);
-      await put(join(out, 'credentials', `${entry.site.shortname}-new.cnf`), optionFile(entry.env.NEW_DBHOST_NAME as string, entry.env.NEW_DBPORT as string, db.user, db.password), 0o600);
+      await put(
+        join(out, 'credentials', `${entry.site.shortname}-old.cnf`),
+        optionFile(db.host, String(db.port), db.user, db.password),
+        0o600,
+      );
+      await put(
+        join(out, 'credentials', `${entry.site.shortname}-new.cnf`),
+        optionFile(entry.env.NEW_DBHOST_NAME as string, entry.env.NEW_DBPORT as string, db.user, db.password),
+        0o600,
+      );
     }
   }
   return written;
@@ -235,8 +304,21 @@ ${sites.map((e) => `- [ ] ${e.env.SITE} (${e.env.WWWROOT}): \`cd ${e.env.SITE}\`
 }
 
 /** The pack for these sites: planned, then written unless `out` is unset (the dry run). */
-export async function migrationPack(sites: readonly PackSite[], master: PackSite, opts: PackOptions, write: { out?: string; withCredentials: boolean }) {
+export async function migrationPack(
+  sites: readonly PackSite[],
+  master: PackSite,
+  opts: PackOptions,
+  write: { out?: string; withCredentials: boolean },
+) {
   const entries = planPack(sites, master, opts);
-  const written = write.out ? await writePack(write.out, entries, opts, packChecklist(entries, opts, write.withCredentials), write.withCredentials) : [];
+  const written = write.out
+    ? await writePack(
+        write.out,
+        entries,
+        opts,
+        packChecklist(entries, opts, write.withCredentials),
+        write.withCredentials,
+      )
+    : [];
   return { entries: entries.map((e) => ({ ...e, steps: stepSummaries(e) })), written };
 }

@@ -13,12 +13,23 @@ export class OwnLoginError extends errorKind('registry') {}
  * that it reaches the instance's tables before the caller records it: a row that shared the master's login (or
  * another instance's) then reads nothing but its own database.
  */
-export async function giveOwnLogin(access: MoodleAccess, instance: Instance, provisioning: (server: Pick<MoodleDb, 'host' | 'port'>) => Promise<Pick<MoodleDb, 'user' | 'password'> | undefined>): Promise<{ user: string; password: string }> {
+export async function giveOwnLogin(
+  access: MoodleAccess,
+  instance: Instance,
+  provisioning: (server: Pick<MoodleDb, 'host' | 'port'>) => Promise<Pick<MoodleDb, 'user' | 'password'> | undefined>,
+): Promise<{ user: string; password: string }> {
   const target = instanceTarget(instanceHost(instance), instance);
   const account = await provisioning(target.db);
-  if (!account) throw new OwnLoginError(`${instance.shortname}: no provisioning account for ${serverName(target.db)}: an admin seals one with vmoodle settings provisioning ${serverName(target.db)}`);
+  if (!account)
+    throw new OwnLoginError(
+      `${instance.shortname}: no provisioning account for ${serverName(target.db)}: an admin seals one with vmoodle settings provisioning ${serverName(target.db)}`,
+    );
   const login = { user: instanceLoginName(target.db), password: newLoginPassword() };
-  await access.withConnection({ ...target, db: { ...target.db, ...account } }, (conn) => grantLogin(conn, login.user, login.password, { name: target.db.database }));
-  await access.withConnection({ ...target, db: { ...target.db, ...login } }, (conn) => conn.query(`SELECT 1 FROM ${access.table(target, 'config')} LIMIT 1`));
+  await access.withConnection({ ...target, db: { ...target.db, ...account } }, (conn) =>
+    grantLogin(conn, login.user, login.password, { name: target.db.database }),
+  );
+  await access.withConnection({ ...target, db: { ...target.db, ...login } }, (conn) =>
+    conn.query(`SELECT 1 FROM ${access.table(target, 'config')} LIMIT 1`),
+  );
   return login;
 }

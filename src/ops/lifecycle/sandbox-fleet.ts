@@ -11,13 +11,27 @@ import { makeDistinctSite, readWwwroot } from '../moodle/site-identity.ts';
 import type { Instance } from '../../registry/instance.ts';
 import type { Registry } from '../../registry/registry.ts';
 import { ValidationError } from '../../registry/validation.ts';
+import { errorKind, UsageError } from '../../core/errors.ts';
+
+/** Some of the sandbox's instances could not be made; those made are named. */
+class SandboxError extends errorKind('target') {}
 
 /** Sandbox instance databases are named after the master database, so they are easy to tell apart and to drop. */
 export const sandboxDbPrefix = (masterDatabase: string) => `${masterDatabase}_`;
 
 const DEPARTMENTS = [
-  'physics', 'chemistry', 'biology', 'history', 'law', 'medicine', 'music', 'economics', 'geography', 'languages',
-  'maths', 'arts',
+  'physics',
+  'chemistry',
+  'biology',
+  'history',
+  'law',
+  'medicine',
+  'music',
+  'economics',
+  'geography',
+  'languages',
+  'maths',
+  'arts',
 ];
 
 export interface SandboxInstancePlan {
@@ -53,7 +67,12 @@ export interface SandboxContext {
   log: (line: string) => void;
 }
 
-async function restoreSite(server: MysqlServer, database: string, sql: string, identity: Omit<Parameters<typeof makeDistinctSite>[1], 'oldWwwroot' | 'database' | 'prefix'>): Promise<void> {
+async function restoreSite(
+  server: MysqlServer,
+  database: string,
+  sql: string,
+  identity: Omit<Parameters<typeof makeDistinctSite>[1], 'oldWwwroot' | 'database' | 'prefix'>,
+): Promise<void> {
   await runSqlIn(server, database, sql);
   const conn = await mysql.createConnection(server);
   try {
@@ -71,10 +90,10 @@ async function restoreSite(server: MysqlServer, database: string, sql: string, i
 export async function ensureSandboxMaster(ctx: Omit<SandboxContext, 'registry'>): Promise<boolean> {
   const { database, ...server } = parseMysqlUrl(ctx.mysqlUrl, { requireDatabase: true });
   const conn = await mysql.createConnection(server);
-  const [rows] = await conn.query('SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?', [
-    database,
-    `${ctx.config.masterPrefix}config`,
-  ]);
+  const [rows] = await conn.query(
+    'SELECT COUNT(*) AS n FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?',
+    [database, `${ctx.config.masterPrefix}config`],
+  );
   await conn.end();
   if (Number((rows as Array<{ n: number }>)[0]?.n) > 0) return false;
   const source = moodleSource(ctx.config.moodleDump);
@@ -94,16 +113,22 @@ export async function ensureSandboxMaster(ctx: Omit<SandboxContext, 'registry'>)
  * The account a sandbox's instances are registered with: an instance account's rights on that sandbox's databases,
  * not root's. One per master database (VMoodle's vdblogin holds 16 characters), so sandboxes never share one.
  */
-export const sandboxAccountName = (masterDatabase: string) => `vms_${createHash('sha256').update(masterDatabase).digest('hex').slice(0, 12)}`;
+export const sandboxAccountName = (masterDatabase: string) =>
+  `vms_${createHash('sha256').update(masterDatabase).digest('hex').slice(0, 12)}`;
 
 /**
  * Creates (or finds) the sandbox's instance account, with rights on the databases named after the master only. Its
  * password lives where VMoodle keeps one, in the instances' registry rows; a new one is set when no row holds it.
  */
-async function sandboxAccount(server: MysqlServer, masterDatabase: string, existing: readonly Instance[]): Promise<{ user: string; password: string }> {
+async function sandboxAccount(
+  server: MysqlServer,
+  masterDatabase: string,
+  existing: readonly Instance[],
+): Promise<{ user: string; password: string }> {
   const user = sandboxAccountName(masterDatabase);
   const dbPrefix = sandboxDbPrefix(masterDatabase);
-  const password = existing.find((i) => i.vdblogin === user && i.vdbpass)?.vdbpass ?? randomBytes(18).toString('base64url');
+  const password =
+    existing.find((i) => i.vdblogin === user && i.vdbpass)?.vdbpass ?? randomBytes(18).toString('base64url');
   const conn = await mysql.createConnection(server);
   try {
     await grantLogin(conn, user, password, { like: dbPrefix });
@@ -119,7 +144,8 @@ async function sandboxAccount(server: MysqlServer, masterDatabase: string, exist
  * (one per core); an instance is registered only once its database is ready.
  */
 export async function createSandbox(ctx: SandboxContext, count: number): Promise<Instance[]> {
-  if (!Number.isInteger(count) || count < 1 || count > 1000) throw new Error(`--count must be a whole number from 1 to 1000, got ${count}`);
+  if (!Number.isInteger(count) || count < 1 || count > 1000)
+    throw new UsageError(`--count must be a whole number from 1 to 1000, got ${count}`);
   const { database: masterDatabase, ...server } = parseMysqlUrl(ctx.mysqlUrl, { requireDatabase: true });
   const dbPrefix = sandboxDbPrefix(masterDatabase as string);
   const existing = await ctx.registry.loadAll();
@@ -128,7 +154,9 @@ export async function createSandbox(ctx: SandboxContext, count: number): Promise
   const source = moodleSource(ctx.config.moodleDump);
   const sql = restoreSql(await source.load());
   const account = await sandboxAccount(server, masterDatabase as string, existing);
-  ctx.log(`Creating ${count} sandbox instance${count > 1 ? 's' : ''} from ${source.compact ? 'the compact schema' : source.path}…`);
+  ctx.log(
+    `Creating ${count} sandbox instance${count > 1 ? 's' : ''} from ${source.compact ? 'the compact schema' : source.path}…`,
+  );
 
   const created: Instance[] = [];
   const failures: string[] = [];
@@ -140,7 +168,12 @@ export async function createSandbox(ctx: SandboxContext, count: number): Promise
       const vdbname = dbPrefix + plan.shortname;
       try {
         mkdirSync(vdatapath, { recursive: true });
-        await restoreSite(server, vdbname, sql, { wwwroot: plan.vhostname, dataroot: vdatapath, fullname: plan.name, shortname: plan.shortname });
+        await restoreSite(server, vdbname, sql, {
+          wwwroot: plan.vhostname,
+          dataroot: vdatapath,
+          fullname: plan.name,
+          shortname: plan.shortname,
+        });
         const instance = await ctx.registry.add({
           ...plan,
           description: 'Sandbox instance created by vmoodle sandbox create',
@@ -162,7 +195,9 @@ export async function createSandbox(ctx: SandboxContext, count: number): Promise
   };
   await Promise.all([worker(), worker()]);
   if (failures.length > 0) {
-    throw new Error(`${failures.length} of ${count} sandbox instances failed (${created.length} created): ${failures.join('; ')}`);
+    throw new SandboxError(
+      `${failures.length} of ${count} sandbox instances failed (${created.length} created): ${failures.join('; ')}`,
+    );
   }
   const order = new Map(plans.map((p, i) => [p.shortname, i]));
   return created.sort((a, b) => (order.get(a.shortname) ?? 0) - (order.get(b.shortname) ?? 0));

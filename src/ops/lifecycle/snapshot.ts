@@ -19,11 +19,19 @@ export interface SnapshotOptions {
 }
 
 /** The source's Moodle version and release, as its config holds them. */
-async function moodleVersion(access: MoodleAccess, target: MoodleTarget): Promise<{ version: string; release: string }> {
+async function moodleVersion(
+  access: MoodleAccess,
+  target: MoodleTarget,
+): Promise<{ version: string; release: string }> {
   return access.withConnection(target, async (conn) => {
-    const [rows] = await conn.query(`SELECT name, value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name IN ('version', 'release')`);
+    const [rows] = await conn.query(
+      `SELECT name, value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name IN ('version', 'release')`,
+    );
     const found = new Map((rows as Array<{ name: string; value: string }>).map((r) => [r.name, r.value]));
-    if (!found.has('version')) throw new TemplateError(`${target.host.shortname}: its config has no Moodle version: is ${target.db.database}.${target.db.prefix}config a Moodle's?`);
+    if (!found.has('version'))
+      throw new TemplateError(
+        `${target.host.shortname}: its config has no Moodle version: is ${target.db.database}.${target.db.prefix}config a Moodle's?`,
+      );
     return { version: found.get('version') as string, release: found.get('release') ?? '' };
   });
 }
@@ -33,14 +41,31 @@ async function moodleVersion(access: MoodleAccess, target: MoodleTarget): Promis
  * transient folders, and a manifest of where it came from. All of it is made under `<name>.partial` and renamed
  * once whole; a snapshot that fails leaves nothing behind.
  */
-export async function takeSnapshot(access: MoodleAccess, target: MoodleTarget, store: TemplateStore, name: string, opts: SnapshotOptions): Promise<TemplateManifest> {
+export async function takeSnapshot(
+  access: MoodleAccess,
+  target: MoodleTarget,
+  store: TemplateStore,
+  name: string,
+  opts: SnapshotOptions,
+): Promise<TemplateManifest> {
   const paths = store.paths(name);
-  if (await store.exists(name)) throw new TemplateError(`a template '${name}' exists already: choose another name, or delete it first (templates delete ${name})`);
+  if (await store.exists(name))
+    throw new TemplateError(
+      `a template '${name}' exists already: choose another name, or delete it first (templates delete ${name})`,
+    );
   const dataroot = target.dataroot;
-  if (!dataroot) throw new TemplateError(`${target.host.shortname} has no dataroot in the registry${target.host.kind === 'master' ? ' (set VMOODLE_MASTER_DATAROOT)' : ''}: a template needs one`);
-  if (!(await exists(dataroot))) throw new TemplateError(`${target.host.shortname}'s dataroot ${dataroot} is not on this node`);
+  if (!dataroot)
+    throw new TemplateError(
+      `${target.host.shortname} has no dataroot in the registry${target.host.kind === 'master' ? ' (set VMOODLE_MASTER_DATAROOT)' : ''}: a template needs one`,
+    );
+  if (!(await exists(dataroot)))
+    throw new TemplateError(`${target.host.shortname}'s dataroot ${dataroot} is not on this node`);
   const partial = `${paths.folder}.partial`;
-  const inPartial = { dump: `${partial}/database.sql.gz`, dataroot: `${partial}/dataroot`, manifest: `${partial}/manifest.json` };
+  const inPartial = {
+    dump: `${partial}/database.sql.gz`,
+    dataroot: `${partial}/dataroot`,
+    manifest: `${partial}/manifest.json`,
+  };
   await rm(partial, { recursive: true, force: true });
   await mkdir(partial, { recursive: true, mode: 0o700 });
   try {

@@ -11,7 +11,7 @@ const FOLDER_MODE = 0o750;
 
 /** A PHP single-quoted string: only `\` and `'` need escaping there. */
 const phpString = (value: string) => {
-  if (value.includes('\0')) throw new Error('a value holds a NUL byte');
+  if (value.includes('\0')) throw new ConfigFilesError('a value holds a NUL byte');
   return `'${value.replaceAll('\\', '\\\\').replaceAll("'", "\\'")}'`;
 };
 
@@ -58,17 +58,31 @@ require_once(__DIR__ . '/lib/setup.php');
 export class ConfigFilesError extends errorKind('usage') {}
 
 /** VMoodle's name for an instance's generated file. */
-export const configFileName = (instance: Instance) => `config-${instance.shortname.replace(/[^A-Za-z0-9._-]/g, '_')}.php`;
+export const configFileName = (instance: Instance) =>
+  `config-${instance.shortname.replace(/[^A-Za-z0-9._-]/g, '_')}.php`;
 
 /**
  * Writes each instance's standalone config.php into a folder, mode 0640 whatever the umask; a file already there is
  * kept unless `replace`, so that a second run never overwrites one an admin has edited.
  */
-export async function writeStandaloneConfigs(folder: string, sites: ReadonlyArray<{ instance: Instance; password: string }>, replace: boolean): Promise<string[]> {
+export async function writeStandaloneConfigs(
+  folder: string,
+  sites: ReadonlyArray<{ instance: Instance; password: string }>,
+  replace: boolean,
+): Promise<string[]> {
   await mkdir(folder, { recursive: true, mode: FOLDER_MODE });
   if (!replace) {
-    const there = (await Promise.all(sites.map(async ({ instance }) => ((await exists(join(folder, configFileName(instance)))) ? configFileName(instance) : undefined)))).filter(Boolean);
-    if (there.length) throw new ConfigFilesError(`${folder} already holds ${there.join(', ')}: nothing written (--replace overwrites them)`);
+    const there = (
+      await Promise.all(
+        sites.map(async ({ instance }) =>
+          (await exists(join(folder, configFileName(instance)))) ? configFileName(instance) : undefined,
+        ),
+      )
+    ).filter(Boolean);
+    if (there.length)
+      throw new ConfigFilesError(
+        `${folder} already holds ${there.join(', ')}: nothing written (--replace overwrites them)`,
+      );
   }
   const written: string[] = [];
   for (const { instance, password } of sites) {

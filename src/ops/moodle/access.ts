@@ -57,7 +57,9 @@ export class MoodleAccess {
   }
 
   private poolKey(target: MoodleTarget): string {
-    const credentials = createHmac('sha256', this.poolSecret).update(`${target.db.user}\0${target.db.password ?? ''}`).digest('hex');
+    const credentials = createHmac('sha256', this.poolSecret)
+      .update(`${target.db.user}\0${target.db.password ?? ''}`)
+      .digest('hex');
     return `${serverKey(target.db)}#${credentials}`;
   }
 
@@ -67,7 +69,8 @@ export class MoodleAccess {
    * leased or opened, so nothing reaches a server that is not listed, even from a pool opened before it was taken off.
    */
   async connectionOptions(target: MoodleTarget) {
-    const rule = target.host.kind === 'master' ? undefined : allowedServer(await this.options.allowedServers(), target.db);
+    const rule =
+      target.host.kind === 'master' ? undefined : allowedServer(await this.options.allowedServers(), target.db);
     return {
       ...(rule ? connectionSecurity(rule) : {}),
       host: target.db.host,
@@ -139,18 +142,29 @@ export class MoodleAccess {
         await killer.end();
       }
     } catch (err) {
-      this.log.warn({ ...errorFields(err), thread: conn.threadId }, 'the query of a stopped target could not be killed; its connection is closed');
+      this.log.warn(
+        { ...errorFields(err), thread: conn.threadId },
+        'the query of a stopped target could not be killed; its connection is closed',
+      );
     }
     conn.destroy();
   }
 
-  private async lease<T, C extends Connection>(target: MoodleTarget, work: (conn: C) => Promise<T>, operator: boolean): Promise<T> {
+  private async lease<T, C extends Connection>(
+    target: MoodleTarget,
+    work: (conn: C) => Promise<T>,
+    operator: boolean,
+  ): Promise<T> {
     const signal = workSignal();
     signal?.throwIfAborted();
     const free = await this.slot(serverKey(target.db));
     let conn: C;
     try {
-      conn = (operator ? await this.operatorConnection(target) : await this.pool(target, await this.connectionOptions(target)).getConnection()) as C;
+      conn = (
+        operator
+          ? await this.operatorConnection(target)
+          : await this.pool(target, await this.connectionOptions(target)).getConnection()
+      ) as C;
     } catch (err) {
       free();
       throw err;

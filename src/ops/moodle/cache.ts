@@ -29,19 +29,30 @@ export interface CacheOutcome {
 export const PURGE_THROUGH_MOODLE: PhpScripts = { purge_caches: {} };
 
 /** The config revisions a full purge_caches moves forward (moodle-facts §2.5). */
-export const PURGED_REVS = ['themerev', 'jsrev', 'langrev', 'templaterev', 'localcachedirpurged', 'scheduledtaskreset'] as const;
+export const PURGED_REVS = [
+  'themerev',
+  'jsrev',
+  'langrev',
+  'templaterev',
+  'localcachedirpurged',
+  'scheduledtaskreset',
+] as const;
 
 async function isDir(path: string | undefined): Promise<boolean> {
   if (!path) return false;
   try {
     return (await stat(path)).isDirectory();
   } catch {
+    // biome-ignore lint/plugin: a folder that cannot be read is not one the caches can be purged in
     return false;
   }
 }
 
 /** The site's dataroot, cache folders and MUC configuration, or undefined when this node cannot reach the dataroot. */
-async function siteDirs(site: Pick<CacheSite, 'codeRoot'>, target: MoodleTarget): Promise<(SitePaths & { dataroot: string }) | undefined> {
+async function siteDirs(
+  site: Pick<CacheSite, 'codeRoot'>,
+  target: MoodleTarget,
+): Promise<(SitePaths & { dataroot: string }) | undefined> {
   if (!(await isDir(target.dataroot))) return undefined;
   const dataroot = target.dataroot as string;
   return { dataroot, ...(await sitePaths(site.codeRoot(target), dataroot)) };
@@ -60,7 +71,10 @@ async function purgeThroughMoodle(site: CacheSite, target: MoodleTarget, why: st
     if (run.ok) return { cachePurged: true, cacheNote: `${why}: purged by Moodle's purge_caches on the node instead` };
     return { cachePurged: false, cacheNote: `${why}, and Moodle's purge_caches on the node failed: ${run.message}` };
   } catch (err) {
-    return { cachePurged: false, cacheNote: `${why}, and Moodle's purge_caches on the node could not run: ${describeError(err)}` };
+    return {
+      cachePurged: false,
+      cacheNote: `${why}, and Moodle's purge_caches on the node could not run: ${describeError(err)}`,
+    };
   }
 }
 
@@ -98,15 +112,25 @@ export async function purgeDataCache(site: CacheSite, target: MoodleTarget): Pro
  * Where the dataroot or a store cannot be reached from here, Moodle purges through its PHP on the node (or, with no
  * node, the result says Moodle will not see the change until its caches are purged).
  */
-export async function invalidateCaches(site: CacheSite, target: MoodleTarget, changes: readonly CacheChange[]): Promise<CacheOutcome> {
+export async function invalidateCaches(
+  site: CacheSite,
+  target: MoodleTarget,
+  changes: readonly CacheChange[],
+): Promise<CacheOutcome> {
   const { dataroot } = target;
   if (!dataroot) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
   const dirs = await sitePaths(site.codeRoot(target), dataroot);
   const muc = await readMucConfig(dirs.mucConfig);
   // A MUC configuration read from under the dataroot shows it is reachable; otherwise that is checked (one stat less per write).
-  if (!(muc && dirs.mucConfig.startsWith(join(dataroot, sep))) && !(await isDir(dataroot))) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
-  if (await isLink(dirs.cachedir)) return settle(site, target, { unreachable: `cache not purged: ${dirs.cachedir} is a link` });
-  return settle(site, target, muc ? await applyCacheChanges(muc, dirs.cachedir, changes, site.secrets) : await emptyDir(dirs.cachedir));
+  if (!(muc && dirs.mucConfig.startsWith(join(dataroot, sep))) && !(await isDir(dataroot)))
+    return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });
+  if (await isLink(dirs.cachedir))
+    return settle(site, target, { unreachable: `cache not purged: ${dirs.cachedir} is a link` });
+  return settle(
+    site,
+    target,
+    muc ? await applyCacheChanges(muc, dirs.cachedir, changes, site.secrets) : await emptyDir(dirs.cachedir),
+  );
 }
 
 /** A setting change invalidated as set_config does: its plugin's core/config entry (`core` for a core setting). */
@@ -123,14 +147,19 @@ export async function bumpRevisions(access: MoodleAccess, conn: PoolConnection, 
     `UPDATE ${config} SET value = GREATEST(CAST(value AS UNSIGNED) + 1, UNIX_TIMESTAMP()) WHERE name IN (${PURGED_REVS.map(() => '?').join(', ')})`,
     [...PURGED_REVS],
   );
-  await conn.query(`UPDATE ${access.table(target, MOODLE_TABLES.course)} SET cacherev = GREATEST(cacherev + 1, UNIX_TIMESTAMP())`);
+  await conn.query(
+    `UPDATE ${access.table(target, MOODLE_TABLES.course)} SET cacherev = GREATEST(cacherev + 1, UNIX_TIMESTAMP())`,
+  );
 }
 
 /**
  * What purge_caches() does, from here: the revisions and every course's cacherev moved forward, then cachedir and
  * localcachedir emptied (other nodes follow localcachedirpurged) and the site's Redis stores purged.
  */
-export async function purgeAll(site: CacheSite & { moodle: MoodleAccess }, target: MoodleTarget): Promise<CacheOutcome> {
+export async function purgeAll(
+  site: CacheSite & { moodle: MoodleAccess },
+  target: MoodleTarget,
+): Promise<CacheOutcome> {
   await site.moodle.withTransaction(target, (conn) => bumpRevisions(site.moodle, conn, target));
   const dirs = await siteDirs(site, target);
   if (!dirs) return settle(site, target, { unreachable: UNREACHABLE_DATAROOT });

@@ -23,7 +23,14 @@ export type CacheDirName = 'cachedir' | 'localcachedir';
 /** The folders of a site's files that config.php may move out of its dataroot. */
 export type FileDirName = 'filedir' | 'trashdir' | 'langlocalroot';
 type SitePathName = CacheDirName | FileDirName | 'altcacheconfigpath';
-const SITE_PATHS: ReadonlySet<string> = new Set<SitePathName>(['cachedir', 'localcachedir', 'filedir', 'trashdir', 'langlocalroot', 'altcacheconfigpath']);
+const SITE_PATHS: ReadonlySet<string> = new Set<SitePathName>([
+  'cachedir',
+  'localcachedir',
+  'filedir',
+  'trashdir',
+  'langlocalroot',
+  'altcacheconfigpath',
+]);
 
 /** A path expression of config.php for one site: literals, and `$CFG->dataroot` joined with `.`; undefined otherwise. */
 function pathFor(node: PhpNode, dataroot: string): string | undefined {
@@ -50,16 +57,24 @@ export function forcedIn(code: string, name: string): ForcedSettings {
       const value = phpLiteral(node.right) as Record<string, Record<string, unknown>>;
       for (const [p, settings] of Object.entries(value)) for (const s of Object.keys(settings ?? {})) plugin(p, s);
     } else if (direct === 'vmoodlehardchildsdefaults' || direct === 'vmoodlehardmasterdefaults') {
-      if (node.right?.kind === 'string') found[direct === 'vmoodlehardchildsdefaults' ? 'childDefaults' : 'masterDefaults'] = node.right.value as string;
+      if (node.right?.kind === 'string')
+        found[direct === 'vmoodlehardchildsdefaults' ? 'childDefaults' : 'masterDefaults'] = node.right.value as string;
     } else if (direct === 'vmoodlehardchildsdefaultsexclude') {
       if (node.right?.kind === 'string') found.childDefaultsExclude = node.right.value as string;
     } else if (direct && SITE_PATHS.has(direct) && node.right) {
       found.paths[direct as SitePathName] = node.right;
     } else if (direct === 'filepermissions' || direct === 'directorypermissions') {
-      if (node.right?.kind === 'number') found[direct === 'filepermissions' ? 'filePermissions' : 'directoryPermissions'] = Number(phpLiteral(node.right));
+      if (node.right?.kind === 'number')
+        found[direct === 'filepermissions' ? 'filePermissions' : 'directoryPermissions'] = Number(
+          phpLiteral(node.right),
+        );
     } else if (direct) {
       found.core.add(direct);
-    } else if (node.left?.kind === 'offsetlookup' && node.left.what?.kind === 'offsetlookup' && cfgProperty(node.left.what.what) === 'forced_plugin_settings') {
+    } else if (
+      node.left?.kind === 'offsetlookup' &&
+      node.left.what?.kind === 'offsetlookup' &&
+      cfgProperty(node.left.what.what) === 'forced_plugin_settings'
+    ) {
       const [p, s] = [node.left.what.offset, node.left.offset];
       if (p?.kind === 'string' && s?.kind === 'string') plugin(p.value as string, s.value as string);
     }
@@ -75,6 +90,7 @@ async function forcedByFile(path: string): Promise<ForcedSettings | undefined> {
   try {
     mtimeMs = (await stat(path)).mtimeMs;
   } catch {
+    // biome-ignore lint/plugin: no config.php there: nothing is forced
     return undefined;
   }
   const known = cache.get(path);
@@ -96,6 +112,7 @@ function includesChildDefaults(config: ForcedSettings, wwwroot: string): boolean
   try {
     return !new RegExp(config.childDefaultsExclude).test(wwwroot);
   } catch {
+    // biome-ignore lint/plugin: an exclusion that is not a valid regular expression excludes nothing, as PHP's preg_match would
     return true;
   }
 }
@@ -113,9 +130,19 @@ export interface SiteOfCode {
 export async function isForced(codeRoot: string, site: SiteOfCode, ref: SettingRef): Promise<boolean> {
   const config = await forcedByFile(join(codeRoot, 'config.php'));
   if (!config) return false;
-  const defaultsName = site.kind === 'instance' ? (includesChildDefaults(config, site.wwwroot) ? config.childDefaults : undefined) : config.masterDefaults;
-  const defaults = defaultsName && DEFAULTS_NAME.test(defaultsName) ? await forcedByFile(join(codeRoot, 'local', `defaults_${defaultsName}.php`)) : undefined;
-  return [config, defaults].some((f) => f && (ref.plugin ? f.plugins.get(ref.plugin)?.has(ref.name) : f.core.has(ref.name)));
+  const defaultsName =
+    site.kind === 'instance'
+      ? includesChildDefaults(config, site.wwwroot)
+        ? config.childDefaults
+        : undefined
+      : config.masterDefaults;
+  const defaults =
+    defaultsName && DEFAULTS_NAME.test(defaultsName)
+      ? await forcedByFile(join(codeRoot, 'local', `defaults_${defaultsName}.php`))
+      : undefined;
+  return [config, defaults].some(
+    (f) => f && (ref.plugin ? f.plugins.get(ref.plugin)?.has(ref.name) : f.core.has(ref.name)),
+  );
 }
 
 /**
@@ -159,6 +186,9 @@ export async function sitePaths(codeRoot: string | undefined, dataroot: string):
 /** As cache_config::get_config_file_path(): an alternative folder holds `cacheconfig.php`, an alternative file is used as it is. */
 async function mucConfigPath(alternative: string | undefined, dataroot: string): Promise<string> {
   if (!alternative) return join(dataroot, 'muc', 'config.php');
-  const isDir = await stat(alternative).then((s) => s.isDirectory(), () => false);
+  const isDir = await stat(alternative).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
   return isDir ? join(alternative, 'cacheconfig.php') : alternative;
 }

@@ -31,12 +31,20 @@ const version = (text: string): Version | undefined => {
 /** What a version.php sets, read as text, never run: `$version`/`$release`, or `$plugin->version`/`component`. */
 function versionFile(code: string, name: string): Record<string, string> {
   const found: Record<string, string> = {};
-  const literal = (n: PhpNode | undefined) => (n?.kind === 'number' || n?.kind === 'string' ? String(n.value) : undefined);
+  const literal = (n: PhpNode | undefined) =>
+    n?.kind === 'number' || n?.kind === 'string' ? String(n.value) : undefined;
   for (const node of phpNodes(parsePhp(code, name))) {
     if (node.kind !== 'assign' || node.operator !== '=') continue;
     const left = node.left;
-    const key = left?.kind === 'variable' ? (left.name as string)
-      : left?.kind === 'propertylookup' && left.what?.kind === 'variable' && left.what.name === 'plugin' && left.offset?.kind === 'identifier' ? `plugin.${left.offset.name as string}` : undefined;
+    const key =
+      left?.kind === 'variable'
+        ? (left.name as string)
+        : left?.kind === 'propertylookup' &&
+            left.what?.kind === 'variable' &&
+            left.what.name === 'plugin' &&
+            left.offset?.kind === 'identifier'
+          ? `plugin.${left.offset.name as string}`
+          : undefined;
     const value = literal(node.right);
     if (key && value !== undefined && !(key in found)) found[key] = value;
   }
@@ -47,14 +55,18 @@ async function readIfThere(path: string): Promise<string | undefined> {
   try {
     return await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return undefined;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR')
+      return undefined;
     throw err;
   }
 }
 
 async function subfolders(dir: string): Promise<string[]> {
   try {
-    return (await readdir(dir, { withFileTypes: true })).filter((d) => d.isDirectory() && /^[a-z][a-z0-9_]*$/.test(d.name)).map((d) => d.name).sort();
+    return (await readdir(dir, { withFileTypes: true }))
+      .filter((d) => d.isDirectory() && /^[a-z][a-z0-9_]*$/.test(d.name))
+      .map((d) => d.name)
+      .sort();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;
@@ -83,7 +95,8 @@ export async function codeVersions(codeRoot: string): Promise<SiteVersions> {
   if (core === undefined) throw new CodeVersionError(`${codeRoot} has no version.php: it is not a Moodle code tree`);
   const top = versionFile(core, join(codeRoot, 'version.php'));
   const components = await readIfThere(join(codeRoot, 'lib', 'components.json'));
-  if (components === undefined) throw new CodeVersionError(`${codeRoot} has no lib/components.json: it is not a Moodle code tree`);
+  if (components === undefined)
+    throw new CodeVersionError(`${codeRoot} has no lib/components.json: it is not a Moodle code tree`);
   const plugins = new Map<string, Version>();
   const scan = async (types: Array<[string, string]>): Promise<void> => {
     for (const [type, dir] of types) {
@@ -104,7 +117,11 @@ export async function codeVersions(codeRoot: string): Promise<SiteVersions> {
 }
 
 /** What a site's database says it runs: `config.version` and `release`, and each plugin's `config_plugins` version. */
-export async function databaseVersions(access: MoodleAccess, sql: Statements, site: MoodleTarget): Promise<SiteVersions> {
+export async function databaseVersions(
+  access: MoodleAccess,
+  sql: Statements,
+  site: MoodleTarget,
+): Promise<SiteVersions> {
   const [core, plugins] = await sql.readAll<[{ name: string; value: string }, { plugin: string; value: string }]>([
     [`SELECT name, value FROM ${access.table(site, MOODLE_TABLES.config)} WHERE name IN ('version', 'release')`, []],
     [`SELECT plugin, value FROM ${access.table(site, MOODLE_TABLES.configPlugins)} WHERE name = 'version'`, []],
@@ -113,10 +130,12 @@ export async function databaseVersions(access: MoodleAccess, sql: Statements, si
   return {
     core: version(setting('version') ?? ''),
     release: setting('release'),
-    plugins: new Map(plugins.flatMap((p) => {
-      const v = version(p.value);
-      return v ? [[p.plugin, v] as const] : [];
-    })),
+    plugins: new Map(
+      plugins.flatMap((p) => {
+        const v = version(p.value);
+        return v ? [[p.plugin, v] as const] : [];
+      }),
+    ),
   };
 }
 
@@ -133,7 +152,8 @@ export interface VersionGaps {
 }
 
 export function versionGaps(db: SiteVersions, code: SiteVersions): VersionGaps {
-  const compare = (a: Version | undefined, b: Version | undefined) => (!a || !b || a.value === b.value ? 'same' : b.value > a.value ? 'newer' : 'older');
+  const compare = (a: Version | undefined, b: Version | undefined) =>
+    !a || !b || a.value === b.value ? 'same' : b.value > a.value ? 'newer' : 'older';
   const gaps: VersionGaps = { core: compare(db.core, code.core), newer: [], older: [], added: [], missing: [] };
   for (const [plugin, to] of code.plugins) {
     const from = db.plugins.get(plugin);
@@ -146,4 +166,5 @@ export function versionGaps(db: SiteVersions, code: SiteVersions): VersionGaps {
 }
 
 /** A site's version as the operator reads it: its release and version number. */
-export const versionText = (v: SiteVersions) => `${v.release ?? 'release unknown'} (${v.core?.text ?? 'version unknown'})`;
+export const versionText = (v: SiteVersions) =>
+  `${v.release ?? 'release unknown'} (${v.core?.text ?? 'version unknown'})`;

@@ -15,9 +15,17 @@ export interface SettingRef {
   plugin?: string;
 }
 
-function where(access: MoodleAccess, target: MoodleTarget, ref: SettingRef): { table: string; sql: string; binds: string[] } {
+function where(
+  access: MoodleAccess,
+  target: MoodleTarget,
+  ref: SettingRef,
+): { table: string; sql: string; binds: string[] } {
   return ref.plugin
-    ? { table: access.table(target, MOODLE_TABLES.configPlugins), sql: 'plugin = ? AND name = ?', binds: [ref.plugin, ref.name] }
+    ? {
+        table: access.table(target, MOODLE_TABLES.configPlugins),
+        sql: 'plugin = ? AND name = ?',
+        binds: [ref.plugin, ref.name],
+      }
     : { table: access.table(target, MOODLE_TABLES.config), sql: 'name = ?', binds: [ref.name] };
 }
 
@@ -27,21 +35,40 @@ function settingRead(access: MoodleAccess, target: MoodleTarget, ref: SettingRef
   return [`SELECT value FROM ${w.table} WHERE ${w.sql}${lock ? ' FOR UPDATE' : ''}`, w.binds];
 }
 
-const valueOf = (rows: Array<{ value: string }>) => (rows[0] ? rows[0].value : null);
+const firstValue = (rows: Array<{ value: string }>) => (rows[0] ? rows[0].value : null);
 
-export async function readSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef): Promise<string | null> {
-  return valueOf(await sql.read<{ value: string }>(...settingRead(access, target, ref, false)));
+export async function readSetting(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  ref: SettingRef,
+): Promise<string | null> {
+  return firstValue(await sql.read<{ value: string }>(...settingRead(access, target, ref, false)));
 }
 
 /** The read of all of a plugin's settings, locked when they are about to be written. */
-export function pluginSettingsRead(access: MoodleAccess, target: MoodleTarget, plugin: string, lock = false): [string, unknown[]] {
-  return [`SELECT name, value FROM ${access.table(target, MOODLE_TABLES.configPlugins)} WHERE plugin = ? ORDER BY name${lock ? ' FOR UPDATE' : ''}`, [plugin]];
+export function pluginSettingsRead(
+  access: MoodleAccess,
+  target: MoodleTarget,
+  plugin: string,
+  lock = false,
+): [string, unknown[]] {
+  return [
+    `SELECT name, value FROM ${access.table(target, MOODLE_TABLES.configPlugins)} WHERE plugin = ? ORDER BY name${lock ? ' FOR UPDATE' : ''}`,
+    [plugin],
+  ];
 }
 
-export const pluginSettingsOf = (rows: Array<{ name: string; value: string }>) => new Map(rows.map((r) => [r.name, r.value]));
+export const pluginSettingsOf = (rows: Array<{ name: string; value: string }>) =>
+  new Map(rows.map((r) => [r.name, r.value]));
 
 /** All of a plugin's settings, as get_config(plugin) returns them. */
-export async function readPluginSettings(access: MoodleAccess, sql: Statements, target: MoodleTarget, plugin: string): Promise<Map<string, string>> {
+export async function readPluginSettings(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  plugin: string,
+): Promise<Map<string, string>> {
   return pluginSettingsOf(await sql.read(...pluginSettingsRead(access, target, plugin)));
 }
 
@@ -67,9 +94,17 @@ export const logStoresOf = (rows: Array<{ plugin: string; value: string }>): Log
  * A setting about to be written, locked, with the log store settings: one round trip (the transaction begins in
  * it too).
  */
-export async function readForWrite(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef): Promise<{ current: string | null; stores: LogStores }> {
-  const [setting, stores] = await sql.readAll<[{ value: string }, { plugin: string; value: string }]>([settingRead(access, target, ref, true), logStoresRead(access, target)]);
-  return { current: valueOf(setting), stores: logStoresOf(stores) };
+export async function readForWrite(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  ref: SettingRef,
+): Promise<{ current: string | null; stores: LogStores }> {
+  const [setting, stores] = await sql.readAll<[{ value: string }, { plugin: string; value: string }]>([
+    settingRead(access, target, ref, true),
+    logStoresRead(access, target),
+  ]);
+  return { current: firstValue(setting), stores: logStoresOf(stores) };
 }
 
 /** What Moodle's password settings write to config_log for a value that is not empty (admin_setting_configpasswordunmask). */
@@ -88,11 +123,19 @@ export function adminRead(access: MoodleAccess, target: MoodleTarget): [string, 
   ];
 }
 
-export const adminOf = (rows: Array<{ id: string }>): LogActor => (rows[0] ? { userid: Number(rows[0].id), origin: 'web' } : CLI_ACTOR);
+export const adminOf = (rows: Array<{ id: string }>): LogActor =>
+  rows[0] ? { userid: Number(rows[0].id), origin: 'web' } : CLI_ACTOR;
 
 /** The log store settings and the main admin: what a change made as an admin page makes it is logged with. */
-export async function readAdminLog(access: MoodleAccess, sql: Statements, target: MoodleTarget): Promise<{ stores: LogStores; actor: LogActor }> {
-  const [stores, admin] = await sql.readAll<[{ plugin: string; value: string }, { id: string }]>([logStoresRead(access, target), adminRead(access, target)]);
+export async function readAdminLog(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+): Promise<{ stores: LogStores; actor: LogActor }> {
+  const [stores, admin] = await sql.readAll<[{ plugin: string; value: string }, { id: string }]>([
+    logStoresRead(access, target),
+    adminRead(access, target),
+  ]);
   return { stores: logStoresOf(stores), actor: adminOf(admin) };
 }
 
@@ -107,7 +150,14 @@ export async function mainAdmin(access: MoodleAccess, sql: Statements, target: M
  * Moodle's admin password settings log theirs: text that is not empty becomes ********. Queued with the write, so
  * that change, log and commit go in one round trip.
  */
-export function addToConfigLog(access: MoodleAccess, sql: Statements, target: MoodleTarget, entry: ConfigLogEntry, stores: LogStores, by: LogActor): void {
+export function addToConfigLog(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  entry: ConfigLogEntry,
+  stores: LogStores,
+  by: LogActor,
+): void {
   const sensitive = isSensitiveSetting(entry.name, entry.plugin);
   const logged = (v: PhpValue) => (typeof v === 'string' && v !== '' && sensitive ? LOGGED_PASSWORD : v);
   const [oldvalue, value] = [logged(entry.oldvalue), logged(entry.value)];
@@ -117,10 +167,23 @@ export function addToConfigLog(access: MoodleAccess, sql: Statements, target: Mo
     [by.userid, now, entry.plugin, entry.name, phpText(value), phpText(oldvalue)],
   );
   // objectid is the config_log row's id, the last one inserted on this connection.
-  logEvent(access, sql, target, {
-    name: 'config_log_created', objecttable: 'config_log', objectid: 'LAST_INSERT_ID', crud: 'c', edulevel: 0, context: SYSTEM_CONTEXT,
-    other: { name: entry.name, oldvalue, value, plugin: entry.plugin },
-  }, stores, by, now);
+  logEvent(
+    access,
+    sql,
+    target,
+    {
+      name: 'config_log_created',
+      objecttable: 'config_log',
+      objectid: 'LAST_INSERT_ID',
+      crud: 'c',
+      edulevel: 0,
+      context: SYSTEM_CONTEXT,
+      other: { name: entry.name, oldvalue, value, plugin: entry.plugin },
+    },
+    stores,
+    by,
+    now,
+  );
 }
 
 /** One add_to_config_log() call: the values as PHP passes them (a flag's old value may be false, a new one an int). */
@@ -132,11 +195,28 @@ export interface ConfigLogEntry {
 }
 
 /** A scalar as PHP's database layer stores it in a text column: booleans as 0 and 1, null as NULL. */
-const phpText = (v: PhpValue): string | null => (v === null ? null : typeof v === 'boolean' ? (v ? '1' : '0') : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const phpText = (v: PhpValue): string | null =>
+  v === null ? null : typeof v === 'boolean' ? (v ? '1' : '0') : typeof v === 'object' ? JSON.stringify(v) : String(v);
 
 /** What cfg.php logs for a setting change: the old value as get_config() gave it (false when there was none). */
-function logConfigChange(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string | null, old: string | null, stores: LogStores, by: LogActor): void {
-  addToConfigLog(access, sql, target, { name: ref.name, plugin: ref.plugin ?? null, oldvalue: old ?? false, value }, stores, by);
+function logConfigChange(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  ref: SettingRef,
+  value: string | null,
+  old: string | null,
+  stores: LogStores,
+  by: LogActor,
+): void {
+  addToConfigLog(
+    access,
+    sql,
+    target,
+    { name: ref.name, plugin: ref.plugin ?? null, oldvalue: old ?? false, value },
+    stores,
+    by,
+  );
 }
 
 /**
@@ -144,10 +224,19 @@ function logConfigChange(access: MoodleAccess, sql: Statements, target: MoodleTa
  * its callers do. A write to the log store settings applies to the changes logged after it in the same transaction.
  * Queued in the caller's transaction.
  */
-export function storeSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string | null, old: string | null, stores: LogStores): void {
+export function storeSetting(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  ref: SettingRef,
+  value: string | null,
+  old: string | null,
+  stores: LogStores,
+): void {
   const w = where(access, target, ref);
   if (value === null) sql.write(`DELETE FROM ${w.table} WHERE ${w.sql}`, w.binds);
-  else if (old === null && ref.plugin) sql.write(`INSERT INTO ${w.table} (plugin, name, value) VALUES (?, ?, ?)`, [ref.plugin, ref.name, value]);
+  else if (old === null && ref.plugin)
+    sql.write(`INSERT INTO ${w.table} (plugin, name, value) VALUES (?, ?, ?)`, [ref.plugin, ref.name, value]);
   else if (old === null) sql.write(`INSERT INTO ${w.table} (name, value) VALUES (?, ?)`, [ref.name, value]);
   else sql.write(`UPDATE ${w.table} SET value = ? WHERE ${w.sql}`, [value, ...w.binds]);
   if (ref.plugin === STORES.plugin && ref.name === STORES.name) stores.enabledStores = value;
@@ -155,13 +244,29 @@ export function storeSetting(access: MoodleAccess, sql: Statements, target: Mood
 }
 
 /** Writes a setting as cfg.php --set does: set_config, then its log. Queued in the caller's transaction. */
-export function writeSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, value: string, old: string | null, stores: LogStores, by = CLI_ACTOR): void {
+export function writeSetting(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  ref: SettingRef,
+  value: string,
+  old: string | null,
+  stores: LogStores,
+  by = CLI_ACTOR,
+): void {
   storeSetting(access, sql, target, ref, value, old, stores);
   logConfigChange(access, sql, target, ref, value, old, stores, by);
 }
 
 /** Removes a setting as cfg.php --unset does: unset_config, then its log. Queued in the caller's transaction. */
-export function deleteSetting(access: MoodleAccess, sql: Statements, target: MoodleTarget, ref: SettingRef, old: string | null, stores: LogStores): void {
+export function deleteSetting(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  ref: SettingRef,
+  old: string | null,
+  stores: LogStores,
+): void {
   storeSetting(access, sql, target, ref, null, old, stores);
   logConfigChange(access, sql, target, ref, null, old, stores, CLI_ACTOR);
 }

@@ -36,7 +36,11 @@ const MAX_COURSE_CATEGORIES = 10_000;
  * courses are moved into their category's range and renumbered where they collide or leave gaps. A tree whose paths
  * or depths are wrong needs Moodle's own repair of its contexts and is refused; so are several front page courses.
  */
-export function fixCourseSortorder(categoryRows: readonly SortCategory[], courseRows: readonly SortCourse[], maxCourses: number): SortFix {
+export function fixCourseSortorder(
+  categoryRows: readonly SortCategory[],
+  courseRows: readonly SortCourse[],
+  maxCourses: number,
+): SortFix {
   const fix: SortFix = { categories: new Map(), courses: new Map(), events: new Set() };
   const cats = categoryRows.map((c) => ({ ...c }));
   const courses = courseRows.map((c) => ({ ...c }));
@@ -59,7 +63,10 @@ export function fixCourseSortorder(categoryRows: readonly SortCategory[], course
   const byId = new Map(ordered.map((c) => [c.id, c]));
   const children = new Map<number, SortCategory[]>();
   for (const cat of ordered) {
-    if (cat.parent !== 0 && !byId.has(cat.parent)) throw new BrokenTree(`category ${cat.id} has a parent (${cat.parent}) that does not exist: Moodle's fix_course_sortorder() must repair it`);
+    if (cat.parent !== 0 && !byId.has(cat.parent))
+      throw new BrokenTree(
+        `category ${cat.id} has a parent (${cat.parent}) that does not exist: Moodle's fix_course_sortorder() must repair it`,
+      );
     children.set(cat.parent, [...(children.get(cat.parent) ?? []), cat]);
   }
   let sortorder = 0;
@@ -67,7 +74,9 @@ export function fixCourseSortorder(categoryRows: readonly SortCategory[], course
     for (const cat of children.get(parent) ?? []) {
       sortorder += maxCourses;
       if (cat.depth !== depth || cat.path !== `${path}/${cat.id}`) {
-        throw new BrokenTree(`category ${cat.id}'s path or depth is wrong (${cat.path}, ${cat.depth}): Moodle's fix_course_sortorder() must repair it and its contexts`);
+        throw new BrokenTree(
+          `category ${cat.id}'s path or depth is wrong (${cat.path}, ${cat.depth}): Moodle's fix_course_sortorder() must repair it and its contexts`,
+        );
       }
       if (cat.sortorder !== sortorder) {
         setCategory(cat, { sortorder });
@@ -79,7 +88,8 @@ export function fixCourseSortorder(categoryRows: readonly SortCategory[], course
   walk(0, 1, '');
 
   const front = courses.filter((c) => c.category === 0);
-  if (front.length > 1) throw new BrokenTree(`${front.length} courses have no category: Moodle's fix_course_sortorder() must move them`);
+  if (front.length > 1)
+    throw new BrokenTree(`${front.length} courses have no category: Moodle's fix_course_sortorder() must move them`);
   if (front[0] && front[0].sortorder !== 1) {
     setCourse(front[0], 1);
     fix.events.add('changesincourse');
@@ -104,7 +114,9 @@ export function fixCourseSortorder(categoryRows: readonly SortCategory[], course
 
   const bySortorder = new Map<number, number>();
   for (const c of courses) bySortorder.set(c.sortorder, (bySortorder.get(c.sortorder) ?? 0) + 1);
-  const resort = new Set(cats.filter((cat) => inCategory(cat.id).some((c) => (bySortorder.get(c.sortorder) ?? 0) > 1)).map((cat) => cat.id));
+  const resort = new Set(
+    cats.filter((cat) => inCategory(cat.id).some((c) => (bySortorder.get(c.sortorder) ?? 0) > 1)).map((cat) => cat.id),
+  );
   for (const cat of cats) {
     const own = inCategory(cat.id);
     if (own.length === 0) continue;
@@ -112,18 +124,21 @@ export function fixCourseSortorder(categoryRows: readonly SortCategory[], course
     if (max === cat.sortorder + cat.coursecount && min === cat.sortorder + 1) continue;
     if (!resort.has(cat.id)) {
       // A course added with sortorder 0 in front of an otherwise good range: everything moves up one.
-      if (min === cat.sortorder && max === cat.sortorder + cat.coursecount - 1) for (const c of own) setCourse(c, c.sortorder + 1);
+      if (min === cat.sortorder && max === cat.sortorder + cat.coursecount - 1)
+        for (const c of own) setCourse(c, c.sortorder + 1);
       else resort.add(cat.id);
     }
     fix.events.add('changesincourse');
   }
   for (const cat of cats.filter((c) => resort.has(c.id))) {
-    inCategory(cat.id).sort((a, b) => a.sortorder - b.sortorder || b.id - a.id).forEach((c, i) => {
-      if (c.sortorder !== cat.sortorder + i + 1) {
-        setCourse(c, cat.sortorder + i + 1);
-        fix.events.add('changesincourse');
-      }
-    });
+    inCategory(cat.id)
+      .sort((a, b) => a.sortorder - b.sortorder || b.id - a.id)
+      .forEach((c, i) => {
+        if (c.sortorder !== cat.sortorder + i + 1) {
+          setCourse(c, cat.sortorder + i + 1);
+          fix.events.add('changesincourse');
+        }
+      });
   }
   return fix;
 }

@@ -20,9 +20,13 @@ export interface DatarootGuard {
  * allowed root, and neither be, hold, nor lie in any folder the guard keeps (see paths.ts).
  */
 export async function datarootProblem(path: string, guard: DatarootGuard): Promise<string | undefined> {
-  if (!guard.root) return 'no folder is allowed for instance dataroots: set VMOODLE_DATAROOT_ROOT (lifecycle.dataroot_root)';
+  if (!guard.root)
+    return 'no folder is allowed for instance dataroots: set VMOODLE_DATAROOT_ROOT (lifecycle.dataroot_root)';
   if (path.startsWith('/') && resolve(path) === '/') return `'${path}' is never an instance's dataroot`;
-  return confinementProblem(path, { root: { path: guard.root, what: 'the allowed dataroot folder' }, keep: guard.keep });
+  return confinementProblem(path, {
+    root: { path: guard.root, what: 'the allowed dataroot folder' },
+    keep: guard.keep,
+  });
 }
 
 /** The same check for a dataroot about to be removed; a missing folder has nothing to remove. */
@@ -32,10 +36,14 @@ export async function realDatarootProblem(path: string, guard: DatarootGuard): P
   return (await exists(path)) ? undefined : 'missing';
 }
 
-export const exists = (path: string) => lstat(path).then(() => true, (err: NodeJS.ErrnoException) => {
-  if (err.code === 'ENOENT') return false;
-  throw err;
-});
+export const exists = (path: string) =>
+  lstat(path).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return false;
+      throw err;
+    },
+  );
 
 /** Copies a folder, the named top-level folders left out; links are copied as links, never followed. */
 export async function copyTree(from: string, to: string, leaveOut: readonly string[] = []): Promise<void> {

@@ -17,7 +17,10 @@ const LOGIN_HOSTS = ['%', 'localhost'] as const;
 
 /** A new instance's login: 16 characters at most, as VMoodle's vdblogin holds, the same for the same database and prefix. */
 export const instanceLoginName = (db: Pick<MoodleDb, 'host' | 'port' | 'database' | 'prefix'>) =>
-  `vmi_${createHash('sha256').update(`${serverKey(db)}/${db.database}/${db.prefix}`).digest('hex').slice(0, 12)}`;
+  `vmi_${createHash('sha256')
+    .update(`${serverKey(db)}/${db.database}/${db.prefix}`)
+    .digest('hex')
+    .slice(0, 12)}`;
 
 /** A login the product made, which only it drops. */
 export const isInstanceLogin = (login: string) => /^vmi_[0-9a-f]{12}$/.test(login);
@@ -29,7 +32,12 @@ export const newLoginPassword = () => randomBytes(24).toString('base64url');
  * Makes (or resets) a login with Moodle's rights on the databases a name or a LIKE pattern covers, and nothing else;
  * run by the server's provisioning account.
  */
-export async function grantLogin(conn: Connection, login: string, password: string, databases: { name: string } | { like: string }): Promise<void> {
+export async function grantLogin(
+  conn: Connection,
+  login: string,
+  password: string,
+  databases: { name: string } | { like: string },
+): Promise<void> {
   // A database-level grant reads its name as a LIKE pattern: `_` and `%` are escaped to mean themselves.
   const scope = quoteId('name' in databases ? escapeLike(databases.name) : `${escapeLike(databases.like)}%`);
   for (const host of LOGIN_HOSTS) {

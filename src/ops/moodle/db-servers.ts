@@ -1,3 +1,4 @@
+import { driverStyleError } from '../../core/db/db-errors.ts';
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
 import { OpsError } from '../../core/errors.ts';
@@ -11,23 +12,35 @@ import type { MoodleDb } from './target.ts';
  */
 export class ServerNotAllowedError extends OpsError {
   constructor(message: string) {
-    super('access_denied', message, { hint: 'an admin adds the server with vmoodle settings import (vmoodle settings propose lists the servers the registry uses)' });
+    super('access_denied', message, {
+      hint: 'an admin adds the server with vmoodle settings import (vmoodle settings propose lists the servers the registry uses)',
+    });
   }
 }
 
 /** The rule that lets a login reach this server; refused with the reason otherwise. */
-export function allowedServer(rules: readonly DbServerRule[] | undefined, db: Pick<MoodleDb, 'host' | 'port'>): DbServerRule {
+export function allowedServer(
+  rules: readonly DbServerRule[] | undefined,
+  db: Pick<MoodleDb, 'host' | 'port'>,
+): DbServerRule {
   const name = serverName(db);
-  if (!rules) throw new ServerNotAllowedError(`${name} is not an allowed database server: no list of allowed servers is set yet`);
+  if (!rules)
+    throw new ServerNotAllowedError(`${name} is not an allowed database server: no list of allowed servers is set yet`);
   const rule = rules.find((r) => r.server === name);
   if (!rule) throw new ServerNotAllowedError(`${name} is not an allowed database server`);
   return rule;
 }
 
 /** A refusal in place of a password sent where it could be read: in clear, or under a key the server chose. */
-const refusal = (plugin: string): mysql.AuthPlugin => () => () => {
-  throw Object.assign(new Error(`the server asked for ${plugin} authentication, which would expose the password without TLS; nothing was sent (require TLS for this server)`), { code: 'VMOPS_INSECURE_AUTH', fatal: true });
-};
+const refusal =
+  (plugin: string): mysql.AuthPlugin =>
+  () =>
+  () => {
+    throw driverStyleError(
+      `the server asked for ${plugin} authentication, which would expose the password without TLS; nothing was sent (require TLS for this server)`,
+      { code: 'VMOPS_INSECURE_AUTH', fatal: true },
+    );
+  };
 
 /** caching_sha2_password's challenge and fast path as mysql2 answers them; its full authentication, which sends the password, is refused. */
 const cachingSha2FastOnly: mysql.AuthPlugin = (metadata) => {

@@ -39,7 +39,12 @@ export interface DumpStats {
  * snapshot, a batch of rows at a time (by id, which every Moodle table has), so a large site is never held in memory.
  * Values are escaped by the driver, newlines as `\n`: a `;` that ends a line always ends a statement.
  */
-export async function dumpSite(access: MoodleAccess, target: MoodleTarget, file: string, opts: DumpOptions = {}): Promise<DumpStats> {
+export async function dumpSite(
+  access: MoodleAccess,
+  target: MoodleTarget,
+  file: string,
+  opts: DumpOptions = {},
+): Promise<DumpStats> {
   const gzip = createGzip();
   const out = createWriteStream(file, { mode: 0o600 });
   gzip.pipe(out);
@@ -74,7 +79,13 @@ export async function dumpSite(access: MoodleAccess, target: MoodleTarget, file:
   return stats;
 }
 
-async function dumpTable(conn: PoolConnection, database: string, name: string, write: (text: string) => Promise<void>, withRows: boolean): Promise<number> {
+async function dumpTable(
+  conn: PoolConnection,
+  database: string,
+  name: string,
+  write: (text: string) => Promise<void>,
+  withRows: boolean,
+): Promise<number> {
   const qualified = `${quoteId(database)}.${quoteId(name)}`;
   const [[created]] = (await conn.query(`SHOW CREATE TABLE ${qualified}`)) as unknown as [[Record<string, string>]];
   await write(`DROP TABLE IF EXISTS ${quoteId(name)};\n${created['Create Table']};\n`);
@@ -89,7 +100,16 @@ async function dumpTable(conn: PoolConnection, database: string, name: string, w
       : await conn.query(`SELECT * FROM ${qualified} LIMIT ${BATCH} OFFSET ${rows}`);
     const list = batch as Array<Record<string, unknown>>;
     if (list.length === 0) break;
-    await write(`INSERT INTO ${quoteId(name)} VALUES ${list.map((r) => `(${Object.values(r).map((v) => conn.escape(v)).join(',')})`).join(',')};\n`);
+    await write(
+      `INSERT INTO ${quoteId(name)} VALUES ${list
+        .map(
+          (r) =>
+            `(${Object.values(r)
+              .map((v) => conn.escape(v))
+              .join(',')})`,
+        )
+        .join(',')};\n`,
+    );
     rows += list.length;
     if (byId) after = list.at(-1)?.id as string;
     if (list.length < BATCH) break;

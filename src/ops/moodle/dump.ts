@@ -101,11 +101,22 @@ export function restoreSql(dump: MoodleDump, opts: RestoreOptions = {}): string 
  * Creates the database when missing and runs the SQL on a connection of its own (the statements name their
  * tables without a database, so the connection selects it).
  */
-export async function runSqlIn(server: MysqlServer | mysql.ConnectionOptions, database: string, sql: string): Promise<void> {
+export async function runSqlIn(
+  server: MysqlServer | mysql.ConnectionOptions,
+  database: string,
+  sql: string,
+): Promise<void> {
   assertDatabaseName(database);
-  const conn = await mysql.createConnection({ ...server, database: undefined, multipleStatements: true, charset: 'utf8mb4' });
+  const conn = await mysql.createConnection({
+    ...server,
+    database: undefined,
+    multipleStatements: true,
+    charset: 'utf8mb4',
+  });
   try {
-    await conn.query(`CREATE DATABASE IF NOT EXISTS ${quoteId(database)} DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`);
+    await conn.query(
+      `CREATE DATABASE IF NOT EXISTS ${quoteId(database)} DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci`,
+    );
     await conn.changeUser({ database });
     await conn.query(sql);
   } finally {

@@ -54,7 +54,13 @@ interface MoodleEvent {
 
 /** Whether the standard log store is enabled, and in which format it writes `other`; undefined when it writes nothing. */
 export function logFormat(stores: LogStores): 'json' | 'serialize' | undefined {
-  if (!(stores.enabledStores ?? '').split(',').map((s) => s.trim()).includes('logstore_standard')) return undefined;
+  if (
+    !(stores.enabledStores ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .includes('logstore_standard')
+  )
+    return undefined;
   return stores.jsonformat === '1' ? 'json' : 'serialize';
 }
 
@@ -65,7 +71,15 @@ const bound = (id: number | 'LAST_INSERT_ID' | null) => (id === 'LAST_INSERT_ID'
  * Queues the standard log store's row of an event (nothing when the store is not enabled), in the caller's
  * transaction: `other` is json_encode()d or serialize()d as the store's settings say, keeping PHP's types.
  */
-export function logEvent(access: MoodleAccess, sql: Statements, target: MoodleTarget, event: MoodleEvent, stores: LogStores, by: LogActor, now = Math.floor(Date.now() / 1000)): void {
+export function logEvent(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  event: MoodleEvent,
+  stores: LogStores,
+  by: LogActor,
+  now = Math.floor(Date.now() / 1000),
+): void {
   const format = logFormat(stores);
   if (!format) return;
   const parts = event.name.split('_');
@@ -77,8 +91,21 @@ export function logEvent(access: MoodleAccess, sql: Statements, target: MoodleTa
        userid, courseid, relateduserid, anonymous, other, timecreated, origin, ip, realuserid)
      VALUES (?, 'core', ?, ?, ?, ${sqlId(event.objectid)}, ?, ?, ${sqlId(event.context.id)}, ?, ?, ?, ?, NULL, 0, ?, ?, ?, NULL, NULL)`,
     [
-      `\\core\\event\\${event.name}`, action, parts.join('_'), event.objecttable, ...bound(event.objectid), event.crud, event.edulevel,
-      ...bound(event.context.id), event.context.level, event.context.instance, by.userid, event.courseid ?? 0, other, now, by.origin,
+      `\\core\\event\\${event.name}`,
+      action,
+      parts.join('_'),
+      event.objecttable,
+      ...bound(event.objectid),
+      event.crud,
+      event.edulevel,
+      ...bound(event.context.id),
+      event.context.level,
+      event.context.instance,
+      by.userid,
+      event.courseid ?? 0,
+      other,
+      now,
+      by.origin,
     ],
   );
 }

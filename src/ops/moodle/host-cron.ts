@@ -4,12 +4,22 @@ import type { CronSettings } from '../../core/config.ts';
 import type { MoodleSite } from './site.ts';
 import { invalidateSettingCache } from './cache.ts';
 import { readForWrite, readSetting, writeSetting } from './config.ts';
-import { describeError } from '../../core/db/db-errors.ts';
+import { describeError, driverStyleError } from '../../core/db/db-errors.ts';
 import { PhpStopped } from './php.ts';
 import type { MoodleTarget } from './target.ts';
 
 /** What a host's cron came to, read from Moodle's own lines and exit codes (moodle-facts §3.7). */
-export const CRON_OUTCOMES = ['completed', 'maintenance', 'upgrade', 'disabled', 'fatal', 'empty', 'timeout', 'unreachable', 'other'] as const;
+export const CRON_OUTCOMES = [
+  'completed',
+  'maintenance',
+  'upgrade',
+  'disabled',
+  'fatal',
+  'empty',
+  'timeout',
+  'unreachable',
+  'other',
+] as const;
 export type CronOutcome = (typeof CRON_OUTCOMES)[number];
 
 /** VMoodle's wrapper says where it switched to; that is not the cron's own output. */
@@ -47,7 +57,10 @@ export interface CronRun {
  * no option to pass --keep-alive=0 on, so the setting itself is set to 0 on the instance, as cfg.php sets it (logged),
  * once. Says so when it did.
  */
-export async function keepAliveOff(ctx: Pick<MoodleSite, 'moodle' | 'codeRoot' | 'secrets' | 'php'>, target: MoodleTarget): Promise<string | undefined> {
+export async function keepAliveOff(
+  ctx: Pick<MoodleSite, 'moodle' | 'codeRoot' | 'secrets' | 'php'>,
+  target: MoodleTarget,
+): Promise<string | undefined> {
   const ref = { name: 'cron_keepalive' };
   const changed = await ctx.moodle.withStatements(target, async (sql) => {
     const { current, stores } = await readForWrite(ctx.moodle, sql, target, ref);
@@ -62,7 +75,11 @@ export async function keepAliveOff(ctx: Pick<MoodleSite, 'moodle' | 'codeRoot' |
 
 /** The site's cron password (`cronremotepassword`), which its web cron asks for; never logged or shown. */
 async function cronPassword(ctx: Pick<MoodleSite, 'moodle' | 'secrets'>, target: MoodleTarget): Promise<string> {
-  const password = await ctx.moodle.withStatements(target, (sql) => readSetting(ctx.moodle, sql, target, { name: 'cronremotepassword' }), false);
+  const password = await ctx.moodle.withStatements(
+    target,
+    (sql) => readSetting(ctx.moodle, sql, target, { name: 'cronremotepassword' }),
+    false,
+  );
   if (password) ctx.secrets.add(password);
   return password ?? '';
 }
@@ -73,43 +90,75 @@ function webCron(wwwroot: string, password: string, settings: CronSettings): Pro
   const body = new URLSearchParams({ password }).toString();
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const req = send(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
-      timeout: settings.timeoutSeconds * 1000,
-      ...(url.protocol === 'https:' ? { rejectUnauthorized: settings.verifyTls } : {}),
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => {
-        if (text.length < 256 * 1024) text += c;
-      }).on('end', () => resolve({ status: res.statusCode ?? 0, body: text })).on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(Object.assign(new Error(`no answer within ${settings.timeoutSeconds} s`), { code: 'ETIMEDOUT' })));
+    const req = send(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) },
+        timeout: settings.timeoutSeconds * 1000,
+        ...(url.protocol === 'https:' ? { rejectUnauthorized: settings.verifyTls } : {}),
+      },
+      (res) => {
+        let text = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (c: string) => {
+            if (text.length < 256 * 1024) text += c;
+          })
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body: text }))
+          .on('error', reject);
+      },
+    );
+    // ETIMEDOUT, as the driver's own timeouts, so the cron's outcome reads it as one.
+    req.on('timeout', () =>
+      req.destroy(driverStyleError(`no answer within ${settings.timeoutSeconds} s`, { code: 'ETIMEDOUT' })),
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
 
 /** Runs one host's cron the configured way and reads what came of it. */
-export async function runHostCron(ctx: Pick<MoodleSite, 'moodle' | 'codeRoot' | 'secrets' | 'php'>, target: MoodleTarget, settings: CronSettings): Promise<CronRun> {
+export async function runHostCron(
+  ctx: Pick<MoodleSite, 'moodle' | 'codeRoot' | 'secrets' | 'php'>,
+  target: MoodleTarget,
+  settings: CronSettings,
+): Promise<CronRun> {
   const note = await keepAliveOff(ctx, target);
   const started = Date.now();
-  const done = (outcome: CronOutcome, output: string, why?: string): CronRun => ({ outcome, started, durationMs: Date.now() - started, output: ctx.secrets.scrub(output), note: [note, why].filter(Boolean).join('; ') || undefined });
+  const done = (outcome: CronOutcome, output: string, why?: string): CronRun => ({
+    outcome,
+    started,
+    durationMs: Date.now() - started,
+    output: ctx.secrets.scrub(output),
+    note: [note, why].filter(Boolean).join('; ') || undefined,
+  });
   if (settings.trigger === 'http') {
     try {
       const page = await webCron(target.host.wwwroot, await cronPassword(ctx, target), settings);
       const text = page.body.replace(/<[^>]+>/g, '');
-      return page.status === 200 ? done(classifyCron(text, 0), text) : done('other', text, `admin/cron.php answered HTTP ${page.status}`);
+      return page.status === 200
+        ? done(classifyCron(text, 0), text)
+        : done('other', text, `admin/cron.php answered HTTP ${page.status}`);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      return done(code === 'ETIMEDOUT' ? 'timeout' : 'unreachable', '', `admin/cron.php: ${code === 'ETIMEDOUT' ? `no answer within ${settings.timeoutSeconds} s` : describeError(err)}`);
+      return done(
+        code === 'ETIMEDOUT' ? 'timeout' : 'unreachable',
+        '',
+        `admin/cron.php: ${code === 'ETIMEDOUT' ? `no answer within ${settings.timeoutSeconds} s` : describeError(err)}`,
+      );
     }
   }
   try {
     const run = await ctx.php(target, 'cron', {}, settings.timeoutSeconds * 1000);
-    return done(classifyCron(`${run.stdout}\n${run.stderr}`, run.exitCode), `${run.stdout}${run.stderr ? `\n${run.stderr}` : ''}`, run.ok ? undefined : run.message);
+    return done(
+      classifyCron(`${run.stdout}\n${run.stderr}`, run.exitCode),
+      `${run.stdout}${run.stderr ? `\n${run.stderr}` : ''}`,
+      run.ok ? undefined : run.message,
+    );
   } catch (err) {
-    if (err instanceof PhpStopped) return done('timeout', '', `stopped after ${settings.timeoutSeconds} s with every process it started`);
+    if (err instanceof PhpStopped)
+      return done('timeout', '', `stopped after ${settings.timeoutSeconds} s with every process it started`);
     return done('unreachable', '', describeError(err));
   }
 }

@@ -22,6 +22,7 @@ async function exists(path: string): Promise<boolean> {
     await stat(path);
     return true;
   } catch {
+    // biome-ignore lint/plugin: a file that cannot be seen is not there: that is the answer
     return false;
   }
 }
@@ -37,7 +38,12 @@ export interface MaintenanceSettings {
  * The site's maintenance as it is now, read in one query inside the caller's transaction (locked when `lock`), with
  * the rows as they are, which the log of a change records as old values.
  */
-export async function readMaintenance(access: MoodleAccess, sql: Statements, target: MoodleTarget, lock = false): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
+export async function readMaintenance(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  lock = false,
+): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
   return maintenanceOf(target, await sql.read(...maintenanceRead(access, target, lock)));
 }
 
@@ -45,13 +51,25 @@ const MAINTENANCE_SETTINGS = ['maintenance_enabled', 'maintenance_message', 'mai
 
 /** The read of the three maintenance settings, locked when they are about to be written. */
 export function maintenanceRead(access: MoodleAccess, target: MoodleTarget, lock: boolean): [string, unknown[]] {
-  return [`SELECT name, value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name IN (?, ?, ?)${lock ? ' FOR UPDATE' : ''}`, [...MAINTENANCE_SETTINGS]];
+  return [
+    `SELECT name, value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name IN (?, ?, ?)${lock ? ' FOR UPDATE' : ''}`,
+    [...MAINTENANCE_SETTINGS],
+  ];
 }
 
 /** The state those rows describe (the CLI file is looked for in the dataroot). */
-export async function maintenanceOf(target: MoodleTarget, rows: Array<{ name: string; value: string }>): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
-  const settings: MaintenanceSettings = { maintenance_enabled: null, maintenance_message: null, maintenance_later: null };
-  for (const row of rows) if ((MAINTENANCE_SETTINGS as readonly string[]).includes(row.name)) settings[row.name as keyof MaintenanceSettings] = row.value;
+export async function maintenanceOf(
+  target: MoodleTarget,
+  rows: Array<{ name: string; value: string }>,
+): Promise<{ state: MaintenanceState; settings: MaintenanceSettings }> {
+  const settings: MaintenanceSettings = {
+    maintenance_enabled: null,
+    maintenance_message: null,
+    maintenance_later: null,
+  };
+  for (const row of rows)
+    if ((MAINTENANCE_SETTINGS as readonly string[]).includes(row.name))
+      settings[row.name as keyof MaintenanceSettings] = row.value;
   const state = {
     enabled: settings.maintenance_enabled === '1',
     message: settings.maintenance_message ?? '',
@@ -66,7 +84,12 @@ export async function maintenanceOf(target: MoodleTarget, rows: Array<{ name: st
  * file made when asked and removed whenever maintenance goes off, and a scheduled maintenance cleared, as
  * maintenance.php's --enable, --enableold and --disable all clear it.
  */
-export function wantedMaintenance(current: MaintenanceState, on: boolean, message: string, cliFile: boolean): MaintenanceState {
+export function wantedMaintenance(
+  current: MaintenanceState,
+  on: boolean,
+  message: string,
+  cliFile: boolean,
+): MaintenanceState {
   return { enabled: on, message, file: on && (cliFile || current.file), later: null };
 }
 
@@ -77,7 +100,9 @@ export function maintenanceText(s: MaintenanceState): string {
     s.message ? `message ${JSON.stringify(s.message)}` : '',
     s.file ? 'CLI file' : '',
     s.later ? `scheduled for ${new Date(Number(s.later) * 1000).toISOString()}` : '',
-  ].filter(Boolean).join('; ');
+  ]
+    .filter(Boolean)
+    .join('; ');
 }
 
 const TEXT = /^(on|off)(?:; message ("(?:[^"\\]|\\.)*"))?(; CLI file)?(?:; scheduled for \S+)?$/;
@@ -97,7 +122,8 @@ export function clearScheduledMaintenance(access: MoodleAccess, sql: Statements,
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** As Moodle's html_is_blank(): nothing but tags and spaces, counting a few tags that show something as content. */
-const htmlIsBlank = (html: string) => html.replace(/<\/?(?!(?:img|object|applet|input|select|textarea|hr)\b)[a-z][^>]*>/gi, '').trim() === '';
+const htmlIsBlank = (html: string) =>
+  html.replace(/<\/?(?!(?:img|object|applet|input|select|textarea|hr)\b)[a-z][^>]*>/gi, '').trim() === '';
 
 const UNDER_MAINTENANCE = 'The site is undergoing maintenance and is currently not available';
 
@@ -144,12 +170,14 @@ h1 {
  * newline after each `?>`, which is why the empty meta and footer leave their indentation on the next line.
  */
 function plainPage(title: string, body: string): string {
-  return '<!DOCTYPE html>\n<html  lang="en" xml:lang="en">\n    <head>\n'
-    + '        <meta http-equiv="Content-Type" content="text/html; charset=utf-8" />\n'
-    + `                <title>${title}</title>\n        <style>\n${PLAIN_PAGE_STYLE}    </style>\n    </head>\n`
-    + '    <body>\n        <div id="page">\n            <div id="region-main">\n'
-    + `                <h1>${title}</h1>\n                <div class='alert-danger'>${body}</div>                            </div>\n`
-    + '        </div>\n    </body>\n</html>\n\n';
+  return (
+    '<!DOCTYPE html>\n<html  lang="en" xml:lang="en">\n    <head>\n' +
+    '        <meta http-equiv="Content-Type" content="text/html; charset=utf-8" />\n' +
+    `                <title>${title}</title>\n        <style>\n${PLAIN_PAGE_STYLE}    </style>\n    </head>\n` +
+    '    <body>\n        <div id="page">\n            <div id="region-main">\n' +
+    `                <h1>${title}</h1>\n                <div class='alert-danger'>${body}</div>                            </div>\n` +
+    '        </div>\n    </body>\n</html>\n\n'
+  );
 }
 
 /**
@@ -157,17 +185,26 @@ function plainPage(title: string, body: string): string {
  * under Moodle's title; else the site's climaintenance.template.html verbatim; else "<site> under maintenance".
  * With the site's `$CFG->filepermissions` as its mode.
  */
-export async function writeMaintenanceFile(access: MoodleAccess, sql: Statements, target: MoodleTarget, message: string, mode: number): Promise<void> {
+export async function writeMaintenanceFile(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  message: string,
+  mode: number,
+): Promise<void> {
   const dataroot = target.dataroot as string;
   let page: string;
   if (!htmlIsBlank(message)) {
     page = plainPage(UNDER_MAINTENANCE, message);
   } else {
+    // biome-ignore lint/plugin: no template of the site's own: Moodle's default page is written
     const template = await readFile(join(dataroot, 'climaintenance.template.html'), 'utf8').catch(() => undefined);
     if (template !== undefined) {
       page = template;
     } else {
-      const [site] = await sql.read<{ fullname: string }>(`SELECT fullname FROM ${access.table(target, MOODLE_TABLES.course)} WHERE id = 1`);
+      const [site] = await sql.read<{ fullname: string }>(
+        `SELECT fullname FROM ${access.table(target, MOODLE_TABLES.course)} WHERE id = 1`,
+      );
       const fullname = site?.fullname ?? '';
       page = plainPage(`${escapeHtml(fullname)} under maintenance`, UNDER_MAINTENANCE);
     }

@@ -7,7 +7,7 @@ import type { CacheChange } from './muc.ts';
 import { phpSerialize, phpUnserialize } from './php-values.ts';
 import type { Statements } from './statements.ts';
 import { MOODLE_TABLES } from './tables.ts';
-import type { MoodleTarget } from './target.ts';
+import { type MoodleTarget, TargetError } from './target.ts';
 
 const rsa = promisify(generateRsa);
 
@@ -68,7 +68,9 @@ export async function generateKeyPair(subject: KeySubject, days: number, now = D
   // forge lays the certificate out; Node signs it (RSA in JavaScript would be most of a renewal's time).
   cert.signatureOid = forge.pki.oids.sha256WithRSAEncryption as string;
   cert.siginfo.algorithmOid = cert.signatureOid;
-  cert.tbsCertificate = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  cert.tbsCertificate = (
+    forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }
+  ).getTBSCertificate(cert);
   const tbs = Buffer.from(forge.asn1.toDer(cert.tbsCertificate).getBytes(), 'binary');
   cert.signature = sign('sha256', tbs, privateKey).toString('binary');
   // PHP's openssl_x509_export() writes \n line ends.
@@ -104,18 +106,44 @@ export interface MnetSite {
   lifetimeDays: number;
 }
 
-export async function readMnet(access: MoodleAccess, sql: Statements, target: MoodleTarget, lock: boolean): Promise<MnetSite> {
+export async function readMnet(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  lock: boolean,
+): Promise<MnetSite> {
   const t = (name: string) => access.table(target, name);
   const forUpdate = lock ? ' FOR UPDATE' : '';
-  const [config, plugins, hosts, site, admin] = await sql.readAll<[{ name: string; value: string }, { name: string; value: string }, MnetSite['peers'][number] & { deleted: number; public_key_expires: number }, { fullname: string }, { email: string; country: string; city: string }]>([
-    [`SELECT name, value FROM ${t(MOODLE_TABLES.config)} WHERE name IN ('mnet_dispatcher_mode', 'mnet_localhost_id', 'mnet_all_hosts_id', 'mnetkeylifetime', 'noreplyaddress')`, []],
-    [`SELECT name, value FROM ${t(MOODLE_TABLES.configPlugins)} WHERE plugin = 'mnet' AND name IN ('openssl', 'openssl_history', 'openssl_generations')${forUpdate}`, []],
-    [`SELECT id, deleted, wwwroot, public_key, public_key_expires FROM ${t(MOODLE_TABLES.mnetHost)} ORDER BY id${forUpdate}`, []],
+  const [config, plugins, hosts, site, admin] = await sql.readAll<
+    [
+      { name: string; value: string },
+      { name: string; value: string },
+      MnetSite['peers'][number] & { deleted: number; public_key_expires: number },
+      { fullname: string },
+      { email: string; country: string; city: string },
+    ]
+  >([
+    [
+      `SELECT name, value FROM ${t(MOODLE_TABLES.config)} WHERE name IN ('mnet_dispatcher_mode', 'mnet_localhost_id', 'mnet_all_hosts_id', 'mnetkeylifetime', 'noreplyaddress')`,
+      [],
+    ],
+    [
+      `SELECT name, value FROM ${t(MOODLE_TABLES.configPlugins)} WHERE plugin = 'mnet' AND name IN ('openssl', 'openssl_history', 'openssl_generations')${forUpdate}`,
+      [],
+    ],
+    [
+      `SELECT id, deleted, wwwroot, public_key, public_key_expires FROM ${t(MOODLE_TABLES.mnetHost)} ORDER BY id${forUpdate}`,
+      [],
+    ],
     [`SELECT fullname FROM ${t(MOODLE_TABLES.course)} WHERE id = 1`, []],
-    [`SELECT email, country, city FROM ${t(MOODLE_TABLES.user)} WHERE deleted = 0 AND FIND_IN_SET(id, REPLACE((SELECT value FROM ${t(MOODLE_TABLES.config)} WHERE name = 'siteadmins'), ' ', '')) > 0
-      ORDER BY FIND_IN_SET(id, REPLACE((SELECT value FROM ${t(MOODLE_TABLES.config)} WHERE name = 'siteadmins'), ' ', '')) LIMIT 1`, []],
+    [
+      `SELECT email, country, city FROM ${t(MOODLE_TABLES.user)} WHERE deleted = 0 AND FIND_IN_SET(id, REPLACE((SELECT value FROM ${t(MOODLE_TABLES.config)} WHERE name = 'siteadmins'), ' ', '')) > 0
+      ORDER BY FIND_IN_SET(id, REPLACE((SELECT value FROM ${t(MOODLE_TABLES.config)} WHERE name = 'siteadmins'), ' ', '')) LIMIT 1`,
+      [],
+    ],
   ]);
-  const setting = (rows: Array<{ name: string; value: string }>, name: string) => rows.find((r) => r.name === name)?.value ?? null;
+  const setting = (rows: Array<{ name: string; value: string }>, name: string) =>
+    rows.find((r) => r.name === name)?.value ?? null;
   const localId = Number(setting(config, 'mnet_localhost_id') ?? 1);
   const allHostsId = Number(setting(config, 'mnet_all_hosts_id') ?? 2);
   const local = hosts.find((h) => Number(h.id) === localId);
@@ -126,18 +154,26 @@ export async function readMnet(access: MoodleAccess, sql: Statements, target: Mo
     modeSetting: setting(config, 'mnet_dispatcher_mode'),
     localId,
     allHostsId,
-    local: local && { id: Number(local.id), wwwroot: local.wwwroot, public_key: local.public_key, public_key_expires: Number(local.public_key_expires) },
+    local: local && {
+      id: Number(local.id),
+      wwwroot: local.wwwroot,
+      public_key: local.public_key,
+      public_key_expires: Number(local.public_key_expires),
+    },
     openssl: setting(plugins, 'openssl'),
     history: setting(plugins, 'openssl_history'),
     generations: setting(plugins, 'openssl_generations'),
-    peers: hosts.filter((h) => !Number(h.deleted) && Number(h.id) !== localId && Number(h.id) !== allHostsId).map((h) => ({ id: Number(h.id), wwwroot: h.wwwroot, public_key: h.public_key })),
+    peers: hosts
+      .filter((h) => !Number(h.deleted) && Number(h.id) !== localId && Number(h.id) !== allHostsId)
+      .map((h) => ({ id: Number(h.id), wwwroot: h.wwwroot, public_key: h.public_key })),
     subject: {
       fullname: site[0]?.fullname ?? '',
       email: who?.email || noreply || `noreply@${new URL(target.host.wwwroot).host}`,
       country: who?.country ?? '',
       city: who?.city ?? '',
     },
-    lifetimeDays: Number(setting(config, 'mnetkeylifetime')) > 0 ? Number(setting(config, 'mnetkeylifetime')) : DEFAULT_KEY_DAYS,
+    lifetimeDays:
+      Number(setting(config, 'mnetkeylifetime')) > 0 ? Number(setting(config, 'mnetkeylifetime')) : DEFAULT_KEY_DAYS,
   };
 }
 
@@ -147,27 +183,64 @@ export async function readMnet(access: MoodleAccess, sql: Statements, target: Mo
  * `openssl_generations`, 3 when unset), the new `openssl`, and the local `mnet_host` row's wwwroot, key and expiry.
  * Queued in the caller's transaction; the caches to invalidate.
  */
-export function writeKeyPair(access: MoodleAccess, sql: Statements, target: MoodleTarget, site: MnetSite, pair: KeyPair): CacheChange[] {
-  if (!site.local) throw new Error(`${target.host.shortname} has no mnet_host row ${site.localId} for itself (mnet_localhost_id)`);
+export function writeKeyPair(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  site: MnetSite,
+  pair: KeyPair,
+): CacheChange[] {
+  if (!site.local)
+    throw new TargetError(
+      `${target.host.shortname} has no mnet_host row ${site.localId} for itself (mnet_localhost_id)`,
+    );
   const ref = (name: string) => ({ plugin: 'mnet', name });
   const noStores = { enabledStores: null, jsonformat: null };
   const history: unknown[] = site.history ? Object.values((phpUnserialize(site.history) ?? {}) as object) : [];
   const generations = Number(site.generations) > 0 ? Number(site.generations) : 3;
-  if (!(Number(site.generations) > 0)) storeSetting(access, sql, target, ref('openssl_generations'), '3', site.generations, noStores);
+  if (!(Number(site.generations) > 0))
+    storeSetting(access, sql, target, ref('openssl_generations'), '3', site.generations, noStores);
   if (site.openssl) {
     const [certificate, keypairPem] = site.openssl.split(SEPARATOR);
     history.unshift({ certificate, keypair_PEM: keypairPem, expires: String(site.local.public_key_expires) });
   }
-  storeSetting(access, sql, target, ref('openssl_history'), phpSerialize(history.slice(0, generations)), site.history, noStores);
-  storeSetting(access, sql, target, ref('openssl'), `${pair.certificate}${SEPARATOR}${pair.keypairPem}`, site.openssl, noStores);
-  sql.write(`UPDATE ${access.table(target, MOODLE_TABLES.mnetHost)} SET wwwroot = ?, public_key = ?, public_key_expires = ? WHERE id = ?`, [target.host.wwwroot, pair.certificate, pair.expires, site.local.id]);
+  storeSetting(
+    access,
+    sql,
+    target,
+    ref('openssl_history'),
+    phpSerialize(history.slice(0, generations)),
+    site.history,
+    noStores,
+  );
+  storeSetting(
+    access,
+    sql,
+    target,
+    ref('openssl'),
+    `${pair.certificate}${SEPARATOR}${pair.keypairPem}`,
+    site.openssl,
+    noStores,
+  );
+  sql.write(
+    `UPDATE ${access.table(target, MOODLE_TABLES.mnetHost)} SET wwwroot = ?, public_key = ?, public_key_expires = ? WHERE id = ?`,
+    [target.host.wwwroot, pair.certificate, pair.expires, site.local.id],
+  );
   return [{ definition: 'core/config', keys: ['mnet'] }];
 }
 
 /** A peer's copy of a site's key, updated where it is not deleted: how many rows held it. */
-export async function writePeerKey(access: MoodleAccess, peer: MoodleTarget, wwwroot: string, pair: Pick<KeyPair, 'certificate' | 'expires'>): Promise<number> {
+export async function writePeerKey(
+  access: MoodleAccess,
+  peer: MoodleTarget,
+  wwwroot: string,
+  pair: Pick<KeyPair, 'certificate' | 'expires'>,
+): Promise<number> {
   return access.withConnection(peer, async (conn) => {
-    const [result] = await conn.query(`UPDATE ${access.table(peer, MOODLE_TABLES.mnetHost)} SET public_key = ?, public_key_expires = ? WHERE wwwroot = ? AND deleted = 0`, [pair.certificate, pair.expires, wwwroot]);
+    const [result] = await conn.query(
+      `UPDATE ${access.table(peer, MOODLE_TABLES.mnetHost)} SET public_key = ?, public_key_expires = ? WHERE wwwroot = ? AND deleted = 0`,
+      [pair.certificate, pair.expires, wwwroot],
+    );
     return Number((result as { affectedRows: number }).affectedRows);
   });
 }
@@ -175,7 +248,10 @@ export async function writePeerKey(access: MoodleAccess, peer: MoodleTarget, www
 /** What a peer holds of a site's key: its certificate text, or undefined when it has no live row for that wwwroot. */
 export async function peerCopy(access: MoodleAccess, peer: MoodleTarget, wwwroot: string): Promise<string | undefined> {
   return access.withConnection(peer, async (conn) => {
-    const [rows] = await conn.query(`SELECT public_key FROM ${access.table(peer, MOODLE_TABLES.mnetHost)} WHERE wwwroot = ? AND deleted = 0 LIMIT 1`, [wwwroot]);
+    const [rows] = await conn.query(
+      `SELECT public_key FROM ${access.table(peer, MOODLE_TABLES.mnetHost)} WHERE wwwroot = ? AND deleted = 0 LIMIT 1`,
+      [wwwroot],
+    );
     return (rows as Array<{ public_key: string }>)[0]?.public_key;
   });
 }

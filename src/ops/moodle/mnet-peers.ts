@@ -18,7 +18,10 @@ export const mirrored = (map: ServiceMap): ServiceMap =>
   Object.fromEntries(Object.entries(map).map(([name, s]) => [name, { publish: s.subscribe, subscribe: s.publish }]));
 
 /** VMoodle's `default` strategy: single sign-on both ways between peers, nothing else. */
-export const DEFAULT_SERVICES: ServiceMap = { sso_idp: { publish: 1, subscribe: 1 }, sso_sp: { publish: 1, subscribe: 1 } };
+export const DEFAULT_SERVICES: ServiceMap = {
+  sso_idp: { publish: 1, subscribe: 1 },
+  sso_sp: { publish: 1, subscribe: 1 },
+};
 
 /**
  * VMoodle's `subnetwork` strategy (its services_strategy setting, `peer_<service>_publish|subscribe`): what a new
@@ -39,7 +42,12 @@ export function strategyServices(strategy: Record<string, unknown>): ServiceMap 
  * The `main` domain: the master, as its own row for an instance says, publishes the SSO service provider and data
  * exchange to it and subscribes to its identity provider and to its VMoodle administration (mirrored on the instance).
  */
-export const MASTER_SIDE: ServiceMap = { sso_sp: { publish: 1, subscribe: 0 }, sso_idp: { publish: 0, subscribe: 1 }, mnetadmin: { publish: 0, subscribe: 1 }, dataexchange: { publish: 1, subscribe: 0 } };
+export const MASTER_SIDE: ServiceMap = {
+  sso_sp: { publish: 1, subscribe: 0 },
+  sso_idp: { publish: 0, subscribe: 1 },
+  mnetadmin: { publish: 0, subscribe: 1 },
+  dataexchange: { publish: 1, subscribe: 0 },
+};
 
 /** A site's own MNET record, as a peer should hold it: its wwwroot, its key and expiry. */
 export async function ownRecord(access: MoodleAccess, target: MoodleTarget, name: string): Promise<PeerRecord> {
@@ -49,7 +57,12 @@ export async function ownRecord(access: MoodleAccess, target: MoodleTarget, name
        WHERE h.id = (SELECT value FROM ${access.table(target, MOODLE_TABLES.config)} WHERE name = 'mnet_localhost_id')`,
     );
     const own = (rows as Array<{ public_key: string; public_key_expires: number }>)[0];
-    return { wwwroot: target.host.wwwroot, name, public_key: own?.public_key ?? '', public_key_expires: Number(own?.public_key_expires ?? 0) };
+    return {
+      wwwroot: target.host.wwwroot,
+      name,
+      public_key: own?.public_key ?? '',
+      public_key_expires: Number(own?.public_key_expires ?? 0),
+    };
   });
 }
 
@@ -69,12 +82,22 @@ export async function livePeers(access: MoodleAccess, target: MoodleTarget): Pro
  * mnet_host2service rows rewritten from the map (services the site does not have are left out). One transaction.
  * Whether anything changed.
  */
-export async function bindPeer(access: MoodleAccess, site: MoodleTarget, peer: PeerRecord, services: ServiceMap): Promise<boolean> {
+export async function bindPeer(
+  access: MoodleAccess,
+  site: MoodleTarget,
+  peer: PeerRecord,
+  services: ServiceMap,
+): Promise<boolean> {
   const hosts = access.table(site, MOODLE_TABLES.mnetHost);
   const links = access.table(site, MOODLE_TABLES.mnetHost2service);
   return access.withTransaction(site, async (conn) => {
-    const [found] = await conn.query(`SELECT id, deleted, name, public_key, public_key_expires FROM ${hosts} WHERE wwwroot = ? ORDER BY deleted, id LIMIT 1 FOR UPDATE`, [peer.wwwroot]);
-    const row = (found as Array<{ id: number; deleted: number; name: string; public_key: string; public_key_expires: number }>)[0];
+    const [found] = await conn.query(
+      `SELECT id, deleted, name, public_key, public_key_expires FROM ${hosts} WHERE wwwroot = ? ORDER BY deleted, id LIMIT 1 FOR UPDATE`,
+      [peer.wwwroot],
+    );
+    const row = (
+      found as Array<{ id: number; deleted: number; name: string; public_key: string; public_key_expires: number }>
+    )[0];
     let id: number;
     let changed = false;
     if (!row) {
@@ -88,20 +111,44 @@ export async function bindPeer(access: MoodleAccess, site: MoodleTarget, peer: P
       changed = true;
     } else {
       id = Number(row.id);
-      if (Number(row.deleted) || row.public_key !== peer.public_key || Number(row.public_key_expires) !== peer.public_key_expires || row.name !== peer.name.slice(0, 80)) {
-        await conn.query(`UPDATE ${hosts} SET deleted = 0, name = ?, public_key = ?, public_key_expires = ? WHERE id = ?`, [peer.name.slice(0, 80), peer.public_key, peer.public_key_expires, id]);
+      if (
+        Number(row.deleted) ||
+        row.public_key !== peer.public_key ||
+        Number(row.public_key_expires) !== peer.public_key_expires ||
+        row.name !== peer.name.slice(0, 80)
+      ) {
+        await conn.query(
+          `UPDATE ${hosts} SET deleted = 0, name = ?, public_key = ?, public_key_expires = ? WHERE id = ?`,
+          [peer.name.slice(0, 80), peer.public_key, peer.public_key_expires, id],
+        );
         changed = true;
       }
     }
     const [known] = await conn.query(`SELECT id, name FROM ${access.table(site, MOODLE_TABLES.mnetService)}`);
     const byName = new Map((known as Array<{ id: number; name: string }>).map((k) => [k.name, Number(k.id)]));
-    const desired = Object.entries(services).filter(([name]) => byName.has(name))
-      .map(([name, link]) => ({ serviceid: byName.get(name) as number, publish: link.publish, subscribe: link.subscribe })).sort((a, b) => a.serviceid - b.serviceid);
-    const [current] = await conn.query(`SELECT serviceid, publish, subscribe FROM ${links} WHERE hostid = ? ORDER BY serviceid`, [id]);
-    const now = (current as Array<{ serviceid: number; publish: number; subscribe: number }>).map((c) => ({ serviceid: Number(c.serviceid), publish: Number(c.publish), subscribe: Number(c.subscribe) }));
+    const desired = Object.entries(services)
+      .filter(([name]) => byName.has(name))
+      .map(([name, link]) => ({
+        serviceid: byName.get(name) as number,
+        publish: link.publish,
+        subscribe: link.subscribe,
+      }))
+      .sort((a, b) => a.serviceid - b.serviceid);
+    const [current] = await conn.query(
+      `SELECT serviceid, publish, subscribe FROM ${links} WHERE hostid = ? ORDER BY serviceid`,
+      [id],
+    );
+    const now = (current as Array<{ serviceid: number; publish: number; subscribe: number }>).map((c) => ({
+      serviceid: Number(c.serviceid),
+      publish: Number(c.publish),
+      subscribe: Number(c.subscribe),
+    }));
     if (JSON.stringify(now) !== JSON.stringify(desired)) {
       await conn.query(`DELETE FROM ${links} WHERE hostid = ?`, [id]);
-      if (desired.length) await conn.query(`INSERT INTO ${links} (hostid, serviceid, publish, subscribe) VALUES ?`, [desired.map((d) => [id, d.serviceid, d.publish, d.subscribe])]);
+      if (desired.length)
+        await conn.query(`INSERT INTO ${links} (hostid, serviceid, publish, subscribe) VALUES ?`, [
+          desired.map((d) => [id, d.serviceid, d.publish, d.subscribe]),
+        ]);
       changed = true;
     }
     return changed;
@@ -111,8 +158,10 @@ export async function bindPeer(access: MoodleAccess, site: MoodleTarget, peer: P
 /** VMoodle's unbind_peer on one site: the peer's live rows marked deleted. Whether there was one. */
 export async function unbindPeer(access: MoodleAccess, site: MoodleTarget, wwwroot: string): Promise<boolean> {
   return access.withConnection(site, async (conn) => {
-    const [result] = await conn.query(`UPDATE ${access.table(site, MOODLE_TABLES.mnetHost)} SET deleted = 1 WHERE wwwroot = ? AND deleted = 0`, [wwwroot]);
+    const [result] = await conn.query(
+      `UPDATE ${access.table(site, MOODLE_TABLES.mnetHost)} SET deleted = 1 WHERE wwwroot = ? AND deleted = 0`,
+      [wwwroot],
+    );
     return Number((result as { affectedRows: number }).affectedRows) > 0;
   });
 }
-

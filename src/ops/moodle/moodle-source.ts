@@ -8,7 +8,11 @@ import { loadDump, type MoodleDump } from './dump.ts';
 export const COMPACT_SCHEMA_PATH = fileURLToPath(new URL('./compact-schema.sql', import.meta.url));
 
 /** The Moodle database new sandbox instances are made from: the configured real dump, else the compact schema. */
-export function moodleSource(dumpPath: string | undefined): { path: string; compact: boolean; load: () => Promise<MoodleDump> } {
+export function moodleSource(dumpPath: string | undefined): {
+  path: string;
+  compact: boolean;
+  load: () => Promise<MoodleDump>;
+} {
   const path = dumpPath ?? COMPACT_SCHEMA_PATH;
   return { path, compact: dumpPath === undefined, load: () => loadDump(path) };
 }

@@ -4,6 +4,7 @@ import { confinementProblem } from '../../core/paths.ts';
 import { dirname, join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { parsePhp, phpLiteral, phpSerialize } from './php-values.ts';
+import { TargetError } from './target.ts';
 
 /** A cache store of the site's MUC configuration (`$dataroot/muc/config.php`). */
 export interface MucStore {
@@ -55,22 +56,39 @@ const parsed = new Map<string, { mtimeMs: number; size: number; config: MucConfi
 const PARSED_KEPT = 10_000;
 
 function parseMucConfig(code: string): MucConfig {
-  const assignment = parsePhp(code, 'muc/config.php').children?.find((c) => c.kind === 'expressionstatement' && c.expression?.kind === 'assign' && c.expression.left?.name === 'configuration');
-  if (!assignment?.expression?.right) throw new Error('muc/config.php has no $configuration');
+  const assignment = parsePhp(code, 'muc/config.php').children?.find(
+    (c) =>
+      c.kind === 'expressionstatement' &&
+      c.expression?.kind === 'assign' &&
+      c.expression.left?.name === 'configuration',
+  );
+  if (!assignment?.expression?.right) throw new TargetError('muc/config.php has no $configuration');
   const raw = phpLiteral(assignment.expression.right) as Record<string, unknown>;
   const list = <T>(value: unknown) => Object.values((value ?? {}) as Record<string, T>);
   return {
     siteidentifier: String(raw.siteidentifier ?? ''),
-    stores: Object.fromEntries(Object.entries((raw.stores ?? {}) as Record<string, Record<string, unknown>>).map(([name, s]) => [name, {
-      name, plugin: String(s.plugin), configuration: (s.configuration ?? {}) as Record<string, unknown>,
-    }])),
+    stores: Object.fromEntries(
+      Object.entries((raw.stores ?? {}) as Record<string, Record<string, unknown>>).map(([name, s]) => [
+        name,
+        {
+          name,
+          plugin: String(s.plugin),
+          configuration: (s.configuration ?? {}) as Record<string, unknown>,
+        },
+      ]),
+    ),
     modemappings: list(raw.modemappings),
     definitionmappings: list(raw.definitionmappings),
-    definitions: Object.fromEntries(Object.entries((raw.definitions ?? {}) as Record<string, Record<string, unknown>>).map(([name, d]) => [name, {
-      mode: Number(d.mode),
-      simplekeys: d.simplekeys === true,
-      invalidationevents: Object.values((d.invalidationevents ?? {}) as Record<string, unknown>).map(String),
-    }])),
+    definitions: Object.fromEntries(
+      Object.entries((raw.definitions ?? {}) as Record<string, Record<string, unknown>>).map(([name, d]) => [
+        name,
+        {
+          mode: Number(d.mode),
+          simplekeys: d.simplekeys === true,
+          invalidationevents: Object.values((d.invalidationevents ?? {}) as Record<string, unknown>).map(String),
+        },
+      ]),
+    ),
   };
 }
 
@@ -90,7 +108,9 @@ const redisHashName = (store: MucStore, component: string, area: string) =>
 /** Done, or why a store could not be reached. */
 export type Invalidation = 'done' | { unreachable: string };
 
-const unreachable = (store: MucStore, why: string): Invalidation => ({ unreachable: `cache store ${JSON.stringify(store.name)} (${store.plugin}) ${why}` });
+const unreachable = (store: MucStore, why: string): Invalidation => ({
+  unreachable: `cache store ${JSON.stringify(store.name)} (${store.plugin}) ${why}`,
+});
 
 /**
  * What a write asks of Moodle's application caches, as Moodle's own code does after the same change: some entries of
@@ -127,13 +147,18 @@ const CORE_DEFINITIONS: Readonly<Record<string, MucDefinition>> = {
 const EVENT_INVALIDATION = 'core/eventinvalidation';
 
 function definitionOf(muc: MucConfig, name: string): MucDefinition {
-  return muc.definitions[name] ?? CORE_DEFINITIONS[name] ?? { mode: MODE_APPLICATION, simplekeys: false, invalidationevents: [] };
+  return (
+    muc.definitions[name] ??
+    CORE_DEFINITIONS[name] ?? { mode: MODE_APPLICATION, simplekeys: false, invalidationevents: [] }
+  );
 }
 
 /** The application definitions an event purges: the site's own list when its configuration has one. */
 function definitionsOnEvent(muc: MucConfig, event: string): string[] {
   const all = Object.keys(muc.definitions).length > 0 ? muc.definitions : CORE_DEFINITIONS;
-  return Object.entries(all).filter(([, d]) => d.mode === MODE_APPLICATION && d.invalidationevents.includes(event)).map(([name]) => name);
+  return Object.entries(all)
+    .filter(([, d]) => d.mode === MODE_APPLICATION && d.invalidationevents.includes(event))
+    .map(([name]) => name);
 }
 
 /**
@@ -155,7 +180,9 @@ const splitDefinition = (definition: string) => definition.split('/') as [string
 function purgeToken(now = Date.now()): string {
   const seconds = Number((now / 1000).toPrecision(14)).toString();
   const usec = Math.floor((now % 1000) * 1000 + Math.random() * 1000);
-  const hex = `${Math.floor(now / 1000).toString(16).padStart(8, '0')}${usec.toString(16).padStart(5, '0')}`;
+  const hex = `${Math.floor(now / 1000)
+    .toString(16)
+    .padStart(8, '0')}${usec.toString(16).padStart(5, '0')}`;
   return `${seconds}-${hex}${(Math.random() * 10).toFixed(8)}`;
 }
 
@@ -171,7 +198,12 @@ interface StoreWork {
  * Applies cache changes where the site keeps each definition (its own mapping, else the application store): files
  * of a file store, hashes of a Redis store (moodle-facts §3.3). Another kind of store is unreachable from here.
  */
-export async function applyCacheChanges(muc: MucConfig, cachedir: string, changes: readonly CacheChange[], secrets: Secrets): Promise<Invalidation> {
+export async function applyCacheChanges(
+  muc: MucConfig,
+  cachedir: string,
+  changes: readonly CacheChange[],
+  secrets: Secrets,
+): Promise<Invalidation> {
   const byStore = new Map<string, StoreWork>();
   const work = (definition: string): StoreWork | undefined => {
     const store = applicationStore(muc, definition);
@@ -197,7 +229,12 @@ export async function applyCacheChanges(muc: MucConfig, cachedir: string, change
     }
   }
   for (const w of byStore.values()) {
-    const result = w.store.plugin === 'file' ? await fileStoreWork(muc, cachedir, w) : w.store.plugin === 'redis' ? await redisStoreWork(muc, w, secrets) : unreachable(w.store, 'is of a kind only Moodle itself can reach');
+    const result =
+      w.store.plugin === 'file'
+        ? await fileStoreWork(muc, cachedir, w)
+        : w.store.plugin === 'redis'
+          ? await redisStoreWork(muc, w, secrets)
+          : unreachable(w.store, 'is of a kind only Moodle itself can reach');
     if (result !== 'done') return result;
   }
   return 'done';
@@ -205,7 +242,10 @@ export async function applyCacheChanges(muc: MucConfig, cachedir: string, change
 
 /** A file store's folder for one definition: `<store path>/<component>_<area>`. */
 function fileDefinitionDir(cachedir: string, store: MucStore, definition: string): string {
-  const base = typeof store.configuration.path === 'string' && store.configuration.path ? store.configuration.path : join(cachedir, 'cachestore_file', store.name);
+  const base =
+    typeof store.configuration.path === 'string' && store.configuration.path
+      ? store.configuration.path
+      : join(cachedir, 'cachestore_file', store.name);
   return join(base, splitDefinition(definition).join('_'));
 }
 
@@ -216,20 +256,33 @@ function fileEntry(muc: MucConfig, cachedir: string, store: MucStore, definition
 }
 
 /** The folder a file store's entries must stay in: its own configured path, else the cache folder. */
-const storeRoot = (cachedir: string, store: MucStore) => (typeof store.configuration.path === 'string' && store.configuration.path ? store.configuration.path : cachedir);
+const storeRoot = (cachedir: string, store: MucStore) =>
+  typeof store.configuration.path === 'string' && store.configuration.path ? store.configuration.path : cachedir;
 
 async function fileStoreWork(muc: MucConfig, cachedir: string, w: StoreWork): Promise<Invalidation> {
   const definitions = new Set([...w.deletes, ...w.sets].map((d) => d.definition).concat([...w.purges]));
   for (const definition of definitions) {
     // A link on the way to a definition's folder would lead the deletes elsewhere: nothing is touched through it.
-    const problem = await confinementProblem(fileDefinitionDir(cachedir, w.store, definition), { root: { path: storeRoot(cachedir, w.store), what: 'its cache store' }, keep: [], rootItself: true });
+    const problem = await confinementProblem(fileDefinitionDir(cachedir, w.store, definition), {
+      root: { path: storeRoot(cachedir, w.store), what: 'its cache store' },
+      keep: [],
+      rootItself: true,
+    });
     if (problem) return { unreachable: `cache not purged: ${problem}` };
   }
   // One unlink per entry: an entry that is not cached is already invalidated.
-  await Promise.all(w.deletes.filter((d) => !w.purges.has(d.definition)).map((d) => unlink(fileEntry(muc, cachedir, w.store, d.definition, d.key)).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'ENOENT') throw err;
-  })));
-  await Promise.all([...w.purges].map((d) => rm(fileDefinitionDir(cachedir, w.store, d), { recursive: true, force: true })));
+  await Promise.all(
+    w.deletes
+      .filter((d) => !w.purges.has(d.definition))
+      .map((d) =>
+        unlink(fileEntry(muc, cachedir, w.store, d.definition, d.key)).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        }),
+      ),
+  );
+  await Promise.all(
+    [...w.purges].map((d) => rm(fileDefinitionDir(cachedir, w.store, d), { recursive: true, force: true })),
+  );
   for (const set of w.sets) {
     // Written as cachestore_file writes: serialize()d, to a temporary file renamed into place.
     const path = fileEntry(muc, cachedir, w.store, set.definition, set.key);
@@ -244,13 +297,17 @@ async function fileStoreWork(muc: MucConfig, cachedir: string, w: StoreWork): Pr
 async function redisStoreWork(muc: MucConfig, w: StoreWork, secrets: Secrets): Promise<Invalidation> {
   const { configuration } = w.store;
   // Entries are written as phpredis writes them with the PHP serializer (1) and no compressor; any other is Moodle's to write.
-  if (w.sets.length > 0 && (Number(configuration.serializer ?? 1) !== 1 || Number(configuration.compressor ?? 0) !== 0)) {
+  if (
+    w.sets.length > 0 &&
+    (Number(configuration.serializer ?? 1) !== 1 || Number(configuration.compressor ?? 0) !== 0)
+  ) {
     return unreachable(w.store, 'stores entries in a serializer or compressor only Moodle itself writes');
   }
   const hash = (definition: string) => redisHashName(w.store, ...splitDefinition(definition));
   return withStoreRedis(w.store, secrets, async (redis) => {
     const batch = redis.multi();
-    for (const d of w.deletes) if (!w.purges.has(d.definition)) batch.hdel(hash(d.definition), storedKey(muc, d.definition, d.key));
+    for (const d of w.deletes)
+      if (!w.purges.has(d.definition)) batch.hdel(hash(d.definition), storedKey(muc, d.definition, d.key));
     for (const d of w.purges) batch.del(hash(d), `${hash(d)}_ttl`);
     for (const s of w.sets) batch.hset(hash(s.definition), storedKey(muc, s.definition, s.key), phpSerialize(s.value));
     await batch.exec();
@@ -260,14 +317,29 @@ async function redisStoreWork(muc: MucConfig, w: StoreWork, secrets: Secrets): P
 type Secrets = { add(...values: string[]): void; scrub(text: string): string };
 
 /** Runs `work` on a Redis store's own server (db 0: Moodle's Redis store has no database option). */
-async function withStoreRedis(store: MucStore, secrets: Secrets, work: (redis: Redis) => Promise<unknown>): Promise<Invalidation> {
+async function withStoreRedis(
+  store: MucStore,
+  secrets: Secrets,
+  work: (redis: Redis) => Promise<unknown>,
+): Promise<Invalidation> {
   if (typeof store.configuration.server !== 'string') return unreachable(store, 'names no server');
   const [host, port] = store.configuration.server.split(':');
-  const password = typeof store.configuration.password === 'string' && store.configuration.password ? store.configuration.password : undefined;
+  const password =
+    typeof store.configuration.password === 'string' && store.configuration.password
+      ? store.configuration.password
+      : undefined;
   if (password) secrets.add(password);
   // Loaded here: most commands never reach a Redis store, and the catalogue loads with every command line.
   const { Redis: RedisClient } = await import('ioredis');
-  const redis = new RedisClient({ host, port: port ? Number(port) : 6379, password, lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 5_000, retryStrategy: () => null });
+  const redis = new RedisClient({
+    host,
+    port: port ? Number(port) : 6379,
+    password,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+    connectTimeout: 5_000,
+    retryStrategy: () => null,
+  });
   // A store that cannot be reached is reported by the result ("cache not purged"), with the connection's own error.
   let connectionError: Error | undefined;
   redis.on('error', (err: Error) => void (connectionError = err));
@@ -278,7 +350,10 @@ async function withStoreRedis(store: MucStore, secrets: Secrets, work: (redis: R
   } catch (thrown) {
     const err = connectionError ?? thrown;
     const code = (err as NodeJS.ErrnoException).code;
-    return unreachable(store, `at ${store.configuration.server} could not be reached: ${code ?? secrets.scrub((err as Error).message)}`);
+    return unreachable(
+      store,
+      `at ${store.configuration.server} could not be reached: ${code ?? secrets.scrub((err as Error).message)}`,
+    );
   } finally {
     redis.disconnect();
   }
@@ -296,14 +371,14 @@ export async function purgeRedisStores(muc: MucConfig, secrets: Secrets): Promis
     const prefix = String(store.configuration.prefix ?? '');
     const done = prefix
       ? await withStoreRedis(store, secrets, async (redis) => {
-        let cursor = '0';
-        do {
-          const [next, keys] = await redis.scan(cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 500);
-          if (keys.length > 0) await redis.del(...keys);
-          cursor = next;
-        } while (cursor !== '0');
-      })
-      : unreachable(store, 'has no prefix, so its keys cannot be told from another site\'s');
+          let cursor = '0';
+          do {
+            const [next, keys] = await redis.scan(cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 500);
+            if (keys.length > 0) await redis.del(...keys);
+            cursor = next;
+          } while (cursor !== '0');
+        })
+      : unreachable(store, "has no prefix, so its keys cannot be told from another site's");
     if (done !== 'done') result = done;
   }
   return result;

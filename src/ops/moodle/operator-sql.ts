@@ -44,10 +44,16 @@ const PROTECTED_COLUMNS: Readonly<Record<string, readonly string[]>> = {
  * masked, and written only by literal name (generic/setconfig writes any setting). `plugin` says whose rows they
  * are: core's, a plugin's, or either (the log's plugin is NULL for core).
  */
-const SETTING_TABLES: Readonly<Record<string, { columns: readonly string[]; masked: readonly string[]; plugin: 'core' | 'plugin' | 'either' }>> = {
+const SETTING_TABLES: Readonly<
+  Record<string, { columns: readonly string[]; masked: readonly string[]; plugin: 'core' | 'plugin' | 'either' }>
+> = {
   config: { columns: ['id', 'name', 'value'], masked: ['value'], plugin: 'core' },
   config_plugins: { columns: ['id', 'plugin', 'name', 'value'], masked: ['value'], plugin: 'plugin' },
-  config_log: { columns: ['id', 'userid', 'timemodified', 'plugin', 'name', 'value', 'oldvalue'], masked: ['value', 'oldvalue'], plugin: 'either' },
+  config_log: {
+    columns: ['id', 'userid', 'timemodified', 'plugin', 'name', 'value', 'oldvalue'],
+    masked: ['value', 'oldvalue'],
+    plugin: 'either',
+  },
 };
 
 const KINDS = ['select', 'insert', 'update', 'delete'];
@@ -70,7 +76,8 @@ export interface CheckedStatement {
 
 /** Refuses an operator's statement that reaches beyond the instance's own tables, saying what and why. */
 export function checkOperatorStatement(statement: string, opts: { ddl: boolean }): CheckedStatement {
-  if (hasExecutableComment(statement)) throw new SqlRefusal("comments MariaDB runs (/*! … */, /*M! … */) are not allowed");
+  if (hasExecutableComment(statement))
+    throw new SqlRefusal('comments MariaDB runs (/*! … */, /*M! … */) are not allowed');
   if (statement.toLowerCase().includes(MARK)) throw new SqlRefusal(`'${MARK}' may not appear in operator SQL`);
   const allowed = opts.ddl ? [...KINDS, ...DDL_KINDS] : KINDS;
   const word = firstWord(statement);
@@ -105,7 +112,10 @@ export function checkOperatorStatement(statement: string, opts: { ddl: boolean }
       const secret = PROTECTED_COLUMNS[table];
       if (!secret) continue;
       const hit = column === '(.*)' ? secret[0] : secret.find((c) => c === column.toLowerCase());
-      if (hit) throw new SqlRefusal(`${table}.${hit} is protected${column === '(.*)' ? ' (and * would read it): name the columns you need' : ''}`);
+      if (hit)
+        throw new SqlRefusal(
+          `${table}.${hit} is protected${column === '(.*)' ? ' (and * would read it): name the columns you need' : ''}`,
+        );
     }
   }
   if (kind !== 'select') checkSettingWrite(kind, tables, parsed.columns);
@@ -113,7 +123,9 @@ export function checkOperatorStatement(statement: string, opts: { ddl: boolean }
 }
 
 function refusedKind(kind: string, allowed: readonly string[]): SqlRefusal {
-  return new SqlRefusal(`${kind} statements are not allowed (allowed: ${allowed.map((k) => k.toUpperCase()).join(', ')})`);
+  return new SqlRefusal(
+    `${kind} statements are not allowed (allowed: ${allowed.map((k) => k.toUpperCase()).join(', ')})`,
+  );
 }
 
 /**
@@ -123,10 +135,16 @@ function refusedKind(kind: string, allowed: readonly string[]): SqlRefusal {
 function checkSettingWrite(kind: string, tables: readonly string[], columns: readonly string[]): void {
   const setting = tables.find((t) => t in SETTING_TABLES);
   if (!setting) return;
-  const refuse = (why: string) => new SqlRefusal(`${kind.toUpperCase()} on {${setting}} ${why}; generic/setconfig and generic/setpluginconfig write any setting`);
+  const refuse = (why: string) =>
+    new SqlRefusal(
+      `${kind.toUpperCase()} on {${setting}} ${why}; generic/setconfig and generic/setpluginconfig write any setting`,
+    );
   if (new Set(tables).size > 1) throw refuse('may not read another table');
   const masked = (SETTING_TABLES[setting] as (typeof SETTING_TABLES)[string]).masked;
-  const read = columns.filter((c) => c.startsWith('select::')).map((c) => (c.split('::')[2] ?? '').toLowerCase()).find((c) => masked.includes(c) || c === '(.*)');
+  const read = columns
+    .filter((c) => c.startsWith('select::'))
+    .map((c) => (c.split('::')[2] ?? '').toLowerCase())
+    .find((c) => masked.includes(c) || c === '(.*)');
   if (read) throw refuse(`may not read ${read === '(.*)' ? 'every column' : read}, which may hold a password`);
 }
 
@@ -138,13 +156,50 @@ function maskedSettings(db: MoodleDb, table: string): string {
   const pattern = `name REGEXP '${SENSITIVE_PATTERN.source.replace(/'/g, "''")}'`;
   const core = `(name IN (${sqlList(SENSITIVE_CORE)}) OR ${pattern})`;
   const ofPlugin = `(CONCAT(plugin, '/', name) IN (${sqlList(SENSITIVE_PLUGIN)}) OR ${pattern})`;
-  const secret = plugin === 'core' ? core : plugin === 'plugin' ? ofPlugin : `IF(plugin IS NULL OR plugin IN ('core', 'moodle'), ${core}, ${ofPlugin})`;
-  const select = columns.map((c) => (masked.includes(c) ? `IF(${secret}, '${MASK}', \`${c}\`) AS \`${c}\`` : `\`${c}\``)).join(', ');
+  const secret =
+    plugin === 'core'
+      ? core
+      : plugin === 'plugin'
+        ? ofPlugin
+        : `IF(plugin IS NULL OR plugin IN ('core', 'moodle'), ${core}, ${ofPlugin})`;
+  const select = columns
+    .map((c) => (masked.includes(c) ? `IF(${secret}, '${MASK}', \`${c}\`) AS \`${c}\`` : `\`${c}\``))
+    .join(', ');
   return `(SELECT ${select} FROM ${qualifiedTable(db.database, db.prefix, table)})`;
 }
 
 /** Words after a table that are SQL, not an alias the operator gave it. */
-const NOT_ALIAS = new Set(['WHERE', 'JOIN', 'INNER', 'LEFT', 'RIGHT', 'CROSS', 'NATURAL', 'STRAIGHT_JOIN', 'ON', 'USING', 'GROUP', 'ORDER', 'LIMIT', 'HAVING', 'UNION', 'EXCEPT', 'INTERSECT', 'WINDOW', 'FOR', 'LOCK', 'INTO', 'SET', 'PARTITION', 'FULL', 'OUTER', 'USE', 'IGNORE', 'FORCE', 'VALUES']);
+const NOT_ALIAS = new Set([
+  'WHERE',
+  'JOIN',
+  'INNER',
+  'LEFT',
+  'RIGHT',
+  'CROSS',
+  'NATURAL',
+  'STRAIGHT_JOIN',
+  'ON',
+  'USING',
+  'GROUP',
+  'ORDER',
+  'LIMIT',
+  'HAVING',
+  'UNION',
+  'EXCEPT',
+  'INTERSECT',
+  'WINDOW',
+  'FOR',
+  'LOCK',
+  'INTO',
+  'SET',
+  'PARTITION',
+  'FULL',
+  'OUTER',
+  'USE',
+  'IGNORE',
+  'FORCE',
+  'VALUES',
+]);
 
 /**
  * A checked statement with `{name}` expanded to the instance's `db`.`prefix_name`; in a SELECT, a settings table

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Engine } from 'php-parser';
+import { TargetError } from './target.ts';
 
 // Loaded at first use: the catalogue, which every command line loads, only needs them when a command runs.
 const load = createRequire(import.meta.url);
@@ -75,17 +76,21 @@ export function phpLiteral(node: PhpNode): unknown {
       break;
     case 'array': {
       const out: Record<string, unknown> = {};
-      for (const item of node.items ?? []) out[String(item.key ? phpLiteral(item.key) : Object.keys(out).length)] = phpLiteral(item.value);
+      for (const item of node.items ?? [])
+        out[String(item.key ? phpLiteral(item.key) : Object.keys(out).length)] = phpLiteral(item.value);
       return out;
     }
   }
-  throw new Error(`a ${node.kind} where a literal was expected`);
+  throw new TargetError(`a ${node.kind} where a literal was expected`);
 }
 
 /** Parses PHP source (a configuration file) into its syntax tree, never running it; a syntax error throws. */
 export function parsePhp(code: string, name: string, withPositions = false): PhpNode {
   engine ??= (load('php-parser') as { Engine: typeof Engine }).Engine;
-  return new engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions } }).parseCode(code, name) as unknown as PhpNode;
+  return new engine({ parser: { php8: true, suppressErrors: false }, ast: { withPositions } }).parseCode(
+    code,
+    name,
+  ) as unknown as PhpNode;
 }
 
 /** `$CFG->name`, or undefined for any other node. */

@@ -81,17 +81,62 @@ interface MoodleMessage {
  * the first match in a run's output naming its result.
  */
 const MOODLE_MESSAGES: readonly MoodleMessage[] = [
-  { pattern: /VMoodling : No configuration for this host/, failed: true, says: () => "VMoodle found no registry row for this wwwroot (its vhostname must match exactly)" },
-  { pattern: /VMoodle master server unreachable|VMoodle_make_connection : \S+/, failed: true, says: () => "VMoodle could not reach the master database from this node (vconfig.php's vmaster settings)" },
-  { pattern: /VMoodling : (Could not fetch virtual moodle configuration|Unsupported Database for VMoodleMaster)/, failed: true, says: (m) => `VMoodle could not load the instance's configuration: ${m[1]}` },
-  { pattern: /real moodle instance cannot be used in this VMoodle implementation/, failed: true, says: () => 'VMoodle refuses to run for the master on this code tree (vmoodledefault is off)' },
-  { pattern: /Not recognized options\s+(.+)/, failed: true, says: (m) => `the VMoodle wrapper rejected the option ${m[1]?.trim()}` },
-  { pattern: /Unrecognised options:\s*([\s\S]*?)\s*Please use --help option\./, failed: true, says: (m) => `Moodle rejected the options ${m[1]?.trim().split(/\s+/).join(' ')}` },
-  { pattern: /CLI maintenance mode active, cron execution suspended\./, failed: true, says: () => 'cron suspended: CLI maintenance mode is on' },
-  { pattern: /Moodle upgrade pending, cron execution suspended\./, failed: true, says: () => 'cron suspended: an upgrade is pending' },
-  { pattern: /Cron is disabled\. Use --force to override\./, failed: true, says: () => 'cron is disabled on this site (cron_enabled = 0)' },
-  { pattern: /Error: The code you are using is older than the version recorded in the database\./, failed: true, says: () => "the code on this node is older than the instance's database" },
-  { pattern: /Cannot downgrade (\S+) from (\S+) to (\S+?)\.?$/m, failed: true, says: (m) => `Moodle cannot downgrade ${m[1]} from ${m[2]} to ${m[3]}: this node's code of it is older than the database` },
+  {
+    pattern: /VMoodling : No configuration for this host/,
+    failed: true,
+    says: () => 'VMoodle found no registry row for this wwwroot (its vhostname must match exactly)',
+  },
+  {
+    pattern: /VMoodle master server unreachable|VMoodle_make_connection : \S+/,
+    failed: true,
+    says: () => "VMoodle could not reach the master database from this node (vconfig.php's vmaster settings)",
+  },
+  {
+    pattern: /VMoodling : (Could not fetch virtual moodle configuration|Unsupported Database for VMoodleMaster)/,
+    failed: true,
+    says: (m) => `VMoodle could not load the instance's configuration: ${m[1]}`,
+  },
+  {
+    pattern: /real moodle instance cannot be used in this VMoodle implementation/,
+    failed: true,
+    says: () => 'VMoodle refuses to run for the master on this code tree (vmoodledefault is off)',
+  },
+  {
+    pattern: /Not recognized options\s+(.+)/,
+    failed: true,
+    says: (m) => `the VMoodle wrapper rejected the option ${m[1]?.trim()}`,
+  },
+  {
+    pattern: /Unrecognised options:\s*([\s\S]*?)\s*Please use --help option\./,
+    failed: true,
+    says: (m) => `Moodle rejected the options ${m[1]?.trim().split(/\s+/).join(' ')}`,
+  },
+  {
+    pattern: /CLI maintenance mode active, cron execution suspended\./,
+    failed: true,
+    says: () => 'cron suspended: CLI maintenance mode is on',
+  },
+  {
+    pattern: /Moodle upgrade pending, cron execution suspended\./,
+    failed: true,
+    says: () => 'cron suspended: an upgrade is pending',
+  },
+  {
+    pattern: /Cron is disabled\. Use --force to override\./,
+    failed: true,
+    says: () => 'cron is disabled on this site (cron_enabled = 0)',
+  },
+  {
+    pattern: /Error: The code you are using is older than the version recorded in the database\./,
+    failed: true,
+    says: () => "the code on this node is older than the instance's database",
+  },
+  {
+    pattern: /Cannot downgrade (\S+) from (\S+) to (\S+?)\.?$/m,
+    failed: true,
+    says: (m) =>
+      `Moodle cannot downgrade ${m[1]} from ${m[2]} to ${m[3]}: this node's code of it is older than the database`,
+  },
 ];
 
 /** VMoodle's wrappers print the wwwroot they switched to; any other one means the run acted on the wrong site. */
@@ -99,11 +144,19 @@ const PLAYING_FOR = /Config check : playing for (\S+)/;
 
 /** A command's last non-empty line of output, where its error usually is. */
 export function lastLine(text: string): string | undefined {
-  return text.split('\n').map((l) => l.trim()).filter(Boolean).at(-1);
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .at(-1);
 }
 
 /** Reads a finished run's exit code and output as Moodle means them. */
-export function interpretRun(script: string, wwwroot: string, run: { exitCode: number | null; stdout: string; stderr: string }): { ok: boolean; message: string } {
+export function interpretRun(
+  script: string,
+  wwwroot: string,
+  run: { exitCode: number | null; stdout: string; stderr: string },
+): { ok: boolean; message: string } {
   const label = `${script}.php`;
   const output = `${run.stdout}\n${run.stderr}`;
   for (const known of MOODLE_MESSAGES) {
@@ -112,7 +165,10 @@ export function interpretRun(script: string, wwwroot: string, run: { exitCode: n
   }
   const playing = PLAYING_FOR.exec(output);
   if (playing && playing[1] !== wwwroot) {
-    return { ok: false, message: `${label} ran for ${playing[1]}, not ${wwwroot}: VMoodle did not switch to the instance (is local/vmoodle/vconfig.php hooked into config.php?)` };
+    return {
+      ok: false,
+      message: `${label} ran for ${playing[1]}, not ${wwwroot}: VMoodle did not switch to the instance (is local/vmoodle/vconfig.php hooked into config.php?)`,
+    };
   }
   if (run.exitCode !== 0) {
     const why = lastLine(run.stderr) ?? lastLine(run.stdout);
@@ -122,7 +178,11 @@ export function interpretRun(script: string, wwwroot: string, run: { exitCode: n
 }
 
 /** `--name` or `--name=value` words for a script, from its allowed options only. */
-function optionWords(script: string, allowed: Readonly<Record<string, PhpOption>>, options: Readonly<Record<string, string | true>>): string[] {
+function optionWords(
+  script: string,
+  allowed: Readonly<Record<string, PhpOption>>,
+  options: Readonly<Record<string, string | true>>,
+): string[] {
   return Object.entries(options).map(([name, value]) => {
     const rule = Object.hasOwn(allowed, name) ? allowed[name] : undefined;
     if (!rule) throw new PhpError(`${script}.php takes no --${name} option`);
@@ -130,7 +190,8 @@ function optionWords(script: string, allowed: Readonly<Record<string, PhpOption>
       if (value !== true) throw new PhpError(`--${name} of ${script}.php takes no value`);
       return `--${name}`;
     }
-    if (value === true || !rule.test(value)) throw new PhpError(`--${name} of ${script}.php does not accept that value`);
+    if (value === true || !rule.test(value))
+      throw new PhpError(`--${name} of ${script}.php does not accept that value`);
     return `--${name}=${value}`;
   });
 }
@@ -162,22 +223,41 @@ export interface PhpRunOptions {
  * --host=<wwwroot>`, spawned as execFile does (argv as a list, no shell) in a process group of its own, so that a
  * timeout, or the target's deadline, stops it with every process it started.
  */
-export async function runVmoodleScript(nodes: readonly NodeConfig[], target: MoodleTarget, script: string, options: Readonly<Record<string, string | true>>, opts: PhpRunOptions): Promise<PhpResult> {
-  if (!SCRIPT_NAME.test(script) || !Object.hasOwn(opts.allowed, script)) throw new PhpError(`${JSON.stringify(script)} is not a VMoodle CLI wrapper this command declares`);
+export async function runVmoodleScript(
+  nodes: readonly NodeConfig[],
+  target: MoodleTarget,
+  script: string,
+  options: Readonly<Record<string, string | true>>,
+  opts: PhpRunOptions,
+): Promise<PhpResult> {
+  if (!SCRIPT_NAME.test(script) || !Object.hasOwn(opts.allowed, script))
+    throw new PhpError(`${JSON.stringify(script)} is not a VMoodle CLI wrapper this command declares`);
   const node = nodeOfDataroot(nodes, target.dataroot);
   if (!node) throw new PhpError(`${target.host.shortname}: ${noNodeReason(nodes, target.dataroot)}`);
   const path = join(node.codeRoot, 'local', 'vmoodle', 'cli', `${script}.php`);
   try {
     await access(path, constants.R_OK);
   } catch {
-    throw new PhpError(`VMoodle's ${script}.php is not in node ${node.name}'s code root (${path}): is local/vmoodle installed there?`);
+    throw new PhpError(
+      `VMoodle's ${script}.php is not in node ${node.name}'s code root (${path}): is local/vmoodle installed there?`,
+    );
   }
-  const argv = [path, hostWord(target.host.wwwroot), ...optionWords(script, opts.allowed[script] as Readonly<Record<string, PhpOption>>, options)];
+  const argv = [
+    path,
+    hostWord(target.host.wwwroot),
+    ...optionWords(script, opts.allowed[script] as Readonly<Record<string, PhpOption>>, options),
+  ];
   const signal = workSignal();
   signal?.throwIfAborted();
 
   const started = Date.now();
-  const child = spawn(node.php, argv, { cwd: node.codeRoot, env: PHP_ENV, detached: true, stdio: ['ignore', 'pipe', 'pipe'], shell: false });
+  const child = spawn(node.php, argv, {
+    cwd: node.codeRoot,
+    env: PHP_ENV,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    shell: false,
+  });
   const stdout = new BoundedText(OUTPUT_LIMIT);
   const stderr = new BoundedText(OUTPUT_LIMIT);
   child.stdout.setEncoding('utf8').on('data', (c: string) => stdout.push(c));
@@ -213,9 +293,15 @@ export async function runVmoodleScript(nodes: readonly NodeConfig[], target: Moo
     killGroup('SIGKILL');
     clearTimeout(killTimer);
   }
-  if (exit.error) throw new PhpError(`node ${node.name} could not start PHP (${node.php}): ${(exit.error as NodeJS.ErrnoException).code ?? exit.error.message}`);
+  if (exit.error)
+    throw new PhpError(
+      `node ${node.name} could not start PHP (${node.php}): ${(exit.error as NodeJS.ErrnoException).code ?? exit.error.message}`,
+    );
   const durationMs = Date.now() - started;
-  if (stopped) throw new PhpStopped(`${script}.php was stopped after ${(durationMs / 1000).toFixed(1)} s, with every process it started; what it did is not known — verify`);
+  if (stopped)
+    throw new PhpStopped(
+      `${script}.php was stopped after ${(durationMs / 1000).toFixed(1)} s, with every process it started; what it did is not known — verify`,
+    );
 
   const run = { exitCode: exit.code, stdout: opts.redact(stdout.toString()), stderr: opts.redact(stderr.toString()) };
   return { ...interpretRun(script, target.host.wwwroot, run), ...run, durationMs };

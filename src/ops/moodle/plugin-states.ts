@@ -1,6 +1,14 @@
 import { errorKind } from '../../core/errors.ts';
 import type { MoodleAccess } from './access.ts';
-import { adminOf, adminRead, addToConfigLog, logStoresOf, logStoresRead, storeSetting, type SettingRef } from './config.ts';
+import {
+  adminOf,
+  adminRead,
+  addToConfigLog,
+  logStoresOf,
+  logStoresRead,
+  storeSetting,
+  type SettingRef,
+} from './config.ts';
 import { CLI_ACTOR, type LogActor, type LogStores, type PhpValue } from './events.ts';
 import type { CacheChange } from './muc.ts';
 import type { Statements } from './statements.ts';
@@ -14,8 +22,27 @@ import type { MoodleTarget } from './target.ts';
  * players placed by their rank, repositories and portfolios with instances, message processors) are not among them.
  */
 export const PLUGIN_TYPES = [
-  'mod', 'block', 'auth', 'enrol', 'filter', 'editor', 'qtype', 'qbehaviour', 'format', 'customfield', 'dataformat', 'contenttype',
-  'availability', 'qbank', 'communication', 'aiprovider', 'aiplacement', 'antivirus', 'webservice', 'fileconverter', 'paygw',
+  'mod',
+  'block',
+  'auth',
+  'enrol',
+  'filter',
+  'editor',
+  'qtype',
+  'qbehaviour',
+  'format',
+  'customfield',
+  'dataformat',
+  'contenttype',
+  'availability',
+  'qbank',
+  'communication',
+  'aiprovider',
+  'aiplacement',
+  'antivirus',
+  'webservice',
+  'fileconverter',
+  'paygw',
 ] as const;
 export type PluginType = (typeof PLUGIN_TYPES)[number];
 
@@ -23,7 +50,11 @@ export type PluginType = (typeof PLUGIN_TYPES)[number];
 export type PluginState = 'enabled' | 'available' | 'disabled';
 
 /** What an operator asks for, as VMoodle's plugin control names it. */
-export const WANTED_STATES = { enable: 'enabled', available: 'available', disable: 'disabled' } as const satisfies Record<string, PluginState>;
+export const WANTED_STATES = {
+  enable: 'enabled',
+  available: 'available',
+  disable: 'disabled',
+} as const satisfies Record<string, PluginState>;
 
 class PluginRefusal extends errorKind('bad_parameter') {}
 
@@ -65,17 +96,29 @@ interface PluginKind {
 const ON_OFF: readonly PluginState[] = ['enabled', 'disabled'];
 const lockIf = (lock: boolean) => (lock ? ' FOR UPDATE' : '');
 const t = (site: Pick<PluginSite, 'access' | 'target'>, table: string) => site.access.table(site.target, table);
-const settingOf = (rows: unknown[], name: string): string | null => (rows as Array<{ name: string; value: string }>).find((r) => r.name === name)?.value ?? null;
+const settingOf = (rows: unknown[], name: string): string | null =>
+  (rows as Array<{ name: string; value: string }>).find((r) => r.name === name)?.value ?? null;
 
 /** The read of the installed plugins of a type: those with a `version` in config_plugins. */
-const installedRead = (site: Pick<PluginSite, 'access' | 'target'>, type: PluginType): Read =>
-  [`SELECT SUBSTRING(plugin, ?) AS name FROM ${t(site, MOODLE_TABLES.configPlugins)} WHERE name = 'version' AND plugin LIKE ? ORDER BY plugin`, [type.length + 2, `${type}\\_%`]];
+const installedRead = (site: Pick<PluginSite, 'access' | 'target'>, type: PluginType): Read => [
+  `SELECT SUBSTRING(plugin, ?) AS name FROM ${t(site, MOODLE_TABLES.configPlugins)} WHERE name = 'version' AND plugin LIKE ? ORDER BY plugin`,
+  [type.length + 2, `${type}\\_%`],
+];
 const namesOf = (rows: unknown[]) => (rows as Array<{ name: string }>).map((r) => r.name);
 
-const configRead = (site: Pick<PluginSite, 'access' | 'target'>, names: readonly string[], lock: boolean): Read =>
-  [`SELECT name, value FROM ${t(site, MOODLE_TABLES.config)} WHERE name IN (?)${lockIf(lock)}`, [names]];
-const pluginConfigRead = (site: Pick<PluginSite, 'access' | 'target'>, where: string, binds: unknown[], lock: boolean): Read =>
-  [`SELECT plugin, name, value FROM ${t(site, MOODLE_TABLES.configPlugins)} WHERE ${where}${lockIf(lock)}`, binds];
+const configRead = (site: Pick<PluginSite, 'access' | 'target'>, names: readonly string[], lock: boolean): Read => [
+  `SELECT name, value FROM ${t(site, MOODLE_TABLES.config)} WHERE name IN (?)${lockIf(lock)}`,
+  [names],
+];
+const pluginConfigRead = (
+  site: Pick<PluginSite, 'access' | 'target'>,
+  where: string,
+  binds: unknown[],
+  lock: boolean,
+): Read => [
+  `SELECT plugin, name, value FROM ${t(site, MOODLE_TABLES.configPlugins)} WHERE ${where}${lockIf(lock)}`,
+  binds,
+];
 
 /** add_to_config_log() with the site's actor and stores. */
 function log(site: PluginSite, name: string, plugin: string | null, oldvalue: PhpValue, value: PhpValue): void {
@@ -91,7 +134,10 @@ const truthy = (v: string | null) => v !== null && v !== '' && v !== '0';
 
 /** increment_revision_number('course', 'cacherev', …): now, or one more where a revision is already at or past now. */
 const bumpCacherev = (site: PluginSite, where: string, binds: unknown[]) =>
-  site.sql.write(`UPDATE ${t(site, MOODLE_TABLES.course)} SET cacherev = (CASE WHEN cacherev IS NULL THEN ? WHEN cacherev < ? THEN ? ELSE cacherev + 1 END) WHERE ${where}`, [site.now, site.now, site.now, ...binds]);
+  site.sql.write(
+    `UPDATE ${t(site, MOODLE_TABLES.course)} SET cacherev = (CASE WHEN cacherev IS NULL THEN ? WHEN cacherev < ? THEN ? ELSE cacherev + 1 END) WHERE ${where}`,
+    [site.now, site.now, site.now, ...binds],
+  );
 
 /** mod and block: a `visible` flag in their own table (mod also hides and restores its course modules). */
 function tableKind(table: typeof MOODLE_TABLES.modules | typeof MOODLE_TABLES.block): PluginKind {
@@ -104,7 +150,11 @@ function tableKind(table: typeof MOODLE_TABLES.modules | typeof MOODLE_TABLES.bl
     ],
     snapshot(site, type, [rows, bbb]) {
       const plugins = new Map((rows as Array<{ id: string; name: string; visible: number }>).map((r) => [r.name, r]));
-      const states = new Map([...plugins].map(([name, r]) => [name, Number(r.visible) === 1 ? 'enabled' : 'disabled'] as [string, PluginState]));
+      const states = new Map(
+        [...plugins].map(
+          ([name, r]) => [name, Number(r.visible) === 1 ? 'enabled' : 'disabled'] as [string, PluginState],
+        ),
+      );
       return {
         states,
         set(name, wanted) {
@@ -112,19 +162,31 @@ function tableKind(table: typeof MOODLE_TABLES.modules | typeof MOODLE_TABLES.bl
           if (!row) throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
           const enabled = wanted === 'enabled' ? 1 : 0;
           if (Number(row.visible) === enabled) return [];
-          if (isMod && enabled && name === 'bigbluebuttonbn' && !truthy(settingOf(bbb as unknown[], 'bigbluebuttonbn_default_dpa_accepted')) && !settingOf(bbb as unknown[], 'bigbluebuttonbn_server_url')) {
+          if (
+            isMod &&
+            enabled &&
+            name === 'bigbluebuttonbn' &&
+            !truthy(settingOf(bbb as unknown[], 'bigbluebuttonbn_default_dpa_accepted')) &&
+            !settingOf(bbb as unknown[], 'bigbluebuttonbn_server_url')
+          ) {
             // mod_bigbluebuttonbn_pre_enable_plugin_actions() refuses until its data processing agreement is accepted.
-            throw new PluginRefusal(`mod_bigbluebuttonbn needs its data processing agreement accepted on ${site.target.host.shortname} (bigbluebuttonbn_default_dpa_accepted) or a server of its own before it can be enabled`);
+            throw new PluginRefusal(
+              `mod_bigbluebuttonbn needs its data processing agreement accepted on ${site.target.host.shortname} (bigbluebuttonbn_default_dpa_accepted) or a server of its own before it can be enabled`,
+            );
           }
           site.sql.write(`UPDATE ${t(site, table)} SET visible = ? WHERE id = ?`, [enabled, row.id]);
           if (isMod) {
             const cm = t(site, MOODLE_TABLES.courseModules);
             if (enabled) {
               site.sql.write(`UPDATE ${cm} SET visible = 1 WHERE visibleold = 1 AND module = ?`, [row.id]);
-              bumpCacherev(site, `id IN (SELECT DISTINCT course FROM ${cm} WHERE visible = 1 AND module = ?)`, [row.id]);
+              bumpCacherev(site, `id IN (SELECT DISTINCT course FROM ${cm} WHERE visible = 1 AND module = ?)`, [
+                row.id,
+              ]);
             } else {
               site.sql.write(`UPDATE ${cm} SET visibleold = visible, visible = 0 WHERE module = ?`, [row.id]);
-              bumpCacherev(site, `id IN (SELECT DISTINCT course FROM ${cm} WHERE visibleold = 1 AND module = ?)`, [row.id]);
+              bumpCacherev(site, `id IN (SELECT DISTINCT course FROM ${cm} WHERE visibleold = 1 AND module = ?)`, [
+                row.id,
+              ]);
             }
           }
           log(site, isMod ? 'mod_visibility' : 'block_visibility', name, String(row.visible), enabled);
@@ -164,7 +226,14 @@ function listKind(rules: ListRules): PluginKind {
       configRead(site, [rules.setting, 'registerauth', 'sessiontimeout'], lock),
       installedRead(site, type),
       // Only a write of a type that marks the system context dirty needs to know whether the flag is there.
-      ...(rules.dirtiesSystem && lock ? [[`SELECT id FROM ${t(site, MOODLE_TABLES.cacheFlags)} WHERE flagtype = ? AND name = '/1' LIMIT 1`, [DIRTY_CONTEXTS]] as Read] : []),
+      ...(rules.dirtiesSystem && lock
+        ? [
+            [
+              `SELECT id FROM ${t(site, MOODLE_TABLES.cacheFlags)} WHERE flagtype = ? AND name = '/1' LIMIT 1`,
+              [DIRTY_CONTEXTS],
+            ] as Read,
+          ]
+        : []),
     ],
     snapshot(site, type, [config, installedRows, flag]) {
       let current = settingOf(config as unknown[], rules.setting);
@@ -180,7 +249,8 @@ function listKind(rules: ListRules): PluginKind {
       return {
         states,
         set(name, wanted) {
-          if (!installed.includes(name)) throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
+          if (!installed.includes(name))
+            throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
           if (rules.always?.includes(name)) {
             if (wanted === 'enabled') return [];
             throw new PluginRefusal(`${type}_${name} is always enabled and cannot be disabled`);
@@ -201,7 +271,8 @@ function listKind(rules: ListRules): PluginKind {
           else log(site, rules.logName ?? rules.setting, name, !enabled, enabled ? 1 : 0);
           storeSetting(site.access, site.sql, site.target, { name: rules.setting }, next, current, site.stores);
           current = next;
-          if (rules.dirtiesSystem) flagged = markSystemDirty(site, settingOf(config as unknown[], 'sessiontimeout'), flagged);
+          if (rules.dirtiesSystem)
+            flagged = markSystemDirty(site, settingOf(config as unknown[], 'sessiontimeout'), flagged);
           refresh();
           return changes;
         },
@@ -219,25 +290,40 @@ const DIRTY_CONTEXTS = 'accesslib/dirtycontexts';
 function markSystemDirty(site: PluginSite, sessiontimeout: string | null, flagged: boolean): true {
   const expiry = site.now + Number(sessiontimeout ?? 28_800);
   const flags = t(site, MOODLE_TABLES.cacheFlags);
-  if (flagged) site.sql.write(`UPDATE ${flags} SET value = '1', expiry = ?, timemodified = ? WHERE flagtype = ? AND name = '/1' ORDER BY id LIMIT 1`, [expiry, site.now, DIRTY_CONTEXTS]);
-  else site.sql.write(`INSERT INTO ${flags} (flagtype, name, timemodified, value, expiry) VALUES (?, '/1', ?, '1', ?)`, [DIRTY_CONTEXTS, site.now, expiry]);
+  if (flagged)
+    site.sql.write(
+      `UPDATE ${flags} SET value = '1', expiry = ?, timemodified = ? WHERE flagtype = ? AND name = '/1' ORDER BY id LIMIT 1`,
+      [expiry, site.now, DIRTY_CONTEXTS],
+    );
+  else
+    site.sql.write(`INSERT INTO ${flags} (flagtype, name, timemodified, value, expiry) VALUES (?, '/1', ?, '1', ?)`, [
+      DIRTY_CONTEXTS,
+      site.now,
+      expiry,
+    ]);
   return true;
 }
 
 /** TEXTFILTER_ON, TEXTFILTER_OFF and TEXTFILTER_DISABLED, the `active` of filter_active at the system context. */
 const FILTER_ACTIVE: Record<PluginState, number> = { enabled: 1, available: -1, disabled: -9999 };
-const filterState = (active: number): PluginState => (active === 1 ? 'enabled' : active === -1 ? 'available' : 'disabled');
+const filterState = (active: number): PluginState =>
+  active === 1 ? 'enabled' : active === -1 ? 'available' : 'disabled';
 
 /** Filters: filter_set_global_state() at the system context, with its sortorder renumbering. */
 const filterKind: PluginKind = {
   states: ['enabled', 'available', 'disabled'],
   reads: (site, type, lock) => [
-    [`SELECT id, filter, active, sortorder FROM ${t(site, MOODLE_TABLES.filterActive)} WHERE contextid = 1 ORDER BY sortorder, id${lockIf(lock)}`, []],
+    [
+      `SELECT id, filter, active, sortorder FROM ${t(site, MOODLE_TABLES.filterActive)} WHERE contextid = 1 ORDER BY sortorder, id${lockIf(lock)}`,
+      [],
+    ],
     installedRead(site, type),
     configRead(site, ['stringfilters', 'filterall'], lock),
   ],
   snapshot(site, type, [rows, installedRows, config]) {
-    const filters = (rows as Array<{ id: string | null; filter: string; active: number; sortorder: number }>).map((r) => ({ ...r, active: Number(r.active), sortorder: Number(r.sortorder) }));
+    const filters = (rows as Array<{ id: string | null; filter: string; active: number; sortorder: number }>).map(
+      (r) => ({ ...r, active: Number(r.active), sortorder: Number(r.sortorder) }),
+    );
     const installed = namesOf(installedRows as unknown[]);
     let stringfilters = settingOf(config as unknown[], 'stringfilters');
     let filterall = settingOf(config as unknown[], 'filterall');
@@ -247,7 +333,8 @@ const filterKind: PluginKind = {
     return {
       states,
       set(name, wanted) {
-        if (!installed.includes(name)) throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
+        if (!installed.includes(name))
+          throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
         const state = FILTER_ACTIVE[wanted];
         const existing = filters.find((f) => f.filter === name);
         if (existing?.active === state || (!existing && wanted === 'disabled')) return [];
@@ -263,7 +350,10 @@ const filterKind: PluginKind = {
           if (wasOff && state !== FILTER_ACTIVE.disabled) on.push(...off.splice(off.indexOf(existing), 1));
         } else {
           log(site, 'filter_active', name, '', state);
-          site.sql.write(`INSERT INTO ${table} (filter, contextid, active, sortorder) VALUES (?, 1, ?, 99999)`, [name, state]);
+          site.sql.write(`INSERT INTO ${table} (filter, contextid, active, sortorder) VALUES (?, 1, ?, 99999)`, [
+            name,
+            state,
+          ]);
           const added = { id: null, filter: name, active: state, sortorder: 99999 };
           (state === FILTER_ACTIVE.disabled ? off : on).push(added);
         }
@@ -273,7 +363,8 @@ const filterKind: PluginKind = {
         filters.forEach((f, i) => {
           if (f.sortorder === i + 1) return;
           f.sortorder = i + 1;
-          if (f.id === null) site.sql.write(`UPDATE ${table} SET sortorder = ? WHERE contextid = 1 AND filter = ?`, [i + 1, f.filter]);
+          if (f.id === null)
+            site.sql.write(`UPDATE ${table} SET sortorder = ? WHERE contextid = 1 AND filter = ?`, [i + 1, f.filter]);
           else site.sql.write(`UPDATE ${table} SET sortorder = ? WHERE id = ?`, [i + 1, f.id]);
         });
         if (wanted === 'disabled') {
@@ -281,7 +372,15 @@ const filterKind: PluginKind = {
           const before = listOf(stringfilters);
           const after = before.filter((f) => f !== name && installed.includes(f));
           if (after.join(',') !== before.join(',')) {
-            storeSetting(site.access, site.sql, site.target, { name: 'stringfilters' }, after.join(','), stringfilters, site.stores);
+            storeSetting(
+              site.access,
+              site.sql,
+              site.target,
+              { name: 'stringfilters' },
+              after.join(','),
+              stringfilters,
+              site.stores,
+            );
             stringfilters = after.join(',');
           }
         }
@@ -304,7 +403,9 @@ const filterKind: PluginKind = {
  */
 function flagKind(layout: 'disabled' | 'qtype' | 'enabled'): PluginKind {
   const ref = (type: PluginType, name: string): SettingRef =>
-    layout === 'qtype' ? { plugin: 'question', name: `${name}_disabled` } : { plugin: `${type}_${name}`, name: layout === 'enabled' ? 'enabled' : 'disabled' };
+    layout === 'qtype'
+      ? { plugin: 'question', name: `${name}_disabled` }
+      : { plugin: `${type}_${name}`, name: layout === 'enabled' ? 'enabled' : 'disabled' };
   return {
     states: ON_OFF,
     reads: (site, type, lock) => [
@@ -315,20 +416,27 @@ function flagKind(layout: 'disabled' | 'qtype' | 'enabled'): PluginKind {
       pluginConfigRead(site, "plugin = 'moodlecourse' AND name = 'format'", [], false),
     ],
     snapshot(site, type, [flags, installedRows, defaults]) {
-      const values = new Map((flags as Array<{ plugin: string; name: string; value: string }>).map((r) => [`${r.plugin}/${r.name}`, r.value]));
+      const values = new Map(
+        (flags as Array<{ plugin: string; name: string; value: string }>).map((r) => [
+          `${r.plugin}/${r.name}`,
+          r.value,
+        ]),
+      );
       const installed = namesOf(installedRows as unknown[]);
-      const valueOf = (name: string) => {
+      const settingValue = (name: string) => {
         const r = ref(type, name);
         return values.get(`${r.plugin}/${r.name}`) ?? null;
       };
-      const stateOf = (name: string): PluginState => (layout === 'enabled' ? truthy(valueOf(name)) : !truthy(valueOf(name))) ? 'enabled' : 'disabled';
+      const stateOf = (name: string): PluginState =>
+        (layout === 'enabled' ? truthy(settingValue(name)) : !truthy(settingValue(name))) ? 'enabled' : 'disabled';
       const states = new Map(installed.map((name) => [name, stateOf(name)] as [string, PluginState]));
       return {
         states,
         set(name, wanted) {
-          if (!installed.includes(name)) throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
+          if (!installed.includes(name))
+            throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
           const r = ref(type, name);
-          const old = valueOf(name);
+          const old = settingValue(name);
           const enabled = wanted === 'enabled';
           if (layout === 'enabled') {
             // aiprovider/aiplacement: is_plugin_enabled() before, the wanted flag after, both as booleans.
@@ -340,7 +448,9 @@ function flagKind(layout: 'disabled' | 'qtype' | 'enabled'): PluginKind {
             // `$oldvalue == false && $disabled` sets the flag; `$oldvalue != false && !$disabled` removes it.
             if (truthy(old) === disabled) return [];
             if (disabled && type === 'format' && settingOf(defaults as unknown[], 'format') === name) {
-              throw new PluginRefusal(`format_${name} is the default course format on ${site.target.host.shortname} and cannot be disabled`);
+              throw new PluginRefusal(
+                `format_${name} is the default course format on ${site.target.host.shortname} and cannot be disabled`,
+              );
             }
             storeSetting(site.access, site.sql, site.target, r, disabled ? '1' : null, old, site.stores);
             log(site, r.name, r.plugin as string, old ?? false, disabled);
@@ -358,7 +468,10 @@ function flagKind(layout: 'disabled' | 'qtype' | 'enabled'): PluginKind {
 /** Question behaviours: question/disabledbehaviours lists the disabled ones; enabling removes a name, disabling appends it. */
 const qbehaviourKind: PluginKind = {
   states: ON_OFF,
-  reads: (site, type, lock) => [pluginConfigRead(site, "plugin = 'question' AND name = 'disabledbehaviours'", [], lock), installedRead(site, type)],
+  reads: (site, type, lock) => [
+    pluginConfigRead(site, "plugin = 'question' AND name = 'disabledbehaviours'", [], lock),
+    installedRead(site, type),
+  ],
   snapshot(site, type, [rows, installedRows]) {
     let current = (rows as Array<{ value: string }>)[0]?.value ?? null;
     const installed = namesOf(installedRows as unknown[]);
@@ -371,13 +484,22 @@ const qbehaviourKind: PluginKind = {
     return {
       states,
       set(name, wanted) {
-        if (!installed.includes(name)) throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
+        if (!installed.includes(name))
+          throw new PluginRefusal(`${type}_${name} is not installed on ${site.target.host.shortname}`);
         const list = listOf(current);
         const enabled = wanted === 'enabled';
         if (enabled !== list.includes(name)) return [];
         const next = (enabled ? list.filter((p) => p !== name) : [...list, name]).join(',');
         log(site, 'disabledbehaviours', 'question', current ?? false, next);
-        storeSetting(site.access, site.sql, site.target, { plugin: 'question', name: 'disabledbehaviours' }, next, current, site.stores);
+        storeSetting(
+          site.access,
+          site.sql,
+          site.target,
+          { plugin: 'question', name: 'disabledbehaviours' },
+          next,
+          current,
+          site.stores,
+        );
         current = next;
         refresh();
         return [configEntry('question'), PLUGIN_MANAGER];
@@ -418,13 +540,27 @@ export const statesOf = (type: PluginType) => KINDS[type].states;
  * settings and the main admin (whose name the admin pages log changes in) are read with them; an unlocked snapshot
  * is for reading only.
  */
-export async function readType(access: MoodleAccess, sql: Statements, target: MoodleTarget, type: PluginType, lock: boolean): Promise<TypeSnapshot> {
+export async function readType(
+  access: MoodleAccess,
+  sql: Statements,
+  target: MoodleTarget,
+  type: PluginType,
+  lock: boolean,
+): Promise<TypeSnapshot> {
   const kind = KINDS[type];
   const reads = kind.reads({ access, target }, type, lock);
-  const rows = (await sql.readAll([...reads, ...(lock ? [logStoresRead(access, target), adminRead(access, target)] : [])])) as unknown[][];
+  const rows = (await sql.readAll([
+    ...reads,
+    ...(lock ? [logStoresRead(access, target), adminRead(access, target)] : []),
+  ])) as unknown[][];
   const site: PluginSite = {
-    access, sql, target, now: Math.floor(Date.now() / 1000),
-    stores: lock ? logStoresOf(rows[reads.length] as Array<{ plugin: string; value: string }>) : { enabledStores: null, jsonformat: null },
+    access,
+    sql,
+    target,
+    now: Math.floor(Date.now() / 1000),
+    stores: lock
+      ? logStoresOf(rows[reads.length] as Array<{ plugin: string; value: string }>)
+      : { enabledStores: null, jsonformat: null },
     actor: lock ? adminOf(rows[reads.length + 1] as Array<{ id: string }>) : CLI_ACTOR,
   };
   return kind.snapshot(site, type, rows.slice(0, reads.length) as unknown[][]);

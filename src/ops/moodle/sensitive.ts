@@ -3,14 +3,32 @@
  * the compare-and-set of a write keeps only a hash of the old value, so no copy of the secret is stored.
  */
 export const SENSITIVE_CORE = new Set([
-  'smtppass', 'proxypassword', 'cronremotepassword', 'registrationtoken', 'calendar_exportsalt', 'badges_badgesalt',
-  'passwordsaltmain', 'recaptchaprivatekey', 'auth_ldap_bind_pw', 'mnet_remote_password', 'supportpagepassword',
+  'smtppass',
+  'proxypassword',
+  'cronremotepassword',
+  'registrationtoken',
+  'calendar_exportsalt',
+  'badges_badgesalt',
+  'passwordsaltmain',
+  'recaptchaprivatekey',
+  'auth_ldap_bind_pw',
+  'mnet_remote_password',
+  'supportpagepassword',
 ]);
 
 export const SENSITIVE_PLUGIN = new Set([
-  'mnet/openssl', 'mnet/openssl_history', 'mod_lti/privatekey', 'enrol_lti/lti_13_privatekey', 'auth_ldap/bind_pw',
-  'auth_cas/bind_pw', 'auth_db/pass', 'enrol_database/dbpass', 'enrol_ldap/bind_pw', 'tool_mobile/apikey',
-  'local_vmoodle/vdbpass', 'tool_delivery/password',
+  'mnet/openssl',
+  'mnet/openssl_history',
+  'mod_lti/privatekey',
+  'enrol_lti/lti_13_privatekey',
+  'auth_ldap/bind_pw',
+  'auth_cas/bind_pw',
+  'auth_db/pass',
+  'enrol_database/dbpass',
+  'enrol_ldap/bind_pw',
+  'tool_mobile/apikey',
+  'local_vmoodle/vdbpass',
+  'tool_delivery/password',
 ]);
 
 /** Names that are secret in any plugin: passwords, private keys, secrets, salts and tokens. */

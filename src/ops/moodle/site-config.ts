@@ -60,7 +60,10 @@ function textOf(node: PhpNode | undefined, known: ReadonlyMap<string, unknown>):
 }
 
 /** `array(...)` or `[...]` of named entries whose values are text; undefined entries are left out. */
-function optionsOf(node: PhpNode | undefined, known: ReadonlyMap<string, unknown>): Record<string, string | number | boolean> | undefined {
+function optionsOf(
+  node: PhpNode | undefined,
+  known: ReadonlyMap<string, unknown>,
+): Record<string, string | number | boolean> | undefined {
   if (node?.kind !== 'array') return undefined;
   const out: Record<string, string | number | boolean> = {};
   for (const item of node.items ?? []) {
@@ -87,7 +90,10 @@ export function readSiteConfig(code: string, file: string): { config?: SiteConfi
   const known = new Map<string, unknown>();
   const unreadable = new Map<string, string>();
   // VMoodle's hook may sit in a branch (the CLI precheck); an include of its boot anywhere says what the file is.
-  const vmoodleBoot = [...phpNodes(program)].some((n) => n.kind === 'include' && [...phpNodes(n)].some((s) => s.kind === 'string' && VMOODLE_BOOT.test(String(s.value))));
+  const vmoodleBoot = [...phpNodes(program)].some(
+    (n) =>
+      n.kind === 'include' && [...phpNodes(n)].some((s) => s.kind === 'string' && VMOODLE_BOOT.test(String(s.value))),
+  );
   for (const statement of program.children ?? []) {
     const expression = statement.kind === 'expressionstatement' ? statement.expression : undefined;
     if (expression?.kind !== 'assign') continue;
@@ -95,33 +101,54 @@ export function readSiteConfig(code: string, file: string): { config?: SiteConfi
     if (!name) continue;
     const assigned = name === 'dboptions' ? optionsOf(expression.right, known) : textOf(expression.right, known);
     const before = known.get(name);
-    const value = expression.operator === '=' ? assigned
-      : expression.operator === '.=' && assigned !== undefined && (typeof before === 'string' || typeof before === 'number') ? `${before}${assigned}` : undefined;
+    const value =
+      expression.operator === '='
+        ? assigned
+        : expression.operator === '.=' &&
+            assigned !== undefined &&
+            (typeof before === 'string' || typeof before === 'number')
+          ? `${before}${assigned}`
+          : undefined;
     if (value === undefined) {
       known.delete(name);
       const shell = [...phpNodes(expression.right)].some((n) => n.kind === 'encapsed' && n.type === 'shell');
-      unreadable.set(name, shell
-        ? `$CFG->${name} (line ${line(statement)}) is built with backticks, a shell command: only PHP could work this out, and it is never run here`
-        : `$CFG->${name} (line ${line(statement)}) is not a value that can be read without running PHP`);
+      unreadable.set(
+        name,
+        shell
+          ? `$CFG->${name} (line ${line(statement)}) is built with backticks, a shell command: only PHP could work this out, and it is never run here`
+          : `$CFG->${name} (line ${line(statement)}) is not a value that can be read without running PHP`,
+      );
     } else {
       known.set(name, value);
       unreadable.delete(name);
     }
   }
-  const problems = REQUIRED.filter((k) => !known.has(k)).map((k) => unreadable.get(k) ?? `$CFG->${k} is not set at the top level of the file`);
+  const problems = REQUIRED.filter((k) => !known.has(k)).map(
+    (k) => unreadable.get(k) ?? `$CFG->${k} is not set at the top level of the file`,
+  );
   if (unreadable.has('dbpass')) problems.push(unreadable.get('dbpass') as string);
   if (problems.length) return { problems };
   const text = (k: string) => String(known.get(k) ?? '');
   const options = (known.get('dboptions') ?? {}) as Record<string, string | number | boolean>;
   const port = options.dbport === undefined || options.dbport === '' ? undefined : Number(options.dbport);
-  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) problems.push(`$CFG->dboptions['dbport'] '${options.dbport}' is not a port number`);
+  if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535))
+    problems.push(`$CFG->dboptions['dbport'] '${options.dbport}' is not a port number`);
   if (problems.length) return { problems };
   return {
     problems,
     config: {
-      wwwroot: text('wwwroot'), dataroot: text('dataroot'), dbtype: text('dbtype'), dbhost: text('dbhost'), dbname: text('dbname'),
-      dbuser: text('dbuser'), dbpass: text('dbpass'), prefix: text('prefix'), dbport: port, dbpersist: Boolean(options.dbpersist) && options.dbpersist !== '0',
-      dbsocket: options.dbsocket === undefined || options.dbsocket === '' ? undefined : String(options.dbsocket), vmoodleBoot,
+      wwwroot: text('wwwroot'),
+      dataroot: text('dataroot'),
+      dbtype: text('dbtype'),
+      dbhost: text('dbhost'),
+      dbname: text('dbname'),
+      dbuser: text('dbuser'),
+      dbpass: text('dbpass'),
+      prefix: text('prefix'),
+      dbport: port,
+      dbpersist: Boolean(options.dbpersist) && options.dbpersist !== '0',
+      dbsocket: options.dbsocket === undefined || options.dbsocket === '' ? undefined : String(options.dbsocket),
+      vmoodleBoot,
     },
   };
 }

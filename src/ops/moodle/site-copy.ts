@@ -9,7 +9,16 @@ import { MOODLE_TABLES } from './tables.ts';
  * The tables Moodle's db_replace() leaves alone: it rewrites every other table's text, and the config tables and
  * block configuration are done apart (the config tables plainly; block configdata decoded, since it is serialized).
  */
-export const DB_REPLACE_SKIP: readonly string[] = ['config', 'config_plugins', 'filter_config', 'sessions', 'events_queue', 'repository_instance_config', 'block_instances', 'files'];
+export const DB_REPLACE_SKIP: readonly string[] = [
+  'config',
+  'config_plugins',
+  'filter_config',
+  'sessions',
+  'events_queue',
+  'repository_instance_config',
+  'block_instances',
+  'files',
+];
 
 /**
  * The SQL that loads a template's dump as a new site: every table under the new prefix (only the names at the head
@@ -44,7 +53,13 @@ function classesOf(serialized: string): Record<string, new () => object> {
  * and serialized again, so that every string's length is right (a plain replace would break them). Returns how
  * many blocks changed; one that cannot be read is left as it was, and named.
  */
-export async function rewriteBlockConfig(conn: Connection, database: string, prefix: string, from: string, to: string): Promise<{ changed: number; unreadable: number[] }> {
+export async function rewriteBlockConfig(
+  conn: Connection,
+  database: string,
+  prefix: string,
+  from: string,
+  to: string,
+): Promise<{ changed: number; unreadable: number[] }> {
   const table = qualifiedTable(database, prefix, 'block_instances');
   const [rows] = await conn.query(`SELECT id, configdata FROM ${table} WHERE configdata <> ''`);
   let changed = 0;
@@ -79,17 +94,30 @@ export interface CopyIdentity extends SiteIdentity {
  * names), the template's dataroot replaced by the new one in settings, its own session cookie, and block
  * configuration rewritten.
  */
-export async function finishCopy(conn: Connection, site: CopyIdentity): Promise<{ blocks: number; unreadableBlocks: number[] }> {
+export async function finishCopy(
+  conn: Connection,
+  site: CopyIdentity,
+): Promise<{ blocks: number; unreadableBlocks: number[] }> {
   await makeDistinctSite(conn, site);
   const t = (name: string) => qualifiedTable(site.database, site.prefix, name);
   if (site.oldDataroot && site.oldDataroot !== site.dataroot) {
     for (const table of [MOODLE_TABLES.config, MOODLE_TABLES.configPlugins]) {
-      await conn.query(`UPDATE ${t(table)} SET value = REPLACE(value, ?, ?) WHERE INSTR(value, ?) > 0`, [site.oldDataroot, site.dataroot, site.oldDataroot]);
+      await conn.query(`UPDATE ${t(table)} SET value = REPLACE(value, ?, ?) WHERE INSTR(value, ?) > 0`, [
+        site.oldDataroot,
+        site.dataroot,
+        site.oldDataroot,
+      ]);
     }
   }
   const [found] = await conn.query(`SELECT id FROM ${t(MOODLE_TABLES.config)} WHERE name = 'sessioncookie'`);
-  if ((found as unknown[]).length) await conn.query(`UPDATE ${t(MOODLE_TABLES.config)} SET value = ? WHERE name = 'sessioncookie'`, [site.sessioncookie]);
-  else await conn.query(`INSERT INTO ${t(MOODLE_TABLES.config)} (name, value) VALUES ('sessioncookie', ?)`, [site.sessioncookie]);
+  if ((found as unknown[]).length)
+    await conn.query(`UPDATE ${t(MOODLE_TABLES.config)} SET value = ? WHERE name = 'sessioncookie'`, [
+      site.sessioncookie,
+    ]);
+  else
+    await conn.query(`INSERT INTO ${t(MOODLE_TABLES.config)} (name, value) VALUES ('sessioncookie', ?)`, [
+      site.sessioncookie,
+    ]);
   const blocks = await rewriteBlockConfig(conn, site.database, site.prefix, site.oldWwwroot, site.wwwroot);
   return { blocks: blocks.changed, unreadableBlocks: blocks.unreadable };
 }

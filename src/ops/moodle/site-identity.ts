@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Connection } from 'mysql2/promise';
 import { escapeLike, qualifiedTable } from '../../core/db/identifiers.ts';
 import { MOODLE_TABLES } from './tables.ts';
+import { TargetError } from './target.ts';
 
 export interface SiteIdentity {
   database: string;
@@ -22,7 +23,7 @@ export async function readWwwroot(conn: Connection, database: string, prefix: st
     `SELECT h.wwwroot FROM ${mnetHost} h JOIN ${config} c ON c.name = 'mnet_localhost_id' AND h.id = c.value`,
   );
   const row = (rows as Array<{ wwwroot: string }>)[0];
-  if (!row) throw new Error(`${database} has no local mnet_host row: is it a Moodle database?`);
+  if (!row) throw new TargetError(`${database} has no local mnet_host row: is it a Moodle database?`);
   return row.wwwroot;
 }
 
@@ -38,19 +39,35 @@ export async function makeDistinctSite(conn: Connection, site: SiteIdentity): Pr
   const oldLike = `%${escapeLike(site.oldWwwroot)}%`;
   await conn.beginTransaction();
   try {
-    await conn.execute(`UPDATE ${t(MOODLE_TABLES.config)} SET value = ? WHERE name = 'siteidentifier'`, [siteIdentifier]);
+    await conn.execute(`UPDATE ${t(MOODLE_TABLES.config)} SET value = ? WHERE name = 'siteidentifier'`, [
+      siteIdentifier,
+    ]);
     await conn.execute(
       `UPDATE ${t(MOODLE_TABLES.mnetHost)} SET wwwroot = ?, public_key = '', public_key_expires = 0
         WHERE id = (SELECT value FROM ${t(MOODLE_TABLES.config)} WHERE name = 'mnet_localhost_id')`,
       [site.wwwroot],
     );
-    await conn.execute(`DELETE FROM ${t(MOODLE_TABLES.configPlugins)} WHERE plugin = 'mnet' AND name IN ('openssl', 'openssl_history')`);
+    await conn.execute(
+      `DELETE FROM ${t(MOODLE_TABLES.configPlugins)} WHERE plugin = 'mnet' AND name IN ('openssl', 'openssl_history')`,
+    );
     for (const table of [MOODLE_TABLES.config, MOODLE_TABLES.configPlugins]) {
-      await conn.execute(`UPDATE ${t(table)} SET value = REPLACE(value, ?, ?) WHERE value LIKE ?`, [site.oldWwwroot, site.wwwroot, oldLike]);
+      await conn.execute(`UPDATE ${t(table)} SET value = REPLACE(value, ?, ?) WHERE value LIKE ?`, [
+        site.oldWwwroot,
+        site.wwwroot,
+        oldLike,
+      ]);
     }
-    await conn.execute(`UPDATE ${t(MOODLE_TABLES.adminpresets)} SET site = REPLACE(site, ?, ?)`, [site.oldWwwroot, site.wwwroot]);
-    await conn.execute(`UPDATE ${t(MOODLE_TABLES.config)} SET value = ? WHERE name = 'geoip2file'`, [`${site.dataroot}/geoip/GeoIP-City.mmdb`]);
-    await conn.execute(`UPDATE ${t(MOODLE_TABLES.course)} SET fullname = ?, shortname = ? WHERE format = 'site'`, [site.fullname, site.shortname]);
+    await conn.execute(`UPDATE ${t(MOODLE_TABLES.adminpresets)} SET site = REPLACE(site, ?, ?)`, [
+      site.oldWwwroot,
+      site.wwwroot,
+    ]);
+    await conn.execute(`UPDATE ${t(MOODLE_TABLES.config)} SET value = ? WHERE name = 'geoip2file'`, [
+      `${site.dataroot}/geoip/GeoIP-City.mmdb`,
+    ]);
+    await conn.execute(`UPDATE ${t(MOODLE_TABLES.course)} SET fullname = ?, shortname = ? WHERE format = 'site'`, [
+      site.fullname,
+      site.shortname,
+    ]);
     await conn.commit();
   } catch (err) {
     await conn.rollback();

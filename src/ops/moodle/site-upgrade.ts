@@ -38,7 +38,9 @@ export function pendingOf(run: PhpResult): Pending {
 }
 
 /** What `upgrade.php --is-maintenance-required` said of a pending upgrade: whether users will see maintenance. */
-export function maintenanceOf(run: PhpResult): { maintenance: boolean | undefined; failed?: undefined } | { failed: string } {
+export function maintenanceOf(
+  run: PhpResult,
+): { maintenance: boolean | undefined; failed?: undefined } | { failed: string } {
   if (run.exitCode === 0 && run.ok) return { maintenance: undefined };
   if (run.exitCode === 3 && SAID.noMaintenance.test(output(run))) return { maintenance: false };
   if (run.exitCode === 2 && SAID.maintenance.test(output(run))) return { maintenance: true };
@@ -60,11 +62,18 @@ export interface UpgradeReport {
 export const hostKey = (target: MoodleTarget) => `${target.host.kind}:${target.host.id}`;
 
 /** Writes Moodle's CLI maintenance page into a site's dataroot, as maintenance.php --enable does; false when it was there. */
-export async function enterCliMaintenance(ctx: Pick<MoodleSite, 'moodle' | 'codeRoot'>, target: MoodleTarget): Promise<boolean> {
+export async function enterCliMaintenance(
+  ctx: Pick<MoodleSite, 'moodle' | 'codeRoot'>,
+  target: MoodleTarget,
+): Promise<boolean> {
   const dataroot = target.dataroot as string;
   if (await exists(join(dataroot, CLI_MAINTENANCE_FILE))) return false;
   const { filePermissions } = await sitePaths(ctx.codeRoot(target), dataroot);
-  await ctx.moodle.withStatements(target, (sql) => writeMaintenanceFile(ctx.moodle, sql, target, '', filePermissions), false);
+  await ctx.moodle.withStatements(
+    target,
+    (sql) => writeMaintenanceFile(ctx.moodle, sql, target, '', filePermissions),
+    false,
+  );
   return true;
 }
 
@@ -99,7 +108,13 @@ export async function upgradeSite(ctx: MoodleSite, target: MoodleTarget): Promis
     }
     const purge = await ctx.php(target, 'purge_caches');
     if (!purge.ok) return failed(`${message}, but the cache purge failed: ${purge.message}`);
-    return { ...base, ok: true, outcome: upgraded ? 'upgraded' : 'up to date', message: `${message}; caches purged`, ...upgraded };
+    return {
+      ...base,
+      ok: true,
+      outcome: upgraded ? 'upgraded' : 'up to date',
+      message: `${message}; caches purged`,
+      ...upgraded,
+    };
   } catch (err) {
     return failed(describeError(err));
   }

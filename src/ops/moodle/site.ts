@@ -3,7 +3,12 @@ import type { PhpResult } from './php.ts';
 import type { MoodleTarget } from './target.ts';
 
 /** Runs one of VMoodle's CLI wrappers for a target, on the node that holds it (see php.ts). */
-export type PhpRunner = (target: MoodleTarget, script: string, options?: Readonly<Record<string, string | true>>, timeoutMs?: number) => Promise<PhpResult>;
+export type PhpRunner = (
+  target: MoodleTarget,
+  script: string,
+  options?: Readonly<Record<string, string | true>>,
+  timeoutMs?: number,
+) => Promise<PhpResult>;
 
 /**
  * What the Moodle layer needs to touch a site: its database, its code tree, its PHP and a place for the secrets it

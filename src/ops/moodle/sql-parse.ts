@@ -47,27 +47,90 @@ export type Node = Record<string, unknown> & { type?: string };
 
 /** Functions a condition may call: pure ones over strings, numbers and times. */
 const CONDITION_FUNCTIONS = new Set([
-  'ABS', 'CEIL', 'CEILING', 'CHAR_LENGTH', 'COALESCE', 'CONCAT', 'FLOOR', 'FROM_UNIXTIME', 'IFNULL', 'INSTR', 'LEFT',
-  'LENGTH', 'LOCATE', 'LOWER', 'LTRIM', 'MOD', 'NULLIF', 'REPLACE', 'RIGHT', 'ROUND', 'RTRIM', 'SUBSTR', 'SUBSTRING',
-  'TRIM', 'UNIX_TIMESTAMP', 'UPPER',
+  'ABS',
+  'CEIL',
+  'CEILING',
+  'CHAR_LENGTH',
+  'COALESCE',
+  'CONCAT',
+  'FLOOR',
+  'FROM_UNIXTIME',
+  'IFNULL',
+  'INSTR',
+  'LEFT',
+  'LENGTH',
+  'LOCATE',
+  'LOWER',
+  'LTRIM',
+  'MOD',
+  'NULLIF',
+  'REPLACE',
+  'RIGHT',
+  'ROUND',
+  'RTRIM',
+  'SUBSTR',
+  'SUBSTRING',
+  'TRIM',
+  'UNIX_TIMESTAMP',
+  'UPPER',
 ]);
 
 /** Operators a condition may use, as the parser names them. */
 const BINARY = new Set([
-  'AND', 'OR', 'XOR', '&&', '||', '=', '<>', '!=', '<', '>', '<=', '>=', '<=>', 'LIKE', 'NOT LIKE', 'IN', 'NOT IN', 'IS',
-  'IS NOT', 'BETWEEN', 'NOT BETWEEN', 'REGEXP', 'NOT REGEXP', 'RLIKE', '+', '-', '*', '/', '%', 'DIV', 'MOD',
+  'AND',
+  'OR',
+  'XOR',
+  '&&',
+  '||',
+  '=',
+  '<>',
+  '!=',
+  '<',
+  '>',
+  '<=',
+  '>=',
+  '<=>',
+  'LIKE',
+  'NOT LIKE',
+  'IN',
+  'NOT IN',
+  'IS',
+  'IS NOT',
+  'BETWEEN',
+  'NOT BETWEEN',
+  'REGEXP',
+  'NOT REGEXP',
+  'RLIKE',
+  '+',
+  '-',
+  '*',
+  '/',
+  '%',
+  'DIV',
+  'MOD',
 ]);
 const UNARY = new Set(['NOT', '!', '-', '+']);
 
 /** Functions that change state or reach outside the database: a SELECT calling one is not a read. */
 const STATEFUL_FUNCTIONS = new Set([
-  'NEXTVAL', 'SETVAL', 'LASTVAL', 'GET_LOCK', 'RELEASE_LOCK', 'RELEASE_ALL_LOCKS', 'SLEEP', 'BENCHMARK', 'LOAD_FILE',
-  'MASTER_POS_WAIT', 'MASTER_GTID_WAIT', 'SYS_EXEC', 'SYS_EVAL',
+  'NEXTVAL',
+  'SETVAL',
+  'LASTVAL',
+  'GET_LOCK',
+  'RELEASE_LOCK',
+  'RELEASE_ALL_LOCKS',
+  'SLEEP',
+  'BENCHMARK',
+  'LOAD_FILE',
+  'MASTER_POS_WAIT',
+  'MASTER_GTID_WAIT',
+  'SYS_EXEC',
+  'SYS_EVAL',
 ]);
 
 const functionName = (node: Node): string => {
   const name = node.name as string | { name?: Array<{ value: string }> };
-  return (typeof name === 'string' ? name : name?.name?.map((p) => p.value).join('.') ?? '').toUpperCase();
+  return (typeof name === 'string' ? name : (name?.name?.map((p) => p.value).join('.') ?? '')).toUpperCase();
 };
 
 const columnName = (node: Node): string => {
@@ -138,13 +201,27 @@ export function compileCondition(text: string, scope: ConditionScope): CompiledC
     statements = parse(HEAD + text);
   } catch (err) {
     const column = (err as { column?: number }).column;
-    throw new SqlRefusal(`not a valid SQL condition${column ? ` (at character ${Math.max(1, column - HEAD.length)})` : ''}`);
+    throw new SqlRefusal(
+      `not a valid SQL condition${column ? ` (at character ${Math.max(1, column - HEAD.length)})` : ''}`,
+    );
   }
   if (statements.length !== 1) throw new SqlRefusal('one condition only, without ;');
   const select = statements[0] as Node;
-  if (select._next) throw new SqlRefusal(`${String(select.set_op ?? 'union').toUpperCase()} is not allowed; give one condition on ${scope.table}`);
+  if (select._next)
+    throw new SqlRefusal(
+      `${String(select.set_op ?? 'union').toUpperCase()} is not allowed; give one condition on ${scope.table}`,
+    );
   const into = select.into as Node | null;
-  if (select.groupby || select.having || select.orderby || select.limit || select.locking_read || select.with || into?.type || select.window) {
+  if (
+    select.groupby ||
+    select.having ||
+    select.orderby ||
+    select.limit ||
+    select.locking_read ||
+    select.with ||
+    into?.type ||
+    select.window
+  ) {
     throw new SqlRefusal('only a condition is allowed (no GROUP BY, ORDER BY, LIMIT, INTO or locking clause)');
   }
   const binds: unknown[] = [];
@@ -162,19 +239,25 @@ export function compileCondition(text: string, scope: ConditionScope): CompiledC
       }
       case 'expr_list': {
         const items = node.value as Node[];
-        if (items.some((i) => 'ast' in i)) throw new SqlRefusal('a subquery is not allowed; give one condition on the table');
+        if (items.some((i) => 'ast' in i))
+          throw new SqlRefusal('a subquery is not allowed; give one condition on the table');
         return `(${items.map(build).join(', ')})`;
       }
       case 'column_ref': {
         const column = columnName(node);
-        if (node.table || node.db || node.schema) throw new SqlRefusal(`only the columns of ${scope.table} may be named, not ${[node.db, node.table, column].filter(Boolean).join('.')}`);
+        if (node.table || node.db || node.schema)
+          throw new SqlRefusal(
+            `only the columns of ${scope.table} may be named, not ${[node.db, node.table, column].filter(Boolean).join('.')}`,
+          );
         if (!/^[A-Za-z0-9_]{1,64}$/.test(column)) throw new SqlRefusal(`'${column}' is not a column name`);
-        if (scope.columns && !scope.columns.has(column.toLowerCase())) throw new SqlRefusal(`${scope.table} has no column ${column}`);
+        if (scope.columns && !scope.columns.has(column.toLowerCase()))
+          throw new SqlRefusal(`${scope.table} has no column ${column}`);
         return `\`${column}\``;
       }
       case 'function': {
         const name = functionName(node);
-        if (!CONDITION_FUNCTIONS.has(name) || node.over) throw new SqlRefusal(`the function ${name} is not allowed (allowed: ${[...CONDITION_FUNCTIONS].join(', ')})`);
+        if (!CONDITION_FUNCTIONS.has(name) || node.over)
+          throw new SqlRefusal(`the function ${name} is not allowed (allowed: ${[...CONDITION_FUNCTIONS].join(', ')})`);
         const args = (node.args as Node | null)?.value as Node[] | undefined;
         return `${name}(${(args ?? []).map(build).join(', ')})`;
       }
@@ -226,6 +309,7 @@ export function isReadOnlyStatement(statement: string): boolean {
   try {
     statements = parse(statement.replace(/\{([a-z][a-z0-9_]*)\}/g, '$1'));
   } catch {
+    // biome-ignore lint/plugin: what the parser cannot read is refused by the caller
     return false;
   }
   if (statements.length !== 1) return false;

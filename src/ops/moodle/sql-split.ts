@@ -14,7 +14,9 @@ const strip = (s: string) => s.replace(/--[^\n]*|\/\*[\s\S]*?\*\/|#[^\n]*/g, ' '
 
 /** Statements MySQL commits implicitly, which no transaction can hold back. */
 export function commitsImplicitly(statement: string): boolean {
-  return /^(CREATE|ALTER|DROP|RENAME|TRUNCATE|GRANT|REVOKE|LOCK|UNLOCK|START|BEGIN|COMMIT|ROLLBACK|SET\s+AUTOCOMMIT)\b/i.test(strip(statement));
+  return /^(CREATE|ALTER|DROP|RENAME|TRUNCATE|GRANT|REVOKE|LOCK|UNLOCK|START|BEGIN|COMMIT|ROLLBACK|SET\s+AUTOCOMMIT)\b/i.test(
+    strip(statement),
+  );
 }
 
 /** Named parameters a statement uses (`:name`), outside quotes. */

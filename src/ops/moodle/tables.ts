@@ -41,9 +41,23 @@ export const COMPACT_TABLES: readonly MoodleTable[] = Object.values(MOODLE_TABLE
  * own: no copy command ever reads or replaces them. A name ending in `*` stands for every table it begins.
  */
 export const PROTECTED_TABLES: readonly string[] = [
-  'local_vmoodle', 'config', 'config_plugins', 'config_log', 'user', 'user_private_key', 'user_preferences',
-  'user_password_history', 'user_password_resets', 'external_tokens', 'external_services_users', 'sessions',
-  'oauth2_*', 'mnet_*', 'messageinbound_*', 'tool_mfa*', 'vmops_*',
+  'local_vmoodle',
+  'config',
+  'config_plugins',
+  'config_log',
+  'user',
+  'user_private_key',
+  'user_preferences',
+  'user_password_history',
+  'user_password_resets',
+  'external_tokens',
+  'external_services_users',
+  'sessions',
+  'oauth2_*',
+  'mnet_*',
+  'messageinbound_*',
+  'tool_mfa*',
+  'vmops_*',
 ];
 
 export const isProtectedTable = (name: string) =>

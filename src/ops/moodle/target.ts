@@ -26,7 +26,8 @@ export interface MoodleTarget {
 export class TargetError extends errorKind('target') {}
 
 export function instanceTarget(host: Host, instance: Instance): MoodleTarget {
-  if (instance.vdbtype === 'postgres') throw new TargetError(`${instance.shortname}: PostgreSQL instances are not supported`);
+  if (instance.vdbtype === 'postgres')
+    throw new TargetError(`${instance.shortname}: PostgreSQL instances are not supported`);
   return {
     host,
     db: {

@@ -17,12 +17,19 @@ const TICK_SCHEDULER = 'vcron';
  * VMoodle's round robin: the next `count` hosts (by registry id) after the last one started, wrapping to the first;
  * the id to resume after next time.
  */
-export function roundRobin(ids: readonly number[], lastHost: number, count: number): { picked: number[]; last: number } {
+export function roundRobin(
+  ids: readonly number[],
+  lastHost: number,
+  count: number,
+): { picked: number[]; last: number } {
   const sorted = [...ids].sort((a, b) => a - b);
   if (sorted.length === 0) return { picked: [], last: lastHost };
   const start = sorted.findIndex((id) => id > lastHost);
-  const from = start < 0 ? 0 : start;
-  const picked = Array.from({ length: Math.min(count, sorted.length) }, (_, i) => sorted[(from + i) % sorted.length] as number);
+  const from = Math.max(start, 0);
+  const picked = Array.from(
+    { length: Math.min(count, sorted.length) },
+    (_, i) => sorted[(from + i) % sorted.length] as number,
+  );
   return { picked, last: picked.at(-1) as number };
 }
 
@@ -30,8 +37,17 @@ export function roundRobin(ids: readonly number[], lastHost: number, count: numb
  * Lowest gap (VMoodle's intended LOWEST_POSSIBLE_GAP, which never ran): the hosts whose last cron started more than
  * `periodSeconds` ago, the longest waiting first, at most `count`.
  */
-export function lowestGap(hosts: ReadonlyArray<Pick<Instance, 'id' | 'lastcron'>>, nowSeconds: number, periodSeconds: number, count: number): number[] {
-  return hosts.filter((h) => nowSeconds - h.lastcron > periodSeconds).sort((a, b) => a.lastcron - b.lastcron || a.id - b.id).slice(0, count).map((h) => h.id);
+export function lowestGap(
+  hosts: ReadonlyArray<Pick<Instance, 'id' | 'lastcron'>>,
+  nowSeconds: number,
+  periodSeconds: number,
+  count: number,
+): number[] {
+  return hosts
+    .filter((h) => nowSeconds - h.lastcron > periodSeconds)
+    .sort((a, b) => a.lastcron - b.lastcron || a.id - b.id)
+    .slice(0, count)
+    .map((h) => h.id);
 }
 
 /** The cron command's definition carries the wrappers a cron may run (cron, and purge_caches for its keep-alive write). */
@@ -41,7 +57,7 @@ const cronCommand = () => findCommand('cron/run');
 export async function runCronJob(rt: RunServices, instanceId: number): Promise<CronOutcome | 'busy' | 'gone'> {
   const fleet = await rt.registry.loadFleet();
   const host = fleet.byKindAndId('instance', instanceId);
-  if (!host || !host.enabled) return 'gone';
+  if (!host?.enabled) return 'gone';
   const key = rt.keys.cronLock(instanceId);
   const owner = randomUUID();
   if (!(await rt.gate.lock(key, owner, rt.config.cron.timeoutSeconds * 1000 + 60_000))) return 'busy';
@@ -71,8 +87,12 @@ export async function cronTick(rt: RunServices, now = Date.now()): Promise<numbe
   const instances = (await rt.registry.loadFleet()).instances.filter((i) => i.enabled);
   let picked: number[];
   if (cron.strategy === 'roundrobin') {
-    const last = Number(await rt.redis.get(rt.keys.cronLastHost()) ?? 0);
-    const next = roundRobin(instances.map((i) => i.id), last, cron.perTick);
+    const last = Number((await rt.redis.get(rt.keys.cronLastHost())) ?? 0);
+    const next = roundRobin(
+      instances.map((i) => i.id),
+      last,
+      cron.perTick,
+    );
     picked = next.picked;
     await rt.redis.set(rt.keys.cronLastHost(), String(next.last));
   } else {
@@ -85,12 +105,22 @@ export async function cronTick(rt: RunServices, now = Date.now()): Promise<numbe
     const instance = byId.get(id) as Instance;
     const queue = cronQueue(rt, instance.vdatapath);
     if (!queue) {
-      rt.log.warn({ host: instance.shortname, dataroot: instance.vdatapath }, "no node holds this host's dataroot: its cron is not run");
+      rt.log.warn(
+        { host: instance.shortname, dataroot: instance.vdatapath },
+        "no node holds this host's dataroot: its cron is not run",
+      );
       continue;
     }
-    await rt.queueOf(queue.node).add(CRON_HOST, { instanceId: id, installation: rt.installation }, {
-      jobId: `i${rt.installation.slice(0, 12)}-cron-h${id}-t${tick}`, removeOnComplete: { age: 3600 }, removeOnFail: { age: 86_400 }, attempts: 1,
-    });
+    await rt.queueOf(queue.node).add(
+      CRON_HOST,
+      { instanceId: id, installation: rt.installation },
+      {
+        jobId: `i${rt.installation.slice(0, 12)}-cron-h${id}-t${tick}`,
+        removeOnComplete: { age: 3600 },
+        removeOnFail: { age: 86_400 },
+        attempts: 1,
+      },
+    );
     queued.push(id);
   }
   return queued;
@@ -103,9 +133,19 @@ export async function cronTick(rt: RunServices, now = Date.now()): Promise<numbe
 export async function upsertSchedulers(rt: RunServices): Promise<void> {
   const queue = rt.queue;
   try {
-    if (rt.config.cron.schedule) await queue.upsertJobScheduler(TICK_SCHEDULER, { pattern: rt.config.cron.schedule, tz: 'UTC' }, { name: CRON_TICK, data: { installation: rt.installation } });
+    if (rt.config.cron.schedule)
+      await queue.upsertJobScheduler(
+        TICK_SCHEDULER,
+        { pattern: rt.config.cron.schedule, tz: 'UTC' },
+        { name: CRON_TICK, data: { installation: rt.installation } },
+      );
     else await queue.removeJobScheduler(TICK_SCHEDULER);
-    if (rt.config.mnet.autorenew) await queue.upsertJobScheduler(AUTORENEW_SCHEDULER, { pattern: '*/15 * * * *', tz: 'UTC' }, { name: MNET_AUTORENEW, data: { installation: rt.installation } });
+    if (rt.config.mnet.autorenew)
+      await queue.upsertJobScheduler(
+        AUTORENEW_SCHEDULER,
+        { pattern: '*/15 * * * *', tz: 'UTC' },
+        { name: MNET_AUTORENEW, data: { installation: rt.installation } },
+      );
     else await queue.removeJobScheduler(AUTORENEW_SCHEDULER);
   } catch (err) {
     rt.log.error({ ...errorFields(err) }, 'the cron and key renewal schedules could not be set up');

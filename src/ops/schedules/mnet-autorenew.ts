@@ -12,7 +12,9 @@ import type { RunServices } from '../executor/run-services.ts';
 export function inWindow(window: NonNullable<MnetSettings['autorenew']>, now: number): boolean {
   const date = new Date(now);
   const minute = date.getUTCHours() * 60 + date.getUTCMinutes();
-  return window.from <= window.to ? minute >= window.from && minute < window.to : minute >= window.from || minute < window.to;
+  return window.from <= window.to
+    ? minute >= window.from && minute < window.to
+    : minute >= window.from || minute < window.to;
 }
 
 const READS_AT_ONCE = 16;
@@ -32,17 +34,35 @@ export async function autoRenew(rt: RunServices, now = Date.now()): Promise<numb
       const target = rt.moodleTarget(fleet, host);
       const site = await rt.moodle.withStatements(target, (sql) => readMnet(rt.moodle, sql, target, false), false);
       if (site.mode === 'off' || !site.openssl) return undefined;
-      return keyState(site.local?.public_key_expires ?? 0, rt.config.mnet.renewGapHours, now) === 'valid' ? undefined : host;
+      return keyState(site.local?.public_key_expires ?? 0, rt.config.mnet.renewGapHours, now) === 'valid'
+        ? undefined
+        : host;
     } catch (err) {
       rt.log.warn({ ...errorFields(err), host: host.shortname }, 'auto-renewal could not read a key');
-      await pushAlert(rt, { kind: 'mnet', text: `MNET auto-renewal could not read the key of ${host.shortname}: ${describeError(err)}` });
+      await pushAlert(rt, {
+        kind: 'mnet',
+        text: `MNET auto-renewal could not read the key of ${host.shortname}: ${describeError(err)}`,
+      });
       return undefined;
     }
   });
   const names = due.filter((h) => h !== undefined).map((h) => h.shortname);
   if (names.length === 0) return undefined;
-  const plan = await createPlan(rt, { command: 'mnet/renew', params: {}, selector: { tohosts: names, includeDisabled: false }, requestedBy: 'auto-renewal', via: 'schedule' }, fleet);
+  const plan = await createPlan(
+    rt,
+    {
+      command: 'mnet/renew',
+      params: {},
+      selector: { tohosts: names, includeDisabled: false },
+      requestedBy: 'auto-renewal',
+      via: 'schedule',
+    },
+    fleet,
+  );
   await startRun(rt, plan.run.id, 'auto-renewal', plan.run.plan_hash);
-  await pushAlert(rt, { kind: 'mnet', text: `MNET auto-renewal renews the keys of ${names.length} host${names.length === 1 ? '' : 's'} expiring within ${rt.config.mnet.renewGapHours} h: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''} (run ${plan.run.id}).` });
+  await pushAlert(rt, {
+    kind: 'mnet',
+    text: `MNET auto-renewal renews the keys of ${names.length} host${names.length === 1 ? '' : 's'} expiring within ${rt.config.mnet.renewGapHours} h: ${names.slice(0, 10).join(', ')}${names.length > 10 ? ', …' : ''} (run ${plan.run.id}).`,
+  });
   return plan.run.id;
 }

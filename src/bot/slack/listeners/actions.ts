@@ -1,4 +1,13 @@
-import type { App, BlockAction, BlockElementAction, BlockSuggestion, ButtonAction, PlainTextInputAction, SlackActionMiddlewareArgs, StaticSelectAction } from '@slack/bolt';
+import type {
+  App,
+  BlockAction,
+  BlockElementAction,
+  BlockSuggestion,
+  ButtonAction,
+  PlainTextInputAction,
+  SlackActionMiddlewareArgs,
+  StaticSelectAction,
+} from '@slack/bolt';
 import { confirmationText } from '../../../ops/executor/approvals.ts';
 import { MASK } from '../../../ops/moodle/sensitive.ts';
 import { resolveTargets } from '../../../registry/selector.ts';
@@ -22,14 +31,20 @@ type Handler = (args: SlackActionMiddlewareArgs<BlockAction>) => Promise<void>;
  * A handler for one action_id, typed by the element that carries it. Bolt routes by action_id; the element behind each
  * id is the one the bot's own blocks put there, which is what this one narrowing relies on.
  */
-const on = <A extends BlockElementAction>(handler: (args: SlackActionMiddlewareArgs<BlockAction<A>>) => Promise<void>): Handler =>
-  handler as unknown as Handler;
+const on = <A extends BlockElementAction>(
+  handler: (args: SlackActionMiddlewareArgs<BlockAction<A>>) => Promise<void>,
+): Handler => handler as unknown as Handler;
 
 /** Who pressed, and the way back to them: the message's response_url, or their DM for a button in a view. */
 function replyTo(body: BlockAction): ReplyTo & { actor: Actor } {
   const user = body.user.id;
   const channel = body.channel?.id ?? user;
-  return { user, channel, actor: { id: user, channel }, ...(body.response_url ? { responseUrl: body.response_url } : {}) };
+  return {
+    user,
+    channel,
+    actor: { id: user, channel },
+    ...(body.response_url ? { responseUrl: body.response_url } : {}),
+  };
 }
 
 /** The builder's state, carried in its view. */
@@ -44,7 +59,12 @@ export function registerActions(bolt: App, ctx: SlackContext): void {
   handlers.targets_builder = on<ButtonAction>(async ({ ack, body, action, respond }) => {
     await ack();
     const to = { ...replyTo(body), respond };
-    ctx.now(to, () => ctx.client.views.open({ trigger_id: body.trigger_id, view: builderView({ channel: to.channel, targets: action.value ?? '' }) }));
+    ctx.now(to, () =>
+      ctx.client.views.open({
+        trigger_id: body.trigger_id,
+        view: builderView({ channel: to.channel, targets: action.value ?? '' }),
+      }),
+    );
   });
 
   for (const recycle of ['same_command', 'same_targets'] as const) {
@@ -53,8 +73,13 @@ export function registerActions(bolt: App, ctx: SlackContext): void {
       const to = { ...replyTo(body), respond };
       ctx.now(to, async () => {
         const run = await (await ctx.ops()).store.getRun(parseRunButton(action.value ?? '').runId);
-        const params = Object.fromEntries(Object.entries(JSON.parse(run.params) as Record<string, string>).filter(([, v]) => v !== MASK));
-        const state = recycle === 'same_command' ? { channel: to.channel, command: run.command, params } : { channel: to.channel, targets: selectorFlags(JSON.parse(run.selector)) };
+        const params = Object.fromEntries(
+          Object.entries(JSON.parse(run.params) as Record<string, string>).filter(([, v]) => v !== MASK),
+        );
+        const state =
+          recycle === 'same_command'
+            ? { channel: to.channel, command: run.command, params }
+            : { channel: to.channel, targets: selectorFlags(JSON.parse(run.selector)) };
         await ctx.client.views.open({ trigger_id: body.trigger_id, view: builderView(state) });
       });
     });
@@ -64,7 +89,13 @@ export function registerActions(bolt: App, ctx: SlackContext): void {
     await ack();
     const state = builderState(body);
     const view = body.view as { id: string; hash: string };
-    ctx.later({ user: body.user.id, channel: state.channel }, () => ctx.client.views.update({ view_id: view.id, hash: view.hash, view: builderView({ ...state, command: action.selected_option?.value }) }));
+    ctx.later({ user: body.user.id, channel: state.channel }, () =>
+      ctx.client.views.update({
+        view_id: view.id,
+        hash: view.hash,
+        view: builderView({ ...state, command: action.selected_option?.value }),
+      }),
+    );
   });
 
   handlers[BUILDER.glob] = on<PlainTextInputAction>(async ({ ack, body, action }) => {
@@ -92,8 +123,15 @@ export function registerActions(bolt: App, ctx: SlackContext): void {
     }
     const query = (options as BlockSuggestion).value.toLowerCase();
     const fleet = await ctx.backend.fleet();
-    const found = fleet.hosts.filter((h) => h.shortname.toLowerCase().includes(query) || h.wwwroot.toLowerCase().includes(query));
-    await ack({ options: found.slice(0, SLACK_LIMITS.optionsPerSelect).map((h) => ({ text: { type: 'plain_text', text: `${h.shortname} (${h.wwwroot})`.slice(0, 75) }, value: h.shortname })) });
+    const found = fleet.hosts.filter(
+      (h) => h.shortname.toLowerCase().includes(query) || h.wwwroot.toLowerCase().includes(query),
+    );
+    await ack({
+      options: found.slice(0, SLACK_LIMITS.optionsPerSelect).map((h) => ({
+        text: { type: 'plain_text', text: `${h.shortname} (${h.wwwroot})`.slice(0, 75) },
+        value: h.shortname,
+      })),
+    });
   });
 
   handlers.home_page = on<ButtonAction>(async ({ ack, body, action }) => {
@@ -142,13 +180,23 @@ export function registerActions(bolt: App, ctx: SlackContext): void {
       if (await closedRequest(ctx, to, runId)) return undefined;
       const rt = await ctx.ops();
       const run = await rt.store.getRun(runId);
-      if (run.requested_by === to.user) return ctx.replies.send(to, plain('You requested this run; a second person must approve it.'));
-      return ctx.client.views.open({ trigger_id: body.trigger_id, view: approvalModal(run, await confirmationText(rt, run), to.channel) });
+      if (run.requested_by === to.user)
+        return ctx.replies.send(to, plain('You requested this run; a second person must approve it.'));
+      return ctx.client.views.open({
+        trigger_id: body.trigger_id,
+        view: approvalModal(run, await confirmationText(rt, run), to.channel),
+      });
     });
   });
 
-  const ids = new RegExp(`^(${Object.keys(handlers).map((id) => id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`);
-  bolt.action<BlockAction>({ type: 'block_actions', action_id: ids }, async (args) => (handlers[args.action.action_id] as Handler)(args));
+  const ids = new RegExp(
+    `^(${Object.keys(handlers)
+      .map((id) => id.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('|')})$`,
+  );
+  bolt.action<BlockAction>({ type: 'block_actions', action_id: ids }, async (args) =>
+    (handlers[args.action.action_id] as Handler)(args),
+  );
 }
 
 /** Says so, and returns true, when a run's approval request was decided already; an unknown run throws (and is told). */

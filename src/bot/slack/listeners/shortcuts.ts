@@ -7,6 +7,8 @@ export function registerShortcuts(bolt: App, ctx: SlackContext): void {
   bolt.shortcut<GlobalShortcut>('vmoodle_builder', async ({ ack, shortcut }) => {
     await ack();
     const user = shortcut.user.id;
-    ctx.now({ user, channel: user }, () => ctx.client.views.open({ trigger_id: shortcut.trigger_id, view: builderView({ channel: user }) }));
+    ctx.now({ user, channel: user }, () =>
+      ctx.client.views.open({ trigger_id: shortcut.trigger_id, view: builderView({ channel: user }) }),
+    );
   });
 }

@@ -10,7 +10,9 @@ import { plain, type ReplyTo } from '../replies.ts';
 
 /** A modal has no response_url: its replies go to the user's direct message with the bot. */
 const replyTo = (body: ViewSubmitAction, channel: string): ReplyTo & { actor: { id: string; channel: string } } => ({
-  user: body.user.id, channel, actor: { id: body.user.id, channel },
+  user: body.user.id,
+  channel,
+  actor: { id: body.user.id, channel },
 });
 
 type Handler = (args: SlackViewMiddlewareArgs<ViewSubmitAction>) => Promise<void>;
@@ -33,7 +35,10 @@ export function registerViews(bolt: App, ctx: SlackContext): void {
     try {
       built = builderArgs(state, view.state.values as never);
     } catch (err) {
-      await ack({ response_action: 'errors', errors: { [BUILDER.command]: ctx.chat.failure(err).error?.message.slice(0, 150) ?? 'not a valid request' } });
+      await ack({
+        response_action: 'errors',
+        errors: { [BUILDER.command]: ctx.chat.failure(err).error?.message.slice(0, 150) ?? 'not a valid request' },
+      });
       return;
     }
     await ack();
@@ -42,7 +47,10 @@ export function registerViews(bolt: App, ctx: SlackContext): void {
       const planned = reply.view?.kind === 'plan' ? reply.view.plan : undefined;
       if (built.dry && planned) {
         await cancelRun(await ctx.ops(), planned.run.id, to.user);
-        await ctx.replies.send(to, plain(`${planText(planned, SLACK_STYLE)}\nDry run: run ${planned.run.id} was only planned.`));
+        await ctx.replies.send(
+          to,
+          plain(`${planText(planned, SLACK_STYLE)}\nDry run: run ${planned.run.id} was only planned.`),
+        );
         return;
       }
       await ctx.deliver(to, reply);
@@ -52,7 +60,11 @@ export function registerViews(bolt: App, ctx: SlackContext): void {
   // Acknowledged at once: a wrong confirmation is a field error, checked against what the modal asked; the approval
   // itself (the plan hash shown, a second person, not expired) runs after the ack and answers in the direct message.
   handlers.approve_modal = async ({ ack, body, view }) => {
-    const { value, channel, expected } = JSON.parse(view.private_metadata) as { value: string; channel: string; expected: string };
+    const { value, channel, expected } = JSON.parse(view.private_metadata) as {
+      value: string;
+      channel: string;
+      expected: string;
+    };
     const { runId, hash } = parseRunButton(value);
     const typed = view.state.values.typed?.value?.value ?? '';
     if (typed.trim() !== expected) {
@@ -64,5 +76,8 @@ export function registerViews(bolt: App, ctx: SlackContext): void {
     ctx.later(to, async () => ctx.deliver(to, await ctx.chat.call(approve, { runId, typed, hash }, to.actor)));
   };
 
-  bolt.view<ViewSubmitAction>({ type: 'view_submission', callback_id: new RegExp(`^(${Object.keys(handlers).join('|')})$`) }, async (args) => (handlers[args.view.callback_id] as Handler)(args));
+  bolt.view<ViewSubmitAction>(
+    { type: 'view_submission', callback_id: new RegExp(`^(${Object.keys(handlers).join('|')})$`) },
+    async (args) => (handlers[args.view.callback_id] as Handler)(args),
+  );
 }

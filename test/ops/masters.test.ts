@@ -30,11 +30,11 @@ describe.runIf(testServices().moodleDump)('two masters on one Redis', () => {
     b = await opsFixture('masterb', undefined, { VMOODLE_QUEUE_PREFIX: shared });
     await thinFleet(a, 3);
     await thinFleet(b, 2);
-    startWorker(a);
-    startWorker(b);
+    await Promise.all([startWorker(a).waitUntilReady(), startWorker(b).waitUntilReady()]);
   });
 
-  it('each completes its own runs, whichever worker a job reaches first', async () => {
+  it('each completes its own runs through queues of its own, under the shared prefix', async () => {
+    expect(a.rt.queue.name).not.toBe(b.rt.queue.name);
     const [ra, rb] = await Promise.all([
       runCli(['--json', 'run', 'generic/setconfig', '--tohosts', '*', 'key=theme', 'value=fromA', '--yes'], a.env),
       runCli(['--json', 'run', 'generic/setconfig', '--tohosts', '*', 'key=theme', 'value=fromB', '--yes'], b.env),
@@ -55,18 +55,23 @@ describe.runIf(testServices().moodleDump)('two masters on one Redis', () => {
   });
 });
 
-describe.runIf(testServices().moodleDump)('jobs left under the old queue prefix', () => {
+describe.runIf(testServices().moodleDump)('jobs left where older versions queued them', () => {
   let fx: OpsFixture;
-  let legacy: Queue;
+  let legacy: Queue[];
 
   beforeAll(async () => {
     fx = await opsFixture('legacy');
-    legacy = new Queue(QUEUE_NAME, { connection: fx.rt.redis, prefix: LEGACY_QUEUE_PREFIX });
-    await legacy.add('target', { runId: 7, targetId: 1 }, { jobId: 'r7-t1' });
+    // Under the prefix used before installation ids, and in the queue name every master shared before its own.
+    legacy = [LEGACY_QUEUE_PREFIX, fx.rt.queuePrefix].map(
+      (prefix) => new Queue(QUEUE_NAME, { connection: fx.rt.redis, prefix }),
+    );
+    for (const queue of legacy) await queue.add('target', { runId: 7, targetId: 1 }, { jobId: 'r7-t1' });
   });
   afterAll(async () => {
-    await legacy.obliterate({ force: true });
-    await legacy.close();
+    for (const queue of legacy) {
+      await queue.obliterate({ force: true });
+      await queue.close();
+    }
   });
 
   it('are reported when a worker starts', async () => {
@@ -83,9 +88,10 @@ describe.runIf(testServices().moodleDump)('jobs left under the old queue prefix'
     });
     worker.kill('SIGTERM');
     await new Promise((resolve) => worker.on('exit', resolve));
+    const prefix = fx.env.VMOODLE_QUEUE_PREFIX;
     expect(stdout).toContain(
-      `Warning: 1 job wait under the queue prefix 'vmops', used before each master had its own (now '${fx.env.VMOODLE_QUEUE_PREFIX}')`,
+      `Warning: 2 jobs wait in 'vmops:vmoodle-ops' and '${prefix}:vmoodle-ops', where every master queued before each had its own queue (now '${prefix}:${fx.rt.queue.name}')`,
     );
-    expect(stdout).toContain('VMOODLE_QUEUE_PREFIX=vmops vmoodle worker');
+    expect(stdout).toContain('vmoodle runs recover <id>');
   });
 });

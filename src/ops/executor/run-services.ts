@@ -16,7 +16,7 @@ import type { NodeReport } from '../delivery/steps.ts';
 import { Journal } from '../delivery/journal.ts';
 import type { RunRow, TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
-import { defaultQueuePrefix, LEGACY_QUEUE_PREFIX, QUEUE_NAME, queueNameOf } from './queues.ts';
+import { defaultQueuePrefix, LEGACY_QUEUE_PREFIX, QUEUE_NAME, queueNameOf, sharedQueueName } from './queues.ts';
 import { RedisKeys } from '../../core/redis-keys.ts';
 import { Progress } from './progress.ts';
 import type { RunStore } from './store.ts';
@@ -120,23 +120,33 @@ export class RunServices {
     return `${this.runJobId(runId)}-t${targetId}`;
   }
 
-  /** Jobs still waiting under the queue prefix used before installation ids, which this version's workers do not serve. */
-  async legacyJobs(): Promise<number> {
-    if (this.queuePrefix === LEGACY_QUEUE_PREFIX) return 0;
-    const legacy = quiet(new Queue(QUEUE_NAME, { connection: this.redis, prefix: LEGACY_QUEUE_PREFIX }));
-    try {
-      const counts = await legacy.getJobCounts('waiting', 'delayed', 'active', 'prioritized', 'waiting-children');
-      return Object.values(counts).reduce((a, b) => a + b, 0);
-    } finally {
-      await legacy.close();
-    }
+  /**
+   * Jobs still waiting where this version's workers do not look: under the queue prefix used before installation
+   * ids, or in the queue name every installation shared before it had its own.
+   */
+  async legacyJobs(): Promise<Array<{ prefix: string; count: number }>> {
+    const places = [LEGACY_QUEUE_PREFIX, this.queuePrefix];
+    const found = await Promise.all(
+      [...new Set(places)].map(async (prefix) => {
+        const legacy = quiet(new Queue(QUEUE_NAME, { connection: this.redis, prefix }));
+        try {
+          const counts = await legacy.getJobCounts('waiting', 'delayed', 'active', 'prioritized', 'waiting-children');
+          return { prefix, count: Object.values(counts).reduce((a, b) => a + b, 0) };
+        } finally {
+          await legacy.close();
+        }
+      }),
+    );
+    return found.filter((f) => f.count > 0);
   }
 
-  /** What a starting worker says of jobs left under the old prefix, or nothing. */
+  /** What a starting worker says of jobs left where it does not look, or nothing. */
   async legacyWarning(): Promise<string | undefined> {
-    const count = await this.legacyJobs();
-    if (count === 0) return undefined;
-    return `${count} job${count === 1 ? '' : 's'} wait under the queue prefix '${LEGACY_QUEUE_PREFIX}', used before each master had its own (now '${this.queuePrefix}'): finish them with VMOODLE_QUEUE_PREFIX=${LEGACY_QUEUE_PREFIX} vmoodle worker, or end their runs with vmoodle runs recover <id>`;
+    const left = await this.legacyJobs();
+    if (left.length === 0) return undefined;
+    const count = left.reduce((n, f) => n + f.count, 0);
+    const where = left.map((f) => `'${f.prefix}:${QUEUE_NAME}'`).join(' and ');
+    return `${count} job${count === 1 ? '' : 's'} wait in ${where}, where every master queued before each had its own queue (now '${this.queuePrefix}:${sharedQueueName(this.installation)}'): end their runs with vmoodle runs recover <id>, which queues what is left again here`;
   }
 
   /**
@@ -155,12 +165,12 @@ export class RunServices {
     const kept = { removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } };
     return {
       name: 'run',
-      queueName: QUEUE_NAME,
+      queueName: sharedQueueName(this.installation),
       data: { runId, installation: this.installation },
       opts: { jobId: `${this.runJobId(runId)}${suffix}`, ...kept },
       children: targets.map((target) => ({
         name: 'target',
-        queueName: queueNameOf(target.node),
+        queueName: queueNameOf(this.installation, target.node),
         data: { runId, targetId: target.id, installation: this.installation },
         opts: {
           jobId: `${this.targetJobId(runId, target.id)}${suffix}`,
@@ -180,7 +190,7 @@ export class RunServices {
 
   /** The shared queue, or a node's. */
   queueOf(node: string | null): Queue {
-    const name = queueNameOf(node);
+    const name = queueNameOf(this.installation, node);
     let queue = this.queues.get(name);
     if (!queue)
       this.queues.set(name, (queue = quiet(new Queue(name, { connection: this.redis, prefix: this.queuePrefix }))));

@@ -20,7 +20,7 @@ import { errorFields, type Logger } from '../../core/log.ts';
 import { describeError, isTransient } from '../../core/db/db-errors.ts';
 import { redisConnection } from '../../core/redis.ts';
 import type { RunServices } from './run-services.ts';
-import { NODE_TASK, nodeQueueName, QUEUE_NAME } from './queues.ts';
+import { NODE_TASK, nodeQueueName, sharedQueueName } from './queues.ts';
 import { commandContext, PHP_SLOT_POLL_MS } from './command-contexts.ts';
 import { runNodeTask } from './node-task-runner.ts';
 import type { NodeTaskName } from '../commands/node-tasks.ts';
@@ -50,8 +50,6 @@ interface TargetJob {
   installation?: string;
 }
 
-/** How long a job of another master waits before a worker (maybe one of its own master's) takes it again. */
-const FOREIGN_JOB_DELAY_MS = 1_000;
 
 /** What a worker keeps of a run while it executes it: read once, not once per target. */
 interface RunContext {
@@ -124,8 +122,6 @@ export class ExecutorWorker {
   /** The shared queue's worker, and the node's when this one serves a node. */
   private readonly workers: Worker[];
   private readonly log: Logger;
-  /** Other masters' installations seen in this queue, each logged once. */
-  private readonly foreign = new Set<string>();
   /** The node this worker serves besides the shared queue. */
   readonly node: NodeConfig | undefined;
   private readonly watch: NodeWatch;
@@ -142,7 +138,10 @@ export class ExecutorWorker {
     this.node = options.node === undefined ? undefined : findNode(rt.config.nodes, options.node);
     const { concurrency, lockDuration, stalledInterval } = rt.config.executor;
     this.connection = redisConnection(rt.redisUrl, 'worker', this.log, rt.config.redisTimeoutMs);
-    const queues = [QUEUE_NAME, ...(this.node ? [nodeQueueName(this.node.name)] : [])];
+    const queues = [
+      sharedQueueName(rt.installation),
+      ...(this.node ? [nodeQueueName(rt.installation, this.node.name)] : []),
+    ];
     this.workers = queues.map(
       (queue) =>
         new Worker(queue, (job, token) => this.process(job as Job<TargetJob>, token), {
@@ -199,18 +198,6 @@ export class ExecutorWorker {
   }
 
   private async process(job: Job<TargetJob>, token: string | undefined): Promise<unknown> {
-    // A queue prefix shared on purpose by two masters: their jobs are told apart by installation, and each master's
-    // workers leave the other's for them. (A job with none predates installation ids.)
-    if (job.data.installation !== undefined && job.data.installation !== this.rt.installation) {
-      if (!this.foreign.has(job.data.installation)) {
-        this.foreign.add(job.data.installation);
-        this.log.warn(
-          { job: job.id, installation: job.data.installation },
-          "jobs of another master's installation share this queue; they are left for its own workers",
-        );
-      }
-      await this.delay(job, token, FOREIGN_JOB_DELAY_MS);
-    }
     if (job.name === 'run') return this.finish(job.data.runId);
     const scheduled = this.schedules?.handlers[job.name];
     if (scheduled) return scheduled(this.rt, job.data);

@@ -1,5 +1,5 @@
 // The build's second half: what the compiled modules read beside themselves (Lua scripts, SQL) copied from src/
-// to dist/, at the same relative paths.
+// to the build's folder (dist/, or the one given), at the same relative paths.
 import { cpSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
@@ -9,4 +9,5 @@ const walk = (dir) =>
     const path = join(dir, name);
     return statSync(path).isDirectory() ? walk(path) : [path];
   });
-for (const file of walk('src').filter((f) => ASSETS.test(f))) cpSync(file, join('dist', relative('src', file)));
+const out = process.argv[2] ?? 'dist';
+for (const file of walk('src').filter((f) => ASSETS.test(f))) cpSync(file, join(out, relative('src', file)));

@@ -1,6 +1,5 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Redis } from 'ioredis';
 import mysql from 'mysql2/promise';
@@ -36,8 +35,7 @@ function newest(dir: string): number {
 function ensureCompiled(): void {
   const bin = join(PROJECT_ROOT, 'dist', 'bin.js');
   if (existsSync(bin) && newest(join(PROJECT_ROOT, 'dist')) >= newest(join(PROJECT_ROOT, 'src'))) return;
-  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  execFileSync(process.execPath, [tsc, '-p', join(PROJECT_ROOT, 'tsconfig.build.json')], { stdio: 'inherit' });
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: PROJECT_ROOT, stdio: 'inherit' });
 }
 
 /**

@@ -15,7 +15,7 @@ import type { MoodleTarget } from '../moodle/target.ts';
 import { workSignal } from '../moodle/work-signal.ts';
 import { recordCron } from './cron-log.ts';
 import { nodeAlive, waitingMessage } from './node-watch.ts';
-import { NODE_TASK } from './queues.ts';
+import { type ExecutorJobs, NODE_TASK } from './queues.ts';
 import type { RunServices } from './run-services.ts';
 
 /** How often a run waiting for a node's task looks at it. */
@@ -100,7 +100,7 @@ async function onNode<K extends NodeTaskName>(
   const queue = rt.queueOf(node);
   const added = await queue.add(
     NODE_TASK,
-    { installation: rt.installation, task, payload },
+    { installation: rt.installation, task, payload } satisfies ExecutorJobs[typeof NODE_TASK],
     { attempts: 1, removeOnComplete: { age: 3600 }, removeOnFail: { age: 3600 } },
   );
   const signal = workSignal();

@@ -65,7 +65,8 @@ async function workAlive(rt: RunServices, jobId: string, node: string | null): P
   const job = await rt.queueOf(node).getJob(jobId);
   if (!job) return false;
   const state = await job.getState();
-  if (state === 'active') return (await rt.redis.exists(`${rt.queuePrefix}:${queueNameOf(rt.installation, node)}:${jobId}:lock`)) === 1;
+  if (state === 'active')
+    return (await rt.redis.exists(`${rt.queuePrefix}:${queueNameOf(rt.installation, node)}:${jobId}:lock`)) === 1;
   return state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children';
 }
 

@@ -16,7 +16,14 @@ import type { NodeReport } from '../delivery/steps.ts';
 import { Journal } from '../delivery/journal.ts';
 import type { RunRow, TargetRow } from './run-model.ts';
 import { Gate } from './gate.ts';
-import { defaultQueuePrefix, LEGACY_QUEUE_PREFIX, QUEUE_NAME, queueNameOf, sharedQueueName } from './queues.ts';
+import {
+  defaultQueuePrefix,
+  type ExecutorJobs,
+  LEGACY_QUEUE_PREFIX,
+  QUEUE_NAME,
+  queueNameOf,
+  sharedQueueName,
+} from './queues.ts';
 import { RedisKeys } from '../../core/redis-keys.ts';
 import { Progress } from './progress.ts';
 import type { RunStore } from './store.ts';
@@ -166,12 +173,12 @@ export class RunServices {
     return {
       name: 'run',
       queueName: sharedQueueName(this.installation),
-      data: { runId, installation: this.installation },
+      data: { runId, installation: this.installation } satisfies ExecutorJobs['run'],
       opts: { jobId: `${this.runJobId(runId)}${suffix}`, ...kept },
       children: targets.map((target) => ({
         name: 'target',
         queueName: queueNameOf(this.installation, target.node),
-        data: { runId, targetId: target.id, installation: this.installation },
+        data: { runId, targetId: target.id, installation: this.installation } satisfies ExecutorJobs['target'],
         opts: {
           jobId: `${this.targetJobId(runId, target.id)}${suffix}`,
           attempts: this.config.executor.attempts,

@@ -20,10 +20,18 @@ import { errorFields, type Logger } from '../../core/log.ts';
 import { describeError, isTransient } from '../../core/db/db-errors.ts';
 import { redisConnection } from '../../core/redis.ts';
 import type { RunServices } from './run-services.ts';
-import { NODE_TASK, nodeQueueName, sharedQueueName } from './queues.ts';
+import {
+  type AnyExecutorJob,
+  type ExecutorJobData,
+  type ExecutorJobs,
+  isJobNamed,
+  NODE_TASK,
+  nodeQueueName,
+  sharedQueueName,
+} from './queues.ts';
 import { commandContext, PHP_SLOT_POLL_MS } from './command-contexts.ts';
+import { RunNotFoundError } from './store.ts';
 import { runNodeTask } from './node-task-runner.ts';
-import type { NodeTaskName } from '../commands/node-tasks.ts';
 import { publishNodeReport } from '../delivery/sites.ts';
 import { findNode, nodeOfDataroot, noNodeReason, type NodeConfig } from '../../core/nodes.ts';
 import { heartbeat, HEARTBEAT_MS, NodeWatch } from './node-watch.ts';
@@ -38,18 +46,6 @@ import {
   type TargetRow,
   type TargetStatus,
 } from './run-model.ts';
-
-interface NodeTaskJob {
-  task: NodeTaskName;
-  payload: never;
-}
-
-interface TargetJob {
-  runId: number;
-  targetId?: number;
-  installation?: string;
-}
-
 
 /** What a worker keeps of a run while it executes it: read once, not once per target. */
 interface RunContext {
@@ -120,7 +116,7 @@ export class ExecutorWorker {
   private readonly contexts = new Map<number, { context: Promise<RunContext>; loadedAt: number }>();
   private readonly connection: ReturnType<typeof redisConnection>;
   /** The shared queue's worker, and the node's when this one serves a node. */
-  private readonly workers: Worker[];
+  private readonly workers: Array<Worker<ExecutorJobData, unknown, string>>;
   private readonly log: Logger;
   /** The node this worker serves besides the shared queue. */
   readonly node: NodeConfig | undefined;
@@ -144,7 +140,7 @@ export class ExecutorWorker {
     ];
     this.workers = queues.map(
       (queue) =>
-        new Worker(queue, (job, token) => this.process(job as Job<TargetJob>, token), {
+        new Worker<ExecutorJobData, unknown, string>(queue, (job, token) => this.process(job, token), {
           connection: this.connection,
           prefix: rt.queuePrefix,
           concurrency,
@@ -197,16 +193,25 @@ export class ExecutorWorker {
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
   }
 
-  private async process(job: Job<TargetJob>, token: string | undefined): Promise<unknown> {
-    if (job.name === 'run') return this.finish(job.data.runId);
-    const scheduled = this.schedules?.handlers[job.name];
-    if (scheduled) return scheduled(this.rt, job.data);
-    if (job.name === NODE_TASK) return this.nodeTask(job as unknown as Job<NodeTaskJob>);
-    return this.runTarget(job, token);
+  private async process(job: AnyExecutorJob, token: string | undefined): Promise<unknown> {
+    try {
+      if (isJobNamed(job, 'target')) return await this.runTarget(job, token);
+      if (isJobNamed(job, 'run')) return await this.finish(job.data.runId);
+      if (isJobNamed(job, NODE_TASK)) return await this.nodeTask(job);
+      const scheduled = this.schedules?.handlers[job.name];
+      if (scheduled) return await scheduled(this.rt, job.data);
+    } catch (err) {
+      // A job of a run that is gone fails for good: BullMQ would otherwise try it again, for nothing, until its attempts run out.
+      if (err instanceof RunNotFoundError) throw new UnrecoverableError(err.message);
+      throw err;
+    }
+    throw new UnrecoverableError(
+      `no handler for '${job.name}' jobs: this worker was started without the fleet's schedules`,
+    );
   }
 
   /** A task a run asked of this node: only a node's worker takes jobs from the node's queue. */
-  private nodeTask(job: Job<NodeTaskJob>): Promise<unknown> {
+  private nodeTask(job: Job<ExecutorJobs[typeof NODE_TASK]>): Promise<unknown> {
     if (!this.node) throw new UnrecoverableError(`a node task (${job.data.task}) reached a worker that serves no node`);
     return runNodeTask(this.rt, this.node, job.data.task, job.data.payload);
   }
@@ -284,9 +289,9 @@ export class ExecutorWorker {
     throw new DelayedError();
   }
 
-  private async runTarget(job: Job<TargetJob>, token: string | undefined): Promise<void> {
+  private async runTarget(job: Job<ExecutorJobs['target']>, token: string | undefined): Promise<void> {
     const ctx = await this.context(job.data.runId);
-    const entry = ctx.targets.get(job.data.targetId as number);
+    const entry = ctx.targets.get(job.data.targetId);
     if (!entry) return;
     const { row, target } = entry;
     const { executor } = this.rt.config;

@@ -1,0 +1,39 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { ExecutorJobs } from '../../src/ops/executor/queues.ts';
+import { opsFixture, startWorker, type OpsFixture } from '../support/fleet.ts';
+import { testServices } from '../support/services.ts';
+import { waitFor } from '../support/wait.ts';
+
+describe.runIf(testServices().moodleDump)("the executor's jobs as BullMQ sees them", () => {
+  let fx: OpsFixture;
+
+  beforeAll(async () => {
+    fx = await opsFixture('jobs', undefined, { VMOODLE_ATTEMPTS: '3' });
+    await startWorker(fx).waitUntilReady();
+  });
+
+  const failedJob = async (id: string) =>
+    waitFor(`job ${id} failed`, async () => {
+      const job = await fx.rt.queue.getJob(id);
+      return job && (await job.getState()) === 'failed' ? job : undefined;
+    });
+
+  it('fails a target of a run that is gone at once, instead of trying it again for nothing', async () => {
+    const data: ExecutorJobs['target'] = { runId: 987654, targetId: 1, installation: fx.rt.installation };
+    await fx.rt.queue.add('target', data, { jobId: 'gone-run-t1', attempts: 3, backoff: { type: 'fixed', delay: 10 } });
+    const job = await failedJob('gone-run-t1');
+    expect(job.failedReason).toBe('no run 987654');
+    expect(job.attemptsMade).toBe(1);
+  });
+
+  it('fails a job no handler serves at once, naming it', async () => {
+    await fx.rt.queue.add(
+      'nightly-report',
+      { installation: fx.rt.installation },
+      { jobId: 'unknown-name', attempts: 3 },
+    );
+    const job = await failedJob('unknown-name');
+    expect(job.failedReason).toContain("no handler for 'nightly-report' jobs");
+    expect(job.attemptsMade).toBe(1);
+  });
+});

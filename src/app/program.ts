@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command as LineParser, CommanderError } from 'commander';
 import { Backend } from '../verbs/backend.ts';
 import { registerInstances } from '../cli/instances.ts';
 import { registerMigration } from '../cli/migration.ts';
@@ -13,8 +13,8 @@ import { registerVerbs } from '../cli/verbs.ts';
 import { loadConfig } from '../core/config.ts';
 import type { ServiceUrls } from '../core/services/index.ts';
 
-export function buildProgram(io: TerminalIO, app: () => Backend): { program: Command; ctx: CliContext } {
-  const program = new Command('vmoodle')
+export function buildProgram(io: TerminalIO, app: () => Backend): { program: LineParser; ctx: CliContext } {
+  const program = new LineParser('vmoodle')
     .description('Operate a fleet of Moodle sites: VMoodle registry, target selection and broadcast commands.')
     .option('--json', 'machine-readable output')
     .exitOverride()

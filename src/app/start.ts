@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import { Backend } from '../verbs/backend.ts';
 import { loadConfig, ConfigError } from '../core/config.ts';
 import { redactUrl } from '../core/db/mysql-url.ts';
@@ -40,13 +40,13 @@ async function serveSlack(app: Backend, out: Output): Promise<void> {
 /** The size of the demo fleet `npm start` creates when the sandbox registry is empty. */
 export const FIRST_SANDBOX_SIZE = 12;
 
-export function registerStart(program: Command, ctx: CliContext): void {
+export function registerStart(program: LineParser, ctx: CliContext): void {
   program
     .command('start')
     .description(
       'start the product: check the servers (sandbox: start private ones if needed), a worker, and a terminal chat',
     )
-    .action(async (_opts, cmd: Command) => {
+    .action(async (_opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       // The product's parts load here, not with every command line.
       const [{ ensureServices }, { ExecutorWorker }, { consoleChat }, { servedNode }, { FLEET_SCHEDULES }] =

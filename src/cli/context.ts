@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import type { Backend } from '../verbs/backend.ts';
 import { Output } from './output.ts';
 import type { TerminalIO } from '../core/terminal.ts';
@@ -7,7 +7,7 @@ import type { TerminalIO } from '../core/terminal.ts';
 export interface CliContext {
   io: TerminalIO;
   app(): Backend;
-  output(cmd: Command): Output;
+  output(cmd: LineParser): Output;
   /** The exit code when the command itself did not fail (a run with failed targets returns 1). */
   exitCode: number;
 }

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import { EXIT_USAGE, UsageError } from '../core/errors.ts';
 import type { NewInstance } from '../registry/registry.ts';
 import { instanceJson } from '../registry/status.ts';
@@ -26,7 +26,7 @@ function sharedLoginWarning(
  * environment or a file gives; register, which reads files on this machine (list, edit, enable and disable are
  * verbs, the same in chat).
  */
-export function registerInstances(program: Command, ctx: CliContext): void {
+export function registerInstances(program: LineParser, ctx: CliContext): void {
   const instances = program
     .command('instances')
     .description('the registry of Moodle instances (VMoodle local_vmoodle)');
@@ -35,7 +35,7 @@ export function registerInstances(program: Command, ctx: CliContext): void {
     .command('show <name>')
     .description('one instance, by id, short name or wwwroot (the database password is never shown)')
     .addHelpText('after', '\nExample:\n  vmoodle instances show physics')
-    .action(async (name: string, _opts, cmd: Command) => {
+    .action(async (name: string, _opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const instance = await (await ctx.app().registry()).get(name);
       const view = instanceJson(instance);
@@ -51,7 +51,7 @@ export function registerInstances(program: Command, ctx: CliContext): void {
       'after',
       '\nExample:\n  vmoodle instances add --vhostname=https://law.example.org --shortname=law --name=Law \\\n    --vdbname=moodle_law --vdatapath=/var/moodledata/law --vdbpass-env=LAW_DB_PASSWORD',
     )
-    .action(async (opts, cmd: Command) => {
+    .action(async (opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const fields = fieldsFrom(opts, ctx.io.env) as NewInstance;
       if (opts.disabled) fields.enabled = false;
@@ -74,7 +74,7 @@ export function registerInstances(program: Command, ctx: CliContext): void {
       'after',
       '\nExample:\n  vmoodle instances register /srv/law/moodle/config.php /srv/art/moodle/config.php --lint',
     )
-    .action(async (files: string[], opts: { lint?: boolean }, cmd: Command) => {
+    .action(async (files: string[], opts: { lint?: boolean }, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const registry = await ctx.app().registry();
       const { readRegistrations } = await import('../ops/lifecycle/register.ts');
@@ -132,7 +132,7 @@ export function registerInstances(program: Command, ctx: CliContext): void {
       "give instances a database login of their own (vmi_…, Moodle's rights on their own database only), made by their server's provisioning account",
     )
     .addHelpText('after', '\nExample:\n  vmoodle instances own-login law arts')
-    .action(async (names: string[], _opts, cmd: Command) => {
+    .action(async (names: string[], _opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const app = ctx.app();
       const [rt, registry] = [await app.ops(), await app.registry()];
@@ -164,7 +164,7 @@ export function registerInstances(program: Command, ctx: CliContext): void {
     .option('--replace', 'overwrite files already in the folder')
     .addHelpText('after', '\nExample:\n  vmoodle instances generateconfigs --out /root/standalone-configs law arts')
     .action(
-      async (names: string[], opts: { out: string; includeDisabled?: boolean; replace?: boolean }, cmd: Command) => {
+      async (names: string[], opts: { out: string; includeDisabled?: boolean; replace?: boolean }, cmd: LineParser) => {
         const out = ctx.output(cmd);
         const registry = await ctx.app().registry();
         const all = names.length

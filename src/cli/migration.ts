@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import { instanceHost } from '../registry/fleet.ts';
 import { instanceTarget, masterTarget } from '../ops/moodle/target.ts';
@@ -23,7 +23,7 @@ interface PackFlags {
  * The yearly move to the next Moodle version (seed 003, VMoodle's generatecopyscripts): scripts written on the
  * command line, for an admin to read, rehearse and run on the machines; nothing here touches a site.
  */
-export function registerMigration(program: Command, ctx: CliContext): void {
+export function registerMigration(program: LineParser, ctx: CliContext): void {
   const migration = program
     .command('migration')
     .description('the move of the fleet to the next Moodle version, built beside the live one');
@@ -55,7 +55,7 @@ export function registerMigration(program: Command, ctx: CliContext): void {
       'after',
       '\nExamples:\n  vmoodle migration pack --from 45 --to 50 --new-dirroot /var/www/moodle50 --dry-run\n  vmoodle migration pack --from 45 --to 50 --new-dirroot /var/www/moodle50 --out /root/move-50 law arts',
     )
-    .action(async (names: string[], flags: PackFlags, cmd: Command) => {
+    .action(async (names: string[], flags: PackFlags, cmd: LineParser) => {
       const out = ctx.output(cmd);
       if (!flags.dryRun && !flags.out)
         throw new UsageError('--out is needed to write the pack (or --dry-run to see it)');

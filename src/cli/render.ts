@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import type { CommandDef } from '../ops/commands/command.ts';
 import { cellOf, comparisonOf, comparisonSummary, differences, type Comparison } from '../verbs/compare.ts';
 import type { Plan } from '../ops/executor/planner.ts';
@@ -232,7 +232,7 @@ export function describeCommand(out: Output, command: CommandDef): void {
  * A verb's view on the terminal, or as one JSON document with --json. Returns false when what it shows did not
  * succeed (the exit code is then 1). Plans are printed by the caller, which confirms and starts them.
  */
-export function printView(out: Output, view: View, program: Command): boolean {
+export function printView(out: Output, view: View, program: LineParser): boolean {
   switch (view.kind) {
     case 'plan':
       printPlan(out, view.plan);
@@ -372,7 +372,7 @@ export function printView(out: Output, view: View, program: Command): boolean {
       }
       const verb = view.verb;
       if (verb) {
-        const found = verb.path.reduce<Command | undefined>(
+        const found = verb.path.reduce<LineParser | undefined>(
           (cmd, word) => cmd?.commands.find((c) => c.name() === word),
           program,
         );

@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command as LineParser, InvalidArgumentError } from 'commander';
 import type { Backend } from '../verbs/backend.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
@@ -32,7 +32,7 @@ export async function buildSandbox(app: Backend, out: Output, count: number) {
   );
 }
 
-export function registerSandbox(program: Command, ctx: CliContext): void {
+export function registerSandbox(program: LineParser, ctx: CliContext): void {
   const sandbox = program
     .command('sandbox')
     .description('a demo fleet on the local MariaDB, to try the product without a real fleet');
@@ -44,7 +44,7 @@ export function registerSandbox(program: Command, ctx: CliContext): void {
       return Number(v);
     })
     .addHelpText('after', '\nExample:\n  vmoodle sandbox create --count 12')
-    .action(async (opts, cmd: Command) => {
+    .action(async (opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const created = await buildSandbox(ctx.app(), out, opts.count);
       out.data({

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import { splitDbHost } from '../registry/instance.ts';
 import { readSettingsFile, serverName, settingsDocument, settingsYaml } from '../core/settings.ts';
 import { UsageError } from '../core/errors.ts';
@@ -10,7 +10,7 @@ import type { CliContext } from './context.ts';
  * The security settings, on the command line only: whoever holds the master's credentials is its admin by
  * definition (docs/security.md), and a chat never writes them.
  */
-export function registerSettings(program: Command, ctx: CliContext): void {
+export function registerSettings(program: LineParser, ctx: CliContext): void {
   const settings = program
     .command('settings')
     .description('the security settings kept in the master: RBAC, approval policy, allowed database servers');
@@ -19,7 +19,7 @@ export function registerSettings(program: Command, ctx: CliContext): void {
     .command('show')
     .description('print the settings as YAML, the form settings import reads')
     .addHelpText('after', '\nExample:\n  vmoodle settings show > settings.yml')
-    .action(async (_opts, cmd: Command) => {
+    .action(async (_opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const store = await ctx.app().settings();
       const current = await store.read();
@@ -35,7 +35,7 @@ export function registerSettings(program: Command, ctx: CliContext): void {
       'replace the settings with a YAML file (rbac, approval, db_servers), checked whole: a bad file changes nothing',
     )
     .addHelpText('after', '\nExample:\n  vmoodle settings import settings.yml')
-    .action(async (file: string, _opts, cmd: Command) => {
+    .action(async (file: string, _opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const parsed = readSettingsFile(file);
       await (await ctx.app().settings()).write(parsed, cliActor());
@@ -56,7 +56,7 @@ export function registerSettings(program: Command, ctx: CliContext): void {
       'after',
       '\nExample:\n  DB2_PROVISION=… vmoodle settings provisioning db2.example.org:3306 --login vmops_provision --password-env DB2_PROVISION',
     )
-    .action(async (server: string, opts: { login: string; passwordEnv: string }, cmd: Command) => {
+    .action(async (server: string, opts: { login: string; passwordEnv: string }, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const password = ctx.io.env[opts.passwordEnv];
       if (password === undefined) throw new UsageError(`--password-env: the variable ${opts.passwordEnv} is not set`);
@@ -84,7 +84,7 @@ export function registerSettings(program: Command, ctx: CliContext): void {
       'after',
       '\nExample:\n  vmoodle settings propose > settings.yml && $EDITOR settings.yml && vmoodle settings import settings.yml',
     )
-    .action(async (_opts, cmd: Command) => {
+    .action(async (_opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const app = ctx.app();
       const current = await app.security();

@@ -1,5 +1,5 @@
 import { userInfo } from 'node:os';
-import { Command } from 'commander';
+import { Command as LineParser } from 'commander';
 import { approvalPolicy } from '../ops/executor/approval-policy.ts';
 import { invoke, VERBS } from '../verbs/index.ts';
 import { Rbac } from '../verbs/rbac.ts';
@@ -41,14 +41,14 @@ export async function cliSession(ctx: CliContext, verb: Pick<VerbDef, 'role' | '
 }
 
 /** Options only the command line has, for verbs that make a plan: it confirms, starts and follows it itself. */
-function addConfirmOptions(cmd: Command): Command {
+function addConfirmOptions(cmd: LineParser): LineParser {
   return cmd
     .option('-y, --yes', 'run without asking')
     .option('--confirm <count>', 'for a destructive command: the number of targets, typed to confirm')
     .option('--detach', 'start the run and return; follow it with vmoodle runs show <id> --follow');
 }
 
-async function act(ctx: CliContext, verb: VerbDef<never>, cmd: Command): Promise<void> {
+async function act(ctx: CliContext, verb: VerbDef<never>, cmd: LineParser): Promise<void> {
   const out = ctx.output(cmd);
   const opts = cmd.opts();
   const session = await cliSession(ctx, verb);
@@ -69,13 +69,13 @@ async function act(ctx: CliContext, verb: VerbDef<never>, cmd: Command): Promise
   else if (!ok) ctx.exitCode = 1;
 }
 
-const programOf = (cmd: Command): Command => (cmd.parent ? programOf(cmd.parent) : cmd);
+const programOf = (cmd: LineParser): LineParser => (cmd.parent ? programOf(cmd.parent) : cmd);
 
-function attach(ctx: CliContext, parent: Command, name: string, verb: VerbDef<never>, hidden: boolean): void {
-  const cmd = verb.syntax(new Command(name).copyInheritedSettings(parent).description(verb.summary));
+function attach(ctx: CliContext, parent: LineParser, name: string, verb: VerbDef<never>, hidden: boolean): void {
+  const cmd = verb.syntax(new LineParser(name).copyInheritedSettings(parent).description(verb.summary));
   if (verb.plans) addConfirmOptions(cmd);
   cmd.addHelpText('after', `\nExamples:\n${verb.examples.map((e) => `  vmoodle ${e}`).join('\n')}`);
-  cmd.action((...all: unknown[]) => act(ctx, verb, all.at(-1) as Command));
+  cmd.action((...all: unknown[]) => act(ctx, verb, all.at(-1) as LineParser));
   parent.addCommand(cmd, { hidden });
 }
 
@@ -84,8 +84,8 @@ function attach(ctx: CliContext, parent: Command, name: string, verb: VerbDef<ne
  * (`vmoodle cancel 42`, `vmoodle runs status 42`) where no other command has the word. `vmoodle start` stays the
  * product's start; `vmoodle runs start 42` starts a run.
  */
-export function registerVerbs(program: Command, ctx: CliContext): void {
-  const taken = (cmd: Command, word: string) =>
+export function registerVerbs(program: LineParser, ctx: CliContext): void {
+  const taken = (cmd: LineParser, word: string) =>
     cmd.commands.some((c) => c.name() === word || c.aliases().includes(word));
   for (const verb of VERBS) {
     const [first, second] = verb.path as [string, string | undefined];

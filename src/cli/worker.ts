@@ -1,7 +1,7 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import type { CliContext } from './context.ts';
 
-export function registerWorker(program: Command, ctx: CliContext): void {
+export function registerWorker(program: LineParser, ctx: CliContext): void {
   program
     .command('worker')
     .description('run targets from the queue until stopped (run several, on several hosts, to scale out)')
@@ -10,7 +10,7 @@ export function registerWorker(program: Command, ctx: CliContext): void {
       "also run the work of this node (files, Moodle's PHP): start it on the node, one of VMOODLE_NODES",
     )
     .addHelpText('after', '\nExamples:\n  VMOODLE_WORKER_CONCURRENCY=64 vmoodle worker\n  vmoodle worker --node web1')
-    .action(async (opts: { node?: string }, cmd: Command) => {
+    .action(async (opts: { node?: string }, cmd: LineParser) => {
       const out = ctx.output(cmd);
       const [{ ExecutorWorker }, { FLEET_SCHEDULES }] = await Promise.all([
         import('../ops/executor/worker.ts'),

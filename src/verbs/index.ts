@@ -1,4 +1,4 @@
-import { Command, CommanderError } from 'commander';
+import { Command as LineParser, CommanderError } from 'commander';
 import { closest } from 'fastest-levenshtein';
 import { UsageError } from '../core/errors.ts';
 import { DELIVERY_VERBS } from './delivery-verbs.ts';
@@ -59,10 +59,10 @@ export function findVerb(words: readonly string[]): { verb: VerbDef<never>; used
 }
 
 /** A parser for one verb: the verb's own syntax, its errors and its help thrown rather than printed. */
-function verbParser(verb: VerbDef<never>): { cmd: Command; output: () => string } {
+function verbParser(verb: VerbDef<never>): { cmd: LineParser; output: () => string } {
   let output = '';
   const cmd = verb
-    .syntax(new Command(verb.path.join(' ')).description(verb.summary))
+    .syntax(new LineParser(verb.path.join(' ')).description(verb.summary))
     .exitOverride()
     .configureOutput({ writeOut: (text) => void (output += text), writeErr: () => undefined })
     .allowExcessArguments(false);

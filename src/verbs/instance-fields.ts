@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command as LineParser } from 'commander';
 import { UsageError } from '../core/errors.ts';
 import type { InstanceFields } from '../registry/instance.ts';
 
@@ -20,7 +20,7 @@ const bool = (flag: string) => (value: string) => {
 };
 
 /** The registry fields an operator may set, named as VMoodle's nodelist.csv names them. */
-export function addFieldOptions(cmd: Command, forAdd: boolean): Command {
+export function addFieldOptions(cmd: LineParser, forAdd: boolean): LineParser {
   if (forAdd) {
     cmd
       .requiredOption('--vhostname <url>', 'the wwwroot, http(s)://host[/path]')

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import { OpsError, UsageError } from '../core/errors.ts';
 import { accessCategory, type CommandDef } from '../ops/commands/command.ts';
 import { needsApproval } from '../ops/executor/approval-policy.ts';
@@ -155,7 +155,7 @@ export function commandVerb(
   fixed: Selector = {},
 ): VerbDef<CommandVerbArgs> {
   // The master alone takes no other target flag.
-  const targets = (cmd: Command) => (fixed.master ? cmd : addTargetOptions(cmd));
+  const targets = (cmd: LineParser) => (fixed.master ? cmd : addTargetOptions(cmd));
   return defineVerb<CommandVerbArgs>({
     path,
     aliases: [],

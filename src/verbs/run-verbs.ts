@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import { OpsError, UsageError } from '../core/errors.ts';
 import { scheduleText } from '../ops/executor/run-model.ts';
 import { parseAssignments } from '../ops/commands/param-words.ts';
@@ -31,7 +31,7 @@ async function authorizeRerun(session: Session, id: number): Promise<void> {
 }
 
 /** The syntax of a verb that takes one run and nothing else. */
-const ONE_RUN = { syntax: (cmd: Command) => cmd.argument('<id>', 'the run'), args: byId };
+const ONE_RUN = { syntax: (cmd: LineParser) => cmd.argument('<id>', 'the run'), args: byId };
 
 export const listRuns = defineVerb<{ limit: number }>({
   path: ['runs', 'list'],

@@ -1,10 +1,10 @@
-import { Command } from 'commander';
+import { Command as LineParser } from 'commander';
 import parseArgs from 'string-argv';
 import type { Selector } from '../registry/selector.ts';
 import { UsageError } from '../core/errors.ts';
 
 /** The target flags of VMoodle's run_command.php, plus the short aliases and the web picker's filters. */
-export function addTargetOptions(cmd: Command): Command {
+export function addTargetOptions(cmd: LineParser): LineParser {
   return cmd
     .option('-t, --tohosts <names>', "instances by wwwroot or short name, comma separated, or '*' for all")
     .option('--hosts <names>', 'same as --tohosts')
@@ -67,7 +67,7 @@ export function selectorFlags(selector: Selector): string {
 
 /** Target flags carried as text (a preview's button) back into a selector, with the same parser the verbs use. */
 export function parseSelectorFlags(flags: string): Selector {
-  const cmd = addTargetOptions(new Command('targets'))
+  const cmd = addTargetOptions(new LineParser('targets'))
     .exitOverride()
     .configureOutput({ writeOut: () => undefined, writeErr: () => undefined })
     .allowExcessArguments(false);

@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import type { Command as LineParser } from 'commander';
 import type { Backend } from './backend.ts';
 import { OpsError } from '../core/errors.ts';
 import type { ApprovalPolicy } from '../ops/executor/approval-policy.ts';
@@ -126,7 +126,7 @@ export interface VerbDef<A = unknown> extends Guarded {
   examples: readonly string[];
   /** It makes a plan that the command line then confirms, starts and follows (run, retry, revert). */
   plans?: boolean;
-  syntax(cmd: Command): Command;
+  syntax(cmd: LineParser): LineParser;
   /** Typed arguments from the parser's operands and options; throws a usage error for what the parser cannot see. */
   args(operands: readonly unknown[], opts: Readonly<Record<string, unknown>>): A;
   run(session: Session, args: A): Promise<View>;

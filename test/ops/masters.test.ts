@@ -8,6 +8,7 @@ import { LEGACY_QUEUE_PREFIX, QUEUE_NAME } from '../../src/ops/executor/queues.t
 import { runCli } from '../support/cli.ts';
 import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** The same master database reached by another address, or another master: what queue prefix each gets by default. */
 async function defaultPrefix(fx: OpsFixture, mysqlUrl: string): Promise<string> {
@@ -79,15 +80,20 @@ describe.runIf(testServices().moodleDump)('jobs left where older versions queued
       env: { ...process.env, ...fx.env },
     });
     let stdout = '';
-    await new Promise<void>((resolve) => {
-      worker.stdout.on('data', (d) => {
-        stdout += d;
-        if (stdout.includes('Warning:')) resolve();
-      });
-      worker.on('exit', () => resolve());
-    });
-    worker.kill('SIGTERM');
-    await new Promise((resolve) => worker.on('exit', resolve));
+    let stderr = '';
+    const exited = new Promise((resolve) => worker.on('exit', resolve));
+    worker.stdout.on('data', (d) => (stdout += d));
+    worker.stderr.on('data', (d) => (stderr += d));
+    try {
+      await waitFor(
+        () => `the worker's warning (it printed: ${stdout}${stderr})`,
+        () => stdout.includes('Warning:') || worker.exitCode !== null,
+        { timeoutMs: 30_000 },
+      );
+    } finally {
+      worker.kill('SIGTERM');
+      await exited;
+    }
     const prefix = fx.env.VMOODLE_QUEUE_PREFIX;
     expect(stdout).toContain(
       `Warning: 2 jobs wait in 'vmops:vmoodle-ops' and '${prefix}:vmoodle-ops', where every master queued before each had its own queue (now '${prefix}:${fx.rt.queue.name}')`,

@@ -12,7 +12,7 @@ import { boltLogger } from './bolt-logger.ts';
 import { REPORT_LEASE_MS, SlackContext } from './context.ts';
 import { SLACK_LIMITS } from './limits.ts';
 import { registerActions } from './listeners/actions.ts';
-import { registerCommands } from './listeners/commands.ts';
+import { registerSlashCommand } from './listeners/slash.ts';
 import { registerEvents } from './listeners/events.ts';
 import { registerShortcuts } from './listeners/shortcuts.ts';
 import { registerViews } from './listeners/views.ts';
@@ -76,7 +76,7 @@ export async function startSlackBot(
   const ctx = new SlackContext(backend, new Chat(backend, rbac, policy, 'slack', SLACK_STYLE), bolt.client, log);
   bolt.use(async ({ next }) => ctx.work.during(next()));
   registerEvents(bolt, ctx);
-  registerCommands(bolt, ctx);
+  registerSlashCommand(bolt, ctx);
   registerActions(bolt, ctx);
   registerViews(bolt, ctx);
   registerShortcuts(bolt, ctx);

@@ -19,7 +19,7 @@ function opensPlan(text: string): boolean {
 }
 
 /** `/vmoodle …`: acknowledged at once; bare, it opens the command builder; a verb that plans shows its plan in a modal. */
-export function registerCommands(bolt: App, ctx: SlackContext): void {
+export function registerSlashCommand(bolt: App, ctx: SlackContext): void {
   bolt.command('/vmoodle', async ({ command, ack, respond }) => {
     await ack();
     const to: ReplyTo = {

@@ -3,7 +3,7 @@ import mysql from 'mysql2/promise';
 import { randomBytes } from 'node:crypto';
 import { Backend } from '../src/verbs/backend.ts';
 import { DEFAULT_MYSQL_SERVER, loadConfig } from '../src/core/config.ts';
-import { parseSettings, serverName } from '../src/core/settings.ts';
+import { parseSettings, serverName } from '../src/core/security-settings.ts';
 import { parseMysqlUrl, withDatabase } from '../src/core/db/mysql-url.ts';
 
 /** The server benchmarks use: MYSQL_URL's (its database ignored) or the default one. */

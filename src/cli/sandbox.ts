@@ -3,7 +3,7 @@ import type { Backend } from '../verbs/backend.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 import { parseMysqlUrl } from '../core/db/mysql-url.ts';
-import { serverName } from '../core/settings.ts';
+import { serverName } from '../core/security-settings.ts';
 
 /** Restores the sandbox master when needed, then adds `count` instances. */
 export async function prepareSandboxMaster(app: Backend, out: Output): Promise<void> {

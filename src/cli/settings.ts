@@ -1,6 +1,6 @@
 import type { Command as LineParser } from 'commander';
 import { splitDbHost } from '../registry/instance.ts';
-import { readSettingsFile, serverName, settingsDocument, settingsYaml } from '../core/settings.ts';
+import { readSettingsFile, serverName, settingsDocument, settingsYaml } from '../core/security-settings.ts';
 import { UsageError } from '../core/errors.ts';
 import { Keyring } from '../core/keyring.ts';
 import { cliActor } from './verbs.ts';

@@ -3,7 +3,7 @@ import { Command as LineParser } from 'commander';
 import { approvalPolicy } from '../ops/executor/approval-policy.ts';
 import { invoke, VERBS } from '../verbs/index.ts';
 import { Rbac } from '../verbs/rbac.ts';
-import { NO_SETTINGS } from '../core/settings.ts';
+import { NO_SETTINGS } from '../core/security-settings.ts';
 import { FINAL_STATES } from '../ops/executor/run-model.ts';
 import { Session, type VerbDef } from '../verbs/verb.ts';
 import type { CliContext } from './context.ts';

@@ -9,7 +9,7 @@ import type { RedisRole } from '../core/redis.ts';
 import type { Fleet } from '../registry/fleet.ts';
 import { Registry } from '../registry/registry.ts';
 import { serviceUrls, type ServiceUrls } from '../core/services/index.ts';
-import { SettingsStore, type SecuritySettings } from '../core/settings.ts';
+import { SettingsStore, type SecuritySettings } from '../core/security-settings.ts';
 import { Keyring } from '../core/keyring.ts';
 import { auditTables, migrateAudit } from '../core/db/schema.ts';
 
@@ -103,7 +103,7 @@ export class Backend {
     return this.auditReady;
   }
 
-  /** The security settings' store in the master database (see settings.ts). */
+  /** The security settings' store in the master database (see core/security-settings.ts). */
   async settings(): Promise<SettingsStore> {
     await this.migrated();
     this.settingsStore ??= new SettingsStore(this.masterDb, auditTables(this.config.executor.tablePrefix).settings);

@@ -1,4 +1,4 @@
-import { ROLES, type RbacConfig, type Role } from '../core/settings.ts';
+import { ROLES, type RbacConfig, type Role } from '../core/security-settings.ts';
 
 export { ROLES, type RbacConfig, type Role };
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { MoodleAccess } from '../../src/ops/moodle/access.ts';
 import type { MoodleTarget } from '../../src/ops/moodle/target.ts';
-import { serverName } from '../../src/core/settings.ts';
+import { serverName } from '../../src/core/security-settings.ts';
 import { createDatabase, type TestDatabase } from '../support/databases.ts';
 import { testServices } from '../support/services.ts';
 import { passTime } from '../support/wait.ts';

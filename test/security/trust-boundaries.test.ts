@@ -18,7 +18,7 @@ import mysqlPromise from 'mysql2/promise';
 import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { connectionSecurity } from '../../src/ops/moodle/db-servers.ts';
 import { splitDbHost } from '../../src/registry/instance.ts';
-import { parseSettings, serverName } from '../../src/core/settings.ts';
+import { parseSettings, serverName } from '../../src/core/security-settings.ts';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { Chat } from '../../src/bot/chat.ts';
 import { TERMINAL_STYLE } from '../../src/verbs/text-views.ts';

@@ -6,7 +6,7 @@ import { afterAll } from 'vitest';
 import { Backend } from '../../src/verbs/backend.ts';
 import { loadConfig } from '../../src/core/config.ts';
 import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
-import { parseSettings, serverName } from '../../src/core/settings.ts';
+import { parseSettings, serverName } from '../../src/core/security-settings.ts';
 import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../../src/registry/instance.ts';

@@ -239,7 +239,7 @@ const MIGRATIONS: Migration[] = [
     },
   },
   {
-    // The security settings (src/settings.ts): written by admins, read by every process.
+    // The security settings (src/core/security-settings.ts): written by admins, read by every process.
     name: '0009_settings',
     async up(db, t) {
       await db.schema.createTable(t.settings, (table) => {

@@ -1,5 +1,5 @@
 import type { MoodleDb, MoodleTarget } from '../moodle/target.ts';
-import type { Role } from '../../core/settings.ts';
+import type { Role } from '../../core/security-settings.ts';
 import type { PhpScripts } from '../moodle/php.ts';
 import type { FleetView, MoodleSite } from '../moodle/site.ts';
 import type { CacheOutcome } from '../moodle/cache.ts';

@@ -12,7 +12,7 @@ import { parseSiteSettings } from '../lifecycle/site-settings.ts';
 import { takeSnapshot } from '../lifecycle/snapshot.ts';
 import { readWwwroot } from '../moodle/site-identity.ts';
 import { instanceTarget, type MoodleTarget } from '../moodle/target.ts';
-import { serverName } from '../../core/settings.ts';
+import { serverName } from '../../core/security-settings.ts';
 import { grantLogin, instanceLoginName, newLoginPassword } from '../moodle/db-logins.ts';
 import { ParamError } from './params.ts';
 import { syncRegisters } from './register-sync.ts';

@@ -1,4 +1,4 @@
-import type { ApprovalSettings } from '../../core/settings.ts';
+import type { ApprovalSettings } from '../../core/security-settings.ts';
 import type { RunRow } from './run-model.ts';
 
 export interface ApprovalPolicy {

@@ -8,7 +8,7 @@ import type { NodeConfig } from '../../core/nodes.ts';
 import type { NodeTaskName, NodeTasks } from '../commands/node-tasks.ts';
 import type { RunServices } from './run-services.ts';
 import { redisNodeLock } from '../delivery/lock.ts';
-import { maintenanceOnNode } from '../delivery/maintenance.ts';
+import { maintenanceOnNode } from '../delivery/node-maintenance.ts';
 import { publishReport } from '../delivery/sites.ts';
 import { deliveryLayout } from '../delivery/state.ts';
 import { runStep, type StepRequest } from '../delivery/steps.ts';

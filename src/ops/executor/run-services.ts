@@ -6,7 +6,7 @@ import type { Registry } from '../../registry/registry.ts';
 import type { Logger, SecretValues } from '../../core/log.ts';
 import { redisConnection, type RedisRole } from '../../core/redis.ts';
 import type { Keyring } from '../../core/keyring.ts';
-import { serverName, type SettingsStore } from '../../core/settings.ts';
+import { serverName, type SettingsStore } from '../../core/security-settings.ts';
 import { TemplateStore } from '../../registry/templates.ts';
 import { MoodleAccess } from '../moodle/access.ts';
 import { instanceTarget, masterTarget, TargetError, type MoodleTarget } from '../moodle/target.ts';
@@ -46,7 +46,7 @@ function quiet<T extends Queue | FlowProducer>(emitter: T): T {
  */
 export class RunServices {
   readonly store: RunStore;
-  /** The security settings an admin wrote in the master (settings.ts). */
+  /** The security settings an admin wrote in the master (core/security-settings.ts). */
   readonly settings: SettingsStore;
   readonly moodle: MoodleAccess;
   readonly redis: Redis;

@@ -4,7 +4,7 @@ import type { Instance } from '../../registry/instance.ts';
 import type { MoodleAccess } from '../moodle/access.ts';
 import { grantLogin, instanceLoginName, newLoginPassword } from '../moodle/db-logins.ts';
 import { instanceTarget, type MoodleDb } from '../moodle/target.ts';
-import { serverName } from '../../core/settings.ts';
+import { serverName } from '../../core/security-settings.ts';
 
 export class OwnLoginError extends errorKind('registry') {}
 

@@ -5,7 +5,7 @@ import { Statements } from './statements.ts';
 import { qualifiedTable } from '../../core/db/identifiers.ts';
 import { errorFields, silentLogger, type Logger } from '../../core/log.ts';
 import { serverKey, type MoodleTarget } from './target.ts';
-import type { DbServerRule } from '../../core/settings.ts';
+import type { DbServerRule } from '../../core/security-settings.ts';
 import { allowedServer, connectionSecurity } from './db-servers.ts';
 
 export interface AccessOptions {

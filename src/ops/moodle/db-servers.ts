@@ -2,7 +2,7 @@ import { driverStyleError } from '../../core/db/db-errors.ts';
 import { readFileSync } from 'node:fs';
 import mysql from 'mysql2';
 import { OpsError } from '../../core/errors.ts';
-import { serverName, type DbServerRule } from '../../core/settings.ts';
+import { serverName, type DbServerRule } from '../../core/security-settings.ts';
 import type { MoodleDb } from './target.ts';
 
 /**

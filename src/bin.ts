@@ -1,5 +1,8 @@
 import { main } from './app/program.ts';
 
-// A command line ends when its verb has: a driver's reconnect timer left behind (Redis that went away) must not
-// hold the process open. On Linux, writes to a terminal, a file or a pipe are synchronous, so nothing printed is lost.
-process.exit(await main(process.argv.slice(2)));
+const code = await main(process.argv.slice(2));
+// Node writes to a pipe asynchronously once the reader falls behind: everything printed is flushed before the
+// process ends. It then ends at once, since a driver's reconnect timer left behind (Redis that went away) must not
+// hold it open.
+await Promise.all([process.stdout, process.stderr].map((stream) => new Promise((done) => stream.write('', done))));
+process.exit(code);

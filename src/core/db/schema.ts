@@ -12,6 +12,7 @@ export interface AuditTables {
   deliverySessions: string;
   deliveryLog: string;
   settings: string;
+  targetWrites: string;
 }
 
 export function auditTables(prefix: string): AuditTables {
@@ -26,6 +27,7 @@ export function auditTables(prefix: string): AuditTables {
     deliverySessions: `${prefix}delivery_sessions`,
     deliveryLog: `${prefix}delivery_log`,
     settings: `${prefix}settings`,
+    targetWrites: `${prefix}target_writes`,
   };
 }
 
@@ -251,6 +253,21 @@ const MIGRATIONS: Migration[] = [
     },
     async down(db, t) {
       await db.schema.dropTableIfExists(t.settings);
+    },
+  },
+  {
+    // What a target's site held just before a run wrote it, recorded before the write (store.recordWriteIntent): the
+    // truth a later attempt reports when the first one's result was lost.
+    name: '0010_target_writes',
+    async up(db, t) {
+      await db.schema.createTable(t.targetWrites, (table) => {
+        table.integer('target_id').unsigned().primary();
+        table.text('old_value', 'mediumtext').nullable();
+        table.bigInteger('recorded_at').notNullable();
+      });
+    },
+    async down(db, t) {
+      await db.schema.dropTableIfExists(t.targetWrites);
     },
   },
 ];

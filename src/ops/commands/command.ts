@@ -125,6 +125,12 @@ export interface PlannedTarget {
   preview: TargetPreview;
   /** Whether a value read now is the one the plan read (always true when the plan could not read it). */
   matchesPlan(current: string | null): boolean;
+  /**
+   * Records, durably in the master, the value the site holds just before the command writes it; called inside the
+   * site's transaction, so that when the master cannot take it the write is not made. A later attempt that finds
+   * the run's value already there reports this one as the old value.
+   */
+  beforeWrite(old: string | null): Promise<void>;
 }
 
 /** One command: everything the CLI, the chat, the planner and the executor need to know of it. */

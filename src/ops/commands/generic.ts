@@ -73,6 +73,7 @@ async function applySetting(
         message: 'changed by someone else since the plan was made; nothing written',
       };
     }
+    await planned.beforeWrite(current);
     if (value === null) deleteSetting(ctx.moodle, sql, target, ref, current, stores);
     else writeSetting(ctx.moodle, sql, target, ref, value, current, stores);
     return { status: 'applied', ...shown };

@@ -108,6 +108,29 @@ export class RunStore {
   }
 
   /**
+   * Records what a target's site held just before this run writes it, once: a later attempt leaves the first one's.
+   * Called inside the site's transaction, before its write: with the master out of reach the write is not made.
+   * Kept sealed, since the value may be a secret.
+   */
+  async recordWriteIntent(targetId: number, old: string | null): Promise<void> {
+    await this.db(this.t.targetWrites)
+      .insert({
+        target_id: targetId,
+        old_value: old === null ? null : this.keyring.sealAtRest(old),
+        recorded_at: Date.now(),
+      })
+      .onConflict('target_id')
+      .ignore();
+  }
+
+  /** What an earlier attempt of this target recorded before its write, if one got that far. */
+  async writeIntent(targetId: number): Promise<{ old: string | null } | undefined> {
+    const row = await this.db(this.t.targetWrites).where({ target_id: targetId }).first('old_value');
+    if (!row) return undefined;
+    return { old: row.old_value === null ? null : this.keyring.openAtRest(row.old_value as string) };
+  }
+
+  /**
    * Claims a target for a worker: pending or retrying → applying. Returns the row as it was when the claim fails,
    * which is how a redelivered job learns that a worker died while applying it.
    */

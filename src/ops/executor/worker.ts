@@ -386,13 +386,17 @@ export class ExecutorWorker {
             matchesPlan: (current) =>
               !row.old_known ||
               this.rt.keyring.fingerprint(ctx.run.key_id, Boolean(row.sensitive), current) === row.old_hash,
+            beforeWrite: (old) => this.rt.store.recordWriteIntent(row.id, old),
           },
         ),
       );
       await this.record(
         ctx,
         row,
-        { ...this.result(outcome, Date.now() - started), started_at: started } as TargetResult,
+        {
+          ...this.result(await this.earlierWrite(row, outcome), Date.now() - started),
+          started_at: started,
+        } as TargetResult,
         job,
       );
     } catch (err) {
@@ -433,6 +437,23 @@ export class ExecutorWorker {
     } finally {
       if (!keepLock) await this.rt.gate.release(request);
     }
+  }
+
+  /**
+   * A site found already at the run's value after an earlier attempt of this run recorded the value it was about to
+   * replace: that attempt's write committed and its result was lost (a worker killed, the master or Redis gone). The
+   * target was applied by this run, from the value then recorded.
+   */
+  private async earlierWrite(row: TargetRow, outcome: ApplyOutcome): Promise<ApplyOutcome> {
+    if (outcome.status !== 'already_applied') return outcome;
+    const intent = await this.rt.store.writeIntent(row.id);
+    if (!intent) return outcome;
+    return {
+      ...outcome,
+      status: 'applied',
+      old: row.sensitive ? outcome.old : intent.old,
+      message: 'applied by an earlier attempt of this run, whose result was lost; the old value is the one it replaced',
+    };
   }
 
   /** A step of a long target, for those following the run; one that cannot be told is logged, the work goes on. */

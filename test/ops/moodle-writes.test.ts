@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -531,6 +532,34 @@ describe.runIf(testServices().moodleDump)(
         mkdirSync(dirname(path), { recursive: true });
         writeFileSync(path, 'a:0:{}');
       };
+
+      it('reports a write whose cache entry cannot be deleted as applied, cache not purged, with why', async () => {
+        mkdirSync(join(dataroot(), 'muc'), { recursive: true });
+        writeFileSync(join(dataroot(), 'muc', 'config.php'), mucConfig('', ''));
+        writeEntry(entry('core'));
+        // An immutable file: even root cannot delete it (chattr +i), as on a dataroot mounted read-only in part.
+        execFileSync('chattr', ['+i', entry('core')]);
+        const before = (await rows<{ value: string }>("SELECT value FROM {config} WHERE name = 'forcelogin'"))[0]
+          ?.value;
+        const wanted = before === '1' ? '0' : '1';
+        try {
+          const result = await runCli(
+            ['--json', 'run', 'generic/setconfig', '--hosts', 'site', 'key=forcelogin', `value=${wanted}`, '--yes'],
+            fx.env,
+          );
+          const [target] = JSON.parse(result.stdout).targets;
+          expect(target).toMatchObject({ status: 'applied_cache_not_purged', old: before, new: wanted });
+          expect(target.message).toMatch(/cache not purged: .*could not be deleted \(EPERM\)/);
+          expect(
+            await rows<{ n: number }>(
+              "SELECT COUNT(*) AS n FROM {config_log} WHERE name = 'forcelogin' AND value = ?",
+              [wanted],
+            ),
+          ).toEqual([{ n: 1 }]);
+        } finally {
+          execFileSync('chattr', ['-i', entry('core')]);
+        }
+      });
 
       it('deletes only the core/config entry of the plugin a setting belongs to, in a file store', async () => {
         mkdirSync(join(dataroot(), 'muc'), { recursive: true });

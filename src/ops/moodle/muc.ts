@@ -270,28 +270,43 @@ async function fileStoreWork(muc: MucConfig, cachedir: string, w: StoreWork): Pr
     });
     if (problem) return { unreachable: `cache not purged: ${problem}` };
   }
-  // One unlink per entry: an entry that is not cached is already invalidated.
-  await Promise.all(
-    w.deletes
-      .filter((d) => !w.purges.has(d.definition))
-      .map((d) =>
-        unlink(fileEntry(muc, cachedir, w.store, d.definition, d.key)).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
-        }),
-      ),
-  );
-  await Promise.all(
-    [...w.purges].map((d) => rm(fileDefinitionDir(cachedir, w.store, d), { recursive: true, force: true })),
-  );
-  for (const set of w.sets) {
-    // Written as cachestore_file writes: serialize()d, to a temporary file renamed into place.
-    const path = fileEntry(muc, cachedir, w.store, set.definition, set.key);
-    await mkdir(dirname(path), { recursive: true });
-    const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
-    await writeFile(temp, phpSerialize(set.value));
-    await rename(temp, path);
+  try {
+    // One unlink per entry: an entry that is not cached is already invalidated.
+    await Promise.all(
+      w.deletes
+        .filter((d) => !w.purges.has(d.definition))
+        .map((d) =>
+          unlink(fileEntry(muc, cachedir, w.store, d.definition, d.key)).catch((err: NodeJS.ErrnoException) => {
+            if (err.code !== 'ENOENT') throw err;
+          }),
+        ),
+    );
+    await Promise.all(
+      [...w.purges].map((d) => rm(fileDefinitionDir(cachedir, w.store, d), { recursive: true, force: true })),
+    );
+  } catch (err) {
+    // The write it follows is committed: what could not be invalidated is said, never turned into a failed write.
+    return { unreachable: `cache not purged: ${fileProblem(err, 'deleted')}` };
+  }
+  try {
+    for (const set of w.sets) {
+      // Written as cachestore_file writes: serialize()d, to a temporary file renamed into place.
+      const path = fileEntry(muc, cachedir, w.store, set.definition, set.key);
+      await mkdir(dirname(path), { recursive: true });
+      const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
+      await writeFile(temp, phpSerialize(set.value));
+      await rename(temp, path);
+    }
+  } catch (err) {
+    return { unreachable: `cache not purged: ${fileProblem(err, 'written')}` };
   }
   return 'done';
+}
+
+/** A cache file the store could not change, and why, in a line (the path is the site's, never a secret). */
+function fileProblem(err: unknown, what: 'deleted' | 'written'): string {
+  const e = err as NodeJS.ErrnoException;
+  return `${e.path ?? 'a cache file'} could not be ${what} (${e.code ?? e.message})`;
 }
 
 async function redisStoreWork(muc: MucConfig, w: StoreWork, secrets: Secrets): Promise<Invalidation> {

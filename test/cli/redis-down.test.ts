@@ -10,7 +10,8 @@ import { freePort } from '../../src/core/services/private-server.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
-import { passTime, waitFor } from '../support/wait.ts';
+import { OwnRedis } from '../support/own-redis.ts';
+import { passTime } from '../support/wait.ts';
 
 const BIN = join(PROJECT_ROOT, 'bin/vmoodle.js');
 const BOUND_S = 2;
@@ -49,49 +50,6 @@ describe.runIf(testServices().moodleDump)('Redis that cannot be reached', () => 
     expect(await fx.rt.store.listRuns(5)).toEqual([]);
   });
 });
-
-/** A redis-server of the test's own on a fixed port, stopped and started again like a restarted server. */
-class OwnRedis {
-  private child: ChildProcess | undefined;
-  constructor(
-    readonly port: number,
-    private readonly dir: string,
-  ) {}
-  get url() {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-  async start(): Promise<void> {
-    this.child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--dir',
-        this.dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--maxmemory-policy',
-        'noeviction',
-      ],
-      { stdio: 'ignore' },
-    );
-    await waitFor(
-      'redis-server to answer',
-      () => spawnSync('redis-cli', ['-p', String(this.port), 'ping'], { encoding: 'utf8' }).stdout.trim() === 'PONG',
-      { timeoutMs: 5_000 },
-    );
-  }
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    child.kill('SIGKILL');
-    await new Promise((resolve) => child.once('exit', resolve));
-  }
-}
 
 describe.runIf(testServices().moodleDump)('Redis stopped in the middle of a run', () => {
   let fx: OpsFixture;

@@ -10,6 +10,7 @@ import type { Session } from '../verbs/verb.ts';
 import type { CliContext } from './context.ts';
 import type { Output } from './output.ts';
 import { printReport } from './render.ts';
+import { isRedisAway } from '../core/redis.ts';
 
 export interface ExecuteOptions {
   yes?: boolean;
@@ -116,8 +117,13 @@ export async function followOnTerminal(ctx: CliContext, out: Output, session: Se
     import('../core/nodes.ts'),
     import('../ops/schedules/index.ts'),
   ]);
+  // Redis away at this moment says nothing of the workers: none is started here, and following waits for Redis.
+  const workers = await rt.queue.getWorkersCount().catch((err: unknown) => {
+    if (isRedisAway(err)) return undefined;
+    throw err;
+  });
   const local =
-    (await rt.queue.getWorkersCount()) === 0
+    workers === 0
       ? new ExecutorWorker(rt, { node: servedNode(rt.config.nodes, rt.config.node), schedules: FLEET_SCHEDULES })
       : undefined;
   if (local) out.line('No worker is running: this command runs the targets itself.');
@@ -145,6 +151,7 @@ export async function followOnTerminal(ctx: CliContext, out: Output, session: Se
         untilCanary: true,
         signal: interrupted.signal,
         onWaiting: (w) => out.line(`  ${waitingText(w)}`),
+        onRedisAway: () => ctx.io.stderr(`Redis cannot be reached: waiting for Redis; run ${run.id} goes on.\n`),
         onStep: (step) => (bar ? bar.increment(0, { step: stepLine(step) }) : out.line(`  ${stepLine(step)}`)),
       },
     );

@@ -33,6 +33,15 @@ export function redisConnection(url: string, role: RedisRole, log: Logger, timeo
   return redis;
 }
 
+/** Redis going away as a front end's connection reports it: refused, reset, closed, or a command that timed out. */
+export function isRedisAway(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return (
+    ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(e.code ?? '') ||
+    /^(Command timed out|Connection is closed|Stream isn't writeable)/.test(e.message ?? '')
+  );
+}
+
 /**
  * Checks that Redis answers, on a front end's connection, whose commands give up after `timeoutMs`: a Redis that
  * does not answer is said in one line rather than waited for or shown as a driver's trace.

@@ -27,6 +27,8 @@ export interface FollowOptions {
   onWaiting?(waiting: WaitingNotice): void | Promise<void>;
   /** A long target's step (a dump's tables, a creation's step). */
   onStep?(step: StepNotice): void | Promise<void>;
+  /** Redis went away: the run goes on, and following it waits for Redis (or for the run's end in the master). */
+  onRedisAway?(): void | Promise<void>;
 }
 
 export type StepNotice = Extract<ProgressEvent, { type: 'step' }>;
@@ -59,7 +61,11 @@ export async function followRun(
       await onProgress({ run, done, failed });
     },
     (event) => (event.type === 'state' && FINAL_STATES.includes(event.state)) || (pauses && done >= run.canary),
-    options.signal,
+    {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ended: async () => FINAL_STATES.includes((await rt.store.getRun(run.id)).state),
+      ...(options.onRedisAway ? { onRedisAway: options.onRedisAway } : {}),
+    },
   );
   const now = await rt.store.getRun(run.id);
   return { run: now, targets: await rt.store.getTargets(run.id), paused: !FINAL_STATES.includes(now.state) };

@@ -1,4 +1,7 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
+import { OpsError } from '../../core/errors.ts';
+import { isRedisAway } from '../../core/redis.ts';
 import type { RedisKeys } from '../../core/redis-keys.ts';
 import type { RunState, TargetStatus } from './run-model.ts';
 
@@ -10,6 +13,18 @@ export type ProgressEvent =
   | { type: 'waiting'; node: string; targets: number; message: string }
   /** Where a long target stands (a dump's tables, a creation's step), before its result. */
   | { type: 'step'; targetId: number; shortname: string; message: string };
+
+/** How long a follower waits for Redis to come back before it says it cannot follow. */
+const FOLLOW_PATIENCE_MS = 120_000;
+
+/** What a follower does while Redis is away: tell its reader, ask the master whether the run ended, give up after a while. */
+export interface FollowWhileAway {
+  signal?: AbortSignal;
+  /** Whether the run has ended, asked of the master while Redis is away; without it, Redis going away ends the follow. */
+  ended?(): Promise<boolean>;
+  onRedisAway?(): void | Promise<void>;
+  patienceMs?: number;
+}
 
 /**
  * Events go to a Redis stream per run, so any number of front ends can follow a run from any point, blocking on
@@ -38,23 +53,46 @@ export class Progress {
     runId: number,
     onEvent: (e: ProgressEvent) => void | Promise<void>,
     until: (e: ProgressEvent) => boolean,
-    signal?: AbortSignal,
+    options: FollowWhileAway = {},
   ): Promise<void> {
+    const { signal } = options;
     const reader = this.redis.duplicate();
     // Its failures reach the caller through the read that fails; the connection this one copies logs Redis's state.
     reader.on('error', () => undefined);
     let last = '0';
+    let awaySince: number | undefined;
     try {
       while (!signal?.aborted) {
-        const reply = (await reader.xread(
-          'COUNT',
-          500,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          this.keys.events(runId),
-          last,
-        )) as Array<[string, Array<[string, string[]]>]> | null;
+        let reply: Array<[string, Array<[string, string[]]>]> | null;
+        try {
+          reply = (await reader.xread(
+            'COUNT',
+            500,
+            'BLOCK',
+            1000,
+            'STREAMS',
+            this.keys.events(runId),
+            last,
+          )) as typeof reply;
+        } catch (err) {
+          // Redis went away: the run goes on without the follower, which waits for Redis (or for the master to say the
+          // run ended) for a bounded time, then says it could not follow.
+          if (!isRedisAway(err) || !options.ended) throw err;
+          if (awaySince === undefined) await options.onRedisAway?.();
+          awaySince ??= Date.now();
+          if (await options.ended()) return;
+          if (Date.now() - awaySince > (options.patienceMs ?? FOLLOW_PATIENCE_MS))
+            throw new OpsError(
+              'unavailable',
+              `Redis has not answered for ${Math.round((Date.now() - awaySince) / 1000)} s: stopped following run ${runId}, which goes on without it`,
+              { hint: `vmoodle runs show ${runId} says where it stands` },
+            );
+          await delay(1000, undefined, signal ? { signal } : {}).catch((err: unknown) => {
+            if (!signal?.aborted) throw err;
+          });
+          continue;
+        }
+        awaySince = undefined;
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             last = id;

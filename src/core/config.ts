@@ -46,6 +46,8 @@ export interface ExecutorSettings {
   lockDuration: number;
   /** How often workers look for jobs whose worker died, ms. */
   stalledInterval: number;
+  /** How often each worker looks for running runs whose queued work was lost (Redis emptied), in ms. */
+  watchdogInterval: number;
 }
 
 export interface Config {
@@ -404,6 +406,12 @@ export const SETTINGS = {
     'milliseconds, from 500 to 600000',
     wholeNumber(500, 600_000),
   ),
+  watchdogInterval: setting(
+    'VMOODLE_WATCHDOG_INTERVAL',
+    'executor.watchdog_interval',
+    'milliseconds, from 500 to 600000: how often each worker looks for runs whose queued work was lost',
+    wholeNumber(500, 600_000),
+  ),
 } as const;
 
 function wholeNumber(min: number, max: number) {
@@ -523,6 +531,7 @@ export function loadConfig(env: Source = process.env): Config {
       attempts: get(SETTINGS.attempts) ?? 3,
       lockDuration: get(SETTINGS.lockDuration) ?? 30_000,
       stalledInterval: get(SETTINGS.stalledInterval) ?? 30_000,
+      watchdogInterval: get(SETTINGS.watchdogInterval) ?? 30_000,
     },
     nodes: get(SETTINGS.nodes) ?? [],
     slack: {

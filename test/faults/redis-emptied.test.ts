@@ -1,0 +1,64 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/core/services/private-server.ts';
+import { createPlan } from '../../src/ops/executor/planner.ts';
+import { startRun } from '../../src/ops/executor/run-actions.ts';
+import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
+import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { OwnRedis } from '../support/own-redis.ts';
+import { testServices } from '../support/services.ts';
+import { waitFor } from '../support/wait.ts';
+
+/** Redis restarted empty in the middle of a run: nobody types runs recover. */
+describe.runIf(testServices().moodleDump)('a run whose queued work Redis lost', () => {
+  let fx: OpsFixture;
+  let redis: OwnRedis;
+
+  beforeAll(async () => {
+    redis = new OwnRedis(await freePort(), mkdtempSync(join(tmpdir(), 'vmops-emptied-')));
+    await redis.start();
+    fx = await opsFixture('emptied', undefined, {
+      REDIS_URL: redis.url,
+      VMOODLE_WORKER_CONCURRENCY: '1',
+      VMOODLE_WATCHDOG_INTERVAL: '1000',
+      VMOODLE_TARGET_TIMEOUT: '5',
+    });
+    await thinFleet(fx, 4);
+    await startWorker(fx).waitUntilReady();
+  });
+  afterAll(() => redis?.stop());
+
+  it('is recovered by the workers, told in its events, and ends with every target applied once', async () => {
+    const plan = await createPlan(fx.rt, {
+      command: 'sql/sql',
+      params: { sql: 'SELECT SLEEP(1)' },
+      selector: { tohosts: ['t1', 't2', 't3', 't4'] },
+      requestedBy: 'tester',
+      via: 'cli',
+    });
+    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    await waitFor('the first target applied', async () =>
+      (await fx.rt.store.getTargets(plan.run.id)).some((t) => t.status === 'applied'),
+    );
+    const admin = new Redis(redis.url);
+    await admin.flushall();
+    admin.disconnect();
+    const run = await waitFor(
+      'the run to end by itself',
+      async () => {
+        const now = await fx.rt.store.getRun(plan.run.id);
+        return FINAL_STATES.includes(now.state) ? now : undefined;
+      },
+      { timeoutMs: 40_000 },
+    );
+    const targets = await fx.rt.store.getTargets(plan.run.id);
+    expect(run.state).toBe('succeeded');
+    expect(targets.map((t) => [t.status, t.attempts <= 1])).toEqual(Array(4).fill(['applied', true]));
+    const recoveries = (await fx.rt.store.events(plan.run.id)).filter((e) => e.kind === 'recover');
+    expect(recoveries).toHaveLength(1);
+    expect(recoveries[0]?.actor).toBe('watchdog');
+  }, 60_000);
+});

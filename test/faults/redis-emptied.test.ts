@@ -7,10 +7,11 @@ import { freePort } from '../../src/core/services/private-server.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
 import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
+import { RunWatchdog } from '../../src/ops/executor/watchdog.ts';
 import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { OwnRedis } from '../support/own-redis.ts';
 import { testServices } from '../support/services.ts';
-import { waitFor } from '../support/wait.ts';
+import { passTime, waitFor } from '../support/wait.ts';
 
 /** Redis restarted empty in the middle of a run: nobody types runs recover. */
 describe.runIf(testServices().moodleDump)('a run whose queued work Redis lost', () => {
@@ -61,4 +62,37 @@ describe.runIf(testServices().moodleDump)('a run whose queued work Redis lost', 
     expect(recoveries).toHaveLength(1);
     expect(recoveries[0]?.actor).toBe('watchdog');
   }, 60_000);
+});
+
+describe.runIf(testServices().moodleDump)('two workers finding one run whose work was lost', () => {
+  let fx: OpsFixture;
+  let redis: OwnRedis;
+
+  beforeAll(async () => {
+    redis = new OwnRedis(await freePort(), mkdtempSync(join(tmpdir(), 'vmops-emptied2-')));
+    await redis.start();
+    fx = await opsFixture('emptiedrace', undefined, { REDIS_URL: redis.url, VMOODLE_WATCHDOG_INTERVAL: '500' });
+    await thinFleet(fx, 2);
+  });
+  afterAll(() => redis?.stop());
+
+  it('recover it once', async () => {
+    const plan = await createPlan(fx.rt, {
+      command: 'generic/setconfig',
+      params: { key: 'theme', value: 'raced' },
+      selector: { tohosts: ['t1', 't2'] },
+      requestedBy: 'tester',
+      via: 'cli',
+    });
+    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    const admin = new Redis(redis.url);
+    await admin.flushall();
+    admin.disconnect();
+    await passTime(600, 'the run is older than one look of the watchdog');
+    const [a, b] = [new RunWatchdog(fx.rt, fx.app.log), new RunWatchdog(fx.rt, fx.app.log)];
+    const found = (await Promise.all([a.tick(), b.tick()])).flat();
+    expect(found).toEqual([plan.run.id]);
+    const recoveries = (await fx.rt.store.events(plan.run.id)).filter((e) => e.kind === 'recover');
+    expect(recoveries.map((e) => e.detail)).toEqual(['2 queued again, 0 interrupted']);
+  });
 });

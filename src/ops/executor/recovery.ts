@@ -70,6 +70,14 @@ async function workAlive(rt: RunServices, jobId: string, node: string | null): P
   return state === 'waiting' || state === 'delayed' || state === 'prioritized' || state === 'waiting-children';
 }
 
+/** A run's unfinished targets, and those of them whose queued work is gone or stalled. */
+export async function lostWork(rt: RunServices, runId: number): Promise<{ open: TargetRow[]; lost: TargetRow[] }> {
+  const open = (await rt.store.getTargets(runId)).filter((t) => (UNFINISHED as readonly string[]).includes(t.status));
+  const lost: TargetRow[] = [];
+  for (const t of open) if (!(await workAlive(rt, rt.targetJobId(runId, t.id), t.node))) lost.push(t);
+  return { open, lost };
+}
+
 export interface Recovery {
   run: RunRow;
   /** Targets whose job was gone or stalled and that were queued again. */
@@ -93,9 +101,7 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
       `run ${runId} is ${run.state.replaceAll('_', ' ')}: only a running or cancelling run is recovered`,
     );
   }
-  const open = (await rt.store.getTargets(runId)).filter((t) => (UNFINISHED as readonly string[]).includes(t.status));
-  const lost: TargetRow[] = [];
-  for (const t of open) if (!(await workAlive(rt, rt.targetJobId(runId, t.id), t.node))) lost.push(t);
+  const { open, lost } = await lostWork(rt, runId);
   const unknowable = lost.filter((t) => t.status === 'applying');
   const again = run.state === 'cancelling' ? [] : lost.filter((t) => t.status !== 'applying');
   const now = Date.now();

@@ -84,6 +84,30 @@ export class RunStore {
     return (await this.db.select('*').from(this.t.runs).orderBy('id', 'desc').limit(limit)).map(normaliseRun);
   }
 
+  /** Runs the master says are under way (running or being cancelled). */
+  async runsUnderWay(): Promise<RunRow[]> {
+    const rows = await this.db.select('*').from(this.t.runs).whereIn('state', ['running', 'cancelling']);
+    return rows.map(normaliseRun);
+  }
+
+  /**
+   * Runs `work` while this process holds the master's named lock for a run's recovery, or returns undefined at once
+   * when another holds it: one recovery of a run at a time, whichever worker found it lost.
+   */
+  async whileRecovering<T>(runId: number, work: () => Promise<T>): Promise<T | undefined> {
+    const name = `${this.t.runs}:recover:${runId}`;
+    // A named lock belongs to a connection: the transaction keeps one for the lock's whole life.
+    return this.db.transaction(async (trx) => {
+      const [rows] = (await trx.raw('SELECT GET_LOCK(?, 0) AS got', [name])) as [Array<{ got: number | null }>];
+      if (Number(rows[0]?.got) !== 1) return undefined;
+      try {
+        return await work();
+      } finally {
+        await trx.raw('SELECT RELEASE_LOCK(?)', [name]);
+      }
+    });
+  }
+
   async getTargets(runId: number): Promise<TargetRow[]> {
     return (await this.db.select('*').from(this.t.targets).where({ run_id: runId }).orderBy('position')).map((row) =>
       this.target(row),

@@ -46,6 +46,7 @@ import {
   type TargetRow,
   type TargetStatus,
 } from './run-model.ts';
+import { RunWatchdog } from './watchdog.ts';
 
 /** What a worker keeps of a run while it executes it: read once, not once per target. */
 interface RunContext {
@@ -121,6 +122,7 @@ export class ExecutorWorker {
   /** The node this worker serves besides the shared queue. */
   readonly node: NodeConfig | undefined;
   private readonly watch: NodeWatch;
+  private readonly watchdog: RunWatchdog;
   private heartbeat: NodeJS.Timeout | undefined;
 
   private readonly schedules: ScheduledWork | undefined;
@@ -165,6 +167,8 @@ export class ExecutorWorker {
     }
     this.watch = new NodeWatch(rt, this.log);
     this.watch.start();
+    this.watchdog = new RunWatchdog(rt, this.log);
+    this.watchdog.start();
     void this.schedules?.declare(rt);
     if (this.node) {
       this.beat(this.node.name);
@@ -513,6 +517,7 @@ export class ExecutorWorker {
   async close(): Promise<void> {
     clearInterval(this.heartbeat);
     await this.watch.stop();
+    await this.watchdog.stop();
     await Promise.all(this.workers.map((w) => w.close()));
     this.connection.disconnect();
   }

@@ -1,0 +1,76 @@
+import type { Logger } from '../../core/log.ts';
+import { errorFields } from '../../core/log.ts';
+import { findCommand } from '../commands/index.ts';
+import { lostWork, recoverRun } from './recovery.ts';
+import type { RunRow } from './run-model.ts';
+import type { RunServices } from './run-services.ts';
+
+/** A target being applied is left to its worker until its deadline has passed by this much. */
+const DEADLINE_MARGIN_MS = 5_000;
+
+/**
+ * In every worker: runs the master says are under way whose work Redis no longer holds (Redis restarted empty, a
+ * flow lost) are recovered as `runs recover` does, with no one typing it. One worker recovers a run at a time (a
+ * named lock in the master), and not while one of its targets may still be applied by a worker that lost its job.
+ */
+export class RunWatchdog {
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<unknown> | undefined;
+
+  constructor(
+    private readonly rt: RunServices,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.ticking) return;
+      this.ticking = this.tick()
+        .catch((err) => this.log.warn({ ...errorFields(err) }, 'could not look for runs whose work was lost'))
+        .finally(() => {
+          this.ticking = undefined;
+        });
+    }, this.rt.config.executor.watchdogInterval);
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.ticking;
+  }
+
+  /** One look: the ids of the runs this worker recovered. */
+  async tick(): Promise<number[]> {
+    const recovered: number[] = [];
+    for (const run of await this.rt.store.runsUnderWay()) {
+      if (!(await this.mayHaveLostWork(run))) continue;
+      const done = await this.rt.store.whileRecovering(run.id, async () => {
+        // Looked at again under the lock: another worker may have recovered it a moment ago.
+        if (!(await this.lostSafely(run))) return false;
+        const recovery = await recoverRun(this.rt, run.id, 'watchdog');
+        this.log.warn(
+          { run: run.id, requeued: recovery.requeued, interrupted: recovery.interrupted },
+          'the work of a running run was lost from Redis: recovered',
+        );
+        return true;
+      });
+      if (done) recovered.push(run.id);
+    }
+    return recovered;
+  }
+
+  /** A started run whose flow's parent is gone from the queue (a recovered run's first flow is gone too). */
+  private async mayHaveLostWork(run: RunRow): Promise<boolean> {
+    if (run.started_at === null || Date.now() - run.started_at < this.rt.config.executor.watchdogInterval) return false;
+    return !(await this.rt.queue.getJob(this.rt.runJobId(run.id)));
+  }
+
+  /** Targets whose work is gone, none of them perhaps still being applied before its deadline. */
+  private async lostSafely(run: RunRow): Promise<boolean> {
+    const { lost } = await lostWork(this.rt, run.id);
+    if (lost.length === 0) return false;
+    const { executor } = this.rt.config;
+    const deadlineMs =
+      Math.max(executor.targetTimeout, findCommand(run.command).timeoutSeconds ?? 0) * 1000 + DEADLINE_MARGIN_MS;
+    return !lost.some((t) => t.status === 'applying' && Date.now() - (t.started_at ?? 0) < deadlineMs);
+  }
+}

@@ -234,6 +234,7 @@ export const maintenance = defineCommand({
         throw new TargetError(
           'the CLI maintenance file needs the dataroot, which this worker cannot reach; nothing written',
         );
+      await planned.beforeWrite(shown.old);
       // Web maintenance is saved as the admin's maintenance page saves it: each changed setting, logged as the admin's.
       const admin =
         wanted.enabled !== current.enabled || wanted.message !== current.message

@@ -87,6 +87,7 @@ export const setState = defineCommand({
           changes: [],
           message: 'changed by someone else since the plan was made; nothing written',
         };
+      await planned.beforeWrite(old);
       return { status: 'applied' as const, old, new: wanted, changes: snapshot.set(name, wanted) };
     });
     const { changes, ...outcome } = done;

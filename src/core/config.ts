@@ -48,6 +48,8 @@ export interface ExecutorSettings {
   stalledInterval: number;
   /** How often each worker looks for running runs whose queued work was lost (Redis emptied), in ms. */
   watchdogInterval: number;
+  /** Ended jobs of runs kept in Redis for debugging, the newest this many; their results are in the master. */
+  keptJobs: number;
 }
 
 export interface Config {
@@ -406,6 +408,12 @@ export const SETTINGS = {
     'milliseconds, from 500 to 600000',
     wholeNumber(500, 600_000),
   ),
+  keptJobs: setting(
+    'VMOODLE_KEPT_JOBS',
+    'executor.kept_jobs',
+    'a whole number from 0 to 100000: ended jobs of runs kept in Redis for debugging (their results are in the master)',
+    wholeNumber(0, 100_000),
+  ),
   watchdogInterval: setting(
     'VMOODLE_WATCHDOG_INTERVAL',
     'executor.watchdog_interval',
@@ -532,6 +540,7 @@ export function loadConfig(env: Source = process.env): Config {
       lockDuration: get(SETTINGS.lockDuration) ?? 30_000,
       stalledInterval: get(SETTINGS.stalledInterval) ?? 30_000,
       watchdogInterval: get(SETTINGS.watchdogInterval) ?? 30_000,
+      keptJobs: get(SETTINGS.keptJobs) ?? 1000,
     },
     nodes: get(SETTINGS.nodes) ?? [],
     slack: {

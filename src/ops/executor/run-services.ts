@@ -169,7 +169,10 @@ export class RunServices {
     const runId = run.id;
     const started = run.started_at ?? Date.now();
     const suffix = attempt ? `-${attempt}` : '';
-    const kept = { removeOnComplete: { age: 86_400 }, removeOnFail: { age: 7 * 86_400 } };
+    // A job ends once its result is durable in the master: Redis keeps only the newest few, for debugging, so its
+    // memory stays flat however many runs have ended.
+    const count = this.config.executor.keptJobs;
+    const kept = { removeOnComplete: { count }, removeOnFail: { count, age: 7 * 86_400 } };
     return {
       name: 'run',
       queueName: sharedQueueName(this.installation),

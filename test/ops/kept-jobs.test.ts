@@ -1,0 +1,33 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createPlan } from '../../src/ops/executor/planner.ts';
+import { startRun } from '../../src/ops/executor/run-actions.ts';
+import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
+import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { testServices } from '../support/services.ts';
+import { waitFor } from '../support/wait.ts';
+
+describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
+  let fx: OpsFixture;
+
+  beforeAll(async () => {
+    fx = await opsFixture('keptjobs', undefined, { VMOODLE_KEPT_JOBS: '3' });
+    await thinFleet(fx, 6);
+    await startWorker(fx).waitUntilReady();
+  });
+
+  it('keeps only the newest ended jobs, however many targets ran, with every result in the master', async () => {
+    for (const value of ['one', 'two']) {
+      const plan = await createPlan(fx.rt, {
+        command: 'generic/setconfig',
+        params: { key: 'theme', value },
+        selector: { tohosts: ['t1', 't2', 't3', 't4', 't5', 't6'] },
+        requestedBy: 'tester',
+        via: 'cli',
+      });
+      await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+      await waitFor('the run to end', async () => FINAL_STATES.includes((await fx.rt.store.getRun(plan.run.id)).state));
+      expect((await fx.rt.store.getTargets(plan.run.id)).map((t) => t.status)).toEqual(Array(6).fill('applied'));
+    }
+    expect(await fx.rt.queue.getJobCountByTypes('completed')).toBeLessThanOrEqual(3);
+  });
+});

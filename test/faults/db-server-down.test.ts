@@ -43,7 +43,10 @@ describe.runIf(testServices().moodleDump)('a database server down for a while', 
     fx = await opsFixture('dbdown', undefined, { VMOODLE_TARGET_TIMEOUT: '30' });
     await allowTestServer(fx.app, [`127.0.0.1:${late.port}`]);
     const db = await createDatabase('dbdown');
-    const [prefix] = await thinInstances(db.name, 1, { tables: ['config', 'config_log'], rowsOf: ['config'] });
+    const [prefix] = await thinInstances(db.name, 1, {
+      tables: ['config', 'config_log', 'config_plugins'],
+      rowsOf: ['config'],
+    });
     await registerInstances(fx, [
       { shortname: 'far', database: db.name, prefix: prefix as string, vdbhost: `127.0.0.1:${late.port}` },
     ]);
@@ -71,6 +74,11 @@ describe.runIf(testServices().moodleDump)('a database server down for a while', 
       { timeoutMs: 40_000 },
     );
     const [target] = await fx.rt.store.getTargets(plan.run.id);
-    expect([run.state, target?.status, target?.new_value]).toEqual(['succeeded', 'applied', 'patient']);
+    expect([run.state, target?.status, target?.new_value, target?.message]).toEqual([
+      'succeeded',
+      'applied',
+      'patient',
+      null,
+    ]);
   }, 60_000);
 });

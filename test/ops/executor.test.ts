@@ -84,14 +84,15 @@ describe.runIf(testServices().moodleDump)('executor', () => {
   let fleet: string[];
 
   beforeAll(async () => {
-    fx = await opsFixture('exec');
+    // A short deadline: a target whose server refuses is tried again until it has passed.
+    fx = await opsFixture('exec', undefined, { VMOODLE_TARGET_TIMEOUT: '4' });
     fleet = await thinFleet(fx, 60);
     await registerInstances(fx, [{ shortname: 'unreachable', database: 'moodle_gone', vdbhost: '127.0.0.1:1' }]);
     await allowTestServer(fx.app, ['127.0.0.1:1']);
     startWorker(fx);
   });
 
-  it('fails a target whose database is unreachable, after its retries, while every other target succeeds', async () => {
+  it('fails a target whose database is unreachable, once its retries reached its deadline, while every other target succeeds', async () => {
     const result = await runCli(
       [
         '--json',
@@ -111,8 +112,9 @@ describe.runIf(testServices().moodleDump)('executor', () => {
     expect(json.state).toBe('partly_failed');
     const bad = json.targets.find((t: { shortname: string }) => t.shortname === 'unreachable');
     expect(bad.status).toBe('failed');
-    expect(bad.message).toMatch(/^database server refused the connection \(ECONNREFUSED\).*\(after 2 attempts\)$/);
-    expect(bad.attempts).toBe(2);
+    expect(bad.message).toMatch(/^database server refused the connection \(ECONNREFUSED\).*\(after \d+ attempts\)$/);
+    expect(bad.attempts).toBeGreaterThan(2);
+    expect(bad.message).toContain(`(after ${bad.attempts} attempts)`);
     expect(json.targets.filter((t: { status: string }) => t.status === 'applied')).toHaveLength(4);
   });
 

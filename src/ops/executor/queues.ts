@@ -35,7 +35,14 @@ export const defaultQueuePrefix = (installation: string) => `vmops-${installatio
  */
 export interface ExecutorJobs {
   run: { runId: number; installation: string };
-  target: { runId: number; targetId: number; installation: string };
+  target: {
+    runId: number;
+    targetId: number;
+    installation: string;
+    /** Set by its first passing failure: it is tried again, later each time, until the target's deadline from then. */
+    firstFailedAt?: number;
+    failures?: number;
+  };
   [NODE_TASK]: { installation: string; task: NodeTaskName; payload: NodeTasks[NodeTaskName]['payload'] };
 }
 

@@ -100,6 +100,9 @@ async function withDeadline<T>(ms: number, work: () => Promise<T>): Promise<T> {
   throw timeout;
 }
 
+/** How many times a target job has been tried: its passing failures are delays, which BullMQ does not count. */
+const triesOf = (job: Job<ExecutorJobs['target']>) => Math.max(job.attemptsMade, job.data.failures ?? 0) + 1;
+
 /**
  * Work the clock starts (ops/schedules): the jobs it handles on the shared queue, by name, and how its job schedulers
  * are declared as a worker starts. Handed in by whoever starts the worker, since schedules sit above the executor.
@@ -269,9 +272,9 @@ export class ExecutorWorker {
     ctx: RunContext,
     row: TargetRow,
     result: TargetResult & { old_known?: boolean },
-    job?: Job,
+    job?: Job<ExecutorJobs['target']>,
   ): Promise<void> {
-    await this.rt.store.recordFinal(row.id, job ? { ...result, attempts: job.attemptsMade + 1 } : result);
+    await this.rt.store.recordFinal(row.id, job ? { ...result, attempts: triesOf(job) } : result);
     if (!DONE_OK.includes(result.status) && !WARNING.includes(result.status) && !NOT_STARTED.includes(result.status)) {
       this.log.warn(
         { run: ctx.run.id, target: row.shortname, status: result.status, message: result.message },
@@ -419,14 +422,17 @@ export class ExecutorWorker {
         );
       } else if (err instanceof PhpStopped) {
         await this.record(ctx, row, { status: 'interrupted', message, duration_ms: Date.now() - started }, job);
-      } else if (isTransient(err) && job.attemptsMade + 1 < (job.opts.attempts ?? 1)) {
+      } else if (isTransient(err) && this.withinDeadline(job, timeoutMs)) {
+        const failures = (job.data.failures ?? 0) + 1;
+        await job.updateData({ ...job.data, firstFailedAt: job.data.firstFailedAt ?? Date.now(), failures });
         await this.rt.store.recordTarget(row.id, {
           status: 'retrying',
-          message: `attempt ${job.attemptsMade + 1} failed: ${message}`,
+          message: `attempt ${failures} failed: ${message}`,
         });
-        throw err;
+        // Later each time (0.5 s, 1 s, 2 s … at most 10 s), as a delay, which BullMQ does not count as an attempt.
+        await this.delay(job, token, Math.min(500 * 2 ** (failures - 1), 10_000));
       } else {
-        const attempts = job.attemptsMade + 1;
+        const attempts = triesOf(job);
         await this.record(
           ctx,
           row,
@@ -441,6 +447,11 @@ export class ExecutorWorker {
     } finally {
       if (!keepLock) await this.rt.gate.release(request);
     }
+  }
+
+  /** A target that failed for a passing reason is tried again until its deadline has passed since the first failure. */
+  private withinDeadline(job: Job<ExecutorJobs['target']>, timeoutMs: number): boolean {
+    return Date.now() - (job.data.firstFailedAt ?? Date.now()) < timeoutMs;
   }
 
   /**

@@ -4,11 +4,17 @@ import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { freePort } from '../../src/core/services/private-server.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
-import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { createDatabase, thinInstances } from '../support/databases.ts';
-import { allowTestServer, opsFixture, registerInstances, startWorker, type OpsFixture } from '../support/fleet.ts';
+import {
+  allowTestServer,
+  endedRun,
+  opsFixture,
+  registerInstances,
+  startWorker,
+  type OpsFixture,
+} from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
-import { passTime, waitFor } from '../support/wait.ts';
+import { passTime } from '../support/wait.ts';
 
 /** A database server that is down, then back: a port that refuses, then forwards to the real server. */
 class LateServer {
@@ -65,14 +71,7 @@ describe.runIf(testServices().moodleDump)('a database server down for a while', 
     await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
     await passTime(5_000, 'the server stays down longer than a few quick attempts');
     await late.start();
-    const run = await waitFor(
-      'the run to end',
-      async () => {
-        const now = await fx.rt.store.getRun(plan.run.id);
-        return FINAL_STATES.includes(now.state) ? now : undefined;
-      },
-      { timeoutMs: 40_000 },
-    );
+    const run = await endedRun(fx, plan.run.id, 40_000);
     const [target] = await fx.rt.store.getTargets(plan.run.id);
     expect([run.state, target?.status, target?.new_value, target?.message]).toEqual([
       'succeeded',

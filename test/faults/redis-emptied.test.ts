@@ -6,9 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/core/services/private-server.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
-import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
 import { RunWatchdog } from '../../src/ops/executor/watchdog.ts';
-import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { endedRun, opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { OwnRedis } from '../support/own-redis.ts';
 import { testServices } from '../support/services.ts';
 import { passTime, waitFor } from '../support/wait.ts';
@@ -47,14 +46,7 @@ describe.runIf(testServices().moodleDump)('a run whose queued work Redis lost', 
     const admin = new Redis(redis.url);
     await admin.flushall();
     admin.disconnect();
-    const run = await waitFor(
-      'the run to end by itself',
-      async () => {
-        const now = await fx.rt.store.getRun(plan.run.id);
-        return FINAL_STATES.includes(now.state) ? now : undefined;
-      },
-      { timeoutMs: 40_000 },
-    );
+    const run = await endedRun(fx, plan.run.id, 40_000);
     const targets = await fx.rt.store.getTargets(plan.run.id);
     expect(run.state).toBe('succeeded');
     expect(targets.map((t) => [t.status, t.attempts <= 1])).toEqual(Array(4).fill(['applied', true]));

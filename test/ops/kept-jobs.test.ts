@@ -1,10 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
-import { FINAL_STATES } from '../../src/ops/executor/run-model.ts';
-import { opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { endedRun, opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
-import { waitFor } from '../support/wait.ts';
 
 describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
   let fx: OpsFixture;
@@ -25,7 +23,7 @@ describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
         via: 'cli',
       });
       await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
-      await waitFor('the run to end', async () => FINAL_STATES.includes((await fx.rt.store.getRun(plan.run.id)).state));
+      await endedRun(fx, plan.run.id);
       expect((await fx.rt.store.getTargets(plan.run.id)).map((t) => t.status)).toEqual(Array(6).fill('applied'));
     }
     expect(await fx.rt.queue.getJobCountByTypes('completed')).toBeLessThanOrEqual(3);

@@ -7,12 +7,14 @@ import { Backend } from '../../src/verbs/backend.ts';
 import { loadConfig } from '../../src/core/config.ts';
 import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { parseSettings, serverName } from '../../src/core/security-settings.ts';
+import { FINAL_STATES, type RunRow } from '../../src/ops/executor/run-model.ts';
 import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../../src/registry/instance.ts';
 import { createDatabase, thinInstances, type TestDatabase } from './databases.ts';
 import { knownSecret } from './secrets.ts';
 import { testServices } from './services.ts';
+import { waitFor } from './wait.ts';
 
 export interface OpsFixture {
   env: Record<string, string | undefined>;
@@ -129,4 +131,16 @@ export async function thinFleet(fx: OpsFixture, count: number): Promise<string[]
     prefixes.map((prefix, i) => ({ shortname: names[i] as string, database: db.name, prefix })),
   );
   return names;
+}
+
+/** A run once it has reached a final state in the master. */
+export function endedRun(fx: Pick<OpsFixture, 'rt'>, runId: number, timeoutMs = 30_000): Promise<RunRow> {
+  return waitFor(
+    `run ${runId} to end`,
+    async () => {
+      const run = await fx.rt.store.getRun(runId);
+      return FINAL_STATES.includes(run.state) ? run : undefined;
+    },
+    { timeoutMs },
+  );
 }

@@ -4,6 +4,7 @@ import { settleRun } from './recovery.ts';
 import type { NodeTargetWaiting } from './store.ts';
 import type { RunServices } from './run-services.ts';
 import type { TargetRow } from './run-model.ts';
+import { Every } from '../../core/every.ts';
 
 /** How often a node's workers say they are alive. */
 export const HEARTBEAT_MS = 2_000;
@@ -63,27 +64,25 @@ export async function reportWaiting(
  * ends even when a node never comes back.
  */
 export class NodeWatch {
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
+  private readonly every: Every;
 
   constructor(
     private readonly rt: RunServices,
     private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      this.running ??= this.look()
-        .catch((err) =>
-          this.log.warn({ ...errorFields(err) }, 'looking at the work waiting for nodes failed; trying again'),
-        )
-        .finally(() => (this.running = undefined));
-    }, WATCH_MS);
+  ) {
+    this.every = new Every(
+      WATCH_MS,
+      () => this.look(),
+      (err) => this.log.warn({ ...errorFields(err) }, 'looking at the work waiting for nodes failed; trying again'),
+    );
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.running;
+  start(): void {
+    this.every.start();
+  }
+
+  stop(): Promise<void> {
+    return this.every.stop();
   }
 
   /** One look at the waiting node work of this master, by one worker of the fleet at a time. */

@@ -4,6 +4,7 @@ import { findCommand } from '../commands/index.ts';
 import { lostWork, recoverRun } from './recovery.ts';
 import type { RunRow } from './run-model.ts';
 import type { RunServices } from './run-services.ts';
+import { Every } from '../../core/every.ts';
 
 /** A target being applied is left to its worker until its deadline has passed by this much. */
 const DEADLINE_MARGIN_MS = 5_000;
@@ -14,28 +15,25 @@ const DEADLINE_MARGIN_MS = 5_000;
  * named lock in the master), and not while one of its targets may still be applied by a worker that lost its job.
  */
 export class RunWatchdog {
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<unknown> | undefined;
+  private readonly every: Every;
 
   constructor(
     private readonly rt: RunServices,
     private readonly log: Logger,
-  ) {}
-
-  start(): void {
-    this.timer = setInterval(() => {
-      if (this.ticking) return;
-      this.ticking = this.tick()
-        .catch((err) => this.log.warn({ ...errorFields(err) }, 'could not look for runs whose work was lost'))
-        .finally(() => {
-          this.ticking = undefined;
-        });
-    }, this.rt.config.executor.watchdogInterval);
+  ) {
+    this.every = new Every(
+      rt.config.executor.watchdogInterval,
+      () => this.tick(),
+      (err) => this.log.warn({ ...errorFields(err) }, 'could not look for runs whose work was lost; trying again'),
+    );
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.ticking;
+  start(): void {
+    this.every.start();
+  }
+
+  stop(): Promise<void> {
+    return this.every.stop();
   }
 
   /** One look: the ids of the runs this worker recovered. */

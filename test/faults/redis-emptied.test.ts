@@ -7,6 +7,8 @@ import { freePort } from '../../src/core/services/private-server.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
 import { RunWatchdog } from '../../src/ops/executor/watchdog.ts';
+import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
+import { FLEET_SCHEDULES } from '../../src/ops/schedules/index.ts';
 import { endedRun, opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { OwnRedis } from '../support/own-redis.ts';
 import { testServices } from '../support/services.ts';
@@ -86,5 +88,30 @@ describe.runIf(testServices().moodleDump)('two workers finding one run whose wor
     expect(found).toEqual([plan.run.id]);
     const recoveries = (await fx.rt.store.events(plan.run.id)).filter((e) => e.kind === 'recover');
     expect(recoveries.map((e) => e.detail)).toEqual(['2 queued again, 0 interrupted']);
+  });
+});
+
+describe.runIf(testServices().moodleDump)("the fleet's schedules after Redis restarted empty", () => {
+  let fx: OpsFixture;
+  let redis: OwnRedis;
+
+  beforeAll(async () => {
+    redis = new OwnRedis(await freePort(), mkdtempSync(join(tmpdir(), 'vmops-emptied3-')));
+    await redis.start();
+    fx = await opsFixture('schedules', undefined, { REDIS_URL: redis.url, VMOODLE_MNET_AUTORENEW: '02:00-05:00' });
+    const worker = new ExecutorWorker(fx.rt, { schedules: FLEET_SCHEDULES });
+    afterAll(() => worker.close());
+    await worker.waitUntilReady();
+  });
+  afterAll(() => redis?.stop());
+
+  it('are declared again by the workers once Redis is back', async () => {
+    const schedulers = async () => (await fx.rt.queue.getJobSchedulers()).map((s) => s.key);
+    await waitFor('the key renewal schedule', async () => (await schedulers()).includes('mnet-autorenew'));
+    await redis.stop();
+    await redis.start();
+    await waitFor('the key renewal schedule again', async () => (await schedulers()).includes('mnet-autorenew'), {
+      timeoutMs: 20_000,
+    });
   });
 });

@@ -129,6 +129,7 @@ export class ExecutorWorker {
   private heartbeat: NodeJS.Timeout | undefined;
 
   private readonly schedules: ScheduledWork | undefined;
+  private redeclare: (() => void) | undefined;
 
   constructor(
     private readonly rt: RunServices,
@@ -173,6 +174,10 @@ export class ExecutorWorker {
     this.watchdog = new RunWatchdog(rt, this.log);
     this.watchdog.start();
     void this.schedules?.declare(rt);
+    // A Redis that comes back may have come back empty (no AOF): the schedules are declared again, which costs
+    // nothing when they are still there.
+    const schedules = this.schedules;
+    if (schedules) rt.redis.on('ready', (this.redeclare = () => void schedules.declare(rt)));
     if (this.node) {
       this.beat(this.node.name);
       const node = this.node;
@@ -529,6 +534,7 @@ export class ExecutorWorker {
     clearInterval(this.heartbeat);
     await this.watch.stop();
     await this.watchdog.stop();
+    if (this.redeclare) this.rt.redis.off('ready', this.redeclare);
     await Promise.all(this.workers.map((w) => w.close()));
     this.connection.disconnect();
   }

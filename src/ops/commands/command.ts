@@ -120,6 +120,10 @@ export interface LifecycleContext {
  */
 export type Placement = 'any' | 'node' | 'php';
 
+/** How long one target of a command may take: the configured target timeout, or the command's own when longer. */
+export const targetDeadlineMs = (command: Pick<CommandDef, 'timeoutSeconds'>, targetTimeoutSeconds: number) =>
+  Math.max(targetTimeoutSeconds, command.timeoutSeconds ?? 0) * 1000;
+
 /** What the plan recorded for one target, handed back to apply for compare-and-set. */
 export interface PlannedTarget {
   preview: TargetPreview;

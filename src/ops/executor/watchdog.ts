@@ -1,5 +1,6 @@
 import type { Logger } from '../../core/log.ts';
 import { errorFields } from '../../core/log.ts';
+import { targetDeadlineMs } from '../commands/command.ts';
 import { findCommand } from '../commands/index.ts';
 import { lostWork, recoverRun } from './recovery.ts';
 import type { RunRow } from './run-model.ts';
@@ -66,9 +67,8 @@ export class RunWatchdog {
   private async lostSafely(run: RunRow): Promise<boolean> {
     const { lost } = await lostWork(this.rt, run.id);
     if (lost.length === 0) return false;
-    const { executor } = this.rt.config;
     const deadlineMs =
-      Math.max(executor.targetTimeout, findCommand(run.command).timeoutSeconds ?? 0) * 1000 + DEADLINE_MARGIN_MS;
+      targetDeadlineMs(findCommand(run.command), this.rt.config.executor.targetTimeout) + DEADLINE_MARGIN_MS;
     return !lost.some((t) => t.status === 'applying' && Date.now() - (t.started_at ?? 0) < deadlineMs);
   }
 }

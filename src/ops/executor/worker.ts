@@ -5,6 +5,7 @@ import {
   isIdempotent,
   placementOf,
   placingDataroot,
+  targetDeadlineMs,
   type ApplyOutcome,
   type CommandDef,
   type Params,
@@ -335,7 +336,7 @@ export class ExecutorWorker {
       return;
     }
     const phpCap = node && placementOf(ctx.command, params) === 'php' ? node.maxPhp : 0;
-    const timeoutMs = Math.max(executor.targetTimeout, ctx.command.timeoutSeconds ?? 0) * 1000;
+    const timeoutMs = targetDeadlineMs(ctx.command, executor.targetTimeout);
     const holdMs = timeoutMs + 30_000;
     const request = {
       runId: ctx.run.id,

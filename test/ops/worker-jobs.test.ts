@@ -14,8 +14,9 @@ describe.runIf(testServices().moodleDump)("the executor's jobs as BullMQ sees th
 
   const failedJob = async (id: string) =>
     waitFor(`job ${id} failed`, async () => {
-      const job = await fx.rt.queue.getJob(id);
-      return job && (await job.getState()) === 'failed' ? job : undefined;
+      // The state first, then the job: a job read before it failed has no failedReason yet.
+      if ((await fx.rt.queue.getJobState(id)) !== 'failed') return undefined;
+      return fx.rt.queue.getJob(id);
     });
 
   it('fails a target of a run that is gone at once, instead of trying it again for nothing', async () => {

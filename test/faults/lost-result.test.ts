@@ -149,7 +149,9 @@ describe.runIf(testServices().moodleDump)('a result lost between the site and th
     );
     expect(target).toMatchObject({ status: 'applied' });
     expect(
-      await one("SELECT COUNT(*) AS v FROM {config_log} WHERE plugin = 'auth_cas' AND name = 'field_map_city'"),
+      await one(
+        "SELECT COUNT(*) AS v FROM {config_log} WHERE plugin = 'auth_cas' AND name = 'field_map_city' AND value = 'l'",
+      ),
     ).toBe(1);
   });
 });

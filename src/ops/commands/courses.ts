@@ -132,8 +132,10 @@ export const categoryVisibility = defineCommand({
       const category = tree.categories.find((c) => c.idnumber === p.idnumber);
       if (!category) return { status: 'failed' as const };
       const shown = { old: shownVisibility(category.visible), new: shownVisibility(p.visible === '1') };
-      if (!planned.matchesPlan(shown.old)) return { status: 'conflict' as const, ...shown, caches: [] };
+      if (shown.old !== shown.new && !planned.matchesPlan(shown.old))
+        return { status: 'conflict' as const, ...shown, caches: [] };
       const caches = setCategoryVisibility(ctx.moodle, sql, target, tree, category, p.visible === '1');
+      if (caches.length) await planned.beforeWrite(shown.old);
       return { status: caches.length ? ('applied' as const) : ('already_applied' as const), ...shown, caches };
     });
     if (done.status === 'failed')
@@ -203,13 +205,11 @@ export const courseVisibility = defineCommand({
       }
       const [course] = courses as [(typeof courses)[number]];
       const shown = { old: shownVisibility(course.visible), new: shownVisibility(p.visible === '1') };
-      if (!planned.matchesPlan(shown.old)) return { ...shown, conflict: true, caches: [] };
+      if (shown.old !== shown.new && !planned.matchesPlan(shown.old)) return { ...shown, conflict: true, caches: [] };
       const log = await readAdminLog(ctx.moodle, sql, target);
-      return {
-        ...shown,
-        conflict: false,
-        caches: await setCourseVisibility(ctx.moodle, sql, target, log, course, p.visible === '1'),
-      };
+      const caches = await setCourseVisibility(ctx.moodle, sql, target, log, course, p.visible === '1');
+      if (caches.length) await planned.beforeWrite(shown.old);
+      return { ...shown, conflict: false, caches };
     });
     const shown = { old: done.old, new: done.new };
     if (done.conflict)

@@ -357,7 +357,7 @@ export const copyFullPluginConfig = defineCommand({
     const changes = [...source].filter(([name, value]) => name !== 'version' && current.get(name) !== value).length;
     return { note: `${changes} of ${source.size - (source.has('version') ? 1 : 0)} settings differ` };
   },
-  async apply(ctx, target, p) {
+  async apply(ctx, target, p, planned) {
     const plugin = p.plugin;
     const source = await readSourcePlugin(ctx, plugin);
     if (source.size === 0) throw new TargetError(`the source host has no settings for plugin ${plugin}`);
@@ -373,6 +373,7 @@ export const copyFullPluginConfig = defineCommand({
         writeSetting(ctx.moodle, sql, target, { plugin, name }, value, current.get(name) ?? null, stores);
         count++;
       }
+      if (count > 0) await planned.beforeWrite(null);
       return count;
     });
     if (written === 0) return { status: 'already_applied', message: 'every setting already matches the source' };

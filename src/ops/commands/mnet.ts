@@ -192,11 +192,12 @@ export const initMnet = defineCommand({
     const site = await siteOf(ctx, target);
     return { old: `${site.mode}${site.openssl ? ', key' : ', no key'}`, new: 'strict, key' };
   },
-  async apply(ctx, target) {
+  async apply(ctx, target, _p, planned) {
     const before = await siteOf(ctx, target);
     const caches = await ctx.moodle.withStatements(target, async (sql) => {
       const site = await readMnet(ctx.moodle, sql, target, true);
       if (site.mode === 'strict') return [];
+      await planned.beforeWrite(`${before.mode}${before.openssl ? ', key' : ', no key'}`);
       // The networking settings page saves the mode with set_config and no log row.
       storeSetting(ctx.moodle, sql, target, { name: 'mnet_dispatcher_mode' }, 'strict', site.modeSetting, {
         enabledStores: null,

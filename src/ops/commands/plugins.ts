@@ -141,12 +141,13 @@ export const syncStates = defineCommand({
         .join('; '),
     };
   },
-  async apply(ctx, target, p) {
+  async apply(ctx, target, p, planned) {
     const type = p.plugintype as PluginType;
     const source = await sourceStates(ctx, type);
     const done = await ctx.moodle.withStatements(target, async (sql) => {
       const snapshot = await readType(ctx.moodle, sql, target, type, true);
       const { changes, missing } = syncPlan(source, snapshot.states);
+      if (changes.length > 0) await planned.beforeWrite(null);
       return {
         changed: changes.map(([name, state]) => `${name} → ${state}`),
         caches: changes.flatMap(([name, state]) => snapshot.set(name, state)),

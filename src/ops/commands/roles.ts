@@ -111,13 +111,14 @@ export const roleSync = defineCommand({
           : `${create}${count(assign.length, 'capability')} to set, ${remove.length} to remove`,
     };
   },
-  async apply(ctx, target, p) {
+  async apply(ctx, target, p, planned) {
     const source = await sourceRole(ctx, p.role);
     const done = await ctx.moodle.withStatements(target, async (sql) => {
       const { definition, site } = await readRoleForWrite(ctx.moodle, sql, target, p.role);
       const { assign, remove, unknown } = roleDiff(source, definition, site.known);
       if (definition.role && assign.length + remove.length === 0)
         return { roleid: definition.role.id, created: false, assign, remove, unknown };
+      await planned.beforeWrite(null);
       const roleid = definition.role?.id ?? (await createRole(site, source.role, source.contextLevels));
       for (const [cap, perm] of assign) assignCapability(site, roleid, cap, perm, definition.capabilities.get(cap));
       for (const cap of remove) unassignCapability(site, roleid, cap);
@@ -176,13 +177,11 @@ export const capabilitySync = defineCommand({
         throw new ParamError(`${target.host.shortname}'s code defines no capability ${p.capability}`);
       const current = definition.capabilities.get(p.capability);
       const shown = { old: permissionName(current ?? 0), new: permissionName(wanted) };
-      if (!planned.matchesPlan(shown.old))
+      if (shown.old !== shown.new && !planned.matchesPlan(shown.old))
         return { ...shown, roleid: definition.role.id, outcome: 'conflict' as const };
-      return {
-        ...shown,
-        roleid: definition.role.id,
-        outcome: changePermission(site, definition.role.id, p.capability, wanted, current),
-      };
+      const outcome = changePermission(site, definition.role.id, p.capability, wanted, current);
+      if (outcome === undefined) await planned.beforeWrite(shown.old);
+      return { ...shown, roleid: definition.role.id, outcome };
     });
     const shown = { old: done.old, new: done.new };
     if (done.outcome === 'conflict')
@@ -242,7 +241,7 @@ export const allowSync = defineCommand({
           .join(',') || '(none)',
     };
   },
-  async apply(ctx, target, p) {
+  async apply(ctx, target, p, planned) {
     const table = p.table as AllowTable;
     const wanted = allowedBy((await sourceAllows(ctx, table)).pairs, p.role);
     const done = await ctx.moodle.withStatements(target, async (sql) => {
@@ -253,7 +252,9 @@ export const allowSync = defineCommand({
       const add = [...wanted].filter((r) => !now.has(r) && here.roles.has(r));
       const drop = [...now].filter((r) => !wanted.has(r));
       const missing = [...wanted].filter((r) => !here.roles.has(r));
+      const old = [...now].sort().join(',') || '(none)';
       if (add.length + drop.length > 0) {
+        await planned.beforeWrite(old);
         const site = {
           access: ctx.moodle,
           sql,
@@ -268,7 +269,7 @@ export const allowSync = defineCommand({
         add,
         drop,
         missing,
-        old: [...now].sort().join(',') || '(none)',
+        old,
         new:
           [...now, ...add]
             .filter((r) => !drop.includes(r))

@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/core/config.ts';
 import { createLogger, SecretValues } from '../../src/core/log.ts';
+import { redisConnection } from '../../src/core/redis.ts';
 import { runCli } from '../support/cli.ts';
 import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { knownSecret } from '../support/secrets.ts';
 import { testServices } from '../support/services.ts';
+import { waitFor } from '../support/wait.ts';
 
 const logLines = (file: string) =>
   readFileSync(file, 'utf8')
@@ -36,6 +38,27 @@ describe('the log', () => {
     expect(logLines(file)[0]).toMatchObject({ level: 30, password: '[redacted]', nested: { token: '[redacted]' } });
     for (const secret of [dbPassword, opened, JSON.stringify(opened).slice(1, -1), 'by-key-only', 'xoxb-by-key'])
       expect(text).not.toContain(secret);
+  });
+});
+
+describe('an expected failure in the log', () => {
+  it('is one line naming the service that failed, with no stack trace', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'vmops-log-')), 'vmoodle.log');
+    const config = loadConfig({ VMOODLE_LOG_FILE: file, LOG_LEVEL: 'info' });
+    const log = createLogger(config, new SecretValues(), 'info');
+    // A port nothing listens on: Redis refuses, as a Redis restarting does.
+    const redis = redisConnection('redis://127.0.0.1:1/0', 'worker', log, 1_000);
+    try {
+      const line = await waitFor('the log line', () =>
+        logLines(file).find((l) => l.msg === 'Redis cannot be reached; retrying'),
+      );
+      expect(line).toMatchObject({ level: 40, error: { code: 'ECONNREFUSED' } });
+      const error = line.error as Record<string, unknown>;
+      expect(error.message).toMatch(/^Redis server refused the connection/);
+      expect(error).not.toHaveProperty('stack');
+    } finally {
+      redis.disconnect();
+    }
   });
 });
 

@@ -105,11 +105,17 @@ export const silentLogger = (): Logger => pino({ level: 'silent' });
 
 /**
  * An error as the log records it: its code and the operator's one line, never a driver's message, which may quote
- * the statement and its values, and a stack without its first line (the message again).
+ * the statement and its values. Only an error nobody expected (no code) carries its stack, without its first line
+ * (the message again): a server away or a refused statement is one line, however often it happens. `server` names
+ * the kind of server a connection's failure is said of (the database's unless told).
  */
-export function errorFields(err: unknown): { error: { code: string; message: string; stack?: string } } {
+export function errorFields(
+  err: unknown,
+  server?: string,
+): { error: { code: string; message: string; stack?: string } } {
   const e = err as { code?: unknown; stack?: unknown };
   const code = err instanceof OpsError ? err.code : typeof e.code === 'string' ? e.code : 'internal';
-  const stack = typeof e.stack === 'string' ? e.stack.split('\n').slice(1).join('\n') : undefined;
-  return { error: { code, message: describeError(err), ...(stack ? { stack } : {}) } };
+  const stack =
+    code === 'internal' && typeof e.stack === 'string' ? e.stack.split('\n').slice(1).join('\n') : undefined;
+  return { error: { code, message: describeError(err, server), ...(stack ? { stack } : {}) } };
 }

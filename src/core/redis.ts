@@ -23,7 +23,7 @@ export function redisConnection(url: string, role: RedisRole, log: Logger, timeo
     const code = err.code ?? err.message;
     if (code === down) return;
     down = code;
-    log.warn({ ...errorFields(err), redis: redactUrl(url) }, 'Redis cannot be reached; retrying');
+    log.warn({ ...errorFields(err, 'Redis'), redis: redactUrl(url) }, 'Redis cannot be reached; retrying');
   });
   redis.on('ready', () => {
     if (down === undefined) return;

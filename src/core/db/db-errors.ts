@@ -23,10 +23,14 @@ export function isTransient(err: unknown): boolean {
   return code !== undefined && TRANSIENT_CODES.has(code);
 }
 
+/** What a connection's failure means, said of the kind of server it was made to. */
+const CONNECTION_FAILURES: Record<string, (server: string) => string> = {
+  ECONNREFUSED: (server) => `${server} server refused the connection`,
+  ETIMEDOUT: (server) => `${server} server did not answer in time`,
+  ENOTFOUND: (server) => `${server} host name not found`,
+};
+
 const FRIENDLY: Record<string, string> = {
-  ECONNREFUSED: 'database server refused the connection',
-  ETIMEDOUT: 'database server did not answer in time',
-  ENOTFOUND: 'database host name not found',
   ER_ACCESS_DENIED_ERROR: 'database login refused',
   ER_ACCESS_DENIED_NO_PASSWORD_ERROR: 'database login refused',
   ER_DBACCESS_DENIED_ERROR: 'database login refused for this database',
@@ -76,7 +80,7 @@ const VALUE_FREE = new Set([
  * One line for an operator. A database error is its code and a plain sentence (with the server's own words only
  * where they hold no value), never the statement or its values; a connection error says what failed where.
  */
-export function describeError(err: unknown): string {
+export function describeError(err: unknown, server = 'database'): string {
   const e = err as { code?: string; message?: string; sqlMessage?: string; sqlState?: string; syscall?: string };
   const message = (e.message ?? String(err)).split('\n')[0] as string;
   if (e.sqlMessage !== undefined || e.sqlState !== undefined) {
@@ -90,7 +94,7 @@ export function describeError(err: unknown): string {
         : '';
     return `${plain} (${code})${detail}`.slice(0, 500);
   }
-  const friendly = e.code && e.syscall !== undefined ? FRIENDLY[e.code] : undefined;
+  const friendly = e.code && e.syscall !== undefined ? CONNECTION_FAILURES[e.code]?.(server) : undefined;
   if (friendly && !message.toLowerCase().includes(friendly)) return `${friendly} (${e.code}): ${message}`.slice(0, 500);
   return message.slice(0, 500);
 }

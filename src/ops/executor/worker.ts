@@ -19,7 +19,7 @@ import { sourceHostOf } from './planner.ts';
 import { errorKind } from '../../core/errors.ts';
 import { errorFields, type Logger } from '../../core/log.ts';
 import { describeError, isTransient } from '../../core/db/db-errors.ts';
-import { redisConnection } from '../../core/redis.ts';
+import { isRedisAway, redisConnection } from '../../core/redis.ts';
 import type { RunServices } from './run-services.ts';
 import {
   type AnyExecutorJob,
@@ -164,7 +164,7 @@ export class ExecutorWorker {
         const kind = (err as NodeJS.ErrnoException).code ?? err.message;
         if (kind === last) return;
         last = kind;
-        this.log.error({ ...errorFields(err) }, 'queue error');
+        this.log.error({ ...errorFields(err, isRedisAway(err) ? 'Redis' : undefined) }, 'queue error');
       });
       worker.on('ready', () => {
         last = undefined;

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
-import { endedRun, opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { endedRun, opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
 
 describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
@@ -10,6 +10,7 @@ describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
   beforeAll(async () => {
     fx = await opsFixture('keptjobs', undefined, { VMOODLE_KEPT_JOBS: '3' });
     await thinFleet(fx, 6);
+    await registerInstances(fx, [{ shortname: 'gone', database: 'moodle_no_such_database' }]);
     await startWorker(fx).waitUntilReady();
   });
 
@@ -27,5 +28,22 @@ describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
       expect((await fx.rt.store.getTargets(plan.run.id)).map((t) => t.status)).toEqual(Array(6).fill('applied'));
     }
     expect(await fx.rt.queue.getJobCountByTypes('completed')).toBeLessThanOrEqual(3);
+  });
+
+  it("lets go of a run's own keys when it ends, leaving its events for followers an hour", async () => {
+    const plan = await createPlan(fx.rt, {
+      command: 'generic/setconfig',
+      params: { key: 'theme', value: 'three' },
+      selector: { tohosts: ['t1', 'gone'] },
+      requestedBy: 'tester',
+      via: 'cli',
+    });
+    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    expect((await endedRun(fx, plan.run.id)).state).toBe('partly_failed');
+    const { keys, redis } = fx.rt;
+    expect(await redis.exists(keys.failures(plan.run.id), keys.cancel(plan.run.id))).toBe(0);
+    const ttl = await redis.ttl(keys.events(plan.run.id));
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(3600);
   });
 });

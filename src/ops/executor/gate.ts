@@ -78,6 +78,11 @@ export class Gate {
       .exec();
   }
 
+  /** A run that ended needs neither its failure count nor its cancel mark: no work of it is admitted any more. */
+  async forget(runId: number): Promise<void> {
+    await this.redis.del(this.keys.failures(runId), this.keys.cancel(runId));
+  }
+
   async cancel(runId: number): Promise<void> {
     await this.redis.set(this.keys.cancel(runId), '1', 'EX', 7 * 86_400);
   }

@@ -30,6 +30,8 @@ export interface FollowWhileAway {
  * Events go to a Redis stream per run, so any number of front ends can follow a run from any point, blocking on
  * the stream rather than polling the database.
  */
+const ENDED_RUN_EVENTS_SECONDS = 3600;
+
 export class Progress {
   constructor(
     private readonly redis: Redis,
@@ -43,6 +45,13 @@ export class Progress {
       .xadd(key, 'MAXLEN', '~', '100000', '*', 'e', JSON.stringify(event))
       .expire(key, 7 * 86_400)
       .exec();
+  }
+
+  /**
+   * A run that ended keeps its events an hour, for the followers still reading them; later ones read the master.
+   */
+  async ended(runId: number): Promise<void> {
+    await this.redis.expire(this.keys.events(runId), ENDED_RUN_EVENTS_SECONDS);
   }
 
   /**

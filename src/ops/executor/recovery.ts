@@ -42,6 +42,7 @@ export async function settleRun(
   ) {
     rt.log.info({ run: runId, state, counts }, 'run ended');
     await rt.progress.publish(runId, { type: 'state', state });
+    await Promise.all([rt.progress.ended(runId), rt.gate.forget(runId)]);
     return state;
   }
   return (await rt.store.getRun(runId)).state;

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
+import { followRun } from '../../src/verbs/follow.ts';
 import { endedRun, opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
 
@@ -45,5 +46,10 @@ describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
     const ttl = await redis.ttl(keys.events(plan.run.id));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3600);
+
+    // Once they have expired, following the run ends at once, with the master's record.
+    await redis.del(keys.events(plan.run.id));
+    const followed = await followRun(fx.rt, await fx.rt.store.getRun(plan.run.id), () => undefined);
+    expect(followed.run.state).toBe('partly_failed');
   });
 });

@@ -20,17 +20,21 @@ const FOLLOW_PATIENCE_MS = 120_000;
 /** What a follower does while Redis is away: tell its reader, ask the master whether the run ended, give up after a while. */
 export interface FollowWhileAway {
   signal?: AbortSignal;
-  /** Whether the run has ended, asked of the master while Redis is away; without it, Redis going away ends the follow. */
+  /**
+   * Whether the run has ended, asked of the master while Redis is away or the stream is quiet; without it, Redis
+   * going away ends the follow.
+   */
   ended?(): Promise<boolean>;
   onRedisAway?(): void | Promise<void>;
   patienceMs?: number;
 }
 
+const ENDED_RUN_EVENTS_SECONDS = 3600;
+
 /**
  * Events go to a Redis stream per run, so any number of front ends can follow a run from any point, blocking on
  * the stream rather than polling the database.
  */
-const ENDED_RUN_EVENTS_SECONDS = 3600;
 
 export class Progress {
   constructor(
@@ -102,6 +106,8 @@ export class Progress {
           continue;
         }
         awaySince = undefined;
+        // A quiet second: a run that ended while its last events were lost (or have expired) is not waited for.
+        if (reply === null && (await options.ended?.())) return;
         for (const [, entries] of reply ?? []) {
           for (const [id, fields] of entries) {
             last = id;

@@ -3,7 +3,9 @@ import { Rbac } from '../../src/verbs/rbac.ts';
 import { startSlackBot, type SlackBot } from '../../src/bot/slack/app.ts';
 import { SLACK_LIMITS } from '../../src/bot/slack/limits.ts';
 import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
-import { opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { endedRun, opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { RunWatchdog } from '../../src/ops/executor/watchdog.ts';
+import { RunMessageStore } from '../../src/bot/slack/run-messages.ts';
 import { approveRun, requestApproval } from '../../src/ops/executor/approvals.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
 import { testServices } from '../support/services.ts';
@@ -306,6 +308,41 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect(closed?.params.text).toBe(`Run ${runId} approved by ${userInfo().username}@cli and started.`);
     expect(JSON.stringify(closed?.params.blocks)).not.toContain('"actions"');
     expect((await fx.rt.store.events(runId)).map((e) => e.kind)).toContain('break_glass');
+  });
+
+  it("tells in the run's thread that the workers recovered it after its queued work was lost", async () => {
+    await fx.rt.queue.pause();
+    await slash('UOP', 'run sql/multisql --hosts t12,t13 sql="DELETE FROM {config_log}"');
+    const request = api.of('chat.postMessage').at(-1) as RecordedCall;
+    const value = (
+      request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>
+    ).find((b) => b.type === 'actions')?.elements?.[0]?.value as string;
+    const runId = Number(value.split(':')[0]);
+    await interact(buttonPayload('UAPP', 'approve', value));
+    const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
+    // Not waited for as interact() does: the run's report cannot end while its queue is paused.
+    await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', view.private_metadata, '2')));
+    await waitFor('the run started', async () => (await fx.rt.store.getRun(runId)).state === 'running');
+    // Redis loses the queued work (restarted empty), and the run is older than one look of the watchdog.
+    await fx.rt.queue.obliterate({ force: true });
+    await fx.rt.queue.resume();
+    await fx.rt.store.db(fx.rt.store.t.runs).where({ id: runId }).decrement('started_at', 60_000);
+    await new RunWatchdog(fx.rt, fx.rt.log).tick();
+
+    const told = await waitFor(
+      'the recovery told in the thread',
+      () =>
+        api
+          .of('chat.postMessage')
+          .find((c) => String(c.params.text).includes(`Run ${runId}`) && String(c.params.text).includes('recovered')),
+      { timeoutMs: 10_000 },
+    );
+    expect(told.params).toMatchObject({
+      channel: 'C1',
+      thread_ts: (await new RunMessageStore(fx.rt).get(runId))?.parent_ts,
+      text: `:recycle: Run ${runId}'s queued work was lost from Redis; the workers recovered it: 2 targets queued again, 0 interrupted.`,
+    });
+    expect((await endedRun(fx, runId)).state).toBe('succeeded');
   });
 
   it('refuses an approval replayed for a plan other than the one shown', async () => {

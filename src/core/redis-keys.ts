@@ -75,8 +75,11 @@ export class RedisKeys {
     return `${this.runs}:cron:outcomes`;
   }
 
-  /** Command-line decisions on runs (break-glass) waiting for the chat to post them in each run's thread. */
-  breakGlass(): string {
+  /**
+   * Notices waiting for the chat to post them in each run's thread (command-line decisions, recoveries); the key
+   * keeps the name it had when it held break-glass decisions only, so that none waiting is lost on an upgrade.
+   */
+  runNotices(): string {
     return `${this.runs}:break-glass`;
   }
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { WebClient } from '@slack/web-api';
 import type { Backend } from '../../verbs/backend.ts';
 import { errorFields, type Logger } from '../../core/log.ts';
-import { takeAlerts, takeBreakGlass } from '../../ops/executor/alerts.ts';
+import { takeAlerts, takeRunNotices, type RunNotice } from '../../ops/executor/alerts.ts';
 import type { RunRow } from '../../ops/executor/run-model.ts';
 import type { RunServices } from '../../ops/executor/run-services.ts';
 import type { Chat, ChatReply } from '../chat.ts';
@@ -22,7 +22,10 @@ export const REPORT_LEASE_MS = 10_000;
 const REFRESH_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
+const NOTICE_EMOJI: Record<RunNotice['kind'], string> = { break_glass: ':rotating_light:', recovered: ':recycle:' };
+
 /** What every listener shares: the verbs (through the chat), the way back to users, deferred work, and where runs are shown. */
+
 export class SlackContext {
   readonly replies: Replies;
   readonly work: SlackWork;
@@ -164,7 +167,7 @@ export class SlackContext {
    * configured they wait in Redis, the newest thousand kept; one the channel refuses is logged.
    */
   async postAlerts(): Promise<void> {
-    await this.postBreakGlass();
+    await this.postRunNotices();
     const channel = this.backend.config.opsChannel;
     if (!channel) return;
     for (const alert of await takeAlerts(await this.ops())) {
@@ -180,15 +183,17 @@ export class SlackContext {
   }
 
   /**
-   * Decisions taken on the command line, each told in its run's thread (its approval request closed, as a chat
-   * decision closes it), or in the ops channel for a run planned elsewhere.
+   * Notices of runs, each told in its run's thread, or in the ops channel for a run planned elsewhere: a decision
+   * taken on the command line (which closes its approval request, as a chat decision does) in the request's thread,
+   * a recovery in the progress thread.
    */
-  private async postBreakGlass(): Promise<void> {
+  private async postRunNotices(): Promise<void> {
     const rt = await this.ops();
     const store = await this.messages();
-    for (const notice of await takeBreakGlass(rt)) {
+    for (const notice of await takeRunNotices(rt)) {
       const at = await store.get(notice.runId);
-      const thread = at?.approval_ts ?? at?.parent_ts;
+      const thread =
+        notice.kind === 'break_glass' ? (at?.approval_ts ?? at?.parent_ts) : (at?.parent_ts ?? at?.approval_ts);
       const where =
         thread && at
           ? { channel: at.channel, thread_ts: thread }
@@ -197,11 +202,14 @@ export class SlackContext {
             : undefined;
       try {
         if (where)
-          await this.client.chat.postMessage({ ...where, text: `:rotating_light: ${escapeMrkdwn(notice.text)}` });
+          await this.client.chat.postMessage({
+            ...where,
+            text: `${NOTICE_EMOJI[notice.kind]} ${escapeMrkdwn(notice.text)}`,
+          });
         else this.log.warn({ run: notice.runId }, notice.text);
-        await this.closeApproval(notice.runId);
+        if (notice.kind === 'break_glass') await this.closeApproval(notice.runId);
       } catch (err) {
-        this.log.warn({ ...errorFields(err), run: notice.runId }, 'a command-line decision could not be told in Slack');
+        this.log.warn({ ...errorFields(err), run: notice.runId }, 'a notice of a run could not be told in Slack');
       }
     }
   }

@@ -23,19 +23,28 @@ async function take<T>(rt: RunServices, key: string, count: number): Promise<T[]
 export const pushAlert = (rt: RunServices, alert: Omit<Alert, 'at'>) =>
   keep(rt, rt.keys.alerts(), { ...alert, at: Date.now() });
 
-/** A decision taken on the command line, the break-glass path: audited, and told in the run's thread by the chat. */
-export interface BreakGlass {
+/**
+ * Something a run's thread should hear of: a decision taken on the command line (the break-glass path), or the
+ * workers recovering the run on their own after its queued work was lost.
+ */
+export interface RunNotice {
   runId: number;
+  kind: 'break_glass' | 'recovered';
   text: string;
 }
 
-export async function pushBreakGlass(rt: RunServices, notice: BreakGlass): Promise<void> {
+/** A decision taken on the command line: audited, and told in the run's thread by the chat. */
+export async function pushBreakGlass(rt: RunServices, notice: Omit<RunNotice, 'kind'>): Promise<void> {
   await rt.store.addEvent(notice.runId, 'break_glass', 'vmoodle-ops', notice.text);
-  await keep(rt, rt.keys.breakGlass(), notice);
+  await keep(rt, rt.keys.runNotices(), { ...notice, kind: 'break_glass' } satisfies RunNotice);
 }
 
-/** The command-line decisions waiting to be told. */
-export const takeBreakGlass = (rt: RunServices, count = 20) => take<BreakGlass>(rt, rt.keys.breakGlass(), count);
+/** A run the workers recovered (its `recover` event says so in the audit), told in its thread by the chat. */
+export const pushRecovered = (rt: RunServices, runId: number, text: string) =>
+  keep(rt, rt.keys.runNotices(), { runId, kind: 'recovered', text } satisfies RunNotice);
+
+/** The run notices waiting to be told. */
+export const takeRunNotices = (rt: RunServices, count = 20) => take<RunNotice>(rt, rt.keys.runNotices(), count);
 
 /** The oldest alerts waiting. */
 export const takeAlerts = (rt: RunServices, count = 20) => take<Alert>(rt, rt.keys.alerts(), count);

@@ -2,6 +2,7 @@ import type { Logger } from '../../core/log.ts';
 import { errorFields } from '../../core/log.ts';
 import { targetDeadlineMs } from '../commands/command.ts';
 import { findCommand } from '../commands/index.ts';
+import { pushRecovered } from './alerts.ts';
 import { lostWork, recoverRun } from './recovery.ts';
 import type { RunRow } from './run-model.ts';
 import type { RunServices } from './run-services.ts';
@@ -49,6 +50,11 @@ export class RunWatchdog {
         this.log.warn(
           { run: run.id, requeued: recovery.requeued, interrupted: recovery.interrupted },
           'the work of a running run was lost from Redis: recovered',
+        );
+        await pushRecovered(
+          this.rt,
+          run.id,
+          `Run ${run.id}'s queued work was lost from Redis; the workers recovered it: ${recovery.requeued} target${recovery.requeued === 1 ? '' : 's'} queued again, ${recovery.interrupted} interrupted${recovery.interrupted > 0 ? ' (verify those)' : ''}.`,
         );
         return true;
       });

@@ -25,7 +25,6 @@ const RELEASE_LEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redi
 const NOTICE_EMOJI: Record<RunNotice['kind'], string> = { break_glass: ':rotating_light:', recovered: ':recycle:' };
 
 /** What every listener shares: the verbs (through the chat), the way back to users, deferred work, and where runs are shown. */
-
 export class SlackContext {
   readonly replies: Replies;
   readonly work: SlackWork;

@@ -49,14 +49,21 @@ export function registerStart(program: LineParser, ctx: CliContext): void {
     .action(async (_opts, cmd: LineParser) => {
       const out = ctx.output(cmd);
       // The product's parts load here, not with every command line.
-      const [{ ensureServices }, { ExecutorWorker }, { consoleChat }, { servedNode }, { FLEET_SCHEDULES }] =
-        await Promise.all([
-          import('../core/services/index.ts'),
-          import('../ops/executor/worker.ts'),
-          import('../bot/console.ts'),
-          import('../core/nodes.ts'),
-          import('../ops/schedules/index.ts'),
-        ]);
+      const [
+        { ensureServices },
+        { ExecutorWorker },
+        { consoleChat },
+        { servedNode },
+        { FLEET_SCHEDULES },
+        { serveExecutorMetrics },
+      ] = await Promise.all([
+        import('../core/services/index.ts'),
+        import('../ops/executor/worker.ts'),
+        import('../bot/console.ts'),
+        import('../core/nodes.ts'),
+        import('../ops/schedules/index.ts'),
+        import('../ops/executor/metrics.ts'),
+      ]);
       const config = loadConfig(ctx.io.env);
       const services = await ensureServices(config);
       const app = new Backend(config, services);
@@ -83,11 +90,15 @@ export function registerStart(program: LineParser, ctx: CliContext): void {
         out.line(
           `A worker runs targets here (${config.executor.concurrency} at a time); more can join with vmoodle worker.`,
         );
+        // One listener for the worker and the bot of this process.
+        const metrics = await serveExecutorMetrics(rt);
+        if (metrics) out.line(`Metrics at ${metrics.url}/metrics (health: /healthz, /readyz).`);
         try {
           if (config.slack.botToken) await serveSlack(app, out);
           else await consoleChat(ctx.io, app);
         } finally {
           await worker.close();
+          await metrics?.close();
         }
       } finally {
         await app.close();

@@ -12,9 +12,10 @@ export function registerWorker(program: LineParser, ctx: CliContext): void {
     .addHelpText('after', '\nExamples:\n  VMOODLE_WORKER_CONCURRENCY=64 vmoodle worker\n  vmoodle worker --node web1')
     .action(async (opts: { node?: string }, cmd: LineParser) => {
       const out = ctx.output(cmd);
-      const [{ ExecutorWorker }, { FLEET_SCHEDULES }] = await Promise.all([
+      const [{ ExecutorWorker }, { FLEET_SCHEDULES }, { serveExecutorMetrics }] = await Promise.all([
         import('../ops/executor/worker.ts'),
         import('../ops/schedules/index.ts'),
+        import('../ops/executor/metrics.ts'),
       ]);
       const { servedNode } = await import('../core/nodes.ts');
       const { config } = ctx.app();
@@ -24,6 +25,8 @@ export function registerWorker(program: LineParser, ctx: CliContext): void {
       const rt = await ctx.app().ops();
       const worker = new ExecutorWorker(rt, { node, schedules: FLEET_SCHEDULES });
       await worker.waitUntilReady();
+      const metrics = await serveExecutorMetrics(rt);
+      if (metrics) out.line(`Metrics at ${metrics.url}/metrics (health: /healthz, /readyz).`);
       for (const warning of [await rt.legacyWarning(), await rt.serverWarning()])
         if (warning) out.line(`Warning: ${warning}`);
       const php = worker.node
@@ -38,5 +41,6 @@ export function registerWorker(program: LineParser, ctx: CliContext): void {
       });
       out.line('Stopping: targets under way finish first.');
       await worker.close();
+      await metrics?.close();
     });
 }

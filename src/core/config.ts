@@ -1,6 +1,7 @@
 import { errorKind, OpsError } from './errors.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -75,6 +76,8 @@ export interface Config {
     port: number;
     apiUrl: string;
   };
+  /** The listener of /metrics, /healthz and /readyz in the bot and each worker: off unless a port is set. */
+  metrics: { port: number | undefined; host: string };
   /** JSON lines at this level and above; unset, the long-running verbs log at info and the others only errors. */
   log: { level: LogLevel | undefined; file: string | undefined };
   /** How long the command line and the chats wait for Redis before saying it cannot be reached, ms. */
@@ -247,6 +250,21 @@ export const SETTINGS = {
     (v) => resolve(v),
   ),
   slackPort: setting('SLACK_PORT', 'slack.port', 'a TCP port from 1 to 65535', wholeNumber(1, 65_535)),
+  metricsPort: setting(
+    'VMOODLE_METRICS_PORT',
+    'metrics.port',
+    "a TCP port from 1 to 65535 for /metrics, /healthz and /readyz (off unless set; never Slack's port)",
+    wholeNumber(1, 65_535),
+  ),
+  metricsHost: setting(
+    'VMOODLE_METRICS_HOST',
+    'metrics.host',
+    'the address the metrics listener binds to: an IP address or a host name (default 127.0.0.1)',
+    (v) => {
+      if (isIP(v) === 0 && !/^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$/.test(v)) throw new Error();
+      return v;
+    },
+  ),
   nodes: setting('VMOODLE_NODES', 'nodes_file', 'the path of the nodes YAML file (see README)', (v) =>
     parseNodes(readYamlFile(resolve(v), 'VMOODLE_NODES')),
   ),
@@ -511,6 +529,13 @@ export function loadConfig(env: Source = process.env): Config {
 
   const mysqlUrl = get(SETTINGS.mysqlUrl);
   const sandbox = mysqlUrl === undefined;
+  const slackPort = get(SETTINGS.slackPort) ?? 3000;
+  const metricsPort = get(SETTINGS.metricsPort);
+  // Slack's requests come from the internet; what the fleet tool is doing is for the monitoring only.
+  if (metricsPort === slackPort)
+    throw new ConfigError(
+      `VMOODLE_METRICS_PORT: ${metricsPort} is the port that receives Slack's requests (SLACK_PORT); give the metrics a port of their own`,
+    );
   const defaultDump = resolve(PROJECT_ROOT, '..', 'shared', 'fixtures', 'moodle-4.5.6-tpl.sql.gz');
   const dataDir = get(SETTINGS.dataDir) ?? resolve(PROJECT_ROOT, 'data');
   return {
@@ -547,9 +572,10 @@ export function loadConfig(env: Source = process.env): Config {
       botToken: get(SETTINGS.slackBotToken),
       signingSecret: get(SETTINGS.slackSigningSecret),
       appToken: get(SETTINGS.slackAppToken),
-      port: get(SETTINGS.slackPort) ?? 3000,
+      port: slackPort,
       apiUrl: get(SETTINGS.slackApiUrl) ?? SLACK_API_URL,
     },
+    metrics: { port: metricsPort, host: get(SETTINGS.metricsHost) ?? '127.0.0.1' },
     log: { level: get(SETTINGS.logLevel), file: get(SETTINGS.logFile) },
     redisTimeoutMs: (get(SETTINGS.redisTimeout) ?? 10) * 1000,
     secretKeys: get(SETTINGS.secretKeys) ?? (sandbox ? sandboxKeys(dataDir) : []),

@@ -57,6 +57,16 @@ export class OpsError extends Error {
 /** The code of any error: its own, or `internal` for one the product did not raise. */
 export const errorCode = (err: unknown): ErrorCode => (err instanceof OpsError ? err.code : 'internal');
 
+/**
+ * What failed, as a word a log line or a metric's label may carry: the product's code, else a driver's or the
+ * system's (ECONNREFUSED, ER_NO_SUCH_TABLE), else `internal`. Never free text, so labels stay few.
+ */
+export function failureCode(err: unknown): string {
+  if (err instanceof OpsError) return err.code;
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]{1,63}$/.test(code) ? code : 'internal';
+}
+
 export const exitCodeOf = (err: unknown): number => ERROR_CODES[errorCode(err)].exit;
 
 /** A class of errors of one code, for the callers that must tell it apart (`instanceof`). */

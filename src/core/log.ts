@@ -1,7 +1,7 @@
 import { pino, type Logger } from 'pino';
 import type { Config, LogLevel } from './config.ts';
 import { parseMysqlUrl } from './db/mysql-url.ts';
-import { OpsError } from './errors.ts';
+import { failureCode } from './errors.ts';
 import { describeError } from './db/db-errors.ts';
 
 export type { Logger } from 'pino';
@@ -113,8 +113,8 @@ export function errorFields(
   err: unknown,
   server?: string,
 ): { error: { code: string; message: string; stack?: string } } {
-  const e = err as { code?: unknown; stack?: unknown };
-  const code = err instanceof OpsError ? err.code : typeof e.code === 'string' ? e.code : 'internal';
+  const e = err as { stack?: unknown };
+  const code = failureCode(err);
   const stack =
     code === 'internal' && typeof e.stack === 'string' ? e.stack.split('\n').slice(1).join('\n') : undefined;
   return { error: { code, message: describeError(err, server), ...(stack ? { stack } : {}) } };

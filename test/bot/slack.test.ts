@@ -101,6 +101,9 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     expect(Date.now() - start).toBeLessThan(SLACK_LIMITS.ackMs);
     await bot.idle();
     expect(lastReply('UVIEW')).toMatch(/^3 targets \(matched 3\)/);
+    // The time to each ack is among the metrics of the process that serves Slack.
+    const acks = await fx.rt.metrics.registry.getSingleMetricAsString('vmoodle_slack_ack_seconds');
+    expect(Number(/vmoodle_slack_ack_seconds_count (\d+)/.exec(acks)?.[1])).toBeGreaterThan(0);
   });
 
   it('refuses stale, future-dated and badly signed requests with 401, and runs nothing', async () => {

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import { App as BoltApp, HTTPReceiver } from '@slack/bolt';
+import { Histogram, type Registry } from 'prom-client';
 import { WebClient } from '@slack/web-api';
 import type { Backend } from '../../verbs/backend.ts';
 import { errorFields } from '../../core/log.ts';
@@ -138,8 +139,12 @@ export async function startSlackBot(
       },
     };
   }
+  const acks = ackSeconds((await backend.ops()).metrics.registry);
   const server: Server = createServer((req, res) => {
     ctx.work.requestStarted();
+    // Slack takes the response to its request as the ack: the time to it is what Slack's 3 s limit measures.
+    const acked = acks.startTimer();
+    res.once('finish', () => acked());
     res.once('close', () => ctx.work.requestAnswered());
     // Bolt refuses requests older than five minutes; one dated ahead of now is refused here, before Bolt sees it.
     const stamp = Number(req.headers['x-slack-request-timestamp']);
@@ -160,4 +165,18 @@ export async function startSlackBot(
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** The Slack acknowledgement latency, among the metrics of the process that serves Slack over HTTP. */
+function ackSeconds(registry: Registry): Histogram {
+  const name = 'vmoodle_slack_ack_seconds';
+  return (
+    (registry.getSingleMetric(name) as Histogram | undefined) ??
+    new Histogram({
+      name,
+      help: "Time from a Slack request's arrival to the response that acknowledges it",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5],
+      registers: [registry],
+    })
+  );
 }

@@ -25,6 +25,7 @@ import {
   sharedQueueName,
 } from './queues.ts';
 import { RedisKeys } from '../../core/redis-keys.ts';
+import { ExecutorMetrics } from './metrics.ts';
 import { Progress } from './progress.ts';
 import type { RunStore } from './store.ts';
 
@@ -59,6 +60,7 @@ export class RunServices {
   readonly journal: Journal;
   private readonly queues = new Map<string, Queue>();
   private flowInstance: FlowProducer | undefined;
+  private metricsInstance: ExecutorMetrics | undefined;
 
   readonly config: Config;
   readonly redisUrl: string;
@@ -220,6 +222,12 @@ export class RunServices {
     if (!this.fleetRead || Date.now() - this.fleetRead.at > FLEET_REUSE_MS)
       this.fleetRead = { at: Date.now(), fleet: this.registry.loadFleet() };
     return this.fleetRead.fleet;
+  }
+
+  /** What this process tells the monitoring (ops/executor/metrics.ts). */
+  get metrics(): ExecutorMetrics {
+    this.metricsInstance ??= new ExecutorMetrics(this);
+    return this.metricsInstance;
   }
 
   get flows(): FlowProducer {

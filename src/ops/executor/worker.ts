@@ -16,7 +16,7 @@ import type { Fleet } from '../../registry/fleet.ts';
 import { settleRun } from './recovery.ts';
 import { targetParams } from './run-actions.ts';
 import { sourceHostOf } from './planner.ts';
-import { errorKind } from '../../core/errors.ts';
+import { errorKind, failureCode } from '../../core/errors.ts';
 import { errorFields, type Logger } from '../../core/log.ts';
 import { describeError, isTransient } from '../../core/db/db-errors.ts';
 import { isRedisAway, redisConnection } from '../../core/redis.ts';
@@ -279,8 +279,15 @@ export class ExecutorWorker {
     row: TargetRow,
     result: TargetResult & { old_known?: boolean },
     job?: Job<ExecutorJobs['target']>,
+    cause?: unknown,
   ): Promise<void> {
     await this.rt.store.recordFinal(row.id, job ? { ...result, attempts: triesOf(job) } : result);
+    this.rt.metrics.targetEnded(
+      ctx.run.command,
+      result.status,
+      cause === undefined ? undefined : failureCode(cause),
+      result.duration_ms ?? undefined,
+    );
     if (!DONE_OK.includes(result.status) && !WARNING.includes(result.status) && !NOT_STARTED.includes(result.status)) {
       this.log.warn(
         { run: ctx.run.id, target: row.shortname, status: result.status, message: result.message },
@@ -320,6 +327,7 @@ export class ExecutorWorker {
         row,
         { status: 'failed', message: (target instanceof Error ? target : (source as Error)).message },
         job,
+        target instanceof Error ? target : source,
       );
       return;
     }
@@ -327,7 +335,7 @@ export class ExecutorWorker {
     try {
       params = targetParams(this.rt, ctx.run, row);
     } catch (err) {
-      await this.record(ctx, row, { status: 'failed', message: describeError(err) }, job);
+      await this.record(ctx, row, { status: 'failed', message: describeError(err) }, job, err);
       return;
     }
     const node = row.node ? this.nodeHolding(row.node, placingDataroot(ctx.command, params, target)) : undefined;
@@ -425,9 +433,10 @@ export class ExecutorWorker {
           row,
           { status: 'interrupted', message: `${message}; ${what}`, duration_ms: Date.now() - started },
           job,
+          err,
         );
       } else if (err instanceof PhpStopped) {
-        await this.record(ctx, row, { status: 'interrupted', message, duration_ms: Date.now() - started }, job);
+        await this.record(ctx, row, { status: 'interrupted', message, duration_ms: Date.now() - started }, job, err);
       } else if (isTransient(err) && this.withinDeadline(job, timeoutMs)) {
         const failures = (job.data.failures ?? 0) + 1;
         await job.updateData({ ...job.data, firstFailedAt: job.data.firstFailedAt ?? Date.now(), failures });
@@ -448,6 +457,7 @@ export class ExecutorWorker {
             duration_ms: Date.now() - started,
           },
           job,
+          err,
         );
       }
     } finally {

@@ -19,8 +19,9 @@ const TRANSIENT_CODES = new Set([
 ]);
 
 export function isTransient(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code !== undefined && TRANSIENT_CODES.has(code);
+  const { code, name } = err as { code?: string; name?: string };
+  // A pool that found no connection in time: its server was away or full, and nothing was sent.
+  return (code !== undefined && TRANSIENT_CODES.has(code)) || name === 'KnexTimeoutError';
 }
 
 /** What a connection's failure means, said of the kind of server it was made to. */

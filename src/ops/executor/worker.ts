@@ -69,6 +69,10 @@ const STOP_GRACE_MS = 10_000;
 
 const CONTEXT_TTL_MS = 10 * 60_000;
 
+/** How long a job waits before it looks for the master again (and up to as long again, so that jobs spread out). */
+const MASTER_WAIT_MS = 2_000;
+const MASTER_AWAY_LOG_MS = 30_000;
+
 /**
  * Runs one target's work with a deadline. Past it, the work's queries are killed and the work is awaited (a little
  * while) before the timeout is reported: its instance lock must not go while its write may still be running.
@@ -131,6 +135,7 @@ export class ExecutorWorker {
 
   private readonly schedules: ScheduledWork | undefined;
   private redeclare: (() => void) | undefined;
+  private masterAwayToldAt = 0;
 
   constructor(
     private readonly rt: RunServices,
@@ -216,6 +221,13 @@ export class ExecutorWorker {
     } catch (err) {
       // A job of a run that is gone fails for good: BullMQ would otherwise try it again, for nothing, until its attempts run out.
       if (err instanceof RunNotFoundError) throw new UnrecoverableError(err.message);
+      // The master out of reach while a job reads its run or records what it did: nothing can be recorded, so the job
+      // waits for the master, costing no attempt, however long it is away; a target's own deadline runs only once
+      // its work has started, and the earlier attempt's write record tells a retry what it wrote.
+      if (!(err instanceof DelayedError) && isTransient(err)) {
+        this.tellMasterAway(err);
+        await this.delay(job, token, MASTER_WAIT_MS);
+      }
       throw err;
     }
     throw new UnrecoverableError(
@@ -302,6 +314,13 @@ export class ExecutorWorker {
       status: result.status,
       message: result.message ?? null,
     });
+  }
+
+  /** One log line while the master is away, however many jobs wait for it. */
+  private tellMasterAway(err: unknown): void {
+    if (Date.now() - this.masterAwayToldAt < MASTER_AWAY_LOG_MS) return;
+    this.masterAwayToldAt = Date.now();
+    this.log.warn({ ...errorFields(err) }, 'the master database cannot be reached: jobs wait for it');
   }
 
   private async delay(job: Job, token: string | undefined, ms: number): Promise<never> {

@@ -89,6 +89,28 @@ describe.runIf(testServices().moodleDump)('two workers finding one run whose wor
     const recoveries = (await fx.rt.store.events(plan.run.id)).filter((e) => e.kind === 'recover');
     expect(recoveries.map((e) => e.detail)).toEqual(['2 queued again, 0 interrupted']);
   });
+
+  it('whose every target ended but whose own job was lost before it could end it: ended by the watchdog', async () => {
+    const plan = await createPlan(fx.rt, {
+      command: 'generic/setconfig',
+      params: { key: 'theme', value: 'settled' },
+      selector: { tohosts: ['t1', 't2'] },
+      requestedBy: 'tester',
+      via: 'cli',
+    });
+    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    // Each target's result reached the master; the run's job, which ends the run, went with Redis.
+    await fx.rt.store
+      .db(fx.rt.store.t.targets)
+      .where({ run_id: plan.run.id })
+      .update({ status: 'applied', finished_at: Date.now() });
+    const admin = new Redis(redis.url);
+    await admin.flushall();
+    admin.disconnect();
+    await passTime(600, 'the run is older than one look of the watchdog');
+    expect(await new RunWatchdog(fx.rt, fx.app.log).tick()).toContain(plan.run.id);
+    expect(await fx.rt.store.getRun(plan.run.id)).toMatchObject({ state: 'succeeded' });
+  });
 });
 
 describe.runIf(testServices().moodleDump)("the fleet's schedules after Redis restarted empty", () => {

@@ -54,7 +54,9 @@ export class RunWatchdog {
         await pushRecovered(
           this.rt,
           run.id,
-          `Run ${run.id}'s queued work was lost from Redis; the workers recovered it: ${recovery.requeued} target${recovery.requeued === 1 ? '' : 's'} queued again, ${recovery.interrupted} interrupted${recovery.interrupted > 0 ? ' (verify those)' : ''}.`,
+          recovery.requeued + recovery.interrupted === 0
+            ? `Run ${run.id}'s targets had all ended, but the job that ends the run was lost from Redis; the workers ended it.`
+            : `Run ${run.id}'s queued work was lost from Redis; the workers recovered it: ${recovery.requeued} target${recovery.requeued === 1 ? '' : 's'} queued again, ${recovery.interrupted} interrupted${recovery.interrupted > 0 ? ' (verify those)' : ''}.`,
         );
         return true;
       });
@@ -63,15 +65,25 @@ export class RunWatchdog {
     return recovered;
   }
 
-  /** A started run whose flow's parent is gone from the queue (a recovered run's first flow is gone too). */
+  /**
+   * A started run whose flow's parent is gone from the queue (a recovered run's first flow is gone too) or ended
+   * without ending the run.
+   */
   private async mayHaveLostWork(run: RunRow): Promise<boolean> {
     if (run.started_at === null || Date.now() - run.started_at < this.rt.config.executor.watchdogInterval) return false;
-    return !(await this.rt.queue.getJob(this.rt.runJobId(run.id)));
+    const parent = await this.rt.queue.getJob(this.rt.runJobId(run.id));
+    if (!parent) return true;
+    const state = await parent.getState();
+    return state === 'failed' || state === 'completed';
   }
 
-  /** Targets whose work is gone, none of them perhaps still being applied before its deadline. */
+  /**
+   * Targets whose work is gone, none of them perhaps still being applied before its deadline; or none left open,
+   * the run waiting only to be ended.
+   */
   private async lostSafely(run: RunRow): Promise<boolean> {
-    const { lost } = await lostWork(this.rt, run.id);
+    const { open, lost } = await lostWork(this.rt, run.id);
+    if (open.length === 0) return true;
     if (lost.length === 0) return false;
     const deadlineMs =
       targetDeadlineMs(findCommand(run.command), this.rt.config.executor.targetTimeout) + DEADLINE_MARGIN_MS;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -83,6 +83,8 @@ function seedCacheEntry(datapath: string): void {
 export interface BenchFleet {
   app: Backend;
   rt: RunServices;
+  /** The settings of the fleet's master, for a worker of its own started as a process. */
+  env: Record<string, string | undefined>;
   server: MysqlServer;
   /** Where target i lives. */
   instance(i: number): { db: string; prefix: string; datapath: string };
@@ -99,8 +101,14 @@ export interface FleetShape {
   seed(prefix: string): string;
 }
 
-/** The setconfig broadcast's fleet: 1,000 instances with the tables a setting write touches, the log store on. */
-const SETTING_FLEET: FleetShape = { targets: TARGETS, tables: SETTING_TABLES, rowsOf: [], seed: seedRows };
+/** The setconfig broadcast's fleet: instances with the tables a setting write touches, the log store on. */
+export const settingFleet = (targets: number): FleetShape => ({
+  targets,
+  tables: SETTING_TABLES,
+  rowsOf: [],
+  seed: seedRows,
+});
+const SETTING_FLEET = settingFleet(TARGETS);
 
 /**
  * Instances (four databases of table prefixes on one server, as VMoodle allows), registered in a scratch master,
@@ -148,6 +156,7 @@ export async function withBenchFleet(
         VMOODLE_QUEUE_PREFIX: queuePrefix,
         VMOODLE_WORKER_CONCURRENCY: String(PER_SERVER),
         VMOODLE_DB_SERVER_CAP: String(PER_SERVER),
+        VMOODLE_SECRET_KEYS: `bench:${randomBytes(32).toString('base64')}`,
       };
       const app = await benchBackend(env);
       const rt = await app.ops();
@@ -171,7 +180,7 @@ export async function withBenchFleet(
       });
       await app.masterDb.batchInsert(rt.registry.table, rows, 500);
       try {
-        await work({ app, rt, server, instance });
+        await work({ app, rt, env, server, instance });
       } finally {
         const keys = await rt.redis.keys(`${queuePrefix}*`);
         for (let i = 0; i < keys.length; i += 500) await rt.redis.del(...keys.slice(i, i + 500));

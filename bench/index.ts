@@ -5,6 +5,7 @@ import { benchLifecycle } from './lifecycle.ts';
 import { benchMnetAndCron } from './mnet.ts';
 import { benchMoodleBuilds } from './moodle.ts';
 import { benchRegistry } from './registry.ts';
+import { benchScale } from './scale.ts';
 import { benchSlack } from './slack.ts';
 
 /** Every bench, in order; `npm run bench -- slack executor` runs only those named. */
@@ -12,6 +13,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   cli: benchCli,
   registry: benchRegistry,
   executor: benchExecutor,
+  scale: benchScale,
   compare: benchCompare,
   mnet: benchMnetAndCron,
   lifecycle: benchLifecycle,

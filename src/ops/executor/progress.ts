@@ -30,6 +30,7 @@ export interface FollowWhileAway {
 }
 
 const ENDED_RUN_EVENTS_SECONDS = 3600;
+const ENDED_RUN_EVENTS_KEPT = 100;
 
 /**
  * Events go to a Redis stream per run, so any number of front ends can follow a run from any point, blocking on
@@ -52,10 +53,12 @@ export class Progress {
   }
 
   /**
-   * A run that ended keeps its events an hour, for the followers still reading them; later ones read the master.
+   * A run that ended keeps its last events an hour, for the followers still reading them (one far behind skips to
+   * them; every follower reads the run's end from the master); later ones read the master.
    */
   async ended(runId: number): Promise<void> {
-    await this.redis.expire(this.keys.events(runId), ENDED_RUN_EVENTS_SECONDS);
+    const key = this.keys.events(runId);
+    await this.redis.multi().xtrim(key, 'MAXLEN', ENDED_RUN_EVENTS_KEPT).expire(key, ENDED_RUN_EVENTS_SECONDS).exec();
   }
 
   /**

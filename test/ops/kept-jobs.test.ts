@@ -4,6 +4,7 @@ import { startRun } from '../../src/ops/executor/run-actions.ts';
 import { followRun } from '../../src/verbs/follow.ts';
 import { endedRun, opsFixture, registerInstances, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
+import { waitFor } from '../support/wait.ts';
 
 describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
   let fx: OpsFixture;
@@ -43,6 +44,11 @@ describe.runIf(testServices().moodleDump)('Redis after runs end', () => {
     expect((await endedRun(fx, plan.run.id)).state).toBe('partly_failed');
     const { keys, redis } = fx.rt;
     expect(await redis.exists(keys.failures(plan.run.id), keys.cancel(plan.run.id))).toBe(0);
+    // The run's own job, which lists every target's job it waited for, goes too: kept, it would grow with the fleet.
+    await waitFor(
+      'the run job removed',
+      async () => (await fx.rt.queue.getJob(fx.rt.runJobId(plan.run.id))) === undefined,
+    );
     const ttl = await redis.ttl(keys.events(plan.run.id));
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(3600);

@@ -90,6 +90,28 @@ describe.runIf(testServices().moodleDump)('two workers finding one run whose wor
     expect(recoveries.map((e) => e.detail)).toEqual(['2 queued again, 0 interrupted']);
   });
 
+  it('once recovered, is left to its new work by the next looks', async () => {
+    const plan = await createPlan(fx.rt, {
+      command: 'generic/setconfig',
+      params: { key: 'theme', value: 'once' },
+      selector: { tohosts: ['t1', 't2'] },
+      requestedBy: 'tester',
+      via: 'cli',
+    });
+    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    const admin = new Redis(redis.url);
+    await admin.flushall();
+    admin.disconnect();
+    await passTime(600, 'the run is older than one look of the watchdog');
+    const watchdog = new RunWatchdog(fx.rt, fx.app.log);
+    expect(await watchdog.tick()).toContain(plan.run.id);
+    // No worker serves this suite: the recovered work waits in the queue, as it would behind other runs.
+    await passTime(600, 'another look of the watchdog is due');
+    expect(await watchdog.tick()).toEqual([]);
+    const recoveries = (await fx.rt.store.events(plan.run.id)).filter((e) => e.kind === 'recover');
+    expect(recoveries).toHaveLength(1);
+  });
+
   it('whose every target ended but whose own job was lost before it could end it: ended by the watchdog', async () => {
     const plan = await createPlan(fx.rt, {
       command: 'generic/setconfig',

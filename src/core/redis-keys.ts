@@ -21,6 +21,11 @@ export class RedisKeys {
     return `${this.runs}:${runId}:failures`;
   }
 
+  /** The names of the flows a run's recoveries added, beside its first: its jobs are under any of them. */
+  flows(runId: number): string {
+    return `${this.runs}:${runId}:flows`;
+  }
+
   events(runId: number): string {
     return `${this.runs}:${runId}:events`;
   }

@@ -78,9 +78,9 @@ export class Gate {
       .exec();
   }
 
-  /** A run that ended needs neither its failure count nor its cancel mark: no work of it is admitted any more. */
+  /** A run that ended needs neither its failure count, its cancel mark nor its flows' names: no work of it is admitted any more. */
   async forget(runId: number): Promise<void> {
-    await this.redis.del(this.keys.failures(runId), this.keys.cancel(runId));
+    await this.redis.del(this.keys.failures(runId), this.keys.cancel(runId), this.keys.flows(runId));
   }
 
   async cancel(runId: number): Promise<void> {

@@ -61,8 +61,22 @@ export async function endCancelled(rt: RunServices, runId: number): Promise<RunS
   return settleRun(rt, runId, 'interrupted — verify: no worker was left to finish it');
 }
 
-/** Whether a target's job is still being worked on or waits its turn; false when its work is gone or stalled. */
-async function workAlive(rt: RunServices, jobId: string, node: string | null): Promise<boolean> {
+/**
+ * The suffixes of a run's job ids: '' for its first flow, then one per recovery that queued work again. A target's
+ * job is under one of them, the first flow's when it was alive at every recovery.
+ */
+export async function flowSuffixes(rt: RunServices, runId: number): Promise<string[]> {
+  return ['', ...(await rt.redis.smembers(rt.keys.flows(runId))).sort().map((f) => `-${f}`)];
+}
+
+/** Whether any of a run's jobs of this id, in any of its flows, is still worked on or waits its turn. */
+async function anyAlive(rt: RunServices, jobId: string, node: string | null, suffixes: string[]): Promise<boolean> {
+  for (const suffix of suffixes) if (await workAlive(rt, `${jobId}${suffix}`, node)) return true;
+  return false;
+}
+
+/** Whether a job is still being worked on or waits its turn; false when its work is gone or stalled. */
+export async function workAlive(rt: RunServices, jobId: string, node: string | null): Promise<boolean> {
   const job = await rt.queueOf(node).getJob(jobId);
   if (!job) return false;
   const state = await job.getState();
@@ -75,7 +89,8 @@ async function workAlive(rt: RunServices, jobId: string, node: string | null): P
 export async function lostWork(rt: RunServices, runId: number): Promise<{ open: TargetRow[]; lost: TargetRow[] }> {
   const open = (await rt.store.getTargets(runId)).filter((t) => (UNFINISHED as readonly string[]).includes(t.status));
   const lost: TargetRow[] = [];
-  for (const t of open) if (!(await workAlive(rt, rt.targetJobId(runId, t.id), t.node))) lost.push(t);
+  const suffixes = await flowSuffixes(rt, runId);
+  for (const t of open) if (!(await anyAlive(rt, rt.targetJobId(runId, t.id), t.node, suffixes))) lost.push(t);
   return { open, lost };
 }
 
@@ -132,7 +147,10 @@ export async function recoverRun(rt: RunServices, runId: number, actor: string):
   const alive = open.length - lost.length;
   if (again.length > 0) {
     // A flow of its own: a parent that ends the run once these targets are done, whatever became of the first flow.
-    const flow = rt.runFlow(run, again, `recover${now}`);
+    const attempt = `recover${now}`;
+    const flow = rt.runFlow(run, again, attempt);
+    // Named before it is added: a flow added but not named would have its jobs taken for lost.
+    await rt.redis.sadd(rt.keys.flows(runId), attempt);
     await rt.store
       .db(rt.store.t.targets)
       .whereIn(

@@ -17,7 +17,7 @@ import {
 import { ParamError, resolveParams, secretNames } from '../commands/params.ts';
 import { reportWaiting } from './node-watch.ts';
 import { placeTargets } from './placement.ts';
-import { endCancelled } from './recovery.ts';
+import { endCancelled, flowSuffixes } from './recovery.ts';
 import type { RunServices } from './run-services.ts';
 import { DONE_OK, FINAL_STATES, WARNING, type RunRow, type RunState, type TargetRow } from './run-model.ts';
 
@@ -137,10 +137,13 @@ export async function cancelRun(rt: RunServices, runId: number, actor: string): 
  * cancelled at once instead of when they were due. One already taken by a worker runs its course.
  */
 async function promoteDelayed(rt: RunServices, runId: number): Promise<void> {
+  const suffixes = await flowSuffixes(rt, runId);
   for (const target of (await rt.store.getTargets(runId)).filter((t) => t.delay_ms > 0 && t.status === 'pending')) {
-    const job = await rt.queueOf(target.node).getJob(rt.targetJobId(runId, target.id));
     try {
-      if (job && (await job.isDelayed())) await job.promote();
+      for (const suffix of suffixes) {
+        const job = await rt.queueOf(target.node).getJob(`${rt.targetJobId(runId, target.id)}${suffix}`);
+        if (job && (await job.isDelayed())) await job.promote();
+      }
     } catch (err) {
       rt.log.warn(
         { ...errorFields(err), run: runId, target: target.shortname },

@@ -179,7 +179,9 @@ export class RunServices {
       name: 'run',
       queueName: sharedQueueName(this.installation),
       data: { runId, installation: this.installation } satisfies ExecutorJobs['run'],
-      opts: { jobId: `${this.runJobId(runId)}${suffix}`, ...kept },
+      // The run's own job holds an entry per target job it waited for: kept, it would grow with the fleet, and the
+      // run's end is in the master.
+      opts: { jobId: `${this.runJobId(runId)}${suffix}`, removeOnComplete: true, removeOnFail: kept.removeOnFail },
       children: targets.map((target) => ({
         name: 'target',
         queueName: queueNameOf(this.installation, target.node),

@@ -3,7 +3,7 @@ import { errorFields } from '../../core/log.ts';
 import { targetDeadlineMs } from '../commands/command.ts';
 import { findCommand } from '../commands/index.ts';
 import { pushRecovered } from './alerts.ts';
-import { lostWork, recoverRun } from './recovery.ts';
+import { flowSuffixes, lostWork, recoverRun, workAlive } from './recovery.ts';
 import type { RunRow } from './run-model.ts';
 import type { RunServices } from './run-services.ts';
 import { Every } from '../../core/every.ts';
@@ -66,15 +66,14 @@ export class RunWatchdog {
   }
 
   /**
-   * A started run whose flow's parent is gone from the queue (a recovered run's first flow is gone too) or ended
-   * without ending the run.
+   * A started run none of whose flows' parents is waiting for its targets: gone from the queue, or ended without
+   * ending the run.
    */
   private async mayHaveLostWork(run: RunRow): Promise<boolean> {
     if (run.started_at === null || Date.now() - run.started_at < this.rt.config.executor.watchdogInterval) return false;
-    const parent = await this.rt.queue.getJob(this.rt.runJobId(run.id));
-    if (!parent) return true;
-    const state = await parent.getState();
-    return state === 'failed' || state === 'completed';
+    for (const suffix of await flowSuffixes(this.rt, run.id))
+      if (await workAlive(this.rt, `${this.rt.runJobId(run.id)}${suffix}`, null)) return false;
+    return true;
   }
 
   /**

@@ -7,16 +7,14 @@ import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
 import type { Backend } from '../src/verbs/backend.ts';
 import { parseMysqlUrl, type MysqlServer } from '../src/core/db/mysql-url.ts';
-import { startRun } from '../src/ops/executor/run-actions.ts';
 import { createPlan } from '../src/ops/executor/planner.ts';
 import { mapLimit } from '../src/core/map-limit.ts';
 import type { RunServices } from '../src/ops/executor/run-services.ts';
-import { FINAL_STATES } from '../src/ops/executor/run-model.ts';
 import { ExecutorWorker } from '../src/ops/executor/worker.ts';
 import { fieldsToRow, INSTANCE_DEFAULTS } from '../src/registry/instance.ts';
 import { loadDump, restoreSql } from '../src/ops/moodle/dump.ts';
 import { COMPACT_SCHEMA_PATH } from '../src/ops/moodle/moodle-source.ts';
-import { benchServer, withScratchDatabase, benchBackend } from './support.ts';
+import { benchServer, withScratchDatabase, benchBackend, timedRun } from './support.ts';
 
 const TARGETS = 1000;
 const DATABASES = 4;
@@ -266,14 +264,7 @@ export async function benchExecutor(): Promise<void> {
     await worker.waitUntilReady();
     const stopSampling = sampleConnections(probe);
     const cpuBefore = process.cpuUsage();
-    const start = performance.now();
-    await startRun(rt, plan.run.id, 'bench', plan.run.plan_hash);
-    await rt.progress.follow(
-      plan.run.id,
-      () => undefined,
-      (e) => e.type === 'state' && FINAL_STATES.includes(e.state),
-    );
-    const runMs = performance.now() - start;
+    const runMs = await timedRun(rt, plan.run);
     const cpu = process.cpuUsage(cpuBefore);
     const cpuShare = (cpu.user + cpu.system) / 1000 / runMs;
     const serverPeak = await stopSampling();

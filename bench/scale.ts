@@ -5,10 +5,9 @@ import Table from 'cli-table3';
 import { PROJECT_ROOT } from '../src/core/config.ts';
 import { freePort } from '../src/core/services/private-server.ts';
 import { createPlan } from '../src/ops/executor/planner.ts';
-import { startRun } from '../src/ops/executor/run-actions.ts';
-import { FINAL_STATES } from '../src/ops/executor/run-model.ts';
 import type { RunServices } from '../src/ops/executor/run-services.ts';
 import { settingFleet, withBenchFleet } from './executor.ts';
+import { timedRun } from './support.ts';
 
 const SMALL = 1_000;
 const LARGE = 10_000;
@@ -101,14 +100,7 @@ export async function benchScale(): Promise<void> {
               await new Promise((r) => setTimeout(r, 500));
             }
           })();
-          const start = performance.now();
-          await startRun(rt, plan.run.id, 'bench', plan.run.plan_hash);
-          await rt.progress.follow(
-            plan.run.id,
-            () => undefined,
-            (e) => e.type === 'state' && FINAL_STATES.includes(e.state),
-          );
-          const runMs = performance.now() - start;
+          const runMs = await timedRun(rt, plan.run);
           ended = true;
           await scraping;
           const run = await rt.store.getRun(plan.run.id);

@@ -2,6 +2,9 @@ import Table from 'cli-table3';
 import mysql from 'mysql2/promise';
 import { randomBytes } from 'node:crypto';
 import { Backend } from '../src/verbs/backend.ts';
+import { startRun } from '../src/ops/executor/run-actions.ts';
+import { FINAL_STATES, type RunRow } from '../src/ops/executor/run-model.ts';
+import type { RunServices } from '../src/ops/executor/run-services.ts';
 import { DEFAULT_MYSQL_SERVER, loadConfig } from '../src/core/config.ts';
 import { parseSettings, serverName } from '../src/core/security-settings.ts';
 import { parseMysqlUrl, withDatabase } from '../src/core/db/mysql-url.ts';
@@ -74,4 +77,16 @@ export async function benchBackend(env: Record<string, string | undefined>): Pro
   const server = serverName(parseMysqlUrl(env.MYSQL_URL ?? DEFAULT_MYSQL_SERVER));
   await (await app.settings()).write(parseSettings({ db_servers: [{ server }] }), 'bench');
   return app;
+}
+
+/** Starts a planned run and follows it to its end: the time from submit to the last result, in ms. */
+export async function timedRun(rt: RunServices, run: Pick<RunRow, 'id' | 'plan_hash'>): Promise<number> {
+  const start = performance.now();
+  await startRun(rt, run.id, 'bench', run.plan_hash);
+  await rt.progress.follow(
+    run.id,
+    () => undefined,
+    (e) => e.type === 'state' && FINAL_STATES.includes(e.state),
+  );
+  return performance.now() - start;
 }

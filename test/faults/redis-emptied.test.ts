@@ -9,7 +9,7 @@ import { startRun } from '../../src/ops/executor/run-actions.ts';
 import { RunWatchdog } from '../../src/ops/executor/watchdog.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
 import { FLEET_SCHEDULES } from '../../src/ops/schedules/index.ts';
-import { endedRun, opsFixture, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { endedRun, opsFixture, startedThemeRun, startWorker, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { OwnRedis } from '../support/own-redis.ts';
 import { testServices } from '../support/services.ts';
 import { passTime, waitFor } from '../support/wait.ts';
@@ -71,67 +71,46 @@ describe.runIf(testServices().moodleDump)('two workers finding one run whose wor
   afterAll(() => redis?.stop());
 
   it('recover it once', async () => {
-    const plan = await createPlan(fx.rt, {
-      command: 'generic/setconfig',
-      params: { key: 'theme', value: 'raced' },
-      selector: { tohosts: ['t1', 't2'] },
-      requestedBy: 'tester',
-      via: 'cli',
-    });
-    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    const run = await startedThemeRun(fx, ['t1', 't2'], 'raced');
     const admin = new Redis(redis.url);
     await admin.flushall();
     admin.disconnect();
     await passTime(600, 'the run is older than one look of the watchdog');
     const [a, b] = [new RunWatchdog(fx.rt, fx.app.log), new RunWatchdog(fx.rt, fx.app.log)];
     const found = (await Promise.all([a.tick(), b.tick()])).flat();
-    expect(found).toEqual([plan.run.id]);
-    const recoveries = (await fx.rt.store.events(plan.run.id)).filter((e) => e.kind === 'recover');
+    expect(found).toEqual([run.id]);
+    const recoveries = (await fx.rt.store.events(run.id)).filter((e) => e.kind === 'recover');
     expect(recoveries.map((e) => e.detail)).toEqual(['2 queued again, 0 interrupted']);
   });
 
   it('once recovered, is left to its new work by the next looks', async () => {
-    const plan = await createPlan(fx.rt, {
-      command: 'generic/setconfig',
-      params: { key: 'theme', value: 'once' },
-      selector: { tohosts: ['t1', 't2'] },
-      requestedBy: 'tester',
-      via: 'cli',
-    });
-    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    const run = await startedThemeRun(fx, ['t1', 't2'], 'once');
     const admin = new Redis(redis.url);
     await admin.flushall();
     admin.disconnect();
     await passTime(600, 'the run is older than one look of the watchdog');
     const watchdog = new RunWatchdog(fx.rt, fx.app.log);
-    expect(await watchdog.tick()).toContain(plan.run.id);
+    expect(await watchdog.tick()).toContain(run.id);
     // No worker serves this suite: the recovered work waits in the queue, as it would behind other runs.
     await passTime(600, 'another look of the watchdog is due');
     expect(await watchdog.tick()).toEqual([]);
-    const recoveries = (await fx.rt.store.events(plan.run.id)).filter((e) => e.kind === 'recover');
+    const recoveries = (await fx.rt.store.events(run.id)).filter((e) => e.kind === 'recover');
     expect(recoveries).toHaveLength(1);
   });
 
   it('whose every target ended but whose own job was lost before it could end it: ended by the watchdog', async () => {
-    const plan = await createPlan(fx.rt, {
-      command: 'generic/setconfig',
-      params: { key: 'theme', value: 'settled' },
-      selector: { tohosts: ['t1', 't2'] },
-      requestedBy: 'tester',
-      via: 'cli',
-    });
-    await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+    const run = await startedThemeRun(fx, ['t1', 't2'], 'settled');
     // Each target's result reached the master; the run's job, which ends the run, went with Redis.
     await fx.rt.store
       .db(fx.rt.store.t.targets)
-      .where({ run_id: plan.run.id })
+      .where({ run_id: run.id })
       .update({ status: 'applied', finished_at: Date.now() });
     const admin = new Redis(redis.url);
     await admin.flushall();
     admin.disconnect();
     await passTime(600, 'the run is older than one look of the watchdog');
-    expect(await new RunWatchdog(fx.rt, fx.app.log).tick()).toContain(plan.run.id);
-    expect(await fx.rt.store.getRun(plan.run.id)).toMatchObject({ state: 'succeeded' });
+    expect(await new RunWatchdog(fx.rt, fx.app.log).tick()).toContain(run.id);
+    expect(await fx.rt.store.getRun(run.id)).toMatchObject({ state: 'succeeded' });
   });
 });
 

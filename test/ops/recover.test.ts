@@ -8,7 +8,7 @@ import { createPlan } from '../../src/ops/executor/planner.ts';
 import { startRun } from '../../src/ops/executor/run-actions.ts';
 import type { TargetRow } from '../../src/ops/executor/run-model.ts';
 import { runCli } from '../support/cli.ts';
-import { opsFixture, thinFleet, type OpsFixture } from '../support/fleet.ts';
+import { opsFixture, startedThemeRun, thinFleet, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
 import { passTime } from '../support/wait.ts';
 
@@ -16,17 +16,7 @@ let fx: OpsFixture;
 let conn: Connection;
 
 /** A started run no worker has touched: its jobs wait in the queue. */
-async function startedRun(hosts: string[], value: string): Promise<number> {
-  const plan = await createPlan(fx.rt, {
-    command: 'generic/setconfig',
-    params: { key: 'theme', value },
-    selector: { tohosts: hosts },
-    requestedBy: 'tester',
-    via: 'cli',
-  });
-  await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
-  return plan.run.id;
-}
+const startedRun = async (hosts: string[], value: string) => (await startedThemeRun(fx, hosts, value)).id;
 
 /** config_log rows a value's write left on a target: one per real write. */
 async function writes(target: TargetRow, value: string): Promise<number> {

@@ -7,6 +7,8 @@ import { Backend } from '../../src/verbs/backend.ts';
 import { loadConfig } from '../../src/core/config.ts';
 import { parseMysqlUrl } from '../../src/core/db/mysql-url.ts';
 import { parseSettings, serverName } from '../../src/core/security-settings.ts';
+import { createPlan } from '../../src/ops/executor/planner.ts';
+import { startRun } from '../../src/ops/executor/run-actions.ts';
 import { FINAL_STATES, type RunRow } from '../../src/ops/executor/run-model.ts';
 import type { RunServices } from '../../src/ops/executor/run-services.ts';
 import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
@@ -143,4 +145,21 @@ export function endedRun(fx: Pick<OpsFixture, 'rt'>, runId: number, timeoutMs = 
     },
     { timeoutMs },
   );
+}
+
+/** The theme set to `value` on the hosts named, planned and started by `tester`: the run fault tests put through a fault. */
+export async function startedThemeRun(
+  fx: Pick<OpsFixture, 'rt'>,
+  hosts: string[] | '*',
+  value: string,
+): Promise<RunRow> {
+  const plan = await createPlan(fx.rt, {
+    command: 'generic/setconfig',
+    params: { key: 'theme', value },
+    selector: { tohosts: hosts },
+    requestedBy: 'tester',
+    via: 'cli',
+  });
+  await startRun(fx.rt, plan.run.id, 'tester', plan.run.plan_hash);
+  return plan.run;
 }

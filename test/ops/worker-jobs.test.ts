@@ -1,6 +1,7 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExecutorJobs } from '../../src/ops/executor/queues.ts';
-import { opsFixture, startWorker, type OpsFixture } from '../support/fleet.ts';
+import { ExecutorWorker } from '../../src/ops/executor/worker.ts';
+import { opsFixture, type OpsFixture } from '../support/fleet.ts';
 import { testServices } from '../support/services.ts';
 import { waitFor } from '../support/wait.ts';
 
@@ -9,7 +10,22 @@ describe.runIf(testServices().moodleDump)("the executor's jobs as BullMQ sees th
 
   beforeAll(async () => {
     fx = await opsFixture('jobs', undefined, { VMOODLE_ATTEMPTS: '3' });
-    await startWorker(fx).waitUntilReady();
+    // A schedule whose server refuses: its failure is its own, not the master's.
+    const worker = new ExecutorWorker(fx.rt, {
+      schedules: {
+        handlers: {
+          'refused-report': async () => {
+            throw Object.assign(new Error('connect ECONNREFUSED 10.0.0.9:3306'), {
+              code: 'ECONNREFUSED',
+              syscall: 'connect',
+            });
+          },
+        },
+        declare: async () => undefined,
+      },
+    });
+    afterAll(() => worker.close());
+    await worker.waitUntilReady();
   });
 
   const failedJob = async (id: string) =>
@@ -36,5 +52,11 @@ describe.runIf(testServices().moodleDump)("the executor's jobs as BullMQ sees th
     const job = await failedJob('unknown-name');
     expect(job.failedReason).toContain("no handler for 'nightly-report' jobs");
     expect(job.attemptsMade).toBe(1);
+  });
+
+  it("fails a schedule's job whose server refuses, as its caller judges, without waiting for the master", async () => {
+    await fx.rt.queue.add('refused-report', { installation: fx.rt.installation }, { jobId: 'refused', attempts: 1 });
+    const job = await failedJob('refused');
+    expect(job.failedReason).toBe('connect ECONNREFUSED 10.0.0.9:3306');
   });
 });

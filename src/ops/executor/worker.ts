@@ -213,26 +213,35 @@ export class ExecutorWorker {
 
   private async process(job: AnyExecutorJob, token: string | undefined): Promise<unknown> {
     try {
-      if (isJobNamed(job, 'target')) return await this.runTarget(job, token);
-      if (isJobNamed(job, 'run')) return await this.finish(job.data.runId);
+      if (isJobNamed(job, 'target')) return await this.recording(job, token, () => this.runTarget(job, token));
+      if (isJobNamed(job, 'run')) return await this.recording(job, token, () => this.finish(job.data.runId));
       if (isJobNamed(job, NODE_TASK)) return await this.nodeTask(job);
       const scheduled = this.schedules?.handlers[job.name];
       if (scheduled) return await scheduled(this.rt, job.data);
     } catch (err) {
       // A job of a run that is gone fails for good: BullMQ would otherwise try it again, for nothing, until its attempts run out.
       if (err instanceof RunNotFoundError) throw new UnrecoverableError(err.message);
-      // The master out of reach while a job reads its run or records what it did: nothing can be recorded, so the job
-      // waits for the master, costing no attempt, however long it is away; a target's own deadline runs only once
-      // its work has started, and the earlier attempt's write record tells a retry what it wrote.
-      if (!(err instanceof DelayedError) && isTransient(err)) {
-        this.tellMasterAway(err);
-        await this.delay(job, token, MASTER_WAIT_MS);
-      }
       throw err;
     }
     throw new UnrecoverableError(
       `no handler for '${job.name}' jobs: this worker was started without the fleet's schedules`,
     );
+  }
+
+  /**
+   * A run's job, which reads its run from the master and records what it did there. With the master out of reach
+   * nothing can be recorded, so the job waits for it, costing no attempt, however long it is away; a target's own
+   * deadline runs only once its work has started, and the earlier attempt's write record tells a retry what it
+   * wrote. (A node task's or a schedule's passing failure is its caller's to judge.)
+   */
+  private async recording<T>(job: Job, token: string | undefined, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof DelayedError || !isTransient(err)) throw err;
+      this.tellMasterAway(err);
+      return await this.delay(job, token, MASTER_WAIT_MS);
+    }
   }
 
   /** A task a run asked of this node: only a node's worker takes jobs from the node's queue. */

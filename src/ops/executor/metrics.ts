@@ -65,15 +65,17 @@ export class ExecutorMetrics {
         for (const state of RUN_STATES) this.set({ state }, byState.get(state) ?? 0);
       },
     });
+    // The shared queue ('any'), then each node's.
+    const queues = () => [null, ...rt.config.nodes.map((n) => n.name)].map((node) => ({ node, label: node ?? 'any' }));
     new Gauge({
       name: 'vmoodle_queue_jobs',
       help: "Jobs not yet done in the installation's queues, by node ('any' for the shared queue) and job state",
       labelNames: ['node', 'state'],
       registers,
       collect: async function (this: Gauge<'node' | 'state'>) {
-        for (const node of [null, ...rt.config.nodes.map((n) => n.name)]) {
+        for (const { node, label } of queues()) {
           const counts = await rt.queueOf(node).getJobCounts(...DEPTH_STATES);
-          for (const state of DEPTH_STATES) this.set({ node: node ?? 'any', state }, counts[state] ?? 0);
+          for (const state of DEPTH_STATES) this.set({ node: label, state }, counts[state] ?? 0);
         }
       },
     });
@@ -83,20 +85,19 @@ export class ExecutorMetrics {
       labelNames: ['node'],
       registers,
       collect: async function (this: Gauge<'node'>) {
-        for (const node of [null, ...rt.config.nodes.map((n) => n.name)])
-          this.set({ node: node ?? 'any' }, await rt.queueOf(node).getWorkersCount());
+        for (const { node, label } of queues()) this.set({ node: label }, await rt.queueOf(node).getWorkersCount());
       },
     });
-    const unready = () => this.unready();
+    const reachability = () => this.reachability();
     new Gauge({
       name: 'vmoodle_reachable',
       help: 'Whether this process reaches Redis and the master database (1) or not (0), checked when scraped',
       labelNames: ['service'],
       registers,
       collect: async function (this: Gauge<'service'>) {
-        const missing = await unready();
-        this.set({ service: 'redis' }, missing.some((m) => m.startsWith('Redis')) ? 0 : 1);
-        this.set({ service: 'master' }, missing.some((m) => m.startsWith('the master')) ? 0 : 1);
+        const { redis, master } = await reachability();
+        this.set({ service: 'redis' }, redis === undefined ? 1 : 0);
+        this.set({ service: 'master' }, master === undefined ? 1 : 0);
       },
     });
   }
@@ -109,6 +110,12 @@ export class ExecutorMetrics {
 
   /** What this process needs and cannot reach now: Redis, the master database. */
   async unready(): Promise<string[]> {
+    const { redis, master } = await this.reachability();
+    return [redis, master].filter((problem) => problem !== undefined);
+  }
+
+  /** Why Redis and the master cannot be reached now, each undefined when it answers within PROBE_MS. */
+  private async reachability(): Promise<{ redis: string | undefined; master: string | undefined }> {
     const probe = async (what: string, server: string, check: () => Promise<unknown>) => {
       let timer: NodeJS.Timeout | undefined;
       try {
@@ -118,9 +125,9 @@ export class ExecutorMetrics {
             timer = setTimeout(() => resolve(false), PROBE_MS);
           }),
         ]);
-        return answered ? [] : [`${what} did not answer within ${PROBE_MS / 1000} s`];
+        return answered ? undefined : `${what} did not answer within ${PROBE_MS / 1000} s`;
       } catch (err) {
-        return [`${what} cannot be reached (${describeError(err, server)})`];
+        return `${what} cannot be reached (${describeError(err, server)})`;
       } finally {
         clearTimeout(timer);
       }
@@ -129,7 +136,7 @@ export class ExecutorMetrics {
       probe('Redis', 'Redis', () => this.rt.redis.ping()),
       probe('the master database', 'database', () => this.rt.store.db.raw('SELECT 1')),
     ]);
-    return [...redis, ...master];
+    return { redis, master };
   }
 }
 

@@ -36,7 +36,6 @@ const ENDED_RUN_EVENTS_KEPT = 100;
  * Events go to a Redis stream per run, so any number of front ends can follow a run from any point, blocking on
  * the stream rather than polling the database.
  */
-
 export class Progress {
   constructor(
     private readonly redis: Redis,

@@ -70,13 +70,18 @@ export async function flowSuffixes(rt: RunServices, runId: number): Promise<stri
 }
 
 /** Whether any of a run's jobs of this id, in any of its flows, is still worked on or waits its turn. */
-async function anyAlive(rt: RunServices, jobId: string, node: string | null, suffixes: string[]): Promise<boolean> {
+export async function anyAlive(
+  rt: RunServices,
+  jobId: string,
+  node: string | null,
+  suffixes: string[],
+): Promise<boolean> {
   for (const suffix of suffixes) if (await workAlive(rt, `${jobId}${suffix}`, node)) return true;
   return false;
 }
 
 /** Whether a job is still being worked on or waits its turn; false when its work is gone or stalled. */
-export async function workAlive(rt: RunServices, jobId: string, node: string | null): Promise<boolean> {
+async function workAlive(rt: RunServices, jobId: string, node: string | null): Promise<boolean> {
   const job = await rt.queueOf(node).getJob(jobId);
   if (!job) return false;
   const state = await job.getState();

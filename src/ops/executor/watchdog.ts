@@ -3,7 +3,7 @@ import { errorFields } from '../../core/log.ts';
 import { targetDeadlineMs } from '../commands/command.ts';
 import { findCommand } from '../commands/index.ts';
 import { pushRecovered } from './alerts.ts';
-import { flowSuffixes, lostWork, recoverRun, workAlive } from './recovery.ts';
+import { anyAlive, flowSuffixes, lostWork, recoverRun } from './recovery.ts';
 import type { RunRow } from './run-model.ts';
 import type { RunServices } from './run-services.ts';
 import { Every } from '../../core/every.ts';
@@ -71,9 +71,7 @@ export class RunWatchdog {
    */
   private async mayHaveLostWork(run: RunRow): Promise<boolean> {
     if (run.started_at === null || Date.now() - run.started_at < this.rt.config.executor.watchdogInterval) return false;
-    for (const suffix of await flowSuffixes(this.rt, run.id))
-      if (await workAlive(this.rt, `${this.rt.runJobId(run.id)}${suffix}`, null)) return false;
-    return true;
+    return !(await anyAlive(this.rt, this.rt.runJobId(run.id), null, await flowSuffixes(this.rt, run.id)));
   }
 
   /**

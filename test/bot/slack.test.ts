@@ -14,6 +14,7 @@ import {
   buttonPayload,
   eventBody,
   FakeSlackApi,
+  firstButton,
   interactionBody,
   signedPost,
   slashBody,
@@ -275,9 +276,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
   it('tells a command-line approval in the approval request’s thread, as break-glass, and closes the request', async () => {
     await slash('UOP', 'run sql/multisql --hosts t10 sql="DELETE FROM {config_log}"');
     const request = api.of('chat.postMessage').at(-1) as RecordedCall;
-    const value = (
-      request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>
-    ).find((b) => b.type === 'actions')?.elements?.[0]?.value as string;
+    const value = firstButton(request)?.value as string;
     const runId = Number(value.split(':')[0]);
     const settings = await fx.app.settings();
     const before = await fx.app.security();
@@ -317,9 +316,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
     await fx.rt.queue.pause();
     await slash('UOP', 'run sql/multisql --hosts t12,t13 sql="DELETE FROM {config_log}"');
     const request = api.of('chat.postMessage').at(-1) as RecordedCall;
-    const value = (
-      request.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>
-    ).find((b) => b.type === 'actions')?.elements?.[0]?.value as string;
+    const value = firstButton(request)?.value as string;
     const runId = Number(value.split(':')[0]);
     await interact(buttonPayload('UAPP', 'approve', value));
     const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
@@ -350,11 +347,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
 
   it('refuses an approval replayed for a plan other than the one shown', async () => {
     await slash('UOP', 'run sql/multisql --hosts t7 sql="DELETE FROM {config_log}"');
-    const blocks = (api.of('chat.postMessage').at(-1) as RecordedCall).params.blocks as Array<{
-      type: string;
-      elements?: Array<{ action_id: string; value: string }>;
-    }>;
-    const value = blocks.find((b) => b.type === 'actions')?.elements?.[0]?.value as string;
+    const value = firstButton(api.of('chat.postMessage').at(-1) as RecordedCall)?.value as string;
     const runId = Number(value.split(':')[0]);
     const replayed = JSON.stringify({ value: `${runId}:${'0'.repeat(64)}`, channel: 'C1', expected: 't7' });
     const res = await signedPost(bot.url, SECRET, interactionBody(approvalSubmission('UAPP', replayed, 't7')));
@@ -473,9 +466,7 @@ describe.runIf(testServices().moodleDump)('the Slack bot', () => {
   it('offers to run a command on the hosts a preview showed', async () => {
     await slash('UOP', "showtargets --match 'https://t4*'");
     const preview = api.repliesTo('UOP').at(-1) as RecordedCall;
-    const button = (
-      preview.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>
-    ).find((b) => b.type === 'actions')?.elements?.[0];
+    const button = firstButton(preview);
     expect(button?.action_id).toBe('targets_builder');
     await interact(buttonPayload('UOP', 'targets_builder', button?.value as string));
     const builder = (api.of('views.open').at(-1) as RecordedCall).params.view as {

@@ -1,7 +1,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/core/services/private-server.ts';
 import { createPlan } from '../../src/ops/executor/planner.ts';
@@ -45,9 +44,7 @@ describe.runIf(testServices().moodleDump)('a run whose queued work Redis lost', 
     await waitFor('the first target applied', async () =>
       (await fx.rt.store.getTargets(plan.run.id)).some((t) => t.status === 'applied'),
     );
-    const admin = new Redis(redis.url);
-    await admin.flushall();
-    admin.disconnect();
+    await redis.empty();
     const run = await endedRun(fx, plan.run.id, 40_000);
     const targets = await fx.rt.store.getTargets(plan.run.id);
     expect(run.state).toBe('succeeded');
@@ -72,9 +69,7 @@ describe.runIf(testServices().moodleDump)('two workers finding one run whose wor
 
   it('recover it once', async () => {
     const run = await startedThemeRun(fx, ['t1', 't2'], 'raced');
-    const admin = new Redis(redis.url);
-    await admin.flushall();
-    admin.disconnect();
+    await redis.empty();
     await passTime(600, 'the run is older than one look of the watchdog');
     const [a, b] = [new RunWatchdog(fx.rt, fx.app.log), new RunWatchdog(fx.rt, fx.app.log)];
     const found = (await Promise.all([a.tick(), b.tick()])).flat();
@@ -85,9 +80,7 @@ describe.runIf(testServices().moodleDump)('two workers finding one run whose wor
 
   it('once recovered, is left to its new work by the next looks', async () => {
     const run = await startedThemeRun(fx, ['t1', 't2'], 'once');
-    const admin = new Redis(redis.url);
-    await admin.flushall();
-    admin.disconnect();
+    await redis.empty();
     await passTime(600, 'the run is older than one look of the watchdog');
     const watchdog = new RunWatchdog(fx.rt, fx.app.log);
     expect(await watchdog.tick()).toContain(run.id);
@@ -105,9 +98,7 @@ describe.runIf(testServices().moodleDump)('two workers finding one run whose wor
       .db(fx.rt.store.t.targets)
       .where({ run_id: run.id })
       .update({ status: 'applied', finished_at: Date.now() });
-    const admin = new Redis(redis.url);
-    await admin.flushall();
-    admin.disconnect();
+    await redis.empty();
     await passTime(600, 'the run is older than one look of the watchdog');
     expect(await new RunWatchdog(fx.rt, fx.app.log).tick()).toContain(run.id);
     expect(await fx.rt.store.getRun(run.id)).toMatchObject({ state: 'succeeded' });

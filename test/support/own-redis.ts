@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Redis } from 'ioredis';
 import { waitFor } from './wait.ts';
 
 /** A redis-server of the test's own on a fixed port, stopped and started again like a restarted server. */
@@ -39,6 +40,16 @@ export class OwnRedis {
       { timeoutMs: 5_000 },
     );
   }
+  /** Empties it, as a Redis restarted without AOF comes back. */
+  async empty(): Promise<void> {
+    const admin = new Redis(this.url);
+    try {
+      await admin.flushall();
+    } finally {
+      admin.disconnect();
+    }
+  }
+
   async stop(): Promise<void> {
     const child = this.child;
     if (!child || child.exitCode !== null) return;

@@ -244,10 +244,7 @@ export async function runWithApproval(
 ): Promise<{ calls: RecordedCall[]; seconds: number }> {
   await signedPost(bot.url, secret, slashBody(request.requester, request.line));
   await bot.idle();
-  const message = api.of('chat.postMessage').at(-1) as RecordedCall;
-  const value = (message.params.blocks as Array<{ type: string; elements?: Array<{ value: string }> }>).find(
-    (b) => b.type === 'actions',
-  )?.elements?.[0]?.value as string;
+  const value = firstButton(api.of('chat.postMessage').at(-1) as RecordedCall)?.value as string;
   await signedPost(bot.url, secret, interactionBody(buttonPayload(request.approver, 'approve', value)));
   await bot.idle();
   const view = (api.of('views.open').at(-1) as RecordedCall).params.view as { private_metadata: string };
@@ -261,3 +258,9 @@ export async function runWithApproval(
   await bot.idle();
   return { calls: api.calls.slice(before), seconds: (performance.now() - started) / 1000 };
 }
+
+/** The first button of a message's actions block (an approval request's Approve, a preview's offer), if it has one. */
+export const firstButton = (call: RecordedCall) =>
+  (call.params.blocks as Array<{ type: string; elements?: Array<{ action_id: string; value: string }> }>).find(
+    (b) => b.type === 'actions',
+  )?.elements?.[0];
